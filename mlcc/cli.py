@@ -1,0 +1,81 @@
+"""Console entry points `mlcc` (C) and `mlcc++` (C++): the only place that
+decides exit codes. Under another name (a symlink called `cc`, `c++`,
+`clang++`) the language comes from the name.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from mlcc import __version__
+
+
+def _driver_from_name(default: str) -> str:
+    name = os.path.basename(sys.argv[0])
+    if name.endswith("++") or name.endswith("++.exe") or name in ("CC",):
+        return "c++"
+    return default if default == "c++" else "c"
+
+
+def _print_version_extra() -> None:
+    from mlcc import model
+    print(f"mlcc {__version__} ({model.identity()})")
+
+
+def _main(default_driver: str) -> int:
+    from mlcc.errors import MlccError
+
+    driver_kind = _driver_from_name(default_driver)
+    clang_argv = sys.argv[1:]
+    try:
+        from mlcc import settings as settings_mod
+        clang_argv, flags = settings_mod.split_mlcc_flags(clang_argv)
+        settings = settings_mod.load(flags)
+        from mlcc import driver
+        if settings.disable:
+            driver.run_plain_clang(driver_kind, clang_argv, "MLCC_DISABLE", settings)
+        from mlcc.args import parse
+        cmd = parse(clang_argv, driver_kind)
+        if clang_argv == ["--version"]:
+            return _version(driver_kind)
+        return driver.compile_command(cmd, clang_argv, settings)
+    except KeyboardInterrupt:
+        return 130
+    except MlccError as exc:
+        print(f"mlcc: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:  # an mlcc bug must not break the user's build
+        print(f"mlcc: warning: internal error ({type(exc).__name__}: {exc}); "
+              "running plain clang", file=sys.stderr)
+        try:
+            from mlcc.toolchain import find
+            from mlcc.process import exec_tool
+            exec_tool([find("clang++" if driver_kind == "c++" else "clang"), *clang_argv])
+        except Exception as second:
+            print(f"mlcc: error: {second}", file=sys.stderr)
+        return 1
+
+
+def _version(driver_kind: str) -> int:
+    """clang's own version text first (build systems parse it), then mlcc's."""
+    from mlcc.errors import ToolFailed
+    from mlcc.process import run_tool
+    from mlcc.toolchain import find
+    try:
+        run_tool([find("clang++" if driver_kind == "c++" else "clang"), "--version"])
+    except ToolFailed as exc:
+        return exc.exit_code
+    sys.stdout.flush()
+    _print_version_extra()
+    return 0
+
+
+def main_c() -> None:
+    """`mlcc`: a drop-in clang."""
+    sys.exit(_main("c"))
+
+
+def main_cxx() -> None:
+    """`mlcc++`: a drop-in clang++."""
+    sys.exit(_main("c++"))

@@ -1,0 +1,156 @@
+"""Carry out a plan: each source through front end, model, opt and code
+generation in a private temporary directory, then the outputs into place and
+the link through clang.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+
+from mlcc import codegen, frontend, model, pipeline, record
+from mlcc.args import Command
+from mlcc.errors import MlccError, ToolFailed
+from mlcc.link import link
+from mlcc.objective import object_size
+from mlcc.plan import OptimizePlan, PlainClang, UnitPlan
+from mlcc.process import exec_tool
+from mlcc.settings import Settings
+from mlcc.toolchain import Toolchain, find, for_driver
+
+
+def run_plain_clang(cmd_driver: str, clang_argv, reason: str, settings: Settings) -> None:
+    """Replace this process by clang with the user's arguments; log why first."""
+    clang = find("clang++" if cmd_driver == "c++" else "clang")
+    if settings.log:
+        record.append_log(settings.log, {"path": "clang", "reason": reason,
+                                         "cwd": os.getcwd(), "argv": list(clang_argv)})
+    exec_tool([clang, *clang_argv])
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+def deliver(built: str, dest: str) -> None:
+    """Move a finished output into place; a failed copy leaves no partial file."""
+    if dest == "-":
+        with open(built, "rb") as f:
+            shutil.copyfileobj(f, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        os.replace(built, dest)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise MlccError(f"unable to open output file '{dest}': '{exc.strerror}'") from None
+    try:
+        shutil.copyfile(built, dest)
+    except BaseException:
+        try:
+            os.unlink(dest)
+        except OSError:
+            pass
+        raise
+
+
+def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
+                  settings: Settings, tmp: str) -> str:
+    """One source to its object (or assembly) in `tmp`; returns that file's path."""
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+    bitcode = os.path.join(tmp, f"{index}.bc")
+    frontend.compile_to_bitcode(tools.clang, unit, bitcode)
+    times["frontend"] = time.perf_counter() - start
+    if settings.collect:
+        record.collect_unit(settings.collect, bitcode, {
+            "source": os.path.abspath(unit.source), "cwd": os.getcwd(),
+            "driver": cmd.driver, "language": unit.language, "opt_level": cmd.opt_level,
+            "argv": list(cmd.argv), "codegen_args": list(unit.codegen_args)})
+
+    start = time.perf_counter()
+    decision = model.choose(bitcode, cmd.opt_level, settings)
+    times["model"] = time.perf_counter() - start
+
+    built = os.path.join(tmp, f"{index}.s" if unit.emit_assembly else f"{index}.o")
+    fallback = None
+    try:
+        start = time.perf_counter()
+        optimized = os.path.join(tmp, f"{index}.opt.bc")
+        pipeline.run_opt(tools.opt, decision.pipeline, bitcode, optimized, timeout=settings.timeout)
+        times["opt"] = time.perf_counter() - start
+        start = time.perf_counter()
+        diagnostics = codegen.generate(tools.clang, unit, optimized, built, timeout=settings.timeout)
+        times["codegen"] = time.perf_counter() - start
+    except ToolFailed as exc:
+        fallback = str(exc)
+        start = time.perf_counter()
+        try:
+            diagnostics = codegen.generate(tools.clang, unit, bitcode, built, clang_passes=True)
+        except ToolFailed as final:
+            sys.stderr.write(final.stderr)
+            raise
+        times["codegen"] = time.perf_counter() - start
+        print(f"mlcc: warning: {fallback}; compiled {unit.source} with clang's own pipeline",
+              file=sys.stderr)
+    sys.stderr.write(diagnostics)
+    if settings.verbose:
+        gain = decision.scores.get(decision.pipeline)
+        note = f", predicted {100 * (1 - gain):+.1f}% vs clang" if gain else ""
+        print(f"mlcc: {unit.source}: {decision.pipeline} ({decision.source}{note})",
+              file=sys.stderr)
+    if settings.log:
+        record.append_log(settings.log, {
+            "path": "optimize", "source": unit.source, "cwd": os.getcwd(),
+            "output": unit.output, "opt_level": cmd.opt_level, "argv": list(cmd.argv),
+            "pipeline": decision.pipeline if not fallback else pipeline.clang_pipeline(cmd.opt_level),
+            "decision": decision.source, "scores": decision.scores, "fallback": fallback,
+            "seconds": {k: round(v, 4) for k, v in times.items()},
+            "size": None if unit.emit_assembly else object_size(built)})
+    return built
+
+
+def execute(plan: OptimizePlan, settings: Settings) -> int:
+    """Run an optimizing plan; return the exit code clang would have given."""
+    cmd = plan.command
+    tools = for_driver(cmd.driver)
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    tmp = tempfile.mkdtemp(prefix="mlcc-")
+    try:
+        built: list[str] = []
+        failure: ToolFailed | None = None
+        for index, unit in enumerate(plan.units):
+            try:
+                path = _compile_unit(index, unit, cmd, tools, settings, tmp)
+            except ToolFailed as exc:
+                failure = failure or exc
+                continue
+            if unit.output is not None:
+                deliver(path, unit.output)
+            built.append(path)
+        if failure is not None:
+            return failure.exit_code
+        if plan.link_args is not None:
+            link(tools.clang, plan.link_args, built)
+        return 0
+    except ToolFailed as exc:
+        return exc.exit_code
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def compile_command(cmd: Command, clang_argv, settings: Settings) -> int:
+    """Plan one command and carry it out (plain clang replaces this process)."""
+    from mlcc.plan import make_plan
+
+    plan = make_plan(cmd)
+    if isinstance(plan, PlainClang):
+        run_plain_clang(cmd.driver, clang_argv, plan.reason, settings)
+    return execute(plan, settings)

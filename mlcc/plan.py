@@ -1,0 +1,239 @@
+"""Decide what to do with a parsed command: mlcc's own pipeline, or plain clang.
+
+`make_plan` returns either `PlainClang(reason)` — run clang with the original
+arguments, and say why — or `OptimizePlan`, which lists for every source the
+front-end and code-generation arguments, where its object goes, and how the
+final link is made. "Just run clang" is a first-class answer, never an error.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from mlcc.args import OPTIMIZABLE_LANGUAGES, Arg, Command, Mode
+
+# Optimization levels where mlcc runs its own pipeline (clang's otherwise).
+OPTIMIZED_LEVELS = ("s", "z")
+
+# Keeps the -Os/-Oz function attributes (minsize, optsize) in the bitcode while
+# running no LLVM pass: the pass pipeline is mlcc's to choose.
+FRONTEND_NO_PASSES = ("-Xclang", "-disable-llvm-passes")
+
+# Warnings about flags the split steps do not use (a -D at code generation, a
+# -I at the link) would never appear in clang's one-step compile.
+QUIET_UNUSED = "-Wno-unused-command-line-argument"
+
+# Flags that write or read side files, add instrumentation passes, or change
+# the LLVM pipeline in ways mlcc's split does not reproduce: plain clang.
+PLAIN_CLANG_FLAGS = (
+    ("-flto", "-flto"), ("-fno-lto", None), ("-emit-llvm", "-emit-llvm"),
+    ("-save-temps", "-save-temps"), ("--coverage", "--coverage"),
+    ("-fprofile-", "profile flags"), ("-fno-profile-", None), ("-fcs-profile", "profile flags"),
+    ("-fcoverage-", "coverage flags"), ("-ftest-coverage", "coverage flags"),
+    ("-gsplit-dwarf", "-gsplit-dwarf"), ("-fsanitize=", "-fsanitize"),
+    ("-fsanitize-coverage", "-fsanitize-coverage"), ("-fpass-plugin", "-fpass-plugin"),
+    ("-Xclang", "-Xclang"), ("-mllvm", "-mllvm"), ("-R", "remark flags"),
+    ("-fsave-optimization-record", "-fsave-optimization-record"),
+    ("-foptimization-record", "-foptimization-record-file"),
+    ("-fembed-bitcode", "-fembed-bitcode"), ("-fthinlto", "-fthinlto-index"),
+    ("-fmemory-profile", "-fmemory-profile"), ("-fxray", "-fxray"),
+    ("-ftime-report", "-ftime-report"), ("-ftime-trace", "-ftime-trace"),
+    ("-finstrument-functions", "-finstrument-functions"), ("-pg", "-pg"),
+    ("-fno-inline", "-fno-inline"), ("-finline-", "inlining flags"),
+    ("-funroll-loops", "loop-unrolling flags"), ("-fno-unroll-loops", "loop-unrolling flags"),
+    ("-fvectorize", "vectorizer flags"), ("-fno-vectorize", "vectorizer flags"),
+    ("-fslp-vectorize", "vectorizer flags"), ("-fno-slp-vectorize", "vectorizer flags"),
+    ("-fmerge-functions", "-fmerge-functions"), ("-fopenmp", "-fopenmp"),
+    ("-fpseudo-probe-for-profiling", "profile flags"), ("-fauto-profile", "profile flags"),
+    ("-fsplit-lto-unit", "-fsplit-lto-unit"), ("-fwhole-program-vtables", "-fwhole-program-vtables"),
+    ("-fvirtual-function-elimination", "-fvirtual-function-elimination"),
+    ("-fstack-usage", "-fstack-usage"), ("-MJ", "-MJ"), ("-serialize-diagnostics", "--serialize-diagnostics"),
+    ("--serialize-diagnostics", "--serialize-diagnostics"), ("-fmodules", "-fmodules"),
+    ("-fcxx-modules", "-fmodules"), ("-fdebug-pass", "-fdebug-pass"),
+    ("-fexperimental-", "experimental flags"), ("-fcuda", "CUDA"), ("-fopenacc", "-fopenacc"),
+    ("-fglobal-isel", None), ("-fzero-call-used-regs", None), ("-ffat-lto", "-ffat-lto-objects"),
+    ("-fintegrated-objemitter", None), ("-fdriver-only", "-fdriver-only"),
+    ("-ccc-", "-ccc- flags"), ("--cuda", "CUDA"), ("-fno-integrated-cc1", None),
+)
+
+# Flags that only the preprocessor or the dependency scanner reads: dropped
+# from the code-generation step, which starts from bitcode.
+PREPROCESSOR_FLAGS = frozenset({
+    "-D", "-U", "-I", "-include", "-imacros", "-isystem", "-iquote", "-idirafter",
+    "-iprefix", "-iwithprefix", "-iwithprefixbefore", "-isysroot", "-iframework",
+    "-iframeworkwithsysroot", "-isystem-after", "-cxx-isystem", "-iwithsysroot",
+    "-ivfsoverlay", "-include-pch", "-Wp,", "-Xpreprocessor", "-nostdinc",
+    "-nostdinc++", "-nostdlibinc", "-nobuiltininc", "-MD", "-MMD", "-MF", "-MT",
+    "-MQ", "-MP", "-MG", "-MV", "-undef", "--include", "--include-directory",
+    "--define-macro", "--undefine-macro", "--imacros", "--include-prefix",
+    "--include-with-prefix", "--include-with-prefix-before",
+    "--include-with-prefix-after", "--include-directory-after", "-C", "-CC", "-P",
+    "-trigraphs", "-H",
+})
+
+# Flags consumed only by the link: kept out of the per-source front end so it
+# does not warn about them (clang's one-step compile gives them to the linker).
+LINK_ONLY_FLAGS = frozenset({
+    "-l", "-L", "-Wl,", "-Xlinker", "-shared", "-static", "-static-pie", "-pie",
+    "-no-pie", "-rdynamic", "-nostdlib", "-nostdlib++", "-nostartfiles",
+    "-nodefaultlibs", "-T", "-Ttext", "-Tdata", "-Tbss", "-u", "-e", "-z", "-rpath",
+    "-s", "-static-libgcc", "-shared-libgcc", "-static-libstdc++", "--for-linker",
+    "--force-link", "--library-directory", "--ld-path", "-r", "-Xoffload-linker",
+})
+LINK_ONLY_PREFIXES = ("-fuse-ld=", "-rtlib=", "--rtlib", "-unwindlib=", "--unwindlib",
+                      "--ld-path=", "-Wl,", "-l", "-L")
+
+# Flags that say what to produce; the split steps say it themselves.
+MODE_FLAGS = frozenset({"-c", "-S", "-o", "--output", "-x", "--language"})
+
+
+@dataclass(frozen=True)
+class PlainClang:
+    """Run clang with the user's arguments; `reason` says why (logged)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class UnitPlan:
+    """One source's trip through front end, model, opt and code generation."""
+
+    source: str
+    language: str
+    frontend_args: tuple[str, ...]   # clang arguments before "-o BITCODE SOURCE"
+    codegen_args: tuple[str, ...]    # clang arguments before "-o OUT BITCODE"
+    output: str | None               # final file for -c/-S ("-" = stdout); None: linked
+    emit_assembly: bool
+
+
+@dataclass(frozen=True)
+class OptimizePlan:
+    """mlcc's own pipeline for each source, then (maybe) a link through clang."""
+
+    command: Command
+    units: tuple[UnitPlan, ...]
+    link_args: tuple[str | int, ...] | None  # ints stand for the units' objects
+
+
+def _plain_clang_reason(cmd: Command) -> str | None:
+    """Why this command must go to plain clang, or None when mlcc can take it."""
+    if cmd.mode in (Mode.QUERY, Mode.DRY_RUN, Mode.PREPROCESS, Mode.SYNTAX_ONLY):
+        return cmd.mode.value
+    if cmd.opt_level not in OPTIMIZED_LEVELS:
+        return f"-O{cmd.opt_level}"
+    if cmd.unsupported:
+        return cmd.unsupported[0]
+    if cmd.verbose:
+        return "-v"
+    for arg in cmd.args:
+        if arg.is_input:
+            continue
+        if arg.name == "--":
+            return "--"
+        for prefix, reason in PLAIN_CLANG_FLAGS:
+            if arg.name.startswith(prefix) and reason:
+                return reason
+    sources = cmd.sources
+    if not sources:
+        return "no source to compile"
+    for src in sources:
+        if src.language not in OPTIMIZABLE_LANGUAGES:
+            return f"{src.language} input"
+        if src.value == "-":
+            return "standard input"
+        if not os.path.isfile(src.value):
+            return "input not found"
+    if cmd.mode in (Mode.OBJECT, Mode.ASSEMBLY) and len(sources) > 1 and cmd.output:
+        return "-o with several sources"
+    if cmd.mode in (Mode.OBJECT, Mode.ASSEMBLY) and len(cmd.inputs) != len(sources):
+        return "linker input in a compile-only command"
+    return None
+
+
+def _is_link_only(arg: Arg) -> bool:
+    return arg.name in LINK_ONLY_FLAGS or arg.name.startswith(LINK_ONLY_PREFIXES)
+
+
+def default_output(source: str, mode: Mode) -> str:
+    """clang's output name without -o: the source's stem in the current directory."""
+    stem = os.path.splitext(os.path.basename(source))[0]
+    return stem + (".s" if mode is Mode.ASSEMBLY else ".o")
+
+
+def _replace_extension(path: str, ext: str) -> str:
+    """llvm::sys::path::replace_extension: swap the part after the file name's last dot."""
+    head, name = os.path.split(path)
+    dot = name.rfind(".")
+    if dot > 0 or (dot == 0 and name not in (".", "..")):
+        name = name[:dot]
+    return os.path.join(head, name + ext) if head else name + ext
+
+
+def dependency_args(cmd: Command, source: str) -> tuple[str, ...]:
+    """-MF/-MQ that make the split front end write clang's own dependency file."""
+    if not cmd.deps.write_deps:
+        return ()
+    extra: list[str] = []
+    if cmd.deps.dep_file is None:
+        base = cmd.output if cmd.output else os.path.basename(source)
+        extra += ["-MF", _replace_extension(base, ".d")]
+    if not cmd.deps.targets:
+        target = cmd.output if cmd.output else _replace_extension(os.path.basename(source), ".o")
+        extra += ["-MQ", target]
+    return tuple(extra)
+
+
+def _tokens(args) -> list[str]:
+    return [tok for a in args for tok in a.tokens]
+
+
+def make_plan(cmd: Command) -> PlainClang | OptimizePlan:
+    """The plan for one command line."""
+    reason = _plain_clang_reason(cmd)
+    if reason:
+        return PlainClang(reason)
+    linking = cmd.mode is Mode.LINK
+    flags = [a for a in cmd.args if not a.is_input and a.name not in MODE_FLAGS]
+    frontend_flags = [a for a in flags if not (linking and _is_link_only(a))]
+    codegen_flags = [a for a in frontend_flags if a.name not in PREPROCESSOR_FLAGS]
+    forced = {}
+    current = None
+    for a in cmd.args:
+        if a.name in ("-x", "--language"):
+            current = a.value if a.value != "none" else None
+        elif a.is_input:
+            forced[id(a)] = current
+    units = []
+    for src in cmd.sources:
+        lang_flag = ("-x", forced[id(src)]) if forced[id(src)] else ()
+        if linking:
+            output = None
+        elif cmd.output:
+            output = cmd.output
+        else:
+            output = default_output(src.value, cmd.mode)
+        units.append(UnitPlan(
+            source=src.value,
+            language=src.language or "c",
+            frontend_args=tuple(_tokens(frontend_flags)) + dependency_args(cmd, src.value)
+            + FRONTEND_NO_PASSES + ("-emit-llvm", "-c") + lang_flag,
+            codegen_args=tuple(_tokens(codegen_flags)) + (QUIET_UNUSED,),
+            output=output,
+            emit_assembly=cmd.mode is Mode.ASSEMBLY,
+        ))
+    link_args = None
+    if linking:
+        link: list[str | int] = []
+        unit_index = 0
+        for a in cmd.args:
+            if a.name in ("-x", "--language") or a.name in PREPROCESSOR_FLAGS:
+                continue
+            if a.is_input and a.language not in (None, "none"):
+                link.append(unit_index)
+                unit_index += 1
+            else:
+                link.extend(a.tokens)
+        link.append(QUIET_UNUSED)
+        link_args = tuple(link)
+    return OptimizePlan(command=cmd, units=tuple(units), link_args=link_args)

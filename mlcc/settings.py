@@ -1,0 +1,126 @@
+"""mlcc's own settings: `-fmlcc-*` flags over `MLCC_*` variables over a config file.
+
+The compile command line belongs to clang, so mlcc's options are spelled
+`-fmlcc-NAME[=VALUE]` and removed before clang sees them. The same setting
+comes from the environment as `MLCC_NAME` and from the config file
+(`$MLCC_CONFIG`, else `$XDG_CONFIG_HOME/mlcc/config.toml`) as `name = value`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from mlcc.errors import UsageError
+
+FLAG_PREFIX = "-fmlcc-"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the driver, after precedence has been applied."""
+
+    disable: bool = False        # be exactly clang
+    model: str = ""              # path of the ONNX model; "" = the bundled one
+    log: str = ""                # append one JSON line per translation unit
+    collect: str = ""            # keep pre-optimization bitcode + command here
+    verbose: bool = False        # one `mlcc:` line per file on stderr
+    trials: int = 0              # build the top K candidates + clang's, keep the smallest
+    search: int = 0              # evaluations per file for model-guided search
+    cache: str = ""              # decision cache directory; "" = XDG default
+    no_cache: bool = False
+    timeout: float = 600.0       # seconds for one opt or code generation run
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name.replace("_", "-") for f in fields(cls))
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _convert(name: str, raw, source: str):
+    field = next(f for f in fields(Settings) if f.name == name)
+    kind = field.type if isinstance(field.type, str) else field.type.__name__
+    text = str(raw).strip()
+    try:
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            if text.lower() in _TRUE:
+                return True
+            if text.lower() in _FALSE:
+                return False
+            raise ValueError(text)
+        if kind == "int":
+            value = int(text)
+            if value < 0:
+                raise ValueError(text)
+            return value
+        if kind == "float":
+            value = float(text)
+            if value <= 0:
+                raise ValueError(text)
+            return value
+        return text
+    except ValueError:
+        raise UsageError(f"invalid value '{text}' for {source}") from None
+
+
+def split_mlcc_flags(argv) -> tuple[list[str], dict[str, str]]:
+    """Remove `-fmlcc-*` flags from argv; return (clang argv, {name: raw value})."""
+    rest: list[str] = []
+    found: dict[str, str] = {}
+    known = set(Settings.names())
+    for arg in argv:
+        if not arg.startswith(FLAG_PREFIX):
+            rest.append(arg)
+            continue
+        body = arg[len(FLAG_PREFIX):]
+        name, _, value = body.partition("=")
+        if name.startswith("no-") and name[3:] in known and not value:
+            name, value = name[3:], "0"
+        elif not value and "=" not in body:
+            value = "1"
+        if name not in known:
+            raise UsageError(f"unknown option '{arg}' (known: "
+                             + ", ".join(FLAG_PREFIX + n for n in sorted(known)) + ")")
+        found[name] = value
+    return rest, found
+
+
+def _config_file(environ) -> Path | None:
+    explicit = environ.get("MLCC_CONFIG")
+    if explicit:
+        return Path(explicit)
+    base = environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    path = Path(base) / "mlcc" / "config.toml"
+    return path if path.is_file() else None
+
+
+def load(flags: dict[str, str], environ=os.environ) -> Settings:
+    """Apply precedence: command line > environment > config file > defaults."""
+    values: dict[str, object] = {}
+    config = _config_file(environ)
+    if config is not None:
+        import tomllib  # only when a config file exists: keeps start-up lean
+        try:
+            with open(config, "rb") as f:
+                table = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise UsageError(f"cannot read config file {config}: {exc}") from None
+        for key, raw in table.items():
+            name = key.replace("-", "_")
+            if name not in {f.name for f in fields(Settings)}:
+                raise UsageError(f"unknown setting '{key}' in {config}")
+            values[name] = _convert(name, raw, f"'{key}' in {config}")
+    for f in fields(Settings):
+        env_name = "MLCC_" + f.name.upper()
+        if env_name in environ:
+            values[f.name] = _convert(f.name, environ[env_name], env_name)
+    for name, raw in flags.items():
+        key = name.replace("-", "_")
+        values[key] = _convert(key, raw, FLAG_PREFIX + name)
+    return Settings(**values)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs everything mlcc and its tests need on a fresh Debian 12 / Ubuntu
+# machine: LLVM 19, the build tools the project tests use, and mlcc itself
+# (editable, with its test and training extras). Safe to run twice.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+need_apt=0
+for tool in clang-19 opt-19 llc-19 llvm-size-19 cmake make csmith valgrind; do
+  command -v "$tool" >/dev/null 2>&1 || need_apt=1
+done
+[ -e /usr/include/csmith/csmith.h ] || need_apt=1
+if [ "$need_apt" = 1 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -q
+  $SUDO apt-get install -y -q --no-install-recommends \
+    clang-19 llvm-19 lld-19 cmake make autoconf automake libtool pkg-config \
+    csmith libcsmith-dev valgrind dpkg-dev xz-utils bzip2 ca-certificates
+fi
+
+# deb-src lines let the tests fetch real projects with `apt-get source`.
+if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-src' /etc/apt/sources.list 2>/dev/null; then
+  if [ -f /etc/apt/sources.list.d/debian.sources ]; then
+    $SUDO sed -i 's/^Types: deb$/Types: deb deb-src/' /etc/apt/sources.list.d/debian.sources
+    $SUDO apt-get update -q
+  fi
+fi
+
+python3 -m pip install -q --disable-pip-version-check -e '.[test]'
