@@ -288,6 +288,12 @@ def _deps(args: list[Arg]) -> DependencyOptions:
     for a in args:
         if a.name == "-MF":
             dep_file = a.value
+        elif a.name == "-Wp," and a.value.startswith(("-MD,", "-MMD,")):
+            # clang's driver rewrites -Wp,-MD,FILE into -MD -MF FILE
+            write = True
+            dep_file = a.value.split(",", 1)[1]
+            if a.value.startswith("-MMD,"):
+                names = names | {"-MMD"}
     return DependencyOptions(
         write_deps=write,
         system_headers="-MMD" not in names and "-MM" not in names,

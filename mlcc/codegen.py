@@ -8,10 +8,39 @@ data sections, code model, CPU and features, debug info, -Wa options.
 
 from __future__ import annotations
 
+import shlex
 import sys
 
 from mlcc.plan import FRONTEND_NO_PASSES, UnitPlan
 from mlcc.process import run_tool
+
+# cc1 options that `opt` must share with code generation: the relocation model
+# decides, for one, whether switch tables become relative lookup tables, and
+# names that passes give to values show up in -S output unless discarded.
+_CC1_TO_OPT = {"-mrelocation-model": "--relocation-model", "-mcmodel": "--code-model"}
+_CC1_SWITCHES_TO_OPT = {"-discard-value-names": "--discard-value-names"}
+
+
+def optimizer_target_flags(clang: str, unit: UnitPlan, bitcode: str) -> tuple[str, ...]:
+    """The target options clang would give its optimizer, as `opt` flags.
+
+    Asked of clang itself (`-###`), so every spelling of -fPIC/-fPIE/-static/
+    -mcmodel and the distribution's default PIE come out exactly as clang
+    decides them.
+    """
+    proc = run_tool([clang, "-###", *unit.codegen_args, "-c", bitcode, "-o", bitcode + ".o"],
+                    capture_stderr=True)
+    lines = proc.stderr.decode(errors="replace").splitlines()
+    cc1 = next((shlex.split(line) for line in lines if '"-cc1"' in line), [])
+    flags = []
+    for i, arg in enumerate(cc1):
+        name, _, value = arg.partition("=")
+        if arg in _CC1_SWITCHES_TO_OPT:
+            flags.append(_CC1_SWITCHES_TO_OPT[arg])
+        elif name in _CC1_TO_OPT:
+            value = value or (cc1[i + 1] if i + 1 < len(cc1) else "")
+            flags.append(f"{_CC1_TO_OPT[name]}={value}")
+    return tuple(flags)
 
 
 def _color(args) -> list[str]:

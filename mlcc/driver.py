@@ -65,7 +65,8 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
     """One source to its object (or assembly) in `tmp`; returns that file's path."""
     times: dict[str, float] = {}
     start = time.perf_counter()
-    bitcode = os.path.join(tmp, f"{index}.bc")
+    stem = f"{os.path.splitext(os.path.basename(unit.source))[0]}-{index}"
+    bitcode = os.path.join(tmp, f"{stem}.bc")
     frontend.compile_to_bitcode(tools.clang, unit, bitcode)
     times["frontend"] = time.perf_counter() - start
     if settings.collect:
@@ -78,12 +79,14 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
     decision = model.choose(bitcode, cmd.opt_level, settings)
     times["model"] = time.perf_counter() - start
 
-    built = os.path.join(tmp, f"{index}.s" if unit.emit_assembly else f"{index}.o")
+    built = os.path.join(tmp, f"{stem}.s" if unit.emit_assembly else f"{stem}.o")
     fallback = None
     try:
         start = time.perf_counter()
-        optimized = os.path.join(tmp, f"{index}.opt.bc")
-        pipeline.run_opt(tools.opt, decision.pipeline, bitcode, optimized, timeout=settings.timeout)
+        optimized = os.path.join(tmp, f"{stem}.opt.bc")
+        target_flags = codegen.optimizer_target_flags(tools.clang, unit, bitcode)
+        pipeline.run_opt(tools.opt, decision.pipeline, bitcode, optimized,
+                         target_flags=target_flags, timeout=settings.timeout)
         times["opt"] = time.perf_counter() - start
         start = time.perf_counter()
         diagnostics = codegen.generate(tools.clang, unit, optimized, built, timeout=settings.timeout)

@@ -23,6 +23,9 @@ class Decision:
 
 def choose(bitcode: str, opt_level: str, settings) -> Decision:
     """Decide the pipeline for `bitcode` at -O`opt_level`."""
+    if settings.pipeline:
+        forced = clang_pipeline(opt_level) if settings.pipeline == "clang" else settings.pipeline
+        return Decision(pipeline=forced, source="forced")
     return Decision(pipeline=clang_pipeline(opt_level), source="clang-default: no model")
 
 

@@ -10,7 +10,8 @@ def clang_pipeline(opt_level: str) -> str:
     return f"default<O{opt_level}>"
 
 
-def run_opt(opt: str, pipeline: str, bitcode_in: str, bitcode_out: str, *, timeout=None) -> None:
+def run_opt(opt: str, pipeline: str, bitcode_in: str, bitcode_out: str, *,
+            target_flags=(), timeout=None) -> None:
     """Optimize `bitcode_in` with the new-pass-manager `pipeline`; stderr is captured."""
-    run_tool([opt, f"-passes={pipeline}", bitcode_in, "-o", bitcode_out],
+    run_tool([opt, *target_flags, f"-passes={pipeline}", bitcode_in, "-o", bitcode_out],
              timeout=timeout, capture_stderr=True)

@@ -148,6 +148,12 @@ def _plain_clang_reason(cmd: Command) -> str | None:
         return "-o with several sources"
     if cmd.mode in (Mode.OBJECT, Mode.ASSEMBLY) and len(cmd.inputs) != len(sources):
         return "linker input in a compile-only command"
+    if cmd.output and cmd.output != "-":
+        directory = os.path.dirname(cmd.output) or "."
+        if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+            return "output directory missing or not writable"
+        if os.path.isdir(cmd.output):
+            return "output is a directory"
     return None
 
 

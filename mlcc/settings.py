@@ -31,6 +31,7 @@ class Settings:
     cache: str = ""              # decision cache directory; "" = XDG default
     no_cache: bool = False
     timeout: float = 600.0       # seconds for one opt or code generation run
+    pipeline: str = ""           # force a pipeline ("clang" = clang's own), skip the model
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -293,6 +293,14 @@ def _lua_test(b: Build) -> None:
     b.run(str(b.src / "src" / "lua"), str(LUA_CHECK_SCRIPT), cwd=b.workdir)
 
 
+def _zlib_cmake_build(b: Build) -> None:
+    """CMake build; Debian's repack drops win32/, whose unused zlib1.rc CMakeLists.txt lists."""
+    placeholder = b.src / "win32" / "zlib1.rc"
+    placeholder.parent.mkdir(exist_ok=True)
+    placeholder.touch()
+    b.cmake_build()
+
+
 def _cjson_build(b: Build) -> None:
     b.cmake_build("-DENABLE_CJSON_TEST=ON", "-DENABLE_CJSON_UTILS=ON")
 
@@ -309,7 +317,7 @@ def _libyaml_test(b: Build) -> None:
 
 
 def _tinyxml2_build(b: Build) -> None:
-    b.cmake_build("-Dtinyxml2_BUILD_TESTING=ON")
+    b.cmake_build("-Dtinyxml2_BUILD_TESTING=ON", "-DBUILD_SHARED_LIBS=ON")
 
 
 RECIPES: dict[str, Recipe] = {
@@ -317,7 +325,7 @@ RECIPES: dict[str, Recipe] = {
     for r in [
         Recipe("zlib-configure", "zlib", "c", _zlib_configure_build, _zlib_configure_test,
                artifact="src/libz.so.*.*"),
-        Recipe("zlib-cmake", "zlib", "c", Build.cmake_build, Build.ctest,
+        Recipe("zlib-cmake", "zlib", "c", _zlib_cmake_build, Build.ctest,
                artifact="build/libz.so.*.*"),
         Recipe("bzip2", "bzip2", "c", _bzip2_build, _bzip2_test, artifact="src/bzip2"),
         Recipe("lua", "lua5.4", "c", _lua_build, _lua_test, artifact="src/src/lua"),
@@ -334,17 +342,25 @@ RECIPES: dict[str, Recipe] = {
 # --------------------------------------------------------------------------- checks
 
 
+_COMMAND_PREFIX_ENDS = ("&&", ";", "compile:", "--mode=compile")
 _OPT_FLAG = re.compile(r"-O(?:[0-3sz]|fast|g)?$")
 
 
 def compile_lines(log_text: str, compilers: Sequence[str]) -> list[list[str]]:
-    """Return the logged command lines (as tokens) that compile a source file with one of ``compilers``."""
+    """Return the logged commands (as tokens, from the compiler on) that compile with one of ``compilers``.
+
+    A compile command starts a line, or follows ``cd DIR &&`` (CMake) or
+    ``libtool: compile:`` / ``libtool --mode=compile`` (libtool), and has ``-c``.
+    """
     names = {os.path.basename(c.split()[0]) for c in compilers}
     lines = []
     for line in log_text.splitlines():
         tokens = line.split()
-        if "-c" in tokens and any(os.path.basename(t) in names for t in tokens):
-            lines.append(tokens)
+        for i, token in enumerate(tokens):
+            if (os.path.basename(token) in names and "-c" in tokens[i + 1:]
+                    and (i == 0 or tokens[i - 1] in _COMMAND_PREFIX_ENDS)):
+                lines.append(tokens[i:])
+                break
     return lines
 
 

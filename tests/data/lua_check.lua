@@ -28,7 +28,7 @@ local function arithmetic()
   check(1 / 0 == math.huge and -1 / 0 == -math.huge and 1.0 // 0 == math.huge, "float division by zero")
   local nan = 0 / 0
   check(nan ~= nan, "NaN is not equal to itself")
-  check(fails(function() return 1 // 0 end, "attempt to perform 'n//0'"), "integer // 0 raises")
+  check(fails(function() return 1 // 0 end, "attempt to divide by zero"), "integer // 0 raises")
   check(fails(function() return 1 % 0 end, "attempt to perform 'n%%0'"), "integer % 0 raises")
   check(math.tointeger(3.0) == 3 and math.tointeger(3.5) == nil and 3 == 3.0, "integer/float equality")
   check(math.ult(1, -1) and not math.ult(-1, 1), "unsigned comparison")
@@ -55,7 +55,7 @@ local function coercions()
   check(string.format("%.17g", 0.1) == "0.10000000000000001", "%.17g")
   check(tostring(math.pi) == "3.1415926535898" and tostring(-0.0) == "-0.0", "tostring of floats")
   check("10" < "9" and fails(function() return 1 < "2" end, "attempt to compare"), "comparisons do not coerce")
-  check(fails(function() return "abc" + 1 end, "attempt to perform arithmetic"), "non-numeric string arithmetic")
+  check(fails(function() return "abc" + 1 end, "attempt to add"), "non-numeric string arithmetic")
   check(("0x7fffffffffffffff" + 0) == math.maxinteger and ("0xffffffffffffffff" + 0) == -1, "hex strings wrap")
 end
 
@@ -303,7 +303,9 @@ local function garbage_collector()
   collectgarbage(); collectgarbage()
   check(collectgarbage("count") < during / 2, "collection frees memory")
   check(collectgarbage("isrunning") and collectgarbage("step") ~= nil, "isrunning/step")
-  check(collectgarbage("generational") == "incremental" and collectgarbage("incremental") == "generational", "gc modes")
+  local mode = collectgarbage("incremental")
+  check((mode == "generational" or mode == "incremental") and collectgarbage("generational") == "incremental"
+    and collectgarbage(mode) == "generational", "switching gc modes")
 end
 
 local ok, err = xpcall(function()

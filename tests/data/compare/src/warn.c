@@ -1,0 +1,4 @@
+int warned(int x) {
+  int unused;
+  return x * 2;
+}

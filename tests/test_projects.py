@@ -1,0 +1,82 @@
+"""Build real projects with their own build systems using mlcc/mlcc++ and run their test suites.
+
+Every (recipe, optimization level) pair from ``tests/projects.py`` is built
+with ``CC=mlcc CXX=mlcc++``; the test passes when the project's own test
+suite passes and mlcc's ``MLCC_LOG`` shows translation units that took the
+optimizing path. Sources come from Debian source packages (cached in
+``$MLCC_TEST_CACHE``); a failed download fails the test.
+
+Each result is written to ``result.json`` in the test's tmp_path and, when
+``MLCC_PROJECT_RESULTS`` names a file, appended to it as a JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import projects
+
+pytestmark = pytest.mark.projects
+
+OPT_LEVELS = ["-Os", "-Oz"]
+
+
+@pytest.fixture(scope="session")
+def mlcc_compilers() -> tuple[str, str]:
+    """Return the absolute paths of mlcc and mlcc++ (failing, not skipping, when absent)."""
+    cc, cxx = shutil.which("mlcc"), shutil.which("mlcc++")
+    if cc is None or cxx is None:
+        pytest.fail("mlcc/mlcc++ are not on PATH: install the project (pip install -e . or scripts/setup.sh)")
+    return cc, cxx
+
+
+def _record(result: projects.BuildResult, tmp_path: Path) -> None:
+    line = json.dumps(result.to_dict())
+    (tmp_path / "result.json").write_text(line + "\n")
+    aggregate = os.environ.get("MLCC_PROJECT_RESULTS")
+    if aggregate:
+        with open(aggregate, "a") as handle:
+            handle.write(line + "\n")
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+@pytest.mark.parametrize("recipe", list(projects.RECIPES))
+def test_project_builds_and_passes_its_tests(recipe: str, opt: str, tmp_path: Path,
+                                             mlcc_compilers: tuple[str, str]) -> None:
+    cc, cxx = mlcc_compilers
+    mlcc_log = tmp_path / "mlcc.log"
+    try:
+        result = projects.build_project(recipe, cc, cxx, opt, tmp_path / "work", mlcc_log=mlcc_log)
+    except projects.FetchError as exc:
+        pytest.fail(f"cannot download the sources for {recipe}: {exc}", pytrace=False)
+    _record(result, tmp_path)
+    assert result.passed, result.error
+
+    assert mlcc_log.exists(), f"mlcc wrote no MLCC_LOG ({mlcc_log}) while building {recipe}"
+    paths = projects.mlcc_log_paths(mlcc_log)
+    assert paths["optimize"] >= 1, (
+        f"no translation unit of {recipe} took mlcc's optimizing path; MLCC_LOG paths: {dict(paths)}"
+    )
+
+
+def test_compile_lines_are_found_after_build_tool_prefixes() -> None:
+    log = "\n".join([
+        "cd /b && /usr/bin/mlcc -DX -Oz -o a.o -c /s/a.c",
+        "libtool: compile:  /usr/bin/mlcc -I. -Os -O2 -Oz -c b.c -fPIC -o .libs/b.o",
+        "/usr/bin/mlcc -std=gnu99 -Oz -Wall -c -o c.o c.c",
+        "checking whether /usr/bin/mlcc understands -c and -o together... yes",
+        "/usr/bin/mlcc -o prog a.o b.o",
+    ])
+    lines = projects.compile_lines(log, ["/usr/bin/mlcc", "/usr/bin/mlcc++"])
+    assert [tokens[-1] for tokens in lines] == ["/s/a.c", ".libs/b.o", "c.c"]
+
+
+def test_mlcc_log_paths_counts_each_translation_unit(tmp_path: Path) -> None:
+    log = tmp_path / "mlcc.log"
+    log.write_text('{"path": "optimize"}\n{"path": "optimize"}\n{"path": "passthrough"}\n\nnot json\n')
+    assert projects.mlcc_log_paths(log) == {"optimize": 2, "passthrough": 1, "<not json>": 1}
