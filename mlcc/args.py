@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import os
-import shlex
 from dataclasses import dataclass, field
 
 
@@ -60,6 +59,9 @@ SEPARATE: dict[str, int] = {
     "--include-directory-after": 1, "--assert": 1, "--dependencies": 0,
     "--analyzer-output": 1, "--gcc-toolchain": 1, "--rtlib": 1, "--stdlib": 1,
     "--serialize-diagnostics": 1, "--mhwdiv": 1, "--ld-path": 1,
+    "-dumpdir": 1, "-mthread-model": 1, "-stdlib++-isystem": 1, "-vfsoverlay": 1,
+    "-meabi": 1, "-mmlir": 1, "-gen-cdb-fragment-path": 1, "-module-dependency-dir": 1,
+    "-fmodules-user-build-path": 1, "-dsym-dir": 1, "-b": 1,
 }
 
 # Flags that also accept their value glued on (`-DX`, `-MFfile`, `-xc`),
@@ -93,9 +95,13 @@ SOURCE_LANGUAGES = {
 OPTIMIZABLE_LANGUAGES = frozenset({"c", "c++", "cpp-output", "c++-cpp-output",
                                    "c-cpp-output"})
 
-QUERY_PREFIXES = ("-print-", "--print-", "-dump", "--help", "--version",
-                  "-help", "--autocomplete")
-QUERY_FLAGS = frozenset({"-V", "-qversion", "-version", "--target-help"})
+QUERY_PREFIXES = ("-print-", "--print-", "--help", "--version", "-help", "--autocomplete")
+QUERY_FLAGS = frozenset({"-V", "-qversion", "-version", "--target-help", "-dumpversion",
+                         "-dumpmachine", "-dumpspecs", "-dumpfullversion"})
+
+# Languages clang++ gives to suffixes that clang reads as C.
+_CXX_MODE_LANGUAGES = {"c": "c++", "cpp-output": "c++-cpp-output", "c-header": "c++-header"}
+_OBJC_LANGUAGES = {"c": "objective-c", "c++": "objective-c++"}
 
 
 @dataclass(frozen=True)
@@ -157,6 +163,45 @@ class Command:
         return tuple(a for a in self.args if not a.is_input and a.name.startswith(prefix))
 
 
+def split_gnu(text: str) -> list[str]:
+    """Tokenize a response file as clang does (llvm::cl::TokenizeGNUCommandLine).
+
+    Whitespace separates; quotes group; a backslash makes the next character
+    literal everywhere, also inside quotes.
+    """
+    tokens: list[str] = []
+    current: list[str] = []
+    in_token = False
+    quote = None
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            current.append(text[i + 1])
+            in_token = True
+            i += 2
+            continue
+        if quote:
+            if ch == quote:
+                quote = None
+            else:
+                current.append(ch)
+        elif ch in "'\"":
+            quote = ch
+            in_token = True
+        elif ch.isspace():
+            if in_token:
+                tokens.append("".join(current))
+                current, in_token = [], False
+        else:
+            current.append(ch)
+            in_token = True
+        i += 1
+    if in_token:
+        tokens.append("".join(current))
+    return tokens
+
+
 def expand_response_files(args, _depth=0) -> list[str]:
     """Expand `@file` arguments (GNU quoting, nested); a missing file stays literal."""
     out: list[str] = []
@@ -168,7 +213,7 @@ def expand_response_files(args, _depth=0) -> list[str]:
             except OSError:
                 out.append(arg)
                 continue
-            out.extend(expand_response_files(shlex.split(text, posix=True), _depth + 1))
+            out.extend(expand_response_files(split_gnu(text), _depth + 1))
         else:
             out.append(arg)
     return out
@@ -178,12 +223,9 @@ def language_of(path: str, forced: str | None, driver: str) -> str | None:
     """The language clang gives an input: `-x` if set, else its suffix; None for linker inputs."""
     if forced and forced != "none":
         return forced
-    if path == "-":
-        return None  # stdin without -x is an error clang reports itself
-    _, ext = os.path.splitext(path)
-    lang = SOURCE_LANGUAGES.get(ext)
-    if lang == "c" and driver == "c++":
-        return "c++"  # clang++ compiles .c files as C++
+    lang = "c" if path == "-" else SOURCE_LANGUAGES.get(os.path.splitext(path)[1])
+    if driver == "c++":
+        return _CXX_MODE_LANGUAGES.get(lang, lang)  # clang++ compiles .c files as C++
     return lang
 
 
@@ -216,6 +258,8 @@ def scan(tokens: list[str], driver: str) -> tuple[list[Arg], list[str]]:
         if "=" in tok and tok.split("=", 1)[0] in SEPARATE and tok.startswith("--"):
             name, value = tok.split("=", 1)
             args.append(Arg(name, (value,), (tok,)))
+            if name == "--language":
+                forced_language = value if value != "none" else None
             i += 1
             continue
         if tok in SEPARATE or tok.startswith("-Xarch_"):
@@ -235,9 +279,12 @@ def scan(tokens: list[str], driver: str) -> tuple[list[Arg], list[str]]:
             name, value = _name_of(tok)
             arg = Arg(name, (value,) if value is not None else (), (tok,))
             i += 1
-        if arg.name == "-x":
+        if arg.name in ("-x", "--language"):
             forced_language = arg.value if arg.value != "none" else None
         args.append(arg)
+    if any(a.name in ("-ObjC", "-ObjC++") for a in args):
+        args = [Arg(a.name, a.values, a.tokens, _OBJC_LANGUAGES.get(a.language, a.language))
+                if a.is_input else a for a in args]
     return args, unsure
 
 
@@ -246,7 +293,7 @@ def _name_of(tok: str) -> tuple[str, str | None]:
     for prefix in ("-Wl,", "-Wa,", "-Wp,"):
         if tok.startswith(prefix):
             return prefix, tok[len(prefix):]
-    if tok.startswith("-O"):
+    if tok.startswith("-O") and (tok[2:] in ("", "s", "z", "g", "fast") or tok[2:].isdigit()):
         return "-O", tok[2:]
     return tok, None
 

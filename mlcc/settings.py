@@ -8,6 +8,7 @@ comes from the environment as `MLCC_NAME` and from the config file
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -62,7 +63,7 @@ def _convert(name: str, raw, source: str):
             return value
         if kind == "float":
             value = float(text)
-            if value <= 0:
+            if not math.isfinite(value) or value <= 0:
                 raise ValueError(text)
             return value
         return text
@@ -81,7 +82,9 @@ def split_mlcc_flags(argv) -> tuple[list[str], dict[str, str]]:
             continue
         body = arg[len(FLAG_PREFIX):]
         name, _, value = body.partition("=")
-        if name.startswith("no-") and name[3:] in known and not value:
+        if name in known:
+            value = value if "=" in body else "1"
+        elif name.startswith("no-") and name[3:] in known and not value:
             name, value = name[3:], "0"
         elif not value and "=" not in body:
             value = "1"

@@ -156,16 +156,7 @@ PARSE_CASES = [
 ]
 
 # Rows where mlcc disagrees with clang-19 today: id -> what goes wrong.
-PARSER_BUGS = {
-    "language-equals": "--language=X is not treated as -x X",
-    "language-separate": "--language X is not treated as -x X",
-    "dumpdir-is-no-query": "-dumpdir matches the '-dump' query prefix and takes no argument",
-    "mthread-model": "-mthread-model is missing from SEPARATE: 'posix' becomes an input",
-    "ObjC-is-no-O": "-ObjC is read as -O level 'bjC' and does not make inputs Objective-C",
-    "cxx-i-is-cxx": "clang++ reads .i as c++-cpp-output; mlcc++ says cpp-output",
-    "cxx-h-is-cxx": "clang++ reads .h as c++-header; mlcc++ says c-header",
-    "stdin-E-is-c": "clang reads stdin as C under -E; mlcc gives it no language",
-}
+PARSER_BUGS = {}
 
 
 def _params(cases, bugs):
@@ -268,10 +259,7 @@ RESPONSE_FILE_CASES = [
      ["-c", "foo.c", "-DX=ab", "-DY=cd"], FOO),
 ]
 
-RESPONSE_FILE_BUGS = {
-    "backslash-in-quotes": "response files are split with shlex (POSIX shell rules), which keeps "
-                           "'\\b' in single quotes and '\\d' in double quotes; clang drops the backslash",
-}
+RESPONSE_FILE_BUGS = {}
 
 
 @pytest.mark.parametrize("files, line, expanded, inputs",

@@ -1,0 +1,792 @@
+"""IR feature extraction for one translation unit.
+
+Reads the unoptimised LLVM bitcode that the front end produced
+(``clang -Oz -Xclang -disable-llvm-passes -emit-llvm -c``) with LLVM's own
+bitcode reader (through :mod:`llvmlite.binding`) and turns it into a
+fixed-length ``float32`` vector.  The names and the order of the vector's
+entries are data: ``mlcc/data/feature-schema.json``.
+
+Feature groups (see the schema for the exact list):
+
+* the 56 Autophase features (Haj-Ali et al., "AutoPhase", MLSys 2020), with
+  the semantics of CompilerGym's ``Autophase`` observation;
+* one count per LLVM instruction opcode (``inst_<opcode>``, like
+  CompilerGym's ``InstCount``) and ``inst_other`` for opcodes the schema
+  does not name;
+* module-level extras that matter for code size (function attributes and
+  linkage, globals, call sites, switches, loops, function sizes);
+* ``log1p_<name>``: ``log1p`` of another feature of the schema.
+
+This runs for every file of a build, so it is written for speed: the
+instruction walk talks to llvmlite's C entry points directly through
+:mod:`ctypes` with plain integer pointers (llvmlite's object wrappers cost
+tens of microseconds per instruction), reads the operands only where a
+feature needs them, and classifies each distinct operand value once.
+Imports stay lean: ``llvmlite.binding``, ``numpy`` and the standard library.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import json
+import math
+import os
+import threading
+from collections import Counter
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "FEATURE_NAMES",
+    "SCHEMA_VERSION",
+    "FeatureError",
+    "extract_features",
+    "extract_feature_dict",
+    "schema_hash",
+]
+
+
+class FeatureError(Exception):
+    """The bitcode file could not be read or parsed."""
+
+
+# --------------------------------------------------------------------------
+# Schema (data, not code)
+
+_SCHEMA_PATH = Path(__file__).parent / "data" / "feature-schema.json"
+
+
+def _load_schema() -> dict:
+    with open(_SCHEMA_PATH, encoding="utf-8") as fh:
+        schema = json.load(fh)
+    names = schema.get("features")
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise RuntimeError(f"{_SCHEMA_PATH}: 'features' must be a list of strings")
+    if len(set(names)) != len(names):
+        raise RuntimeError(f"{_SCHEMA_PATH}: duplicate feature names")
+    return schema
+
+
+_SCHEMA = _load_schema()
+SCHEMA_VERSION: int = int(_SCHEMA["schema_version"])
+FEATURE_NAMES: tuple[str, ...] = tuple(_SCHEMA["features"])
+
+
+def schema_hash() -> str:
+    """First 16 hex digits of the sha256 of the schema's canonical JSON."""
+    canon = json.dumps(
+        {"schema_version": SCHEMA_VERSION, "features": list(FEATURE_NAMES)},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
+    return hashlib.sha256(canon.encode("ascii")).hexdigest()[:16]
+
+
+_INST_PREFIX = "inst_"
+_LOG_PREFIX = "log1p_"
+# Opcodes that the schema counts one by one; every other opcode goes to
+# ``inst_other``.
+_SCHEMA_OPCODES = frozenset(
+    n[len(_INST_PREFIX):].encode("ascii")
+    for n in FEATURE_NAMES
+    if n.startswith(_INST_PREFIX) and n != "inst_other"
+)
+
+# --------------------------------------------------------------------------
+# LLVM facts
+
+# LLVMValueKind (llvm-c/Core.h).
+_VK_BASIC_BLOCK = 1
+_VK_FUNCTION = 5
+_VK_CONSTANT_INT = 18
+_VK_INLINE_ASM = 23
+_VK_INSTRUCTION = 24
+# Every kind for which isa<Constant> holds: Function .. ConstantTokenNone,
+# PoisonValue, ConstantTargetNone, ConstantPtrAuth.
+_CONSTANT_KINDS = frozenset(range(5, 22)) | {25, 26, 27}
+_TK_INTEGER = 8  # LLVMTypeKind
+
+# LLVMLinkage (llvm-c/Core.h).
+_LINKAGE_INTERNAL = (8, 9)
+_LINKAGE_PRIVATE = 9
+_LINKAGE_LINKONCE_WEAK = (2, 3, 4, 5, 6, 12, 14)
+
+_BINARY_OPS = frozenset(
+    b"add fadd sub fsub mul fmul udiv sdiv fdiv urem srem frem "
+    b"shl lshr ashr and or xor".split()
+)
+_CAST_OPS = frozenset(
+    b"trunc zext sext fptoui fptosi uitofp sitofp fptrunc fpext "
+    b"ptrtoint inttoptr bitcast addrspacecast".split()
+)
+# isa<UnaryInstruction>: casts, alloca, load, va_arg, extractvalue, freeze, fneg.
+_UNARY_OPS = _CAST_OPS | {b"alloca", b"load", b"va_arg", b"extractvalue", b"freeze", b"fneg"}
+
+# How much of an instruction's operand list the walk reads.
+_C_NONE = 0  # load: its only operand is a pointer, never a ConstantInt
+_C_FIRST = 1  # store (value, ptr), alloca (array size): only operand 0 matters
+_C_TWO = 2  # exactly two operands
+_C_ONE = 3  # exactly one operand
+_C_ALL = 4  # everything else (terminators, gep, select, ...)
+_C_CALL = 5  # call: all operands, the last one is the callee
+_C_PHI = 6  # phi: all operands (incoming values)
+_C_SWITCH = 7  # switch: cond, default, (value, dest)*
+
+_CATEGORY: dict[bytes, int] = {b"load": _C_NONE, b"store": _C_FIRST, b"alloca": _C_FIRST}
+_CATEGORY.update(dict.fromkeys(_BINARY_OPS | {b"icmp", b"fcmp"}, _C_TWO))
+_CATEGORY.update(dict.fromkeys(_CAST_OPS | {b"fneg", b"freeze"}, _C_ONE))
+_CATEGORY.update({b"call": _C_CALL, b"phi": _C_PHI, b"switch": _C_SWITCH})
+
+# Function attributes counted in ``funcs_<attr>`` (defined functions only).
+_FN_ATTRS = ("minsize", "optsize", "optnone", "noinline", "alwaysinline", "inlinehint", "cold", "noreturn")
+
+_SMALL_FUNC_INSTS = 10
+
+
+# --------------------------------------------------------------------------
+# Raw access to llvmlite's C entry points
+
+class _Api:
+    """ctypes prototypes on llvmlite's shared library, taking and returning
+    plain integers, so that the hot loop does not build llvmlite objects."""
+
+    def __init__(self) -> None:
+        import llvmlite.binding as llvm
+        from llvmlite.binding import ffi
+
+        self.llvm = llvm
+        # The same shared object llvmlite loaded (dlopen returns the same
+        # handle); separate function objects so that llvmlite's own argtypes
+        # stay untouched.
+        lib = ctypes.CDLL(ffi.lib._name)
+        lock = getattr(ffi.lib, "_lock", None)
+        self.lock = lock if lock is not None else contextlib.nullcontext()
+        vp = ctypes.c_void_p
+
+        class _OwnedStr(ctypes.c_char_p):
+            # A subclass so that ctypes hands back the object (not bytes):
+            # we read .value and free the pointer ourselves.
+            pass
+
+        def fn(name, restype, *argtypes):
+            f = getattr(lib, name)
+            f.restype = restype
+            f.argtypes = list(argtypes)
+            return f
+
+        self.functions_iter = fn("LLVMPY_ModuleFunctionsIter", vp, vp)
+        self.functions_next = fn("LLVMPY_FunctionsIterNext", vp, vp)
+        self.functions_dispose = fn("LLVMPY_DisposeFunctionsIter", None, vp)
+        self.globals_iter = fn("LLVMPY_ModuleGlobalsIter", vp, vp)
+        self.globals_next = fn("LLVMPY_GlobalsIterNext", vp, vp)
+        self.globals_dispose = fn("LLVMPY_DisposeGlobalsIter", None, vp)
+        self.blocks_iter = fn("LLVMPY_FunctionBlocksIter", vp, vp)
+        self.blocks_next = fn("LLVMPY_BlocksIterNext", vp, vp)
+        self.blocks_dispose = fn("LLVMPY_DisposeBlocksIter", None, vp)
+        self.insts_iter = fn("LLVMPY_BlockInstructionsIter", vp, vp)
+        self.insts_next = fn("LLVMPY_InstructionsIterNext", vp, vp)
+        self.insts_dispose = fn("LLVMPY_DisposeInstructionsIter", None, vp)
+        self.ops_iter = fn("LLVMPY_InstructionOperandsIter", vp, vp)
+        self.ops_next = fn("LLVMPY_OperandsIterNext", vp, vp)
+        self.ops_dispose = fn("LLVMPY_DisposeOperandsIter", None, vp)
+        self.attrs_iter = fn("LLVMPY_FunctionAttributesIter", vp, vp)
+        self.attrs_next = fn("LLVMPY_AttributeListIterNext", _OwnedStr, vp)
+        self.attrs_dispose = fn("LLVMPY_DisposeAttributeListIter", None, vp)
+        self.opcode_name = fn("LLVMPY_GetOpcodeName", _OwnedStr, vp)
+        self.value_name = fn("LLVMPY_GetValueName", ctypes.c_char_p, vp)
+        self.dispose_string = fn("LLVMPY_DisposeString", None, _OwnedStr)
+        self.value_kind = fn("LLVMPY_GetValueKind", ctypes.c_int, vp)
+        self.is_declaration = fn("LLVMPY_IsDeclaration", ctypes.c_int, vp)
+        self.linkage = fn("LLVMPY_GetLinkage", ctypes.c_int, vp)
+        self.type_of = fn("LLVMPY_TypeOf", vp, vp)
+        self.global_value_type = fn("LLVMPY_GlobalGetValueType", vp, vp)
+        self.return_type = fn("LLVMPY_GetReturnType", vp, vp)
+        self.is_vararg = fn("LLVMPY_IsFunctionVararg", ctypes.c_int, vp)
+        self.type_kind = fn("LLVMPY_GetTypeKind", ctypes.c_int, vp)
+        self.type_bit_width = fn("LLVMPY_GetTypeBitWidth", ctypes.c_uint64, vp)
+        self.const_int_words = fn("LLVMPY_GetConstantIntNumWords", ctypes.c_uint, vp)
+        self.const_int_raw = fn(
+            "LLVMPY_GetConstantIntRawValue", ctypes.POINTER(ctypes.c_uint64), vp, ctypes.POINTER(ctypes.c_bool)
+        )
+        self.abi_size = fn("LLVMPY_ABISizeOfType", ctypes.c_longlong, vp, vp)
+
+
+_API: _Api | None = None
+_API_LOCK = threading.Lock()
+
+
+def _api() -> _Api:
+    global _API
+    if _API is None:
+        with _API_LOCK:
+            if _API is None:
+                _API = _Api()
+    return _API
+
+
+def _iterate(api_next, it) -> list:
+    """All values of an llvmlite iterator handle, as integer pointers."""
+    return list(iter(partial(api_next, it), None))
+
+
+def _ptr(obj) -> int:
+    return ctypes.cast(obj._ptr, ctypes.c_void_p).value
+
+
+# --------------------------------------------------------------------------
+# Extraction
+
+
+def _parse(bitcode_path) -> tuple[bytes, str]:
+    try:
+        with open(bitcode_path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise FeatureError(f"cannot read bitcode file {os.fspath(bitcode_path)!r}: {exc.strerror or exc}") from exc
+    if not data:
+        raise FeatureError(f"cannot parse {os.fspath(bitcode_path)!r}: empty file")
+    return data, os.fspath(bitcode_path)
+
+
+def extract_feature_dict(bitcode_path: str | os.PathLike) -> dict[str, float]:
+    """Every feature of the schema, by name (same values as
+    :func:`extract_features`)."""
+    vec = extract_features(bitcode_path)
+    return dict(zip(FEATURE_NAMES, vec.tolist()))
+
+
+def extract_features(bitcode_path: str | os.PathLike) -> np.ndarray:
+    """Feature vector of one bitcode file: float32, shape ``(len(FEATURE_NAMES),)``.
+
+    Raises :class:`FeatureError` when the file cannot be read or is not
+    LLVM bitcode.
+    """
+    data, shown = _parse(bitcode_path)
+    api = _api()
+    llvm = api.llvm
+    with api.lock:
+        ctx = llvm.create_context()
+        try:
+            try:
+                mod = llvm.parse_bitcode(data, context=ctx)
+            except RuntimeError as exc:
+                detail = " ".join(str(exc).split()[3:]) or "not LLVM bitcode"
+                raise FeatureError(f"cannot parse {shown!r} as LLVM bitcode: {detail}") from None
+            try:
+                td = llvm.create_target_data(mod.data_layout)
+                try:
+                    values = _Extractor(api, _ptr(mod), _ptr(td)).run()
+                finally:
+                    td.close()
+            finally:
+                mod.close()
+        finally:
+            ctx.close()
+    return _vectorize(values)
+
+
+def _vectorize(values: dict) -> np.ndarray:
+    out = np.empty(len(FEATURE_NAMES), dtype=np.float32)
+    opcodes: Counter = values["_opcodes"]
+    for k, name in enumerate(FEATURE_NAMES):
+        if name.startswith(_LOG_PREFIX):
+            v = math.log1p(_lookup(values, opcodes, name[len(_LOG_PREFIX):]))
+        else:
+            v = _lookup(values, opcodes, name)
+        out[k] = v
+    return out
+
+
+def _lookup(values: dict, opcodes: Counter, name: str) -> float:
+    if name in values:
+        return values[name]
+    if name == "inst_other":
+        return sum(n for op, n in opcodes.items() if op not in _SCHEMA_OPCODES)
+    if name.startswith(_INST_PREFIX):
+        return opcodes.get(name[len(_INST_PREFIX):].encode("ascii"), 0)
+    raise KeyError(f"feature {name!r} in {_SCHEMA_PATH.name} is not computed by mlcc.features")
+
+
+class _Extractor:
+    def __init__(self, api: _Api, mod: int, td: int) -> None:
+        self.api = api
+        self.mod = mod
+        self.td = td
+
+    # -- module level --------------------------------------------------
+
+    def _functions(self):
+        api = self.api
+        it = api.functions_iter(self.mod)
+        try:
+            funcs = _iterate(api.functions_next, it)
+        finally:
+            api.functions_dispose(it)
+        return funcs
+
+    def _globals(self):
+        api = self.api
+        it = api.globals_iter(self.mod)
+        try:
+            gvs = _iterate(api.globals_next, it)
+        finally:
+            api.globals_dispose(it)
+        return gvs
+
+    def _fn_attrs(self, f: int) -> set:
+        api = self.api
+        it = api.attrs_iter(f)
+        try:
+            # The first attribute set is the function's own; its string is
+            # LLVM's rendering of the set ("minsize nounwind ...").
+            s = api.attrs_next(it)
+            if not s:
+                return set()
+            text = s.value or b""
+            api.dispose_string(s)
+        finally:
+            api.attrs_dispose(it)
+        return set(text.decode("utf-8", "replace").split())
+
+    # -- main ----------------------------------------------------------
+
+    def run(self) -> dict:
+        api = self.api
+        v: dict = {}
+
+        funcs = self._functions()
+        # pointer -> (defined, internal, returns_int, intrinsic)
+        finfo: dict[int, tuple] = {}
+        defined: list[int] = []
+        n_decl = n_intr = n_internal = n_lo_weak = n_vararg = 0
+        attr_counts = dict.fromkeys(_FN_ATTRS, 0)
+        for f in funcs:
+            is_decl = bool(api.is_declaration(f))
+            link = api.linkage(f)
+            fty = api.global_value_type(f)
+            rt_int = api.type_kind(api.return_type(fty)) == _TK_INTEGER
+            intrinsic = False
+            if is_decl:
+                n_decl += 1
+                name = api.value_name(f) or b""
+                intrinsic = name.startswith(b"llvm.")
+                n_intr += intrinsic
+            else:
+                defined.append(f)
+                internal = link in _LINKAGE_INTERNAL
+                n_internal += internal
+                n_lo_weak += link in _LINKAGE_LINKONCE_WEAK
+                n_vararg += bool(api.is_vararg(fty))
+                attrs = self._fn_attrs(f)
+                for a in _FN_ATTRS:
+                    if a in attrs:
+                        attr_counts[a] += 1
+            finfo[f] = (not is_decl, (not is_decl) and link in _LINKAGE_INTERNAL, rt_int, intrinsic)
+
+        v["TotalFuncs"] = len(funcs)  # CompilerGym counts declarations too
+        v["funcs_defined"] = len(defined)
+        v["funcs_declared"] = n_decl
+        v["funcs_declared_intrinsic"] = n_intr
+        v["funcs_internal"] = n_internal
+        v["funcs_linkonce_or_weak"] = n_lo_weak
+        v["funcs_vararg"] = n_vararg
+        for a, n in attr_counts.items():
+            v["funcs_" + a] = n
+
+        gvars = self._globals()
+        g_def = g_decl = g_int = g_priv = 0
+        g_bytes = g_priv_bytes = 0
+        for g in gvars:
+            if api.is_declaration(g):
+                g_decl += 1
+                continue
+            g_def += 1
+            link = api.linkage(g)
+            size = api.abi_size(self.td, api.global_value_type(g))
+            g_bytes += size
+            if link == _LINKAGE_PRIVATE:
+                g_priv += 1
+                g_priv_bytes += size
+            elif link in _LINKAGE_INTERNAL:
+                g_int += 1
+        v.update(
+            gvars_defined=g_def,
+            gvars_declared=g_decl,
+            gvars_internal=g_int,
+            gvars_private=g_priv,
+            gvars_bytes=g_bytes,
+            gvars_private_bytes=g_priv_bytes,
+        )
+
+        self._walk(defined, finfo, set(gvars), v)
+        return v
+
+    def _walk(self, defined: list, finfo: dict, gvar_set: set, v: dict) -> None:
+        api = self.api
+        blocks_iter, blocks_next, blocks_dispose = api.blocks_iter, api.blocks_next, api.blocks_dispose
+        insts_iter, insts_next, insts_dispose = api.insts_iter, api.insts_next, api.insts_dispose
+        ops_iter, ops_next, ops_dispose = api.ops_iter, api.ops_next, api.ops_dispose
+        opcode_name, dispose_string = api.opcode_name, api.dispose_string
+        category_of = _CATEGORY.get
+        C_NONE, C_FIRST, C_TWO, C_ONE, C_CALL, C_PHI, C_SWITCH = (
+            _C_NONE, _C_FIRST, _C_TWO, _C_ONE, _C_CALL, _C_PHI, _C_SWITCH)
+
+        opseq: list[bytes] = []  # opcode of every instruction, in order
+        insts: list[int] = []  # every instruction pointer
+        operands: list[int] = []  # operands that may be ConstantInt (for const stats)
+        bin_lhs: list[int] = []  # binary operators' operands
+        bin_rhs: list[int] = []
+        callees: list[int] = []
+        n_call_large = 0
+        n_uncond = 0
+        switch_cases = 0
+        args_phi = 0
+
+        # Per-block CFG summary over the whole module.
+        blk_ninst: list[int] = []
+        blk_nsucc: list[int] = []
+        blk_npred: list[int] = []
+        blk_phis: list[int] = []
+        blk_phiargs: list[int] = []
+        blk_beginphi = 0
+        n_edges = n_critical = 0
+        back_edges = loop_headers = unreachable_blocks = 0
+        func_insts: list[int] = []
+        func_blocks: list[int] = []
+        all_blocks: set = set()
+
+        for f in defined:
+            bi = blocks_iter(f)
+            try:
+                blocks = _iterate(blocks_next, bi)
+            finally:
+                blocks_dispose(bi)
+            bindex = {b: k for k, b in enumerate(blocks)}
+            all_blocks.update(blocks)
+            succs: list[list[int]] = []
+            f_first_inst = len(opseq)
+            for b in blocks:
+                start = len(opseq)
+                phiargs = 0
+                last_ops: list = []
+                ii = insts_iter(b)
+                try:
+                    for i in iter(partial(insts_next, ii), None):
+                        s = opcode_name(i)
+                        op = s.value
+                        dispose_string(s)
+                        opseq.append(op)
+                        insts.append(i)
+                        cat = category_of(op, 4)
+                        if cat == C_NONE:
+                            continue
+                        oi = ops_iter(i)
+                        if cat == C_FIRST:
+                            operands.append(ops_next(oi))
+                        elif cat == C_TWO:
+                            a = ops_next(oi)
+                            c = ops_next(oi)
+                            operands.append(a)
+                            operands.append(c)
+                            if op in _BINARY_OPS:
+                                bin_lhs.append(a)
+                                bin_rhs.append(c)
+                        elif cat == C_ONE:
+                            operands.append(ops_next(oi))
+                        else:
+                            last_ops = _iterate(ops_next, oi)
+                            if cat == C_CALL:
+                                if last_ops:
+                                    callees.append(last_ops.pop())
+                                if len(last_ops) > 4:
+                                    n_call_large += 1
+                            elif cat == C_PHI:
+                                phiargs += len(last_ops)
+                            elif cat == C_SWITCH:
+                                # Destinations (default + one per case) are
+                                # the block operands; LLVM >= 21 no longer
+                                # keeps case values among the operands.
+                                switch_cases += sum(1 for o in last_ops if o in bindex) - 1
+                            elif op == b"br" and len(last_ops) == 1:
+                                n_uncond += 1
+                            operands.extend(last_ops)
+                        ops_dispose(oi)
+                finally:
+                    insts_dispose(ii)
+                end = len(opseq)
+                blk_ninst.append(end - start)
+                if end > start and opseq[start] == b"phi":
+                    blk_beginphi += 1
+                    blk_phis.append(opseq[start:end].count(b"phi"))
+                else:
+                    blk_phis.append(0)
+                blk_phiargs.append(phiargs)
+                args_phi += phiargs
+                # Successors: the basic-block operands of the terminator
+                # (the last instruction), with multiplicity.
+                succs.append([bindex[o] for o in last_ops if o in bindex])
+            func_insts.append(len(opseq) - f_first_inst)
+            func_blocks.append(len(blocks))
+
+            # Predecessor counts (with multiplicity, like pred_iterator).
+            npred = [0] * len(blocks)
+            for ss in succs:
+                for t in ss:
+                    npred[t] += 1
+            for ss in succs:
+                ns = len(ss)
+                n_edges += ns
+                blk_nsucc.append(ns)
+                if ns > 1:
+                    for t in ss:
+                        if npred[t] > 1:
+                            n_critical += 1
+            blk_npred.extend(npred)
+            unreachable_blocks += sum(1 for p in npred[1:] if p == 0)
+            be, lh = _back_edges(succs)
+            back_edges += be
+            loop_headers += lh
+
+        # ---- classify each distinct operand value once --------------------
+        inst_set = set(insts)
+        opnd_count = Counter(operands)
+        cls = {}  # pointer -> (is_constant, width32, width64, zero, one)
+        NONCONST = (False, False, False, False, False)
+        CONST = (True, False, False, False, False)
+        raw_flag = ctypes.c_bool()
+        for p in opnd_count:
+            if p is None or p in inst_set or p in all_blocks:
+                cls[p] = NONCONST
+            elif p in finfo or p in gvar_set:
+                cls[p] = CONST
+            else:
+                cls[p] = self._classify(p, raw_flag, NONCONST, CONST)
+        c32 = c64 = zeros = ones = 0
+        for p, n in opnd_count.items():
+            _, w32, w64, z, o = cls[p]
+            if w32:
+                c32 += n
+            elif w64:
+                c64 += n
+            if o:
+                ones += n
+            elif z:
+                zeros += n
+        bin_const = 0
+        for a, c in zip(bin_lhs, bin_rhs):
+            if cls[a][0] or cls[c][0]:
+                bin_const += 1
+
+        # ---- calls --------------------------------------------------------
+        return_int = d_def = d_decl = d_intr = indirect = asm = 0
+        direct_calls: Counter = Counter()
+        for callee in callees:
+            info = finfo.get(callee)
+            if info is None:
+                kind = api.value_kind(callee)
+                if kind == _VK_INLINE_ASM:
+                    asm += 1
+                else:
+                    indirect += 1
+                continue
+            is_def, _internal, rt_int, intrinsic = info
+            return_int += rt_int
+            direct_calls[callee] += 1
+            if is_def:
+                d_def += 1
+            elif intrinsic:
+                d_intr += 1
+            else:
+                d_decl += 1
+        address_taken = {p for p in opnd_count if p in finfo}
+        no_call = once = 0
+        for f in defined:
+            if not finfo[f][1] or f in address_taken:
+                continue
+            n = direct_calls.get(f, 0)
+            if n == 0:
+                no_call += 1
+            elif n == 1:
+                once += 1
+
+        # ---- opcode counts --------------------------------------------------
+        opcodes = Counter(opseq)
+        g = opcodes.get
+        total_insts = len(opseq)
+
+        # ---- per-block Autophase counters -----------------------------------
+        one_pred = two_pred = more_preds = 0
+        one_succ = two_succ = more_succ = 0
+        op1s1 = op1s2 = op2s1 = op2s2 = more_each = 0
+        for np_, ns in zip(blk_npred, blk_nsucc):
+            if np_ == 1:
+                one_pred += 1
+                if ns == 1:
+                    op1s1 += 1
+                elif ns == 2:
+                    op1s2 += 1
+            elif np_ == 2:
+                two_pred += 1
+                if ns == 1:
+                    op2s1 += 1
+                elif ns == 2:
+                    op2s2 += 1
+            elif np_ > 2:
+                more_preds += 1
+                if ns > 2:
+                    more_each += 1
+            if ns == 1:
+                one_succ += 1
+            elif ns == 2:
+                two_succ += 1
+            elif ns > 2:
+                more_succ += 1
+        bb_no_phi = bb_03_phi = bb_hi_phi = 0
+        for n in blk_phis:
+            if n == 0:
+                bb_no_phi += 1
+            elif n <= 3:
+                bb_03_phi += 1
+            else:
+                bb_hi_phi += 1
+        args_hi = sum(1 for n in blk_phiargs if n > 5)
+        args_lo = sum(1 for n in blk_phiargs if 1 <= n <= 5)
+        block_low = sum(1 for n in blk_ninst if n < 15)
+        block_high = sum(1 for n in blk_ninst if n > 500)
+        block_mid = len(blk_ninst) - block_low - block_high
+
+        v.update(
+            BBNumArgsHi=args_hi,
+            BBNumArgsLo=args_lo,
+            onePred=one_pred,
+            onePredOneSuc=op1s1,
+            onePredTwoSuc=op1s2,
+            oneSuccessor=one_succ,
+            twoPred=two_pred,
+            twoPredOneSuc=op2s1,
+            twoEach=op2s2,
+            twoSuccessor=two_succ,
+            morePreds=more_preds,
+            moreSuccessors=more_succ,
+            moreEach=more_each,
+            BB03Phi=bb_03_phi,
+            BBHiPhi=bb_hi_phi,
+            BBNoPhi=bb_no_phi,
+            BeginPhi=blk_beginphi,
+            BranchCount=g(b"br", 0),
+            returnInt=return_int,
+            CriticalCount=n_critical,
+            NumEdges=n_edges,
+            const32Bit=c32,
+            const64Bit=c64,
+            numConstZeroes=zeros,
+            numConstOnes=ones,
+            UncondBranches=n_uncond,
+            binaryConstArg=bin_const,
+            BlockLow=block_low,
+            BlockMid=block_mid,
+            BlockHigh=block_high,
+            TotalBlocks=len(blk_ninst),
+            TotalInsts=total_insts,
+            TotalMemInst=sum(g(o, 0) for o in (b"getelementptr", b"load", b"store", b"call", b"invoke", b"alloca")),
+            ArgsPhi=args_phi,
+            testUnary=sum(n for o, n in opcodes.items() if o in _UNARY_OPS),
+            callLargeNumArgs=n_call_large,
+            switch_cases=switch_cases,
+            back_edges=back_edges,
+            loop_headers=loop_headers,
+            blocks_unreachable=unreachable_blocks,
+            calls_direct_defined=d_def,
+            calls_direct_declared=d_decl,
+            calls_intrinsic=d_intr,
+            calls_indirect=indirect,
+            calls_inline_asm=asm,
+            funcs_address_taken=len(address_taken),
+            funcs_internal_no_direct_call=no_call,
+            funcs_internal_called_once=once,
+            funcs_small=sum(1 for n in func_insts if n <= _SMALL_FUNC_INSTS),
+            max_func_insts=max(func_insts, default=0),
+            mean_func_insts=(sum(func_insts) / len(func_insts)) if func_insts else 0.0,
+            max_func_blocks=max(func_blocks, default=0),
+            mean_func_blocks=(sum(func_blocks) / len(func_blocks)) if func_blocks else 0.0,
+        )
+        # Autophase's Num<Opcode>Inst names.
+        for name, opc in _AUTOPHASE_OPCODES.items():
+            v[name] = g(opc, 0)
+        v["_opcodes"] = opcodes
+
+    def _classify(self, p: int, flag, NONCONST, CONST) -> tuple:
+        api = self.api
+        kind = api.value_kind(p)
+        if kind == _VK_CONSTANT_INT:
+            width = api.type_bit_width(api.type_of(p))
+            words = api.const_int_words(p)
+            raw = api.const_int_raw(p, ctypes.byref(flag))
+            vals = [raw[k] for k in range(words)]
+            zero = not any(vals)
+            one = bool(vals) and vals[0] == 1 and not any(vals[1:])
+            return (True, width == 32, width == 64, zero, one)
+        if kind in _CONSTANT_KINDS:
+            return CONST
+        return NONCONST
+
+
+_AUTOPHASE_OPCODES = {
+    "NumAShrInst": b"ashr",
+    "NumAddInst": b"add",
+    "NumAllocaInst": b"alloca",
+    "NumAndInst": b"and",
+    "NumBitCastInst": b"bitcast",
+    "NumBrInst": b"br",
+    "NumCallInst": b"call",
+    "NumGetElementPtrInst": b"getelementptr",
+    "NumICmpInst": b"icmp",
+    "NumLShrInst": b"lshr",
+    "NumLoadInst": b"load",
+    "NumMulInst": b"mul",
+    "NumOrInst": b"or",
+    "NumPHIInst": b"phi",
+    "NumRetInst": b"ret",
+    "NumSExtInst": b"sext",
+    "NumSelectInst": b"select",
+    "NumShlInst": b"shl",
+    "NumStoreInst": b"store",
+    "NumSubInst": b"sub",
+    "NumTruncInst": b"trunc",
+    "NumXorInst": b"xor",
+    "NumZExtInst": b"zext",
+}
+
+
+def _back_edges(succs: list) -> tuple[int, int]:
+    """Back edges (edges to a block on the DFS stack) of a CFG given as
+    successor lists, starting at block 0; and the number of distinct blocks
+    they enter (loop headers)."""
+    n = len(succs)
+    if n == 0:
+        return 0, 0
+    state = bytearray(n)  # 0 new, 1 on stack, 2 done
+    headers = set()
+    back = 0
+    state[0] = 1
+    stack = [(0, iter(succs[0]))]
+    while stack:
+        node, it = stack[-1]
+        for t in it:
+            st = state[t]
+            if st == 0:
+                state[t] = 1
+                stack.append((t, iter(succs[t])))
+                break
+            if st == 1:
+                back += 1
+                headers.add(t)
+        else:
+            state[node] = 2
+            stack.pop()
+    return back, len(headers)
