@@ -15,7 +15,7 @@ import time
 
 from mlcc import codegen, frontend, model, pipeline, record
 from mlcc.args import Command
-from mlcc.errors import MlccError, ToolFailed
+from mlcc.errors import MlccError, ToolchainMissing, ToolFailed
 from mlcc.link import link
 from mlcc.objective import object_size
 from mlcc.plan import OptimizePlan, PlainClang, UnitPlan
@@ -91,7 +91,7 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
         start = time.perf_counter()
         diagnostics = codegen.generate(tools.clang, unit, optimized, built, timeout=settings.timeout)
         times["codegen"] = time.perf_counter() - start
-    except ToolFailed as exc:
+    except (ToolFailed, ToolchainMissing) as exc:
         fallback = str(exc)
         start = time.perf_counter()
         try:

@@ -67,11 +67,13 @@ class Toolchain:
     """Paths of the tools one compile needs."""
 
     clang: str   # the driver matching mlcc's language (clang or clang++)
-    opt: str
+
+    @property
+    def opt(self) -> str:
+        """Looked up when first needed: without opt, mlcc falls back to clang's pipeline."""
+        return find("opt")
 
 
-def for_driver(driver: str, *, need_opt: bool = True) -> Toolchain:
+def for_driver(driver: str) -> Toolchain:
     """The toolchain for `mlcc` (driver "c") or `mlcc++` (driver "c++")."""
-    clang = find("clang++" if driver == "c++" else "clang")
-    opt = find("opt") if need_opt else ""
-    return Toolchain(clang=clang, opt=opt)
+    return Toolchain(clang=find("clang++" if driver == "c++" else "clang"))

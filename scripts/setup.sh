@@ -9,7 +9,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 need_apt=0
-for tool in clang-19 opt-19 llc-19 llvm-size-19 cmake make csmith valgrind; do
+for tool in clang-19 opt-19 llc-19 llvm-size-19 cmake make csmith valgrind ccache autoreconf; do
   command -v "$tool" >/dev/null 2>&1 || need_apt=1
 done
 [ -e /usr/include/csmith/csmith.h ] || need_apt=1
@@ -18,7 +18,7 @@ if [ "$need_apt" = 1 ]; then
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends \
     clang-19 llvm-19 lld-19 cmake make autoconf automake libtool pkg-config \
-    csmith libcsmith-dev valgrind dpkg-dev xz-utils bzip2 ca-certificates
+    csmith libcsmith-dev valgrind dpkg-dev ccache xz-utils bzip2 ca-certificates
 fi
 
 # deb-src lines let the tests fetch real projects with `apt-get source`.

@@ -1,0 +1,1 @@
+"""The learning side of mlcc: corpus, search, training and export (never imported by the compile path)."""

@@ -1,0 +1,303 @@
+"""How mlcc behaves inside builds: names, settings, logs, signals, chaining,
+CMake and autoconf probing, parallel make. Each compares with clang where
+clang has an answer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+FIXTURE = Path(__file__).parent / "data" / "compare"
+MLCC = shutil.which("mlcc")
+MLCCXX = shutil.which("mlcc++")
+
+
+def _env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLCC_")}
+    env.update(extra)
+    return env
+
+
+def _run(argv, cwd, env=None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, cwd=cwd, env=env or _env(), capture_output=True,
+                          text=True, timeout=600, **kw)
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    shutil.copytree(FIXTURE, tmp_path / "w")
+    return tmp_path / "w"
+
+
+def _no_traceback(proc) -> None:
+    assert "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_other_names_pick_the_language_from_the_name(work: Path):
+    """A symlink called `c++` compiles and links C++; one called `cc` stays C."""
+    bindir = work / "bin"
+    bindir.mkdir()
+    (bindir / "c++").symlink_to(MLCC)
+    (bindir / "cc").symlink_to(MLCC)
+    env = _env(PATH=f"{bindir}:{os.environ['PATH']}")
+    proc = _run(["c++", "-Oz", "src/app.cpp", "-o", "app"], work, env)
+    assert proc.returncode == 0, proc.stderr
+    assert _run(["./app"], work).stdout == _run_clang_app(work)
+    proc = _run(["cc", "-Oz", "-c", "src/app.cpp", "-o", "x.o"], work, env)
+    # clang compiles .cpp as C++ even as `cc`, but links without libstdc++
+    assert proc.returncode == 0, proc.stderr
+    proc = _run(["cc", "-Oz", "x.o", "-o", "app2"], work, env)
+    assert proc.returncode != 0 and "undefined reference" in proc.stderr
+
+
+def _run_clang_app(work: Path) -> str:
+    subprocess.run(["clang++-19", "-Oz", "src/app.cpp", "-o", "app_ref"], cwd=work, check=True)
+    return _run(["./app_ref"], work).stdout
+
+
+def test_disable_makes_mlcc_plain_clang(work: Path, tmp_path: Path):
+    log = tmp_path / "log"
+    proc = _run([MLCC, "-Oz", "-c", "src/util.c", "-o", "a.o"], work,
+                _env(MLCC_DISABLE="1", MLCC_LOG=str(log)))
+    assert proc.returncode == 0
+    subprocess.run(["clang-19", "-Oz", "-c", "src/util.c", "-o", "b.o"], cwd=work, check=True)
+    assert (work / "a.o").read_bytes() == (work / "b.o").read_bytes()
+    entries = [json.loads(l) for l in log.read_text().splitlines()]
+    assert [e["path"] for e in entries] == ["clang"] and entries[0]["reason"] == "MLCC_DISABLE"
+
+
+def test_mlcc_flags_are_stripped_and_verbose_goes_to_stderr(work: Path):
+    proc = _run([MLCC, "-fmlcc-verbose", "-Oz", "-c", "src/util.c", "-fmlcc-timeout=100"], work)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mlcc: src/util.c: ")
+
+
+def test_bad_mlcc_option_is_one_line(work: Path):
+    proc = _run([MLCC, "-fmlcc-trials=many", "-Oz", "-c", "src/util.c"], work)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("mlcc: error: invalid value 'many' for -fmlcc-trials")
+    assert len(proc.stderr.splitlines()) == 1
+    assert not (work / "util.o").exists()
+
+
+def test_log_records_each_unit_and_survives_parallel_writers(work: Path, tmp_path: Path):
+    log = tmp_path / "build.log"
+    env = _env(MLCC_LOG=str(log))
+    procs = [subprocess.Popen([MLCC, "-Oz", "-c", "src/util.c", "-o", f"u{i}.o"], cwd=work,
+                              env=env, stderr=subprocess.PIPE) for i in range(8)]
+    assert all(p.wait(timeout=300) == 0 for p in procs)
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(entries) == 8
+    for e in entries:
+        assert e["path"] == "optimize" and e["source"] == "src/util.c"
+        assert e["pipeline"] and e["size"] > 0
+        assert set(e["seconds"]) >= {"frontend", "model", "opt", "codegen"}
+    sizes = {e["size"] for e in entries}
+    assert len(sizes) == 1
+    objects = {(work / f"u{i}.o").read_bytes() for i in range(8)}
+    assert len(objects) == 1, "same input must give the same object"
+
+
+def test_log_says_why_plain_clang(work: Path, tmp_path: Path):
+    log = tmp_path / "build.log"
+    assert _run([MLCC, "-O2", "-c", "src/util.c"], work, _env(MLCC_LOG=str(log))).returncode == 0
+    entry = json.loads(log.read_text())
+    assert entry["path"] == "clang" and entry["reason"] == "-O2"
+
+
+def _big_source(path: Path, functions: int = 4000) -> None:
+    body = "\n".join(
+        f"int f{i}(int x) {{ int s = 0; for (int j = 0; j < x; j++) s += j * {i} ^ (s >> 3);"
+        f" return s + {i}; }}" for i in range(functions))
+    path.write_text(body + "\n")
+
+
+def test_ctrl_c_exits_130_and_leaves_nothing(work: Path, tmp_path: Path):
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    _big_source(work / "big.c")
+    proc = subprocess.Popen([MLCC, "-Oz", "-c", "big.c", "-o", "big.o"], cwd=work,
+                            env=_env(TMPDIR=str(tmpdir)), stderr=subprocess.PIPE,
+                            start_new_session=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(tmpdir.iterdir()):
+        time.sleep(0.02)
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err
+    assert list(tmpdir.iterdir()) == []
+    assert not (work / "big.o").exists()
+
+
+def test_sigterm_cleans_up(work: Path, tmp_path: Path):
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    _big_source(work / "big.c")
+    proc = subprocess.Popen([MLCC, "-Oz", "-c", "big.c"], cwd=work,
+                            env=_env(TMPDIR=str(tmpdir)), stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(tmpdir.iterdir()):
+        time.sleep(0.02)
+    time.sleep(0.5)
+    proc.terminate()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0 and b"Traceback" not in err
+    assert list(tmpdir.iterdir()) == []
+    assert not (work / "big.o").exists()
+
+
+def test_temporary_files_never_in_the_working_directory(work: Path, tmp_path: Path):
+    before = set(os.listdir(work))
+    proc = _run([MLCC, "-Oz", "-MMD", "src/main.c", "src/util.c", "-o", "prog"], work,
+                _env(TMPDIR=str(tmp_path)))
+    assert proc.returncode == 0, proc.stderr
+    assert set(os.listdir(work)) - before == {"prog", "prog.d"}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith("mlcc-")]
+
+
+def test_missing_clang_is_one_clear_line(work: Path):
+    proc = _run([MLCC, "-Oz", "-c", "src/util.c"], work, _env(MLCC_CLANG="/nonexistent/clang-19"))
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("mlcc: error: cannot find clang")
+    assert "apt-get install clang-19" in proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
+
+
+def test_missing_opt_falls_back_to_clangs_pipeline(work: Path):
+    proc = _run([MLCC, "-Oz", "-c", "src/util.c", "-o", "a.o"], work,
+                _env(MLCC_OPT="/nonexistent/opt-19"))
+    assert proc.returncode == 0
+    assert "mlcc: warning: cannot find opt" in proc.stderr
+    subprocess.run(["clang-19", "-Oz", "-c", "src/util.c", "-o", "b.o"], cwd=work, check=True)
+    assert (work / "a.o").read_bytes() == (work / "b.o").read_bytes()
+
+
+def test_never_calls_itself_as_clang(work: Path):
+    """MLCC_CLANG pointing at mlcc itself must not recurse."""
+    proc = _run([MLCC, "-Oz", "-c", "src/util.c"], work, _env(MLCC_CLANG=MLCC))
+    assert proc.returncode == 1 and "cannot find clang" in proc.stderr
+
+
+def test_version_is_clangs_first(work: Path):
+    ours = _run([MLCC, "--version"], work).stdout
+    theirs = _run(["clang-19", "--version"], work).stdout
+    assert ours.startswith(theirs)
+    assert "mlcc " in ours[len(theirs):]
+
+
+@pytest.mark.skipif(shutil.which("ccache") is None, reason="ccache not installed")
+def test_ccache_chaining(work: Path, tmp_path: Path):
+    env = _env(CCACHE_DIR=str(tmp_path / "ccache"), MLCC_PIPELINE="clang")
+    for _ in range(2):
+        (work / "util.o").unlink(missing_ok=True)
+        proc = _run(["ccache", MLCC, "-Oz", "-c", "src/util.c"], work, env)
+        assert proc.returncode == 0, proc.stderr
+    stats = _run(["ccache", "-s", "-v"], work, env).stdout
+    assert "Hits:" in stats and " 1 " in stats.split("Hits:")[1].splitlines()[0] + " "
+    subprocess.run(["clang-19", "-Oz", "-c", "src/util.c", "-o", "ref.o"], cwd=work, check=True)
+    assert (work / "util.o").read_bytes() == (work / "ref.o").read_bytes()
+
+
+def _cmake_project(root: Path, launcher: str | None = None) -> subprocess.CompletedProcess:
+    (root / "CMakeLists.txt").write_text(textwrap.dedent("""\
+        cmake_minimum_required(VERSION 3.16)
+        project(probe C CXX)
+        add_executable(prog src/main.c src/util.c)
+        add_executable(app src/app.cpp)
+        message(STATUS "ID=${CMAKE_C_COMPILER_ID} ${CMAKE_C_COMPILER_VERSION}")
+        message(STATUS "CXXID=${CMAKE_CXX_COMPILER_ID} ${CMAKE_CXX_COMPILER_VERSION}")
+        """))
+    from mlcc.tool import DATA
+    args = ["cmake", "-S", str(root), "-B", str(root / "build"),
+            f"-DCMAKE_TOOLCHAIN_FILE={DATA / 'mlcc-toolchain.cmake'}",
+            "-DCMAKE_C_FLAGS=-Oz", "-DCMAKE_CXX_FLAGS=-Oz"]
+    if launcher:
+        args += [f"-DCMAKE_C_COMPILER_LAUNCHER={launcher}"]
+    return _run(args, root)
+
+
+def test_cmake_identifies_clang_19_through_the_toolchain_file(work: Path, tmp_path: Path):
+    log = tmp_path / "log"
+    proc = _cmake_project(work)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "ID=Clang 19." in proc.stdout and "CXXID=Clang 19." in proc.stdout
+    build = _run(["cmake", "--build", str(work / "build"), "-j2"], work, _env(MLCC_LOG=str(log)))
+    assert build.returncode == 0, build.stdout + build.stderr
+    assert _run([str(work / "build" / "prog")], work).returncode == 0
+    assert "optimize" in log.read_text()
+
+
+@pytest.mark.skipif(shutil.which("ccache") is None, reason="ccache not installed")
+def test_cmake_compiler_launcher(work: Path, tmp_path: Path):
+    proc = _cmake_project(work, launcher="ccache")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    build = _run(["cmake", "--build", str(work / "build"), "-j2", "--verbose"], work,
+                 _env(CCACHE_DIR=str(tmp_path / "ccache")))
+    assert build.returncode == 0, build.stdout + build.stderr
+    assert "ccache" in build.stdout and "mlcc" in build.stdout
+
+
+def test_autoconf_configure_accepts_mlcc(work: Path):
+    (work / "configure.ac").write_text(textwrap.dedent("""\
+        AC_INIT([probe], [1.0])
+        AC_CONFIG_SRCDIR([src/util.c])
+        AC_PROG_CC
+        AC_C_CONST
+        AC_C_INLINE
+        AC_CHECK_HEADERS([stdio.h string.h unistd.h])
+        AC_CHECK_FUNCS([strlen memcpy])
+        AC_CHECK_SIZEOF([long])
+        AC_OUTPUT
+        """))
+    assert _run(["autoreconf", "-fi"], work).returncode == 0
+    proc = _run(["./configure", f"CC={MLCC}", "CFLAGS=-Oz"], work)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    config_log = (work / "config.log").read_text()
+    assert "checking whether the C compiler works... yes" in proc.stdout
+    assert "checking for suffix of object files... o" in proc.stdout
+    assert "checking for suffix of executables... \n" in proc.stdout
+    assert "ac_cv_sizeof_long=8" in config_log
+    _no_traceback(proc)
+
+
+def test_parallel_make(work: Path, tmp_path: Path):
+    """`make -j2` with dependency files: every object right, nothing shared."""
+    srcs = []
+    for i in range(12):
+        (work / f"m{i}.c").write_text(
+            f'#include "src/util.h"\nint m{i}(int x) {{ return scale(x) + {i}; }}\n')
+        srcs.append(f"m{i}.c")
+    (work / "main2.c").write_text(
+        "#include <stdio.h>\n" + "".join(f"int m{i}(int);\n" for i in range(12))
+        + "int main(void){int s=0;\n" + "".join(f"s+=m{i}({i});\n" for i in range(12))
+        + 'printf("%d\\n", s); return 0;}\n')
+    objs = " ".join(s.replace(".c", ".o") for s in srcs + ["main2.c"])
+    (work / "Makefile").write_text(
+        f"CFLAGS=-Oz -MMD\nprog: {objs} src/util.o\n\t$(CC) $^ -o $@\n-include *.d\n")
+    for cc in ("clang-19", MLCC):
+        subprocess.run(["make", "clean"], cwd=work, capture_output=True)
+        for p in work.glob("*.o"):
+            p.unlink()
+        (work / "src/util.o").unlink(missing_ok=True)
+        proc = _run(["make", "-j2", f"CC={cc}"], work)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        out = _run(["./prog"], work).stdout
+        if cc == "clang-19":
+            expected = out
+        else:
+            assert out == expected
+    assert (work / "m3.d").read_text().startswith("m3.o: m3.c src/util.h")
