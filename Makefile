@@ -1,7 +1,10 @@
 # mlcc: common tasks. `make setup` once on a fresh machine, then `make test`.
+# On a Debian system Python, `make setup` installs mlcc into .venv
+# (scripts/setup.sh); putting it first on PATH is harmless when it is absent.
+export PATH := $(CURDIR)/.venv/bin:$(PATH)
 PYTHON ?= python3
 
-.PHONY: setup test test-fast demo
+.PHONY: setup test test-fast demo quickstart
 
 setup:
 	bash scripts/setup.sh
@@ -17,3 +20,7 @@ test-fast:
 # Compile an example with mlcc and clang at -Oz and print both sizes.
 demo:
 	$(PYTHON) scripts/demo.py
+
+# One command on a fresh Debian/Ubuntu machine: install everything, compile an example.
+quickstart:
+	bash scripts/setup.sh --demo

@@ -34,8 +34,10 @@ import json
 import math
 import os
 import threading
-from collections import Counter
+from collections import Counter, defaultdict, deque
 from functools import partial
+from itertools import chain, compress
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -127,20 +129,24 @@ _CAST_OPS = frozenset(
 # isa<UnaryInstruction>: casts, alloca, load, va_arg, extractvalue, freeze, fneg.
 _UNARY_OPS = _CAST_OPS | {b"alloca", b"load", b"va_arg", b"extractvalue", b"freeze", b"fneg"}
 
-# How much of an instruction's operand list the walk reads.
-_C_NONE = 0  # load: its only operand is a pointer, never a ConstantInt
-_C_FIRST = 1  # store (value, ptr), alloca (array size): only operand 0 matters
-_C_TWO = 2  # exactly two operands
-_C_ONE = 3  # exactly one operand
-_C_ALL = 4  # everything else (terminators, gep, select, ...)
-_C_CALL = 5  # call: all operands, the last one is the callee
-_C_PHI = 6  # phi: all operands (incoming values)
-_C_SWITCH = 7  # switch: cond, default, (value, dest)*
-
-_CATEGORY: dict[bytes, int] = {b"load": _C_NONE, b"store": _C_FIRST, b"alloca": _C_FIRST}
-_CATEGORY.update(dict.fromkeys(_BINARY_OPS | {b"icmp", b"fcmp"}, _C_TWO))
-_CATEGORY.update(dict.fromkeys(_CAST_OPS | {b"fneg", b"freeze"}, _C_ONE))
-_CATEGORY.update({b"call": _C_CALL, b"phi": _C_PHI, b"switch": _C_SWITCH})
+# How much of each instruction's operand list the walk reads.  ``load`` is
+# skipped: its only operand is a pointer, never a ConstantInt.  Terminators
+# and phis are read one by one, as the last/first instructions of a block.
+_TERMINATOR_OPS = frozenset(
+    b"ret br switch indirectbr invoke resume unreachable cleanupret catchret "
+    b"catchswitch callbr".split()
+)
+# Only operand 0 can be a ConstantInt (store: value, then pointer; alloca:
+# array size) or there is only one operand (casts, fneg, freeze).
+_FIRST_OPS = frozenset({b"store", b"alloca", b"fneg", b"freeze"}) | _CAST_OPS
+_CMP_OPS = frozenset({b"icmp", b"fcmp"})
+_CALL_OPS = frozenset({b"call"})
+_NOT_GENERIC = _FIRST_OPS | _BINARY_OPS | _CMP_OPS | _CALL_OPS | _TERMINATOR_OPS | {b"load", b"phi"}
+# Everything else (gep, select, extract/insert*, atomics, ...): read all
+# operands; an opcode this table does not know is read in full too.
+_IS_GENERIC = defaultdict(lambda: True, dict.fromkeys(_NOT_GENERIC, False))
+_GET_VALUE = attrgetter("value")
+_consume = deque(maxlen=0).extend
 
 # Function attributes counted in ``funcs_<attr>`` (defined functions only).
 _FN_ATTRS = ("minsize", "optsize", "optnone", "noinline", "alwaysinline", "inlinehint", "cold", "noreturn")
@@ -427,38 +433,45 @@ class _Extractor:
         return v
 
     def _walk(self, defined: list, finfo: dict, gvar_set: set, v: dict) -> None:
+        """Walk every instruction of the defined functions.
+
+        The work is batched per function: ``map`` over the ctypes entry
+        points keeps the per-instruction loop in C, and only terminators,
+        calls and phis (which need their operands one by one) get a
+        Python-level loop.
+        """
         api = self.api
         blocks_iter, blocks_next, blocks_dispose = api.blocks_iter, api.blocks_next, api.blocks_dispose
         insts_iter, insts_next, insts_dispose = api.insts_iter, api.insts_next, api.insts_dispose
         ops_iter, ops_next, ops_dispose = api.ops_iter, api.ops_next, api.ops_dispose
         opcode_name, dispose_string = api.opcode_name, api.dispose_string
-        category_of = _CATEGORY.get
-        C_NONE, C_FIRST, C_TWO, C_ONE, C_CALL, C_PHI, C_SWITCH = (
-            _C_NONE, _C_FIRST, _C_TWO, _C_ONE, _C_CALL, _C_PHI, _C_SWITCH)
+        get_value = _GET_VALUE
+        consume = _consume
+        is_first = _FIRST_OPS.__contains__
+        is_binary = _BINARY_OPS.__contains__
+        is_cmp = _CMP_OPS.__contains__
+        is_call = _CALL_OPS.__contains__
+        is_generic = _IS_GENERIC.__getitem__
 
         opseq: list[bytes] = []  # opcode of every instruction, in order
-        insts: list[int] = []  # every instruction pointer
-        operands: list[int] = []  # operands that may be ConstantInt (for const stats)
+        n_insts_seen: list[int] = []  # every instruction pointer
+        operands: list = []  # operand values that may be ConstantInt (None: ignore)
         bin_lhs: list[int] = []  # binary operators' operands
         bin_rhs: list[int] = []
         callees: list[int] = []
         n_call_large = 0
         n_uncond = 0
         switch_cases = 0
-        args_phi = 0
 
-        # Per-block CFG summary over the whole module.
+        # Per-block data over the whole module; blocks get module-wide indices.
+        bindex: dict[int, int] = {}
         blk_ninst: list[int] = []
-        blk_nsucc: list[int] = []
-        blk_npred: list[int] = []
+        blk_succ: list[list[int]] = []
         blk_phis: list[int] = []
         blk_phiargs: list[int] = []
-        blk_beginphi = 0
-        n_edges = n_critical = 0
-        back_edges = loop_headers = unreachable_blocks = 0
+        entries: list[int] = []
         func_insts: list[int] = []
         func_blocks: list[int] = []
-        all_blocks: set = set()
 
         for f in defined:
             bi = blocks_iter(f)
@@ -466,106 +479,156 @@ class _Extractor:
                 blocks = _iterate(blocks_next, bi)
             finally:
                 blocks_dispose(bi)
-            bindex = {b: k for k, b in enumerate(blocks)}
-            all_blocks.update(blocks)
-            succs: list[list[int]] = []
-            f_first_inst = len(opseq)
-            for b in blocks:
-                start = len(opseq)
-                phiargs = 0
-                last_ops: list = []
-                ii = insts_iter(b)
-                try:
-                    for i in iter(partial(insts_next, ii), None):
-                        s = opcode_name(i)
-                        op = s.value
-                        dispose_string(s)
-                        opseq.append(op)
-                        insts.append(i)
-                        cat = category_of(op, 4)
-                        if cat == C_NONE:
-                            continue
-                        oi = ops_iter(i)
-                        if cat == C_FIRST:
-                            operands.append(ops_next(oi))
-                        elif cat == C_TWO:
-                            a = ops_next(oi)
-                            c = ops_next(oi)
-                            operands.append(a)
-                            operands.append(c)
-                            if op in _BINARY_OPS:
-                                bin_lhs.append(a)
-                                bin_rhs.append(c)
-                        elif cat == C_ONE:
-                            operands.append(ops_next(oi))
-                        else:
-                            last_ops = _iterate(ops_next, oi)
-                            if cat == C_CALL:
-                                if last_ops:
-                                    callees.append(last_ops.pop())
-                                if len(last_ops) > 4:
-                                    n_call_large += 1
-                            elif cat == C_PHI:
-                                phiargs += len(last_ops)
-                            elif cat == C_SWITCH:
-                                # Destinations (default + one per case) are
-                                # the block operands; LLVM >= 21 no longer
-                                # keeps case values among the operands.
-                                switch_cases += sum(1 for o in last_ops if o in bindex) - 1
-                            elif op == b"br" and len(last_ops) == 1:
-                                n_uncond += 1
-                            operands.extend(last_ops)
-                        ops_dispose(oi)
-                finally:
-                    insts_dispose(ii)
-                end = len(opseq)
-                blk_ninst.append(end - start)
-                if end > start and opseq[start] == b"phi":
-                    blk_beginphi += 1
-                    blk_phis.append(opseq[start:end].count(b"phi"))
-                else:
-                    blk_phis.append(0)
-                blk_phiargs.append(phiargs)
-                args_phi += phiargs
-                # Successors: the basic-block operands of the terminator
-                # (the last instruction), with multiplicity.
-                succs.append([bindex[o] for o in last_ops if o in bindex])
-            func_insts.append(len(opseq) - f_first_inst)
+            if not blocks:
+                continue
+            base = len(blk_ninst)
+            entries.append(base)
+            bindex.update(zip(blocks, range(base, base + len(blocks))))
+
+            iis = list(map(insts_iter, blocks))
+            try:
+                per_block = [list(iter(partial(insts_next, ii), None)) for ii in iis]
+            finally:
+                consume(map(insts_dispose, iis))
+            sizes = list(map(len, per_block))
+            fins = list(chain.from_iterable(per_block))
+            strs = list(map(opcode_name, fins))
+            ops = list(map(get_value, strs))
+            consume(map(dispose_string, strs))
+            del strs
+            opseq += ops
+            n_insts_seen += fins
+            blk_ninst += sizes
+            func_insts.append(len(fins))
             func_blocks.append(len(blocks))
 
-            # Predecessor counts (with multiplicity, like pred_iterator).
-            npred = [0] * len(blocks)
-            for ss in succs:
+            # Operand 0 only (store: value; alloca: array size; casts).
+            sel = list(compress(fins, map(is_first, ops)))
+            if sel:
+                its = list(map(ops_iter, sel))
+                operands += map(ops_next, its)
+                consume(map(ops_dispose, its))
+            # Two operands.
+            for pred, binary in ((is_binary, True), (is_cmp, False)):
+                sel = list(compress(fins, map(pred, ops)))
+                if not sel:
+                    continue
+                its = list(map(ops_iter, sel))
+                lhs = list(map(ops_next, its))
+                rhs = list(map(ops_next, its))
+                consume(map(ops_dispose, its))
+                operands += lhs
+                operands += rhs
+                if binary:
+                    bin_lhs += lhs
+                    bin_rhs += rhs
+            # Any number of operands, only their multiset matters: advance
+            # all iterators in lock step, dropping the exhausted ones.
+            sel = list(compress(fins, map(is_generic, ops)))
+            if sel:
+                its = list(map(ops_iter, sel))
+                act = its
+                while act:
+                    vals = list(map(ops_next, act))
+                    operands += vals
+                    act = list(compress(act, vals))
+                consume(map(ops_dispose, its))
+            # Calls: the callee is the last operand.
+            sel = list(compress(fins, map(is_call, ops)))
+            if sel:
+                its = list(map(ops_iter, sel))
+                try:
+                    for oi in its:
+                        cops = list(iter(partial(ops_next, oi), None))
+                        if cops:
+                            callees.append(cops.pop())
+                            if len(cops) > 4:
+                                n_call_large += 1
+                            operands += cops
+                finally:
+                    consume(map(ops_dispose, its))
+
+            # Terminators: the last instruction of each block; successors
+            # are its basic-block operands, with multiplicity.
+            pos = 0
+            for k, n in enumerate(sizes):
+                if n == 0:
+                    blk_succ.append([])
+                    blk_phis.append(0)
+                    blk_phiargs.append(0)
+                    continue
+                last = pos + n - 1
+                term = fins[last]
+                oi = ops_iter(term)
+                try:
+                    tops = list(iter(partial(ops_next, oi), None))
+                finally:
+                    ops_dispose(oi)
+                succ = [bindex[o] for o in tops if o in bindex]
+                blk_succ.append(succ)
+                operands += tops
+                top = ops[last]
+                if top == b"br":
+                    if len(tops) == 1:
+                        n_uncond += 1
+                elif top == b"switch":
+                    # default + one destination per case; LLVM >= 21 no
+                    # longer keeps the case values among the operands.
+                    switch_cases += len(succ) - 1
+                # Phi nodes sit at the top of a block.
+                nphi = phiargs = 0
+                if ops[pos] == b"phi":
+                    q = pos
+                    while q <= last and ops[q] == b"phi":
+                        oi = ops_iter(fins[q])
+                        try:
+                            pops = list(iter(partial(ops_next, oi), None))
+                        finally:
+                            ops_dispose(oi)
+                        operands += pops
+                        nphi += 1
+                        phiargs += len(pops)
+                        q += 1
+                blk_phis.append(nphi)
+                blk_phiargs.append(phiargs)
+                pos += n
+
+        # ---- CFG ------------------------------------------------------------
+        nblocks = len(blk_ninst)
+        npred = [0] * nblocks
+        for ss in blk_succ:
+            for t in ss:
+                npred[t] += 1
+        n_edges = n_critical = 0
+        blk_nsucc = list(map(len, blk_succ))
+        for ss, ns in zip(blk_succ, blk_nsucc):
+            n_edges += ns
+            if ns > 1:
                 for t in ss:
-                    npred[t] += 1
-            for ss in succs:
-                ns = len(ss)
-                n_edges += ns
-                blk_nsucc.append(ns)
-                if ns > 1:
-                    for t in ss:
-                        if npred[t] > 1:
-                            n_critical += 1
-            blk_npred.extend(npred)
-            unreachable_blocks += sum(1 for p in npred[1:] if p == 0)
-            be, lh = _back_edges(succs)
-            back_edges += be
-            loop_headers += lh
+                    if npred[t] > 1:
+                        n_critical += 1
+        # Entry blocks never have predecessors; any other block without
+        # one is unreachable.
+        unreachable_blocks = npred.count(0) - len(entries)
+        back_edges, loop_headers = _back_edges(blk_succ, entries)
 
         # ---- classify each distinct operand value once --------------------
-        inst_set = set(insts)
+        inst_set = set(n_insts_seen)
+        del n_insts_seen
         opnd_count = Counter(operands)
+        del operands
+        opnd_count.pop(None, None)
         cls = {}  # pointer -> (is_constant, width32, width64, zero, one)
         NONCONST = (False, False, False, False, False)
         CONST = (True, False, False, False, False)
-        raw_flag = ctypes.c_bool()
+        flag = ctypes.c_bool()
         for p in opnd_count:
-            if p is None or p in inst_set or p in all_blocks:
+            if p in inst_set or p in bindex:
                 cls[p] = NONCONST
             elif p in finfo or p in gvar_set:
                 cls[p] = CONST
             else:
-                cls[p] = self._classify(p, raw_flag, NONCONST, CONST)
+                cls[p] = self._classify(p, flag, NONCONST, CONST)
         c32 = c64 = zeros = ones = 0
         for p, n in opnd_count.items():
             _, w32, w64, z, o = cls[p]
@@ -588,8 +651,7 @@ class _Extractor:
         for callee in callees:
             info = finfo.get(callee)
             if info is None:
-                kind = api.value_kind(callee)
-                if kind == _VK_INLINE_ASM:
+                if api.value_kind(callee) == _VK_INLINE_ASM:
                     asm += 1
                 else:
                     indirect += 1
@@ -603,6 +665,7 @@ class _Extractor:
                 d_intr += 1
             else:
                 d_decl += 1
+        # Functions used other than as a callee (stored, passed, compared).
         address_taken = {p for p in opnd_count if p in finfo}
         no_call = once = 0
         for f in defined:
@@ -623,7 +686,7 @@ class _Extractor:
         one_pred = two_pred = more_preds = 0
         one_succ = two_succ = more_succ = 0
         op1s1 = op1s2 = op2s1 = op2s2 = more_each = 0
-        for np_, ns in zip(blk_npred, blk_nsucc):
+        for np_, ns in zip(npred, blk_nsucc):
             if np_ == 1:
                 one_pred += 1
                 if ns == 1:
@@ -646,19 +709,14 @@ class _Extractor:
                 two_succ += 1
             elif ns > 2:
                 more_succ += 1
-        bb_no_phi = bb_03_phi = bb_hi_phi = 0
-        for n in blk_phis:
-            if n == 0:
-                bb_no_phi += 1
-            elif n <= 3:
-                bb_03_phi += 1
-            else:
-                bb_hi_phi += 1
+        bb_no_phi = blk_phis.count(0)
+        bb_hi_phi = sum(1 for n in blk_phis if n > 3)
+        bb_03_phi = nblocks - bb_no_phi - bb_hi_phi
         args_hi = sum(1 for n in blk_phiargs if n > 5)
         args_lo = sum(1 for n in blk_phiargs if 1 <= n <= 5)
         block_low = sum(1 for n in blk_ninst if n < 15)
         block_high = sum(1 for n in blk_ninst if n > 500)
-        block_mid = len(blk_ninst) - block_low - block_high
+        block_mid = nblocks - block_low - block_high
 
         v.update(
             BBNumArgsHi=args_hi,
@@ -677,7 +735,7 @@ class _Extractor:
             BB03Phi=bb_03_phi,
             BBHiPhi=bb_hi_phi,
             BBNoPhi=bb_no_phi,
-            BeginPhi=blk_beginphi,
+            BeginPhi=nblocks - bb_no_phi,
             BranchCount=g(b"br", 0),
             returnInt=return_int,
             CriticalCount=n_critical,
@@ -691,10 +749,10 @@ class _Extractor:
             BlockLow=block_low,
             BlockMid=block_mid,
             BlockHigh=block_high,
-            TotalBlocks=len(blk_ninst),
+            TotalBlocks=nblocks,
             TotalInsts=total_insts,
             TotalMemInst=sum(g(o, 0) for o in (b"getelementptr", b"load", b"store", b"call", b"invoke", b"alloca")),
-            ArgsPhi=args_phi,
+            ArgsPhi=sum(blk_phiargs),
             testUnary=sum(n for o, n in opcodes.items() if o in _UNARY_OPS),
             callLargeNumArgs=n_call_large,
             switch_cases=switch_cases,
@@ -763,30 +821,29 @@ _AUTOPHASE_OPCODES = {
 }
 
 
-def _back_edges(succs: list) -> tuple[int, int]:
-    """Back edges (edges to a block on the DFS stack) of a CFG given as
-    successor lists, starting at block 0; and the number of distinct blocks
-    they enter (loop headers)."""
-    n = len(succs)
-    if n == 0:
-        return 0, 0
-    state = bytearray(n)  # 0 new, 1 on stack, 2 done
+def _back_edges(succs: list, entries: list) -> tuple[int, int]:
+    """Back edges (edges into a block on the DFS stack) of the CFGs given as
+    successor lists, one DFS from each function's entry block; and the
+    number of distinct blocks they enter (loop headers).  For the reducible
+    CFGs that C front ends produce these are the natural loops."""
+    state = bytearray(len(succs))  # 0 new, 1 on the DFS stack, 2 done
     headers = set()
     back = 0
-    state[0] = 1
-    stack = [(0, iter(succs[0]))]
-    while stack:
-        node, it = stack[-1]
-        for t in it:
-            st = state[t]
-            if st == 0:
-                state[t] = 1
-                stack.append((t, iter(succs[t])))
-                break
-            if st == 1:
-                back += 1
-                headers.add(t)
-        else:
-            state[node] = 2
-            stack.pop()
+    for entry in entries:
+        state[entry] = 1
+        stack = [(entry, iter(succs[entry]))]
+        while stack:
+            node, it = stack[-1]
+            for t in it:
+                st = state[t]
+                if st == 0:
+                    state[t] = 1
+                    stack.append((t, iter(succs[t])))
+                    break
+                if st == 1:
+                    back += 1
+                    headers.add(t)
+            else:
+                state[node] = 2
+                stack.pop()
     return back, len(headers)

@@ -9,7 +9,7 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 
 need_apt=0
-for tool in clang-19 opt-19 llc-19 llvm-size-19 cmake make csmith valgrind ccache autoreconf; do
+for tool in clang-19 opt-19 llc-19 llvm-size-19 cmake make csmith valgrind ccache autoreconf python3; do
   command -v "$tool" >/dev/null 2>&1 || need_apt=1
 done
 [ -e /usr/include/csmith/csmith.h ] || need_apt=1
@@ -18,6 +18,7 @@ if [ "$need_apt" = 1 ]; then
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends \
     clang-19 llvm-19 lld-19 cmake make autoconf automake libtool pkg-config \
+    python3 python3-pip python3-venv \
     csmith libcsmith-dev valgrind dpkg-dev ccache xz-utils bzip2 ca-certificates
 fi
 
@@ -29,4 +30,16 @@ if ! grep -rqs '^Types:.*deb-src' /etc/apt/sources.list.d/ && ! grep -qs '^deb-s
   fi
 fi
 
-python3 -m pip install -q --disable-pip-version-check -e '.[test]'
+# Debian's own Python refuses system-wide pip installs (PEP 668): use a venv
+# in .venv then; the Makefile puts .venv/bin first on PATH when it exists.
+if python3 -c 'import sys, sysconfig, os; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")) and sys.prefix == sys.base_prefix else 1)'; then
+  [ -d .venv ] || python3 -m venv .venv
+  PY=.venv/bin/python
+else
+  PY=python3
+fi
+$PY -m pip install -q --disable-pip-version-check -e '.[test]'
+
+if [ "${1:-}" = "--demo" ]; then
+  PATH="$PWD/.venv/bin:$PATH" $PY scripts/demo.py
+fi
