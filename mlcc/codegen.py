@@ -21,14 +21,14 @@ _CC1_TO_OPT = {"-mrelocation-model": "--relocation-model", "-mcmodel": "--code-m
 _CC1_SWITCHES_TO_OPT = {"-discard-value-names": "--discard-value-names"}
 
 
-def optimizer_target_flags(clang: str, unit: UnitPlan, bitcode: str) -> tuple[str, ...]:
+def optimizer_target_flags(clang: str, codegen_args, bitcode: str) -> tuple[str, ...]:
     """The target options clang would give its optimizer, as `opt` flags.
 
     Asked of clang itself (`-###`), so every spelling of -fPIC/-fPIE/-static/
     -mcmodel and the distribution's default PIE come out exactly as clang
     decides them.
     """
-    proc = run_tool([clang, "-###", *unit.codegen_args, "-c", bitcode, "-o", bitcode + ".o"],
+    proc = run_tool([clang, "-###", *codegen_args, "-c", bitcode, "-o", bitcode + ".o"],
                     capture_stderr=True)
     lines = proc.stderr.decode(errors="replace").splitlines()
     cc1 = next((shlex.split(line) for line in lines if '"-cc1"' in line), [])

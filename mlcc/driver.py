@@ -84,7 +84,7 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
     try:
         start = time.perf_counter()
         optimized = os.path.join(tmp, f"{stem}.opt.bc")
-        target_flags = codegen.optimizer_target_flags(tools.clang, unit, bitcode)
+        target_flags = codegen.optimizer_target_flags(tools.clang, unit.codegen_args, bitcode)
         pipeline.run_opt(tools.opt, decision.pipeline, bitcode, optimized,
                          target_flags=target_flags, timeout=settings.timeout)
         times["opt"] = time.perf_counter() - start

@@ -1,0 +1,76 @@
+"""Measure the objective of one pipeline on one collected translation unit.
+
+The same steps as the driver: `opt` with the target options clang would give
+it, then code generation through clang with the unit's own flags, then
+`mlcc.objective.object_size`. Debug info is stripped once per unit first: it
+does not change the code, only the time code generation takes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlcc import codegen
+from mlcc.errors import ToolFailed
+from mlcc.objective import object_size
+from mlcc.plan import FRONTEND_NO_PASSES
+from mlcc.process import run_tool
+from mlcc.toolchain import find
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One collected translation unit: its bitcode and how it was compiled."""
+
+    id: str
+    project: str
+    bitcode: str
+    codegen_args: tuple[str, ...]
+    driver: str = "c"
+
+    @classmethod
+    def load(cls, project_dir: Path, unit_id: str) -> "Unit":
+        meta = json.loads((project_dir / f"{unit_id}.json").read_text())
+        return cls(id=unit_id, project=project_dir.name,
+                   bitcode=str(project_dir / f"{unit_id}.bc"),
+                   codegen_args=tuple(meta["codegen_args"]), driver=meta.get("driver", "c"))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A unit made ready for many measurements."""
+
+    unit: Unit
+    bitcode: str                    # debug info stripped
+    target_flags: tuple[str, ...]   # for opt
+    clang: str
+    opt: str
+
+
+def prepare(unit: Unit, workdir: str) -> Prepared:
+    """Strip debug info and ask clang for the unit's target options (once per unit)."""
+    clang = find("clang++" if unit.driver == "c++" else "clang")
+    opt = find("opt")
+    stripped = os.path.join(workdir, f"{unit.id}.bc")
+    run_tool([opt, "--strip-debug", unit.bitcode, "-o", stripped], capture_stderr=True)
+    flags = codegen.optimizer_target_flags(clang, unit.codegen_args, stripped)
+    return Prepared(unit, stripped, flags, clang, opt)
+
+
+def measure(prep: Prepared, pipeline: str, *, timeout: float = 300) -> int | None:
+    """The objective after `pipeline`; None when opt or code generation fails."""
+    with tempfile.TemporaryDirectory(prefix="mlcc-eval-") as tmp:
+        optimized = os.path.join(tmp, "o.bc")
+        obj = os.path.join(tmp, "o.o")
+        try:
+            run_tool([prep.opt, *prep.target_flags, f"-passes={pipeline}", prep.bitcode,
+                      "-o", optimized], timeout=timeout, capture_stderr=True)
+            run_tool([prep.clang, *prep.unit.codegen_args, *FRONTEND_NO_PASSES, "-w",
+                      "-c", optimized, "-o", obj], timeout=timeout, capture_stderr=True)
+        except ToolFailed:
+            return None
+        return object_size(obj)

@@ -1,0 +1,134 @@
+"""Pass pipelines as lists of passes, and their opt spelling.
+
+A pipeline is a tuple of `Pass(level, name)`. `to_opt` nests consecutive
+passes of a lower level inside their adaptors, as opt's `-passes=` syntax
+needs: `function(sroa,loop-mssa(licm)),mergefunc`. The vocabulary is data
+(`data/pass-space.toml`). Random pipelines and local edits (insert, delete,
+swap, replace) drive the search.
+"""
+
+from __future__ import annotations
+
+import random
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+LEVELS = ("module", "cgscc", "function", "loop", "loop-mssa")
+_ADAPTOR = {"cgscc": "cgscc", "function": "function", "loop": "loop", "loop-mssa": "loop-mssa"}
+_PARENT = {"cgscc": "module", "function": "module", "loop": "function", "loop-mssa": "function"}
+
+
+@dataclass(frozen=True, order=True)
+class Pass:
+    level: str
+    name: str
+
+
+def load_space(path: Path | None = None) -> tuple[Pass, ...]:
+    """The passes the search may use (module-level default<O*> pipelines excluded)."""
+    path = path or Path(__file__).parent / "data" / "pass-space.toml"
+    with open(path, "rb") as f:
+        table = tomllib.load(f)
+    return tuple(Pass(level, name) for level in LEVELS for name in table.get(level, ())
+                 if not name.startswith("default<"))
+
+
+def to_opt(passes) -> str:
+    """The `-passes=` string for a pipeline."""
+    return ",".join(_render_run(list(passes), "module"))
+
+
+def _render_run(passes: list[Pass], level: str) -> list[str]:
+    """Render passes at `level`, opening adaptors for deeper runs."""
+    out: list[str] = []
+    i = 0
+    while i < len(passes):
+        p = passes[i]
+        if p.level == level:
+            out.append(p.name)
+            i += 1
+            continue
+        child = _child_toward(level, p.level)
+        j = i
+        while j < len(passes) and passes[j].level != level and _child_toward(level, passes[j].level) == child:
+            j += 1
+        inner = _render_run(passes[i:j], child)
+        out.append(f"{_ADAPTOR[child]}({','.join(inner)})")
+        i = j
+    return out
+
+
+def _child_toward(level: str, target: str) -> str:
+    """The adaptor level directly below `level` on the way to `target`."""
+    chain = [target]
+    while _PARENT.get(chain[-1]) and _PARENT[chain[-1]] != level:
+        chain.append(_PARENT[chain[-1]])
+    return chain[-1]
+
+
+def base(opt_level: str) -> Pass:
+    """clang's own pipeline for -O`opt_level`, as one module pass."""
+    return Pass("module", f"default<O{opt_level}>")
+
+
+def random_pipeline(rng: random.Random, space, opt_level: str) -> tuple[Pass, ...]:
+    """A random pipeline: a few passes after or before clang's, or a free sequence."""
+    family = rng.choice(("suffix", "suffix", "prefix", "free"))
+    if family == "suffix":
+        return (base(opt_level),) + tuple(rng.choices(space, k=rng.randint(1, 6)))
+    if family == "prefix":
+        return tuple(rng.choices(space, k=rng.randint(1, 6))) + (base(opt_level),)
+    return tuple(rng.choices(space, k=rng.randint(8, 30)))
+
+
+def mutate(rng: random.Random, pipeline, space, opt_level: str) -> tuple[Pass, ...]:
+    """One local edit: insert, delete, swap or replace a pass (clang's pipeline stays)."""
+    items = list(pipeline)
+    editable = [i for i, p in enumerate(items) if not p.name.startswith("default<")]
+    op = rng.choice(("insert", "delete", "swap", "replace"))
+    if op == "insert" or not editable:
+        items.insert(rng.randint(0, len(items)), rng.choice(space))
+    elif op == "delete" and len(items) > 1:
+        del items[rng.choice(editable)]
+    elif op == "swap" and len(items) > 1:
+        i = rng.randrange(len(items) - 1)
+        items[i], items[i + 1] = items[i + 1], items[i]
+    else:
+        items[rng.choice(editable)] = rng.choice(space)
+    return tuple(items)
+
+
+def parse_simple(text: str) -> tuple[Pass, ...]:
+    """Inverse of `to_opt` for pipelines it produced (used to mutate stored pipelines)."""
+    out: list[Pass] = []
+    _parse_into(text, "module", out)
+    return tuple(out)
+
+
+def _parse_into(text: str, level: str, out: list[Pass]) -> None:
+    for item in _split_top(text):
+        for child in ("cgscc", "function", "loop-mssa", "loop"):
+            prefix = _ADAPTOR[child] + "("
+            if item.startswith(prefix) and item.endswith(")"):
+                _parse_into(item[len(prefix):-1], child, out)
+                break
+        else:
+            out.append(Pass(level, item))
+
+
+def _split_top(text: str) -> list[str]:
+    parts, depth, cur = [], 0, []
+    for ch in text:
+        if ch in "(<":
+            depth += 1
+        elif ch in ")>":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+    if cur:
+        parts.append("".join(cur))
+    return parts

@@ -1,0 +1,278 @@
+"""Measure pipelines on the corpus: the table every later step learns from.
+
+Steps, each resumable (measurements already in the table are never redone):
+
+- `explore`: on a sample of training units, clang's pipeline plus a shared
+  set of random pipelines (the same for every unit, so that columns can be
+  compared), then a greedy walk of local edits from each unit's best.
+- `crosscheck`: the pipelines the greedy walks found, measured on every
+  explored unit, so the candidate selection can compare them fairly.
+- `label`: the chosen candidates (`models/data/candidates-Oz.json`) plus
+  clang's pipeline on every unit of the corpus, training and validation.
+
+The table is `models/data/measurements-Oz.jsonl.gz`: one JSON object per
+line (unit, pipeline, size in bytes or null when the pipeline failed),
+appended in gzip members, committed so the model can be retrained without
+measuring again.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import multiprocessing
+import os
+import random
+import signal
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from mlcc.learn import pipelines as pl
+from mlcc.learn.corpus import MANIFEST_FILE, Layout
+from mlcc.learn.evaluate import Unit, measure, prepare
+
+MODELS = Path(__file__).resolve().parents[2] / "models"
+DATA = MODELS / "data"
+OPT_LEVEL = "z"
+CLANG_PIPELINE = f"default<O{OPT_LEVEL}>"
+MEASUREMENTS = DATA / f"measurements-O{OPT_LEVEL}.jsonl.gz"
+CANDIDATES = DATA / f"candidates-O{OPT_LEVEL}.json"
+EXPLORE_SEED = 20261127
+MAX_EXPLORE_BITCODE = 1_500_000  # bytes; huge units would eat the exploration budget
+
+
+class Store:
+    """The measurement table: (unit, pipeline) -> bytes (None: the pipeline failed)."""
+
+    def __init__(self, path: Path = MEASUREMENTS):
+        self.path = path
+        self.sizes: dict[tuple[str, str], int | None] = {}
+        if path.exists():
+            with gzip.open(path, "rt") as f:
+                for line in f:
+                    if line.strip():
+                        row = json.loads(line)
+                        self.sizes[(row["unit"], row["pipeline"])] = row["size"]
+
+    def has(self, unit: str, pipeline: str) -> bool:
+        return (unit, pipeline) in self.sizes
+
+    def by_unit(self) -> dict[str, dict[str, int | None]]:
+        out: dict[str, dict[str, int | None]] = defaultdict(dict)
+        for (unit, pipeline), size in self.sizes.items():
+            out[unit][pipeline] = size
+        return out
+
+    def append(self, rows: list[dict]) -> None:
+        """Add rows as one gzip member (a crash loses at most this batch)."""
+        fresh = [r for r in rows if (r["unit"], r["pipeline"]) not in self.sizes]
+        if not fresh:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in fresh)
+        with open(self.path, "ab") as f:
+            f.write(gzip.compress(data.encode(), mtime=0))
+        for r in fresh:
+            self.sizes[(r["unit"], r["pipeline"])] = r["size"]
+
+
+def load_manifest(path: Path = MANIFEST_FILE) -> dict:
+    return json.loads(path.read_text())
+
+
+def units_of(manifest: dict, split: str | None = None) -> list[dict]:
+    return [u for u in manifest["units"] if split is None or u["split"] == split]
+
+
+def explore_sample(manifest: dict, count: int) -> list[dict]:
+    """Training units for exploration, spread round-robin over projects (seeded)."""
+    rng = random.Random(EXPLORE_SEED)
+    by_project: dict[str, list[dict]] = defaultdict(list)
+    for u in units_of(manifest, "train"):
+        if u["bitcode_bytes"] <= MAX_EXPLORE_BITCODE:
+            by_project[u["project"]].append(u)
+    for lst in by_project.values():
+        rng.shuffle(lst)
+    chosen: list[dict] = []
+    projects = sorted(by_project)
+    while len(chosen) < count and any(by_project.values()):
+        for p in projects:
+            if by_project[p] and len(chosen) < count:
+                chosen.append(by_project[p].pop())
+    return chosen
+
+
+def shared_random_pipelines(count: int) -> list[str]:
+    """The random pipelines every explored unit is measured with (seeded, so stable)."""
+    rng = random.Random(EXPLORE_SEED)
+    space = pl.load_space()
+    out: list[str] = []
+    while len(out) < count:
+        p = pl.to_opt(pl.random_pipeline(rng, space, OPT_LEVEL))
+        if p not in out and p != CLANG_PIPELINE:
+            out.append(p)
+    return out
+
+
+# ----------------------------------------------------------------------------- workers
+
+
+def _unit(manifest_unit: dict, layout: Layout) -> Unit:
+    return Unit.load(layout.root / "corpus" / manifest_unit["project"], manifest_unit["id"])
+
+
+def _measure_unit(job) -> list[dict]:
+    """Worker: measure `pipelines` on one unit, then `greedy` local edits of its best."""
+    manifest_unit, root, pipelines, known, greedy = job
+    unit = _unit(manifest_unit, Layout(Path(root)))
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="mlcc-search-") as tmp:
+        try:
+            prep = prepare(unit, tmp)
+        except Exception as exc:  # a unit that cannot even be read is recorded as failed
+            return [{"unit": unit.id, "pipeline": p, "size": None, "error": str(exc)[:200]}
+                    for p in pipelines]
+        sizes = dict(known)
+
+        def run(pipeline: str) -> None:
+            start = time.perf_counter()
+            size = measure(prep, pipeline, timeout=240)
+            sizes[pipeline] = size
+            rows.append({"unit": unit.id, "pipeline": pipeline, "size": size,
+                         "seconds": round(time.perf_counter() - start, 3)})
+
+        for p in pipelines:
+            if p not in sizes:
+                run(p)
+        if greedy:
+            rng = random.Random(f"{EXPLORE_SEED}:{unit.id}")
+            space = pl.load_space()
+            for _ in range(greedy):
+                valid = {p: s for p, s in sizes.items() if s is not None}
+                if not valid:
+                    break
+                best = min(sorted(valid), key=lambda p: valid[p])
+                candidate = pl.to_opt(pl.mutate(rng, pl.parse_simple(best), space, OPT_LEVEL))
+                if candidate not in sizes:
+                    run(candidate)
+    return rows
+
+
+def _run_jobs(jobs: list, store: Store, workers: int, title: str) -> None:
+    console = Console(stderr=True)
+    if not jobs:
+        console.print(f"[green]{title}: nothing left to measure")
+        return
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("{task.fields[rows]} measurements"))
+    ctx = multiprocessing.get_context("fork")
+    with Progress(*columns, console=console) as progress, \
+            ctx.Pool(workers, initializer=signal.signal,
+                     initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
+        task = progress.add_task(title, total=len(jobs), rows=0)
+        done_rows = 0
+        for rows in pool.imap_unordered(_measure_unit, jobs):
+            store.append(rows)
+            done_rows += len(rows)
+            progress.update(task, advance=1, rows=done_rows)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+@click.group()
+def main() -> None:
+    """Measure pass pipelines on the corpus (resumable)."""
+
+
+@main.command()
+@click.option("--units", "count", default=150, show_default=True, help="Training units to explore.")
+@click.option("--random", "n_random", default=40, show_default=True, help="Shared random pipelines.")
+@click.option("--greedy", default=6, show_default=True, help="Local edits per unit from its best.")
+@click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
+def explore(count: int, n_random: int, greedy: int, jobs: int) -> None:
+    """Clang's pipeline, shared random pipelines and greedy edits on sampled training units."""
+    manifest = load_manifest()
+    store = Store()
+    layout = Layout.from_environment()
+    pipelines = [CLANG_PIPELINE, "default<Os>"] + shared_random_pipelines(n_random)
+    by_unit = store.by_unit()
+    jobs_list = []
+    for u in explore_sample(manifest, count):
+        known = by_unit.get(u["id"], {})
+        missing = [p for p in pipelines if p not in known]
+        greedy_done = sum(1 for p in known if p not in pipelines)
+        if missing or greedy_done < greedy:
+            jobs_list.append((u, str(layout.root), pipelines, known, greedy - greedy_done))
+    _run_jobs(jobs_list, store, jobs, "explore")
+
+
+def greedy_winners(store: Store, explored: list[dict], shared: set[str], limit: int) -> list[str]:
+    """Pipelines found by the greedy walks that beat their unit's best shared pipeline."""
+    gains: dict[str, float] = defaultdict(float)
+    by_unit = store.by_unit()
+    for u in explored:
+        sizes = {p: s for p, s in by_unit.get(u["id"], {}).items() if s}
+        base = min((s for p, s in sizes.items() if p in shared), default=None)
+        if not base:
+            continue
+        for p, s in sizes.items():
+            if p not in shared and s < base:
+                gains[p] += (base - s)
+    return [p for p, _ in sorted(gains.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
+
+
+@main.command()
+@click.option("--units", "count", default=150, show_default=True)
+@click.option("--random", "n_random", default=40, show_default=True)
+@click.option("--limit", default=40, show_default=True, help="Greedy winners to cross-check.")
+@click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
+def crosscheck(count: int, n_random: int, limit: int, jobs: int) -> None:
+    """Measure the greedy walks' winners on every explored unit."""
+    manifest = load_manifest()
+    store = Store()
+    layout = Layout.from_environment()
+    explored = explore_sample(manifest, count)
+    shared = {CLANG_PIPELINE, "default<Os>", *shared_random_pipelines(n_random)}
+    winners = greedy_winners(store, explored, shared, limit)
+    by_unit = store.by_unit()
+    jobs_list = [(u, str(layout.root), winners, by_unit.get(u["id"], {}), 0) for u in explored
+                 if any(p not in by_unit.get(u["id"], {}) for p in winners)]
+    _run_jobs(jobs_list, store, jobs, "crosscheck")
+
+
+@main.command()
+@click.option("--split", type=click.Choice(["train", "validation", "all"]), default="all")
+@click.option("--limit", default=0, help="At most this many units per split (0: all).")
+@click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
+def label(split: str, limit: int, jobs: int) -> None:
+    """Measure clang's pipeline and every chosen candidate on the corpus."""
+    manifest = load_manifest()
+    store = Store()
+    layout = Layout.from_environment()
+    candidates = json.loads(CANDIDATES.read_text())["pipelines"]
+    pipelines = [CLANG_PIPELINE] + [p for p in candidates if p != CLANG_PIPELINE]
+    splits = ("train", "validation") if split == "all" else (split,)
+    by_unit = store.by_unit()
+    jobs_list = []
+    for s in splits:
+        units = sorted(units_of(manifest, s), key=lambda u: (u["bitcode_bytes"], u["id"]))
+        if limit:
+            rng = random.Random(EXPLORE_SEED)
+            units = sorted(rng.sample(units, min(limit, len(units))),
+                           key=lambda u: (u["bitcode_bytes"], u["id"]))
+        for u in units:
+            known = by_unit.get(u["id"], {})
+            if any(p not in known for p in pipelines):
+                jobs_list.append((u, str(layout.root), pipelines, known, 0))
+    _run_jobs(jobs_list, store, jobs, f"label {split}")
+
+
+if __name__ == "__main__":
+    main()
