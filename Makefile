@@ -4,7 +4,7 @@
 export PATH := $(CURDIR)/.venv/bin:$(PATH)
 PYTHON ?= python3
 
-.PHONY: setup test test-fast demo quickstart
+.PHONY: setup test test-fast demo quickstart corpus
 
 setup:
 	bash scripts/setup.sh
@@ -24,3 +24,26 @@ demo:
 # One command on a fresh Debian/Ubuntu machine: install everything, compile an example.
 quickstart:
 	bash scripts/setup.sh --demo
+
+# Build the projects of mlcc/learn/data/corpus-projects.toml with mlcc in collect
+# mode (resumable; data under $MLCC_DATA, default ~/.cache/mlcc) and write
+# models/corpus-manifest.json.
+corpus:
+	$(PYTHON) -m mlcc.learn.corpus collect && $(PYTHON) -m mlcc.learn.corpus index
+
+# The size model, end to end: corpus -> search -> candidates -> labels ->
+# training -> ONNX -> report. Resumable: measurements already in
+# models/data/ are reused; `make model FRESH=1` starts the tables anew.
+model: corpus
+ifeq ($(FRESH),1)
+	rm -f models/data/measurements-Oz.jsonl.gz models/data/features-v*.jsonl.gz models/data/candidates-Oz.json
+endif
+	$(PYTHON) -m mlcc.learn.search explore
+	$(PYTHON) -m mlcc.learn.search crosscheck
+	$(PYTHON) -m mlcc.learn.candidates
+	$(PYTHON) -m mlcc.learn.search label
+	$(PYTHON) -m mlcc.learn.train
+	$(PYTHON) -m mlcc.learn.report
+
+report:
+	$(PYTHON) -m mlcc.learn.report

@@ -1,14 +1,26 @@
 """The model step: which pass pipeline to run on one translation unit.
 
-Until a model for the optimization level is available, the answer is clang's
-own pipeline, and the decision says so.
+The model is an ONNX file whose metadata says what made it: LLVM major
+version, feature schema (version and hash), feature transform, candidate
+pipelines, the margin a candidate must beat clang's pipeline by, training
+data. A model that does not fit this mlcc is refused with one clear message
+and the unit gets clang's own pipeline: never a crash.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from mlcc.errors import ModelError, ModelMismatch
 from mlcc.pipeline import clang_pipeline
+
+MODEL_FORMAT = 1
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models"
 
 
 @dataclass(frozen=True)
@@ -16,9 +28,87 @@ class Decision:
     """The chosen pipeline, where it came from, and the model's scores if any."""
 
     pipeline: str
-    source: str                                  # "model", "clang-default: <why>", ...
+    source: str                                  # "model", "forced", "clang-default: <why>"
     ranked: tuple[str, ...] = ()                 # candidates, best predicted first
     scores: dict[str, float] = field(default_factory=dict)  # predicted size / clang's
+
+
+@dataclass(frozen=True)
+class SizeModel:
+    """A loaded model and what its metadata promises."""
+
+    path: str
+    digest: str
+    opt_level: str
+    candidates: tuple[str, ...]
+    margin: float
+    session: object
+
+    def predict(self, feature_vector) -> list[float]:
+        import numpy as np
+        x = np.log1p(np.maximum(np.asarray(feature_vector, dtype=np.float32), 0))[None, :]
+        out = self.session.run(None, {self.session.get_inputs()[0].name: x})[0]
+        return [float(v) for v in np.asarray(out).reshape(-1)]
+
+
+def bundled_model_path(opt_level: str) -> Path:
+    return BUNDLED_DIR / f"size-O{opt_level}.onnx"
+
+
+_LOADED: dict[str, SizeModel] = {}
+
+
+def load(path: str) -> SizeModel:
+    """Load and check a model file; raise ModelError / ModelMismatch with what to do."""
+    if path in _LOADED:
+        return _LOADED[path]
+    try:
+        blob = Path(path).read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read model {path}: {exc.strerror}") from None
+    try:
+        import onnxruntime as ort
+        ort.set_default_logger_severity(3)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
+        meta = session.get_modelmeta().custom_metadata_map
+    except Exception as exc:  # onnxruntime raises its own exception types for bad files
+        raise ModelError(f"model {path} is not a valid ONNX model ({type(exc).__name__})") from None
+    from mlcc import features
+    from mlcc.toolchain import LLVM_MAJOR
+
+    checks = (("mlcc.format", str(MODEL_FORMAT), "model format"),
+              ("mlcc.llvm_major", str(LLVM_MAJOR), "LLVM major version"),
+              ("mlcc.feature_schema_hash", features.schema_hash(), "feature schema"),
+              ("mlcc.feature_transform", "log1p", "feature transform"))
+    for key, expected, what in checks:
+        if meta.get(key) != expected:
+            raise ModelMismatch(
+                f"model {path} was made for another {what} ({meta.get(key, 'none')}, "
+                f"this mlcc has {expected}); retrain it with `make model` or set MLCC_MODEL")
+    try:
+        candidates = tuple(json.loads(meta["mlcc.candidates"]))
+        margin = float(meta.get("mlcc.margin", "0"))
+        opt_level = meta["mlcc.opt_level"]
+    except (KeyError, ValueError, TypeError):
+        raise ModelMismatch(f"model {path} lacks its candidate pipelines in its metadata") from None
+    outputs = session.get_outputs()[0].shape
+    if len(outputs) != 2 or outputs[1] != len(candidates):
+        raise ModelMismatch(f"model {path} predicts {outputs} values for {len(candidates)} candidates")
+    model = SizeModel(path=path, digest=hashlib.sha256(blob).hexdigest()[:12],
+                      opt_level=opt_level, candidates=candidates, margin=margin, session=session)
+    _LOADED[path] = model
+    return model
+
+
+def _model_path(opt_level: str, settings) -> str | None:
+    if settings.model:
+        return settings.model
+    path = bundled_model_path(opt_level)
+    return str(path) if path.exists() else None
 
 
 def choose(bitcode: str, opt_level: str, settings) -> Decision:
@@ -26,9 +116,37 @@ def choose(bitcode: str, opt_level: str, settings) -> Decision:
     if settings.pipeline:
         forced = clang_pipeline(opt_level) if settings.pipeline == "clang" else settings.pipeline
         return Decision(pipeline=forced, source="forced")
-    return Decision(pipeline=clang_pipeline(opt_level), source="clang-default: no model")
+    path = _model_path(opt_level, settings)
+    if path is None:
+        return Decision(clang_pipeline(opt_level), f"clang-default: no model for -O{opt_level}")
+    from mlcc.errors import MlccError
+    try:
+        model = load(path)
+        if model.opt_level != opt_level:
+            return Decision(clang_pipeline(opt_level),
+                            f"clang-default: model is for -O{model.opt_level}")
+        from mlcc import features
+        scores = model.predict(features.extract_features(bitcode))
+    except MlccError as exc:
+        print(f"mlcc: warning: {exc}; using clang's own pipeline", file=sys.stderr)
+        return Decision(clang_pipeline(opt_level), f"clang-default: {exc}")
+    ranked = sorted(range(len(scores)), key=lambda i: (scores[i], i))
+    best = ranked[0]
+    if scores[best] > scores[0] - model.margin:
+        best = 0  # candidate 0 is clang's own pipeline
+    return Decision(pipeline=model.candidates[best], source=f"model {model.digest}",
+                    ranked=tuple(model.candidates[i] for i in ranked),
+                    scores={model.candidates[i]: round(scores[i], 5) for i in range(len(scores))})
 
 
-def identity() -> str:
+def identity(opt_level: str = "z") -> str:
     """A short description of the model in use, for --version."""
-    return "model: none, clang's own pipelines"
+    path = os.environ.get("MLCC_MODEL") or str(bundled_model_path(opt_level))
+    if not Path(path).exists():
+        return "model: none, clang's own pipelines"
+    try:
+        m = load(path)
+    except ModelError as exc:
+        return f"model: unusable ({exc})"
+    return (f"model: {Path(m.path).name} sha256:{m.digest}, -O{m.opt_level}, "
+            f"{len(m.candidates)} candidates")

@@ -1,0 +1,107 @@
+"""Choose the candidate pipelines: a small set that covers most of the per-file best.
+
+The coreset idea (Liang et al., ICML 2023): on the explored training units,
+every pipeline measured on all of them is a column; starting from clang's own
+pipeline, greedily add the column that most lowers the total of the per-unit
+minimum. The curve of that total against the set size is the evidence for K.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from mlcc.learn import search
+
+
+def complete_columns(store: search.Store, units: list[str]) -> dict[str, list[int]]:
+    """Pipelines measured on every unit (failures count as clang's size times 1.5)."""
+    by_unit = store.by_unit()
+    units = [u for u in units if by_unit.get(u, {}).get(search.CLANG_PIPELINE)]
+    pipelines = set.intersection(*(set(by_unit[u]) for u in units)) if units else set()
+    columns = {}
+    for p in sorted(pipelines):
+        columns[p] = [by_unit[u][p] if by_unit[u][p] else int(by_unit[u][search.CLANG_PIPELINE] * 1.5)
+                      for u in units]
+    return columns
+
+
+def greedy_cover(columns: dict[str, list[int]], k_max: int) -> list[tuple[str, int]]:
+    """Pipelines in the order the greedy cover picks them, with the total after each pick."""
+    chosen = [search.CLANG_PIPELINE]
+    best = list(columns[search.CLANG_PIPELINE])
+    curve = [(search.CLANG_PIPELINE, sum(best))]
+    while len(chosen) < k_max:
+        pick, pick_total = None, sum(best)
+        for p, col in columns.items():
+            if p in chosen:
+                continue
+            total = sum(min(a, b) for a, b in zip(best, col))
+            if total < pick_total:
+                pick, pick_total = p, total
+        if pick is None:
+            break
+        chosen.append(pick)
+        best = [min(a, b) for a, b in zip(best, columns[pick])]
+        curve.append((pick, pick_total))
+    return curve
+
+
+def choose_k(curve: list[tuple[str, int]], clang_total: int, *, k_min: int = 8,
+             k_max: int = 64, min_gain_pct: float = 0.05) -> int:
+    """The smallest K (at least k_min) after which one more pipeline gains < min_gain_pct."""
+    for k in range(max(k_min, 1), min(len(curve), k_max)):
+        gain = 100.0 * (curve[k - 1][1] - curve[k][1]) / clang_total
+        if gain < min_gain_pct:
+            return k
+    return min(len(curve), k_max)
+
+
+@click.command()
+@click.option("--units", "count", default=150, show_default=True, help="Explored units (as in search).")
+@click.option("--k-max", default=64, show_default=True)
+@click.option("--k", "k_fixed", default=0, help="Force K instead of choosing it from the curve.")
+def main(count: int, k_max: int, k_fixed: int) -> None:
+    """Select the candidate pipelines and write models/data/candidates-Oz.json."""
+    manifest = search.load_manifest()
+    explored = [u["id"] for u in search.explore_sample(manifest, count)]
+    store = search.Store()
+    columns = complete_columns(store, explored)
+    if search.CLANG_PIPELINE not in columns:
+        raise click.ClickException("no complete measurements yet: run `search explore` first")
+    units_used = len(next(iter(columns.values())))
+    curve = greedy_cover(columns, k_max)
+    clang_total = curve[0][1]
+    oracle_all = sum(min(col[i] for col in columns.values()) for i in range(units_used))
+    k = k_fixed or choose_k(curve, clang_total, k_max=k_max)
+    best_single = min(columns, key=lambda p: (sum(columns[p]), p))
+    result = {
+        "opt_level": search.OPT_LEVEL,
+        "objective": "bytes of .text/.data/.rodata (mlcc.objective.object_size)",
+        "selection_units": units_used,
+        "pipelines_considered": len(columns),
+        "k": k,
+        "pipelines": [p for p, _ in curve[:k]],
+        "curve": [{"k": i + 1, "pipeline": p, "total": t,
+                   "gain_pct": round(100.0 * (clang_total - t) / clang_total, 3)}
+                  for i, (p, t) in enumerate(curve)],
+        "clang_total": clang_total,
+        "oracle_all_pct": round(100.0 * (clang_total - oracle_all) / clang_total, 3),
+        "best_single": {"pipeline": best_single,
+                        "gain_pct": round(100.0 * (clang_total - sum(columns[best_single]))
+                                          / clang_total, 3)},
+    }
+    search.CANDIDATES.parent.mkdir(parents=True, exist_ok=True)
+    search.CANDIDATES.write_text(json.dumps(result, indent=1) + "\n")
+    click.echo(f"{units_used} units, {len(columns)} pipelines; oracle of all: "
+               f"{result['oracle_all_pct']}%; best single: {result['best_single']['gain_pct']}%")
+    for row in result["curve"][:max(k, 16)]:
+        mark = "*" if row["k"] <= k else " "
+        click.echo(f"{mark} K={row['k']:2}  {row['gain_pct']:6.3f}%  {row['pipeline'][:90]}")
+    click.echo(f"chose K={k} -> {search.CANDIDATES}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,275 @@
+"""Train the size model: for each candidate pipeline, the unit's size relative
+to clang's pipeline, predicted from the IR features; export it to ONNX with
+everything needed to trust it in its metadata.
+
+Inputs: the manifest (units and their split), the measurement table and the
+candidates (`models/data/`). Features are extracted once per unit and kept in
+`models/data/features-v<schema>.jsonl.gz`, committed with the measurements.
+Model families are compared by cross-validation grouped by project on the
+training projects; validation projects are only used by the report.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.progress import track
+
+from mlcc import features
+from mlcc.learn import search
+from mlcc.learn.corpus import MANIFEST_FILE, Layout
+from mlcc.toolchain import LLVM_MAJOR
+
+FEATURES_TABLE = search.DATA / f"features-v{features.SCHEMA_VERSION}.jsonl.gz"
+MODEL_FILE = search.MODELS / f"size-O{search.OPT_LEVEL}.onnx"
+FAILED_RATIO = 1.5   # a pipeline that failed on a unit counts as this much larger
+MODEL_FORMAT = 1
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def feature_table(units: list[dict], layout: Layout) -> dict[str, np.ndarray]:
+    """Features of every unit, extracted once and cached in FEATURES_TABLE."""
+    table: dict[str, np.ndarray] = {}
+    schema = features.schema_hash()
+    if FEATURES_TABLE.exists():
+        with gzip.open(FEATURES_TABLE, "rt") as f:
+            for line in f:
+                row = json.loads(line)
+                if row["schema"] == schema:
+                    table[row["unit"]] = np.asarray(row["features"], dtype=np.float32)
+    missing = [u for u in units if u["id"] not in table]
+    rows = []
+    for u in track(missing, description="features", console=Console(stderr=True),
+                   disable=not missing):
+        bitcode = layout.root / "corpus" / u["project"] / f"{u['id']}.bc"
+        try:
+            vec = features.extract_features(bitcode)
+        except features.FeatureError:
+            continue
+        table[u["id"]] = vec
+        rows.append({"unit": u["id"], "schema": schema,
+                     "features": [float(x) for x in vec]})
+    if rows:
+        FEATURES_TABLE.parent.mkdir(parents=True, exist_ok=True)
+        with open(FEATURES_TABLE, "ab") as f:
+            data = "".join(json.dumps(r) + "\n" for r in rows)
+            f.write(gzip.compress(data.encode(), mtime=0))
+    return table
+
+
+@dataclass
+class Dataset:
+    """Units with a clang size and a size for every candidate."""
+
+    units: list[dict]
+    X: np.ndarray          # raw features
+    R: np.ndarray          # size / clang's size, per candidate (failures: FAILED_RATIO)
+    clang: np.ndarray      # clang's size in bytes
+    candidates: list[str]
+
+    def subset(self, mask) -> "Dataset":
+        idx = np.flatnonzero(mask)
+        return Dataset([self.units[i] for i in idx], self.X[idx], self.R[idx],
+                       self.clang[idx], self.candidates)
+
+    @property
+    def groups(self) -> np.ndarray:
+        return np.array([u["project"] for u in self.units])
+
+
+def build_dataset(manifest: dict, candidates: list[str], layout: Layout) -> Dataset:
+    store = search.Store()
+    by_unit = store.by_unit()
+    labeled = [u for u in manifest["units"]
+               if by_unit.get(u["id"], {}).get(search.CLANG_PIPELINE)
+               and all(p in by_unit[u["id"]] for p in candidates)]
+    feats = feature_table(labeled, layout)
+    labeled = [u for u in labeled if u["id"] in feats]
+    X = np.stack([feats[u["id"]] for u in labeled]) if labeled else np.zeros((0, len(features.FEATURE_NAMES)))
+    clang = np.array([by_unit[u["id"]][search.CLANG_PIPELINE] for u in labeled], dtype=np.float64)
+    R = np.array([[(by_unit[u["id"]][p] / by_unit[u["id"]][search.CLANG_PIPELINE])
+                   if by_unit[u["id"]][p] else FAILED_RATIO for p in candidates]
+                  for u in labeled], dtype=np.float64)
+    return Dataset(labeled, X, R, clang, candidates)
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def transform(X: np.ndarray) -> np.ndarray:
+    """The feature transform the model expects (recorded in its metadata): log1p."""
+    return np.log1p(np.maximum(X, 0)).astype(np.float32)
+
+
+def make_model(family: str, seed: int = 0):
+    from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    if family == "extra-trees":
+        return ExtraTreesRegressor(n_estimators=48, max_depth=10, min_samples_leaf=3,
+                                   max_features=0.5, random_state=seed, n_jobs=2)
+    if family == "random-forest":
+        return RandomForestRegressor(n_estimators=48, max_depth=10, min_samples_leaf=3,
+                                     max_features=0.5, random_state=seed, n_jobs=2)
+    if family == "knn":
+        return make_pipeline(StandardScaler(), KNeighborsRegressor(n_neighbors=8, weights="distance"))
+    if family == "mlp":
+        return make_pipeline(StandardScaler(), MLPRegressor(
+            hidden_layer_sizes=(64,), alpha=1e-2, max_iter=800, early_stopping=True,
+            random_state=seed))
+    raise ValueError(family)
+
+
+FAMILIES = ("extra-trees", "random-forest", "knn", "mlp")
+
+
+def choose(pred: np.ndarray, margin: float) -> np.ndarray:
+    """Index of the chosen candidate per unit: the predicted smallest, unless it is
+    not predicted at least `margin` smaller than clang's (candidate 0)."""
+    best = pred.argmin(axis=1)
+    keep_clang = pred[np.arange(len(pred)), best] > pred[:, 0] - margin
+    best[keep_clang] = 0
+    return best
+
+
+def score(data: Dataset, chosen: np.ndarray) -> dict:
+    """Total and geomean gain over clang of a choice, and what the oracle would get."""
+    sizes = data.R[np.arange(len(chosen)), chosen] * data.clang
+    oracle = data.R.min(axis=1) * data.clang
+    total_clang = data.clang.sum()
+    ratio = sizes / data.clang
+    return {
+        "units": int(len(chosen)),
+        "total_gain_pct": float(100.0 * (total_clang - sizes.sum()) / total_clang),
+        "geomean_gain_pct": float(100.0 * (1 - np.exp(np.mean(np.log(ratio))))),
+        "oracle_total_gain_pct": float(100.0 * (total_clang - oracle.sum()) / total_clang),
+        "larger_units": int((ratio > 1.0 + 1e-12).sum()),
+        "worst_ratio": float(ratio.max()) if len(ratio) else 1.0,
+    }
+
+
+def cross_validate(data: Dataset, family: str, folds: int = 5) -> tuple[np.ndarray, dict]:
+    """Out-of-fold predictions, folds grouped by project."""
+    from sklearn.model_selection import GroupKFold
+
+    pred = np.zeros_like(data.R)
+    n_groups = len(set(data.groups))
+    for train_idx, test_idx in GroupKFold(n_splits=min(folds, n_groups)).split(
+            data.X, data.R, data.groups):
+        model = make_model(family).fit(transform(data.X[train_idx]), data.R[train_idx])
+        pred[test_idx] = model.predict(transform(data.X[test_idx]))
+    return pred, {}
+
+
+def best_margin(data: Dataset, pred: np.ndarray) -> float:
+    margins = [0.0, 0.002, 0.005, 0.01, 0.02, 0.03]
+    return max(margins, key=lambda m: (score(data, choose(pred, m))["total_gain_pct"], -m))
+
+
+def export_onnx(model, n_features: int, n_outputs: int, metadata: dict) -> bytes:
+    import onnx
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+
+    onx = to_onnx(model, initial_types=[("features", FloatTensorType([None, n_features]))],
+                  final_types=[("ratios", FloatTensorType([None, n_outputs]))],
+                  target_opset={"": 17, "ai.onnx.ml": 3})
+    for key, value in metadata.items():
+        entry = onx.metadata_props.add()
+        entry.key = key
+        entry.value = value if isinstance(value, str) else json.dumps(value)
+    onx.doc_string = "mlcc code-size model: predicted size / clang's size for each candidate"
+    onnx.checker.check_model(onx)
+    return onx.SerializeToString()
+
+
+@click.command()
+@click.option("--family", type=click.Choice(("auto",) + FAMILIES), default="auto", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=MODEL_FILE, show_default=True)
+def main(family: str, out: Path) -> None:
+    """Train on the training projects, export the model with its metadata."""
+    console = Console(stderr=True)
+    manifest = json.loads(MANIFEST_FILE.read_text())
+    cand = json.loads(search.CANDIDATES.read_text())
+    candidates = cand["pipelines"]
+    assert candidates[0] == search.CLANG_PIPELINE
+    data = build_dataset(manifest, candidates, Layout.from_environment())
+    train = data.subset([u["split"] == "train" for u in data.units])
+    valid = data.subset([u["split"] == "validation" for u in data.units])
+    console.print(f"{len(train.units)} training units ({len(set(train.groups))} projects), "
+                  f"{len(valid.units)} validation units, {len(candidates)} candidates")
+    if len(train.units) < 20:
+        raise click.ClickException("too few labeled training units: run `search label` first")
+
+    cv: dict[str, dict] = {}
+    families = FAMILIES if family == "auto" else (family,)
+    for fam in families:
+        start = time.perf_counter()
+        pred, _ = cross_validate(train, fam)
+        margin = best_margin(train, pred)
+        cv[fam] = {"margin": margin, **score(train, choose(pred, margin)),
+                   "seconds": round(time.perf_counter() - start, 1)}
+        console.print(f"  cv {fam:14} margin {margin:.3f}  total {cv[fam]['total_gain_pct']:.2f}%  "
+                      f"geomean {cv[fam]['geomean_gain_pct']:.2f}%  "
+                      f"larger {cv[fam]['larger_units']}")
+    chosen_family = max(cv, key=lambda f: cv[f]["total_gain_pct"])
+    margin = cv[chosen_family]["margin"]
+    model = make_model(chosen_family).fit(transform(train.X), train.R)
+
+    valid_metrics = score(valid, choose(model.predict(transform(valid.X)), margin)) if len(valid.units) else {}
+    best_single = int(np.argmin((train.R * train.clang[:, None]).sum(axis=0)))
+    fixed_valid = score(valid, np.full(len(valid.units), best_single)) if len(valid.units) else {}
+    metadata = {
+        "mlcc.format": str(MODEL_FORMAT),
+        "mlcc.llvm_major": str(LLVM_MAJOR),
+        "mlcc.opt_level": search.OPT_LEVEL,
+        "mlcc.feature_schema_version": str(features.SCHEMA_VERSION),
+        "mlcc.feature_schema_hash": features.schema_hash(),
+        "mlcc.feature_transform": "log1p",
+        "mlcc.objective": "bytes of .text/.data/.rodata with subsections (mlcc.objective.object_size)",
+        "mlcc.candidates": candidates,
+        "mlcc.margin": str(margin),
+        "mlcc.family": chosen_family,
+        "mlcc.training_data": {
+            "manifest_sha256": file_sha256(MANIFEST_FILE),
+            "measurements_sha256": file_sha256(search.MEASUREMENTS),
+            "train_units": len(train.units), "train_projects": sorted(set(train.groups)),
+            "validation_projects": sorted(set(valid.groups)),
+        },
+        "mlcc.cv": cv,
+        "mlcc.validation": {"model": valid_metrics, "best_single_fixed": {
+            "pipeline": candidates[best_single], **fixed_valid}},
+    }
+    blob = export_onnx(model, train.X.shape[1], len(candidates), metadata)
+    digest = hashlib.sha256(blob).hexdigest()[:16]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(out)
+    console.print(f"[green]wrote {out} ({len(blob) // 1024} KiB, {chosen_family}, sha256 {digest})")
+    if valid_metrics:
+        console.print(f"validation: model {valid_metrics['total_gain_pct']:.2f}% total, "
+                      f"oracle {valid_metrics['oracle_total_gain_pct']:.2f}%, best fixed "
+                      f"{fixed_valid['total_gain_pct']:.2f}%, larger {valid_metrics['larger_units']}")
+
+
+if __name__ == "__main__":
+    main()
