@@ -12,6 +12,7 @@ import signal
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, replace
 
 from mlcc import codegen, frontend, model, pipeline, record
 from mlcc.args import Command
@@ -60,6 +61,107 @@ def deliver(built: str, dest: str) -> None:
         raise
 
 
+@dataclass
+class _Built:
+    """One pipeline's result for a unit: optimized bitcode, output file, its size."""
+
+    pipeline: str
+    optimized: str
+    output: str
+    diagnostics: str
+    size: int | None
+
+
+class _UnitBuilder:
+    """Runs opt and code generation for one unit, under names private to it."""
+
+    def __init__(self, unit: UnitPlan, tools: Toolchain, settings: Settings, tmp: str,
+                 stem: str, bitcode: str, target_flags):
+        self.unit, self.tools, self.settings = unit, tools, settings
+        self.tmp, self.stem, self.bitcode, self.target_flags = tmp, stem, bitcode, target_flags
+        self.times: dict[str, float] = {"opt": 0.0, "codegen": 0.0}
+        self._count = 0
+
+    def build(self, pipeline_text: str, *, assembly: bool | None = None) -> _Built:
+        """opt with `pipeline_text`, then code generation; raises ToolFailed."""
+        self._count += 1
+        base = os.path.join(self.tmp, f"{self.stem}-{self._count}")
+        start = time.perf_counter()
+        pipeline.run_opt(self.tools.opt, pipeline_text, self.bitcode, base + ".opt.bc",
+                         target_flags=self.target_flags, timeout=self.settings.timeout)
+        self.times["opt"] += time.perf_counter() - start
+        return self.generate(pipeline_text, base + ".opt.bc", assembly=assembly)
+
+    def generate(self, pipeline_text: str, optimized: str, *, assembly: bool | None = None) -> _Built:
+        assembly = self.unit.emit_assembly if assembly is None else assembly
+        out = optimized[:-len(".opt.bc")] + (".s" if assembly else ".o")
+        unit = self.unit if assembly == self.unit.emit_assembly else replace(self.unit, emit_assembly=assembly)
+        start = time.perf_counter()
+        diagnostics = codegen.generate(self.tools.clang, unit, optimized, out, timeout=self.settings.timeout)
+        self.times["codegen"] += time.perf_counter() - start
+        return _Built(pipeline_text, optimized, out, diagnostics,
+                      None if assembly else object_size(out))
+
+    def best_of(self, pipelines: list[str]) -> tuple[_Built, dict[str, int | None]]:
+        """Build every pipeline as an object; the smallest wins (ties: the earlier one)."""
+        results: list[_Built] = []
+        sizes: dict[str, int | None] = {}
+        for p in pipelines:
+            try:
+                built = self.build(p, assembly=False)
+            except ToolFailed:
+                sizes[p] = None
+                continue
+            sizes[p] = built.size
+            results.append(built)
+        if not results:
+            raise ToolFailed([self.tools.opt], 1, "every trial pipeline failed")
+        best = min(results, key=lambda b: b.size)
+        if self.unit.emit_assembly:
+            best = self.generate(best.pipeline, best.optimized, assembly=True)
+        return best, sizes
+
+
+def _trial_pipelines(decision: model.Decision, opt_level: str, k: int) -> list[str]:
+    """clang's own pipeline first (it wins ties), then the model's top k."""
+    out = [pipeline.clang_pipeline(opt_level)]
+    for p in decision.ranked or (decision.pipeline,):
+        if len(out) > k:
+            break
+        if p not in out:
+            out.append(p)
+    return out
+
+
+def _decide(builder: _UnitBuilder, cmd: Command, settings: Settings, times: dict):
+    """The pipeline for a unit: from the cache, else the model (and trials); returns
+    (decision, built or None, cache note)."""
+    from mlcc.cache import DecisionCache, make_key
+
+    cache = None if settings.no_cache else DecisionCache(settings.cache or None)
+    key = None
+    if cache is not None:
+        identity = model.identity_for(cmd.opt_level, settings)
+        key = make_key(builder.bitcode, builder.unit.codegen_args, builder.target_flags,
+                       identity, settings.trials, settings.pipeline, cmd.opt_level)
+        entry = cache.get(key)
+        if entry is not None:
+            return model.Decision(entry["pipeline"], "cache", scores=entry.get("scores", {})), None, "hit"
+    start = time.perf_counter()
+    decision = model.choose(builder.bitcode, cmd.opt_level, settings)
+    times["model"] = time.perf_counter() - start
+    built = None
+    sizes = {}
+    if settings.trials and not settings.pipeline:
+        built, sizes = builder.best_of(_trial_pipelines(decision, cmd.opt_level, settings.trials))
+        decision = model.Decision(built.pipeline, decision.source + f", best of {len(sizes)} trials",
+                                  decision.ranked, decision.scores)
+    if cache is not None:
+        cache.put(key, {"pipeline": decision.pipeline, "source": decision.source,
+                        "scores": decision.scores, "trial_sizes": sizes})
+    return decision, built, "miss" if cache is not None else "off"
+
+
 def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
                   settings: Settings, tmp: str) -> str:
     """One source to its object (or assembly) in `tmp`; returns that file's path."""
@@ -75,33 +177,33 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
             "driver": cmd.driver, "language": unit.language, "opt_level": cmd.opt_level,
             "argv": list(cmd.argv), "codegen_args": list(unit.codegen_args)})
 
-    start = time.perf_counter()
-    decision = model.choose(bitcode, cmd.opt_level, settings)
-    times["model"] = time.perf_counter() - start
-
-    built = os.path.join(tmp, f"{stem}.s" if unit.emit_assembly else f"{stem}.o")
     fallback = None
+    decision = model.Decision(pipeline.clang_pipeline(cmd.opt_level), "clang-default")
+    cache_note = "off"
+    builder = None
     try:
         start = time.perf_counter()
-        optimized = os.path.join(tmp, f"{stem}.opt.bc")
         target_flags = codegen.optimizer_target_flags(tools.clang, unit.codegen_args, bitcode)
-        pipeline.run_opt(tools.opt, decision.pipeline, bitcode, optimized,
-                         target_flags=target_flags, timeout=settings.timeout)
-        times["opt"] = time.perf_counter() - start
-        start = time.perf_counter()
-        diagnostics = codegen.generate(tools.clang, unit, optimized, built, timeout=settings.timeout)
-        times["codegen"] = time.perf_counter() - start
+        times["target"] = time.perf_counter() - start
+        builder = _UnitBuilder(unit, tools, settings, tmp, stem, bitcode, target_flags)
+        decision, built, cache_note = _decide(builder, cmd, settings, times)
+        if built is None:
+            built = builder.build(decision.pipeline)
+        output, diagnostics = built.output, built.diagnostics
     except (ToolFailed, ToolchainMissing) as exc:
         fallback = str(exc)
+        output = os.path.join(tmp, f"{stem}.fallback" + (".s" if unit.emit_assembly else ".o"))
         start = time.perf_counter()
         try:
-            diagnostics = codegen.generate(tools.clang, unit, bitcode, built, clang_passes=True)
+            diagnostics = codegen.generate(tools.clang, unit, bitcode, output, clang_passes=True)
         except ToolFailed as final:
             sys.stderr.write(final.stderr)
             raise
-        times["codegen"] = time.perf_counter() - start
+        times["fallback"] = time.perf_counter() - start
         print(f"mlcc: warning: {fallback}; compiled {unit.source} with clang's own pipeline",
               file=sys.stderr)
+    if builder is not None:
+        times.update(builder.times)
     sys.stderr.write(diagnostics)
     if settings.verbose:
         gain = decision.scores.get(decision.pipeline)
@@ -114,9 +216,9 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
             "output": unit.output, "opt_level": cmd.opt_level, "argv": list(cmd.argv),
             "pipeline": decision.pipeline if not fallback else pipeline.clang_pipeline(cmd.opt_level),
             "decision": decision.source, "scores": decision.scores, "fallback": fallback,
-            "seconds": {k: round(v, 4) for k, v in times.items()},
-            "size": None if unit.emit_assembly else object_size(built)})
-    return built
+            "cache": cache_note, "seconds": {k: round(v, 4) for k, v in times.items()},
+            "size": None if unit.emit_assembly else object_size(output)})
+    return output
 
 
 def execute(plan: OptimizePlan, settings: Settings) -> int:

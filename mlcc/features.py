@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import hashlib
 import json
 import math
@@ -36,7 +37,7 @@ import os
 import threading
 from collections import Counter, defaultdict, deque
 from functools import partial
-from itertools import chain, compress
+from itertools import accumulate, chain, compress
 from operator import attrgetter
 from pathlib import Path
 
@@ -167,9 +168,11 @@ class _Api:
 
         self.llvm = llvm
         # The same shared object llvmlite loaded (dlopen returns the same
-        # handle); separate function objects so that llvmlite's own argtypes
-        # stay untouched.
-        lib = ctypes.CDLL(ffi.lib._name)
+        # handle), with function objects of our own so that llvmlite's
+        # argtypes stay untouched.  PyDLL: these calls are short and never
+        # call back into Python, so they keep the GIL (releasing and taking
+        # it again would cost more than most of the calls themselves).
+        lib = ctypes.PyDLL(ffi.lib._name)
         lock = getattr(ffi.lib, "_lock", None)
         self.lock = lock if lock is not None else contextlib.nullcontext()
         vp = ctypes.c_void_p
@@ -275,13 +278,28 @@ def extract_features(bitcode_path: str | os.PathLike) -> np.ndarray:
     data, shown = _parse(bitcode_path)
     api = _api()
     llvm = api.llvm
+    # The walk allocates hundreds of thousands of small objects and no
+    # cycles: the cyclic GC would only rescan them over and over.
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        values = _extract(api, llvm, data, shown)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+    return _vectorize(values)
+
+
+def _extract(api: "_Api", llvm, data: bytes, shown: str) -> dict:
     with api.lock:
         ctx = llvm.create_context()
         try:
             try:
                 mod = llvm.parse_bitcode(data, context=ctx)
             except RuntimeError as exc:
-                detail = " ".join(str(exc).split()[3:]) or "not LLVM bitcode"
+                # llvmlite: "LLVM bitcode parsing error\n<LLVM's message>"
+                lines = str(exc).splitlines()[1:] or ["not LLVM bitcode"]
+                detail = " ".join(" ".join(lines).split())
                 raise FeatureError(f"cannot parse {shown!r} as LLVM bitcode: {detail}") from None
             try:
                 td = llvm.create_target_data(mod.data_layout)
@@ -293,7 +311,7 @@ def extract_features(bitcode_path: str | os.PathLike) -> np.ndarray:
                 mod.close()
         finally:
             ctx.close()
-    return _vectorize(values)
+    return values
 
 
 def _vectorize(values: dict) -> np.ndarray:
@@ -436,9 +454,8 @@ class _Extractor:
         """Walk every instruction of the defined functions.
 
         The work is batched per function: ``map`` over the ctypes entry
-        points keeps the per-instruction loop in C, and only terminators,
-        calls and phis (which need their operands one by one) get a
-        Python-level loop.
+        points keeps the per-instruction loops in C; Python-level loops run
+        per call, per multi-way terminator and per phi only.
         """
         api = self.api
         blocks_iter, blocks_next, blocks_dispose = api.blocks_iter, api.blocks_next, api.blocks_dispose
@@ -452,23 +469,27 @@ class _Extractor:
         is_cmp = _CMP_OPS.__contains__
         is_call = _CALL_OPS.__contains__
         is_generic = _IS_GENERIC.__getitem__
+        is_phi = b"phi".__eq__
 
         opseq: list[bytes] = []  # opcode of every instruction, in order
-        n_insts_seen: list[int] = []  # every instruction pointer
+        all_insts: list[int] = []  # every instruction pointer
         operands: list = []  # operand values that may be ConstantInt (None: ignore)
         bin_lhs: list[int] = []  # binary operators' operands
         bin_rhs: list[int] = []
         callees: list[int] = []
         n_call_large = 0
-        n_uncond = 0
+        n_cond_br = 0
         switch_cases = 0
 
-        # Per-block data over the whole module; blocks get module-wide indices.
+        # Blocks get module-wide ids from 1 (0 is never a block, so that
+        # compress() can drop "not a block" entries).
         bindex: dict[int, int] = {}
-        blk_ninst: list[int] = []
-        blk_succ: list[list[int]] = []
-        blk_phis: list[int] = []
-        blk_phiargs: list[int] = []
+        bget = bindex.get
+        blk_ninst: list[int] = [0]
+        edge_src: list[int] = []
+        edge_dst: list[int] = []
+        phi_counts: list[int] = []  # per block that has phis
+        phi_args: list[int] = []
         entries: list[int] = []
         func_insts: list[int] = []
         func_blocks: list[int] = []
@@ -482,8 +503,10 @@ class _Extractor:
             if not blocks:
                 continue
             base = len(blk_ninst)
+            nb = len(blocks)
+            bids = range(base, base + nb)
             entries.append(base)
-            bindex.update(zip(blocks, range(base, base + len(blocks))))
+            bindex.update(zip(blocks, bids))
 
             iis = list(map(insts_iter, blocks))
             try:
@@ -497,10 +520,10 @@ class _Extractor:
             consume(map(dispose_string, strs))
             del strs
             opseq += ops
-            n_insts_seen += fins
+            all_insts += fins
             blk_ninst += sizes
             func_insts.append(len(fins))
-            func_blocks.append(len(blocks))
+            func_blocks.append(nb)
 
             # Operand 0 only (store: value; alloca: array size; casts).
             sel = list(compress(fins, map(is_first, ops)))
@@ -548,101 +571,112 @@ class _Extractor:
                 finally:
                     consume(map(ops_dispose, its))
 
-            # Terminators: the last instruction of each block; successors
-            # are its basic-block operands, with multiplicity.
-            pos = 0
-            for k, n in enumerate(sizes):
-                if n == 0:
-                    blk_succ.append([])
-                    blk_phis.append(0)
-                    blk_phiargs.append(0)
-                    continue
-                last = pos + n - 1
-                term = fins[last]
-                oi = ops_iter(term)
-                try:
-                    tops = list(iter(partial(ops_next, oi), None))
-                finally:
-                    ops_dispose(oi)
-                succ = [bindex[o] for o in tops if o in bindex]
-                blk_succ.append(succ)
-                operands += tops
-                top = ops[last]
-                if top == b"br":
-                    if len(tops) == 1:
-                        n_uncond += 1
-                elif top == b"switch":
-                    # default + one destination per case; LLVM >= 21 no
-                    # longer keeps the case values among the operands.
-                    switch_cases += len(succ) - 1
-                # Phi nodes sit at the top of a block.
-                nphi = phiargs = 0
-                if ops[pos] == b"phi":
-                    q = pos
-                    while q <= last and ops[q] == b"phi":
-                        oi = ops_iter(fins[q])
-                        try:
-                            pops = list(iter(partial(ops_next, oi), None))
-                        finally:
-                            ops_dispose(oi)
-                        operands += pops
-                        nphi += 1
-                        phiargs += len(pops)
-                        q += 1
-                blk_phis.append(nphi)
-                blk_phiargs.append(phiargs)
-                pos += n
+            # Terminators: the last instruction of each block.  Successors
+            # are its basic-block operands, with multiplicity.  Read three
+            # operands of every terminator in lock step (br has 1 or 3), the
+            # rest one terminator at a time.
+            if 0 in sizes:  # a block without instructions: not valid IR
+                raise FeatureError("malformed module: empty basic block")
+            ends = list(accumulate(sizes))
+            terms = [fins[e - 1] for e in ends]
+            tops = [ops[e - 1] for e in ends]
+            its = list(map(ops_iter, terms))
+            try:
+                r1 = list(map(ops_next, its))
+                r2 = list(map(ops_next, its))
+                r3 = list(map(ops_next, its))
+                for r in (r1, r2, r3):
+                    operands += r
+                    m = list(map(bget, r))
+                    edge_src += compress(bids, m)
+                    edge_dst += compress(m, m)
+                for k in compress(range(nb), r3):
+                    rest = list(iter(partial(ops_next, its[k]), None))
+                    operands += rest
+                    m = [bindex[o] for o in rest if o in bindex]
+                    edge_src += [base + k] * len(m)
+                    edge_dst += m
+                    if tops[k] == b"switch":
+                        # default + one destination per case (LLVM >= 21 no
+                        # longer keeps the case values among the operands).
+                        nsucc = len(m) + sum(1 for o in (r1[k], r2[k], r3[k]) if o in bindex)
+                        switch_cases += nsucc - 1
+                    elif tops[k] == b"br":
+                        n_cond_br += 1
+            finally:
+                consume(map(ops_dispose, its))
+
+            # Phi nodes sit at the top of a block.
+            starts = [0, *ends[:-1]]
+            for k in compress(range(nb), map(is_phi, [ops[q] for q in starts])):
+                q, last = starts[k], ends[k] - 1
+                nphi = nargs = 0
+                while q <= last and ops[q] == b"phi":
+                    oi = ops_iter(fins[q])
+                    try:
+                        pops = list(iter(partial(ops_next, oi), None))
+                    finally:
+                        ops_dispose(oi)
+                    operands += pops
+                    nphi += 1
+                    nargs += len(pops)
+                    q += 1
+                phi_counts.append(nphi)
+                phi_args.append(nargs)
 
         # ---- CFG ------------------------------------------------------------
-        nblocks = len(blk_ninst)
-        npred = [0] * nblocks
-        for ss in blk_succ:
-            for t in ss:
-                npred[t] += 1
-        n_edges = n_critical = 0
-        blk_nsucc = list(map(len, blk_succ))
-        for ss, ns in zip(blk_succ, blk_nsucc):
-            n_edges += ns
-            if ns > 1:
-                for t in ss:
-                    if npred[t] > 1:
-                        n_critical += 1
+        nblocks = len(blk_ninst) - 1
+        npred = [0] * (nblocks + 1)
+        nsucc = [0] * (nblocks + 1)
+        succs: list[list[int]] = [[] for _ in range(nblocks + 1)]
+        for a, b in zip(edge_src, edge_dst):
+            nsucc[a] += 1
+            npred[b] += 1
+            succs[a].append(b)
+        n_edges = len(edge_src)
+        n_critical = 0
+        for a, b in zip(edge_src, edge_dst):
+            if nsucc[a] > 1 and npred[b] > 1:
+                n_critical += 1
         # Entry blocks never have predecessors; any other block without
         # one is unreachable.
-        unreachable_blocks = npred.count(0) - len(entries)
-        back_edges, loop_headers = _back_edges(blk_succ, entries)
+        unreachable_blocks = npred.count(0) - 1 - len(entries)
+        back_edges, loop_headers = _back_edges(succs, entries)
 
         # ---- classify each distinct operand value once --------------------
-        inst_set = set(n_insts_seen)
-        del n_insts_seen
         opnd_count = Counter(operands)
         del operands
         opnd_count.pop(None, None)
-        cls = {}  # pointer -> (is_constant, width32, width64, zero, one)
-        NONCONST = (False, False, False, False, False)
-        CONST = (True, False, False, False, False)
-        flag = ctypes.c_bool()
-        for p in opnd_count:
-            if p in inst_set or p in bindex:
-                cls[p] = NONCONST
-            elif p in finfo or p in gvar_set:
-                cls[p] = CONST
-            else:
-                cls[p] = self._classify(p, flag, NONCONST, CONST)
+        unknown = opnd_count.keys() - set(all_insts)
+        del all_insts
+        unknown -= bindex.keys()
+        funcs_used = unknown & finfo.keys()
+        unknown -= funcs_used
+        globals_used = unknown & gvar_set
+        unknown -= globals_used
+        # What is left: arguments, constants, inline asm, metadata.
+        const_set = set(funcs_used) | globals_used
         c32 = c64 = zeros = ones = 0
-        for p, n in opnd_count.items():
-            _, w32, w64, z, o = cls[p]
-            if w32:
-                c32 += n
-            elif w64:
-                c64 += n
-            if o:
-                ones += n
-            elif z:
-                zeros += n
+        flag = ctypes.c_bool()
+        for p in unknown:
+            kind = api.value_kind(p)
+            if kind == _VK_CONSTANT_INT:
+                const_set.add(p)
+                w32, w64, zero, one = self._const_int(p, flag)
+                n = opnd_count[p]
+                if w32:
+                    c32 += n
+                elif w64:
+                    c64 += n
+                if one:
+                    ones += n
+                elif zero:
+                    zeros += n
+            elif kind in _CONSTANT_KINDS:
+                const_set.add(p)
         bin_const = 0
-        for a, c in zip(bin_lhs, bin_rhs):
-            if cls[a][0] or cls[c][0]:
+        for a, b in zip(bin_lhs, bin_rhs):
+            if a in const_set or b in const_set:
                 bin_const += 1
 
         # ---- calls --------------------------------------------------------
@@ -666,7 +700,7 @@ class _Extractor:
             else:
                 d_decl += 1
         # Functions used other than as a callee (stored, passed, compared).
-        address_taken = {p for p in opnd_count if p in finfo}
+        address_taken = funcs_used
         no_call = once = 0
         for f in defined:
             if not finfo[f][1] or f in address_taken:
@@ -680,13 +714,12 @@ class _Extractor:
         # ---- opcode counts --------------------------------------------------
         opcodes = Counter(opseq)
         g = opcodes.get
-        total_insts = len(opseq)
 
         # ---- per-block Autophase counters -----------------------------------
         one_pred = two_pred = more_preds = 0
         one_succ = two_succ = more_succ = 0
         op1s1 = op1s2 = op2s1 = op2s2 = more_each = 0
-        for np_, ns in zip(npred, blk_nsucc):
+        for np_, ns in zip(npred[1:], nsucc[1:]):
             if np_ == 1:
                 one_pred += 1
                 if ns == 1:
@@ -709,14 +742,12 @@ class _Extractor:
                 two_succ += 1
             elif ns > 2:
                 more_succ += 1
-        bb_no_phi = blk_phis.count(0)
-        bb_hi_phi = sum(1 for n in blk_phis if n > 3)
-        bb_03_phi = nblocks - bb_no_phi - bb_hi_phi
-        args_hi = sum(1 for n in blk_phiargs if n > 5)
-        args_lo = sum(1 for n in blk_phiargs if 1 <= n <= 5)
-        block_low = sum(1 for n in blk_ninst if n < 15)
-        block_high = sum(1 for n in blk_ninst if n > 500)
-        block_mid = nblocks - block_low - block_high
+        bb_hi_phi = sum(1 for n in phi_counts if n > 3)
+        bb_03_phi = len(phi_counts) - bb_hi_phi
+        args_hi = sum(1 for n in phi_args if n > 5)
+        args_lo = sum(1 for n in phi_args if 1 <= n <= 5)
+        block_low = sum(1 for n in blk_ninst[1:] if n < 15)
+        block_high = sum(1 for n in blk_ninst[1:] if n > 500)
 
         v.update(
             BBNumArgsHi=args_hi,
@@ -734,8 +765,8 @@ class _Extractor:
             moreEach=more_each,
             BB03Phi=bb_03_phi,
             BBHiPhi=bb_hi_phi,
-            BBNoPhi=bb_no_phi,
-            BeginPhi=nblocks - bb_no_phi,
+            BBNoPhi=nblocks - len(phi_counts),
+            BeginPhi=len(phi_counts),
             BranchCount=g(b"br", 0),
             returnInt=return_int,
             CriticalCount=n_critical,
@@ -744,15 +775,15 @@ class _Extractor:
             const64Bit=c64,
             numConstZeroes=zeros,
             numConstOnes=ones,
-            UncondBranches=n_uncond,
+            UncondBranches=g(b"br", 0) - n_cond_br,
             binaryConstArg=bin_const,
             BlockLow=block_low,
-            BlockMid=block_mid,
+            BlockMid=nblocks - block_low - block_high,
             BlockHigh=block_high,
             TotalBlocks=nblocks,
-            TotalInsts=total_insts,
+            TotalInsts=len(opseq),
             TotalMemInst=sum(g(o, 0) for o in (b"getelementptr", b"load", b"store", b"call", b"invoke", b"alloca")),
-            ArgsPhi=sum(blk_phiargs),
+            ArgsPhi=sum(phi_args),
             testUnary=sum(n for o, n in opcodes.items() if o in _UNARY_OPS),
             callLargeNumArgs=n_call_large,
             switch_cases=switch_cases,
@@ -778,20 +809,16 @@ class _Extractor:
             v[name] = g(opc, 0)
         v["_opcodes"] = opcodes
 
-    def _classify(self, p: int, flag, NONCONST, CONST) -> tuple:
+    def _const_int(self, p: int, flag) -> tuple[bool, bool, bool, bool]:
+        """(32-bit, 64-bit, == 0, == 1) of a ConstantInt."""
         api = self.api
-        kind = api.value_kind(p)
-        if kind == _VK_CONSTANT_INT:
-            width = api.type_bit_width(api.type_of(p))
-            words = api.const_int_words(p)
-            raw = api.const_int_raw(p, ctypes.byref(flag))
-            vals = [raw[k] for k in range(words)]
-            zero = not any(vals)
-            one = bool(vals) and vals[0] == 1 and not any(vals[1:])
-            return (True, width == 32, width == 64, zero, one)
-        if kind in _CONSTANT_KINDS:
-            return CONST
-        return NONCONST
+        width = api.type_bit_width(api.type_of(p))
+        words = api.const_int_words(p)
+        raw = api.const_int_raw(p, ctypes.byref(flag))
+        vals = [raw[k] for k in range(words)]
+        zero = not any(vals)
+        one = bool(vals) and vals[0] == 1 and not any(vals[1:])
+        return width == 32, width == 64, zero, one
 
 
 _AUTOPHASE_OPCODES = {

@@ -139,6 +139,19 @@ def choose(bitcode: str, opt_level: str, settings) -> Decision:
                     scores={model.candidates[i]: round(scores[i], 5) for i in range(len(scores))})
 
 
+def identity_for(opt_level: str, settings) -> str:
+    """What decides pipelines for this level: the model file's digest, or "none"."""
+    path = _model_path(opt_level, settings)
+    if path is None:
+        return "none"
+    try:
+        st = os.stat(path)
+    except OSError:
+        return f"missing:{path}"
+    # size+mtime+path: cheap, and a retrained model (new file) changes it
+    return f"{path}:{st.st_size}:{st.st_mtime_ns}"
+
+
 def identity(opt_level: str = "z") -> str:
     """A short description of the model in use, for --version."""
     path = os.environ.get("MLCC_MODEL") or str(bundled_model_path(opt_level))

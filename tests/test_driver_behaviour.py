@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -22,8 +23,13 @@ MLCC = shutil.which("mlcc")
 MLCCXX = shutil.which("mlcc++")
 
 
+_CACHE = tempfile.mkdtemp(prefix="mlcc-test-cache-")
+
+
 def _env(**extra) -> dict:
+    """The environment without the caller's MLCC_* settings, with a private decision cache."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLCC_")}
+    env["MLCC_CACHE"] = _CACHE
     env.update(extra)
     return env
 
@@ -103,7 +109,8 @@ def test_log_records_each_unit_and_survives_parallel_writers(work: Path, tmp_pat
     for e in entries:
         assert e["path"] == "optimize" and e["source"] == "src/util.c"
         assert e["pipeline"] and e["size"] > 0
-        assert set(e["seconds"]) >= {"frontend", "model", "opt", "codegen"}
+        assert set(e["seconds"]) >= {"frontend", "opt", "codegen"}
+        assert e["cache"] in ("hit", "miss")
     sizes = {e["size"] for e in entries}
     assert len(sizes) == 1
     objects = {(work / f"u{i}.o").read_bytes() for i in range(8)}

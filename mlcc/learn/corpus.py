@@ -58,6 +58,12 @@ NICE = ("nice", "-n", "10")
 CONFIGURE_COMPILERS = {"CC": "clang-19", "CXX": "clang++-19",
                        "CFLAGS": OPT_LEVEL, "CXXFLAGS": OPT_LEVEL}
 
+# Some CMake projects force a build type when none is given (cmark: Release,
+# so -O3 after our -Oz); its flags then say -Oz too.
+FORCED_BUILD_TYPE_FLAGS = tuple(
+    f"-DCMAKE_{lang}_FLAGS_{kind}={OPT_LEVEL} -DNDEBUG"
+    for lang in ("C", "CXX") for kind in ("RELEASE", "RELWITHDEBINFO", "MINSIZEREL"))
+
 # Variables of the calling shell that would change what a project's build does.
 SCRUBBED_VARIABLES = (
     "CC", "CXX", "CPP", "CFLAGS", "CXXFLAGS", "CPPFLAGS", "LDFLAGS", "LIBS",
@@ -282,7 +288,10 @@ def _upstream_tarball(sources: Path, package: str) -> Path | None:
                   or [n for n in names if ".tar." in n and ".debian.tar." not in n])
         if chosen and (sources / chosen[0]).is_file():
             return sources / chosen[0]
-    return None
+    # The mirror may lack a security update's .dsc while the tarball, shared by
+    # every Debian revision of the same upstream version, did download.
+    origs = [p for p in sources.glob(f"{package}_*.orig.tar.*") if not p.name.endswith(".asc")]
+    return max(origs, key=lambda p: p.stat().st_mtime) if origs else None
 
 
 def fetch(project: Project, layout: Layout) -> Path:
@@ -296,9 +305,10 @@ def fetch(project: Project, layout: Layout) -> Path:
                           cwd=layout.sources, log=layout.log(project), env=base_environment(),
                           deadline=time.monotonic() + 600)
         tarball = _upstream_tarball(layout.sources, project.package)
-    if code != 0 or tarball is None:
-        raise FetchFailed(f"apt-get source {project.package} exited {code} (is deb-src enabled? "
-                          f"see {layout.log(project)})")
+    if tarball is None:
+        # apt-get fails as a whole when only a signature or the Debian patch is missing.
+        raise FetchFailed(f"apt-get source {project.package} exited {code} without the upstream "
+                          f"tarball (is deb-src enabled? see {layout.log(project)})")
     return tarball
 
 
@@ -350,7 +360,8 @@ class Outcome:
     project: str
     split: str
     status: str = "failed"                       # ok | partial | timed out | failed
-    units: int = 0
+    units: int = 0                               # distinct compiles (see distinct_units)
+    copies: int = 0                              # PIC/static second compiles, kept on disk only
     languages: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     tarball: str = ""
@@ -400,6 +411,9 @@ def build_autotools(build: Build) -> list[str]:
             return ["autoreconf"]
     build.step = "configure"
     settings = [f"{k}={v}" for k, v in CONFIGURE_COMPILERS.items()]
+    if "enable-static" in (src / "configure").read_text(errors="replace"):
+        # libtool would compile every file twice (PIC and not): the same unit, twice the time.
+        settings.append("--disable-static")
     if build.run("./configure", *settings, *project.args, cwd=src, env=build.configure_env) != 0:
         return ["configure"]
     build.step = "make"
@@ -418,7 +432,8 @@ def build_cmake(build: Build) -> list[str]:
         "cmake", "-S", str(build.src), "-B", str(build.builddir), "-G", "Unix Makefiles",
         f"-DCMAKE_C_COMPILER={mlcc}", f"-DCMAKE_CXX_COMPILER={mlccxx}",
         f"-DCMAKE_C_FLAGS={OPT_LEVEL}", f"-DCMAKE_CXX_FLAGS={OPT_LEVEL}", "-DCMAKE_BUILD_TYPE=",
-        "-DBUILD_TESTING=OFF", *build.project.args, cwd=build.src, env=build.configure_env)
+        *FORCED_BUILD_TYPE_FLAGS, "-DBUILD_TESTING=OFF", *build.project.args,
+        cwd=build.src, env=build.configure_env)
     if code != 0:
         return ["cmake"]
     build.step = "make"
@@ -456,6 +471,34 @@ def read_units(directory: Path) -> list[dict]:
         if (directory / f"{meta.get('id', path.stem)}.bc").is_file() and not is_probe(meta.get("source", "")):
             units.append(meta)
     return units
+
+
+# Flags that make a second compile of the same file (libtool's PIC copy, a
+# shared and a static library from one source list) without making new code.
+_VARIANT_FLAGS = frozenset({"-fPIC", "-fpic", "-fPIE", "-fpie", "-DPIC", "-MD", "-MMD", "-MP"})
+_VARIANT_FLAGS_WITH_VALUE = frozenset({"-o", "-MF", "-MT", "-MQ"})
+
+
+def variant_key(meta: dict) -> tuple:
+    """What makes a unit a different compile of its source: the source and the
+    command line without output names, dependency files and PIC flags."""
+    kept, skip = [], False
+    for arg in meta.get("argv", []):
+        if skip:
+            skip = False
+        elif arg in _VARIANT_FLAGS_WITH_VALUE:
+            skip = True
+        elif arg not in _VARIANT_FLAGS and not arg.startswith(("-MF", "-MT", "-MQ", "-o")):
+            kept.append(arg)
+    return meta.get("source", ""), meta.get("language", ""), tuple(kept)
+
+
+def distinct_units(units: list[dict]) -> list[dict]:
+    """One unit per variant key (the smallest id), in id order."""
+    chosen: dict[tuple, dict] = {}
+    for meta in sorted(units, key=lambda m: m["id"]):
+        chosen.setdefault(variant_key(meta), meta)
+    return sorted(chosen.values(), key=lambda m: m["id"])
 
 
 def count_units(directory: Path) -> int:
@@ -497,8 +540,9 @@ def collect_project(project: Project, layout: Layout, jobs: int, time_box: float
         outcome.status, outcome.reason = "timed out", f"time box of {time_box:.0f} s reached during {build.step}"
     except (CorpusError, OSError, tarfile.TarError) as exc:
         outcome.status, outcome.reason = "failed", f"{build.step}: {exc}"
-    units = read_units(corpus)
-    outcome.units = len(units)
+    collected = read_units(corpus)
+    units = distinct_units(collected)
+    outcome.units, outcome.copies = len(units), len(collected) - len(units)
     outcome.languages = dict(Counter(u.get("language", "?") for u in units))
     outcome.seconds = round(time.monotonic() - start, 1)
     if outcome.units == 0:
@@ -607,8 +651,9 @@ def build_manifest(projects: list[Project], layout: Layout, previous: dict | Non
         if not layout.marker(project).exists():
             continue
         marker = json.loads(layout.marker(project).read_text())
-        metas = read_units(directory)
-        for meta in sorted(metas, key=lambda m: m["id"]):
+        collected = read_units(directory)
+        metas = distinct_units(collected)
+        for meta in metas:
             bitcode = directory / f"{meta['id']}.bc"
             count = known.get((project.name, meta["id"]))
             if count is None:
@@ -620,7 +665,7 @@ def build_manifest(projects: list[Project], layout: Layout, previous: dict | Non
                 "instructions": count})
         entries.append({"name": project.name, "package": project.package, "split": project.split,
                         "tarball": marker.get("tarball", ""), "status": marker.get("status", ""),
-                        "units": len(metas)})
+                        "units": len(metas), "copies_dropped": len(collected) - len(metas)})
     return {"format": MANIFEST_FORMAT, "opt_level": OPT_LEVEL,
             "bitcode": "clang-19 -Oz -Xclang -disable-llvm-passes -emit-llvm",
             "projects": entries, "units": units}
@@ -682,6 +727,11 @@ def main() -> None:
     """Collect and index mlcc's training corpus."""
 
 
+def _console() -> Console:
+    """Rich output; wide lines when written to a log file rather than a terminal."""
+    return Console() if sys.stdout.isatty() else Console(width=160)
+
+
 def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -695,7 +745,7 @@ def _interrupt(signum, frame):
               help="seconds one project may take (what compiled by then is kept)")
 def collect_command(only, jobs, parallel, force, time_box) -> None:
     """Build the listed projects with mlcc in collect mode."""
-    console = Console()
+    console = _console()
     layout = Layout.from_environment()
     projects = select(load_projects(), only)
     started = time.monotonic()
@@ -720,7 +770,7 @@ def collect_command(only, jobs, parallel, force, time_box) -> None:
               show_default=True, help="where to write the manifest")
 def index_command(manifest_path: Path) -> None:
     """Write the corpus manifest and print per-project counts."""
-    console = Console()
+    console = _console()
     layout = Layout.from_environment()
     previous = None
     if manifest_path.exists():
