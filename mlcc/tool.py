@@ -73,3 +73,102 @@ def version(as_json: bool = False) -> None:
     for name, info in report["tools"].items():
         click.echo(f"  {name:8} {info.get('path', '-')}  {info.get('version', info.get('error'))}")
     click.echo(f"  model    {report['model']}")
+
+
+@main.group()
+def cache() -> None:
+    """The decision cache (which pipeline each unchanged file gets)."""
+
+
+def _cache(directory: str | None):
+    from mlcc.cache import DecisionCache
+    import os
+    return DecisionCache(directory or os.environ.get("MLCC_CACHE") or None)
+
+
+@cache.command("stats")
+@click.option("--dir", "directory", default=None, help="Cache directory (default: MLCC_CACHE or XDG).")
+@click.option("--json", "as_json", is_flag=True)
+def cache_stats(directory: str | None, as_json: bool) -> None:
+    """Entries and bytes in the decision cache."""
+    stats = _cache(directory).stats()
+    if as_json:
+        click.echo(json.dumps(stats, indent=2))
+    else:
+        click.echo(f"{stats['directory']}: {stats['entries']} entries, {stats['bytes']} bytes "
+                   f"(limit {stats['limit']} entries)")
+
+
+@cache.command("clear")
+@click.option("--dir", "directory", default=None)
+def cache_clear(directory: str | None) -> None:
+    """Remove every entry of the decision cache."""
+    c = _cache(directory)
+    click.echo(f"removed {c.clear()} entries from {c.directory}")
+
+
+@main.command()
+@click.argument("log", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--plot", type=click.Path(dir_okay=False), help="Write a PNG of time per stage.")
+def stats(log: str | None, as_json: bool, plot: str | None) -> None:
+    """Summarize a build's MLCC_LOG: paths taken, reasons, pipelines, time per stage, cache hits."""
+    import os
+    from collections import Counter, defaultdict
+
+    path = log or os.environ.get("MLCC_LOG")
+    if not path:
+        raise click.UsageError("give the log file (or set MLCC_LOG)")
+    entries = []
+    bad = 0
+    with open(path) as f:
+        for line in f:
+            try:
+                entries.append(json.loads(line))
+            except ValueError:
+                bad += 1
+    optimized = [e for e in entries if e.get("path") == "optimize"]
+    plain = [e for e in entries if e.get("path") == "clang"]
+    stage = defaultdict(float)
+    for e in optimized:
+        for k, v in (e.get("seconds") or {}).items():
+            stage[k] += v
+    summary = {
+        "log": path, "entries": len(entries), "unreadable_lines": bad,
+        "optimized_units": len(optimized), "plain_clang_commands": len(plain),
+        "plain_clang_reasons": dict(Counter(e.get("reason", "?") for e in plain).most_common()),
+        "decisions": dict(Counter((e.get("decision") or "?").split(",")[0].split(":")[0]
+                                  for e in optimized).most_common()),
+        "pipelines": dict(Counter(e.get("pipeline") for e in optimized).most_common(10)),
+        "cache": dict(Counter(e.get("cache", "off") for e in optimized)),
+        "fallbacks": sum(1 for e in optimized if e.get("fallback")),
+        "seconds_per_stage": {k: round(v, 3) for k, v in sorted(stage.items())},
+        "object_bytes": sum(e.get("size") or 0 for e in optimized),
+    }
+    predicted = [e["scores"][e["pipeline"]] for e in optimized
+                 if e.get("scores") and e.get("pipeline") in e["scores"]]
+    if predicted:
+        summary["predicted_mean_size_vs_clang"] = round(sum(predicted) / len(predicted), 4)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+        table = Table(title=f"mlcc build log {path}")
+        table.add_column("what")
+        table.add_column("value", overflow="fold")
+        for k, v in summary.items():
+            table.add_row(k.replace("_", " "), json.dumps(v) if isinstance(v, (dict, list)) else str(v))
+        Console().print(table)
+    if plot:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        names = list(summary["seconds_per_stage"])
+        ax.bar(names, [summary["seconds_per_stage"][n] for n in names])
+        ax.set_ylabel("seconds (sum over units)")
+        ax.set_title("mlcc time per stage")
+        fig.tight_layout()
+        fig.savefig(plot, dpi=110)
+        click.echo(f"wrote {plot}")
