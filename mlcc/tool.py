@@ -172,3 +172,117 @@ def stats(log: str | None, as_json: bool, plot: str | None) -> None:
         fig.tight_layout()
         fig.savefig(plot, dpi=110)
         click.echo(f"wrote {plot}")
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@click.argument("flags", nargs=-1, type=click.UNPROCESSED)
+@click.option("--measure", is_flag=True, help="Also build every candidate and measure its real size.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--top", default=8, show_default=True, help="How many features to show.")
+def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, top: int) -> None:
+    """Why mlcc picks the pipeline it picks for SOURCE compiled with FLAGS (default -Oz).
+
+    Shows the features that weighed most (how much the chosen candidate's
+    prediction moves when each feature is set to its training median), every
+    candidate's predicted size against clang's pipeline, and the choice.
+    """
+    import os
+    import tempfile
+
+    import numpy as np
+
+    from mlcc import features, model
+    from mlcc.args import parse
+    from mlcc.errors import MlccError
+    from mlcc.plan import OptimizePlan, make_plan
+    from mlcc.settings import Settings
+    from mlcc.toolchain import for_driver
+
+    argv = list(flags) or ["-Oz"]
+    if not any(a in ("-c", "-S") for a in argv):
+        argv.append("-c")
+    driver_kind = "c++" if os.path.splitext(source)[1] in (".cc", ".cpp", ".cxx", ".C") else "c"
+    cmd = parse([*argv, source], driver_kind)
+    plan = make_plan(cmd)
+    if not isinstance(plan, OptimizePlan):
+        raise click.ClickException(f"mlcc would run plain clang for this command ({plan.reason})")
+    unit = plan.units[0]
+    path = model._model_path(cmd.opt_level, Settings())
+    if path is None:
+        raise click.ClickException(f"no model for -O{cmd.opt_level}")
+    try:
+        m = model.load(path)
+    except MlccError as exc:
+        raise click.ClickException(str(exc))
+    with tempfile.TemporaryDirectory(prefix="mlcc-explain-") as tmp:
+        bitcode = os.path.join(tmp, "unit.bc")
+        from mlcc import frontend
+        tools = for_driver(driver_kind)
+        try:
+            frontend.compile_to_bitcode(tools.clang, unit, bitcode)
+        except MlccError as exc:
+            raise click.ClickException(str(exc))
+        raw = features.extract_features(bitcode)
+        decision = model.choose(bitcode, cmd.opt_level, Settings())
+        scores = [decision.scores[c] for c in m.candidates]
+        chosen = m.candidates.index(decision.pipeline)
+        meta = m.session.get_modelmeta().custom_metadata_map
+        medians = json.loads(meta.get("mlcc.feature_medians", "[]"))
+        weights = []
+        if medians:
+            x = np.log1p(np.maximum(raw.astype(np.float32), 0))
+            batch = np.repeat(x[None, :], len(x), axis=0)
+            batch[np.arange(len(x)), np.arange(len(x))] = np.asarray(medians, dtype=np.float32)
+            out = np.asarray(m.session.run(None, {m.session.get_inputs()[0].name: batch})[0])
+            delta = out[:, chosen] - scores[chosen]
+            order = np.argsort(-np.abs(delta))[:top]
+            weights = [{"feature": features.FEATURE_NAMES[i], "value": float(raw[i]),
+                        "effect_if_median": float(delta[i])} for i in order]
+        measured = {}
+        if measure:
+            from mlcc.learn.evaluate import Prepared, measure as measure_one
+            from mlcc import codegen
+            flags_opt = codegen.optimizer_target_flags(tools.clang, unit.codegen_args, bitcode)
+            from mlcc.learn.evaluate import Unit
+            prep = Prepared(Unit("explain", "", bitcode, unit.codegen_args, driver_kind),
+                            bitcode, flags_opt, tools.clang, tools.opt)
+            measured = {c: measure_one(prep, c) for c in m.candidates}
+    result = {
+        "source": source, "flags": argv, "model": model.identity(cmd.opt_level),
+        "chosen": decision.pipeline, "decision": decision.source,
+        "candidates": [{"pipeline": c, "predicted_vs_clang": scores[i],
+                        "measured_bytes": measured.get(c)} for i, c in enumerate(m.candidates)],
+        "features": weights,
+    }
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+    console = Console()
+    console.print(f"[bold]{source}[/] {' '.join(argv)}  ->  [green]{decision.pipeline}[/] ({decision.source})")
+    ft = Table(title="features that weighed most (change of the chosen prediction at the median)")
+    ft.add_column("feature")
+    ft.add_column("value", justify="right")
+    ft.add_column("effect", justify="right")
+    for w in weights:
+        ft.add_row(w["feature"], f"{w['value']:g}", f"{w['effect_if_median']:+.4f}")
+    console.print(ft)
+    ct = Table(title="candidates")
+    ct.add_column("#", justify="right")
+    ct.add_column("predicted size vs clang", justify="right")
+    if measure:
+        ct.add_column("measured bytes", justify="right")
+    ct.add_column("pipeline", overflow="fold")
+    clang_bytes = measured.get(m.candidates[0])
+    for i, c in enumerate(m.candidates):
+        mark = "*" if c == decision.pipeline else ""
+        row = [f"{i}{mark}", f"{scores[i]:.4f}"]
+        if measure:
+            b = measured.get(c)
+            row.append("failed" if b is None else (f"{b} ({100.0 * (b - clang_bytes) / clang_bytes:+.2f}%)"
+                                                   if clang_bytes else str(b)))
+        row.append(c)
+        ct.add_row(*row)
+    console.print(ct)
