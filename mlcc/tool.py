@@ -58,6 +58,9 @@ def setup_report() -> dict:
         except ToolchainMissing as exc:
             report["tools"][name] = {"error": str(exc)}
     report["model"] = model.identity()
+    from mlcc.cache import DecisionCache
+    import os
+    report["cache"] = DecisionCache(os.environ.get("MLCC_CACHE") or None).stats()
     return report
 
 
@@ -73,6 +76,8 @@ def version(as_json: bool = False) -> None:
     for name, info in report["tools"].items():
         click.echo(f"  {name:8} {info.get('path', '-')}  {info.get('version', info.get('error'))}")
     click.echo(f"  model    {report['model']}")
+    c = report["cache"]
+    click.echo(f"  cache    {c['directory']} ({c['entries']} entries, {c['bytes']} bytes)")
 
 
 @main.group()

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tarfile
 import time
@@ -178,15 +179,19 @@ def run_logged(args: Sequence[str], *, cwd: Path, log: Path, env: Mapping[str, s
         handle.write(f"\n$ cd {cwd} && {rendered}\n")
         handle.flush()
         try:
-            proc = subprocess.run(list(args), cwd=cwd, env=dict(env), stdout=handle,
-                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  timeout=timeout)
-            returncode = proc.returncode
-        except subprocess.TimeoutExpired:
-            returncode = None
+            proc = subprocess.Popen(list(args), cwd=cwd, env=dict(env), stdout=handle,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
         except OSError as exc:
             handle.write(f"cannot run {args[0]}: {exc}\n")
-            returncode = 127
+            returncode: int | None = 127
+        else:
+            try:
+                returncode = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                returncode = None
     if returncode != 0:
         status = f"timed out after {timeout:.0f} s" if returncode is None else f"exited {returncode}"
         raise CommandError(
@@ -263,49 +268,59 @@ class Recipe:
 
 
 def _zlib_configure_build(b: Build) -> None:
+    """zlib: ``./configure`` with CFLAGS set to the optimization flag, then ``make``."""
     b.run("./configure", env={"CFLAGS": b.opt})
     b.make()
 
 
 def _zlib_configure_test(b: Build) -> None:
+    """zlib: ``make test`` runs example and minigzip, static and shared."""
     b.run("make", "test")
 
 
-def _bzip2_make_args(b: Build) -> list[str]:
-    return [f"CC={b.cc}", f"CFLAGS=-Wall -Winline {b.opt} -g -D_FILE_OFFSET_BITS=64"]
-
-
-def _bzip2_build(b: Build) -> None:
-    b.make("all", *_bzip2_make_args(b))
-
-
-def _bzip2_test(b: Build) -> None:
-    b.run("make", "test", *_bzip2_make_args(b))
-
-
-def _lua_build(b: Build) -> None:
-    b.make("linux", f"CC={b.cc} -std=gnu99",
-           f"CFLAGS={b.opt} -Wall -Wextra -DLUA_COMPAT_5_3 $(SYSCFLAGS) $(MYCFLAGS)")
-
-
-def _lua_test(b: Build) -> None:
-    b.run(str(b.src / "src" / "lua"), "-v")
-    b.run(str(b.src / "src" / "lua"), str(LUA_CHECK_SCRIPT), cwd=b.workdir)
-
-
 def _zlib_cmake_build(b: Build) -> None:
-    """CMake build; Debian's repack drops win32/, whose unused zlib1.rc CMakeLists.txt lists."""
+    """zlib: CMake build (Debian's repack drops win32/, whose zlib1.rc CMakeLists.txt lists but Linux ignores)."""
     placeholder = b.src / "win32" / "zlib1.rc"
     placeholder.parent.mkdir(exist_ok=True)
     placeholder.touch()
     b.cmake_build()
 
 
+def _bzip2_make_args(b: Build) -> list[str]:
+    """bzip2: its Makefile's CFLAGS with -O2 replaced by the optimization flag."""
+    return [f"CC={b.cc}", f"CFLAGS=-Wall -Winline {b.opt} -g -D_FILE_OFFSET_BITS=64"]
+
+
+def _bzip2_build(b: Build) -> None:
+    """bzip2: ``make all`` (libbz2.a, bzip2, bzip2recover)."""
+    b.make("all", *_bzip2_make_args(b))
+
+
+def _bzip2_test(b: Build) -> None:
+    """bzip2: ``make test`` compresses and decompresses its sample files and compares them."""
+    b.run("make", "test", *_bzip2_make_args(b))
+
+
+def _lua_build(b: Build) -> None:
+    """Lua: ``make linux`` (no readline) with its CFLAGS, -O2 replaced by the optimization flag."""
+    b.make("linux", f"CC={b.cc} -std=gnu99",
+           f"CFLAGS={b.opt} -Wall -Wextra -DLUA_COMPAT_5_3 $(SYSCFLAGS) $(MYCFLAGS)")
+
+
+def _lua_test(b: Build) -> None:
+    """Lua: ``lua -v`` (its ``make test``), then ``tests/data/lua_check.lua``."""
+    lua = str(b.src / "src" / "lua")
+    b.run(lua, "-v")
+    b.run(lua, str(LUA_CHECK_SCRIPT), cwd=b.workdir)
+
+
 def _cjson_build(b: Build) -> None:
+    """cJSON: CMake build with its unit tests and cJSON_Utils (and their tests)."""
     b.cmake_build("-DENABLE_CJSON_TEST=ON", "-DENABLE_CJSON_UTILS=ON")
 
 
 def _libyaml_build(b: Build) -> None:
+    """libyaml: ``./bootstrap`` (autoreconf) when needed, ``./configure`` with CFLAGS, ``make``."""
     if not (b.src / "configure").exists():
         b.run("./bootstrap")
     b.run("./configure", env={"CFLAGS": b.opt})
@@ -313,10 +328,12 @@ def _libyaml_build(b: Build) -> None:
 
 
 def _libyaml_test(b: Build) -> None:
-    b.run("make", f"-j{b.jobs}", "V=1", "check")
+    """libyaml: ``make check``."""
+    b.make("V=1", "check")
 
 
 def _tinyxml2_build(b: Build) -> None:
+    """tinyxml2: CMake build of the shared library and xmltest."""
     b.cmake_build("-Dtinyxml2_BUILD_TESTING=ON", "-DBUILD_SHARED_LIBS=ON")
 
 
@@ -357,7 +374,7 @@ def compile_lines(log_text: str, compilers: Sequence[str]) -> list[list[str]]:
     for line in log_text.splitlines():
         tokens = line.split()
         for i, token in enumerate(tokens):
-            if (os.path.basename(token) in names and "-c" in tokens[i + 1:]
+            if (os.path.basename(token) in names and "=" not in token and "-c" in tokens[i + 1:]
                     and (i == 0 or tokens[i - 1] in _COMMAND_PREFIX_ENDS)):
                 lines.append(tokens[i:])
                 break
@@ -466,6 +483,7 @@ def build_project(name: str, cc: str, cxx: str, opt: str, workdir: Path, *, jobs
         start = time.monotonic()
         recipe.test(b)
         result.test_seconds = round(time.monotonic() - start, 2)
+        result.compile_lines = check_opt_flag(log, [cc, cxx], opt)
         result.passed = True
     except CommandError as exc:
         result.error = f"{name} ({result.compiler} {opt}) failed: {exc}"

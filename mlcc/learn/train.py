@@ -255,6 +255,7 @@ def main(family: str, out: Path) -> None:
             "validation_projects": sorted(set(valid.groups)),
         },
         "mlcc.cv": cv,
+        "mlcc.feature_medians": [float(v) for v in np.median(transform(train.X), axis=0)],
         "mlcc.validation": {"model": valid_metrics, "best_single_fixed": {
             "pipeline": candidates[best_single], **fixed_valid}},
     }
