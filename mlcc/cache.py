@@ -30,17 +30,26 @@ def default_directory() -> Path:
     return Path(base) / "mlcc" / "decisions"
 
 
-def make_key(bitcode: str, *parts) -> str:
-    """Content address of one decision."""
-    h = hashlib.sha256()
-    h.update(f"mlcc {__version__}\0".encode())
+def _hasher(parts):
+    h = hashlib.sha256(f"mlcc {__version__}\0".encode())
     for part in parts:
         h.update(json.dumps(part, sort_keys=True, default=str).encode())
         h.update(b"\0")
+    return h
+
+
+def make_key(bitcode: str, *parts) -> str:
+    """Content address of one decision: the bitcode's bytes and what else decides it."""
+    h = _hasher(parts)
     with open(bitcode, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def make_text_key(*parts) -> str:
+    """Content address of an entry that depends on no file."""
+    return _hasher(parts).hexdigest()
 
 
 class DecisionCache:
@@ -53,12 +62,12 @@ class DecisionCache:
         return self.directory / key[:2] / f"{key[2:]}.json"
 
     def get(self, key: str) -> dict | None:
-        """The stored decision, or None when absent, unreadable, corrupt or foreign."""
+        """The stored entry, or None when absent, unreadable, corrupt or foreign."""
         try:
             entry = json.loads(self._path(key).read_text())
         except (OSError, ValueError):
             return None
-        if not isinstance(entry, dict) or entry.get("key") != key or not isinstance(entry.get("pipeline"), str):
+        if not isinstance(entry, dict) or entry.get("key") != key:
             return None
         return entry
 

@@ -122,6 +122,24 @@ class _UnitBuilder:
         return best, sizes
 
 
+def _target_flags(tools: Toolchain, unit: UnitPlan, bitcode: str, settings: Settings):
+    """clang's target options for opt, remembered per (clang, flags, directory)."""
+    from mlcc.cache import DecisionCache, make_text_key
+
+    cache = None if settings.no_cache else DecisionCache(settings.cache or None)
+    if cache is not None:
+        st = os.stat(tools.clang)
+        key = make_text_key("target-flags", tools.clang, st.st_size, st.st_mtime_ns,
+                            os.getcwd(), unit.codegen_args)
+        entry = cache.get(key)
+        if entry is not None and isinstance(entry.get("target_flags"), list):
+            return tuple(entry["target_flags"])
+    flags = codegen.optimizer_target_flags(tools.clang, unit.codegen_args, bitcode)
+    if cache is not None:
+        cache.put(key, {"target_flags": list(flags)})
+    return flags
+
+
 def _trial_pipelines(decision: model.Decision, opt_level: str, k: int) -> list[str]:
     """clang's own pipeline first (it wins ties), then the model's top k."""
     out = [pipeline.clang_pipeline(opt_level)]
@@ -145,7 +163,7 @@ def _decide(builder: _UnitBuilder, cmd: Command, settings: Settings, times: dict
         key = make_key(builder.bitcode, builder.unit.codegen_args, builder.target_flags,
                        identity, settings.trials, settings.pipeline, cmd.opt_level)
         entry = cache.get(key)
-        if entry is not None:
+        if entry is not None and isinstance(entry.get("pipeline"), str):
             return model.Decision(entry["pipeline"], "cache", scores=entry.get("scores", {})), None, "hit"
     start = time.perf_counter()
     decision = model.choose(builder.bitcode, cmd.opt_level, settings)
@@ -183,7 +201,7 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
     builder = None
     try:
         start = time.perf_counter()
-        target_flags = codegen.optimizer_target_flags(tools.clang, unit.codegen_args, bitcode)
+        target_flags = _target_flags(tools, unit, bitcode, settings)
         times["target"] = time.perf_counter() - start
         builder = _UnitBuilder(unit, tools, settings, tmp, stem, bitcode, target_flags)
         decision, built, cache_note = _decide(builder, cmd, settings, times)

@@ -90,8 +90,26 @@ def units_of(manifest: dict, split: str | None = None) -> list[dict]:
     return [u for u in manifest["units"] if split is None or u["split"] == split]
 
 
+EXPLORE_UNITS = DATA / f"explore-units-O{OPT_LEVEL}.json"
+
+
 def explore_sample(manifest: dict, count: int) -> list[dict]:
-    """Training units for exploration, spread round-robin over projects (seeded)."""
+    """Training units for exploration: chosen once (then kept in EXPLORE_UNITS, so a
+    corpus that grows later does not change the sample), spread over projects."""
+    known = {u["id"]: u for u in manifest["units"]}
+    if EXPLORE_UNITS.exists():
+        ids = json.loads(EXPLORE_UNITS.read_text())["units"]
+        if len(ids) >= count:
+            return [known[i] for i in ids[:count] if i in known]
+    chosen = _draw_sample(manifest, count)
+    EXPLORE_UNITS.parent.mkdir(parents=True, exist_ok=True)
+    EXPLORE_UNITS.write_text(json.dumps({"seed": EXPLORE_SEED, "units": [u["id"] for u in chosen]},
+                                        indent=1) + "\n")
+    return chosen
+
+
+def _draw_sample(manifest: dict, count: int) -> list[dict]:
+    """Round-robin over projects, seeded."""
     rng = random.Random(EXPLORE_SEED)
     by_project: dict[str, list[dict]] = defaultdict(list)
     for u in units_of(manifest, "train"):
