@@ -76,8 +76,9 @@ class _UnitBuilder:
     """Runs opt and code generation for one unit, under names private to it."""
 
     def __init__(self, unit: UnitPlan, tools: Toolchain, settings: Settings, tmp: str,
-                 stem: str, bitcode: str, target_flags):
+                 stem: str, bitcode: str, target_flags, opt_level: str):
         self.unit, self.tools, self.settings = unit, tools, settings
+        self.unit_opt_level = opt_level
         self.tmp, self.stem, self.bitcode, self.target_flags = tmp, stem, bitcode, target_flags
         self.times: dict[str, float] = {"opt": 0.0, "codegen": 0.0}
         self._count = 0
@@ -116,10 +117,56 @@ class _UnitBuilder:
             results.append(built)
         if not results:
             raise ToolFailed([self.tools.opt], 1, "every trial pipeline failed")
+        return self._finish(results), sizes
+
+    def _finish(self, results: list[_Built]) -> _Built:
+        """The smallest object wins (ties: the earliest built); as assembly for -S."""
         best = min(results, key=lambda b: b.size)
         if self.unit.emit_assembly:
             best = self.generate(best.pipeline, best.optimized, assembly=True)
-        return best, sizes
+        return best
+
+    def search(self, start: list[str], budget: int) -> tuple[_Built, dict[str, int | None]]:
+        """Model-guided local search: the model's ranked candidates first (up to half the
+        budget), then local edits (insert, delete, swap, replace a pass) of the best
+        pipelines found so far, until `budget` evaluations. Seeded by the bitcode, so
+        the same file always gets the same answer."""
+        import random
+
+        from mlcc import passes
+        from mlcc.record import file_digest
+
+        rng = random.Random(file_digest(self.bitcode))
+        space = passes.load_space()
+        results: list[_Built] = []
+        sizes: dict[str, int | None] = {}
+
+        def evaluate(p: str) -> None:
+            sizes[p] = None
+            try:
+                built = self.build(p, assembly=False)
+            except ToolFailed:
+                return
+            sizes[p] = built.size
+            results.append(built)
+
+        for p in start[:max(1, budget // 2)]:
+            if p not in sizes:
+                evaluate(p)
+        attempts = 0
+        while len(sizes) < budget and attempts < budget * 10:
+            attempts += 1
+            ranked = sorted((b for b in results), key=lambda b: b.size)[:3]
+            if not ranked:
+                break
+            parent = ranked[0] if rng.random() < 0.6 else rng.choice(ranked)
+            child = passes.to_opt(passes.mutate(rng, passes.parse_simple(parent.pipeline),
+                                                space, self.unit_opt_level))
+            if child not in sizes:
+                evaluate(child)
+        if not results:
+            raise ToolFailed([self.tools.opt], 1, "every searched pipeline failed")
+        return self._finish(results), sizes
 
 
 def _target_flags(tools: Toolchain, unit: UnitPlan, bitcode: str, settings: Settings):
@@ -161,7 +208,7 @@ def _decide(builder: _UnitBuilder, cmd: Command, settings: Settings, times: dict
     if cache is not None:
         identity = model.identity_for(cmd.opt_level, settings)
         key = make_key(builder.bitcode, builder.unit.codegen_args, builder.target_flags,
-                       identity, settings.trials, settings.pipeline, cmd.opt_level)
+                       identity, settings.trials, settings.search, settings.pipeline, cmd.opt_level)
         entry = cache.get(key)
         if entry is not None and isinstance(entry.get("pipeline"), str):
             return model.Decision(entry["pipeline"], "cache", scores=entry.get("scores", {})), None, "hit"
@@ -170,7 +217,12 @@ def _decide(builder: _UnitBuilder, cmd: Command, settings: Settings, times: dict
     times["model"] = time.perf_counter() - start
     built = None
     sizes = {}
-    if settings.trials and not settings.pipeline:
+    if settings.search and not settings.pipeline:
+        start = _trial_pipelines(decision, cmd.opt_level, len(decision.ranked))
+        built, sizes = builder.search(start, settings.search)
+        decision = model.Decision(built.pipeline, decision.source + f", search of {len(sizes)}",
+                                  decision.ranked, decision.scores)
+    elif settings.trials and not settings.pipeline:
         built, sizes = builder.best_of(_trial_pipelines(decision, cmd.opt_level, settings.trials))
         decision = model.Decision(built.pipeline, decision.source + f", best of {len(sizes)} trials",
                                   decision.ranked, decision.scores)
@@ -203,7 +255,8 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
         start = time.perf_counter()
         target_flags = _target_flags(tools, unit, bitcode, settings)
         times["target"] = time.perf_counter() - start
-        builder = _UnitBuilder(unit, tools, settings, tmp, stem, bitcode, target_flags)
+        builder = _UnitBuilder(unit, tools, settings, tmp, stem, bitcode, target_flags,
+                               cmd.opt_level)
         decision, built, cache_note = _decide(builder, cmd, settings, times)
         if built is None:
             built = builder.build(decision.pipeline)

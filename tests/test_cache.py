@@ -97,8 +97,10 @@ def test_cache_module_round_trip(tmp_path: Path):
     assert cache.clear() == 10
 
 
-def test_trials_never_larger_than_clang(work: Path, tmp_path: Path):
-    env = _env(tmp_path / "cache", MLCC_TRIALS="4")
+@pytest.mark.parametrize("setting", [{"MLCC_TRIALS": "4"}, {"MLCC_SEARCH": "6"}],
+                         ids=["trials", "search"])
+def test_trials_and_search_never_larger_than_clang(setting, work: Path, tmp_path: Path):
+    env = _env(tmp_path / "cache", **setting)
     for src in ("src/util.c", "src/main.c", "src/lib.c"):
         proc = subprocess.run([MLCC, "-Oz", "-c", src, "-o", "t.o"], cwd=work, env=env,
                               capture_output=True, text=True, timeout=300)

@@ -33,7 +33,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mlcc.learn import pipelines as pl
+from mlcc import passes as pl
 from mlcc.learn.corpus import MANIFEST_FILE, Layout
 from mlcc.learn.evaluate import Unit, measure, prepare
 

@@ -1,0 +1,103 @@
+"""The bundled model and what happens when a model is missing, broken or foreign."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mlcc import features, model
+from mlcc.errors import ModelError, ModelMismatch
+from mlcc.toolchain import LLVM_MAJOR
+
+FIXTURE = Path(__file__).parent / "data" / "compare"
+MLCC = shutil.which("mlcc")
+BUNDLED = model.bundled_model_path("z")
+
+pytestmark = pytest.mark.skipif(not BUNDLED.exists(), reason="no bundled -Oz model in models/")
+
+
+def _env(tmp_path: Path, **extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLCC_")}
+    env["MLCC_CACHE"] = str(tmp_path / "cache")
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    shutil.copytree(FIXTURE, tmp_path / "w")
+    return tmp_path / "w"
+
+
+def test_bundled_model_carries_its_metadata():
+    m = model.load(str(BUNDLED))
+    meta = m.session.get_modelmeta().custom_metadata_map
+    assert meta["mlcc.llvm_major"] == str(LLVM_MAJOR)
+    assert meta["mlcc.feature_schema_hash"] == features.schema_hash()
+    assert meta["mlcc.feature_schema_version"] == str(features.SCHEMA_VERSION)
+    assert m.candidates[0] == "default<Oz>"
+    assert 8 <= len(m.candidates) <= 64
+    training = json.loads(meta["mlcc.training_data"])
+    assert training["manifest_sha256"] and training["measurements_sha256"]
+    assert set(training["train_projects"]).isdisjoint(training["validation_projects"])
+    assert "objective" in meta["mlcc.objective"] or ".text" in meta["mlcc.objective"]
+
+
+def test_model_decides_for_real_code(work: Path, tmp_path: Path):
+    log = tmp_path / "log"
+    env = _env(tmp_path, MLCC_LOG=str(log))
+    proc = subprocess.run([MLCC, "-Oz", "src/main.c", "src/util.c", "-o", "prog"], cwd=work,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    entries = [json.loads(l) for l in log.read_text().splitlines()]
+    assert all(e["decision"].startswith("model ") for e in entries)
+    assert all(len(e["scores"]) == len(model.load(str(BUNDLED)).candidates) for e in entries)
+    assert all("features" not in e["seconds"] or e["seconds"]["features"] >= 0 for e in entries)
+
+
+def _broken_model(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / f"{kind}.onnx"
+    blob = BUNDLED.read_bytes()
+    if kind == "truncated":
+        path.write_bytes(blob[: len(blob) // 3])
+    elif kind == "garbage":
+        path.write_bytes(os.urandom(4096))
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind in ("other-llvm", "other-schema"):
+        import onnx
+        onx = onnx.load_from_string(blob)
+        key = "mlcc.llvm_major" if kind == "other-llvm" else "mlcc.feature_schema_hash"
+        for prop in onx.metadata_props:
+            if prop.key == key:
+                prop.value = "18" if kind == "other-llvm" else "0" * 16
+        path.write_bytes(onx.SerializeToString())
+    elif kind == "missing":
+        pass
+    return path
+
+
+@pytest.mark.parametrize("kind", ["truncated", "garbage", "empty", "other-llvm", "other-schema", "missing"])
+def test_unusable_model_means_clangs_pipeline_and_one_warning(kind: str, work: Path, tmp_path: Path):
+    bad = _broken_model(tmp_path, kind)
+    proc = subprocess.run([MLCC, "-Oz", "-c", "src/util.c", "-o", "m.o"], cwd=work,
+                          env=_env(tmp_path, MLCC_MODEL=str(bad)), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mlcc: warning: ") and "clang's own pipeline" in lines[0]
+    subprocess.run(["clang-19", "-Oz", "-c", "src/util.c", "-o", "c.o"], cwd=work, check=True)
+    assert (work / "m.o").read_bytes() == (work / "c.o").read_bytes()
+
+
+def test_load_raises_typed_errors(tmp_path: Path):
+    with pytest.raises(ModelError):
+        model.load(str(_broken_model(tmp_path, "garbage")))
+    with pytest.raises(ModelMismatch):
+        model.load(str(_broken_model(tmp_path, "other-llvm")))
