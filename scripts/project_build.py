@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -40,7 +39,7 @@ def default_cxx(cc: str) -> str:
 
 def resolve(command: str) -> str:
     """Return the absolute path of a compiler command, or exit if it is not found."""
-    path = shutil.which(command)
+    path = projects.find_compiler(command)
     if path is None:
         raise SystemExit(f"compiler not found on PATH: {command}")
     return path
@@ -77,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     names = list(projects.RECIPES) if args.recipes == ["all"] else args.recipes
     unknown = [n for n in names if n not in projects.RECIPES]
     if not names or unknown:
-        raise SystemExit(f"unknown or missing recipe {unknown}; choose from: all {' '.join(projects.RECIPES)}")
+        choices = " ".join(["all", *projects.RECIPES])
+        raise SystemExit(f"unknown or missing recipe {unknown}; choose from: {choices}")
     cc = resolve(args.cc)
     cxx = resolve(args.cxx or default_cxx(args.cc))
     parent = args.workdir or Path(tempfile.mkdtemp(prefix="mlcc-projects-"))

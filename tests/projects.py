@@ -23,9 +23,11 @@ import hashlib
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
+import sys
 import tarfile
 import time
 from collections import Counter
@@ -59,6 +61,17 @@ def cache_dir() -> Path:
     path = Path(os.environ.get("MLCC_TEST_CACHE") or default)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def find_compiler(command: str) -> str | None:
+    """Return the absolute path of a compiler command, or None.
+
+    The scripts installed beside the running Python come first, then PATH: a
+    bare ``mlcc`` is then this environment's mlcc, not a wrapper such as a
+    pyenv shim (which costs an extra process per compile).
+    """
+    search = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    return shutil.which(command, path=search)
 
 
 def log_tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -131,8 +144,12 @@ def fetch_source(package: str) -> Path:
         if shutil.which("apt-get") is None:
             raise FetchError(f"cannot fetch {package}: apt-get is not available on this machine")
         command = ["apt-get", "source", "--download-only", package]
-        proc = subprocess.run(command, cwd=cache, capture_output=True, text=True,
-                              stdin=subprocess.DEVNULL, timeout=600)
+        try:
+            proc = subprocess.run(command, cwd=cache, capture_output=True, text=True,
+                                  stdin=subprocess.DEVNULL, timeout=600)
+        except subprocess.TimeoutExpired:
+            raise FetchError(f"`{' '.join(command)}` (in {cache}) did not finish in 600 s "
+                             "(is the Debian mirror reachable?)") from None
         output = (proc.stdout + proc.stderr).strip()
         orig = _cached_orig_tarball(cache, package)
         if proc.returncode != 0 or orig is None:
@@ -279,7 +296,11 @@ def _zlib_configure_test(b: Build) -> None:
 
 
 def _zlib_cmake_build(b: Build) -> None:
-    """zlib: CMake build (Debian's repack drops win32/, whose zlib1.rc CMakeLists.txt lists but Linux ignores)."""
+    """zlib: CMake build.
+
+    Debian's repack drops win32/, but CMakeLists.txt lists win32/zlib1.rc (a
+    Windows resource that Linux builds ignore), so an empty one stands in.
+    """
     placeholder = b.src / "win32" / "zlib1.rc"
     placeholder.parent.mkdir(exist_ok=True)
     placeholder.touch()
@@ -424,6 +445,7 @@ class BuildResult:
     compiler: str
     opt: str
     build_seconds: float | None
+    build_cpu_seconds: float | None
     test_seconds: float | None
     passed: bool
     artifact: str | None
@@ -445,6 +467,12 @@ def build_env(cc: str, cxx: str, mlcc_log: Path | None = None) -> dict[str, str]
     return env
 
 
+def _children_cpu_seconds() -> float:
+    """User plus system CPU time of all finished child processes (less noisy than wall time)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _find_artifact(workdir: Path, pattern: str) -> Path | None:
     matches = sorted(p for p in workdir.glob(pattern) if p.is_file() and not p.is_symlink())
     return matches[0] if matches else None
@@ -452,7 +480,7 @@ def _find_artifact(workdir: Path, pattern: str) -> Path | None:
 
 def build_project(name: str, cc: str, cxx: str, opt: str, workdir: Path, *, jobs: int = 2,
                   mlcc_log: Path | None = None) -> BuildResult:
-    """Fetch, extract, build and test one recipe in ``workdir`` (created; must not hold a previous build).
+    """Fetch, extract, build and test one recipe in ``workdir`` (created, or cleared of a previous build).
 
     Download problems raise :class:`FetchError`; build and test failures are
     reported in the returned :class:`BuildResult` (``passed`` False, ``error``
@@ -462,19 +490,22 @@ def build_project(name: str, cc: str, cxx: str, opt: str, workdir: Path, *, jobs
     tarball = fetch_source(recipe.package)
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
-    extract_source(tarball, workdir / "src")
     log = workdir / "build.log"
+    log.unlink(missing_ok=True)
+    shutil.rmtree(workdir / "build", ignore_errors=True)
+    extract_source(tarball, workdir / "src")
     b = Build(workdir=workdir, cc=cc, cxx=cxx, opt=opt, jobs=jobs, log=log,
               env=build_env(cc, cxx, mlcc_log))
     result = BuildResult(
         project=name, compiler=os.path.basename((cxx if recipe.language == "c++" else cc).split()[0]),
-        opt=opt, build_seconds=None, test_seconds=None, passed=False, artifact=None,
-        workdir=str(workdir), log=str(log),
+        opt=opt, build_seconds=None, build_cpu_seconds=None, test_seconds=None, passed=False,
+        artifact=None, workdir=str(workdir), log=str(log),
     )
     try:
-        start = time.monotonic()
+        start, start_cpu = time.monotonic(), _children_cpu_seconds()
         recipe.build(b)
         result.build_seconds = round(time.monotonic() - start, 2)
+        result.build_cpu_seconds = round(_children_cpu_seconds() - start_cpu, 2)
         result.compile_lines = check_opt_flag(log, [cc, cxx], opt)
         artifact = _find_artifact(workdir, recipe.artifact)
         if artifact is None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -29,13 +28,14 @@ OPT_LEVELS = ["-Os", "-Oz"]
 @pytest.fixture(scope="session")
 def mlcc_compilers() -> tuple[str, str]:
     """Return the absolute paths of mlcc and mlcc++ (failing, not skipping, when absent)."""
-    cc, cxx = shutil.which("mlcc"), shutil.which("mlcc++")
+    cc, cxx = projects.find_compiler("mlcc"), projects.find_compiler("mlcc++")
     if cc is None or cxx is None:
         pytest.fail("mlcc/mlcc++ are not on PATH: install the project (pip install -e . or scripts/setup.sh)")
     return cc, cxx
 
 
 def _record(result: projects.BuildResult, tmp_path: Path) -> None:
+    """Write the result to tmp_path/result.json and append it to $MLCC_PROJECT_RESULTS if set."""
     line = json.dumps(result.to_dict())
     (tmp_path / "result.json").write_text(line + "\n")
     aggregate = os.environ.get("MLCC_PROJECT_RESULTS")
@@ -48,6 +48,7 @@ def _record(result: projects.BuildResult, tmp_path: Path) -> None:
 @pytest.mark.parametrize("recipe", list(projects.RECIPES))
 def test_project_builds_and_passes_its_tests(recipe: str, opt: str, tmp_path: Path,
                                              mlcc_compilers: tuple[str, str]) -> None:
+    """The project's own test suite passes and mlcc optimized at least one of its translation units."""
     cc, cxx = mlcc_compilers
     mlcc_log = tmp_path / "mlcc.log"
     try:
