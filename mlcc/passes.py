@@ -67,6 +67,20 @@ def _child_toward(level: str, target: str) -> str:
     return chain[-1]
 
 
+# clang runs the always-inliner even at -O0: a pipeline without it could leave
+# `always_inline` functions out of line, which changes what code may rely on.
+ALWAYS_INLINE = Pass("module", "always-inline")
+
+
+def keeps_always_inline(pipeline_text: str) -> bool:
+    """True when the pipeline inlines always_inline functions as clang does."""
+    return "default<" in pipeline_text or pipeline_text.startswith(ALWAYS_INLINE.name)
+
+
+def _fixed(p: Pass) -> bool:
+    return p.name.startswith("default<") or p == ALWAYS_INLINE
+
+
 def base(opt_level: str) -> Pass:
     """clang's own pipeline for -O`opt_level`, as one module pass."""
     return Pass("module", f"default<O{opt_level}>")
@@ -79,20 +93,22 @@ def random_pipeline(rng: random.Random, space, opt_level: str) -> tuple[Pass, ..
         return (base(opt_level),) + tuple(rng.choices(space, k=rng.randint(1, 6)))
     if family == "prefix":
         return tuple(rng.choices(space, k=rng.randint(1, 6))) + (base(opt_level),)
-    return tuple(rng.choices(space, k=rng.randint(8, 30)))
+    return (ALWAYS_INLINE,) + tuple(rng.choices(space, k=rng.randint(8, 30)))
 
 
 def mutate(rng: random.Random, pipeline, space, opt_level: str) -> tuple[Pass, ...]:
-    """One local edit: insert, delete, swap or replace a pass (clang's pipeline stays)."""
+    """One local edit: insert, delete, swap or replace a pass (clang's pipeline and
+    the leading always-inline stay)."""
     items = list(pipeline)
-    editable = [i for i, p in enumerate(items) if not p.name.startswith("default<")]
+    editable = [i for i, p in enumerate(items) if not _fixed(p)]
     op = rng.choice(("insert", "delete", "swap", "replace"))
+    first = 1 if items and items[0] == ALWAYS_INLINE else 0
     if op == "insert" or not editable:
-        items.insert(rng.randint(0, len(items)), rng.choice(space))
+        items.insert(rng.randint(first, len(items)), rng.choice(space))
     elif op == "delete" and len(items) > 1:
         del items[rng.choice(editable)]
-    elif op == "swap" and len(items) > 1:
-        i = rng.randrange(len(items) - 1)
+    elif op == "swap" and len(items) - first > 1:
+        i = rng.randrange(first, len(items) - 1)
         items[i], items[i + 1] = items[i + 1], items[i]
     else:
         items[rng.choice(editable)] = rng.choice(space)

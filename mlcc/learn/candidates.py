@@ -13,16 +13,18 @@ from pathlib import Path
 
 import click
 
+from mlcc import passes
 from mlcc.learn import search
 
 
 def complete_columns(store: search.Store, units: list[str]) -> dict[str, list[int]]:
-    """Pipelines measured on every unit (failures count as clang's size times 1.5)."""
+    """Pipelines measured on every unit (failures count as clang's size times 1.5);
+    only pipelines that honour always_inline as clang does are eligible."""
     by_unit = store.by_unit()
     units = [u for u in units if by_unit.get(u, {}).get(search.CLANG_PIPELINE)]
     pipelines = set.intersection(*(set(by_unit[u]) for u in units)) if units else set()
     columns = {}
-    for p in sorted(pipelines):
+    for p in sorted(p for p in pipelines if passes.keeps_always_inline(p)):
         columns[p] = [by_unit[u][p] if by_unit[u][p] else int(by_unit[u][search.CLANG_PIPELINE] * 1.5)
                       for u in units]
     return columns

@@ -102,6 +102,17 @@ def main(model_path: Path) -> None:
     rows = np.arange(len(chosen))
     ratios = valid.R[rows, chosen]
     larger = ratios[ratios > 1 + 1e-12]
+    trials = {}
+    # as the driver does: clang's pipeline, then the top K other candidates
+    order = np.array([[i for i in row if i != 0] for row in np.argsort(pred, axis=1, kind="stable")])
+    for k in (1, 2, 4, 8):
+        if k >= len(candidates):
+            continue
+        picks = np.concatenate([np.zeros((len(pred), 1), dtype=int), order[:, :k]], axis=1)
+        sizes = np.take_along_axis(valid.R, picks, axis=1).min(axis=1) * valid.clang
+        trials[k] = {"total": 100.0 * (1 - sizes.sum() / valid.clang.sum()),
+                     "geomean": 100.0 * (1 - float(np.exp(np.mean(np.log(sizes / valid.clang))))),
+                     "larger": int((sizes > valid.clang * (1 + 1e-12)).sum())}
     cand_meta = json.loads(search.CANDIDATES.read_text())
     images = _plots(valid, chosen, fixed) if len(valid.units) else []
     store = search.Store()
@@ -146,6 +157,15 @@ def main(model_path: Path) -> None:
         f"- files made larger: {len(larger)} of {len(ratios)}"
         + (f", by {100 * (np.median(larger) - 1):.2f}% (median) and {100 * (larger.max() - 1):.2f}% (worst)"
            if len(larger) else "") + ".",
+        "",
+        "## Trials (`-fmlcc-trials=K`: clang's pipeline plus the model's top K, smallest kept)",
+        "",
+        "Computed from the same measurements: a trial is the same opt + code generation.",
+        "",
+        "| K | builds per file | total reduction | geomean reduction | files larger |",
+        "| --- | --- | --- | --- | --- |",
+        *[f"| {k} | {k + 1} | {_pct(t['total'])} | {_pct(t['geomean'])} | {t['larger']} |"
+          for k, t in trials.items()],
         "",
         "## Candidate set (selection curve on explored training units)",
         "",

@@ -237,11 +237,12 @@ def greedy_winners(store: Store, explored: list[dict], shared: set[str], limit: 
     by_unit = store.by_unit()
     for u in explored:
         sizes = {p: s for p, s in by_unit.get(u["id"], {}).items() if s}
-        base = min((s for p, s in sizes.items() if p in shared), default=None)
+        base = min((s for p, s in sizes.items() if p in shared and pl.keeps_always_inline(p)),
+                   default=None)
         if not base:
             continue
         for p, s in sizes.items():
-            if p not in shared and s < base:
+            if p not in shared and s < base and pl.keeps_always_inline(p):
                 gains[p] += (base - s)
     return [p for p, _ in sorted(gains.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
 
