@@ -8,6 +8,7 @@ data sections, code model, CPU and features, debug info, -Wa options.
 
 from __future__ import annotations
 
+import os
 import shlex
 import sys
 
@@ -19,6 +20,9 @@ from mlcc.process import run_tool
 # names that passes give to values show up in -S output unless discarded.
 _CC1_TO_OPT = {"-mrelocation-model": "--relocation-model", "-mcmodel": "--code-model"}
 _CC1_SWITCHES_TO_OPT = {"-discard-value-names": "--discard-value-names"}
+# Pipeline tuning that clang sets per level (-Oz keeps the SLP vectorizer on,
+# -Os both vectorizers) and opt must be told explicitly.
+_CC1_TUNING_TO_OPT = {"-vectorize-loops": "--vectorize-loops", "-vectorize-slp": "--vectorize-slp"}
 
 
 def optimizer_target_flags(clang: str, codegen_args, bitcode: str) -> tuple[str, ...]:
@@ -40,7 +44,23 @@ def optimizer_target_flags(clang: str, codegen_args, bitcode: str) -> tuple[str,
         elif name in _CC1_TO_OPT:
             value = value or (cc1[i + 1] if i + 1 < len(cc1) else "")
             flags.append(f"{_CC1_TO_OPT[name]}={value}")
+    for cc1_flag, opt_flag in _CC1_TUNING_TO_OPT.items():
+        flags.append(f"{opt_flag}={'true' if cc1_flag in cc1 else 'false'}")
     return tuple(flags)
+
+
+def clang_pipeline_text(clang: str, codegen_args, bitcode: str) -> str:
+    """The pass pipeline clang would run for these flags, as an opt `-passes=` string.
+
+    clang prints it (`-mllvm -print-pipeline-passes`) instead of optimizing.
+    """
+    proc = run_tool([clang, *codegen_args, "-c", bitcode, "-o", os.devnull,
+                     "-mllvm", "-print-pipeline-passes"], capture_stdout=True, capture_stderr=True)
+    text = proc.stdout.decode(errors="replace").strip()
+    for tail in (",BitcodeWriterPass", ",verify"):
+        if text.endswith(tail):
+            text = text[:-len(tail)]
+    return text
 
 
 def _color(args) -> list[str]:

@@ -114,7 +114,7 @@ def _model_path(opt_level: str, settings) -> str | None:
 def choose(bitcode: str, opt_level: str, settings) -> Decision:
     """Decide the pipeline for `bitcode` at -O`opt_level`."""
     if settings.pipeline:
-        forced = clang_pipeline(opt_level) if settings.pipeline == "clang" else settings.pipeline
+        forced = settings.pipeline  # "clang" is clang's own pipeline (pipeline.CLANG)
         return Decision(pipeline=forced, source="forced")
     path = _model_path(opt_level, settings)
     if path is None:

@@ -14,6 +14,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlcc.pipeline import CLANG
+
 LEVELS = ("module", "cgscc", "function", "loop", "loop-mssa")
 _ADAPTOR = {"cgscc": "cgscc", "function": "function", "loop": "loop", "loop-mssa": "loop-mssa"}
 _PARENT = {"cgscc": "module", "function": "module", "loop": "function", "loop-mssa": "function"}
@@ -74,7 +76,15 @@ ALWAYS_INLINE = Pass("module", "always-inline")
 
 def keeps_always_inline(pipeline_text: str) -> bool:
     """True when the pipeline inlines always_inline functions as clang does."""
-    return "default<" in pipeline_text or pipeline_text.startswith(ALWAYS_INLINE.name)
+    return (pipeline_text == CLANG or "default<" in pipeline_text
+            or pipeline_text.startswith(ALWAYS_INLINE.name))
+
+
+def editable(pipeline_text: str, opt_level: str) -> tuple[Pass, ...]:
+    """A pipeline as passes to edit; clang's own stands as opt's `default<O?>`."""
+    if pipeline_text == CLANG:
+        return (base(opt_level),)
+    return parse_simple(pipeline_text)
 
 
 def _fixed(p: Pass) -> bool:

@@ -5,9 +5,15 @@ from __future__ import annotations
 from mlcc.process import run_tool
 
 
+# Stands for clang's own pipeline, exactly as clang would run it for the unit's
+# flags (`codegen.clang_pipeline_text`). opt's `default<Oz>` is close but not the
+# same: clang adds declare-to-assign and, at -Oz, the SLP vectorizer.
+CLANG = "clang"
+
+
 def clang_pipeline(opt_level: str) -> str:
-    """clang's own pass pipeline for an optimization level ("s" -> "default<Os>")."""
-    return f"default<O{opt_level}>"
+    """The name of clang's own pipeline at any level (resolved per unit when run)."""
+    return CLANG
 
 
 def run_opt(opt: str, pipeline: str, bitcode_in: str, bitcode_out: str, *,

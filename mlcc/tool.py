@@ -291,3 +291,46 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
         row.append(c)
         ct.add_row(*row)
     console.print(ct)
+
+
+@main.command()
+@click.option("--profile", type=click.Choice(["quick", "full"]), default="quick", show_default=True,
+              help="quick: three small projects at -Oz, single-shot (minutes); full: every project, "
+                   "-Oz and -Os, single-shot and trials (an hour or more).")
+@click.option("--only", multiple=True, metavar="PROJECT", help="Build only these projects (repeatable).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
+              default="bench-results.json", show_default=True,
+              help="Results file; builds already in it are not redone.")
+@click.option("--fresh", is_flag=True, help="Ignore the results file's builds and start over.")
+@click.option("--driver-speed", is_flag=True,
+              help="Instead of building projects: time the driver alone on a tiny file and sqlite3.c.")
+@click.option("--report", "report_only", is_flag=True,
+              help="Build nothing: print and write the report from the results file.")
+@click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path),
+              help="Markdown summary (default: docs/BENCHMARKS.md of the source checkout).")
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the PNG plots (default: img/ beside the Markdown file).")
+@click.option("--no-docs", is_flag=True, help="Write neither the Markdown summary nor the plots.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where projects are built (default: $MLCC_DATA/bench, else ~/.cache/mlcc/bench).")
+@click.option("--jobs", "-j", default=2, show_default=True, help="Parallel jobs of each build.")
+def bench(profile, only, json_path, fresh, driver_speed, report_only, markdown, plots_dir, no_docs,
+          workdir, jobs) -> None:
+    """Code size and build time of real projects built with mlcc against clang-19.
+
+    Writes a table, the results file, docs/BENCHMARKS.md and plots in docs/img/.
+    """
+    import shlex
+
+    from mlcc.errors import MlccError
+    from mlcc.learn import bench as bench_lib
+
+    command = shlex.join(["mlcc-tool", *sys.argv[1:]])
+    try:
+        status = bench_lib.run(profile_name=profile, only=only, json_path=json_path,
+                               markdown=markdown, plots_dir=plots_dir, workdir=workdir, jobs=jobs,
+                               fresh=fresh, speed=driver_speed, report_only=report_only,
+                               write_docs=not no_docs, command=command)
+    except MlccError as exc:
+        raise click.ClickException(str(exc))
+    sys.exit(status)

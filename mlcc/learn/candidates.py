@@ -9,7 +9,6 @@ minimum. The curve of that total against the set size is the evidence for K.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 

@@ -17,6 +17,8 @@ makes the command resumable. `index` turns those directories into
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -30,7 +32,7 @@ import threading
 import time
 import tomllib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -394,7 +396,9 @@ class Build:
 
     @property
     def build_env(self) -> dict[str, str]:
-        return {**base_environment(), "MLCC_COLLECT": str(self.corpus)}
+        # MLCC_LOG says why a compile went to plain clang (and so was not collected).
+        return {**base_environment(), "MLCC_COLLECT": str(self.corpus),
+                "MLCC_LOG": str(self.log.with_suffix(".mlcc.jsonl"))}
 
 
 def _make_command(build: Build, *extra: str) -> list[str]:
@@ -520,6 +524,7 @@ def collect_project(project: Project, layout: Layout, jobs: int, time_box: float
             shutil.rmtree(stale)
     corpus.mkdir(parents=True)
     log.write_text(f"# {project.name}: {json.dumps(asdict(project))}\n")
+    log.with_suffix(".mlcc.jsonl").unlink(missing_ok=True)
     build = Build(project=project, src=workdir / "src", builddir=workdir / "build", corpus=corpus,
                   log=log, jobs=jobs, deadline=start + time_box, on_step=on_step)
     try:
@@ -555,6 +560,23 @@ def collect_project(project: Project, layout: Layout, jobs: int, time_box: float
     return outcome
 
 
+@contextlib.contextmanager
+def _project_lock(layout: Layout, project: Project) -> Iterator[bool]:
+    """Hold a project's lock if no other collector does; yield whether we got it."""
+    path = layout.root / "corpus" / f".{project.name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def collect(projects: list[Project], layout: Layout, *, jobs: int, parallel: int, force: bool,
             time_box: float, console: Console) -> list[Outcome]:
     """Collect every project not yet done, `parallel` projects at a time."""
@@ -573,7 +595,14 @@ def collect(projects: list[Project], layout: Layout, *, jobs: int, parallel: int
     with Progress(*columns, console=console, transient=False) as progress:
         overall = progress.add_task("projects", total=len(todo), detail="")
 
-        def work(project: Project) -> Outcome:
+        def work(project: Project) -> Outcome | None:
+            with _project_lock(layout, project) as mine:
+                # Another collector may have taken or finished it since the list was made.
+                if not mine or (not force and layout.marker(project).exists()):
+                    return None
+                return build_one(project)
+
+        def build_one(project: Project) -> Outcome:
             task = progress.add_task(f"  {project.name}", total=None, detail="queued")
             step = {"now": "start"}
             done = threading.Event()
@@ -609,7 +638,10 @@ def collect(projects: list[Project], layout: Layout, *, jobs: int, parallel: int
             futures = [pool.submit(work, p) for p in todo]
             try:
                 for future in concurrent.futures.as_completed(futures):
-                    report(future.result())
+                    if (outcome := future.result()) is not None:
+                        report(outcome)
+                    else:
+                        progress.advance(overall)
             except BaseException:
                 # Before the pool waits for its threads: end their builds first.
                 stop_everything()

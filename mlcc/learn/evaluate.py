@@ -17,6 +17,7 @@ from pathlib import Path
 from mlcc import codegen
 from mlcc.errors import ToolFailed
 from mlcc.objective import object_size
+from mlcc.pipeline import CLANG
 from mlcc.plan import FRONTEND_NO_PASSES
 from mlcc.process import run_tool
 from mlcc.toolchain import find
@@ -49,6 +50,7 @@ class Prepared:
     target_flags: tuple[str, ...]   # for opt
     clang: str
     opt: str
+    clang_pipeline: str = ""        # what `pipeline.CLANG` stands for with this unit's flags
 
 
 def prepare(unit: Unit, workdir: str) -> Prepared:
@@ -58,11 +60,14 @@ def prepare(unit: Unit, workdir: str) -> Prepared:
     stripped = os.path.join(workdir, f"{unit.id}.bc")
     run_tool([opt, "--strip-debug", unit.bitcode, "-o", stripped], capture_stderr=True)
     flags = codegen.optimizer_target_flags(clang, unit.codegen_args, stripped)
-    return Prepared(unit, stripped, flags, clang, opt)
+    text = codegen.clang_pipeline_text(clang, unit.codegen_args, stripped)
+    return Prepared(unit, stripped, flags, clang, opt, text)
 
 
 def measure(prep: Prepared, pipeline: str, *, timeout: float = 300) -> int | None:
     """The objective after `pipeline`; None when opt or code generation fails."""
+    if pipeline == CLANG:
+        pipeline = prep.clang_pipeline
     with tempfile.TemporaryDirectory(prefix="mlcc-eval-") as tmp:
         optimized = os.path.join(tmp, "o.bc")
         obj = os.path.join(tmp, "o.o")

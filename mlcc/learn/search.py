@@ -36,11 +36,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mlcc import passes as pl
 from mlcc.learn.corpus import MANIFEST_FILE, Layout
 from mlcc.learn.evaluate import Unit, measure, prepare
+from mlcc.pipeline import CLANG
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 DATA = MODELS / "data"
 OPT_LEVEL = "z"
-CLANG_PIPELINE = f"default<O{OPT_LEVEL}>"
+CLANG_PIPELINE = CLANG  # clang's own pipeline, exactly; the baseline of everything
+OPT_DEFAULT = f"default<O{OPT_LEVEL}>"  # opt's version of it: close, not the same
 MEASUREMENTS = DATA / f"measurements-O{OPT_LEVEL}.jsonl.gz"
 CANDIDATES = DATA / f"candidates-O{OPT_LEVEL}.json"
 EXPLORE_SEED = 20261127
@@ -133,7 +135,7 @@ def shared_random_pipelines(count: int) -> list[str]:
     out: list[str] = []
     while len(out) < count:
         p = pl.to_opt(pl.random_pipeline(rng, space, OPT_LEVEL))
-        if p not in out and p != CLANG_PIPELINE:
+        if p not in out and p != OPT_DEFAULT:
             out.append(p)
     return out
 
@@ -176,7 +178,7 @@ def _measure_unit(job) -> list[dict]:
                 if not valid:
                     break
                 best = min(sorted(valid), key=lambda p: valid[p])
-                candidate = pl.to_opt(pl.mutate(rng, pl.parse_simple(best), space, OPT_LEVEL))
+                candidate = pl.to_opt(pl.mutate(rng, pl.editable(best, OPT_LEVEL), space, OPT_LEVEL))
                 if candidate not in sizes:
                     run(candidate)
     return rows
@@ -219,7 +221,7 @@ def explore(count: int, n_random: int, greedy: int, jobs: int) -> None:
     manifest = load_manifest()
     store = Store()
     layout = Layout.from_environment()
-    pipelines = [CLANG_PIPELINE, "default<Os>"] + shared_random_pipelines(n_random)
+    pipelines = [CLANG_PIPELINE, OPT_DEFAULT, "default<Os>"] + shared_random_pipelines(n_random)
     by_unit = store.by_unit()
     jobs_list = []
     for u in explore_sample(manifest, count):
@@ -258,7 +260,7 @@ def crosscheck(count: int, n_random: int, limit: int, jobs: int) -> None:
     store = Store()
     layout = Layout.from_environment()
     explored = explore_sample(manifest, count)
-    shared = {CLANG_PIPELINE, "default<Os>", *shared_random_pipelines(n_random)}
+    shared = {CLANG_PIPELINE, OPT_DEFAULT, "default<Os>", *shared_random_pipelines(n_random)}
     winners = greedy_winners(store, explored, shared, limit)
     by_unit = store.by_unit()
     jobs_list = [(u, str(layout.root), winners, by_unit.get(u["id"], {}), 0) for u in explored

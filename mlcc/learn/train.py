@@ -15,7 +15,6 @@ import gzip
 import hashlib
 import json
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
