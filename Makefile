@@ -47,3 +47,22 @@ endif
 
 report:
 	$(PYTHON) -m mlcc.learn.report
+
+# Differential testing with Csmith: N programs (seeds 1..N, default 1000) built
+# with clang-19 -O0 and with mlcc (model's choice, trials, every candidate
+# pipeline forced; at -Oz and -Os), outputs compared. Resumable; results in
+# build/difftest/ (summary.json, mismatch-<seed>-<config>/repro.sh).
+.PHONY: difftest
+difftest:
+	$(PYTHON) -m mlcc.learn.difftest run -n $(or $(N),1000) --jobs $(or $(JOBS),2)
+
+# Code size and build time against clang-19 on real projects that are not in the
+# model's corpus (mlcc/learn/data/bench-projects.toml), then the driver alone:
+# writes bench-results.json (resumable), docs/BENCHMARKS.md and docs/img/bench-*.png.
+# `make bench PROFILE=quick` builds three small projects at -Oz (minutes); the
+# full profile, every project at -Oz and -Os, single-shot and with trials, takes
+# hours on two cores.
+.PHONY: bench
+bench:
+	mlcc-tool bench --profile $(or $(PROFILE),full)
+	mlcc-tool bench --profile $(or $(PROFILE),full) --driver-speed

@@ -40,7 +40,7 @@ def test_bundled_model_carries_its_metadata():
     assert meta["mlcc.llvm_major"] == str(LLVM_MAJOR)
     assert meta["mlcc.feature_schema_hash"] == features.schema_hash()
     assert meta["mlcc.feature_schema_version"] == str(features.SCHEMA_VERSION)
-    assert m.candidates[0] == "default<Oz>"
+    assert m.candidates[0] == "clang"  # clang's own pipeline, exactly
     assert 8 <= len(m.candidates) <= 64
     training = json.loads(meta["mlcc.training_data"])
     assert training["manifest_sha256"] and training["measurements_sha256"]

@@ -137,7 +137,7 @@ def main(model_path: Path) -> None:
         f"validation: {len(valid.units)} units from {len(set(valid.groups))} projects "
         f"({', '.join(sorted(set(valid.groups)))})",
         f"- measurements in the table: {len(store.sizes)} (unit, pipeline) pairs",
-        f"- candidates: K = {len(candidates)} (clang's `default<Oz>` is candidate 0), chosen from "
+        f"- candidates: K = {len(candidates)} (candidate 0, `clang`, is clang's own -Oz pipeline exactly as clang runs it), chosen from "
         f"{cand_meta['pipelines_considered']} pipelines on {cand_meta['selection_units']} explored units",
         "",
         "## Single-shot results on validation projects (against clang -Oz)",
