@@ -787,7 +787,7 @@ def collect_command(only, jobs, parallel, force, time_box) -> None:
                            time_box=time_box, console=console)
     except KeyboardInterrupt:
         stop_everything()
-        raise Interrupted(f"collection interrupted; rerun to go on (done projects are kept)") from None
+        raise Interrupted("collection interrupted; rerun to go on (done projects are kept)") from None
     failed = [o for o in outcomes if o.status == "failed"]
     console.print(f"collected {sum(o.units for o in outcomes)} units from "
                   f"{len(outcomes) - len(failed)} project(s) in {time.monotonic() - started:.0f} s; "
