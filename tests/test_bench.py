@@ -1,0 +1,188 @@
+"""The pure parts of `mlcc-tool bench` (mlcc/learn/bench.py): no project is built here."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from mlcc.learn import bench
+
+
+def _log_line(**entry) -> str:
+    return json.dumps({"time": 1.0, **entry})
+
+
+LOG_LINES = [
+    _log_line(path="optimize", source="a.c", cwd="/w/src", output="a.o", opt_level="z",
+              pipeline="default<Oz>", decision="model", cache="miss", fallback=None, size=100,
+              seconds={"frontend": 0.5, "target": 0.1, "model": 0.2, "opt": 0.3, "codegen": 0.4}),
+    _log_line(path="optimize", source="b.c", cwd="/w/src/lib", output="../obj/b.o", opt_level="z",
+              pipeline="instcombine,simplifycfg", decision="model", cache="miss", fallback=None,
+              size=50, seconds={"frontend": 1.0, "target": 0.0, "model": 0.5, "opt": 0.5,
+                                "codegen": 0.5}),
+    _log_line(path="optimize", source="c.c", cwd="/w/src", output="c.o", opt_level="z",
+              pipeline="default<Oz>", decision="clang-default", cache="miss",
+              fallback="opt-19 exited with code 1", size=70,
+              seconds={"frontend": 0.25, "target": 0.05, "model": 0.1, "opt": 0.0,
+                       "codegen": 0.0, "fallback": 0.6}),
+    _log_line(path="clang", reason="no source to compile (link only)", cwd="/w/src", argv=["-o", "x"]),
+    _log_line(path="clang", reason="no source to compile (link only)", cwd="/w/src", argv=["-o", "y"]),
+    _log_line(path="clang", reason="-O2", cwd="/w/src", argv=["-O2", "-c", "d.c"]),
+    "not json",
+    "",
+]
+
+
+def test_log_lines_aggregate_into_seconds_per_stage() -> None:
+    summary = bench.aggregate_log(bench.parse_log(LOG_LINES), "/w")
+    assert summary["units"] == 3
+    assert summary["plain_commands"] == 3
+    assert summary["plain_reasons"] == {"no source to compile (link only)": 2, "-O2": 1}
+    assert summary["fallbacks"] == 1
+    assert summary["model_pipelines"] == 1
+    assert summary["cache"] == {"miss": 3}
+    assert summary["stages"] == pytest.approx({"frontend": 1.75, "target": 0.15, "model": 0.8,
+                                               "opt": 0.8, "codegen": 0.9, "fallback": 0.6})
+    assert summary["log_sizes"] == {"src/a.o": 100, "src/obj/b.o": 50, "src/c.o": 70}
+
+
+def test_breakdown_overhead_is_build_cpu_minus_the_stages() -> None:
+    stages = bench.aggregate_log(bench.parse_log(LOG_LINES))["stages"]
+    breakdown = bench.stage_breakdown(stages, build_cpu=10.0)
+    assert list(breakdown) == [*bench.STAGES, "overhead"]
+    assert breakdown["overhead"] == pytest.approx(10.0 - 5.0)
+    assert bench.stage_breakdown({}, build_cpu=2.0) == {**dict.fromkeys(bench.STAGES, 0.0),
+                                                         "overhead": 2.0}
+
+
+def _run(compiler: str, mode: str, objects: dict, artifacts: dict, wall: float, cpu: float) -> dict:
+    run = {"project": "p", "compiler": compiler, "level": "-Oz", "mode": mode, "ok": True,
+           "error": None, "objects": objects, "artifacts": artifacts, "wall": wall, "cpu": cpu}
+    if compiler == "mlcc":
+        run["mlcc"] = {"units": 3, "plain_commands": 1, "fallbacks": 0, "model_pipelines": 2}
+        run["breakdown"] = bench.stage_breakdown(
+            {"frontend": 4.0, "target": 0.5, "model": 1.0, "opt": 2.0, "codegen": 3.0}, cpu)
+    return run
+
+
+def _results() -> dict:
+    runs = {
+        "alpha|clang|-Oz|-": _run("clang", "-", {"a.o": 1000, "b.o": 500, "x.o": 10},
+                                  {"bin/alpha": 2000}, wall=10.0, cpu=12.0),
+        "alpha|mlcc|-Oz|single": _run("mlcc", "single", {"a.o": 900, "b.o": 510, "y.o": 10},
+                                      {"bin/alpha": 1900}, wall=14.0, cpu=18.0),
+        "beta|clang|-Oz|-": _run("clang", "-", {"c.o": 300}, {"libbeta.so": 400}, wall=5.0, cpu=4.0),
+        "beta|mlcc|-Oz|single": {"project": "beta", "ok": False, "error": "make exited 2\nmore"},
+    }
+    return {"format": bench.RESULTS_FORMAT,
+            "identity": {"mlcc": "0.1.0", "clang": "clang version 19.1.7",
+                         "model": {"-Oz": "model: size-Oz.onnx", "-Os": "model: size-Os.onnx"}},
+            "invocations": [{"kind": "build", "command": "mlcc-tool bench --profile quick",
+                             "profile": "quick", "date": "2025-01-01 00:00 UTC", "jobs": 2,
+                             "git": "abc1234", "loadavg_end": [1.0, 1.0, 1.0],
+                             "machine": {"nproc": 2, "cpu": "Test CPU", "loadavg": [0.5, 0.4, 0.3],
+                                         "system": "Linux", "python": "3.11"}}],
+            "runs": runs}
+
+
+PROJECTS = [bench.Project("alpha", "alpha", "c", recipe="alpha"),
+            bench.Project("beta", "beta", "c++", recipe="beta")]
+
+
+def test_summary_pairs_objects_by_path_and_totals_the_projects() -> None:
+    [section] = bench.summarize(_results()["runs"], PROJECTS, ["-Oz"], ["single"])
+    alpha, beta = section["rows"]["alpha"], section["rows"]["beta"]
+    assert alpha["ok"] and not beta["ok"] and beta["error"].startswith("make exited 2")
+    assert alpha["files"] == 2  # x.o and y.o are in one build only
+    assert (alpha["objects_clang"], alpha["objects_mlcc"]) == (1500, 1410)
+    assert alpha["objects_gain"] == pytest.approx(6.0)
+    assert alpha["artifact_gain"] == pytest.approx(5.0)
+    assert sorted(alpha["file_gains"]) == [-2.0, 10.0]
+    assert (alpha["files_smaller"], alpha["files_same"], alpha["files_larger"]) == (1, 0, 1)
+    assert alpha["cpu_ratio"] == pytest.approx(1.5)
+    total = section["total"]
+    assert total["projects"] == 1 and total["artifact_gain"] == pytest.approx(5.0)
+    assert total["breakdown"]["overhead"] == pytest.approx(18.0 - 10.5)
+    assert "not met" in bench.time_verdict(total)
+
+
+def test_markdown_shows_the_numbers_the_terminal_prints() -> None:
+    results = _results()
+    sections = bench.summarize(results["runs"], PROJECTS, ["-Oz"], ["single"])
+    text = bench.render_markdown(results, sections, {"size gain per project": "img/bench-gain.png"})
+    assert "`mlcc-tool bench --profile quick`" in text
+    assert "2 CPUs (Test CPU)" in text and "load average 0.5 / 0.4 / 0.3" in text
+    assert "model: size-Oz.onnx" in text and "clang version 19.1.7" in text
+    assert "## -Oz, single-shot" in text
+    for row in bench.size_rows(sections[0]) + bench.time_rows(sections[0]):
+        assert "| " + " | ".join(row) + " |" in text
+    assert "| alpha | c | 2 | 2 000 | 1 900 | +5.00% | 1 500 | 1 410 | +6.00% | 1/0/1 |" in text
+    assert "- beta failed: `make exited 2`" in text
+    assert "1.50×" in text and "target ≤ 1.3×: not met" in text
+    assert "![size gain per project](img/bench-gain.png)" in text
+    assert "## Driver speed" not in text
+
+
+def test_markdown_has_a_driver_speed_table_when_measured() -> None:
+    results = _results()
+    variants = {name: {"wall": w, "cpu": w * 0.9} for name, w in
+                zip(bench.DRIVER_VARIANTS, (0.02, 0.06, 0.3, 0.2))}
+    variants["mlcc no cache"]["stages"] = dict.fromkeys(bench.STAGES, 0.01)
+    variants["mlcc no cache"]["overhead"] = 0.24
+    results["driver_speed"] = {"date": "2025-01-01 00:00 UTC", "loadavg_before": [0.1, 0.1, 0.1],
+                               "command": "mlcc-tool bench --driver-speed",
+                               "files": {"tiny.c": {"lines": 20, "runs": 3, "variants": variants}}}
+    sections = bench.summarize(results["runs"], PROJECTS, ["-Oz"], ["single"])
+    text = bench.render_markdown(results, sections, {})
+    assert "## Driver speed" in text
+    assert "| tiny.c (20 lines) | mlcc no cache | 0.30 s | 0.27 s | 15.00× | 15.00× |" in text
+    # Start-up (mlcc disabled minus clang, CPU) times the build's 4 mlcc commands.
+    assert bench.startup_cost(results["driver_speed"]) == pytest.approx(0.036)
+    assert "each of its 4 commands: 0.04 s each (driver-speed benchmark), 0.14 s in all" in text
+
+
+def _tiny_object(text_size: int) -> bytes:
+    """A 64-bit little-endian ELF relocatable object with an empty .text of `text_size` bytes."""
+    names = b"\0.shstrtab\0.text\0"
+    shoff = 64 + len(names)
+    header = bytearray(64)
+    header[:6] = b"\x7fELF\x02\x01"
+    header[16:18] = (1).to_bytes(2, "little")  # ET_REL
+    struct.pack_into("<Q", header, 0x28, shoff)
+    struct.pack_into("<HHH", header, 0x3A, 64, 3, 1)
+    sections = [bytes(64),
+                struct.pack("<IIQQQQIIQQ", 1, 3, 0, 0, 64, len(names), 0, 0, 1, 0),
+                struct.pack("<IIQQQQIIQQ", 11, 8, 6, 0, 0, text_size, 0, 0, 16, 0)]
+    return bytes(header) + names + b"".join(sections)
+
+
+def test_objects_on_disk_are_found_and_probes_skipped(tmp_path: Path) -> None:
+    for rel in ("src/a.o", "build/CMakeFiles/3.25.1/CompilerIdC/CMakeCCompilerId.o",
+                "src/conftest.o"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(_tiny_object(42))
+    (tmp_path / "src" / "notes.o").write_text("not an object")
+    assert bench.find_objects(tmp_path) == {"src/a.o": 42}
+    assert bench.linked_size(tmp_path / "src" / "a.o") == 42
+
+
+def test_bench_projects_are_not_in_the_model_corpus() -> None:
+    projects = bench.load_projects()
+    assert len(projects) >= 8
+    assert {p.language for p in projects} == {"c", "c++"}
+    corpus = bench.corpus_packages()
+    assert not {p.package for p in projects} & corpus
+    assert 2 <= sum(p.quick for p in projects) <= 3
+    with pytest.raises(bench.MlccError, match="corpus"):
+        bench.check_not_in_corpus(projects, {projects[0].package})
+
+
+def test_projects_without_a_recipe_need_steps_and_artifacts(tmp_path: Path) -> None:
+    bad = tmp_path / "bench.toml"
+    bad.write_text('[[project]]\nname = "x"\npackage = "x"\nlanguage = "c"\n'
+                   'steps = [["make"]]\n')
+    with pytest.raises(bench.MlccError, match="artifacts"):
+        bench.load_projects(bad)
