@@ -35,7 +35,7 @@ from pathlib import Path
 import click
 
 from mlcc.errors import MlccError, ToolchainMissing, ToolFailed
-from mlcc.pipeline import clang_pipeline
+from mlcc.pipeline import CLANG, clang_pipeline
 from mlcc.process import run_tool
 
 CSMITH_INCLUDE = "/usr/include/csmith"
@@ -141,9 +141,26 @@ def configs_for_program(seed: int, configs: list[Config], forced_per_program: in
     return [c for c in configs if not c.pipeline or c.name in chosen]
 
 
+def model_digests(levels: str = "zs") -> dict[str, str]:
+    """sha256 (12 digits) of the model mlcc uses at each level, or "none"."""
+    from mlcc import model
+
+    out = {}
+    for level in levels:
+        path = os.environ.get("MLCC_MODEL") or str(model.bundled_model_path(level))
+        try:
+            out[level] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+        except OSError:
+            out[level] = "none"
+    return out
+
+
 def fingerprint(configs: list[Config], forced_per_program: int) -> str:
-    """What a result depends on besides the seed; a resumed campaign reuses only matching ones."""
-    text = json.dumps([[asdict(c) for c in configs], forced_per_program, list(PROGRAM_FLAGS)])
+    """What a result depends on besides the seed (configurations and the models that
+    decide for them); a resumed campaign reuses only matching results."""
+    levels = "".join(sorted({c.opt_level for c in configs if not c.pipeline}))
+    text = json.dumps([[asdict(c) for c in configs], forced_per_program, list(PROGRAM_FLAGS),
+                       model_digests(levels)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -207,35 +224,37 @@ def _read_log(path: str) -> dict:
     return next((e for e in reversed(entries) if e.get("path") == "optimize"), entries[-1] if entries else {})
 
 
-def llvm_alone(program: str, opt_level: str, pipeline: str, workdir: str, timeout: float) -> Run:
-    """Build `program` without mlcc (clang-19 front end, opt-19 -passes, clang-19
-    code generation and link) and run it."""
-    from mlcc import codegen
-    from mlcc.toolchain import find
-
-    clang, opt = find("clang"), find("opt")
-    level = f"-O{opt_level}"
-    bitcode, optimized, exe = (os.path.join(workdir, n) for n in ("llvm.bc", "llvm.opt.bc", "llvm.exe"))
-    run_tool([clang, level, f"-I{CSMITH_INCLUDE}", *PROGRAM_FLAGS, "-Xclang", "-disable-llvm-passes",
-              "-emit-llvm", "-c", program, "-o", bitcode], capture_stderr=True, timeout=BUILD_TIMEOUT)
-    target = codegen.optimizer_target_flags(clang, (level,), bitcode)
-    run_tool([opt, *target, f"-passes={pipeline}", bitcode, "-o", optimized],
-             capture_stderr=True, timeout=BUILD_TIMEOUT)
-    run_tool([clang, level, "-Xclang", "-disable-llvm-passes", optimized, "-o", exe],
-             capture_stderr=True, timeout=BUILD_TIMEOUT)
-    return run_binary(exe, timeout)
-
-
-def _opt_target_flags(opt_level: str, workdir: str) -> tuple[str, ...]:
-    """The opt flags clang gives this target (for repro.sh), from a one-line bitcode file."""
+def opt_setup(opt_level: str, workdir: str) -> tuple[tuple[str, ...], str]:
+    """What opt needs to run as clang would at -O`opt_level`: its target and tuning
+    flags, and clang's own pipeline text (what `clang` stands for as a candidate)."""
     from mlcc import codegen
     from mlcc.toolchain import find
 
     clang = find("clang")
     src, bc = os.path.join(workdir, "target.c"), os.path.join(workdir, "target.bc")
     Path(src).write_text("int x;\n")
-    run_tool([clang, f"-O{opt_level}", "-emit-llvm", "-c", src, "-o", bc], capture_stderr=True)
-    return codegen.optimizer_target_flags(clang, (f"-O{opt_level}",), bc)
+    flags = (f"-O{opt_level}",)
+    run_tool([clang, *flags, "-emit-llvm", "-c", src, "-o", bc], capture_stderr=True)
+    return (codegen.optimizer_target_flags(clang, flags, bc),
+            codegen.clang_pipeline_text(clang, flags, bc))
+
+
+def llvm_alone(program: str, opt_level: str, pipeline: str, workdir: str, timeout: float) -> Run:
+    """Build `program` without mlcc (clang-19 front end, opt-19 -passes, clang-19
+    code generation and link) and run it."""
+    from mlcc.toolchain import find
+
+    clang, opt = find("clang"), find("opt")
+    level = f"-O{opt_level}"
+    target, clang_text = opt_setup(opt_level, workdir)
+    bitcode, optimized, exe = (os.path.join(workdir, n) for n in ("llvm.bc", "llvm.opt.bc", "llvm.exe"))
+    run_tool([clang, level, f"-I{CSMITH_INCLUDE}", *PROGRAM_FLAGS, "-Xclang", "-disable-llvm-passes",
+              "-emit-llvm", "-c", program, "-o", bitcode], capture_stderr=True, timeout=BUILD_TIMEOUT)
+    run_tool([opt, *target, f"-passes={clang_text if pipeline == CLANG else pipeline}", bitcode,
+              "-o", optimized], capture_stderr=True, timeout=BUILD_TIMEOUT)
+    run_tool([clang, level, "-Xclang", "-disable-llvm-passes", optimized, "-o", exe],
+             capture_stderr=True, timeout=BUILD_TIMEOUT)
+    return run_binary(exe, timeout)
 
 
 def _repro_script(config: Config, target_flags, timeout: float) -> str:
@@ -243,8 +262,6 @@ def _repro_script(config: Config, target_flags, timeout: float) -> str:
 
     clang, opt = find("clang"), find("opt")
     level = f"-O{config.opt_level}"
-    mlcc_flags = shlex.join(config.argv) if not config.pipeline else \
-        f'{level} -fmlcc-pipeline="$(cat pipeline)"'
     extra = " ".join(PROGRAM_FLAGS)
     return f"""#!/bin/sh
 # Csmith program vs clang {REFERENCE_LEVEL}: configuration {config.name} (mlcc {shlex.join(config.argv)}).
@@ -258,7 +275,7 @@ T=${{TIMEOUT:-{int(timeout)}}}
 timeout "$T" ./ref.exe > expected.now; echo "reference: exit $?"
 
 export MLCC_CACHE="$(mktemp -d)" MLCC_CONFIG=/dev/null
-mlcc {mlcc_flags} -I"$INC" {extra} program.c -o mlcc.exe || exit 2
+mlcc {shlex.join(config.argv)} -I"$INC" {extra} program.c -o mlcc.exe || exit 2
 timeout "$T" ./mlcc.exe > mlcc.now; echo "mlcc: exit $?"
 
 {clang} {level} -I"$INC" {extra} -Xclang -disable-llvm-passes -emit-llvm -c program.c -o program.bc
@@ -279,13 +296,15 @@ def _write_reproducer(out: Path, seed: int, config: Config, program: str, expect
     where.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(program, where / "program.c")
     (where / "flags").write_text(shlex.join(config.argv) + "\n")
-    (where / "pipeline").write_text((info.get("pipeline") or config.pipeline) + "\n")
+    try:
+        target, clang_text = opt_setup(config.opt_level, workdir)
+    except ToolFailed:
+        target, clang_text = (), CLANG
+    pipeline = info.get("pipeline") or config.pipeline or CLANG
+    # opt's text for it: `clang` stands for clang's own pipeline, spelled out here
+    (where / "pipeline").write_text((clang_text if pipeline == CLANG else pipeline) + "\n")
     (where / "expected.out").write_text(expected.text)
     (where / "actual.out").write_text(actual_text)
-    try:
-        target = _opt_target_flags(config.opt_level, workdir)
-    except ToolFailed:
-        target = ()
     (where / "repro.sh").write_text(_repro_script(config, target, timeout))
     (where / "repro.sh").chmod(0o755)
     (where / "info.json").write_text(json.dumps({"seed": seed, "config": asdict(config), **info},
@@ -447,7 +466,8 @@ def campaign(seeds, configs: list[Config], out: Path, *, jobs: int = 2, timeout:
     results: dict[str, dict] = dict(previous.get("results", {}))
     _, source = candidate_pipelines("z")
     meta = {"fingerprint": key, "command": command or previous.get("command", ""),
-            "candidates_from": source, "forced_per_program": forced_per_program,
+            "candidates_from": source, "models": model_digests(),
+            "forced_per_program": forced_per_program,
             "run_timeout": timeout, "csmith": "csmith --seed N", "reference": f"clang-19 {REFERENCE_LEVEL}"}
     todo = [s for s in seeds if str(s) not in results]
     elapsed = float(previous.get("seconds", 0.0))
