@@ -12,10 +12,9 @@ from mlcc import __version__
 
 
 def _driver_from_name(default: str) -> str:
+    """C++ under a name ending in `++` (c++, g++, clang++), else the entry point's own."""
     name = os.path.basename(sys.argv[0])
-    if name.endswith("++") or name.endswith("++.exe") or name in ("CC",):
-        return "c++"
-    return default if default == "c++" else "c"
+    return "c++" if name.endswith("++") else default
 
 
 def _print_version_extra() -> None:
