@@ -308,3 +308,32 @@ def test_parallel_make(work: Path, tmp_path: Path):
         else:
             assert out == expected
     assert (work / "m3.d").read_text().startswith("m3.o: m3.c src/util.h")
+
+
+@pytest.mark.parametrize("behaviour", ["crash", "hang", "garbage-output"])
+def test_broken_opt_falls_back_to_clangs_pipeline(behaviour: str, work: Path, tmp_path: Path):
+    """opt crashing, hanging (then the timeout) or writing garbage: clang's pipeline, one warning."""
+    fake = tmp_path / "opt-19"
+    body = {"crash": 'kill -SEGV $$',
+            "hang": 'sleep 60',
+            "garbage-output": 'out=""; while [ $# -gt 0 ]; do [ "$1" = -o ] && out=$2; shift; done; '
+                              'echo garbage > "$out"'}[behaviour]
+    fake.write_text(f"#!/bin/sh\n{body}\n")
+    fake.chmod(0o755)
+    proc = _run([MLCC, "-Oz", "-c", "src/util.c", "-o", "a.o"], work,
+                _env(MLCC_OPT=str(fake), MLCC_TIMEOUT="3", MLCC_NO_CACHE="1"))
+    assert proc.returncode == 0, proc.stderr
+    _no_traceback(proc)
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mlcc: warning:") and "clang's own pipeline" in lines[0]
+    subprocess.run(["clang-19", "-Oz", "-c", "src/util.c", "-o", "b.o"], cwd=work, check=True)
+    assert (work / "a.o").read_bytes() == (work / "b.o").read_bytes()
+
+
+def test_binary_garbage_named_c_gets_clangs_diagnostics(work: Path):
+    (work / "junk.c").write_bytes(bytes(range(256)) * 8)
+    ours = _run([MLCC, "-Oz", "-c", "junk.c", "-o", "j.o"], work)
+    theirs = _run(["clang-19", "-Oz", "-c", "junk.c", "-o", "k.o"], work)
+    assert ours.returncode == theirs.returncode != 0
+    assert ours.stderr == theirs.stderr
+    assert not (work / "j.o").exists()
