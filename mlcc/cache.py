@@ -109,14 +109,7 @@ class DecisionCache:
             except OSError:
                 return 0.0
         files.sort(key=mtime)
-        removed = 0
-        for p in files[:len(files) - limit]:
-            try:
-                p.unlink()
-                removed += 1
-            except OSError:
-                pass
-        return removed
+        return _unlink_all(files[:len(files) - limit])
 
     def stats(self) -> dict:
         files = self.entries()
@@ -130,11 +123,16 @@ class DecisionCache:
                 "limit": MAX_ENTRIES}
 
     def clear(self) -> int:
-        removed = 0
-        for p in self.entries():
-            try:
-                p.unlink()
-                removed += 1
-            except OSError:
-                pass
-        return removed
+        return _unlink_all(self.entries())
+
+
+def _unlink_all(paths) -> int:
+    """Remove files, skipping those another process removed first; return how many went."""
+    removed = 0
+    for p in paths:
+        try:
+            p.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed

@@ -10,8 +10,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -23,15 +21,7 @@ MLCC = shutil.which("mlcc")
 MLCCXX = shutil.which("mlcc++")
 
 
-_CACHE = tempfile.mkdtemp(prefix="mlcc-test-cache-")
-
-
-def _env(**extra) -> dict:
-    """The environment without the caller's MLCC_* settings, with a private decision cache."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLCC_")}
-    env["MLCC_CACHE"] = _CACHE
-    env.update(extra)
-    return env
+from conftest import mlcc_env as _env
 
 
 def _run(argv, cwd, env=None, **kw) -> subprocess.CompletedProcess:

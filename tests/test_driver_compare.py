@@ -12,12 +12,10 @@ linked and run and must print the same thing.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -196,15 +194,7 @@ def _compilers(driver: str) -> tuple[str, str]:
     return ("clang++-19", "mlcc++") if driver == "c++" else ("clang-19", "mlcc")
 
 
-_CACHE = tempfile.mkdtemp(prefix="mlcc-test-cache-")
-
-
-def _env(**extra) -> dict:
-    """The environment without the caller's MLCC_* settings, with a private decision cache."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLCC_")}
-    env["MLCC_CACHE"] = _CACHE
-    env.update(extra)
-    return env
+from conftest import mlcc_env as _env
 
 
 _TEMP_OBJECT = re.compile(rb"/tmp/[\w./-]+?-\w+\.o\b")
