@@ -294,6 +294,44 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
 
 
 @main.command()
+@click.argument("directories", nargs=-1, required=True,
+                type=click.Path(file_okay=False, path_type=Path))
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="The model file to write (ONNX).")
+@click.option("--work", type=click.Path(file_okay=False, path_type=Path),
+              help="Where measurements are kept (default: DIRECTORY/.mlcc-retrain); reruns resume.")
+@click.option("--level", type=click.Choice(["z", "s"]),
+              help="Optimization level to learn (default: the level the units were collected at).")
+@click.option("--explore-units", default=60, show_default=True,
+              help="Training units searched with random pipelines and greedy edits.")
+@click.option("--random", "n_random", default=24, show_default=True,
+              help="Random pipelines measured on every explored unit.")
+@click.option("--greedy", default=4, show_default=True, help="Greedy edits per explored unit.")
+@click.option("--k-max", default=8, show_default=True, help="At most this many candidate pipelines.")
+@click.option("--holdout", default=0.2, show_default=True,
+              help="Share of units held out to validate the model.")
+@click.option("--jobs", "-j", default=2, show_default=True, help="Units measured in parallel.")
+def retrain(directories, out, work, level, explore_units, n_random, greedy, k_max, holdout,
+            jobs) -> None:
+    """Train a size model on your own code, collected with MLCC_COLLECT=DIRECTORY.
+
+    Measures pipelines on the collected units (resumable), chooses candidates,
+    trains and writes OUT; select it with MLCC_MODEL=OUT. See docs/MODEL.md.
+    """
+    from rich.console import Console
+
+    from mlcc.errors import MlccError
+    from mlcc.learn import retrain as retrain_lib
+
+    try:
+        retrain_lib.run(list(directories), out, work=work, level=level,
+                        explore_units=explore_units, n_random=n_random, greedy=greedy,
+                        k_max=k_max, holdout=holdout, jobs=jobs, console=Console(stderr=True))
+    except MlccError as exc:
+        raise click.ClickException(str(exc))
+
+
+@main.command()
 @click.option("--profile", type=click.Choice(["quick", "full"]), default="quick", show_default=True,
               help="quick: three small projects at -Oz, single-shot (minutes); full: every project, "
                    "-Oz and -Os, single-shot and trials (an hour or more).")

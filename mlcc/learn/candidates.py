@@ -60,26 +60,16 @@ def choose_k(curve: list[tuple[str, int]], clang_total: int, *, k_min: int = 8,
     return min(len(curve), k_max)
 
 
-@click.command()
-@click.option("--units", "count", default=150, show_default=True, help="Explored units (as in search).")
-@click.option("--k-max", default=64, show_default=True)
-@click.option("--k", "k_fixed", default=0, help="Force K instead of choosing it from the curve.")
-def main(count: int, k_max: int, k_fixed: int) -> None:
-    """Select the candidate pipelines and write models/data/candidates-Oz.json."""
-    manifest = search.load_manifest()
-    explored = [u["id"] for u in search.explore_sample(manifest, count)]
-    store = search.Store()
-    columns = complete_columns(store, explored)
-    if search.CLANG_PIPELINE not in columns:
-        raise click.ClickException("no complete measurements yet: run `search explore` first")
-    units_used = len(next(iter(columns.values())))
+def select(columns: dict[str, list[int]], *, k_max: int = 64, k_fixed: int = 0,
+           k_min: int = 8) -> dict:
+    """The candidate set and the evidence for it, from complete measurement columns."""
+    units_used = len(columns[search.CLANG_PIPELINE])
     curve = greedy_cover(columns, k_max)
     clang_total = curve[0][1]
     oracle_all = sum(min(col[i] for col in columns.values()) for i in range(units_used))
-    k = k_fixed or choose_k(curve, clang_total, k_max=k_max)
+    k = k_fixed or choose_k(curve, clang_total, k_min=k_min, k_max=k_max)
     best_single = min(columns, key=lambda p: (sum(columns[p]), p))
-    result = {
-        "opt_level": search.OPT_LEVEL,
+    return {
         "objective": "bytes of .text/.data/.rodata (mlcc.objective.object_size)",
         "selection_units": units_used,
         "pipelines_considered": len(columns),
@@ -94,14 +84,35 @@ def main(count: int, k_max: int, k_fixed: int) -> None:
                         "gain_pct": round(100.0 * (clang_total - sum(columns[best_single]))
                                           / clang_total, 3)},
     }
-    search.CANDIDATES.parent.mkdir(parents=True, exist_ok=True)
-    search.CANDIDATES.write_text(json.dumps(result, indent=1) + "\n")
-    click.echo(f"{units_used} units, {len(columns)} pipelines; oracle of all: "
-               f"{result['oracle_all_pct']}%; best single: {result['best_single']['gain_pct']}%")
+
+
+def print_selection(result: dict) -> None:
+    k = result["k"]
+    click.echo(f"{result['selection_units']} units, {result['pipelines_considered']} pipelines; "
+               f"oracle of all: {result['oracle_all_pct']}%; best single: "
+               f"{result['best_single']['gain_pct']}%")
     for row in result["curve"][:max(k, 16)]:
         mark = "*" if row["k"] <= k else " "
         click.echo(f"{mark} K={row['k']:2}  {row['gain_pct']:6.3f}%  {row['pipeline'][:90]}")
-    click.echo(f"chose K={k} -> {search.CANDIDATES}")
+
+
+@click.command()
+@click.option("--units", "count", default=150, show_default=True, help="Explored units (as in search).")
+@click.option("--k-max", default=64, show_default=True)
+@click.option("--k", "k_fixed", default=0, help="Force K instead of choosing it from the curve.")
+def main(count: int, k_max: int, k_fixed: int) -> None:
+    """Select the candidate pipelines and write models/data/candidates-Oz.json."""
+    manifest = search.load_manifest()
+    explored = [u["id"] for u in search.explore_sample(manifest, count)]
+    store = search.Store()
+    columns = complete_columns(store, explored)
+    if search.CLANG_PIPELINE not in columns:
+        raise click.ClickException("no complete measurements yet: run `search explore` first")
+    result = {"opt_level": search.OPT_LEVEL, **select(columns, k_max=k_max, k_fixed=k_fixed)}
+    search.CANDIDATES.parent.mkdir(parents=True, exist_ok=True)
+    search.CANDIDATES.write_text(json.dumps(result, indent=1) + "\n")
+    print_selection(result)
+    click.echo(f"chose K={result['k']} -> {search.CANDIDATES}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ import signal
 import tempfile
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -128,14 +129,14 @@ def _draw_sample(manifest: dict, count: int) -> list[dict]:
     return chosen
 
 
-def shared_random_pipelines(count: int) -> list[str]:
+def shared_random_pipelines(count: int, level: str = OPT_LEVEL) -> list[str]:
     """The random pipelines every explored unit is measured with (seeded, so stable)."""
     rng = random.Random(EXPLORE_SEED)
     space = pl.load_space()
     out: list[str] = []
     while len(out) < count:
-        p = pl.to_opt(pl.random_pipeline(rng, space, OPT_LEVEL))
-        if p not in out and p != OPT_DEFAULT:
+        p = pl.to_opt(pl.random_pipeline(rng, space, level))
+        if p not in out and p != f"default<O{level}>":
             out.append(p)
     return out
 
@@ -143,14 +144,29 @@ def shared_random_pipelines(count: int) -> list[str]:
 # ----------------------------------------------------------------------------- workers
 
 
-def _unit(manifest_unit: dict, layout: Layout) -> Unit:
-    return Unit.load(layout.root / "corpus" / manifest_unit["project"], manifest_unit["id"])
+@dataclass(frozen=True)
+class Job:
+    """One unit to measure: `pipelines` not yet in `known`, then `greedy` local edits
+    of its best pipeline at optimization level `level`."""
+
+    unit_dir: str
+    unit_id: str
+    pipelines: list[str]
+    known: dict
+    greedy: int = 0
+    level: str = OPT_LEVEL
 
 
-def _measure_unit(job) -> list[dict]:
-    """Worker: measure `pipelines` on one unit, then `greedy` local edits of its best."""
-    manifest_unit, root, pipelines, known, greedy = job
-    unit = _unit(manifest_unit, Layout(Path(root)))
+def corpus_job(manifest_unit: dict, layout: Layout, pipelines: list[str], known: dict,
+               greedy: int = 0) -> Job:
+    return Job(str(layout.root / "corpus" / manifest_unit["project"]), manifest_unit["id"],
+               pipelines, known, greedy)
+
+
+def _measure_unit(job: Job) -> list[dict]:
+    """Worker: measure one job."""
+    unit = Unit.load(Path(job.unit_dir), job.unit_id)
+    pipelines, greedy, level = job.pipelines, job.greedy, job.level
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="mlcc-search-") as tmp:
         try:
@@ -158,7 +174,7 @@ def _measure_unit(job) -> list[dict]:
         except Exception as exc:  # a unit that cannot even be read is recorded as failed
             return [{"unit": unit.id, "pipeline": p, "size": None, "error": str(exc)[:200]}
                     for p in pipelines]
-        sizes = dict(known)
+        sizes = dict(job.known)
 
         def run(pipeline: str) -> None:
             start = time.perf_counter()
@@ -178,13 +194,13 @@ def _measure_unit(job) -> list[dict]:
                 if not valid:
                     break
                 best = min(sorted(valid), key=lambda p: valid[p])
-                candidate = pl.to_opt(pl.mutate(rng, pl.editable(best, OPT_LEVEL), space, OPT_LEVEL))
+                candidate = pl.to_opt(pl.mutate(rng, pl.editable(best, level), space, level))
                 if candidate not in sizes:
                     run(candidate)
     return rows
 
 
-def _run_jobs(jobs: list, store: Store, workers: int, title: str) -> None:
+def run_jobs(jobs: list[Job], store: Store, workers: int, title: str) -> None:
     console = Console(stderr=True)
     if not jobs:
         console.print(f"[green]{title}: nothing left to measure")
@@ -229,8 +245,8 @@ def explore(count: int, n_random: int, greedy: int, jobs: int) -> None:
         missing = [p for p in pipelines if p not in known]
         greedy_done = sum(1 for p in known if p not in pipelines)
         if missing or greedy_done < greedy:
-            jobs_list.append((u, str(layout.root), pipelines, known, greedy - greedy_done))
-    _run_jobs(jobs_list, store, jobs, "explore")
+            jobs_list.append(corpus_job(u, layout, pipelines, known, greedy - greedy_done))
+    run_jobs(jobs_list, store, jobs, "explore")
 
 
 def greedy_winners(store: Store, explored: list[dict], shared: set[str], limit: int) -> list[str]:
@@ -263,9 +279,9 @@ def crosscheck(count: int, n_random: int, limit: int, jobs: int) -> None:
     shared = {CLANG_PIPELINE, OPT_DEFAULT, "default<Os>", *shared_random_pipelines(n_random)}
     winners = greedy_winners(store, explored, shared, limit)
     by_unit = store.by_unit()
-    jobs_list = [(u, str(layout.root), winners, by_unit.get(u["id"], {}), 0) for u in explored
+    jobs_list = [corpus_job(u, layout, winners, by_unit.get(u["id"], {})) for u in explored
                  if any(p not in by_unit.get(u["id"], {}) for p in winners)]
-    _run_jobs(jobs_list, store, jobs, "crosscheck")
+    run_jobs(jobs_list, store, jobs, "crosscheck")
 
 
 @main.command()
@@ -291,8 +307,8 @@ def label(split: str, limit: int, jobs: int) -> None:
         for u in units:
             known = by_unit.get(u["id"], {})
             if any(p not in known for p in pipelines):
-                jobs_list.append((u, str(layout.root), pipelines, known, 0))
-    _run_jobs(jobs_list, store, jobs, f"label {split}")
+                jobs_list.append(corpus_job(u, layout, pipelines, known))
+    run_jobs(jobs_list, store, jobs, f"label {split}")
 
 
 if __name__ == "__main__":

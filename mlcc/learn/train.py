@@ -41,34 +41,38 @@ def file_sha256(path: Path) -> str:
 # ----------------------------------------------------------------------------- data
 
 
-def feature_table(units: list[dict], layout: Layout) -> dict[str, np.ndarray]:
-    """Features of every unit, extracted once and cached in FEATURES_TABLE."""
-    table: dict[str, np.ndarray] = {}
+def corpus_bitcode(layout: Layout):
+    """Where a manifest unit's bitcode lives in the collected corpus."""
+    return lambda u: layout.root / "corpus" / u["project"] / f"{u['id']}.bc"
+
+
+def feature_table(units: list[dict], bitcode_of, table: Path = FEATURES_TABLE) -> dict[str, np.ndarray]:
+    """Features of every unit, extracted once and cached in `table`."""
+    features_of: dict[str, np.ndarray] = {}
     schema = features.schema_hash()
-    if FEATURES_TABLE.exists():
-        with gzip.open(FEATURES_TABLE, "rt") as f:
+    if table.exists():
+        with gzip.open(table, "rt") as f:
             for line in f:
                 row = json.loads(line)
                 if row["schema"] == schema:
-                    table[row["unit"]] = np.asarray(row["features"], dtype=np.float32)
-    missing = [u for u in units if u["id"] not in table]
+                    features_of[row["unit"]] = np.asarray(row["features"], dtype=np.float32)
+    missing = [u for u in units if u["id"] not in features_of]
     rows = []
     for u in track(missing, description="features", console=Console(stderr=True),
                    disable=not missing):
-        bitcode = layout.root / "corpus" / u["project"] / f"{u['id']}.bc"
         try:
-            vec = features.extract_features(bitcode)
+            vec = features.extract_features(bitcode_of(u))
         except features.FeatureError:
             continue
-        table[u["id"]] = vec
+        features_of[u["id"]] = vec
         rows.append({"unit": u["id"], "schema": schema,
                      "features": [float(x) for x in vec]})
     if rows:
-        FEATURES_TABLE.parent.mkdir(parents=True, exist_ok=True)
-        with open(FEATURES_TABLE, "ab") as f:
+        table.parent.mkdir(parents=True, exist_ok=True)
+        with open(table, "ab") as f:
             data = "".join(json.dumps(r) + "\n" for r in rows)
             f.write(gzip.compress(data.encode(), mtime=0))
-    return table
+    return features_of
 
 
 @dataclass
@@ -91,19 +95,20 @@ class Dataset:
         return np.array([u["project"] for u in self.units])
 
 
-def build_dataset(manifest: dict, candidates: list[str], layout: Layout) -> Dataset:
-    store = search.Store()
+def build_dataset(units: list[dict], candidates: list[str], store: search.Store,
+                  bitcode_of, table: Path = FEATURES_TABLE) -> Dataset:
+    """The units measured with clang's pipeline and every candidate, with their features."""
     by_unit = store.by_unit()
-    labeled = [u for u in manifest["units"]
+    labeled = [u for u in units
                if by_unit.get(u["id"], {}).get(search.CLANG_PIPELINE)
                and all(p in by_unit[u["id"]] for p in candidates)]
-    feats = feature_table(labeled, layout)
+    feats = feature_table(labeled, bitcode_of, table)
     labeled = [u for u in labeled if u["id"] in feats]
     X = np.stack([feats[u["id"]] for u in labeled]) if labeled else np.zeros((0, len(features.FEATURE_NAMES)))
     clang = np.array([by_unit[u["id"]][search.CLANG_PIPELINE] for u in labeled], dtype=np.float64)
     R = np.array([[(by_unit[u["id"]][p] / by_unit[u["id"]][search.CLANG_PIPELINE])
                    if by_unit[u["id"]][p] else FAILED_RATIO for p in candidates]
-                  for u in labeled], dtype=np.float64)
+                  for u in labeled], dtype=np.float64).reshape(len(labeled), len(candidates))
     return Dataset(labeled, X, R, clang, candidates)
 
 
@@ -170,9 +175,11 @@ def cross_validate(data: Dataset, family: str, folds: int = 5) -> tuple[np.ndarr
     from sklearn.model_selection import GroupKFold
 
     pred = np.zeros_like(data.R)
-    n_groups = len(set(data.groups))
-    for train_idx, test_idx in GroupKFold(n_splits=min(folds, n_groups)).split(
-            data.X, data.R, data.groups):
+    groups = data.groups
+    if len(set(groups)) < 3:  # one project (your own code): folds of units instead
+        groups = np.arange(len(data.units)) % folds
+    for train_idx, test_idx in GroupKFold(n_splits=min(folds, len(set(groups)))).split(
+            data.X, data.R, groups):
         model = make_model(family).fit(transform(data.X[train_idx]), data.R[train_idx])
         pred[test_idx] = model.predict(transform(data.X[test_idx]))
     return pred, {}
@@ -200,26 +207,19 @@ def export_onnx(model, n_features: int, n_outputs: int, metadata: dict) -> bytes
     return onx.SerializeToString()
 
 
-@click.command()
-@click.option("--family", type=click.Choice(("auto",) + FAMILIES), default="auto", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=MODEL_FILE, show_default=True)
-def main(family: str, out: Path) -> None:
-    """Train on the training projects, export the model with its metadata."""
-    console = Console(stderr=True)
-    manifest = json.loads(MANIFEST_FILE.read_text())
-    cand = json.loads(search.CANDIDATES.read_text())
-    candidates = cand["pipelines"]
-    assert candidates[0] == search.CLANG_PIPELINE
-    data = build_dataset(manifest, candidates, Layout.from_environment())
-    train = data.subset([u["split"] == "train" for u in data.units])
-    valid = data.subset([u["split"] == "validation" for u in data.units])
-    console.print(f"{len(train.units)} training units ({len(set(train.groups))} projects), "
-                  f"{len(valid.units)} validation units, {len(candidates)} candidates")
-    if len(train.units) < 20:
-        raise click.ClickException("too few labeled training units: run `search label` first")
+@dataclass
+class Fitted:
+    """A trained model and how it was chosen."""
 
+    model: object
+    family: str
+    margin: float
+    cv: dict
+
+
+def fit(train: Dataset, families: tuple[str, ...], console: Console) -> Fitted:
+    """Compare `families` by cross-validation on `train`; refit the best on all of it."""
     cv: dict[str, dict] = {}
-    families = FAMILIES if family == "auto" else (family,)
     for fam in families:
         start = time.perf_counter()
         pred, _ = cross_validate(train, fam)
@@ -229,46 +229,91 @@ def main(family: str, out: Path) -> None:
         console.print(f"  cv {fam:14} margin {margin:.3f}  total {cv[fam]['total_gain_pct']:.2f}%  "
                       f"geomean {cv[fam]['geomean_gain_pct']:.2f}%  "
                       f"larger {cv[fam]['larger_units']}")
-    chosen_family = max(cv, key=lambda f: cv[f]["total_gain_pct"])
-    margin = cv[chosen_family]["margin"]
-    model = make_model(chosen_family).fit(transform(train.X), train.R)
+    family = max(cv, key=lambda f: cv[f]["total_gain_pct"])
+    model = make_model(family).fit(transform(train.X), train.R)
+    return Fitted(model, family, cv[family]["margin"], cv)
 
-    valid_metrics = score(valid, choose(model.predict(transform(valid.X)), margin)) if len(valid.units) else {}
+
+def validate(fitted: Fitted, train: Dataset, valid: Dataset) -> dict:
+    """The model and the best single fixed candidate (chosen on `train`) on `valid`."""
+    if not len(valid.units):
+        return {}
     best_single = int(np.argmin((train.R * train.clang[:, None]).sum(axis=0)))
-    fixed_valid = score(valid, np.full(len(valid.units), best_single)) if len(valid.units) else {}
-    metadata = {
+    return {"model": score(valid, choose(fitted.model.predict(transform(valid.X)), fitted.margin)),
+            "best_single_fixed": {"pipeline": train.candidates[best_single],
+                                  **score(valid, np.full(len(valid.units), best_single))}}
+
+
+def model_metadata(fitted: Fitted, train: Dataset, level: str, training_data: dict,
+                   validation: dict) -> dict:
+    """Everything the driver checks when it loads the model, and what made it."""
+    return {
         "mlcc.format": str(MODEL_FORMAT),
         "mlcc.llvm_major": str(LLVM_MAJOR),
-        "mlcc.opt_level": search.OPT_LEVEL,
+        "mlcc.opt_level": level,
         "mlcc.feature_schema_version": str(features.SCHEMA_VERSION),
         "mlcc.feature_schema_hash": features.schema_hash(),
         "mlcc.feature_transform": "log1p",
         "mlcc.objective": "bytes of .text/.data/.rodata with subsections (mlcc.objective.object_size)",
-        "mlcc.candidates": candidates,
-        "mlcc.margin": str(margin),
-        "mlcc.family": chosen_family,
-        "mlcc.training_data": {
-            "manifest_sha256": file_sha256(MANIFEST_FILE),
-            "measurements_sha256": file_sha256(search.MEASUREMENTS),
-            "train_units": len(train.units), "train_projects": sorted(set(train.groups)),
-            "validation_projects": sorted(set(valid.groups)),
-        },
-        "mlcc.cv": cv,
+        "mlcc.candidates": train.candidates,
+        "mlcc.margin": str(fitted.margin),
+        "mlcc.family": fitted.family,
+        "mlcc.training_data": training_data,
+        "mlcc.cv": fitted.cv,
         "mlcc.feature_medians": [float(v) for v in np.median(transform(train.X), axis=0)],
-        "mlcc.validation": {"model": valid_metrics, "best_single_fixed": {
-            "pipeline": candidates[best_single], **fixed_valid}},
+        "mlcc.validation": validation,
     }
-    blob = export_onnx(model, train.X.shape[1], len(candidates), metadata)
-    digest = hashlib.sha256(blob).hexdigest()[:16]
+
+
+def write_model(fitted: Fitted, train: Dataset, metadata: dict, out: Path) -> str:
+    """Export to ONNX and write `out` atomically; return the file's short sha256."""
+    blob = export_onnx(fitted.model, train.X.shape[1], len(train.candidates), metadata)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(blob)
     tmp.replace(out)
-    console.print(f"[green]wrote {out} ({len(blob) // 1024} KiB, {chosen_family}, sha256 {digest})")
-    if valid_metrics:
-        console.print(f"validation: model {valid_metrics['total_gain_pct']:.2f}% total, "
-                      f"oracle {valid_metrics['oracle_total_gain_pct']:.2f}%, best fixed "
-                      f"{fixed_valid['total_gain_pct']:.2f}%, larger {valid_metrics['larger_units']}")
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def print_validation(console: Console, validation: dict) -> None:
+    if validation:
+        m, fixed = validation["model"], validation["best_single_fixed"]
+        console.print(f"validation ({m['units']} units): model {m['total_gain_pct']:.2f}% total, "
+                      f"oracle {m['oracle_total_gain_pct']:.2f}%, best fixed "
+                      f"{fixed['total_gain_pct']:.2f}%, larger {m['larger_units']}")
+
+
+@click.command()
+@click.option("--family", type=click.Choice(("auto",) + FAMILIES), default="auto", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=MODEL_FILE, show_default=True)
+def main(family: str, out: Path) -> None:
+    """Train on the training projects, export the model with its metadata."""
+    console = Console(stderr=True)
+    manifest = json.loads(MANIFEST_FILE.read_text())
+    candidates = json.loads(search.CANDIDATES.read_text())["pipelines"]
+    assert candidates[0] == search.CLANG_PIPELINE
+    data = build_dataset(manifest["units"], candidates, search.Store(),
+                         corpus_bitcode(Layout.from_environment()))
+    train = data.subset([u["split"] == "train" for u in data.units])
+    valid = data.subset([u["split"] == "validation" for u in data.units])
+    console.print(f"{len(train.units)} training units ({len(set(train.groups))} projects), "
+                  f"{len(valid.units)} validation units, {len(candidates)} candidates")
+    if len(train.units) < 20:
+        raise click.ClickException("too few labeled training units: run `search label` first")
+
+    fitted = fit(train, FAMILIES if family == "auto" else (family,), console)
+    validation = validate(fitted, train, valid)
+    training_data = {
+        "manifest_sha256": file_sha256(MANIFEST_FILE),
+        "measurements_sha256": file_sha256(search.MEASUREMENTS),
+        "train_units": len(train.units), "train_projects": sorted(set(train.groups)),
+        "validation_projects": sorted(set(valid.groups)),
+    }
+    metadata = model_metadata(fitted, train, search.OPT_LEVEL, training_data, validation)
+    digest = write_model(fitted, train, metadata, out)
+    console.print(f"[green]wrote {out} ({out.stat().st_size // 1024} KiB, {fitted.family}, "
+                  f"sha256 {digest})")
+    print_validation(console, validation)
 
 
 if __name__ == "__main__":
