@@ -9,6 +9,7 @@ import errno
 import os
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -38,12 +39,34 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt
 
 
+def _is_special(path: str) -> bool:
+    """True for an existing output that is not a regular file or directory: /dev/null,
+    /dev/full, a FIFO, a terminal. Clang writes into those; it never replaces them."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _write_failed(dest: str, exc: OSError) -> MlccError:
+    return MlccError(f"unable to write output file '{dest}': '{exc.strerror}'")
+
+
 def deliver(built: str, dest: str) -> None:
-    """Move a finished output into place; a failed copy leaves no partial file."""
+    """Put a finished output in place: renamed over a regular file (so a failure never
+    leaves a partial one), written through into a special file, copied to stdout for '-'."""
     if dest == "-":
         with open(built, "rb") as f:
             shutil.copyfileobj(f, sys.stdout.buffer)
         sys.stdout.buffer.flush()
+        return
+    if _is_special(dest):
+        try:
+            with open(built, "rb") as src, open(dest, "wb") as out:
+                shutil.copyfileobj(src, out)
+        except OSError as exc:
+            raise _write_failed(dest, exc) from None
         return
     try:
         os.replace(built, dest)
@@ -51,14 +74,31 @@ def deliver(built: str, dest: str) -> None:
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise MlccError(f"unable to open output file '{dest}': '{exc.strerror}'") from None
+    # Another file system: copy beside the destination, then rename.
+    directory = os.path.dirname(os.path.abspath(dest))
     try:
-        shutil.copyfile(built, dest)
-    except BaseException:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".mlcc-", suffix=".tmp")
+    except OSError as exc:
+        raise MlccError(f"unable to open output file '{dest}': '{exc.strerror}'") from None
+    try:
+        with open(built, "rb") as src, os.fdopen(fd, "wb") as out:
+            shutil.copyfileobj(src, out)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, dest)
+    except BaseException as exc:
         try:
-            os.unlink(dest)
+            os.unlink(tmp)
         except OSError:
             pass
+        if isinstance(exc, OSError):
+            raise _write_failed(dest, exc) from None
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
