@@ -23,6 +23,9 @@ def _print_version_extra() -> None:
 
 
 def _main(default_driver: str) -> int:
+    # numpy (under features and onnxruntime) starts an OpenBLAS thread per core at
+    # import, about 0.1 s of CPU per compile; mlcc multiplies no matrices.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from mlcc.errors import MlccError
 
     driver_kind = _driver_from_name(default_driver)

@@ -101,21 +101,32 @@ def _umask() -> int:
     return mask
 
 
-def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
-                  settings: Settings, tmp: str) -> str:
-    """One source to its object (or assembly) in `tmp`; returns that file's path."""
-    times: dict[str, float] = {}
-    start = time.perf_counter()
-    stem = f"{os.path.splitext(os.path.basename(unit.source))[0]}-{index}"
-    bitcode = os.path.join(tmp, f"{stem}.bc")
-    frontend.compile_to_bitcode(tools.clang, unit, bitcode)
-    times["frontend"] = time.perf_counter() - start
-    if settings.collect:
-        record.collect_unit(settings.collect, bitcode, {
-            "source": os.path.abspath(unit.source), "cwd": os.getcwd(),
-            "driver": cmd.driver, "language": unit.language, "opt_level": cmd.opt_level,
-            "argv": list(cmd.argv), "codegen_args": list(unit.codegen_args)})
+def _small_unit(bitcode: str, settings: Settings) -> bool:
+    """A single-shot build of a unit whose bitcode is under `settings.small_unit` bytes:
+    about half of all units, holding about 1% of what the candidates can save (docs/DESIGN.md)."""
+    return (settings.small_unit > 0 and not (settings.trials or settings.search or settings.pipeline)
+            and os.path.getsize(bitcode) < settings.small_unit)
 
+
+def _generate_small_unit(unit: UnitPlan, tools: Toolchain, tmp: str, stem: str, bitcode: str,
+                         times: dict) -> tuple[str, str]:
+    """clang's own pipeline and code generation in one clang process, the model unasked
+    (the same bytes as `clang -c` on the source)."""
+    output = os.path.join(tmp, stem + (".s" if unit.emit_assembly else ".o"))
+    start = time.perf_counter()
+    try:
+        diagnostics = codegen.generate(tools.clang, unit, bitcode, output, clang_passes=True)
+    except ToolFailed as exc:
+        sys.stderr.write(exc.stderr)
+        raise
+    times["codegen"] = time.perf_counter() - start
+    return output, diagnostics
+
+
+def _optimize_unit(unit: UnitPlan, cmd: Command, tools: Toolchain, settings: Settings, tmp: str,
+                   stem: str, bitcode: str, times: dict):
+    """Decide, run opt, generate code; if a tool fails, clang's own pipeline with a warning.
+    Returns (output, diagnostics, decision, fallback reason or None, cache note)."""
     fallback = None
     decision = model.Decision(pipeline.clang_pipeline(cmd.opt_level), "clang-default")
     cache_note = "off"
@@ -144,6 +155,31 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
               file=sys.stderr)
     if builder is not None:
         times.update(builder.times)
+    return output, diagnostics, decision, fallback, cache_note
+
+
+def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
+                  settings: Settings, tmp: str) -> str:
+    """One source to its object (or assembly) in `tmp`; returns that file's path."""
+    times: dict[str, float] = {}
+    start = time.perf_counter()
+    stem = f"{os.path.splitext(os.path.basename(unit.source))[0]}-{index}"
+    bitcode = os.path.join(tmp, f"{stem}.bc")
+    frontend.compile_to_bitcode(tools.clang, unit, bitcode)
+    times["frontend"] = time.perf_counter() - start
+    if settings.collect:
+        record.collect_unit(settings.collect, bitcode, {
+            "source": os.path.abspath(unit.source), "cwd": os.getcwd(),
+            "driver": cmd.driver, "language": unit.language, "opt_level": cmd.opt_level,
+            "argv": list(cmd.argv), "codegen_args": list(unit.codegen_args)})
+
+    if _small_unit(bitcode, settings):
+        output, diagnostics = _generate_small_unit(unit, tools, tmp, stem, bitcode, times)
+        decision = model.Decision(pipeline.clang_pipeline(cmd.opt_level), "clang-default: small unit")
+        fallback, cache_note = None, "off"
+    else:
+        output, diagnostics, decision, fallback, cache_note = _optimize_unit(
+            unit, cmd, tools, settings, tmp, stem, bitcode, times)
     sys.stderr.write(diagnostics)
     if settings.verbose:
         gain = decision.scores.get(decision.pipeline)

@@ -33,6 +33,7 @@ class Settings:
     no_cache: bool = False
     timeout: float = 600.0       # seconds for one opt or code generation run
     pipeline: str = ""           # force a pipeline ("clang" = clang's own), skip the model
+    small_unit: int = 8192       # bitcode bytes under which clang's pipeline runs, model unasked
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -8,9 +8,15 @@ import tempfile
 _CACHE = tempfile.mkdtemp(prefix="mlcc-test-cache-")
 
 
-def mlcc_env(**extra) -> dict:
-    """The environment without the caller's MLCC_* settings, with a private decision cache."""
+def mlcc_env(cache=None, **extra) -> dict:
+    """The environment without the caller's MLCC_* settings, with a private decision cache.
+
+    The test fixtures are tiny files, which mlcc hands to clang whole by default
+    (`small_unit`); here every unit takes the full path (model, opt, code generation)
+    unless a test sets MLCC_SMALL_UNIT itself.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLCC_")}
-    env["MLCC_CACHE"] = _CACHE
+    env["MLCC_CACHE"] = str(cache) if cache else _CACHE
+    env["MLCC_SMALL_UNIT"] = "0"
     env.update(extra)
     return env

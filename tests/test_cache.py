@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import mlcc_env
+
 from mlcc.cache import DecisionCache, make_key
 from mlcc.objective import object_size
 
@@ -19,10 +21,7 @@ MLCC = shutil.which("mlcc")
 
 
 def _env(cache: Path, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLCC_")}
-    env["MLCC_CACHE"] = str(cache)
-    env.update(extra)
-    return env
+    return mlcc_env(cache, **extra)
 
 
 def _compile(work: Path, env: dict, *extra: str, out: str = "u.o") -> subprocess.CompletedProcess:

@@ -136,6 +136,7 @@ def test_environment_drops_mlcc_settings(monkeypatch):
     assert "MLCC_PIPELINE" not in env and "MLCC_DISABLE" not in env
     assert env["MLCC_LLVM_BIN"] == "/opt/llvm/bin"
     assert (env["MLCC_CACHE"], env["MLCC_LOG"]) == ("/c", "/l")
+    assert env["MLCC_SMALL_UNIT"] == "0"
 
 
 PRINTS = '#include <stdio.h>\nint main(void) { printf("checksum = 2A\\n"); return 0; }\n'

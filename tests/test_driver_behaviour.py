@@ -327,3 +327,29 @@ def test_binary_garbage_named_c_gets_clangs_diagnostics(work: Path):
     assert ours.returncode == theirs.returncode != 0
     assert ours.stderr == theirs.stderr
     assert not (work / "j.o").exists()
+
+
+@pytest.mark.parametrize("mode", ["-c", "-S"])
+def test_small_units_go_to_clang_whole_and_match_it(mode: str, work: Path, tmp_path: Path):
+    """Under `small_unit` bytes of bitcode (the default), clang optimizes and generates
+    in one process: the output is clang's, byte for byte, and the model is not asked."""
+    log = tmp_path / "log"
+    suffix = ".o" if mode == "-c" else ".s"
+    proc = _run([MLCC, "-Oz", mode, "src/util.c", "-o", "a" + suffix], work,
+                _env(MLCC_SMALL_UNIT="8192", MLCC_LOG=str(log), MLCC_VERBOSE="1"))
+    assert proc.returncode == 0, proc.stderr
+    assert "(clang-default: small unit)" in proc.stderr
+    subprocess.run(["clang-19", "-Oz", mode, "src/util.c", "-o", "b" + suffix], cwd=work, check=True)
+    assert (work / ("a" + suffix)).read_bytes() == (work / ("b" + suffix)).read_bytes()
+    entry = json.loads(log.read_text())
+    assert entry["decision"] == "clang-default: small unit"
+    assert set(entry["seconds"]) == {"frontend", "codegen"}
+
+
+def test_small_unit_threshold_zero_asks_the_model(work: Path, tmp_path: Path):
+    log = tmp_path / "log"
+    proc = _run([MLCC, "-Oz", "-c", "src/util.c", "-o", "a.o"], work,
+                _env(MLCC_SMALL_UNIT="0", MLCC_LOG=str(log)))
+    assert proc.returncode == 0, proc.stderr
+    entry = json.loads(log.read_text())
+    assert entry["decision"] != "clang-default: small unit" and "opt" in entry["seconds"]

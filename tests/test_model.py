@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import mlcc_env
+
 from mlcc import features, model
 from mlcc.errors import ModelError, ModelMismatch
 from mlcc.toolchain import LLVM_MAJOR
@@ -22,10 +24,7 @@ pytestmark = pytest.mark.skipif(not BUNDLED.exists(), reason="no bundled -Oz mod
 
 
 def _env(tmp_path: Path, **extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLCC_")}
-    env["MLCC_CACHE"] = str(tmp_path / "cache")
-    env.update(extra)
-    return env
+    return mlcc_env(tmp_path / "cache", **extra)
 
 
 @pytest.fixture

@@ -177,9 +177,10 @@ def find_csmith() -> str:
 
 
 def mlcc_environment(cache: str, log: str) -> dict[str, str]:
-    """The caller's environment without mlcc settings, plus a private decision cache and log."""
+    """The caller's environment without mlcc settings, plus a private decision cache and log;
+    every program, however small, takes the model's path (small units would go to clang whole)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLCC_") or k in KEEP_ENVIRONMENT}
-    env.update(MLCC_CACHE=cache, MLCC_LOG=log, MLCC_CONFIG=os.devnull)
+    env.update(MLCC_CACHE=cache, MLCC_LOG=log, MLCC_CONFIG=os.devnull, MLCC_SMALL_UNIT="0")
     return env
 
 
