@@ -101,6 +101,20 @@ def _umask() -> int:
     return mask
 
 
+# An opt or code generation run that takes this many times as long as the unit's
+# front end, and at least STUCK_FLOOR seconds, is stuck: LLVM 19's BDCE runs for
+# more than ten minutes on some programs under some pipelines (docs/RELIABILITY.md).
+# The unit then gets clang's own pipeline. A wall-clock ratio: a loaded machine
+# slows the front end as much as opt. `timeout` stays the ceiling.
+STUCK_FACTOR = 30
+STUCK_FLOOR = 60.0
+
+
+def stage_timeout(settings: Settings, frontend_seconds: float) -> float:
+    """Seconds one opt or code generation run may take for this unit."""
+    return min(settings.timeout, max(STUCK_FLOOR, STUCK_FACTOR * frontend_seconds))
+
+
 def _small_unit(bitcode: str, settings: Settings) -> bool:
     """A single-shot build of a unit whose bitcode is under `settings.small_unit` bytes:
     about half of all units, holding about 1% of what the candidates can save (docs/DESIGN.md)."""
@@ -136,7 +150,8 @@ def _optimize_unit(unit: UnitPlan, cmd: Command, tools: Toolchain, settings: Set
         target_flags, clang_text = decide.target_info(tools, unit, bitcode, settings)
         times["target"] = time.perf_counter() - start
         builder = UnitBuilder(unit, tools, settings, tmp, stem, bitcode, target_flags,
-                              cmd.opt_level, clang_text)
+                              cmd.opt_level, clang_text,
+                              timeout=stage_timeout(settings, times["frontend"]))
         decision, built, cache_note = decide.decide(builder, cmd, settings, times)
         if built is None:
             built = builder.build(decision.pipeline)

@@ -34,8 +34,10 @@ class UnitBuilder:
     """Runs opt and code generation for one unit, under names private to it."""
 
     def __init__(self, unit: UnitPlan, tools: Toolchain, settings: Settings, tmp: str,
-                 stem: str, bitcode: str, target_flags, opt_level: str, clang_text: str):
+                 stem: str, bitcode: str, target_flags, opt_level: str, clang_text: str,
+                 timeout: float | None = None):
         self.unit, self.tools, self.settings = unit, tools, settings
+        self.timeout = settings.timeout if timeout is None else timeout  # per opt or codegen run
         self.unit_opt_level = opt_level
         self.clang_text = clang_text
         self.tmp, self.stem, self.bitcode, self.target_flags = tmp, stem, bitcode, target_flags
@@ -49,7 +51,7 @@ class UnitBuilder:
         start = time.perf_counter()
         text = self.clang_text if pipeline_text == pipeline.CLANG else pipeline_text
         pipeline.run_opt(self.tools.opt, text, self.bitcode, base + ".opt.bc",
-                         target_flags=self.target_flags, timeout=self.settings.timeout)
+                         target_flags=self.target_flags, timeout=self.timeout)
         self.times["opt"] += time.perf_counter() - start
         return self.generate(pipeline_text, base + ".opt.bc", assembly=assembly)
 
@@ -58,7 +60,7 @@ class UnitBuilder:
         out = optimized[:-len(".opt.bc")] + (".s" if assembly else ".o")
         unit = self.unit if assembly == self.unit.emit_assembly else replace(self.unit, emit_assembly=assembly)
         start = time.perf_counter()
-        diagnostics = codegen.generate(self.tools.clang, unit, optimized, out, timeout=self.settings.timeout)
+        diagnostics = codegen.generate(self.tools.clang, unit, optimized, out, timeout=self.timeout)
         self.times["codegen"] += time.perf_counter() - start
         return Built(pipeline_text, optimized, out, diagnostics,
                       None if assembly else object_size(out))

@@ -353,3 +353,14 @@ def test_small_unit_threshold_zero_asks_the_model(work: Path, tmp_path: Path):
     assert proc.returncode == 0, proc.stderr
     entry = json.loads(log.read_text())
     assert entry["decision"] != "clang-default: small unit" and "opt" in entry["seconds"]
+
+
+def test_opt_limit_scales_with_the_front_end():
+    """opt or codegen may take 30x the front end's time, at least 60 s, at most `timeout`."""
+    from mlcc.driver import stage_timeout
+    from mlcc.settings import Settings
+
+    assert stage_timeout(Settings(), 0.2) == 60.0
+    assert stage_timeout(Settings(), 5.0) == 150.0
+    assert stage_timeout(Settings(), 100.0) == 600.0
+    assert stage_timeout(Settings(timeout=3.0), 5.0) == 3.0
