@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
 
@@ -34,23 +35,43 @@ def run_tool(argv, *, timeout=None, capture_stderr=False, capture_stdout=False,
     argv = [str(a) for a in argv]
     trace(argv)
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE if capture_stdout else None,
             stderr=subprocess.PIPE if capture_stderr else None,
-            timeout=timeout,
             env=env,
+            start_new_session=True,  # its own process group: a timeout kills its children too
         )
-    except subprocess.TimeoutExpired as exc:
-        err = exc.stderr.decode(errors="replace") if exc.stderr else ""
-        raise ToolFailed(argv, None, err, timed_out=True) from None
     except OSError as exc:
         raise ToolFailed(argv, 127, f"{exc.strerror}") from None
+    with proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            try:
+                out, err = proc.communicate(timeout=5)
+            except subprocess.TimeoutExpired:  # a child of the tool still holds the pipes
+                out, err = b"", b""
+            proc.wait()
+            message = err.decode(errors="replace") if err else ""
+            raise ToolFailed(argv, None, message, timed_out=True) from None
+        except BaseException:  # Ctrl-C, SIGTERM: the tool is not in the terminal's group
+            _kill_group(proc)
+            proc.wait()
+            raise
     if proc.returncode != 0:
-        err = proc.stderr.decode(errors="replace") if capture_stderr and proc.stderr else ""
-        raise ToolFailed(argv, proc.returncode, err)
-    return proc
+        message = err.decode(errors="replace") if capture_stderr and err else ""
+        raise ToolFailed(argv, proc.returncode, message)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        proc.kill()
 
 
 def exec_tool(argv) -> None:
