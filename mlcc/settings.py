@@ -17,6 +17,13 @@ from mlcc.errors import UsageError
 
 FLAG_PREFIX = "-fmlcc-"
 
+# K of a bare `-fmlcc-trials`: on the training projects (out-of-fold predictions)
+# each trial up to the third buys at least 0.15 points of total size, the fourth
+# under 0.1 (docs/MODEL-REPORT.md, "Trials"); each trial is one more opt and code
+# generation per file.
+DEFAULT_TRIALS = 3
+BARE_FLAG_VALUES = {"trials": str(DEFAULT_TRIALS)}
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -84,7 +91,7 @@ def split_mlcc_flags(argv) -> tuple[list[str], dict[str, str]]:
         body = arg[len(FLAG_PREFIX):]
         name, _, value = body.partition("=")
         if name in known:
-            value = value if "=" in body else "1"
+            value = value if "=" in body else BARE_FLAG_VALUES.get(name, "1")
         elif name.startswith("no-") and name[3:] in known and not value:
             name, value = name[3:], "0"
         elif not value and "=" not in body:

@@ -51,6 +51,7 @@ SPLIT_CASES = [
     ("empty-value", ["-fmlcc-model="], [], {"model": ""}),
     ("value-with-equals", ["-fmlcc-log=/tmp/a=b.jsonl"], [], {"log": "/tmp/a=b.jsonl"}),
     ("last-wins", ["-fmlcc-trials=1", "-fmlcc-trials=2"], [], {"trials": "2"}),
+    ("bare-trials-is-the-measured-default", ["-fmlcc-trials", "foo.c"], ["foo.c"], {"trials": "3"}),
     ("order-kept", ["-Oz", "-fmlcc-verbose", "-c", "-fmlcc-disable", "foo.c", "-o", "x.o"],
      ["-Oz", "-c", "foo.c", "-o", "x.o"], {"verbose": "1", "disable": "1"}),
     ("look-alikes-kept", ["-fmlcc", "-fmlccverbose", "-fno-mlcc-verbose", "-mlcc-verbose"],

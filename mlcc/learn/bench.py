@@ -49,6 +49,7 @@ from pathlib import Path
 from mlcc import __version__
 from mlcc.errors import MlccError
 from mlcc.objective import counts, object_size, section_sizes
+from mlcc.settings import DEFAULT_TRIALS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROJECTS_FILE = Path(__file__).resolve().parent / "data" / "bench-projects.toml"
@@ -57,8 +58,8 @@ RESULTS_FORMAT = 1
 
 LEVELS = ("-Oz", "-Os")
 # mode -> MLCC_TRIALS: single-shot trusts the model; trials builds clang's
-# pipeline and the model's top 4 and keeps the smallest object.
-MODES = {"single": 0, "trials": 4}
+# pipeline and the model's top K (a bare -fmlcc-trials) and keeps the smallest object.
+MODES = {"single": 0, "trials": DEFAULT_TRIALS}
 MODE_TITLES = {"single": "single-shot", "trials": f"trials (MLCC_TRIALS={MODES['trials']})"}
 
 # The target, reported and never enforced.
