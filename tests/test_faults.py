@@ -203,3 +203,12 @@ def test_eight_processes_on_one_output_directory_and_cache(work: Path, tmp_path:
         assert (out / "shared-util.o").read_bytes() == expected["src/util.c"]
         assert sorted(p.name for p in out.iterdir()) == sorted(
             [f"p{i}.o" for i in range(8)] + ["shared-util.o"])
+
+
+def test_unreadable_input_gets_clangs_error(work: Path):
+    """As root every file is readable; a directory named like a source is not."""
+    (work / "d.c").mkdir()
+    ours = run([MLCC, "-Oz", "-c", "d.c", "-o", "d.o"], work)
+    theirs = run(["clang-19", "-Oz", "-c", "d.c", "-o", "d.o"], work)
+    assert (ours.returncode, ours.stderr) == (theirs.returncode, theirs.stderr) != (0, "")
+    assert not (work / "d.o").exists()
