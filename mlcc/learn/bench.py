@@ -59,11 +59,16 @@ RESULTS_FORMAT = 1
 LEVELS = ("-Oz", "-Os")
 # mode -> MLCC_TRIALS: single-shot trusts the model; trials builds clang's
 # pipeline and the model's top K (a bare -fmlcc-trials) and keeps the smallest object.
-MODES = {"single": 0, "trials": DEFAULT_TRIALS}
-MODE_TITLES = {"single": "single-shot", "trials": f"trials (MLCC_TRIALS={MODES['trials']})"}
+# "warm" is single-shot again on a fresh tree with the decision cache the "single"
+# build left: an unchanged project rebuilt (it runs after "single").
+MODES = {"single": 0, "trials": DEFAULT_TRIALS, "warm": 0}
+MODE_TITLES = {"single": "single-shot", "trials": f"trials (MLCC_TRIALS={MODES['trials']})",
+               "warm": "single-shot rebuild, warm decision cache"}
 
-# The issue's target, reported and never enforced.
-TIME_TARGET = 1.3
+# The issues' targets (mode -> build CPU over clang's), reported and never enforced:
+# single-shot builds at most 1.3x clang's, a warm-cache rebuild within 15%.
+TIME_TARGETS = {"single": 1.3, "warm": 1.15}
+TIME_TARGET = TIME_TARGETS["single"]
 
 # Stages in MLCC_LOG's "seconds", in the order a unit goes through them.
 STAGES = ("frontend", "target", "model", "opt", "codegen", "fallback")
@@ -130,7 +135,7 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile("quick", ("-Oz",), ("single",), True, runs_tiny=3, runs_large=1),
+    "quick": Profile("quick", ("-Oz",), ("single", "warm"), True, runs_tiny=3, runs_large=1),
     "full": Profile("full", LEVELS, tuple(MODES), False, runs_tiny=7, runs_large=3),
 }
 
@@ -354,6 +359,15 @@ def compilers(config: Config) -> tuple[str, str]:
     return cc, cxx
 
 
+def decision_cache(workdir: Path, config: Config) -> Path:
+    """The decision cache of an mlcc build: fresh for a cold build; for "warm", the
+    one the single-shot build at the same level filled (beside the work directories)."""
+    cache = workdir.parent / f"decisions{config.level}"
+    if config.mode == "single":
+        shutil.rmtree(cache, ignore_errors=True)
+    return cache if config.mode in ("single", "warm") else workdir / "decisions"
+
+
 def _loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -381,7 +395,7 @@ def build(project: Project, config: Config, workdir: Path, jobs: int) -> dict:
     mlcc_log = workdir / "mlcc.log"
     env = pj.build_env(cc, cxx)
     if config.compiler == "mlcc":
-        env = _mlcc_environment(env, config.mode, mlcc_log, workdir / "decisions")
+        env = _mlcc_environment(env, config.mode, mlcc_log, decision_cache(workdir, config))
     b = pj.Build(workdir=workdir, cc=cc, cxx=cxx, opt=config.level, jobs=jobs, log=log, env=env)
     values = {"opt": config.level, "jobs": str(jobs), "src": str(b.src), "build": str(b.builddir),
               "cc": cc, "cxx": cxx}
@@ -531,21 +545,24 @@ def startup_cost(speed: dict | None) -> float | None:
         return None
 
 
-def time_verdict(total: dict, startup: float | None = None) -> str:
+def time_verdict(total: dict, startup: float | None = None, mode: str = "single") -> str:
     """One paragraph on the build-time target, and where the extra time goes when it is missed."""
     ratio = total.get("cpu_ratio")
     if ratio is None:
         return "No build finished in both configurations."
+    target = TIME_TARGETS.get(mode)
     text = (f"mlcc's build CPU time is {fmt_ratio(ratio)} clang's (wall: "
-            f"{fmt_ratio(total['wall_ratio'])}); target ≤ {TIME_TARGET:g}×: "
-            f"{'met' if ratio <= TIME_TARGET else 'not met'}.")
-    if ratio > TIME_TARGET:
+            f"{fmt_ratio(total['wall_ratio'])})")
+    if target is None:
+        return text + "; each trial is one more opt and code generation per unit the model decides for."
+    text += f"; target ≤ {target:g}×: {'met' if ratio <= target else 'not met'}."
+    if ratio > target:
         b = total["breakdown"]
         extra = total["mlcc_cpu"] - total["clang_cpu"]
         only_mlcc = ", ".join(f"{STAGE_TITLES[k]} {fmt_seconds(b[k])}"
                               for k in ("target", "model", "fallback") if b[k] > 0)
-        text += (f" The extra {fmt_seconds(extra)} of CPU: each unit runs clang's work as three "
-                 f"tool processes instead of one (front end {fmt_seconds(b['frontend'])}, opt "
+        text += (f" The extra {fmt_seconds(extra)} of CPU: each unit the model decides for runs "
+                 f"clang's work as three tool processes instead of one, a small unit as two (front end {fmt_seconds(b['frontend'])}, opt "
                  f"{fmt_seconds(b['opt'])}, codegen {fmt_seconds(b['codegen'])}), plus what only "
                  f"mlcc does ({only_mlcc or 'nothing measurable'})")
         commands = total["units"] + total["plain_commands"]
@@ -906,7 +923,8 @@ def render_markdown(results: dict, sections: list[dict], plots: dict[str, str]) 
                 "wall-clock inside each mlcc process: on a loaded machine they include waiting "
                 "for a CPU, and the overhead then comes out too small, even negative.", ""]
         out += _md_table(TIME_HEADER, time_rows(section))
-        out += ["", time_verdict(section["total"], startup_cost(results.get("driver_speed"))), ""]
+        out += ["", time_verdict(section["total"], startup_cost(results.get("driver_speed")),
+                                 section["mode"]), ""]
     speed = results.get("driver_speed")
     if speed:
         out += ["## Driver speed", "",
@@ -1063,7 +1081,7 @@ def _print_tables(console, sections: list[dict], speed: dict | None) -> None:
         for row in time_rows(section):
             table.add_row(*row)
         console.print(table)
-        console.print(time_verdict(section["total"], startup_cost(speed)))
+        console.print(time_verdict(section["total"], startup_cost(speed), section["mode"]))
     if speed:
         table = Table(title="Driver speed: -Oz -c, median")
         for i, h in enumerate(DRIVER_HEADER):
