@@ -59,8 +59,9 @@ RESULTS_FORMAT = 1
 LEVELS = ("-Oz", "-Os")
 # mode -> MLCC_TRIALS: single-shot trusts the model; trials builds clang's
 # pipeline and the model's top K (a bare -fmlcc-trials) and keeps the smallest object.
-# "warm" is single-shot again on a fresh tree with the decision cache the "single"
-# build left: an unchanged project rebuilt (it runs after "single").
+# "warm" is single-shot again, from a fresh copy of the sources in the same
+# directory, with the decision cache the "single" build left: an unchanged
+# project rebuilt (it runs after "single").
 MODES = {"single": 0, "trials": DEFAULT_TRIALS, "warm": 0}
 MODE_TITLES = {"single": "single-shot", "trials": f"trials (MLCC_TRIALS={MODES['trials']})",
                "warm": "single-shot rebuild, warm decision cache"}
@@ -156,7 +157,10 @@ class Config:
         return f"{project}|{self.compiler}|{self.level}|{self.mode}"
 
     def dirname(self) -> str:
-        return "-".join(p.strip("-") for p in (self.compiler, self.level, self.mode) if p != "-")
+        # A warm rebuild happens where the single-shot build did: debug info and
+        # file names in the bitcode carry the paths, and the cache is keyed by it.
+        mode = "single" if self.mode == "warm" else self.mode
+        return "-".join(p.strip("-") for p in (self.compiler, self.level, mode) if p != "-")
 
 
 def configs_for(levels: Sequence[str], modes: Sequence[str]) -> list[Config]:
@@ -571,6 +575,16 @@ def time_verdict(total: dict, startup: float | None = None, mode: str = "single"
                      f"{fmt_seconds(startup)} each (driver-speed benchmark), "
                      f"{fmt_seconds(startup * commands)} in all")
         text += "."
+        if b["model"] > 0.1 * extra:
+            text += (f" The model stage ({fmt_seconds(b['model'])}) is mostly importing numpy, "
+                     "onnxruntime and llvmlite in every compiler process (about 0.3 s of CPU each; "
+                     "features and inference take milliseconds): a resident process that keeps the "
+                     "model loaded for the whole build, or inference inside LLVM as MLGO does, "
+                     "would remove it.")
+        text += (" The split into front end, opt and code generation costs three tool "
+                 "start-ups and two bitcode round trips per unit; running the chosen pipeline "
+                 "inside clang (a pass plugin) would remove that too. Units under `small_unit` "
+                 "bytes of bitcode already go to clang whole.")
         if b["overhead"] < 0:
             text += (" The stages add up to more than the build's CPU time: the machine was "
                      "loaded and they include waiting for a CPU.")
