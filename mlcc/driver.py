@@ -122,19 +122,17 @@ def _small_unit(bitcode: str, settings: Settings) -> bool:
             and os.path.getsize(bitcode) < settings.small_unit)
 
 
-def _generate_small_unit(unit: UnitPlan, tools: Toolchain, tmp: str, stem: str, bitcode: str,
-                         times: dict) -> tuple[str, str]:
-    """clang's own pipeline and code generation in one clang process, the model unasked
-    (the same bytes as `clang -c` on the source)."""
-    output = os.path.join(tmp, stem + (".s" if unit.emit_assembly else ".o"))
+def _with_clangs_pipeline(unit: UnitPlan, tools: Toolchain, bitcode: str,
+                          output: str) -> tuple[str, float]:
+    """clang's own pipeline and code generation from the bitcode in one clang process
+    (the same bytes as `clang -c` on the source); returns (diagnostics, seconds)."""
     start = time.perf_counter()
     try:
         diagnostics = codegen.generate(tools.clang, unit, bitcode, output, clang_passes=True)
     except ToolFailed as exc:
         sys.stderr.write(exc.stderr)
         raise
-    times["codegen"] = time.perf_counter() - start
-    return output, diagnostics
+    return diagnostics, time.perf_counter() - start
 
 
 def _optimize_unit(unit: UnitPlan, cmd: Command, tools: Toolchain, settings: Settings, tmp: str,
@@ -159,13 +157,7 @@ def _optimize_unit(unit: UnitPlan, cmd: Command, tools: Toolchain, settings: Set
     except (ToolFailed, ToolchainMissing) as exc:
         fallback = str(exc)
         output = os.path.join(tmp, f"{stem}.fallback" + (".s" if unit.emit_assembly else ".o"))
-        start = time.perf_counter()
-        try:
-            diagnostics = codegen.generate(tools.clang, unit, bitcode, output, clang_passes=True)
-        except ToolFailed as final:
-            sys.stderr.write(final.stderr)
-            raise
-        times["fallback"] = time.perf_counter() - start
+        diagnostics, times["fallback"] = _with_clangs_pipeline(unit, tools, bitcode, output)
         print(f"mlcc: warning: {fallback}; compiled {unit.source} with clang's own pipeline",
               file=sys.stderr)
     if builder is not None:
@@ -189,7 +181,8 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
             "argv": list(cmd.argv), "codegen_args": list(unit.codegen_args)})
 
     if _small_unit(bitcode, settings):
-        output, diagnostics = _generate_small_unit(unit, tools, tmp, stem, bitcode, times)
+        output = os.path.join(tmp, stem + (".s" if unit.emit_assembly else ".o"))
+        diagnostics, times["codegen"] = _with_clangs_pipeline(unit, tools, bitcode, output)
         decision = model.Decision(pipeline.clang_pipeline(cmd.opt_level), "clang-default: small unit")
         fallback, cache_note = None, "off"
     else:
