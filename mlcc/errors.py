@@ -30,8 +30,8 @@ class ToolFailed(MlccError):
         self.stderr = stderr or ""
         self.timed_out = timed_out
         tool = self.argv[0] if self.argv else "?"
-        if timed_out:
-            what = "timed out"
+        if timed_out:  # True, or the limit in seconds
+            what = "timed out" + ("" if timed_out is True else f" after {timed_out:.0f} s")
         elif returncode is not None and returncode < 0:
             what = f"was killed by signal {-returncode}"
         else:

@@ -30,7 +30,8 @@ def run_tool(argv, *, timeout=None, capture_stderr=False, capture_stdout=False,
     """Run one tool to completion; raise ToolFailed unless it exits 0.
 
     stderr streams through live unless `capture_stderr` (then it is kept for
-    the error). A timeout kills the tool and raises ToolFailed(timed_out=True).
+    the error). A timeout kills the tool and its children and raises
+    ToolFailed(timed_out=<the limit>).
     """
     argv = [str(a) for a in argv]
     trace(argv)
@@ -56,7 +57,7 @@ def run_tool(argv, *, timeout=None, capture_stderr=False, capture_stdout=False,
                 out, err = b"", b""
             proc.wait()
             message = err.decode(errors="replace") if err else ""
-            raise ToolFailed(argv, None, message, timed_out=True) from None
+            raise ToolFailed(argv, None, message, timed_out=timeout) from None
         except BaseException:  # Ctrl-C, SIGTERM: the tool is not in the terminal's group
             _kill_group(proc)
             proc.wait()
