@@ -333,8 +333,8 @@ def retrain(directories, out, work, level, explore_units, n_random, greedy, k_ma
 
 @main.command()
 @click.option("--profile", type=click.Choice(["quick", "full"]), default="quick", show_default=True,
-              help="quick: three small projects at -Oz, single-shot (minutes); full: every project, "
-                   "-Oz and -Os, single-shot and trials (an hour or more).")
+              help="quick: three small projects at -Oz, single-shot and a warm rebuild (minutes); "
+                   "full: every project, -Oz and -Os, single-shot, trials and a warm rebuild (hours).")
 @click.option("--only", multiple=True, metavar="PROJECT", help="Build only these projects (repeatable).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               default="bench-results.json", show_default=True,

@@ -960,8 +960,8 @@ def render_markdown(results: dict, sections: list[dict], plots: dict[str, str]) 
         out += [""]
     out += ["## Reproduce", "",
             "```sh",
-            "make bench                        # full profile: every project, -Oz and -Os, single-shot and trials",
-            "mlcc-tool bench --profile quick   # three small projects, -Oz single-shot",
+            "make bench                        # full profile: every project, -Oz and -Os, single-shot, trials, warm rebuild",
+            "mlcc-tool bench --profile quick   # three small projects, -Oz single-shot and warm rebuild",
             "mlcc-tool bench --driver-speed    # the driver alone, tiny file and sqlite3.c",
             "```", "",
             "Results accumulate in `bench-results.json` (`--json PATH`); an interrupted run "
