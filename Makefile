@@ -48,6 +48,12 @@ endif
 report:
 	$(PYTHON) -m mlcc.learn.report
 
+# How close -fmlcc-search=N gets to a long search (N = 8..200) on validation units:
+# models/data/search-budget-Oz.json, shown by `make report`. Resumable per unit.
+.PHONY: budget
+budget:
+	$(PYTHON) -m mlcc.learn.budget
+
 # Differential testing with Csmith: N programs (seeds 1..N, default 1000) built
 # with clang-19 -O0 and with mlcc (model's choice, trials, every candidate
 # pipeline forced; at -Oz and -Os), outputs compared. Resumable; results in

@@ -89,6 +89,32 @@ def trial_gain(data: train.Dataset, pred: np.ndarray, k: int) -> dict:
             "larger": int((sizes > data.clang * (1 + 1e-12)).sum())}
 
 
+def budget_section() -> list[str]:
+    """`-fmlcc-search=N` against a long search, from `python -m mlcc.learn.budget`."""
+    from mlcc.learn import budget
+
+    if not budget.RESULTS.exists():
+        return []
+    data = json.loads(budget.RESULTS.read_text())
+    gains = data["total_gain_pct"]
+    longest = max(gains, key=int)
+    return [
+        "## Search budget (`-fmlcc-search=N`)",
+        "",
+        f"{data['units']} validation units of 8 to 40 KB of bitcode from {len(data['projects'])} "
+        f"projects ({', '.join(data['projects'])}), {data['clang_bytes']:,} bytes with clang's "
+        f"pipeline; one search of {data['long_budget']} evaluations each, as the driver runs it "
+        "(`python -m mlcc.learn.budget`, results in `models/data/`). The first 8 evaluations are "
+        "clang's pipeline and the model's candidates.",
+        "",
+        "| N | total reduction | share of the longest search's |",
+        "| --- | --- | --- |",
+        *[f"| {n} | {_pct(g)} | {100.0 * g / gains[longest]:.0f}% |" if gains[longest] > 0
+          else f"| {n} | {_pct(g)} | — |" for n, g in gains.items()],
+        "",
+    ]
+
+
 def default_k(trials: dict, min_gain_pts: float = 0.1) -> int:
     """The last K before the first trial that gains less than `min_gain_pts` on training."""
     previous = 0.0
@@ -190,6 +216,7 @@ def main(model_path: Path) -> None:
           f"{t['train']['total'] - (trials[k - 1]['train']['total'] if k > 1 else 0.0):+.2f} pts |"
           for k, t in trials.items()],
         "",
+        *budget_section(),
         "## Candidate set (selection curve on explored training units)",
         "",
         f"Oracle of every pipeline measured on those units: {cand_meta['oracle_all_pct']}%; "

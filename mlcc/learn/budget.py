@@ -1,0 +1,119 @@
+"""How close `-fmlcc-search=N` gets to a long search, for N = 20, 50, 200.
+
+For each sampled validation unit, one search with the longest budget, exactly
+as the driver runs it (`UnitBuilder.search`, seeded by the bitcode, the model's
+ranked candidates first). Its first evaluations do not depend on the budget
+(the start list is shorter than half of every budget studied), so the best of
+the first N evaluations is what `-fmlcc-search=N` would keep. Results go to
+`models/data/search-budget-Oz.json`; `make report` puts them in the report.
+
+    python -m mlcc.learn.budget [--units 12] [--long 200] [--jobs 1]
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import random
+import signal
+import tempfile
+from pathlib import Path
+
+import click
+
+from mlcc import model
+from mlcc.learn import search
+from mlcc.learn.corpus import Layout
+from mlcc.learn.evaluate import Unit, prepare
+from mlcc.pipeline import CLANG
+from mlcc.plan import UnitPlan
+from mlcc.settings import Settings
+from mlcc.toolchain import Toolchain
+from mlcc.trials import UnitBuilder, trial_pipelines
+
+RESULTS = search.DATA / f"search-budget-O{search.OPT_LEVEL}.json"
+BUDGETS = (8, 20, 50, 100, 200)
+# Units small enough that a long search takes minutes, large enough to have room.
+MIN_BITCODE, MAX_BITCODE = 8_000, 40_000
+
+
+def sample_units(manifest: dict, count: int) -> list[dict]:
+    """Validation units in the size band, seeded, one project after another."""
+    rng = random.Random(search.EXPLORE_SEED)
+    units = [u for u in search.units_of(manifest, "validation")
+             if MIN_BITCODE <= u["bitcode_bytes"] <= MAX_BITCODE]
+    rng.shuffle(units)
+    by_project: dict[str, list[dict]] = {}
+    for u in units:
+        by_project.setdefault(u["project"], []).append(u)
+    chosen: list[dict] = []
+    while len(chosen) < count and any(by_project.values()):
+        for project in sorted(by_project):
+            if by_project[project] and len(chosen) < count:
+                chosen.append(by_project[project].pop())
+    return chosen
+
+
+def search_unit(job: tuple[str, str, int]) -> dict:
+    """Worker: the sizes of one long search, in evaluation order (None: failed)."""
+    unit_dir, unit_id, budget = job
+    unit = Unit.load(Path(unit_dir), unit_id)
+    with tempfile.TemporaryDirectory(prefix="mlcc-budget-") as tmp:
+        prep = prepare(unit, tmp)
+        plan = UnitPlan(source=unit.id, language=unit.driver, frontend_args=(),
+                        codegen_args=unit.codegen_args, output=None, emit_assembly=False)
+        settings = Settings(no_cache=True)
+        builder = UnitBuilder(plan, Toolchain(clang=prep.clang), settings, tmp, "unit", prep.bitcode,
+                              prep.target_flags, search.OPT_LEVEL, prep.clang_pipeline)
+        decision = model.choose(prep.bitcode, search.OPT_LEVEL, settings)
+        start = trial_pipelines(decision, search.OPT_LEVEL, len(decision.ranked))
+        _, sizes = builder.search(start, budget)
+    return {"unit": unit.id, "project": unit.project, "clang": sizes.get(CLANG),
+            "sizes": list(sizes.values())}
+
+
+def summarize(rows: list[dict], budgets=BUDGETS) -> dict:
+    """Total reduction against clang's pipeline after N evaluations, for each budget."""
+    rows = [r for r in rows if r["clang"]]
+    clang = sum(r["clang"] for r in rows)
+    out = {}
+    for n in budgets:
+        best = sum(min(s for s in r["sizes"][:n] if s is not None) for r in rows)
+        out[str(n)] = round(100.0 * (clang - best) / clang, 3) if clang else 0.0
+    return {"units": len(rows), "projects": sorted({r["project"] for r in rows}),
+            "clang_bytes": clang, "total_gain_pct": out}
+
+
+@click.command()
+@click.option("--units", "count", default=12, show_default=True, help="Validation units to search.")
+@click.option("--long", "long_budget", default=BUDGETS[-1], show_default=True,
+              help="Evaluations of the long search.")
+@click.option("--jobs", default=1, show_default=True)
+def main(count: int, long_budget: int, jobs: int) -> None:
+    """Run the long searches (resumable per unit) and write the results file."""
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    done = {r["unit"]: r for r in previous.get("rows", []) if len(r["sizes"]) >= long_budget}
+    layout = Layout.from_environment()
+    units = sample_units(search.load_manifest(), count)
+    todo = [(str(layout.root / "corpus" / u["project"]), u["id"], long_budget)
+            for u in units if u["id"] not in done]
+    rows = [done[u["id"]] for u in units if u["id"] in done]
+    budgets = tuple(b for b in BUDGETS if b <= long_budget)
+
+    def save() -> None:
+        RESULTS.write_text(json.dumps({"long_budget": long_budget, "opt_level": search.OPT_LEVEL,
+                                       **summarize(rows, budgets), "rows": rows}, indent=1) + "\n")
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(max(1, jobs), initializer=signal.signal,
+                  initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
+        for row in pool.imap_unordered(search_unit, todo):
+            rows.append(row)
+            save()
+            click.echo(f"{row['unit']} ({row['project']}): {len(row['sizes'])} evaluations")
+    save()
+    click.echo(json.dumps(summarize(rows, budgets)["total_gain_pct"]))
+
+
+if __name__ == "__main__":
+    main()
