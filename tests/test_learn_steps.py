@@ -1,0 +1,37 @@
+"""The learning side's pure steps: candidate selection, hold-out split, default K, search budget."""
+
+from __future__ import annotations
+
+from mlcc.learn import budget, candidates, report, retrain
+from mlcc.pipeline import CLANG
+
+
+def test_candidate_selection_covers_the_per_unit_best():
+    columns = {CLANG: [100, 100, 100], "a": [90, 100, 111], "b": [110, 95, 100], "c": [101, 100, 100]}
+    result = candidates.select(columns, k_max=4, k_min=1)
+    assert result["pipelines"][:3] == [CLANG, "a", "b"]
+    assert result["curve"][1]["total"] == 290 and result["curve"][2]["total"] == 285
+    assert result["oracle_all_pct"] == 5.0
+    assert result["best_single"]["pipeline"] == CLANG  # 300 bytes against 301, 305, 301
+
+
+def test_held_out_share_is_exact_and_stable():
+    units = [{"id": f"u{i:03}"} for i in range(50)]
+    held = retrain.held_out(units, 0.2)
+    assert len(held) == 10
+    assert held == retrain.held_out(list(reversed(units)), 0.2)
+    assert retrain.held_out(units, 0.0) == set()
+
+
+def test_default_k_stops_before_the_first_small_trial():
+    trials = {k: {"train": {"total": t}} for k, t in {1: 1.6, 2: 1.8, 3: 1.95, 4: 2.0, 5: 2.5}.items()}
+    assert report.default_k(trials) == 3
+    assert report.default_k({1: {"train": {"total": 0.05}}}) == 0
+
+
+def test_budget_summary_is_the_best_of_each_prefix():
+    rows = [{"unit": "x", "project": "p", "clang": 100, "sizes": [100, None, 96, 99, 90]},
+            {"unit": "y", "project": "q", "clang": 100, "sizes": [100, 100, 100, 98, 98]}]
+    summary = budget.summarize(rows, budgets=(1, 3, 5))
+    assert summary["total_gain_pct"] == {"1": 0.0, "3": 2.0, "5": 6.0}
+    assert summary["projects"] == ["p", "q"] and summary["clang_bytes"] == 200
