@@ -212,3 +212,19 @@ def test_unreadable_input_gets_clangs_error(work: Path):
     theirs = run(["clang-19", "-Oz", "-c", "d.c", "-o", "d.o"], work)
     assert (ours.returncode, ours.stderr) == (theirs.returncode, theirs.stderr) != (0, "")
     assert not (work / "d.o").exists()
+
+
+def test_full_cache_directory_is_no_error(work: Path, small_filesystem: Path):
+    """The decision cache on a full file system: the compile succeeds, quietly, with
+    the object a cache-less build gives, and no partial entry is left behind."""
+    subprocess.run(["dd", "if=/dev/zero", f"of={small_filesystem / 'filler'}", "bs=4k"],
+                   capture_output=True)  # stops with "No space left on device"
+    cache = small_filesystem / "cache"
+    proc = run([MLCC, "-Oz", "-c", "src/util.c", "-o", "a.o"], work, MLCC_CACHE=str(cache))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    alone = run([MLCC, "-Oz", "-c", "src/util.c", "-o", "b.o"], work, MLCC_NO_CACHE="1")
+    assert alone.returncode == 0, alone.stderr
+    assert (work / "a.o").read_bytes() == (work / "b.o").read_bytes()
+    leftovers = [p for p in cache.rglob("*") if p.is_file() and p.stat().st_size == 0] if cache.exists() else []
+    assert leftovers == []
