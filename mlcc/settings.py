@@ -17,7 +17,8 @@ from mlcc.errors import UsageError
 
 FLAG_PREFIX = "-fmlcc-"
 
-# K of a bare `-fmlcc-trials`: on the training projects (out-of-fold predictions)
+# K of a bare `-fmlcc-trials`: on the training projects (out-of-fold predictions
+# of the first model, 8 candidates)
 # each trial up to the third buys at least 0.15 points of total size, the fourth
 # under 0.1 (docs/MODEL-REPORT.md, "Trials"); each trial is one more opt and code
 # generation per file.

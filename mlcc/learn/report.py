@@ -207,7 +207,10 @@ def main(model_path: Path) -> None:
         "*training* uses out-of-fold predictions (5 folds grouped by project), so the",
         f"default K of a bare `-fmlcc-trials` ({DEFAULT_TRIALS}, `mlcc/settings.py`) is chosen",
         "without the validation projects: the last K whose trial still gains 0.1 points or",
-        f"more there is K = {default_k(trials)}.",
+        f"more there is K = {default_k(trials)} for this model"
+        + ("." if default_k(trials) == DEFAULT_TRIALS else
+           f" ({DEFAULT_TRIALS} for the first model, with 8 candidates; the default was set "
+           "then and not moved: every trial is one more opt and code generation per file)."),
         "",
         "| K | builds per file | validation: total | geomean | files larger | training: total | gained by this trial |",
         "| --- | --- | --- | --- | --- | --- | --- |",
