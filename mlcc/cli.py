@@ -34,14 +34,19 @@ def _main(default_driver: str) -> int:
         from mlcc import settings as settings_mod
         clang_argv, flags = settings_mod.split_mlcc_flags(clang_argv)
         settings = settings_mod.load(flags)
-        from mlcc import driver
+        from mlcc.plain import run_plain_clang
         if settings.disable:
-            driver.run_plain_clang(driver_kind, clang_argv, "MLCC_DISABLE", settings)
+            run_plain_clang(driver_kind, clang_argv, "MLCC_DISABLE", settings)
         from mlcc.args import parse
         cmd = parse(clang_argv, driver_kind)
         if clang_argv == ["--version"]:
             return _version(driver_kind)
-        return driver.compile_command(cmd, clang_argv, settings)
+        from mlcc.plan import PlainClang, make_plan
+        plan = make_plan(cmd)
+        if isinstance(plan, PlainClang):
+            run_plain_clang(cmd.driver, clang_argv, plan.reason, settings)
+        from mlcc import driver  # the optimizing path: model, cache, temporary files
+        return driver.execute(plan, settings)
     except KeyboardInterrupt:
         return 130
     except MlccError as exc:

@@ -58,11 +58,11 @@ def decide(builder: UnitBuilder, cmd: Command, settings: Settings, times: dict):
         start = trial_pipelines(decision, cmd.opt_level, len(decision.ranked))
         built, sizes = builder.search(start, settings.search)
         decision = model.Decision(built.pipeline, decision.source + f", search of {len(sizes)}",
-                                  decision.ranked, decision.scores)
+                                  decision.ranked, decision.scores, decision.via)
     elif settings.trials and not settings.pipeline:
         built, sizes = builder.best_of(trial_pipelines(decision, cmd.opt_level, settings.trials))
         decision = model.Decision(built.pipeline, decision.source + f", best of {len(sizes)} trials",
-                                  decision.ranked, decision.scores)
+                                  decision.ranked, decision.scores, decision.via)
     if cache is not None:
         cache.put(key, {"pipeline": decision.pipeline, "source": decision.source,
                         "scores": decision.scores, "trial_sizes": sizes})

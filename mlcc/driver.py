@@ -19,20 +19,10 @@ from mlcc.args import Command
 from mlcc.errors import MlccError, ToolchainMissing, ToolFailed
 from mlcc.link import link
 from mlcc.objective import object_size
-from mlcc.plan import OptimizePlan, PlainClang, UnitPlan
-from mlcc.process import exec_tool
+from mlcc.plan import OptimizePlan, UnitPlan
 from mlcc.settings import Settings
-from mlcc.toolchain import Toolchain, find, for_driver
+from mlcc.toolchain import Toolchain, for_driver
 from mlcc.trials import UnitBuilder
-
-
-def run_plain_clang(cmd_driver: str, clang_argv, reason: str, settings: Settings) -> None:
-    """Replace this process by clang with the user's arguments; log why first."""
-    clang = find("clang++" if cmd_driver == "c++" else "clang")
-    if settings.log:
-        record.append_log(settings.log, {"path": "clang", "reason": reason,
-                                         "cwd": os.getcwd(), "argv": list(clang_argv)})
-    exec_tool([clang, *clang_argv])
 
 
 def _terminate(signum, frame):
@@ -200,6 +190,7 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
             "output": unit.output, "opt_level": cmd.opt_level, "argv": list(cmd.argv),
             "pipeline": decision.pipeline if not fallback else pipeline.clang_pipeline(cmd.opt_level),
             "decision": decision.source, "scores": decision.scores, "fallback": fallback,
+            "model_via": decision.via,
             "cache": cache_note, "seconds": {k: round(v, 4) for k, v in times.items()},
             "size": None if unit.emit_assembly else object_size(output)})
     return output
@@ -233,13 +224,3 @@ def execute(plan: OptimizePlan, settings: Settings) -> int:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         signal.signal(signal.SIGTERM, previous)
-
-
-def compile_command(cmd: Command, clang_argv, settings: Settings) -> int:
-    """Plan one command and carry it out (plain clang replaces this process)."""
-    from mlcc.plan import make_plan
-
-    plan = make_plan(cmd)
-    if isinstance(plan, PlainClang):
-        run_plain_clang(cmd.driver, clang_argv, plan.reason, settings)
-    return execute(plan, settings)

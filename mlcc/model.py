@@ -31,6 +31,7 @@ class Decision:
     source: str                                  # "model", "forced", "clang-default: <why>"
     ranked: tuple[str, ...] = ()                 # candidates, best predicted first
     scores: dict[str, float] = field(default_factory=dict)  # predicted size / clang's
+    via: str = ""                                # where the model ran: "server", "in process (...)"
 
 
 @dataclass(frozen=True)
@@ -55,13 +56,18 @@ def bundled_model_path(opt_level: str) -> Path:
     return BUNDLED_DIR / f"size-O{opt_level}.onnx"
 
 
-_LOADED: dict[str, SizeModel] = {}
+_LOADED: dict[tuple, SizeModel] = {}
 
 
 def load(path: str) -> SizeModel:
     """Load and check a model file; raise ModelError / ModelMismatch with what to do."""
-    if path in _LOADED:
-        return _LOADED[path]
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise ModelError(f"cannot read model {path}: {exc.strerror}") from None
+    key = (path, st.st_size, st.st_mtime_ns)  # a file replaced in place is loaded again
+    if key in _LOADED:
+        return _LOADED[key]
     try:
         blob = Path(path).read_bytes()
     except OSError as exc:
@@ -100,7 +106,7 @@ def load(path: str) -> SizeModel:
         raise ModelMismatch(f"model {path} predicts {outputs} values for {len(candidates)} candidates")
     model = SizeModel(path=path, digest=hashlib.sha256(blob).hexdigest()[:12],
                       opt_level=opt_level, candidates=candidates, margin=margin, session=session)
-    _LOADED[path] = model
+    _LOADED[key] = model
     return model
 
 
@@ -112,24 +118,37 @@ def _model_path(opt_level: str, settings) -> str | None:
 
 
 def choose(bitcode: str, opt_level: str, settings) -> Decision:
-    """Decide the pipeline for `bitcode` at -O`opt_level`."""
+    """Decide the pipeline for `bitcode` at -O`opt_level`: forced, else the model
+    (in the model server when allowed, see model_server.py), else clang's."""
     if settings.pipeline:
         forced = settings.pipeline  # "clang" is clang's own pipeline (pipeline.CLANG)
         return Decision(pipeline=forced, source="forced")
     path = _model_path(opt_level, settings)
     if path is None:
         return Decision(clang_pipeline(opt_level), f"clang-default: no model for -O{opt_level}")
+    via = "in process"
+    if settings.server:
+        from mlcc import model_server
+        decision, via = model_server.ask(bitcode, opt_level, path, settings.server_idle)
+        if decision is not None:
+            return decision
     from mlcc.errors import MlccError
     try:
-        model = load(path)
-        if model.opt_level != opt_level:
-            return Decision(clang_pipeline(opt_level),
-                            f"clang-default: model is for -O{model.opt_level}")
-        from mlcc import features
-        scores = model.predict(features.extract_features(bitcode))
+        decision = rank(bitcode, opt_level, path)
     except MlccError as exc:
         print(f"mlcc: warning: {exc}; using clang's own pipeline", file=sys.stderr)
-        return Decision(clang_pipeline(opt_level), f"clang-default: {exc}")
+        return Decision(clang_pipeline(opt_level), f"clang-default: {exc}", via=via)
+    return Decision(decision.pipeline, decision.source, decision.ranked, decision.scores, via=via)
+
+
+def rank(bitcode: str, opt_level: str, path: str) -> Decision:
+    """The model at `path`'s choice for `bitcode`; raises MlccError when the model
+    cannot be used (clang's pipeline when it is for another level)."""
+    model = load(path)
+    if model.opt_level != opt_level:
+        return Decision(clang_pipeline(opt_level), f"clang-default: model is for -O{model.opt_level}")
+    from mlcc import features
+    scores = model.predict(features.extract_features(bitcode))
     ranked = sorted(range(len(scores)), key=lambda i: (scores[i], i))
     best = ranked[0]
     if scores[best] > scores[0] - model.margin:

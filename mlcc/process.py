@@ -3,18 +3,21 @@
 Every tool runs through `run_tool`, which logs the command when asked,
 enforces a timeout and raises `ToolFailed` carrying argv, exit code and
 stderr. `exec_tool` replaces this process (used for plain clang, so exit
-codes, signals and streaming are exactly clang's).
+codes, signals and streaming are exactly clang's). `spawn_detached` starts
+the model server, which outlives the compile.
 """
 
 from __future__ import annotations
 
 import os
-import shlex
 import signal
-import subprocess
 import sys
+from typing import TYPE_CHECKING
 
 from mlcc.errors import ToolFailed
+
+if TYPE_CHECKING:
+    import subprocess
 
 _TRACE = os.environ.get("MLCC_TRACE") == "1"
 
@@ -22,6 +25,7 @@ _TRACE = os.environ.get("MLCC_TRACE") == "1"
 def trace(argv) -> None:
     """Print a command on stderr when MLCC_TRACE=1 (for debugging mlcc itself)."""
     if _TRACE:
+        import shlex
         print("mlcc: + " + shlex.join(str(a) for a in argv), file=sys.stderr, flush=True)
 
 
@@ -33,6 +37,8 @@ def run_tool(argv, *, timeout=None, capture_stderr=False, capture_stdout=False,
     the error). A timeout kills the tool and its children and raises
     ToolFailed(timed_out=<the limit>).
     """
+    import subprocess  # here, not above: the pass-through path only execs
+
     argv = [str(a) for a in argv]
     trace(argv)
     try:
@@ -66,6 +72,18 @@ def run_tool(argv, *, timeout=None, capture_stderr=False, capture_stdout=False,
         message = err.decode(errors="replace") if capture_stderr and err else ""
         raise ToolFailed(argv, proc.returncode, message)
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def spawn_detached(argv) -> None:
+    """Start a background process that outlives this one: its own session, no
+    terminal, nothing inherited but the environment (the model server)."""
+    import subprocess
+
+    argv = [str(a) for a in argv]
+    trace(argv)
+    subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, cwd="/", start_new_session=True,
+                     close_fds=True)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, fields
-from pathlib import Path
 
 from mlcc.errors import UsageError
 
@@ -42,6 +41,8 @@ class Settings:
     timeout: float = 600.0       # seconds for one opt or code generation run
     pipeline: str = ""           # force a pipeline ("clang" = clang's own), skip the model
     small_unit: int = 8192       # bitcode bytes under which clang's pipeline runs, model unasked
+    server: bool = True          # keep the model loaded in a background process for the build
+    server_idle: float = 60.0    # seconds that process waits for the next unit before exiting
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
@@ -104,13 +105,13 @@ def split_mlcc_flags(argv) -> tuple[list[str], dict[str, str]]:
     return rest, found
 
 
-def _config_file(environ) -> Path | None:
+def _config_file(environ) -> str | None:
     explicit = environ.get("MLCC_CONFIG")
     if explicit:
-        return Path(explicit)
+        return explicit
     base = environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    path = Path(base) / "mlcc" / "config.toml"
-    return path if path.is_file() else None
+    path = os.path.join(base, "mlcc", "config.toml")
+    return path if os.path.isfile(path) else None
 
 
 def load(flags: dict[str, str], environ=os.environ) -> Settings:

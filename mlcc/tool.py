@@ -229,7 +229,7 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
         except MlccError as exc:
             raise click.ClickException(str(exc))
         raw = features.extract_features(bitcode)
-        decision = model.choose(bitcode, cmd.opt_level, Settings())
+        decision = model.choose(bitcode, cmd.opt_level, Settings(server=False))
         scores = [decision.scores[c] for c in m.candidates]
         chosen = m.candidates.index(decision.pipeline)
         meta = m.session.get_modelmeta().custom_metadata_map

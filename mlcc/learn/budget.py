@@ -62,7 +62,7 @@ def search_unit(job: tuple[str, str, int]) -> dict:
         prep = prepare(unit, tmp)
         plan = UnitPlan(source=unit.id, language=unit.driver, frontend_args=(),
                         codegen_args=unit.codegen_args, output=None, emit_assembly=False)
-        settings = Settings(no_cache=True)
+        settings = Settings(no_cache=True, server=False)
         builder = UnitBuilder(plan, Toolchain(clang=prep.clang), settings, tmp, "unit", prep.bitcode,
                               prep.target_flags, search.OPT_LEVEL, prep.clang_pipeline)
         decision = model.choose(prep.bitcode, search.OPT_LEVEL, settings)

@@ -1,0 +1,286 @@
+"""The model kept loaded for a whole build.
+
+Importing numpy, onnxruntime and llvmlite costs a compile about 0.3 s of CPU,
+more than features and inference take on most units. So the first compile
+that needs the model starts this server in the background: it imports them
+once, then answers "which pipeline for this bitcode?" over a Unix socket in a
+private directory, one request at a time, until it has been idle for
+`server_idle` seconds.
+
+The server can make a build faster, never break it: when it is not there, is
+stale, slow or answers nonsense, the compile decides in its own process, as it
+would without it. Its answers are those of `model.rank` in the compile itself,
+so objects are the same with or without it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import sys
+import time
+
+PROTOCOL = 1
+START_WAIT = 2.0      # seconds a compile waits for a server it started (it listens in ~0.1 s)
+REPLY_WAIT = 60.0     # seconds a compile waits for an answer (features of a huge unit: ~2 s)
+RETRY_AFTER = 300.0   # seconds compiles do without a server that failed to start
+_MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
+_MAX_REQUEST = 1 << 16
+
+# The server's own code and data: an edited or upgraded mlcc gets its own server.
+_CODE = ("model_server.py", "model.py", "features.py", "pipeline.py", "toolchain.py",
+         "errors.py", "data/feature-schema.json")
+
+
+def runtime_dir() -> str | None:
+    """The private directory of this user's servers, or None if there is no safe one."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    # not $TMPDIR: builds point it at directories they delete, and the server outlives them
+    path = os.path.join(base, "mlcc") if base else f"/tmp/mlcc-{os.getuid()}"
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return None
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        return None  # someone else's, or others could reach the socket: don't use it
+    return path
+
+
+def socket_path(directory: str) -> str:
+    """The socket of the server that runs this very code (short: sun_path holds 108 bytes)."""
+    import hashlib
+    here = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256(f"{PROTOCOL}\0{sys.executable}\0{here}".encode())
+    for name in _CODE:
+        try:
+            st = os.stat(os.path.join(here, name))
+            h.update(f"\0{name}:{st.st_size}:{st.st_mtime_ns}".encode())
+        except OSError:
+            h.update(f"\0{name}:missing".encode())
+    return os.path.join(directory, f"model-{h.hexdigest()[:16]}.sock")
+
+
+# --- the compile's side -------------------------------------------------------
+
+def ask(bitcode: str, opt_level: str, model_path: str, idle: float):
+    """The server's decision for `bitcode`, starting the server if none runs.
+
+    Returns (Decision or None, how): None means decide in this process, `how`
+    says why ("no private runtime directory", "server failed: ...").
+    """
+    from mlcc.model import Decision
+
+    directory = runtime_dir()
+    if directory is None:
+        return None, "in process (no private runtime directory for the server)"
+    path = socket_path(directory)
+    if len(os.fsencode(path)) > _MAX_SOCKET_PATH:
+        return None, "in process (the runtime directory's path is too long for a socket)"
+    failed = path + ".failed"  # a server that would not start: don't wait for it every compile
+    try:
+        if time.time() - os.stat(failed).st_mtime < RETRY_AFTER:
+            return None, "in process (the server failed to start recently)"
+    except OSError:
+        pass
+    request = json.dumps({"protocol": PROTOCOL, "bitcode": os.path.abspath(bitcode),
+                          "opt_level": opt_level, "model": os.path.abspath(model_path)})
+    how = "server"
+    try:
+        reply = _exchange(path, request.encode() + b"\n")
+        if reply is None:
+            _start(path, idle)
+            how = "server (started)"
+            deadline = time.monotonic() + START_WAIT
+            while reply is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+                reply = _exchange(path, request.encode() + b"\n")
+            if reply is None:
+                with open(failed, "w"):
+                    pass
+                return None, "in process (the server did not start)"
+        answer = json.loads(reply)
+        if "error" in answer:
+            return None, f"in process (server: {answer['error']})"
+        decision = Decision(pipeline=str(answer["pipeline"]), source=str(answer["source"]),
+                            ranked=tuple(str(p) for p in answer["ranked"]),
+                            scores={str(k): float(v) for k, v in answer["scores"].items()},
+                            via=how)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        return None, f"in process (server failed: {type(exc).__name__})"
+    return decision, how
+
+
+def _exchange(path: str, request: bytes) -> bytes | None:
+    """Send one request, read the whole reply; None if nobody listens at `path`."""
+    conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        conn.settimeout(1.0)
+        try:
+            conn.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
+            return None
+        except OSError as exc:  # not a socket, or a socket file left by a dead server
+            if exc.errno in (88, 111):  # ENOTSOCK, ECONNREFUSED
+                return None
+            raise
+        conn.settimeout(REPLY_WAIT)
+        conn.sendall(request)
+        conn.shutdown(socket.SHUT_WR)
+        chunks = []
+        while True:
+            chunk = conn.recv(1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        if not chunks:
+            raise ConnectionResetError("empty reply")
+        return b"".join(chunks)
+    finally:
+        conn.close()
+
+
+def stop_all(directory: str) -> dict:
+    """Stop every server with a socket in `directory` (a runtime directory's mlcc/);
+    return {"servers": how many answered, "cpu": their CPU seconds}. For benchmarks,
+    which must count the servers' CPU time with the build's."""
+    found = {"servers": 0, "cpu": 0.0}
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return found
+    request = json.dumps({"protocol": PROTOCOL, "op": "stop"}).encode() + b"\n"
+    for name in names:
+        if not name.endswith(".sock"):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            reply = _exchange(path, request)
+            if reply is None:
+                continue  # a file left by a server that died
+            found["cpu"] += float(json.loads(reply)["cpu"])
+            found["servers"] += 1
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        deadline = time.monotonic() + 5.0  # stopped means gone: it removes its socket last
+        while os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return found
+
+
+def _start(path: str, idle: float) -> None:
+    """Start a server for `path` in the background, detached from this compile."""
+    from mlcc.process import spawn_detached
+    # this very package, whatever the compile's directory or PYTHONPATH holds
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = (f"import sys; sys.path.insert(0, {package_parent!r}); "
+            "from mlcc.model_server import main; sys.exit(main())")
+    spawn_detached([sys.executable, "-c", code, path, str(idle)])
+
+
+# --- the server's side --------------------------------------------------------
+
+def serve(path: str, idle: float) -> None:
+    """Answer requests at `path` until idle for `idle` seconds; return at once if
+    another server already holds the socket's lock."""
+    import fcntl
+
+    lock = open(path + ".lock", "a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        lock.close()
+        return  # another server for this socket is running or starting
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        try:
+            os.unlink(path)  # left by a server that died; we hold the lock
+        except FileNotFoundError:
+            pass
+        old_umask = os.umask(0o077)
+        try:
+            listener.bind(path)
+        finally:
+            os.umask(old_umask)
+        listener.listen(64)
+        try:
+            os.unlink(path + ".failed")
+        except FileNotFoundError:
+            pass
+        from mlcc import features, model  # the imports this server exists to pay once
+        del features
+        listener.settimeout(idle)
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except socket.timeout:
+                break
+            with conn:
+                if _answer(conn, model) == "stop":
+                    break
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        listener.close()
+        lock.close()
+
+
+def _answer(conn: socket.socket, model) -> str:
+    """Answer one request; returns its operation ("rank", "stop")."""
+    import resource
+    from mlcc.errors import MlccError
+
+    conn.settimeout(10.0)  # a client that stops talking must not stall the others
+    try:
+        data = b""
+        while not data.endswith(b"\n") and len(data) < _MAX_REQUEST:
+            chunk = conn.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+        request = json.loads(data)
+        op = request.get("op", "rank")
+        if request.get("protocol") != PROTOCOL:
+            reply = {"error": f"protocol {request.get('protocol')} is not {PROTOCOL}"}
+        elif op == "stop":
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            conn.sendall(json.dumps({"cpu": usage.ru_utime + usage.ru_stime}).encode())
+            return "stop"
+        else:
+            try:
+                d = model.rank(str(request["bitcode"]), str(request["opt_level"]),
+                               str(request["model"]))
+                reply = {"pipeline": d.pipeline, "source": d.source,
+                         "ranked": list(d.ranked), "scores": d.scores}
+            except MlccError as exc:
+                reply = {"error": str(exc)}
+        conn.sendall(json.dumps(reply).encode())
+    except Exception as exc:  # one bad request must not end the server
+        try:
+            conn.sendall(json.dumps({"error": f"{type(exc).__name__}: {exc}"}).encode())
+        except OSError:
+            pass
+    return "rank"
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2:
+        print("usage: python -m mlcc.model_server SOCKET IDLE_SECONDS", file=sys.stderr)
+        return 2
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    serve(argv[0], float(argv[1]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

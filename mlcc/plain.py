@@ -1,0 +1,23 @@
+"""The pass-through path: clang itself replaces mlcc, after the reason is logged.
+
+About half of a build's commands take it (links, configure probes, -E, -M,
+assembly), so it imports only what it needs: no model, cache or temporary files.
+"""
+
+from __future__ import annotations
+
+import os
+
+from mlcc.process import exec_tool
+from mlcc.settings import Settings
+from mlcc.toolchain import find
+
+
+def run_plain_clang(cmd_driver: str, clang_argv, reason: str, settings: Settings) -> None:
+    """Replace this process by clang with the user's arguments; log why first."""
+    clang = find("clang++" if cmd_driver == "c++" else "clang")
+    if settings.log:
+        from mlcc import record
+        record.append_log(settings.log, {"path": "clang", "reason": reason,
+                                         "cwd": os.getcwd(), "argv": list(clang_argv)})
+    exec_tool([clang, *clang_argv])

@@ -1,0 +1,154 @@
+"""The model server (mlcc/model_server.py): same decisions and objects as without it,
+and a build that never depends on it: stale, broken, unsafe or absent, the compile
+decides in its own process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import mlcc_env
+from mlcc import model_server
+
+FIXTURE = Path(__file__).parent / "data" / "compare"
+MLCC = shutil.which("mlcc")
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    shutil.copytree(FIXTURE, tmp_path / "w")
+    return tmp_path / "w"
+
+
+@pytest.fixture
+def runtime():
+    """A private XDG_RUNTIME_DIR (short: a socket's path holds 108 bytes); its servers
+    are stopped at the end."""
+    base = Path(tempfile.mkdtemp(prefix="mlcc-run-", dir="/tmp"))
+    yield base
+    model_server.stop_all(str(base / "mlcc"))
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def _compile(work: Path, runtime: Path, out: str, **extra) -> dict:
+    """Compile src/util.c at -Oz (no decision cache); return its MLCC_LOG entry."""
+    log = work / f"{out}.log"
+    env = mlcc_env(MLCC_NO_CACHE="1", MLCC_LOG=str(log), XDG_RUNTIME_DIR=str(runtime), **extra)
+    proc = subprocess.run([MLCC, "-Oz", "-c", "src/util.c", "-o", out], cwd=work, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    return json.loads(log.read_text().splitlines()[-1])
+
+
+def _sockets(runtime: Path) -> list[Path]:
+    return sorted((runtime / "mlcc").glob("model-*.sock"))
+
+
+def test_server_gives_the_decision_and_object_of_the_compile_itself(work: Path, runtime: Path):
+    first = _compile(work, runtime, "a.o")
+    second = _compile(work, runtime, "b.o")
+    alone = _compile(work, runtime, "c.o", MLCC_SERVER="0")
+    assert first["model_via"] == "server (started)"
+    assert second["model_via"] == "server"
+    assert alone["model_via"] == "in process"
+    for entry in (first, second):
+        assert (entry["pipeline"], entry["decision"], entry["scores"]) == \
+            (alone["pipeline"], alone["decision"], alone["scores"])
+    assert (work / "a.o").read_bytes() == (work / "b.o").read_bytes() == (work / "c.o").read_bytes()
+    assert len(_sockets(runtime)) == 1
+    assert (runtime / "mlcc").stat().st_mode & 0o777 == 0o700
+    stopped = model_server.stop_all(str(runtime / "mlcc"))
+    assert stopped["servers"] == 1 and stopped["cpu"] > 0
+    assert _sockets(runtime) == []
+
+
+def test_idle_server_exits(work: Path, runtime: Path):
+    _compile(work, runtime, "a.o", MLCC_SERVER_IDLE="1")
+    deadline = time.monotonic() + 30
+    while _sockets(runtime) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _sockets(runtime) == [], "an idle server must exit and remove its socket"
+    assert _compile(work, runtime, "b.o", MLCC_SERVER_IDLE="1")["model_via"] == "server (started)"
+
+
+def test_a_file_left_at_the_socket_path_is_replaced(work: Path, runtime: Path):
+    _compile(work, runtime, "a.o")
+    [sock] = _sockets(runtime)
+    model_server.stop_all(str(runtime / "mlcc"))
+    sock.write_text("not a socket")
+    entry = _compile(work, runtime, "b.o")
+    assert entry["model_via"] == "server (started)"
+    assert (work / "a.o").read_bytes() == (work / "b.o").read_bytes()
+
+
+def test_a_server_answering_nonsense_is_not_trusted(work: Path, runtime: Path):
+    _compile(work, runtime, "a.o", MLCC_SERVER="0")
+    _compile(work, runtime, "probe.o")  # learn the socket's name, then put an impostor there
+    [sock] = _sockets(runtime)
+    model_server.stop_all(str(runtime / "mlcc"))
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(sock))
+    listener.listen(8)
+    lock = open(str(sock) + ".lock", "a")
+    import fcntl
+    fcntl.flock(lock, fcntl.LOCK_EX)  # as a live server holds it: no real server can start
+
+    def impostor():
+        for _ in range(1):
+            conn, _ = listener.accept()
+            with conn:
+                conn.recv(1 << 16)
+                conn.sendall(b'{"pipeline": 42}')
+
+    thread = threading.Thread(target=impostor, daemon=True)
+    thread.start()
+    try:
+        entry = _compile(work, runtime, "b.o")
+    finally:
+        listener.close()
+        lock.close()
+    assert entry["model_via"].startswith("in process (server failed"), entry["model_via"]
+    assert (work / "a.o").read_bytes() == (work / "b.o").read_bytes()
+
+
+def test_a_runtime_directory_others_can_enter_is_not_used(work: Path, runtime: Path):
+    (runtime / "mlcc").mkdir(mode=0o777)
+    os.chmod(runtime / "mlcc", 0o777)
+    entry = _compile(work, runtime, "a.o")
+    assert entry["model_via"] == "in process (no private runtime directory for the server)"
+    assert _sockets(runtime) == []
+
+
+def test_a_server_that_cannot_start_costs_one_wait_then_none(work: Path, runtime: Path):
+    _compile(work, runtime, "probe.o")
+    [sock] = _sockets(runtime)
+    model_server.stop_all(str(runtime / "mlcc"))
+    lock = Path(str(sock) + ".lock")
+    lock.unlink()
+    lock.mkdir()  # the server cannot open its lock file: it dies at start
+    start = time.monotonic()
+    first = _compile(work, runtime, "a.o")
+    waited = time.monotonic() - start
+    assert first["model_via"] == "in process (the server did not start)"
+    start = time.monotonic()
+    second = _compile(work, runtime, "b.o")
+    assert second["model_via"] == "in process (the server failed to start recently)"
+    assert time.monotonic() - start < waited
+    assert (work / "a.o").read_bytes() == (work / "b.o").read_bytes()
+
+
+def test_a_runtime_directory_too_deep_for_a_socket_is_not_used(work: Path, tmp_path: Path):
+    deep = tmp_path / ("d" * 60)
+    deep.mkdir(mode=0o700)
+    entry = _compile(work, deep, "a.o")
+    assert entry["model_via"] == "in process (the runtime directory's path is too long for a socket)"
