@@ -129,7 +129,7 @@ def test_markdown_shows_the_numbers_the_terminal_prints() -> None:
 def test_markdown_has_a_driver_speed_table_when_measured() -> None:
     results = _results()
     variants = {name: {"wall": w, "cpu": w * 0.9} for name, w in
-                zip(bench.DRIVER_VARIANTS, (0.02, 0.06, 0.3, 0.2))}
+                zip(bench.DRIVER_VARIANTS, (0.02, 0.01, 0.06, 0.3, 0.2))}
     variants["mlcc no cache"]["stages"] = dict.fromkeys(bench.STAGES, 0.01)
     variants["mlcc no cache"]["overhead"] = 0.24
     results["driver_speed"] = {"date": "2025-01-01 00:00 UTC", "loadavg_before": [0.1, 0.1, 0.1],
@@ -142,6 +142,7 @@ def test_markdown_has_a_driver_speed_table_when_measured() -> None:
     # Start-up (mlcc disabled minus clang, CPU) times the build's 4 mlcc commands.
     assert bench.startup_cost(results["driver_speed"]) == pytest.approx(0.036)
     assert "each of its 4 commands: 0.04 s each (driver-speed benchmark), 0.14 s in all" in text
+    assert "of which the bare interpreter is 0.01 s" in text
 
 
 def _tiny_object(text_size: int) -> bytes:

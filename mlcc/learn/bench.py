@@ -516,6 +516,7 @@ def summarize_pair(clang: dict | None, mlcc: dict | None) -> dict:
     row["fallbacks"] = mlcc["mlcc"]["fallbacks"]
     row["model_pipelines"] = mlcc["mlcc"]["model_pipelines"]
     row["breakdown"] = mlcc["breakdown"]
+    row["server_cpu"] = float((mlcc.get("model_servers") or {}).get("cpu", 0.0))
     return row
 
 
@@ -543,7 +544,8 @@ def _totals(rows: list[dict]) -> dict:
     total: dict = {"projects": len(rows)}
     for key in ("artifact_clang", "artifact_mlcc", "objects_clang", "objects_mlcc", "files",
                 "files_smaller", "files_larger", "files_same", "clang_wall", "mlcc_wall",
-                "clang_cpu", "mlcc_cpu", "units", "plain_commands", "fallbacks", "model_pipelines"):
+                "clang_cpu", "mlcc_cpu", "units", "plain_commands", "fallbacks", "model_pipelines",
+                "server_cpu"):
         total[key] = round(sum(r[key] for r in rows), 2)
     total["artifact_gain"] = gain(total["artifact_clang"], total["artifact_mlcc"])
     total["objects_gain"] = gain(total["objects_clang"], total["objects_mlcc"])
@@ -566,7 +568,16 @@ def startup_cost(speed: dict | None) -> float | None:
         return None
 
 
-def time_verdict(total: dict, startup: float | None = None, mode: str = "single") -> str:
+def interpreter_cost(speed: dict | None) -> float | None:
+    """CPU seconds of the bare interpreter starting (`python -c pass`), the floor of start-up."""
+    try:
+        return speed["files"]["tiny.c"]["variants"]["python alone"]["cpu"]
+    except (KeyError, TypeError):
+        return None
+
+
+def time_verdict(total: dict, startup: float | None = None, mode: str = "single",
+                 interpreter: float | None = None) -> str:
     """One paragraph on the build-time target, and where the extra time goes when it is missed."""
     ratio = total.get("cpu_ratio")
     if ratio is None:
@@ -591,17 +602,19 @@ def time_verdict(total: dict, startup: float | None = None, mode: str = "single"
             text += (f", plus Python start-up in each of its {commands:.0f} commands: "
                      f"{fmt_seconds(startup)} each (driver-speed benchmark), "
                      f"{fmt_seconds(startup * commands)} in all")
+            if interpreter is not None:
+                text += (f", of which the bare interpreter is {fmt_seconds(interpreter)} "
+                         "(`python -c pass` with this installation's site-packages)")
         text += "."
-        if b["model"] > 0.1 * extra:
-            text += (f" The model stage ({fmt_seconds(b['model'])}) is mostly importing numpy, "
-                     "onnxruntime and llvmlite in every compiler process (about 0.3 s of CPU each; "
-                     "features and inference take milliseconds): a resident process that keeps the "
-                     "model loaded for the whole build, or inference inside LLVM as MLGO does, "
-                     "would remove it.")
-        text += (" The split into front end, opt and code generation costs three tool "
-                 "start-ups and two bitcode round trips per unit; running the chosen pipeline "
-                 "inside clang (a pass plugin) would remove that too. Units under `small_unit` "
-                 "bytes of bitcode already go to clang whole.")
+        if total.get("server_cpu"):
+            text += (f" The model runs in a model server per build (its CPU, "
+                     f"{fmt_seconds(total['server_cpu'])}, is counted in mlcc's): it loads numpy, "
+                     "onnxruntime and llvmlite once instead of in every compiler process.")
+        text += (" What would remove the rest: a small native launcher that execs clang for the "
+                 f"{total['plain_commands']:.0f} pass-through commands (links, configure probes) "
+                 "without starting Python, and running the chosen pipeline inside clang (a pass "
+                 "plugin) instead of three tool processes and two bitcode round trips per unit. "
+                 "Units under `small_unit` bytes of bitcode already go to clang whole.")
         if b["overhead"] < 0:
             text += (" The stages add up to more than the build's CPU time: the machine was "
                      "loaded and they include waiting for a CPU.")
@@ -690,7 +703,19 @@ def file_gain_line(total: dict) -> str:
 # --------------------------------------------------------------------------- driver speed
 
 
-DRIVER_VARIANTS = ("clang", "mlcc disabled", "mlcc no cache", "mlcc warm cache")
+DRIVER_VARIANTS = ("clang", "python alone", "mlcc disabled", "mlcc no cache", "mlcc warm cache")
+
+
+def _interpreter(script: str) -> str | None:
+    """The Python that runs the `mlcc` console script (its #! line), if it has one."""
+    try:
+        with open(script, "rb") as f:
+            first = f.readline(512).decode(errors="replace").strip()
+    except OSError:
+        return None
+    if not first.startswith("#!") or "python" not in first:
+        return None
+    return first[2:].split()[0]
 
 
 def _sqlite_amalgamation() -> Path:
@@ -750,6 +775,7 @@ def driver_speed(runs_tiny: int, runs_large: int, workdir: Path,
         common = ["-Oz", "-c", str(source), "-o", str(obj)]
         variants = {
             "clang": ([clang, *common], base_env),
+            "python alone": ([_interpreter(mlcc) or sys.executable, "-c", "pass"], base_env),
             "mlcc disabled": ([mlcc, *common], {**base_env, "MLCC_DISABLE": "1"}),
             "mlcc no cache": ([mlcc, *common, "-fmlcc-no-cache"],
                               {**base_env, "MLCC_LOG": str(log)}),
@@ -757,7 +783,8 @@ def driver_speed(runs_tiny: int, runs_large: int, workdir: Path,
                                                   "MLCC_CACHE": str(warm_cache)}),
         }
         if label != "tiny.c":
-            del variants["mlcc disabled"]  # start-up is lost in the noise of a long compile
+            # start-up is lost in the noise of a long compile
+            del variants["mlcc disabled"], variants["python alone"]
         progress(f"{label}: warming up")
         for name, (argv, env) in variants.items():
             if label == "tiny.c" or name == "mlcc warm cache":  # page cache; the cache's entry
@@ -955,8 +982,9 @@ def render_markdown(results: dict, sections: list[dict], plots: dict[str, str]) 
                 "wall-clock inside each mlcc process: on a loaded machine they include waiting "
                 "for a CPU, and the overhead then comes out too small, even negative.", ""]
         out += _md_table(TIME_HEADER, time_rows(section))
-        out += ["", time_verdict(section["total"], startup_cost(results.get("driver_speed")),
-                                 section["mode"]), ""]
+        speed = results.get("driver_speed")
+        out += ["", time_verdict(section["total"], startup_cost(speed), section["mode"],
+                                 interpreter_cost(speed)), ""]
     speed = results.get("driver_speed")
     if speed:
         out += ["## Driver speed", "",
@@ -965,6 +993,8 @@ def render_markdown(results: dict, sections: list[dict], plots: dict[str, str]) 
                 "`-Oz -c` of one file, median of the runs (tiny.c: "
                 f"{speed['files'].get('tiny.c', {}).get('runs', '?')}, sqlite3.c: "
                 f"{speed['files'].get('sqlite3.c', {}).get('runs', '?')}), the variants interleaved. "
+                "*python alone* is the interpreter that runs `mlcc` starting and exiting "
+                "(`python -c pass`, with this installation's site-packages); "
                 "*mlcc disabled* is Python start-up and `exec` of clang; *no cache* "
                 "(`-fmlcc-no-cache`) runs every stage; *warm cache* finds the target options and "
                 "the decision in the cache and skips the target probe, features and model. "
@@ -1113,7 +1143,8 @@ def _print_tables(console, sections: list[dict], speed: dict | None) -> None:
         for row in time_rows(section):
             table.add_row(*row)
         console.print(table)
-        console.print(time_verdict(section["total"], startup_cost(speed), section["mode"]))
+        console.print(time_verdict(section["total"], startup_cost(speed), section["mode"],
+                                   interpreter_cost(speed)))
     if speed:
         table = Table(title="Driver speed: -Oz -c, median")
         for i, h in enumerate(DRIVER_HEADER):
