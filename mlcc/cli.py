@@ -45,6 +45,10 @@ def _main(default_driver: str) -> int:
         plan = make_plan(cmd)
         if isinstance(plan, PlainClang):
             run_plain_clang(cmd.driver, clang_argv, plan.reason, settings)
+        from mlcc.model import nothing_to_decide
+        reason = nothing_to_decide(cmd.opt_level, settings)
+        if reason:
+            run_plain_clang(cmd.driver, clang_argv, reason, settings)
         from mlcc import driver  # the optimizing path: model, cache, temporary files
         return driver.execute(plan, settings)
     except KeyboardInterrupt:

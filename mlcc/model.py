@@ -110,6 +110,17 @@ def load(path: str) -> SizeModel:
     return model
 
 
+def nothing_to_decide(opt_level: str, settings) -> str | None:
+    """Why clang itself gives exactly what mlcc would at this level, or None: no model
+    for the level (clang's pipeline either way; trials have only it to try), nothing
+    forced, searched or collected."""
+    if settings.pipeline or settings.search or settings.collect:
+        return None
+    if _model_path(opt_level, settings) is None:
+        return f"no model for -O{opt_level}"
+    return None
+
+
 def _model_path(opt_level: str, settings) -> str | None:
     if settings.model:
         return settings.model

@@ -19,6 +19,7 @@ import pytest
 FIXTURE = Path(__file__).parent / "data" / "compare"
 MLCC = shutil.which("mlcc")
 MLCCXX = shutil.which("mlcc++")
+CLANG = shutil.which("clang-19")
 
 
 from conftest import mlcc_env as _env
@@ -364,3 +365,22 @@ def test_opt_limit_scales_with_the_front_end():
     assert stage_timeout(Settings(), 5.0) == 150.0
     assert stage_timeout(Settings(), 100.0) == 600.0
     assert stage_timeout(Settings(timeout=3.0), 5.0) == 3.0
+
+
+def test_a_level_without_a_model_is_clang_itself(work: Path, tmp_path: Path):
+    """-Os has no bundled model: clang's pipeline either way, so mlcc execs clang (same
+    bytes, no split into three processes) and logs why; collecting still goes through."""
+    log = tmp_path / "build.log"
+    proc = _run([MLCC, "-Os", "-c", "src/util.c", "-o", "mlcc.o"], work, _env(MLCC_LOG=str(log)))
+    assert proc.returncode == 0, proc.stderr
+    subprocess.run([CLANG, "-Os", "-c", "src/util.c", "-o", "clang.o"], cwd=work, check=True)
+    assert (work / "mlcc.o").read_bytes() == (work / "clang.o").read_bytes()
+    [entry] = [json.loads(line) for line in log.read_text().splitlines()]
+    assert entry["path"] == "clang" and entry["reason"] == "no model for -Os"
+
+    units = tmp_path / "units"
+    proc = _run([MLCC, "-Os", "-c", "src/util.c", "-o", "collected.o"], work,
+                _env(MLCC_LOG=str(log), MLCC_COLLECT=str(units)))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(log.read_text().splitlines()[-1])["path"] == "optimize"
+    assert len(list(units.glob("*.bc"))) == 1

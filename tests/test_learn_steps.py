@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mlcc.learn import budget, candidates, report, retrain
+from mlcc.learn import budget, candidates, report, retrain, search
 from mlcc.pipeline import CLANG
 
 
@@ -35,3 +35,13 @@ def test_budget_summary_is_the_best_of_each_prefix():
     summary = budget.summarize(rows, budgets=(1, 3, 5))
     assert summary["total_gain_pct"] == {"1": 0.0, "3": 2.0, "5": 6.0}
     assert summary["projects"] == ["p", "q"] and summary["clang_bytes"] == 200
+
+
+def test_resuming_a_unit_measures_only_what_is_missing():
+    shared = ["clang", "p1", "p2"]
+    assert search.work_left({}, shared, 4) == (True, 4)
+    assert search.work_left({"clang": 1, "p1": 1, "p2": 1}, shared, 0) == (False, 0)
+    assert search.work_left({"clang": 1, "p1": 1, "p2": 1, "g1": 1}, shared, 4) == (True, 3)
+    done = {"clang": 1, "p1": 1, "p2": 1, "g1": 1, "g2": 1, "g3": 1, "g4": 1}
+    assert search.work_left(done, shared, 4) == (False, 0)
+    assert search.work_left({"clang": 1, "p1": 1}, shared, 0) == (True, 0)

@@ -110,10 +110,9 @@ def run(directories: list[Path], out: Path, *, work: Path | None, level: str | N
         out_jobs = []
         for u in unit_list:
             known = by_unit.get(u["id"], {})
-            walked = sum(1 for p in known if p not in shared) if walk else 0
-            if any(p not in known for p in pipelines) or walked < walk:
-                out_jobs.append(search.Job(u["dir"], u["id"], pipelines, known,
-                                           max(0, walk - walked), level))
+            todo, left = search.work_left(known, pipelines, walk)
+            if todo:
+                out_jobs.append(search.Job(u["dir"], u["id"], pipelines, known, left, level))
         return out_jobs
 
     search.run_jobs(jobs_for(explored, shared, greedy), store, jobs, "explore")

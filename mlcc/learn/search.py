@@ -242,11 +242,17 @@ def explore(count: int, n_random: int, greedy: int, jobs: int) -> None:
     jobs_list = []
     for u in explore_sample(manifest, count):
         known = by_unit.get(u["id"], {})
-        missing = [p for p in pipelines if p not in known]
-        greedy_done = sum(1 for p in known if p not in pipelines)
-        if missing or greedy_done < greedy:
-            jobs_list.append(corpus_job(u, layout, pipelines, known, greedy - greedy_done))
+        todo, walk = work_left(known, pipelines, greedy)
+        if todo:
+            jobs_list.append(corpus_job(u, layout, pipelines, known, walk))
     run_jobs(jobs_list, store, jobs, "explore")
+
+
+def work_left(known: dict, pipelines: list[str], walk: int) -> tuple[bool, int]:
+    """Resuming a unit: (anything left to measure, greedy edits still to make). Measurements
+    not of `pipelines` are the greedy edits already made."""
+    left = max(0, walk - sum(1 for p in known if p not in pipelines)) if walk else 0
+    return any(p not in known for p in pipelines) or left > 0, left
 
 
 def greedy_winners(store: Store, explored: list[dict], shared: set[str], limit: int) -> list[str]:
