@@ -187,3 +187,12 @@ def test_projects_without_a_recipe_need_steps_and_artifacts(tmp_path: Path) -> N
                    'steps = [["make"]]\n')
     with pytest.raises(bench.MlccError, match="artifacts"):
         bench.load_projects(bad)
+
+
+def test_time_verdict_without_optimized_units_blames_start_up_only() -> None:
+    total = {"cpu_ratio": 1.4, "wall_ratio": 1.4, "units": 0, "plain_commands": 10,
+             "mlcc_cpu": 14.0, "clang_cpu": 10.0}
+    text = bench.time_verdict(total, startup=0.12, interpreter=0.07)
+    assert "not met" in text and "optimized no unit" in text
+    assert "10 commands" in text and "1.20 s in all" in text and "bare interpreter is 0.07 s" in text
+    assert "three tool processes" not in text

@@ -157,10 +157,15 @@ class Config:
         return f"{project}|{self.compiler}|{self.level}|{self.mode}"
 
     def dirname(self) -> str:
-        # A warm rebuild happens where the single-shot build did: debug info and
-        # file names in the bitcode carry the paths, and the cache is keyed by it.
-        mode = "single" if self.mode == "warm" else self.mode
-        return "-".join(p.strip("-") for p in (self.compiler, self.level, mode) if p != "-")
+        """Where the build's tree is kept once built (it is built in BUILD_TREE)."""
+        return "-".join(p.strip("-") for p in (self.compiler, self.level, self.mode) if p != "-")
+
+
+# Every configuration of a project builds in the same directory, then the tree moves
+# to the configuration's own: paths compiled into the code (`__FILE__` in assertion
+# messages, .rodata) are then the same bytes for clang and mlcc, and a warm rebuild
+# sees the bitcode its single-shot build put in the decision cache.
+BUILD_TREE = "tree"
 
 
 def configs_for(levels: Sequence[str], modes: Sequence[str]) -> list[Config]:
@@ -588,7 +593,19 @@ def time_verdict(total: dict, startup: float | None = None, mode: str = "single"
     if target is None:
         return text + "; each trial is one more opt and code generation per unit the model decides for."
     text += f"; target ≤ {target:g}×: {'met' if ratio <= target else 'not met'}."
-    if ratio > target:
+    if ratio > target and not total["units"]:
+        commands = total["plain_commands"]
+        text += (f" mlcc optimized no unit (no model for this level): each of its {commands:.0f} "
+                 "commands was clang itself after Python started")
+        if startup is not None:
+            text += (f", {fmt_seconds(startup)} of CPU each (driver-speed benchmark), "
+                     f"{fmt_seconds(startup * commands)} in all")
+            if interpreter is not None:
+                text += (f", of which the bare interpreter is {fmt_seconds(interpreter)} "
+                         "(`python -c pass` with this installation's site-packages)")
+        text += (". A small native launcher that execs clang without starting Python when "
+                 "there is nothing to decide would remove it.")
+    elif ratio > target:
         b = total["breakdown"]
         extra = total["mlcc_cpu"] - total["clang_cpu"]
         only_mlcc = ", ".join(f"{STAGE_TITLES[k]} {fmt_seconds(b[k])}"
@@ -1246,14 +1263,19 @@ def run(*, profile_name: str = "quick", only: Sequence[str] = (), json_path: Pat
                       refresh_per_second=2) as bar:
             task = bar.add_task("building", total=len(todo), log=None)
             for project, config in todo:
+                tree = workdir / project.name / BUILD_TREE
                 target = workdir / project.name / config.dirname()
                 bar.update(task, description=f"{project.name}: {config.label}",
-                           log=target / "mlcc.log" if config.compiler == "mlcc" else None)
+                           log=tree / "mlcc.log" if config.compiler == "mlcc" else None)
                 try:
-                    record = build(project, config, target, jobs)
+                    record = build(project, config, tree, jobs)
                 except KeyboardInterrupt:
                     _kill_children()
                     raise
+                shutil.rmtree(target, ignore_errors=True)
+                if tree.exists():
+                    tree.rename(target)
+                    record["workdir"] = str(target)
                 results["runs"][config.key(project.name)] = record
                 save_results(json_path, results)
                 status = ("[green]ok[/]" if record["ok"] else "[red]failed[/]")
