@@ -15,6 +15,7 @@ so objects are the same with or without it.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -128,7 +129,7 @@ def _exchange(path: str, request: bytes) -> bytes | None:
         except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
             return None
         except OSError as exc:  # not a socket, or a socket file left by a dead server
-            if exc.errno in (88, 111):  # ENOTSOCK, ECONNREFUSED
+            if exc.errno in (errno.ENOTSOCK, errno.ECONNREFUSED):
                 return None
             raise
         conn.settimeout(REPLY_WAIT)
