@@ -148,6 +148,31 @@ def _exchange(path: str, request: bytes) -> bytes | None:
         conn.close()
 
 
+def servers(directory: str | None = None) -> list[dict]:
+    """Every server of this user that answers, with its status (pid, CPU seconds,
+    units answered, start time, idle limit, socket); for `mlcc-tool server`."""
+    directory = directory or runtime_dir()
+    found: list[dict] = []
+    if directory is None:
+        return found
+    request = json.dumps({"protocol": PROTOCOL, "op": "status"}).encode() + b"\n"
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return found
+    for name in names:
+        if name.endswith(".sock"):
+            path = os.path.join(directory, name)
+            try:
+                reply = _exchange(path, request)
+                if reply is not None:
+                    found.append({**json.loads(reply), "socket": path,
+                                  "current": path == socket_path(directory)})
+            except (OSError, ValueError):
+                continue
+    return found
+
+
 def stop_all(directory: str) -> dict:
     """Stop every server with a socket in `directory` (a runtime directory's mlcc/);
     return {"servers": how many answered, "cpu": their CPU seconds}. For benchmarks,
@@ -188,6 +213,8 @@ def _start(path: str, idle: float) -> None:
 
 # --- the server's side --------------------------------------------------------
 
+_STATUS: dict = {}  # what `status` reports besides pid and CPU
+
 def serve(path: str, idle: float) -> None:
     """Answer requests at `path` until idle for `idle` seconds; return at once if
     another server already holds the socket's lock."""
@@ -211,6 +238,7 @@ def serve(path: str, idle: float) -> None:
         finally:
             os.umask(old_umask)
         listener.listen(64)
+        _STATUS.update(started=time.time(), idle=idle, answered=0)
         try:
             os.unlink(path + ".failed")
         except FileNotFoundError:
@@ -224,8 +252,11 @@ def serve(path: str, idle: float) -> None:
             except socket.timeout:
                 break
             with conn:
-                if _answer(conn, model) == "stop":
-                    break
+                op = _answer(conn, model)
+            if op == "stop":
+                break
+            if op == "rank":
+                _STATUS["answered"] += 1
     finally:
         try:
             os.unlink(path)
@@ -252,10 +283,11 @@ def _answer(conn: socket.socket, model) -> str:
         op = request.get("op", "rank")
         if request.get("protocol") != PROTOCOL:
             reply = {"error": f"protocol {request.get('protocol')} is not {PROTOCOL}"}
-        elif op == "stop":
+        elif op in ("stop", "status"):
             usage = resource.getrusage(resource.RUSAGE_SELF)
-            conn.sendall(json.dumps({"cpu": usage.ru_utime + usage.ru_stime}).encode())
-            return "stop"
+            conn.sendall(json.dumps({"cpu": usage.ru_utime + usage.ru_stime, "pid": os.getpid(),
+                                     **_STATUS}).encode())
+            return op
         else:
             try:
                 d = model.rank(str(request["bitcode"]), str(request["opt_level"]),

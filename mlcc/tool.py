@@ -112,6 +112,38 @@ def cache_clear(directory: str | None) -> None:
     click.echo(f"removed {c.clear()} entries from {c.directory}")
 
 
+@main.group()
+def server() -> None:
+    """The model server that keeps the model loaded for a build (docs/USAGE.md)."""
+
+
+@server.command("status")
+@click.option("--json", "as_json", is_flag=True)
+def server_status(as_json: bool) -> None:
+    """The model servers running for this user."""
+    import time
+    from mlcc import model_server
+    found = model_server.servers()
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    if not found:
+        click.echo("no model server running")
+    for s in found:
+        click.echo(f"pid {s['pid']}: {s['answered']} units answered, {s['cpu']:.2f} s CPU, up "
+                   f"{time.time() - s['started']:.0f} s, exits after {s['idle']:g} s idle"
+                   f"{'' if s['current'] else ' (another mlcc version)'}; {s['socket']}")
+
+
+@server.command("stop")
+def server_stop() -> None:
+    """Stop every model server of this user (the next compile starts a new one)."""
+    from mlcc import model_server
+    directory = model_server.runtime_dir()
+    stopped = model_server.stop_all(directory) if directory else {"servers": 0}
+    click.echo(f"stopped {stopped['servers']} model server(s)")
+
+
 @main.command()
 @click.argument("log", required=False, type=click.Path(exists=True, dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")

@@ -152,3 +152,19 @@ def test_a_runtime_directory_too_deep_for_a_socket_is_not_used(work: Path, tmp_p
     deep.mkdir(mode=0o700)
     entry = _compile(work, deep, "a.o")
     assert entry["model_via"] == "in process (the runtime directory's path is too long for a socket)"
+
+
+def test_mlcc_tool_shows_and_stops_the_server(work: Path, runtime: Path):
+    _compile(work, runtime, "a.o")
+    env = mlcc_env(XDG_RUNTIME_DIR=str(runtime))
+    tool = shutil.which("mlcc-tool")
+    status = subprocess.run([tool, "server", "status", "--json"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert status.returncode == 0, status.stderr
+    [server] = json.loads(status.stdout)
+    assert server["answered"] == 1 and server["current"] and server["cpu"] > 0
+    stop = subprocess.run([tool, "server", "stop"], env=env, capture_output=True, text=True, timeout=60)
+    assert stop.stdout.strip() == "stopped 1 model server(s)"
+    after = subprocess.run([tool, "server", "status"], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert after.stdout.strip() == "no model server running"
