@@ -132,7 +132,7 @@ def server_status(as_json: bool) -> None:
     for s in found:
         click.echo(f"pid {s['pid']}: {s['answered']} units answered, {s['cpu']:.2f} s CPU, up "
                    f"{time.time() - s['started']:.0f} s, exits after {s['idle']:g} s idle"
-                   f"{'' if s['current'] else ' (another mlcc version)'}; {s['socket']}")
+                   f"{'' if s['current'] else ' (another mlcc or Python)'}; {s['socket']}")
 
 
 @server.command("stop")
