@@ -91,18 +91,19 @@ def ask(bitcode: str, opt_level: str, model_path: str, idle: float):
             return None, "in process (the server failed to start recently)"
     except OSError:
         pass
-    request = json.dumps({"protocol": PROTOCOL, "bitcode": os.path.abspath(bitcode),
-                          "opt_level": opt_level, "model": os.path.abspath(model_path)})
+    request = (json.dumps({"protocol": PROTOCOL, "bitcode": os.path.abspath(bitcode),
+                           "opt_level": opt_level, "model": os.path.abspath(model_path)})
+               + "\n").encode()
     how = "server"
     try:
-        reply = _exchange(path, request.encode() + b"\n")
+        reply = _exchange(path, request)
         if reply is None:
             _start(path, idle)
             how = "server (started)"
             deadline = time.monotonic() + START_WAIT
             while reply is None and time.monotonic() < deadline:
                 time.sleep(0.02)
-                reply = _exchange(path, request.encode() + b"\n")
+                reply = _exchange(path, request)
             if reply is None:
                 with open(failed, "w"):
                     pass
@@ -152,25 +153,11 @@ def servers(directory: str | None = None) -> list[dict]:
     """Every server of this user that answers, with its status (pid, CPU seconds,
     units answered, start time, idle limit, socket); for `mlcc-tool server`."""
     directory = directory or runtime_dir()
-    found: list[dict] = []
     if directory is None:
-        return found
-    request = json.dumps({"protocol": PROTOCOL, "op": "status"}).encode() + b"\n"
-    try:
-        names = sorted(os.listdir(directory))
-    except OSError:
-        return found
-    for name in names:
-        if name.endswith(".sock"):
-            path = os.path.join(directory, name)
-            try:
-                reply = _exchange(path, request)
-                if reply is not None:
-                    found.append({**json.loads(reply), "socket": path,
-                                  "current": path == socket_path(directory)})
-            except (OSError, ValueError):
-                continue
-    return found
+        return []
+    current = socket_path(directory)
+    return [{**answer, "socket": path, "current": path == current}
+            for path, answer in _ask_each(directory, "status")]
 
 
 def stop_all(directory: str) -> dict:
@@ -178,27 +165,34 @@ def stop_all(directory: str) -> dict:
     return {"servers": how many answered, "cpu": their CPU seconds}. For benchmarks,
     which must count the servers' CPU time with the build's."""
     found = {"servers": 0, "cpu": 0.0}
+    for path, answer in _ask_each(directory, "stop"):
+        found["cpu"] += float(answer["cpu"])
+        found["servers"] += 1
+        deadline = time.monotonic() + 5.0  # stopped means gone: it removes its socket last
+        while os.path.exists(path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return found
+
+
+def _ask_each(directory: str, op: str):
+    """(socket path, answer) of every server in `directory` that answers `op`; files
+    left by servers that died are passed over."""
+    request = (json.dumps({"protocol": PROTOCOL, "op": op}) + "\n").encode()
     try:
         names = sorted(os.listdir(directory))
     except OSError:
-        return found
-    request = json.dumps({"protocol": PROTOCOL, "op": "stop"}).encode() + b"\n"
+        return
     for name in names:
         if not name.endswith(".sock"):
             continue
         path = os.path.join(directory, name)
         try:
             reply = _exchange(path, request)
-            if reply is None:
-                continue  # a file left by a server that died
-            found["cpu"] += float(json.loads(reply)["cpu"])
-            found["servers"] += 1
-        except (OSError, ValueError, KeyError, TypeError):
+            answer = json.loads(reply) if reply is not None else None
+        except (OSError, ValueError):
             continue
-        deadline = time.monotonic() + 5.0  # stopped means gone: it removes its socket last
-        while os.path.exists(path) and time.monotonic() < deadline:
-            time.sleep(0.01)
-    return found
+        if isinstance(answer, dict) and isinstance(answer.get("cpu"), (int, float)):
+            yield path, answer
 
 
 def _start(path: str, idle: float) -> None:
