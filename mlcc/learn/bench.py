@@ -581,6 +581,15 @@ def interpreter_cost(speed: dict | None) -> float | None:
         return None
 
 
+def _startup_text(startup: float, commands: float, interpreter: float | None) -> str:
+    text = (f"{fmt_seconds(startup)} each (driver-speed benchmark), "
+            f"{fmt_seconds(startup * commands)} in all")
+    if interpreter is not None:
+        text += (f", of which the bare interpreter is {fmt_seconds(interpreter)} "
+                 "(`python -c pass` with this installation's site-packages)")
+    return text
+
+
 def time_verdict(total: dict, startup: float | None = None, mode: str = "single",
                  interpreter: float | None = None) -> str:
     """One paragraph on the build-time target, and where the extra time goes when it is missed."""
@@ -598,11 +607,7 @@ def time_verdict(total: dict, startup: float | None = None, mode: str = "single"
         text += (f" mlcc optimized no unit (no model for this level): each of its {commands:.0f} "
                  "commands was clang itself after Python started")
         if startup is not None:
-            text += (f", {fmt_seconds(startup)} of CPU each (driver-speed benchmark), "
-                     f"{fmt_seconds(startup * commands)} in all")
-            if interpreter is not None:
-                text += (f", of which the bare interpreter is {fmt_seconds(interpreter)} "
-                         "(`python -c pass` with this installation's site-packages)")
+            text += ", " + _startup_text(startup, commands, interpreter)
         text += (". A small native launcher that execs clang without starting Python when "
                  "there is nothing to decide would remove it.")
     elif ratio > target:
@@ -617,11 +622,7 @@ def time_verdict(total: dict, startup: float | None = None, mode: str = "single"
         commands = total["units"] + total["plain_commands"]
         if startup is not None:
             text += (f", plus Python start-up in each of its {commands:.0f} commands: "
-                     f"{fmt_seconds(startup)} each (driver-speed benchmark), "
-                     f"{fmt_seconds(startup * commands)} in all")
-            if interpreter is not None:
-                text += (f", of which the bare interpreter is {fmt_seconds(interpreter)} "
-                         "(`python -c pass` with this installation's site-packages)")
+                     + _startup_text(startup, commands, interpreter))
         text += "."
         if total.get("server_cpu"):
             text += (f" The model runs in a model server per build (its CPU, "
