@@ -17,9 +17,9 @@ from mlcc.trials import UnitBuilder, trial_pipelines
 def target_info(tools: Toolchain, unit: UnitPlan, bitcode: str, settings: Settings):
     """(opt flags, clang's own pipeline text) for this unit's flags, asked of clang once
     per (clang, flags, directory) and remembered in the cache."""
-    from mlcc.cache import DecisionCache, make_text_key
+    from mlcc.cache import make_text_key
 
-    cache = None if settings.no_cache else DecisionCache(settings.cache or None)
+    cache = open_cache(settings)
     if cache is not None:
         st = os.stat(tools.clang)
         key = make_text_key("target-info", tools.clang, st.st_size, st.st_mtime_ns,
@@ -35,17 +35,27 @@ def target_info(tools: Toolchain, unit: UnitPlan, bitcode: str, settings: Settin
     return flags, text
 
 
-def decide(builder: UnitBuilder, cmd: Command, settings: Settings, times: dict):
+def open_cache(settings: Settings):
+    """The decision cache, or None when turned off."""
+    if settings.no_cache:
+        return None
+    from mlcc.cache import DecisionCache
+    return DecisionCache(settings.cache or None)
+
+
+def decision_key(builder: UnitBuilder, cmd: Command, settings: Settings) -> str:
+    """Everything that decides a unit's pipeline: its bitcode, flags, model and settings."""
+    from mlcc.cache import make_key
+
+    identity = model.identity_for(cmd.opt_level, settings)
+    return make_key(builder.bitcode, builder.unit.codegen_args, builder.target_flags,
+                    identity, settings.trials, settings.search, settings.pipeline, cmd.opt_level)
+
+
+def decide(builder: UnitBuilder, cmd: Command, settings: Settings, times: dict, cache, key):
     """The pipeline for a unit: from the cache, else the model (and trials); returns
     (decision, built or None, cache note)."""
-    from mlcc.cache import DecisionCache, make_key
-
-    cache = None if settings.no_cache else DecisionCache(settings.cache or None)
-    key = None
     if cache is not None:
-        identity = model.identity_for(cmd.opt_level, settings)
-        key = make_key(builder.bitcode, builder.unit.codegen_args, builder.target_flags,
-                       identity, settings.trials, settings.search, settings.pipeline, cmd.opt_level)
         entry = cache.get(key)
         if entry is not None and isinstance(entry.get("pipeline"), str):
             return model.Decision(entry["pipeline"], "cache", scores=entry.get("scores", {})), None, "hit"

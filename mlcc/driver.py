@@ -19,6 +19,7 @@ from mlcc.args import Command
 from mlcc.errors import MlccError, ToolchainMissing, ToolFailed
 from mlcc.link import link
 from mlcc.objective import object_size
+from mlcc.output_cache import fetch_or_build, output_key, tool_identity
 from mlcc.plan import OptimizePlan, UnitPlan
 from mlcc.settings import Settings
 from mlcc.toolchain import Toolchain, for_driver
@@ -128,10 +129,10 @@ def _with_clangs_pipeline(unit: UnitPlan, tools: Toolchain, bitcode: str,
 def _optimize_unit(unit: UnitPlan, cmd: Command, tools: Toolchain, settings: Settings, tmp: str,
                    stem: str, bitcode: str, times: dict):
     """Decide, run opt, generate code; if a tool fails, clang's own pipeline with a warning.
-    Returns (output, diagnostics, decision, fallback reason or None, cache note)."""
+    Returns (output, diagnostics, decision, fallback reason or None, cache notes)."""
     fallback = None
     decision = model.Decision(pipeline.clang_pipeline(cmd.opt_level), "clang-default")
-    cache_note = "off"
+    notes = {"cache": "off", "output_cache": "off"}
     builder = None
     try:
         start = time.perf_counter()
@@ -140,19 +141,51 @@ def _optimize_unit(unit: UnitPlan, cmd: Command, tools: Toolchain, settings: Set
         builder = UnitBuilder(unit, tools, settings, tmp, stem, bitcode, target_flags,
                               cmd.opt_level, clang_text,
                               timeout=stage_timeout(settings, times["frontend"]))
-        decision, built, cache_note = decide.decide(builder, cmd, settings, times)
-        if built is None:
-            built = builder.build(decision.pipeline)
-        output, diagnostics = built.output, built.diagnostics
+        cache = decide.open_cache(settings)
+        key = decide.decision_key(builder, cmd, settings) if cache is not None else None
+        decision, built, notes["cache"] = decide.decide(builder, cmd, settings, times, cache, key)
+
+        def build() -> tuple[str, str]:
+            done = built or builder.build(decision.pipeline)
+            return done.output, done.diagnostics
+
+        if key is not None:
+            key = output_key(key, decision.pipeline, tool_identity(tools.clang, tools.opt),
+                             unit.emit_assembly)
+        output, diagnostics, notes["output_cache"] = fetch_or_build(
+            cache, key, os.path.join(tmp, stem + ".cached" + _suffix(unit)), build)
     except (ToolFailed, ToolchainMissing) as exc:
         fallback = str(exc)
-        output = os.path.join(tmp, f"{stem}.fallback" + (".s" if unit.emit_assembly else ".o"))
+        output = os.path.join(tmp, f"{stem}.fallback" + _suffix(unit))
         diagnostics, times["fallback"] = _with_clangs_pipeline(unit, tools, bitcode, output)
         print(f"mlcc: warning: {fallback}; compiled {unit.source} with clang's own pipeline",
               file=sys.stderr)
     if builder is not None:
         times.update(builder.times)
-    return output, diagnostics, decision, fallback, cache_note
+    return output, diagnostics, decision, fallback, notes
+
+
+def _suffix(unit: UnitPlan) -> str:
+    return ".s" if unit.emit_assembly else ".o"
+
+
+def _small_unit_output(unit: UnitPlan, cmd: Command, tools: Toolchain, settings: Settings,
+                       tmp: str, stem: str, bitcode: str, times: dict) -> tuple[str, str, str]:
+    """A small unit through clang's pipeline in one clang process, or from the output cache.
+    Returns (output, diagnostics, output cache note)."""
+    cache = decide.open_cache(settings)
+    key = None
+    if cache is not None:
+        from mlcc.cache import make_key
+        key = output_key(make_key(bitcode, "small unit", unit.codegen_args, cmd.opt_level),
+                         pipeline.CLANG, tool_identity(tools.clang), unit.emit_assembly)
+    output = os.path.join(tmp, stem + _suffix(unit))
+
+    def build() -> tuple[str, str]:
+        diagnostics, times["codegen"] = _with_clangs_pipeline(unit, tools, bitcode, output)
+        return output, diagnostics
+
+    return fetch_or_build(cache, key, os.path.join(tmp, stem + ".cached" + _suffix(unit)), build)
 
 
 def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
@@ -171,12 +204,12 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
             "argv": list(cmd.argv), "codegen_args": list(unit.codegen_args)})
 
     if _small_unit(bitcode, settings):
-        output = os.path.join(tmp, stem + (".s" if unit.emit_assembly else ".o"))
-        diagnostics, times["codegen"] = _with_clangs_pipeline(unit, tools, bitcode, output)
+        output, diagnostics, output_note = _small_unit_output(
+            unit, cmd, tools, settings, tmp, stem, bitcode, times)
         decision = model.Decision(pipeline.clang_pipeline(cmd.opt_level), "clang-default: small unit")
-        fallback, cache_note = None, "off"
+        fallback, notes = None, {"cache": "off", "output_cache": output_note}
     else:
-        output, diagnostics, decision, fallback, cache_note = _optimize_unit(
+        output, diagnostics, decision, fallback, notes = _optimize_unit(
             unit, cmd, tools, settings, tmp, stem, bitcode, times)
     sys.stderr.write(diagnostics)
     if settings.verbose:
@@ -191,7 +224,7 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
             "pipeline": decision.pipeline if not fallback else pipeline.clang_pipeline(cmd.opt_level),
             "decision": decision.source, "scores": decision.scores, "fallback": fallback,
             "model_via": decision.via,
-            "cache": cache_note, "seconds": {k: round(v, 4) for k, v in times.items()},
+            **notes, "seconds": {k: round(v, 4) for k, v in times.items()},
             "size": None if unit.emit_assembly else object_size(output)})
     return output
 

@@ -58,9 +58,7 @@ def setup_report() -> dict:
         except ToolchainMissing as exc:
             report["tools"][name] = {"error": str(exc)}
     report["model"] = model.identity()
-    from mlcc.cache import DecisionCache
-    import os
-    report["cache"] = DecisionCache(os.environ.get("MLCC_CACHE") or None).stats()
+    report["cache"] = _cache_stats(None)
     return report
 
 
@@ -77,12 +75,13 @@ def version(as_json: bool = False) -> None:
         click.echo(f"  {name:8} {info.get('path', '-')}  {info.get('version', info.get('error'))}")
     click.echo(f"  model    {report['model']}")
     c = report["cache"]
-    click.echo(f"  cache    {c['directory']} ({c['entries']} entries, {c['bytes']} bytes)")
+    click.echo(f"  cache    {c['directory']} ({c['entries']} entries, {c['bytes']} bytes; "
+               f"{c['outputs']} outputs, {c['output_bytes']} bytes)")
 
 
 @main.group()
 def cache() -> None:
-    """The decision cache (which pipeline each unchanged file gets)."""
+    """The decision cache (which pipeline each unchanged file gets) and the outputs it keeps."""
 
 
 def _cache(directory: str | None):
@@ -91,25 +90,34 @@ def _cache(directory: str | None):
     return DecisionCache(directory or os.environ.get("MLCC_CACHE") or None)
 
 
+def _cache_stats(directory: str | None) -> dict:
+    from mlcc.output_cache import OutputCache
+    decisions = _cache(directory)
+    return {**decisions.stats(), **OutputCache(decisions).stats()}
+
+
 @cache.command("stats")
 @click.option("--dir", "directory", default=None, help="Cache directory (default: MLCC_CACHE or XDG).")
 @click.option("--json", "as_json", is_flag=True)
 def cache_stats(directory: str | None, as_json: bool) -> None:
-    """Entries and bytes in the decision cache."""
-    stats = _cache(directory).stats()
+    """Entries and bytes in the decision cache and its finished outputs."""
+    stats = _cache_stats(directory)
     if as_json:
         click.echo(json.dumps(stats, indent=2))
     else:
         click.echo(f"{stats['directory']}: {stats['entries']} entries, {stats['bytes']} bytes "
-                   f"(limit {stats['limit']} entries)")
+                   f"(limit {stats['limit']} entries); {stats['outputs']} outputs, "
+                   f"{stats['output_bytes']} bytes (limit {stats['output_limit']} bytes)")
 
 
 @cache.command("clear")
 @click.option("--dir", "directory", default=None)
 def cache_clear(directory: str | None) -> None:
-    """Remove every entry of the decision cache."""
+    """Remove every entry of the decision cache and every kept output."""
+    from mlcc.output_cache import OutputCache
     c = _cache(directory)
-    click.echo(f"removed {c.clear()} entries from {c.directory}")
+    outputs = OutputCache(c).clear()
+    click.echo(f"removed {c.clear()} entries and {outputs} outputs from {c.directory}")
 
 
 @main.group()

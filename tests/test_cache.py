@@ -3,6 +3,7 @@ determinism cold and warm, trials never larger than clang."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -115,3 +116,112 @@ def test_deterministic_cold_and_warm(work: Path, tmp_path: Path):
         assert _compile(work, _env(cache), out=f"d{run}.o").returncode == 0
         outputs.append((work / f"d{run}.o").read_bytes())
     assert outputs[0] == outputs[1] == outputs[2]
+
+
+# --- the finished outputs the cache keeps (mlcc/output_cache.py) ---
+
+def _seconds(entry: dict, stage: str) -> float:
+    return entry["seconds"].get(stage, 0.0)
+
+
+@pytest.mark.parametrize("small_unit", ["0", "100000"], ids=["model path", "small unit"])
+@pytest.mark.parametrize("mode", ["-c", "-S"])
+def test_warm_rebuild_takes_the_output_from_the_cache(small_unit, mode, work: Path, tmp_path: Path):
+    cache, log = tmp_path / "cache", tmp_path / "log"
+    env = _env(cache, MLCC_LOG=str(log), MLCC_SMALL_UNIT=small_unit)
+    out = "u.s" if mode == "-S" else "u.o"
+    for name in ("a", "b"):
+        proc = subprocess.run([MLCC, "-Oz", mode, "src/util.c", "-o", f"{name}-{out}"], cwd=work,
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+    cold, warm = _log(log)
+    assert (cold["output_cache"], warm["output_cache"]) == ("miss", "hit")
+    assert _seconds(cold, "codegen") > 0
+    assert _seconds(warm, "opt") == _seconds(warm, "codegen") == 0.0
+    assert (work / f"a-{out}").read_bytes() == (work / f"b-{out}").read_bytes()
+    nocache = subprocess.run([MLCC, "-Oz", mode, "src/util.c", "-o", f"c-{out}"], cwd=work,
+                             env=_env(cache, MLCC_SMALL_UNIT=small_unit, MLCC_NO_CACHE="1"))
+    assert nocache.returncode == 0
+    assert (work / f"c-{out}").read_bytes() == (work / f"a-{out}").read_bytes()
+
+
+def test_code_generators_warnings_come_back_on_a_hit(work: Path, tmp_path: Path):
+    """-Wframe-larger-than is reported by code generation: a hit must say it again.
+    (Code generation from bitcode words it differently from clang on the source,
+    without the source line: docs/USAGE.md, "Differences from clang".)"""
+    (work / "frame.c").write_text("int g(char *);\nint f(void) { char b[512]; return g(b); }\n")
+    argv = ["-Oz", "-Wframe-larger-than=64", "-c", "frame.c", "-o", "f.o"]
+    theirs = subprocess.run(["clang-19", *argv], cwd=work, capture_output=True, text=True)
+    assert "frame size" in theirs.stderr
+    log = tmp_path / "log"
+    env = _env(tmp_path / "cache", MLCC_LOG=str(log))
+    runs = [subprocess.run([MLCC, *argv], cwd=work, env=env, capture_output=True, text=True,
+                           timeout=300) for _ in range(2)]
+    assert [e["output_cache"] for e in _log(log)] == ["miss", "hit"]
+    assert runs[0].returncode == runs[1].returncode == 0
+    assert "stack frame size (520) exceeds limit (64)" in runs[0].stderr
+    assert runs[1].stderr == runs[0].stderr
+
+
+def test_damaged_or_missing_output_is_rebuilt(work: Path, tmp_path: Path):
+    from mlcc.output_cache import OutputCache
+
+    cache, log = tmp_path / "cache", tmp_path / "log"
+    env = _env(cache, MLCC_LOG=str(log))
+    assert _compile(work, env, out="a.o").returncode == 0
+    outputs = OutputCache(DecisionCache(cache))
+    (stored,) = outputs.files()
+    stored.write_bytes(b"\x7fELF not the object that was built")
+    assert _compile(work, env, out="b.o").returncode == 0
+    (stored,) = outputs.files()
+    stored.unlink()
+    assert _compile(work, env, out="c.o").returncode == 0
+    assert _compile(work, env, out="d.o").returncode == 0
+    assert [e["output_cache"] for e in _log(log)] == ["miss", "miss", "miss", "hit"]
+    objects = {(work / f"{n}.o").read_bytes() for n in "abcd"}
+    assert len(objects) == 1
+
+
+def test_another_clang_is_another_key(work: Path, tmp_path: Path):
+    """The tools' path, size and time are in the key: a new LLVM never gets an old object."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("clang-19", "opt-19"):
+        (bindir / tool).symlink_to(shutil.which(tool))
+    cache, log = tmp_path / "cache", tmp_path / "log"
+    assert _compile(work, _env(cache, MLCC_LOG=str(log)), out="a.o").returncode == 0
+    other = _env(cache, MLCC_LOG=str(log), MLCC_LLVM_BIN=str(bindir))
+    assert _compile(work, other, out="b.o").returncode == 0
+    assert [e["output_cache"] for e in _log(log)] == ["miss", "miss"]
+
+
+def test_output_cache_prunes_least_recently_used(tmp_path: Path):
+    from mlcc.output_cache import OutputCache
+
+    outputs = OutputCache(DecisionCache(tmp_path / "c"))
+    for i in range(5):
+        built = tmp_path / f"{i}.o"
+        built.write_bytes(bytes([i]) * 1000)
+        assert outputs.store(f"{i:064x}", str(built), f"warning {i}\n")
+        os.utime(outputs._path(hashlib.sha256(built.read_bytes()).hexdigest()), (i, i))
+    assert outputs.fetch(f"{0:064x}", str(tmp_path / "back.o")) == "warning 0\n"  # used: newest now
+    assert outputs.prune(max_bytes=2500) == 3
+    assert outputs.fetch(f"{0:064x}", str(tmp_path / "back.o")) == "warning 0\n"
+    assert outputs.fetch(f"{4:064x}", str(tmp_path / "back.o")) == "warning 4\n"
+    assert outputs.fetch(f"{1:064x}", str(tmp_path / "back.o")) is None
+    assert outputs.stats()["outputs"] == 2
+
+
+def test_cache_tool_counts_and_clears_outputs(work: Path, tmp_path: Path):
+    cache = tmp_path / "cache"
+    assert _compile(work, _env(cache)).returncode == 0
+    tool = shutil.which("mlcc-tool")
+    stats = subprocess.run([tool, "cache", "stats", "--dir", str(cache), "--json"],
+                           capture_output=True, text=True, check=True)
+    assert json.loads(stats.stdout)["outputs"] == 1
+    cleared = subprocess.run([tool, "cache", "clear", "--dir", str(cache)],
+                             capture_output=True, text=True, check=True)
+    assert "1 outputs" in cleared.stdout
+    stats = subprocess.run([tool, "cache", "stats", "--dir", str(cache), "--json"],
+                           capture_output=True, text=True, check=True)
+    assert json.loads(stats.stdout)["outputs"] == json.loads(stats.stdout)["entries"] == 0
