@@ -380,6 +380,9 @@ def retrain(directories, out, work, level, explore_units, n_random, greedy, k_ma
               default="bench-results.json", show_default=True,
               help="Results file; builds already in it are not redone.")
 @click.option("--fresh", is_flag=True, help="Ignore the results file's builds and start over.")
+@click.option("--redo", multiple=True, metavar="CONFIG",
+              help="Build this configuration again even if the results file has it, e.g. "
+                   "'mlcc -Oz warm' or 'clang -Oz' (repeatable).")
 @click.option("--driver-speed", is_flag=True,
               help="Instead of building projects: time the driver alone on a tiny file and sqlite3.c.")
 @click.option("--report", "report_only", is_flag=True,
@@ -392,7 +395,7 @@ def retrain(directories, out, work, level, explore_units, n_random, greedy, k_ma
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Where projects are built (default: $MLCC_DATA/bench, else ~/.cache/mlcc/bench).")
 @click.option("--jobs", "-j", default=2, show_default=True, help="Parallel jobs of each build.")
-def bench(profile, only, json_path, fresh, driver_speed, report_only, markdown, plots_dir, no_docs,
+def bench(profile, only, json_path, fresh, redo, driver_speed, report_only, markdown, plots_dir, no_docs,
           workdir, jobs) -> None:
     """Code size and build time of real projects built with mlcc against clang-19.
 
@@ -407,7 +410,7 @@ def bench(profile, only, json_path, fresh, driver_speed, report_only, markdown, 
     try:
         status = bench_lib.run(profile_name=profile, only=only, json_path=json_path,
                                markdown=markdown, plots_dir=plots_dir, workdir=workdir, jobs=jobs,
-                               fresh=fresh, speed=driver_speed, report_only=report_only,
+                               fresh=fresh, redo=redo, speed=driver_speed, report_only=report_only,
                                write_docs=not no_docs, command=command)
     except MlccError as exc:
         raise click.ClickException(str(exc))

@@ -60,11 +60,11 @@ LEVELS = ("-Oz", "-Os")
 # mode -> MLCC_TRIALS: single-shot trusts the model; trials builds clang's
 # pipeline and the model's top K (a bare -fmlcc-trials) and keeps the smallest object.
 # "warm" is single-shot again, from a fresh copy of the sources in the same
-# directory, with the decision cache the "single" build left: an unchanged
+# directory, with the cache (decisions and finished objects) the "single" build left: an unchanged
 # project rebuilt (it runs after "single").
 MODES = {"single": 0, "trials": DEFAULT_TRIALS, "warm": 0}
 MODE_TITLES = {"single": "single-shot", "trials": f"trials (MLCC_TRIALS={MODES['trials']})",
-               "warm": "single-shot rebuild, warm decision cache"}
+               "warm": "single-shot rebuild, warm cache"}
 
 # The issues' targets (mode -> build CPU over clang's), reported and never enforced:
 # single-shot builds at most 1.3x clang's, a warm-cache rebuild within 15%.
@@ -1223,8 +1223,8 @@ def default_markdown() -> Path:
 
 def run(*, profile_name: str = "quick", only: Sequence[str] = (), json_path: Path = Path("bench-results.json"),
         markdown: Path | None = None, plots_dir: Path | None = None, workdir: Path | None = None,
-        jobs: int = 2, fresh: bool = False, speed: bool = False, report_only: bool = False,
-        write_docs: bool = True, command: str = "") -> int:
+        jobs: int = 2, fresh: bool = False, redo: Sequence[str] = (), speed: bool = False,
+        report_only: bool = False, write_docs: bool = True, command: str = "") -> int:
     """The `mlcc-tool bench` command; returns 1 if a build failed, else 0."""
     from rich.console import Console
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
@@ -1253,8 +1253,12 @@ def run(*, profile_name: str = "quick", only: Sequence[str] = (), json_path: Pat
 
     if not report_only and not speed:
         configs = configs_for(profile.levels, profile.modes)
+        unknown = set(redo) - {c.label for c in configs}
+        if unknown:
+            raise MlccError(f"--redo: no configuration {', '.join(sorted(unknown))} in the "
+                            f"{profile.name} profile ({', '.join(c.label for c in configs)})")
         todo = [(p, c) for p in selected for c in configs
-                if not results["runs"].get(c.key(p.name), {}).get("ok")]
+                if c.label in redo or not results["runs"].get(c.key(p.name), {}).get("ok")]
         done_before = len(selected) * len(configs) - len(todo)
         console.print(f"{len(selected)} projects × {len(configs)} builds "
                       f"({', '.join(c.label for c in configs)}): {len(todo)} to build"
