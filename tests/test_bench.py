@@ -18,6 +18,7 @@ def _log_line(**entry) -> str:
 LOG_LINES = [
     _log_line(path="optimize", source="a.c", cwd="/w/src", output="a.o", opt_level="z",
               pipeline="default<Oz>", decision="model", cache="miss", fallback=None, size=100,
+              output_cache="hit",
               seconds={"frontend": 0.5, "target": 0.1, "model": 0.2, "opt": 0.3, "codegen": 0.4}),
     _log_line(path="optimize", source="b.c", cwd="/w/src/lib", output="../obj/b.o", opt_level="z",
               pipeline="instcombine,simplifycfg", decision="model", cache="miss", fallback=None,
@@ -44,6 +45,7 @@ def test_log_lines_aggregate_into_seconds_per_stage() -> None:
     assert summary["fallbacks"] == 1
     assert summary["model_pipelines"] == 1
     assert summary["cache"] == {"miss": 3}
+    assert summary["output_hits"] == 1
     assert summary["stages"] == pytest.approx({"frontend": 1.75, "target": 0.15, "model": 0.8,
                                                "opt": 0.8, "codegen": 0.9, "fallback": 0.6})
     assert summary["log_sizes"] == {"src/a.o": 100, "src/obj/b.o": 50, "src/c.o": 70}
@@ -196,3 +198,19 @@ def test_time_verdict_without_optimized_units_blames_start_up_only() -> None:
     assert "not met" in text and "optimized no unit" in text
     assert "10 commands" in text and "1.20 s in all" in text and "bare interpreter is 0.07 s" in text
     assert "three tool processes" not in text
+
+
+def test_redo_names_a_configuration_of_the_profile(tmp_path: Path) -> None:
+    from mlcc.errors import MlccError
+
+    with pytest.raises(MlccError, match="no configuration mlcc -Oz lukewarm"):
+        bench.run(profile_name="quick", redo=["mlcc -Oz lukewarm"], json_path=tmp_path / "r.json",
+                  workdir=tmp_path / "w", write_docs=False)
+
+
+def test_time_verdict_of_a_warm_rebuild_counts_objects_from_the_cache() -> None:
+    total = {"cpu_ratio": 1.1, "wall_ratio": 1.1, "units": 12, "plain_commands": 3,
+             "mlcc_cpu": 11.0, "clang_cpu": 10.0, "output_hits": 12}
+    text = bench.time_verdict(total, mode="warm")
+    assert "target ≤ 1.15×: met" in text
+    assert "12 of its 12 units took their object from the cache" in text

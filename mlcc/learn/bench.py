@@ -309,7 +309,7 @@ def aggregate_log(entries: Iterable[dict], root: str | None = None) -> dict:
     relative to it, to pair log lines with the object files on disk.
     """
     stages = dict.fromkeys(STAGES, 0.0)
-    units = plain = fallbacks = model_pipelines = 0
+    units = plain = fallbacks = model_pipelines = output_hits = 0
     reasons: Counter[str] = Counter()
     cache: Counter[str] = Counter()
     sizes: dict[str, int] = {}
@@ -325,6 +325,7 @@ def aggregate_log(entries: Iterable[dict], root: str | None = None) -> dict:
             stages[stage] = stages.get(stage, 0.0) + float(seconds)
         fallbacks += bool(e.get("fallback"))
         cache[str(e.get("cache", "off"))] += 1
+        output_hits += e.get("output_cache") == "hit"
         if e.get("pipeline") and e.get("pipeline") != f"default<O{e.get('opt_level', 'z')}>":
             model_pipelines += 1
         if root and e.get("output") and e.get("size") is not None:
@@ -333,7 +334,7 @@ def aggregate_log(entries: Iterable[dict], root: str | None = None) -> dict:
     return {
         "units": units, "plain_commands": plain, "plain_reasons": dict(reasons.most_common()),
         "fallbacks": fallbacks, "model_pipelines": model_pipelines, "cache": dict(cache),
-        "stages": {k: round(v, 3) for k, v in stages.items()}, "log_sizes": sizes,
+        "output_hits": output_hits, "stages": {k: round(v, 3) for k, v in stages.items()}, "log_sizes": sizes,
     }
 
 
@@ -520,6 +521,7 @@ def summarize_pair(clang: dict | None, mlcc: dict | None) -> dict:
     row["plain_commands"] = mlcc["mlcc"]["plain_commands"]
     row["fallbacks"] = mlcc["mlcc"]["fallbacks"]
     row["model_pipelines"] = mlcc["mlcc"]["model_pipelines"]
+    row["output_hits"] = mlcc["mlcc"].get("output_hits", 0)
     row["breakdown"] = mlcc["breakdown"]
     row["server_cpu"] = float((mlcc.get("model_servers") or {}).get("cpu", 0.0))
     return row
@@ -550,7 +552,7 @@ def _totals(rows: list[dict]) -> dict:
     for key in ("artifact_clang", "artifact_mlcc", "objects_clang", "objects_mlcc", "files",
                 "files_smaller", "files_larger", "files_same", "clang_wall", "mlcc_wall",
                 "clang_cpu", "mlcc_cpu", "units", "plain_commands", "fallbacks", "model_pipelines",
-                "server_cpu"):
+                "server_cpu", "output_hits"):
         total[key] = round(sum(r[key] for r in rows), 2)
     total["artifact_gain"] = gain(total["artifact_clang"], total["artifact_mlcc"])
     total["objects_gain"] = gain(total["objects_clang"], total["objects_mlcc"])
@@ -602,6 +604,10 @@ def time_verdict(total: dict, startup: float | None = None, mode: str = "single"
     if target is None:
         return text + "; each trial is one more opt and code generation per unit the model decides for."
     text += f"; target ≤ {target:g}×: {'met' if ratio <= target else 'not met'}."
+    if total.get("output_hits"):
+        text += (f" {total['output_hits']:.0f} of its {total['units']:.0f} units took their object "
+                 "from the cache: only the front end ran for them (it makes the bitcode the "
+                 "cache key is hashed from, and the dependency file).")
     if ratio > target and not total["units"]:
         commands = total["plain_commands"]
         text += (f" mlcc optimized no unit (no model for this level): each of its {commands:.0f} "
