@@ -949,6 +949,13 @@ def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]], left: int = 
     return lines
 
 
+def _since_fresh(builds: list[dict]) -> list[dict]:
+    """The build invocations whose results the file holds: from the last fresh start on
+    (a resumed run builds what is missing, `--redo` the configurations it names)."""
+    starts = [i for i, b in enumerate(builds) if "--fresh" in b.get("command", "")]
+    return builds[starts[-1] if starts else 0:]
+
+
 def render_markdown(results: dict, sections: list[dict], plots: dict[str, str]) -> str:
     """docs/BENCHMARKS.md from the results file and its summary (`plots`: title -> relative path)."""
     builds = [i for i in results.get("invocations", []) if i.get("kind") == "build"]
@@ -958,9 +965,10 @@ def render_markdown(results: dict, sections: list[dict], plots: dict[str, str]) 
     out = ["# Benchmarks: mlcc against clang-19 on real projects", "",
            "<!-- Written by `mlcc-tool bench` (mlcc/learn/bench.py). Do not edit by hand: rerun it. -->",
            "",
-           f"- command: `{inv.get('command', '?')}` (profile {inv.get('profile', '?')}, "
-           f"`make -j{inv.get('jobs', '?')}`)",
-           f"- date: {inv.get('date', '?')}",
+           *(f"- command: `{b.get('command', '?')}` (profile {b.get('profile', '?')}, "
+             f"`make -j{b.get('jobs', '?')}`), {b.get('date', '?')}"
+             + (": the configurations it names" if "--redo" in b.get("command", "") else "")
+             for b in _since_fresh(builds) or [inv]),
            f"- machine: {m.get('nproc', '?')} CPUs ({m.get('cpu') or '?'}), {m.get('system', '?')}, "
            f"load average {' / '.join(str(x) for x in m.get('loadavg', []))} at the start"
            + (f", {' / '.join(str(x) for x in inv['loadavg_end'])} at the end" if inv.get("loadavg_end") else ""),

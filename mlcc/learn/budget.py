@@ -1,4 +1,4 @@
-"""How close `-fmlcc-search=N` gets to a long search, for N = 20, 50, 200.
+"""How close `-fmlcc-search=N` gets to a long search (1,000 evaluations), for N = 20, 50, 200.
 
 For each sampled validation unit, one search with the longest budget, exactly
 as the driver runs it (`UnitBuilder.search`, seeded by the bitcode, the model's
@@ -7,7 +7,7 @@ ranked candidates first). Its first evaluations do not depend on the budget
 the first N evaluations is what `-fmlcc-search=N` would keep. Results go to
 `models/data/search-budget-Oz.json`; `make report` puts them in the report.
 
-    python -m mlcc.learn.budget [--units 12] [--long 200] [--jobs 1]
+    python -m mlcc.learn.budget [--units 12] [--long 1000] [--jobs 1]
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from mlcc.toolchain import Toolchain
 from mlcc.trials import UnitBuilder, trial_pipelines
 
 RESULTS = search.DATA / f"search-budget-O{search.OPT_LEVEL}.json"
-BUDGETS = (8, 20, 50, 100, 200)
+BUDGETS = (8, 20, 50, 100, 200, 500, 1000)
 # Units small enough that a long search takes minutes, large enough to have room.
 MIN_BITCODE, MAX_BITCODE = 8_000, 40_000
 
