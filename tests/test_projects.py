@@ -71,6 +71,29 @@ def test_project_builds_and_passes_its_tests(recipe: str, opt: str, tmp_path: Pa
     )
 
 
+def test_rebuild_with_a_warm_cache_takes_every_object_from_it(
+        tmp_path: Path, mlcc_compilers: tuple[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lua built, then built again from fresh sources with the same cache: every unit's
+    object comes from the cache, the program is the same bytes and passes its tests."""
+    cc, cxx = mlcc_compilers
+    monkeypatch.setenv("MLCC_CACHE", str(tmp_path / "cache"))
+    builds = []
+    for name in ("cold", "warm"):
+        log = tmp_path / f"{name}.log"
+        try:
+            result = projects.build_project("lua", cc, cxx, "-Oz", tmp_path / "work", mlcc_log=log)
+        except projects.FetchError as exc:
+            pytest.fail(f"cannot download the sources for lua: {exc}", pytrace=False)
+        assert result.passed, result.error
+        units = [json.loads(line) for line in log.read_text().splitlines()]
+        units = [u for u in units if u.get("path") == "optimize"]
+        builds.append((Path(result.artifact).read_bytes(), [u["output_cache"] for u in units]))
+    (cold_program, cold), (warm_program, warm) = builds
+    assert warm_program == cold_program
+    assert len(warm) == len(cold) >= 30
+    assert set(cold) == {"miss"} and set(warm) == {"hit"}
+
+
 def test_compile_lines_are_found_after_build_tool_prefixes() -> None:
     log = "\n".join([
         "cd /b && /usr/bin/mlcc -DX -Oz -o a.o -c /s/a.c",
