@@ -872,6 +872,14 @@ def driver_rows(speed: dict) -> list[tuple[str, ...]]:
 # --------------------------------------------------------------------------- results file
 
 
+def byte_compile_mlcc() -> None:
+    """Write mlcc's .pyc files, as installing a wheel does: under PYTHONDONTWRITEBYTECODE
+    an editable install would compile every module from source in every compiler process."""
+    import compileall
+
+    compileall.compile_dir(str(Path(__file__).resolve().parents[1]), quiet=1)
+
+
 def environment_identity() -> dict:
     """What the numbers depend on; runs recorded under another identity are redone."""
     from mlcc import model
@@ -1256,6 +1264,8 @@ def run(*, profile_name: str = "quick", only: Sequence[str] = (), json_path: Pat
     workdir = (workdir or Path(os.environ.get("MLCC_DATA") or Path.home() / ".cache" / "mlcc") / "bench")
     json_path = Path(json_path)
 
+    if not report_only:
+        byte_compile_mlcc()
     identity = environment_identity()
     results, note = load_results(json_path, identity, fresh)
     if note:
