@@ -69,7 +69,7 @@ def search_unit(job: tuple[str, str, int]) -> dict:
         start = trial_pipelines(decision, search.OPT_LEVEL, len(decision.ranked))
         _, sizes = builder.search(start, budget)
     return {"unit": unit.id, "project": unit.project, "clang": sizes.get(CLANG),
-            "sizes": list(sizes.values())}
+            "budget": budget, "sizes": list(sizes.values())}
 
 
 def summarize(rows: list[dict], budgets=BUDGETS) -> dict:
@@ -92,7 +92,9 @@ def summarize(rows: list[dict], budgets=BUDGETS) -> dict:
 def main(count: int, long_budget: int, jobs: int) -> None:
     """Run the long searches (resumable per unit) and write the results file."""
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    done = {r["unit"]: r for r in previous.get("rows", []) if len(r["sizes"]) >= long_budget}
+    # A search can end early: local edits of the best pipelines run out of new ones.
+    done = {r["unit"]: r for r in previous.get("rows", [])
+            if r.get("budget", len(r["sizes"])) >= long_budget}
     layout = Layout.from_environment()
     units = sample_units(search.load_manifest(), count)
     todo = [(str(layout.root / "corpus" / u["project"]), u["id"], long_budget)

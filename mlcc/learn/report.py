@@ -104,8 +104,10 @@ def budget_section() -> list[str]:
         f"{data['units']} validation units of 8 to 40 KB of bitcode from {len(data['projects'])} "
         f"projects ({', '.join(data['projects'])}), {data['clang_bytes']:,} bytes with clang's "
         f"pipeline; one search of {data['long_budget']} evaluations each, as the driver runs it "
-        "(`python -m mlcc.learn.budget`, results in `models/data/`). The first 8 evaluations are "
-        "clang's pipeline and the model's candidates.",
+        "(`python -m mlcc.learn.budget`, results in `models/data/`). The first evaluations are "
+        "clang's pipeline and the model's candidates in its order, then local edits of the best "
+        "pipelines so far. A search ends early when the edits run out of new pipelines "
+        f"({sum(len(r['sizes']) < data['long_budget'] for r in data['rows'])} of these did).",
         "",
         "| N | total reduction | share of the longest search's |",
         "| --- | --- | --- |",
