@@ -214,3 +214,12 @@ def test_time_verdict_of_a_warm_rebuild_counts_objects_from_the_cache() -> None:
     text = bench.time_verdict(total, mode="warm")
     assert "target ≤ 1.15×: met" in text
     assert "12 of its 12 units took their object from the cache" in text
+
+
+def test_header_lists_the_build_runs_since_the_last_fresh_start() -> None:
+    builds = [{"kind": "build", "command": "mlcc-tool bench --profile full --fresh", "date": "a"},
+              {"kind": "build", "command": "mlcc-tool bench --profile full --fresh", "date": "b"},
+              {"kind": "build", "command": "mlcc-tool bench --profile full", "date": "c"},
+              {"kind": "build", "command": "mlcc-tool bench --redo 'mlcc -Oz warm'", "date": "d"}]
+    assert [b["date"] for b in bench._since_fresh(builds)] == ["b", "c", "d"]
+    assert [b["date"] for b in bench._since_fresh(builds[2:])] == ["c", "d"]
