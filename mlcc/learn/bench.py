@@ -1036,8 +1036,8 @@ def render_markdown(results: dict, sections: list[dict], plots: dict[str, str]) 
                 "*python alone* is the interpreter that runs `mlcc` starting and exiting "
                 "(`python -c pass`, with this installation's site-packages); "
                 "*mlcc disabled* is Python start-up and `exec` of clang; *no cache* "
-                "(`-fmlcc-no-cache`) runs every stage; *warm cache* finds the target options and "
-                "the decision in the cache and skips the target probe, features and model. "
+                "(`-fmlcc-no-cache`) runs every stage; *warm cache* finds the target options, the "
+                "decision and the finished object in the cache: only the front end runs. "
                 "Stage columns are mlcc's own timings; *overhead* is wall minus the stages "
                 "(start-up, imports, planning, moving the output).", ""]
         out += _md_table(DRIVER_HEADER, driver_rows(speed), left=2)
