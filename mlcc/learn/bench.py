@@ -980,7 +980,8 @@ def render_markdown(results: dict, sections: list[dict], plots: dict[str, str]) 
            f"- machine: {m.get('nproc', '?')} CPUs ({m.get('cpu') or '?'}), {m.get('system', '?')}, "
            f"load average {' / '.join(str(x) for x in m.get('loadavg', []))} at the start"
            + (f", {' / '.join(str(x) for x in inv['loadavg_end'])} at the end" if inv.get("loadavg_end") else ""),
-           f"- mlcc {ident.get('mlcc', '?')} (git {inv.get('git', '?')}), Python {m.get('python', '?')}",
+           f"- mlcc {ident.get('mlcc', '?')} (git {inv.get('git', '?')}), Python {m.get('python', '?')}; "
+           "mlcc's modules byte-compiled before the builds, as installing a wheel does",
            f"- clang: {ident.get('clang', '?')}",
            *(f"- {level}: {ident['model'][level]}" for level in LEVELS if level in ident.get("model", {})),
            "",
