@@ -123,11 +123,13 @@ def _big_source(path: Path, functions: int = 4000) -> None:
 
 
 def test_ctrl_c_exits_130_and_leaves_nothing(work: Path, tmp_path: Path):
+    # A cache of its own: with the shared one, an earlier compile of the same
+    # source would make this one a hit, over before the signal comes.
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     _big_source(work / "big.c")
     proc = subprocess.Popen([MLCC, "-Oz", "-c", "big.c", "-o", "big.o"], cwd=work,
-                            env=_env(TMPDIR=str(tmpdir)), stderr=subprocess.PIPE,
+                            env=_env(tmp_path / "cache", TMPDIR=str(tmpdir)), stderr=subprocess.PIPE,
                             start_new_session=True)
     deadline = time.time() + 60
     while time.time() < deadline and not any(tmpdir.iterdir()):
@@ -146,7 +148,7 @@ def test_sigterm_cleans_up(work: Path, tmp_path: Path):
     tmpdir.mkdir()
     _big_source(work / "big.c")
     proc = subprocess.Popen([MLCC, "-Oz", "-c", "big.c"], cwd=work,
-                            env=_env(TMPDIR=str(tmpdir)), stderr=subprocess.PIPE)
+                            env=_env(tmp_path / "cache", TMPDIR=str(tmpdir)), stderr=subprocess.PIPE)
     deadline = time.time() + 60
     while time.time() < deadline and not any(tmpdir.iterdir()):
         time.sleep(0.02)
