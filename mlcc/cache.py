@@ -73,20 +73,9 @@ class DecisionCache:
 
     def put(self, key: str, entry: dict) -> bool:
         """Store a decision; False when the directory cannot be written (never an error)."""
-        path = self._path(key)
+        data = json.dumps({**entry, "key": key, "created": round(time.time(), 3)}, sort_keys=True)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            try:
-                with os.fdopen(fd, "w") as f:
-                    json.dump({**entry, "key": key, "created": round(time.time(), 3)}, f, sort_keys=True)
-                os.replace(tmp, path)
-            except BaseException:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass
-                raise
+            write_atomically(self._path(key), data.encode())
         except OSError:
             return False
         if random.randrange(PRUNE_EVERY) == 0:
@@ -124,6 +113,20 @@ class DecisionCache:
 
     def clear(self) -> int:
         return _unlink_all(self.entries())
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write `path` whole or not at all (a temporary file beside it, then a rename): a
+    reader in another process never sees a partial file. Raises OSError."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink_all([Path(tmp)])
+        raise
 
 
 def _unlink_all(paths) -> int:

@@ -20,10 +20,9 @@ import hashlib
 import os
 import random
 import sys
-import tempfile
 from pathlib import Path
 
-from mlcc.cache import PRUNE_EVERY, DecisionCache, _unlink_all, make_text_key
+from mlcc.cache import PRUNE_EVERY, DecisionCache, _unlink_all, make_text_key, write_atomically
 
 MAX_BYTES = 2 << 30  # 2 GiB of objects; ccache's default is 5 GB
 
@@ -84,17 +83,8 @@ class OutputCache:
         try:
             data = Path(built).read_bytes()
             digest = hashlib.sha256(data).hexdigest()
-            path = self._path(digest)
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-                try:
-                    with os.fdopen(fd, "wb") as f:
-                        f.write(data)
-                    os.replace(tmp, path)
-                except BaseException:
-                    _unlink_all([Path(tmp)])
-                    raise
+            if not self._path(digest).exists():
+                write_atomically(self._path(digest), data)
         except OSError:
             return False
         if not self.entries.put(key, {"output": digest, "diagnostics": diagnostics}):
