@@ -98,7 +98,7 @@ class DecisionCache:
             except OSError:
                 return 0.0
         files.sort(key=mtime)
-        return _unlink_all(files[:len(files) - limit])
+        return unlink_all(files[:len(files) - limit])
 
     def stats(self) -> dict:
         files = self.entries()
@@ -112,7 +112,7 @@ class DecisionCache:
                 "limit": MAX_ENTRIES}
 
     def clear(self) -> int:
-        return _unlink_all(self.entries())
+        return unlink_all(self.entries())
 
 
 def write_atomically(path: Path, data: bytes) -> None:
@@ -125,11 +125,11 @@ def write_atomically(path: Path, data: bytes) -> None:
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
-        _unlink_all([Path(tmp)])
+        unlink_all([Path(tmp)])
         raise
 
 
-def _unlink_all(paths) -> int:
+def unlink_all(paths) -> int:
     """Remove files, skipping those another process removed first; return how many went."""
     removed = 0
     for p in paths:

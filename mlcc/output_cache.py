@@ -22,7 +22,7 @@ import random
 import sys
 from pathlib import Path
 
-from mlcc.cache import PRUNE_EVERY, DecisionCache, _unlink_all, make_text_key, write_atomically
+from mlcc.cache import PRUNE_EVERY, DecisionCache, unlink_all, make_text_key, write_atomically
 
 MAX_BYTES = 2 << 30  # 2 GiB of objects; ccache's default is 5 GB
 
@@ -116,7 +116,7 @@ class OutputCache:
                 break
             doomed.append(p)
             total -= size
-        return _unlink_all(doomed)
+        return unlink_all(doomed)
 
     def stats(self) -> dict:
         size = 0
@@ -129,7 +129,7 @@ class OutputCache:
         return {"outputs": len(files), "output_bytes": size, "output_limit": self.max_bytes}
 
     def clear(self) -> int:
-        return _unlink_all(self.files())
+        return unlink_all(self.files())
 
 
 def fetch_or_build(entries: DecisionCache | None, key: str | None, path: str, build):
