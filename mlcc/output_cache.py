@@ -22,7 +22,7 @@ import random
 import sys
 from pathlib import Path
 
-from mlcc.cache import PRUNE_EVERY, DecisionCache, unlink_all, make_text_key, write_atomically
+from mlcc.cache import PRUNE_EVERY, DecisionCache, make_text_key, unlink_all, write_atomically
 
 MAX_BYTES = 2 << 30  # 2 GiB of objects; ccache's default is 5 GB
 
