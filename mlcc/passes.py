@@ -80,6 +80,17 @@ def keeps_always_inline(pipeline_text: str) -> bool:
             or pipeline_text.startswith(ALWAYS_INLINE.name))
 
 
+# Passes no candidate may contain: LLVM 19 miscompiled with them (docs/RELIABILITY.md).
+DISTRUSTED = ("newgvn",)
+
+
+def eligible(pipeline_text: str) -> bool:
+    """True when a pipeline may become a candidate: it inlines always_inline functions
+    as clang does and uses no distrusted pass."""
+    names = set(pipeline_text.replace("(", ",").replace(")", ",").split(","))
+    return keeps_always_inline(pipeline_text) and not names.intersection(DISTRUSTED)
+
+
 def editable(pipeline_text: str, opt_level: str) -> tuple[Pass, ...]:
     """A pipeline as passes to edit; clang's own stands as opt's `default<O?>`."""
     if pipeline_text == CLANG:

@@ -45,3 +45,25 @@ def test_resuming_a_unit_measures_only_what_is_missing():
     done = {"clang": 1, "p1": 1, "p2": 1, "g1": 1, "g2": 1, "g3": 1, "g4": 1}
     assert search.work_left(done, shared, 4) == (False, 0)
     assert search.work_left({"clang": 1, "p1": 1}, shared, 0) == (True, 0)
+
+
+def test_a_larger_sample_extends_the_stored_one(tmp_path):
+    manifest = {"units": [{"id": f"{p}{i}", "project": p, "split": "train", "bitcode_bytes": 5000}
+                          for p in "abc" for i in range(6)]}
+    path = tmp_path / "sample.json"
+    first = [u["id"] for u in search.stored_sample(path, manifest, 4, 0, 10_000)]
+    more = [u["id"] for u in search.stored_sample(path, manifest, 9, 0, 10_000)]
+    assert more[:4] == first and len(set(more)) == 9
+    assert {i[0] for i in more} == {"a", "b", "c"}
+    # The corpus grows: the stored sample stays what it was.
+    manifest["units"].append({"id": "a9", "project": "a", "split": "train", "bitcode_bytes": 5000})
+    assert [u["id"] for u in search.stored_sample(path, manifest, 9, 0, 10_000)] == more
+
+
+def test_candidates_honour_always_inline_and_leave_distrusted_passes_out():
+    from mlcc import passes
+    assert passes.eligible(CLANG) and passes.eligible("default<Oz>,function(gvn)")
+    assert passes.eligible("always-inline,function(sroa),globaldce")
+    assert not passes.eligible("function(sroa),globaldce")  # always_inline functions left out of line
+    assert not passes.eligible("default<Oz>,function(newgvn,dce)")
+    assert all(p.name not in passes.DISTRUSTED for p in passes.load_space())

@@ -18,12 +18,12 @@ from mlcc.learn import search
 
 def complete_columns(store: search.Store, units: list[str]) -> dict[str, list[int]]:
     """Pipelines measured on every unit (failures count as clang's size times 1.5);
-    only pipelines that honour always_inline as clang does are eligible."""
+    only eligible pipelines (`passes.eligible`) count."""
     by_unit = store.by_unit()
     units = [u for u in units if by_unit.get(u, {}).get(search.CLANG_PIPELINE)]
     pipelines = set.intersection(*(set(by_unit[u]) for u in units)) if units else set()
     columns = {}
-    for p in sorted(p for p in pipelines if passes.keeps_always_inline(p)):
+    for p in sorted(p for p in pipelines if passes.eligible(p)):
         columns[p] = [by_unit[u][p] if by_unit[u][p] else int(by_unit[u][search.CLANG_PIPELINE] * 1.5)
                       for u in units]
     return columns
@@ -97,13 +97,15 @@ def print_selection(result: dict) -> None:
 
 
 @click.command()
-@click.option("--units", "count", default=150, show_default=True, help="Explored units (as in search).")
+@click.option("--sample", type=click.Choice(["explore", "walk"]), default="walk", show_default=True,
+              help="The units to choose on: the explored or the walked ones (as in search).")
+@click.option("--units", "count", default=0, help="Units of the sample (default: 120, as in search).")
 @click.option("--k-max", default=64, show_default=True)
 @click.option("--k", "k_fixed", default=0, help="Force K instead of choosing it from the curve.")
-def main(count: int, k_max: int, k_fixed: int) -> None:
+def main(sample: str, count: int, k_max: int, k_fixed: int) -> None:
     """Select the candidate pipelines and write models/data/candidates-Oz.json."""
     manifest = search.load_manifest()
-    explored = [u["id"] for u in search.explore_sample(manifest, count)]
+    explored = [u["id"] for u in search.sample_units(manifest, sample, count)]
     store = search.Store()
     columns = complete_columns(store, explored)
     # Pipelines LLVM 19 miscompiles under (docs/RELIABILITY.md) never come back.

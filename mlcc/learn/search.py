@@ -94,29 +94,46 @@ def units_of(manifest: dict, split: str | None = None) -> list[dict]:
 
 
 EXPLORE_UNITS = DATA / f"explore-units-O{OPT_LEVEL}.json"
+WALK_UNITS = DATA / f"walk-units-O{OPT_LEVEL}.json"
+# Walked units are small (a walk is many measurements) and come from every project.
+WALK_MIN_BITCODE, WALK_MAX_BITCODE = 3_000, 40_000
 
 
 def explore_sample(manifest: dict, count: int) -> list[dict]:
-    """Training units for exploration: chosen once (then kept in EXPLORE_UNITS, so a
-    corpus that grows later does not change the sample), spread over projects."""
+    """Training units for exploration, spread over projects (see `stored_sample`)."""
+    return stored_sample(EXPLORE_UNITS, manifest, count, 0, MAX_EXPLORE_BITCODE)
+
+
+def walk_sample(manifest: dict, count: int) -> list[dict]:
+    """Training units for the long walks: small ones, spread over every project."""
+    return stored_sample(WALK_UNITS, manifest, count, WALK_MIN_BITCODE, WALK_MAX_BITCODE)
+
+
+def stored_sample(path: Path, manifest: dict, count: int, min_bytes: int, max_bytes: int) -> list[dict]:
+    """`count` training units, drawn once and kept in `path`: a corpus that grows
+    later does not change the sample, and asking for more units extends it (the
+    units already measured stay first)."""
     known = {u["id"]: u for u in manifest["units"]}
-    if EXPLORE_UNITS.exists():
-        ids = json.loads(EXPLORE_UNITS.read_text())["units"]
-        if len(ids) >= count:
-            return [known[i] for i in ids[:count] if i in known]
-    chosen = _draw_sample(manifest, count)
-    EXPLORE_UNITS.parent.mkdir(parents=True, exist_ok=True)
-    EXPLORE_UNITS.write_text(json.dumps({"seed": EXPLORE_SEED, "units": [u["id"] for u in chosen]},
-                                        indent=1) + "\n")
-    return chosen
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    ids = stored.get("units", [])
+    kept = [known[i] for i in ids if i in known]
+    if len(ids) < count:
+        taken = set(ids)
+        fresh = [u for u in _draw_sample(manifest, count + len(ids), min_bytes, max_bytes)
+                 if u["id"] not in taken]
+        kept += fresh[:count - len(ids)]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ids = ids + [u["id"] for u in fresh[:count - len(ids)]]
+        path.write_text(json.dumps({**stored, "seed": EXPLORE_SEED, "units": ids}, indent=1) + "\n")
+    return kept[:count]
 
 
-def _draw_sample(manifest: dict, count: int) -> list[dict]:
+def _draw_sample(manifest: dict, count: int, min_bytes: int, max_bytes: int) -> list[dict]:
     """Round-robin over projects, seeded."""
     rng = random.Random(EXPLORE_SEED)
     by_project: dict[str, list[dict]] = defaultdict(list)
     for u in units_of(manifest, "train"):
-        if u["bitcode_bytes"] <= MAX_EXPLORE_BITCODE:
+        if min_bytes <= u["bitcode_bytes"] <= max_bytes:
             by_project[u["project"]].append(u)
     for lst in by_project.values():
         rng.shuffle(lst)
@@ -228,7 +245,7 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--units", "count", default=150, show_default=True, help="Training units to explore.")
+@click.option("--units", "count", default=120, show_default=True, help="Training units to explore.")
 @click.option("--random", "n_random", default=40, show_default=True, help="Shared random pipelines.")
 @click.option("--greedy", default=6, show_default=True, help="Local edits per unit from its best.")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
@@ -248,6 +265,45 @@ def explore(count: int, n_random: int, greedy: int, jobs: int) -> None:
     run_jobs(jobs_list, store, jobs, "explore")
 
 
+@main.command()
+@click.option("--units", "count", default=120, show_default=True, help="Small training units to walk.")
+@click.option("--steps", default=40, show_default=True, help="Local edits per unit from its best.")
+@click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
+def walk(count: int, steps: int, jobs: int) -> None:
+    """Long greedy walks on small units from every training project, each starting
+    from the same pipelines: clang's, `default<Oz>` and what `explore` found."""
+    manifest = load_manifest()
+    store = Store()
+    layout = Layout.from_environment()
+    units = walk_sample(manifest, count)
+    start = walk_start()
+    by_unit = store.by_unit()
+    jobs_list = []
+    for u in units:
+        known = by_unit.get(u["id"], {})
+        todo, left = work_left(known, start, steps)
+        if todo:
+            jobs_list.append(corpus_job(u, layout, start, known, left))
+    run_jobs(jobs_list, store, jobs, "walk")
+
+
+def walk_start() -> list[str]:
+    """The pipelines every walk starts from, fixed the first time (kept in WALK_UNITS,
+    so a new candidate set does not change what resuming measures): clang's,
+    `default<Oz>`, and the candidate curve of the explored units, less removed ones."""
+    stored = json.loads(WALK_UNITS.read_text()) if WALK_UNITS.exists() else {}
+    if stored.get("start"):
+        return stored["start"]
+    chosen = json.loads(CANDIDATES.read_text()) if CANDIDATES.exists() else {}
+    removed = {r["pipeline"] for r in chosen.get("removed", [])}
+    start = [CLANG_PIPELINE, OPT_DEFAULT]
+    start += [row["pipeline"] for row in chosen.get("curve", [])
+              if row["pipeline"] not in removed and row["pipeline"] not in start]
+    WALK_UNITS.parent.mkdir(parents=True, exist_ok=True)
+    WALK_UNITS.write_text(json.dumps({**stored, "start": start}, indent=1) + "\n")
+    return start
+
+
 def work_left(known: dict, pipelines: list[str], walk: int) -> tuple[bool, int]:
     """Resuming a unit: (anything left to measure, greedy edits still to make). Measurements
     not of `pipelines` are the greedy edits already made."""
@@ -261,33 +317,43 @@ def greedy_winners(store: Store, explored: list[dict], shared: set[str], limit: 
     by_unit = store.by_unit()
     for u in explored:
         sizes = {p: s for p, s in by_unit.get(u["id"], {}).items() if s}
-        base = min((s for p, s in sizes.items() if p in shared and pl.keeps_always_inline(p)),
+        base = min((s for p, s in sizes.items() if p in shared and pl.eligible(p)),
                    default=None)
         if not base:
             continue
         for p, s in sizes.items():
-            if p not in shared and s < base and pl.keeps_always_inline(p):
+            if p not in shared and s < base and pl.eligible(p):
                 gains[p] += (base - s)
     return [p for p, _ in sorted(gains.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
 
 
 @main.command()
-@click.option("--units", "count", default=150, show_default=True)
+@click.option("--sample", type=click.Choice(["explore", "walk"]), default="explore", show_default=True)
+@click.option("--units", "count", default=0, help="Units of the sample (default: 120 either way).")
 @click.option("--random", "n_random", default=40, show_default=True)
 @click.option("--limit", default=40, show_default=True, help="Greedy winners to cross-check.")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
-def crosscheck(count: int, n_random: int, limit: int, jobs: int) -> None:
-    """Measure the greedy walks' winners on every explored unit."""
+def crosscheck(sample: str, count: int, n_random: int, limit: int, jobs: int) -> None:
+    """Measure the greedy walks' winners on every unit of the sample."""
     manifest = load_manifest()
     store = Store()
     layout = Layout.from_environment()
-    explored = explore_sample(manifest, count)
-    shared = {CLANG_PIPELINE, OPT_DEFAULT, "default<Os>", *shared_random_pipelines(n_random)}
-    winners = greedy_winners(store, explored, shared, limit)
+    units = sample_units(manifest, sample, count)
+    if sample == "walk":
+        shared = set(walk_start())
+    else:
+        shared = {CLANG_PIPELINE, OPT_DEFAULT, "default<Os>", *shared_random_pipelines(n_random)}
+    winners = greedy_winners(store, units, shared, limit)
     by_unit = store.by_unit()
-    jobs_list = [corpus_job(u, layout, winners, by_unit.get(u["id"], {})) for u in explored
+    jobs_list = [corpus_job(u, layout, winners, by_unit.get(u["id"], {})) for u in units
                  if any(p not in by_unit.get(u["id"], {}) for p in winners)]
-    run_jobs(jobs_list, store, jobs, "crosscheck")
+    run_jobs(jobs_list, store, jobs, f"crosscheck {sample}")
+
+
+def sample_units(manifest: dict, sample: str, count: int = 0) -> list[dict]:
+    """The explored or the walked units (120 unless `count` says otherwise)."""
+    draw = walk_sample if sample == "walk" else explore_sample
+    return draw(manifest, count or 120)
 
 
 @main.command()
