@@ -67,3 +67,21 @@ def test_candidates_honour_always_inline_and_leave_distrusted_passes_out():
     assert not passes.eligible("function(sroa),globaldce")  # always_inline functions left out of line
     assert not passes.eligible("default<Oz>,function(newgvn,dce)")
     assert all(p.name not in passes.DISTRUSTED for p in passes.load_space())
+
+
+def test_held_out_curve_scores_each_project_with_a_set_chosen_without_it():
+    # "a" helps project p's units only, "b" helps q's only: a set chosen without p never
+    # holds "a", so what p saves is not counted; each project is scored on its own.
+    columns = {CLANG: [100, 100, 100, 100], "a": [90, 90, 100, 100], "b": [100, 100, 80, 80]}
+    projects = ["p", "p", "q", "q"]
+    assert candidates.held_out_curve(columns, projects, 2) == [0.0, 0.0]
+    # "c" helps everywhere: chosen on q's units, it saves 10 bytes on p's; chosen on p's
+    # units, "a" saves nothing on q's.
+    columns = {CLANG: [100, 100, 100, 100], "a": [90, 90, 100, 100], "c": [95, 95, 95, 95]}
+    assert candidates.held_out_curve(columns, projects, 2) == [0.0, 2.5]
+
+
+def test_relative_cover_lets_small_units_count():
+    columns = {CLANG: [1000, 10, 10], "big": [990, 10, 10], "small": [1000, 8, 8]}
+    assert [p for p, _ in candidates.greedy_cover(columns, 2)] == [CLANG, "big"]
+    assert [p for p, _ in candidates.greedy_cover(columns, 2, relative=True)] == [CLANG, "small"]

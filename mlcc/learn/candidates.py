@@ -29,25 +29,52 @@ def complete_columns(store: search.Store, units: list[str]) -> dict[str, list[in
     return columns
 
 
-def greedy_cover(columns: dict[str, list[int]], k_max: int) -> list[tuple[str, int]]:
-    """Pipelines in the order the greedy cover picks them, with the total after each pick."""
+def greedy_cover(columns: dict[str, list[int]], k_max: int, units: list[int] | None = None,
+                 relative: bool = False) -> list[tuple[str, int]]:
+    """Pipelines in the order the greedy cover picks them, with the total after each pick.
+    `units`: the column positions to cover (default: all). `relative`: every unit counts
+    the same (sizes divided by clang's), instead of by its bytes."""
+    idx = list(range(len(columns[search.CLANG_PIPELINE]))) if units is None else units
+    clang = columns[search.CLANG_PIPELINE]
+    weight = [1.0 / clang[i] if relative and clang[i] else 1.0 for i in idx]
+
+    def cost(col: list[int]) -> list[float]:
+        return [col[i] * w for i, w in zip(idx, weight)]
+
     chosen = [search.CLANG_PIPELINE]
-    best = list(columns[search.CLANG_PIPELINE])
-    curve = [(search.CLANG_PIPELINE, sum(best))]
+    best = cost(clang)
+    curve = [(search.CLANG_PIPELINE, sum(clang[i] for i in idx))]
     while len(chosen) < k_max:
         pick, pick_total = None, sum(best)
         for p, col in columns.items():
             if p in chosen:
                 continue
-            total = sum(min(a, b) for a, b in zip(best, col))
+            total = sum(min(a, b) for a, b in zip(best, cost(col)))
             if total < pick_total:
                 pick, pick_total = p, total
         if pick is None:
             break
         chosen.append(pick)
-        best = [min(a, b) for a, b in zip(best, columns[pick])]
-        curve.append((pick, pick_total))
+        best = [min(a, b) for a, b in zip(best, cost(columns[pick]))]
+        curve.append((pick, sum(min(columns[q][i] for q in chosen) for i in idx)))
     return curve
+
+
+def held_out_curve(columns: dict[str, list[int]], projects: list[str], k_max: int,
+                   relative: bool = False) -> list[float]:
+    """Leave one project out: choose on the other projects' units, score the best of the
+    first K on the left-out project's units. The total gain against clang (percent) for
+    K = 1..k_max: what a set chosen this way holds on code it never saw."""
+    clang = columns[search.CLANG_PIPELINE]
+    base = sum(clang)
+    kept = [0] * k_max
+    for project in sorted(set(projects)):
+        chosen_on = [i for i, p in enumerate(projects) if p != project]
+        scored = [i for i, p in enumerate(projects) if p == project]
+        picks = [p for p, _ in greedy_cover(columns, k_max, chosen_on, relative)]
+        for k in range(k_max):
+            kept[k] += sum(min(columns[q][i] for q in picks[:k + 1]) for i in scored)
+    return [round(100.0 * (base - t) / base, 3) for t in kept]
 
 
 def choose_k(curve: list[tuple[str, int]], clang_total: int, *, k_min: int = 8,

@@ -311,8 +311,11 @@ def work_left(known: dict, pipelines: list[str], walk: int) -> tuple[bool, int]:
     return any(p not in known for p in pipelines) or left > 0, left
 
 
-def greedy_winners(store: Store, explored: list[dict], shared: set[str], limit: int) -> list[str]:
-    """Pipelines found by the greedy walks that beat their unit's best shared pipeline."""
+def greedy_winners(store: Store, explored: list[dict], shared: set[str], limit: int,
+                   per_unit: int = 0) -> list[str]:
+    """Pipelines found by the greedy walks that beat their unit's best shared pipeline,
+    by bytes saved; with `per_unit`, only each unit's best few (a long walk's steps
+    are near copies of each other)."""
     gains: dict[str, float] = defaultdict(float)
     by_unit = store.by_unit()
     for u in explored:
@@ -321,9 +324,9 @@ def greedy_winners(store: Store, explored: list[dict], shared: set[str], limit: 
                    default=None)
         if not base:
             continue
-        for p, s in sizes.items():
-            if p not in shared and s < base and pl.eligible(p):
-                gains[p] += (base - s)
+        found = sorted((s, p) for p, s in sizes.items() if p not in shared and s < base and pl.eligible(p))
+        for s, p in found[:per_unit or None]:
+            gains[p] += (base - s)
     return [p for p, _ in sorted(gains.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
 
 
@@ -332,8 +335,9 @@ def greedy_winners(store: Store, explored: list[dict], shared: set[str], limit: 
 @click.option("--units", "count", default=0, help="Units of the sample (default: 120 either way).")
 @click.option("--random", "n_random", default=40, show_default=True)
 @click.option("--limit", default=40, show_default=True, help="Greedy winners to cross-check.")
+@click.option("--per-unit", default=0, help="Only each unit's best N winners (0: all).")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
-def crosscheck(sample: str, count: int, n_random: int, limit: int, jobs: int) -> None:
+def crosscheck(sample: str, count: int, n_random: int, limit: int, per_unit: int, jobs: int) -> None:
     """Measure the greedy walks' winners on every unit of the sample."""
     manifest = load_manifest()
     store = Store()
@@ -343,7 +347,7 @@ def crosscheck(sample: str, count: int, n_random: int, limit: int, jobs: int) ->
         shared = set(walk_start())
     else:
         shared = {CLANG_PIPELINE, OPT_DEFAULT, "default<Os>", *shared_random_pipelines(n_random)}
-    winners = greedy_winners(store, units, shared, limit)
+    winners = greedy_winners(store, units, shared, limit, per_unit)
     by_unit = store.by_unit()
     jobs_list = [corpus_job(u, layout, winners, by_unit.get(u["id"], {})) for u in units
                  if any(p not in by_unit.get(u["id"], {}) for p in winners)]
