@@ -41,7 +41,7 @@ endif
 	$(PYTHON) -m mlcc.learn.search explore
 	$(PYTHON) -m mlcc.learn.search crosscheck
 	$(PYTHON) -m mlcc.learn.search walk
-	$(PYTHON) -m mlcc.learn.search crosscheck --sample walk
+	$(PYTHON) -m mlcc.learn.search crosscheck --sample walk --per-unit 2 --limit 80
 	$(PYTHON) -m mlcc.learn.candidates
 	$(PYTHON) -m mlcc.learn.search label
 	$(PYTHON) -m mlcc.learn.train

@@ -16,11 +16,17 @@ from mlcc import passes
 from mlcc.learn import search
 
 
-def complete_columns(store: search.Store, units: list[str]) -> dict[str, list[int]]:
-    """Pipelines measured on every unit (failures count as clang's size times 1.5);
-    only eligible pipelines (`passes.eligible`) count."""
+def measured_units(store: search.Store, units: list[str]) -> list[str]:
+    """The units with a size for clang's pipeline: the rows of `complete_columns`."""
     by_unit = store.by_unit()
-    units = [u for u in units if by_unit.get(u, {}).get(search.CLANG_PIPELINE)]
+    return [u for u in units if by_unit.get(u, {}).get(search.CLANG_PIPELINE)]
+
+
+def complete_columns(store: search.Store, units: list[str]) -> dict[str, list[int]]:
+    """Pipelines measured on every unit of `measured_units` (failures count as clang's
+    size times 1.5); only eligible pipelines (`passes.eligible`) count."""
+    by_unit = store.by_unit()
+    units = measured_units(store, units)
     pipelines = set.intersection(*(set(by_unit[u]) for u in units)) if units else set()
     columns = {}
     for p in sorted(p for p in pipelines if passes.eligible(p)):
@@ -87,14 +93,36 @@ def choose_k(curve: list[tuple[str, int]], clang_total: int, *, k_min: int = 8,
     return min(len(curve), k_max)
 
 
+def choose_k_held_out(held_out: list[float], *, k_min: int = 8, window: int = 4,
+                      min_gain_pct: float = 0.2) -> int:
+    """The smallest K (at least k_min) after which `window` more pipelines together
+    add less than `min_gain_pct` points to the held-out gain."""
+    for k in range(k_min, len(held_out) - window + 1):
+        if held_out[k - 1 + window] - held_out[k - 1] < min_gain_pct:
+            return k
+    return len(held_out)
+
+
+HELD_OUT_K_MAX = 24  # the held-out curve is computed this far
+
+
 def select(columns: dict[str, list[int]], *, k_max: int = 64, k_fixed: int = 0,
-           k_min: int = 8) -> dict:
-    """The candidate set and the evidence for it, from complete measurement columns."""
+           k_min: int = 8, projects: list[str] | None = None) -> dict:
+    """The candidate set and the evidence for it, from complete measurement columns.
+    With the units' `projects` (three or more), K comes from the held-out curve
+    (`held_out_curve`); otherwise from the in-sample one."""
     units_used = len(columns[search.CLANG_PIPELINE])
     curve = greedy_cover(columns, k_max)
     clang_total = curve[0][1]
     oracle_all = sum(min(col[i] for col in columns.values()) for i in range(units_used))
-    k = k_fixed or choose_k(curve, clang_total, k_min=k_min, k_max=k_max)
+    held_out = (held_out_curve(columns, projects, min(k_max, HELD_OUT_K_MAX))
+                if projects and len(set(projects)) >= 3 else [])
+    if k_fixed:
+        k = k_fixed
+    elif held_out:
+        k = choose_k_held_out(held_out, k_min=k_min)
+    else:
+        k = choose_k(curve, clang_total, k_min=k_min, k_max=k_max)
     best_single = min(columns, key=lambda p: (sum(columns[p]), p))
     return {
         "objective": "bytes of .text/.data/.rodata (mlcc.objective.object_size)",
@@ -105,6 +133,8 @@ def select(columns: dict[str, list[int]], *, k_max: int = 64, k_fixed: int = 0,
         "curve": [{"k": i + 1, "pipeline": p, "total": t,
                    "gain_pct": round(100.0 * (clang_total - t) / clang_total, 3)}
                   for i, (p, t) in enumerate(curve)],
+        "held_out_gain_pct": held_out,
+        "selection_projects": len(set(projects or ())),
         "clang_total": clang_total,
         "oracle_all_pct": round(100.0 * (clang_total - oracle_all) / clang_total, 3),
         "best_single": {"pipeline": best_single,
@@ -118,9 +148,12 @@ def print_selection(result: dict) -> None:
     click.echo(f"{result['selection_units']} units, {result['pipelines_considered']} pipelines; "
                f"oracle of all: {result['oracle_all_pct']}%; best single: "
                f"{result['best_single']['gain_pct']}%")
+    held_out = result.get("held_out_gain_pct") or []
     for row in result["curve"][:max(k, 16)]:
         mark = "*" if row["k"] <= k else " "
-        click.echo(f"{mark} K={row['k']:2}  {row['gain_pct']:6.3f}%  {row['pipeline'][:90]}")
+        other = f"{held_out[row['k'] - 1]:6.3f}%" if row["k"] <= len(held_out) else "      -"
+        click.echo(f"{mark} K={row['k']:2}  {row['gain_pct']:6.3f}%  held out {other}  "
+                   f"{row['pipeline'][:80]}")
 
 
 @click.command()
@@ -135,13 +168,16 @@ def main(sample: str, count: int, k_max: int, k_fixed: int) -> None:
     explored = [u["id"] for u in search.sample_units(manifest, sample, count)]
     store = search.Store()
     columns = complete_columns(store, explored)
+    project_of = {u["id"]: u["project"] for u in manifest["units"]}
+    projects = [project_of[u] for u in measured_units(store, explored)]
     # Pipelines LLVM 19 miscompiles under (docs/RELIABILITY.md) never come back.
     removed = json.loads(search.CANDIDATES.read_text()).get("removed", []) if search.CANDIDATES.exists() else []
     for entry in removed:
         columns.pop(entry["pipeline"], None)
     if search.CLANG_PIPELINE not in columns:
         raise click.ClickException("no complete measurements yet: run `search explore` first")
-    result = {"opt_level": search.OPT_LEVEL, **select(columns, k_max=k_max, k_fixed=k_fixed),
+    result = {"opt_level": search.OPT_LEVEL, "sample": sample,
+              **select(columns, k_max=k_max, k_fixed=k_fixed, projects=projects),
               "removed": removed}
     search.CANDIDATES.parent.mkdir(parents=True, exist_ok=True)
     search.CANDIDATES.write_text(json.dumps(result, indent=1) + "\n")

@@ -363,8 +363,11 @@ def sample_units(manifest: dict, sample: str, count: int = 0) -> list[dict]:
 @main.command()
 @click.option("--split", type=click.Choice(["train", "validation", "all"]), default="all")
 @click.option("--limit", default=0, help="At most this many units per split (0: all).")
+@click.option("--measured", is_flag=True,
+              help="Only units the table already has clang's size for (a new candidate set "
+                   "labels the same units as the last).")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
-def label(split: str, limit: int, jobs: int) -> None:
+def label(split: str, limit: int, measured: bool, jobs: int) -> None:
     """Measure clang's pipeline and every chosen candidate on the corpus."""
     manifest = load_manifest()
     store = Store()
@@ -376,6 +379,8 @@ def label(split: str, limit: int, jobs: int) -> None:
     jobs_list = []
     for s in splits:
         units = sorted(units_of(manifest, s), key=lambda u: (u["bitcode_bytes"], u["id"]))
+        if measured:
+            units = [u for u in units if by_unit.get(u["id"], {}).get(CLANG_PIPELINE)]
         if limit:
             rng = random.Random(EXPLORE_SEED)
             units = sorted(rng.sample(units, min(limit, len(units))),
