@@ -127,6 +127,35 @@ def default_k(trials: dict, min_gain_pts: float = 0.1) -> int:
     return max(trials)
 
 
+def candidate_section(cand_meta: dict, candidates: list[str], usage) -> list[str]:
+    """The selection curve: in-sample, and held out by project when it was computed."""
+    walked = cand_meta.get("sample") == "walk"
+    held_out = cand_meta.get("held_out_gain_pct") or []
+    lines = [
+        "## Candidate set (selection curve on "
+        + ("walked" if walked else "explored") + " training units)",
+        "",
+        (f"Chosen on {cand_meta['selection_units']} small training units (3 to 40 KB of bitcode) "
+         f"from {cand_meta.get('selection_projects')} projects, each walked for 40 local edits "
+         "(`python -m mlcc.learn.search walk`), the walks' best pipelines then measured on "
+         "every one of them (`crosscheck --sample walk`). " if walked else "")
+        + f"Oracle of every pipeline measured on those units: {cand_meta['oracle_all_pct']}%; "
+        f"best single pipeline there: {cand_meta['best_single']['gain_pct']}%.",
+    ]
+    if held_out:
+        lines += ["", "*held out*: each project's units scored with a set chosen on the other "
+                  "projects' units (leave one project out), the evidence for K: the smallest K "
+                  "(at least 8) after which four more pipelines add less than 0.2 points there."]
+    lines += ["", "| K | oracle gain | held out | added pipeline | chosen on validation |",
+              "| --- | --- | --- | --- | --- |"]
+    for row in cand_meta["curve"][:max(len(candidates), 12)]:
+        k = row["k"]
+        used = int(usage[k - 1]) if k <= len(candidates) else "-"
+        other = _pct(held_out[k - 1]) if k <= len(held_out) else "-"
+        lines.append(f"| {k} | {row['gain_pct']:.2f}% | {other} | `{row['pipeline']}` | {used} |")
+    return lines
+
+
 @click.command()
 @click.option("--model", "model_path", type=click.Path(path_type=Path), default=train.MODEL_FILE)
 def main(model_path: Path) -> None:
@@ -183,7 +212,8 @@ def main(model_path: Path) -> None:
         f"({', '.join(sorted(set(valid.groups)))})",
         f"- measurements in the table: {len(store.sizes)} (unit, pipeline) pairs",
         f"- candidates: K = {len(candidates)} (candidate 0, `clang`, is clang's own -Oz pipeline exactly as clang runs it), chosen from "
-        f"{cand_meta['pipelines_considered']} pipelines on {cand_meta['selection_units']} explored units",
+        f"{cand_meta['pipelines_considered']} pipelines on {cand_meta['selection_units']} "
+        f"{'walked' if cand_meta.get('sample') == 'walk' else 'explored'} training units",
         "",
         "## Single-shot results on validation projects (against clang -Oz)",
         "",
@@ -206,7 +236,7 @@ def main(model_path: Path) -> None:
         "## Trials (`-fmlcc-trials=K`: clang's pipeline plus the model's top K, smallest kept)",
         "",
         "Computed from the same measurements: a trial is the same opt + code generation.",
-        "*training* uses out-of-fold predictions (5 folds grouped by project), so the",
+        "*training* uses out-of-fold predictions (5 folds grouped by project; projects sharing a unit are one group), so the",
         f"default K of a bare `-fmlcc-trials` ({DEFAULT_TRIALS}, `mlcc/settings.py`) is chosen",
         "without the validation projects: the last K whose trial still gains 0.1 points or",
         f"more there is K = {default_k(trials)} for this model"
@@ -222,18 +252,8 @@ def main(model_path: Path) -> None:
           for k, t in trials.items()],
         "",
         *budget_section(),
-        "## Candidate set (selection curve on explored training units)",
-        "",
-        f"Oracle of every pipeline measured on those units: {cand_meta['oracle_all_pct']}%; "
-        f"best single pipeline there: {cand_meta['best_single']['gain_pct']}%.",
-        "",
-        "| K | oracle gain | added pipeline | chosen on validation |",
-        "| --- | --- | --- | --- |",
+        *candidate_section(cand_meta, candidates, usage),
     ]
-    for row in cand_meta["curve"][:max(len(candidates), 12)]:
-        k = row["k"]
-        used = int(usage[k - 1]) if k <= len(candidates) else "-"
-        lines.append(f"| {k} | {row['gain_pct']:.2f}% | `{row['pipeline']}` | {used} |")
     lines += ["", "## -Os", ""]
     os_model = runtime.bundled_model_path("s")
     if os_model.exists():
