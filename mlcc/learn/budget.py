@@ -72,6 +72,11 @@ def search_unit(job: tuple[str, str, int]) -> dict:
             "budget": budget, "sizes": list(sizes.values())}
 
 
+def model_digest() -> str:
+    """The short sha256 of the bundled model that guides the searches."""
+    return model.load(str(model.bundled_model_path(search.OPT_LEVEL))).digest
+
+
 def summarize(rows: list[dict], budgets=BUDGETS) -> dict:
     """Total reduction against clang's pipeline after N evaluations, for each budget."""
     rows = [r for r in rows if r["clang"]]
@@ -92,6 +97,9 @@ def summarize(rows: list[dict], budgets=BUDGETS) -> dict:
 def main(count: int, long_budget: int, jobs: int) -> None:
     """Run the long searches (resumable per unit) and write the results file."""
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    guide = model_digest()
+    if previous.get("model") != guide:
+        previous = {}  # another model guided those searches: start over
     # A search can end early: local edits of the best pipelines run out of new ones.
     done = {r["unit"]: r for r in previous.get("rows", [])
             if r.get("budget", len(r["sizes"])) >= long_budget}
@@ -104,6 +112,7 @@ def main(count: int, long_budget: int, jobs: int) -> None:
 
     def save() -> None:
         RESULTS.write_text(json.dumps({"long_budget": long_budget, "opt_level": search.OPT_LEVEL,
+                                       "model": guide,
                                        **summarize(rows, budgets), "rows": rows}, indent=1) + "\n")
 
     ctx = multiprocessing.get_context("fork")

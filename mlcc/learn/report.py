@@ -89,13 +89,17 @@ def trial_gain(data: train.Dataset, pred: np.ndarray, k: int) -> dict:
             "larger": int((sizes > data.clang * (1 + 1e-12)).sum())}
 
 
-def budget_section() -> list[str]:
+def budget_section(digest: str) -> list[str]:
     """`-fmlcc-search=N` against a long search, from `python -m mlcc.learn.budget`."""
     from mlcc.learn import budget
 
     if not budget.RESULTS.exists():
         return []
     data = json.loads(budget.RESULTS.read_text())
+    guide = data.get("model")
+    guided = (f"Guided by this model (sha256:{guide})." if guide == digest else
+              f"**Guided by an earlier model** ({'sha256:' + guide if guide else 'not recorded'}); "
+              "`make budget` measures it again with this one.")
     gains = data["total_gain_pct"]
     longest = max(gains, key=int)
     return [
@@ -107,7 +111,8 @@ def budget_section() -> list[str]:
         "(`python -m mlcc.learn.budget`, results in `models/data/`). The first evaluations are "
         "clang's pipeline and the model's candidates in its order, then local edits of the best "
         "pipelines so far. A search ends early when the edits run out of new pipelines "
-        f"({sum(len(r['sizes']) < data['long_budget'] for r in data['rows'])} of these did).",
+        f"({sum(len(r['sizes']) < data['long_budget'] for r in data['rows'])} of these did). "
+        + guided,
         "",
         "| N | total reduction | share of the longest search's |",
         "| --- | --- | --- |",
@@ -251,7 +256,7 @@ def main(model_path: Path) -> None:
           f"{t['train']['total'] - (trials[k - 1]['train']['total'] if k > 1 else 0.0):+.2f} pts |"
           for k, t in trials.items()],
         "",
-        *budget_section(),
+        *budget_section(m.digest),
         *candidate_section(cand_meta, candidates, usage),
     ]
     lines += ["", "## -Os", ""]
