@@ -377,6 +377,7 @@ def label(split: str, limit: int, measured: bool, jobs: int) -> None:
     splits = ("train", "validation") if split == "all" else (split,)
     by_unit = store.by_unit()
     jobs_list = []
+    queued: set[str] = set()
     for s in splits:
         units = sorted(units_of(manifest, s), key=lambda u: (u["bitcode_bytes"], u["id"]))
         if measured:
@@ -387,7 +388,8 @@ def label(split: str, limit: int, measured: bool, jobs: int) -> None:
                            key=lambda u: (u["bitcode_bytes"], u["id"]))
         for u in units:
             known = by_unit.get(u["id"], {})
-            if any(p not in known for p in pipelines):
+            if u["id"] not in queued and any(p not in known for p in pipelines):
+                queued.add(u["id"])  # a file built twice by its project is one unit
                 jobs_list.append(corpus_job(u, layout, pipelines, known))
     run_jobs(jobs_list, store, jobs, f"label {split}")
 
