@@ -197,6 +197,7 @@ def main(model_path: Path) -> None:
     store = search.Store()
     usage = np.bincount(chosen, minlength=len(candidates))
 
+    trained_on = json.loads(meta.get("mlcc.training_data", "{}")).get("train_units")
     lines = [
         "# Code-size model report (-Oz)",
         "",
@@ -212,7 +213,10 @@ def main(model_path: Path) -> None:
         f"- model: `{model_path.name}` sha256:{m.digest}, family `{meta.get('mlcc.family')}`,",
         f"  LLVM {meta.get('mlcc.llvm_major')}, feature schema v{meta.get('mlcc.feature_schema_version')}"
         f" ({meta.get('mlcc.feature_schema_hash')}), margin {m.margin}",
-        f"- training: {len(trainset.units)} labeled units from {len(set(trainset.groups))} projects; "
+        f"- training: {len(trainset.units)} labeled units from {len(set(trainset.groups))} projects"
+        + (f" in the table now (the model was trained on {trained_on}; the trials' training "
+           "columns below use the table's)" if trained_on not in (None, len(trainset.units)) else "")
+        + "; "
         f"validation: {len(valid.units)} units from {len(set(valid.groups))} projects "
         f"({', '.join(sorted(set(valid.groups)))})",
         f"- measurements in the table: {len(store.sizes)} (unit, pipeline) pairs",
