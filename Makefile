@@ -47,8 +47,23 @@ endif
 	$(PYTHON) -m mlcc.learn.train
 	$(PYTHON) -m mlcc.learn.report
 
+# The -Os model: the same steps on an -Os corpus derived from the -Oz one (each unit's
+# front end rerun at -Os: mlcc/learn/corpus_level.py), walks started from the -Oz
+# candidate curve (so after `make model`), only pipelines that wrap clang's own.
+.PHONY: model-Os
+model-Os: corpus
+	$(PYTHON) -m mlcc.learn.corpus_level
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search walk --steps 12
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search crosscheck --sample walk --per-unit 1 --limit 24
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.candidates --wrapped-only
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split validation
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split train --limit 450
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.train
+	$(MAKE) report
+
 report:
 	$(PYTHON) -m mlcc.learn.report
+	if [ -f models/size-Os.onnx ]; then MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.report; fi
 
 # How close -fmlcc-search=N gets to a long search (N = 8..200) on validation units:
 # models/data/search-budget-Oz.json, shown by `make report`. Resumable per unit.

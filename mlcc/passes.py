@@ -91,6 +91,20 @@ def eligible(pipeline_text: str) -> bool:
     return keeps_always_inline(pipeline_text) and not names.intersection(DISTRUSTED)
 
 
+def wraps_default(pipeline_text: str) -> bool:
+    """True when clang's own pipeline (or opt's `default<O?>`) runs inside this one: free
+    pipelines chosen on small units can blow up large ones (docs/MODEL.md)."""
+    return pipeline_text == CLANG or "default<" in pipeline_text
+
+
+def relevel(pipeline_text: str, opt_level: str) -> str:
+    """The pipeline with every `default<O?>` in it made `default<O{opt_level}>`."""
+    if pipeline_text == CLANG:
+        return CLANG
+    return to_opt(base(opt_level) if p.name.startswith("default<") else p
+                  for p in parse_simple(pipeline_text))
+
+
 def editable(pipeline_text: str, opt_level: str) -> tuple[Pass, ...]:
     """A pipeline as passes to edit; clang's own stands as opt's `default<O?>`."""
     if pipeline_text == CLANG:

@@ -30,7 +30,7 @@ def trace(argv) -> None:
 
 
 def run_tool(argv, *, timeout=None, capture_stderr=False, capture_stdout=False,
-             env=None) -> subprocess.CompletedProcess:
+             env=None, cwd=None) -> subprocess.CompletedProcess:
     """Run one tool to completion; raise ToolFailed unless it exits 0.
 
     stderr streams through live unless `capture_stderr` (then it is kept for
@@ -48,6 +48,7 @@ def run_tool(argv, *, timeout=None, capture_stderr=False, capture_stdout=False,
             stdout=subprocess.PIPE if capture_stdout else None,
             stderr=subprocess.PIPE if capture_stderr else None,
             env=env,
+            cwd=cwd,
             start_new_session=True,  # its own process group: a timeout kills its children too
         )
     except OSError as exc:

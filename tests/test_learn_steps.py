@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+from mlcc import passes
 from mlcc.learn import budget, candidates, report, retrain, search
 from mlcc.pipeline import CLANG
 
@@ -85,3 +88,47 @@ def test_relative_cover_lets_small_units_count():
     columns = {CLANG: [1000, 10, 10], "big": [990, 10, 10], "small": [1000, 8, 8]}
     assert [p for p, _ in candidates.greedy_cover(columns, 2)] == [CLANG, "big"]
     assert [p for p, _ in candidates.greedy_cover(columns, 2, relative=True)] == [CLANG, "small"]
+
+
+def test_relevel_swaps_clangs_pipeline_and_nothing_else():
+    assert passes.relevel("function(sroa),default<Oz>,mergefunc", "s") == "function(sroa),default<Os>,mergefunc"
+    assert passes.relevel(CLANG, "s") == CLANG
+    assert passes.wraps_default("default<Oz>,iroutliner") and passes.wraps_default(CLANG)
+    assert not passes.wraps_default("always-inline,function(sroa)")
+
+
+def test_the_os_front_end_is_the_oz_one_without_minsize(tmp_path):
+    """An -Oz unit rerun at -Os: same IR but for `minsize`, and no dependency file written."""
+    from mlcc.learn import corpus_level
+    from mlcc.process import run_tool
+    from mlcc.toolchain import find
+
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "a.c").write_text("int twice(int x) { return 2 * x; }\nint main(void) { return twice(3); }\n")
+    argv = ["-Oz", "-Wp,-DSEVEN=7", "-MD", "-MF", "a.d", "-c", "a.c", "-o", "a.o"]
+    oz = tmp_path / "oz"
+    oz.mkdir()
+    clang = find("clang")
+    run_tool([clang, "-Oz", "-Wp,-DSEVEN=7", "-Xclang", "-disable-llvm-passes", "-emit-llvm", "-c",
+              "a.c", "-o", str(oz / "u1.bc")], cwd=build)
+    (oz / "u1.json").write_text(json.dumps({
+        "id": "u1", "argv": argv, "codegen_args": ["-Oz", "-Wno-unused-command-line-argument"],
+        "cwd": str(build), "driver": "c", "language": "c", "opt_level": "z",
+        "source": str(build / "a.c")}))
+    command = corpus_level.frontend_command(json.loads((oz / "u1.json").read_text()), "s")
+    assert "-Os" in command and "-Oz" not in command and "-Wp,-DSEVEN=7" in command
+    assert not {"-MD", "-MF", "a.d"} & set(command)
+
+    assert corpus_level.derive_unit((str(oz), str(tmp_path / "os"), "u1", "s")) is None
+    meta = json.loads((tmp_path / "os" / "u1.json").read_text())
+    assert meta["opt_level"] == "s" and meta["codegen_args"][0] == "-Os" and meta["argv"][0] == "-Os"
+    assert not (build / "a.d").exists()
+
+    def ir(path):
+        text = run_tool([find("opt"), "-S", str(path), "-o", "-"], capture_stdout=True).stdout.decode()
+        return [line for line in text.splitlines() if not line.startswith("; ModuleID")]
+    derived, original = ir(tmp_path / "os" / "u1.bc"), ir(oz / "u1.bc")
+    assert not any("minsize" in line for line in derived)
+    assert any("minsize" in line for line in original)
+    assert [line.replace("minsize ", "") for line in original] == derived

@@ -105,7 +105,7 @@ def main(count: int, long_budget: int, jobs: int) -> None:
             if r.get("budget", len(r["sizes"])) >= long_budget}
     layout = Layout.from_environment()
     units = sample_units(search.load_manifest(), count)
-    todo = [(str(layout.root / "corpus" / u["project"]), u["id"], long_budget)
+    todo = [(str(layout.units(u["project"], search.OPT_LEVEL)), u["id"], long_budget)
             for u in units if u["id"] not in done]
     rows = [done[u["id"]] for u in units if u["id"] in done]
     budgets = tuple(b for b in BUDGETS if b <= long_budget)

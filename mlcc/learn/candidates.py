@@ -162,8 +162,11 @@ def print_selection(result: dict) -> None:
 @click.option("--units", "count", default=0, help="Units of the sample (default: 120, as in search).")
 @click.option("--k-max", default=64, show_default=True)
 @click.option("--k", "k_fixed", default=0, help="Force K instead of choosing it from the curve.")
-def main(sample: str, count: int, k_max: int, k_fixed: int) -> None:
-    """Select the candidate pipelines and write models/data/candidates-Oz.json."""
+@click.option("--wrapped-only", is_flag=True,
+              help="Only pipelines that run clang's own inside them (free ones chosen on small "
+                   "units can blow up large ones: docs/MODEL.md).")
+def main(sample: str, count: int, k_max: int, k_fixed: int, wrapped_only: bool) -> None:
+    """Select the candidate pipelines and write models/data/candidates-O<level>.json."""
     manifest = search.load_manifest()
     explored = [u["id"] for u in search.sample_units(manifest, sample, count)]
     store = search.Store()
@@ -174,9 +177,11 @@ def main(sample: str, count: int, k_max: int, k_fixed: int) -> None:
     removed = json.loads(search.CANDIDATES.read_text()).get("removed", []) if search.CANDIDATES.exists() else []
     for entry in removed:
         columns.pop(entry["pipeline"], None)
+    if wrapped_only:
+        columns = {p: col for p, col in columns.items() if passes.wraps_default(p)}
     if search.CLANG_PIPELINE not in columns:
         raise click.ClickException("no complete measurements yet: run `search explore` first")
-    result = {"opt_level": search.OPT_LEVEL, "sample": sample,
+    result = {"opt_level": search.OPT_LEVEL, "sample": sample, "wrapped_only": wrapped_only,
               **select(columns, k_max=k_max, k_fixed=k_fixed, projects=projects),
               "removed": removed}
     search.CANDIDATES.parent.mkdir(parents=True, exist_ok=True)

@@ -176,6 +176,10 @@ class Layout:
     def corpus(self, project: Project) -> Path:
         return self.root / "corpus" / project.name
 
+    def units(self, project_name: str, level: str = "z") -> Path:
+        """A project's collected units at -O`level` (the -Os ones are derived: corpus_level.py)."""
+        return self.root / ("corpus" if level == "z" else f"corpus-O{level}") / project_name
+
     def workdir(self, project: Project) -> Path:
         return self.root / "build" / project.name
 

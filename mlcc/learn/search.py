@@ -35,13 +35,19 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mlcc import passes as pl
+from mlcc.errors import MlccError
 from mlcc.learn.corpus import MANIFEST_FILE, Layout
 from mlcc.learn.evaluate import Unit, measure, prepare
 from mlcc.pipeline import CLANG
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 DATA = MODELS / "data"
-OPT_LEVEL = "z"
+# The level the learning side works on: -Oz, or -Os with MLCC_LEARN_LEVEL=s (`make model
+# LEVEL=s`, on the corpus corpus_level.py derives). Every table and file is named by it.
+OPT_LEVEL = os.environ.get("MLCC_LEARN_LEVEL", "z")
+if OPT_LEVEL not in ("z", "s"):
+    raise MlccError(f"MLCC_LEARN_LEVEL={OPT_LEVEL!r}: the size models are for -Oz (z) and -Os (s)")
+BOTH_DEFAULTS = ("default<Oz>", "default<Os>")
 CLANG_PIPELINE = CLANG  # clang's own pipeline, exactly; the baseline of everything
 OPT_DEFAULT = f"default<O{OPT_LEVEL}>"  # opt's version of it: close, not the same
 MEASUREMENTS = DATA / f"measurements-O{OPT_LEVEL}.jsonl.gz"
@@ -176,7 +182,7 @@ class Job:
 
 def corpus_job(manifest_unit: dict, layout: Layout, pipelines: list[str], known: dict,
                greedy: int = 0) -> Job:
-    return Job(str(layout.root / "corpus" / manifest_unit["project"]), manifest_unit["id"],
+    return Job(str(layout.units(manifest_unit["project"], OPT_LEVEL)), manifest_unit["id"],
                pipelines, known, greedy)
 
 
@@ -254,7 +260,7 @@ def explore(count: int, n_random: int, greedy: int, jobs: int) -> None:
     manifest = load_manifest()
     store = Store()
     layout = Layout.from_environment()
-    pipelines = [CLANG_PIPELINE, OPT_DEFAULT, "default<Os>"] + shared_random_pipelines(n_random)
+    pipelines = [CLANG_PIPELINE, *BOTH_DEFAULTS] + shared_random_pipelines(n_random)
     by_unit = store.by_unit()
     jobs_list = []
     for u in explore_sample(manifest, count):
@@ -290,18 +296,29 @@ def walk(count: int, steps: int, jobs: int) -> None:
 def walk_start() -> list[str]:
     """The pipelines every walk starts from, fixed the first time (kept in WALK_UNITS,
     so a new candidate set does not change what resuming measures): clang's,
-    `default<Oz>`, and the candidate curve of the explored units, less removed ones."""
+    `default<Oz>`, and the candidate curve of the explored units, less removed ones.
+    At -Os: clang's, both `default<O?>`, and the -Oz curve both as it is and with its
+    `default<Oz>` made `default<Os>`, less what `candidates --wrapped-only` would not choose."""
     stored = json.loads(WALK_UNITS.read_text()) if WALK_UNITS.exists() else {}
     if stored.get("start"):
         return stored["start"]
-    chosen = json.loads(CANDIDATES.read_text()) if CANDIDATES.exists() else {}
-    removed = {r["pipeline"] for r in chosen.get("removed", [])}
-    start = [CLANG_PIPELINE, OPT_DEFAULT]
-    start += [row["pipeline"] for row in chosen.get("curve", [])
-              if row["pipeline"] not in removed and row["pipeline"] not in start]
+    if OPT_LEVEL == "z":
+        start = [CLANG_PIPELINE, OPT_DEFAULT] + curve_pipelines(CANDIDATES)
+    else:
+        oz_curve = curve_pipelines(DATA / "candidates-Oz.json")
+        start = [CLANG_PIPELINE, *BOTH_DEFAULTS] + [pl.relevel(p, OPT_LEVEL) for p in oz_curve] + oz_curve
+        start = [p for p in start if pl.eligible(p) and pl.wraps_default(p)]  # what could be chosen
+    start = list(dict.fromkeys(start))
     WALK_UNITS.parent.mkdir(parents=True, exist_ok=True)
     WALK_UNITS.write_text(json.dumps({**stored, "start": start}, indent=1) + "\n")
     return start
+
+
+def curve_pipelines(path: Path) -> list[str]:
+    """The selection curve of a candidates file, less its removed pipelines."""
+    chosen = json.loads(path.read_text()) if path.exists() else {}
+    removed = {r["pipeline"] for r in chosen.get("removed", [])}
+    return [row["pipeline"] for row in chosen.get("curve", []) if row["pipeline"] not in removed]
 
 
 def work_left(known: dict, pipelines: list[str], walk: int) -> tuple[bool, int]:
@@ -346,7 +363,7 @@ def crosscheck(sample: str, count: int, n_random: int, limit: int, per_unit: int
     if sample == "walk":
         shared = set(walk_start())
     else:
-        shared = {CLANG_PIPELINE, OPT_DEFAULT, "default<Os>", *shared_random_pipelines(n_random)}
+        shared = {CLANG_PIPELINE, *BOTH_DEFAULTS, *shared_random_pipelines(n_random)}
     winners = greedy_winners(store, units, shared, limit, per_unit)
     by_unit = store.by_unit()
     jobs_list = [corpus_job(u, layout, winners, by_unit.get(u["id"], {})) for u in units

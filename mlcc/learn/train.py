@@ -28,7 +28,9 @@ from mlcc.learn import search
 from mlcc.learn.corpus import MANIFEST_FILE, Layout
 from mlcc.toolchain import LLVM_MAJOR
 
-FEATURES_TABLE = search.DATA / f"features-v{features.SCHEMA_VERSION}.jsonl.gz"
+# The -Os units' bitcode differs (no `minsize`), so their features have a table of their own.
+FEATURES_TABLE = search.DATA / (f"features-v{features.SCHEMA_VERSION}"
+                                f"{'' if search.OPT_LEVEL == 'z' else '-O' + search.OPT_LEVEL}.jsonl.gz")
 MODEL_FILE = search.MODELS / f"size-O{search.OPT_LEVEL}.onnx"
 FAILED_RATIO = 1.5   # a pipeline that failed on a unit counts as this much larger
 MODEL_FORMAT = 1
@@ -43,7 +45,7 @@ def file_sha256(path: Path) -> str:
 
 def corpus_bitcode(layout: Layout):
     """Where a manifest unit's bitcode lives in the collected corpus."""
-    return lambda u: layout.root / "corpus" / u["project"] / f"{u['id']}.bc"
+    return lambda u: layout.units(u["project"], search.OPT_LEVEL) / f"{u['id']}.bc"
 
 
 def feature_table(units: list[dict], bitcode_of, table: Path = FEATURES_TABLE) -> dict[str, np.ndarray]:
