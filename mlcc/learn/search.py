@@ -187,7 +187,9 @@ def corpus_job(manifest_unit: dict, layout: Layout, pipelines: list[str], known:
 
 
 def _measure_unit(job: Job) -> list[dict]:
-    """Worker: measure one job."""
+    """Worker: measure one job (nothing when the unit is not in the corpus: not a failure)."""
+    if not (Path(job.unit_dir) / f"{job.unit_id}.bc").exists():
+        return []
     unit = Unit.load(Path(job.unit_dir), job.unit_id)
     pipelines, greedy, level = job.pipelines, job.greedy, job.level
     rows: list[dict] = []
@@ -297,15 +299,15 @@ def walk_start() -> list[str]:
     """The pipelines every walk starts from, fixed the first time (kept in WALK_UNITS,
     so a new candidate set does not change what resuming measures): clang's,
     `default<Oz>`, and the candidate curve of the explored units, less removed ones.
-    At -Os: clang's, both `default<O?>`, and the -Oz curve both as it is and with its
-    `default<Oz>` made `default<Os>`, less what `candidates --wrapped-only` would not choose."""
+    At -Os: clang's, both `default<O?>`, and the -Oz curves (explored and walked) both as
+    they are and with their `default<Oz>` made `default<Os>`, less what `candidates --wrapped-only` would not choose."""
     stored = json.loads(WALK_UNITS.read_text()) if WALK_UNITS.exists() else {}
     if stored.get("start"):
         return stored["start"]
     if OPT_LEVEL == "z":
         start = [CLANG_PIPELINE, OPT_DEFAULT] + curve_pipelines(CANDIDATES)
     else:
-        oz_curve = curve_pipelines(DATA / "candidates-Oz.json")
+        oz_curve = curve_pipelines(DATA / "candidates-Oz.json") + curve_pipelines(DATA / "candidates-walk-Oz.json")
         start = [CLANG_PIPELINE, *BOTH_DEFAULTS] + [pl.relevel(p, OPT_LEVEL) for p in oz_curve] + oz_curve
         start = [p for p in start if pl.eligible(p) and pl.wraps_default(p)]  # what could be chosen
     start = list(dict.fromkeys(start))
