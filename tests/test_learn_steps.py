@@ -132,3 +132,15 @@ def test_the_os_front_end_is_the_oz_one_without_minsize(tmp_path):
     assert not any("minsize" in line for line in derived)
     assert any("minsize" in line for line in original)
     assert [line.replace("minsize ", "") for line in original] == derived
+
+
+def test_project_rows_weigh_each_project_by_its_bytes():
+    import numpy as np
+
+    from mlcc.learn import train
+    data = train.Dataset(units=[{"project": "big"}, {"project": "big"}, {"project": "small"}],
+                         X=np.zeros((3, 1)), R=np.array([[1.0, 0.9], [1.0, 1.0], [1.0, 0.5]]),
+                         clang=np.array([500, 500, 100]), candidates=[CLANG, "a"])
+    header, _, big, small = report.project_rows(data, chosen=np.array([1, 1, 0]), fixed=0)
+    assert big == "| big | 2 | 1,000 (91%) | 5.00% | 0.00% | 5.00% |"
+    assert small == "| small | 1 | 100 (9%) | 0.00% | 0.00% | 50.00% |"

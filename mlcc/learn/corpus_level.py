@@ -50,12 +50,12 @@ def frontend_command(meta: dict, level: str) -> list[str]:
     kept = [t for a in cmd.args if not _writes_dependencies(a) for t in a.tokens]
     made = plan.make_plan(args.parse(kept, meta["driver"]))
     if isinstance(made, plan.PlainClang):
-        raise MlccError(f"{meta['source']}: not an optimized compile ({made.reason})")
+        raise MlccError(f"not an optimized compile ({made.reason})")
     for unit in made.units:
         if os.path.normpath(os.path.join(meta["cwd"], unit.source)) == meta["source"]:
             clang = find("clang++" if meta["driver"] == "c++" else "clang")
             return [clang, *unit.frontend_args, unit.source]
-    raise MlccError(f"{meta['source']}: not among the command's sources")
+    raise MlccError("not among the command's sources")
 
 
 def derive_unit(job: tuple[str, str, str, str]) -> str | None:
@@ -78,7 +78,8 @@ def derive_unit(job: tuple[str, str, str, str]) -> str | None:
             if os.path.exists(tmp.name):
                 os.unlink(tmp.name)
     except (MlccError, OSError) as exc:
-        return f"{meta['source']}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc}"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"{meta['source']}: {first}"
     return None
 
 

@@ -81,6 +81,23 @@ def _plots(valid: train.Dataset, chosen: np.ndarray, fixed: int) -> list[str]:
     return names
 
 
+def project_rows(valid: train.Dataset, chosen: np.ndarray, fixed: int) -> list[str]:
+    """Per validation project: its share of the total bytes and the three totals."""
+    clang_all = valid.clang.sum()
+    rows = []
+    for project in sorted(set(valid.groups), key=lambda p: -valid.clang[valid.groups == p].sum()):
+        idx = np.flatnonzero(valid.groups == project)
+        clang = valid.clang[idx].sum()
+
+        def gain(cols) -> str:
+            return _pct(100.0 * (1 - (valid.R[idx, cols] * valid.clang[idx]).sum() / clang))
+        rows.append(f"| {project} | {len(idx)} | {clang:,} ({100.0 * clang / clang_all:.0f}%) | "
+                    f"{gain(chosen[idx])} | {gain(np.full(len(idx), fixed))} | "
+                    f"{gain(valid.R[idx].argmin(axis=1))} |")
+    return ["| project | files | bytes with clang (share) | model | best fixed | oracle |",
+            "| --- | --- | --- | --- | --- | --- |", *rows]
+
+
 def trial_gain(data: train.Dataset, pred: np.ndarray, k: int) -> dict:
     """Total and geomean reduction of `-fmlcc-trials=k` (clang's pipeline + the top k others)."""
     order = np.array([[i for i in row if i != 0] for row in np.argsort(pred, axis=1, kind="stable")])
@@ -261,6 +278,10 @@ def main(model_path: Path) -> None:
         f"- files made larger: {len(larger)} of {len(ratios)}"
         + (f", by {100 * (np.median(larger) - 1):.2f}% (median) and {100 * (larger.max() - 1):.2f}% (worst)"
            if len(larger) else "") + ".",
+        "",
+        "By project (a project's share of the total weighs its gain in the total):",
+        "",
+        *project_rows(valid, chosen, fixed),
         "",
         "## Trials (`-fmlcc-trials=K`: clang's pipeline plus the model's top K, smallest kept)",
         "",
