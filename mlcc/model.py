@@ -122,6 +122,8 @@ def nothing_to_decide(opt_level: str, settings) -> str | None:
 
 
 def _model_path(opt_level: str, settings) -> str | None:
+    if settings.model == "none":  # clang's own pipelines at every level
+        return None
     if settings.model:
         return settings.model
     path = bundled_model_path(opt_level)

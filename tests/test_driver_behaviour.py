@@ -371,20 +371,22 @@ def test_opt_limit_scales_with_the_front_end():
     assert stage_timeout(Settings(timeout=3.0), 5.0) == 3.0
 
 
-def test_a_level_without_a_model_is_clang_itself(work: Path, tmp_path: Path):
-    """-Os has no bundled model: clang's pipeline either way, so mlcc execs clang (same
-    bytes, no split into three processes) and logs why; collecting still goes through."""
+def test_without_a_model_mlcc_is_clang_itself(work: Path, tmp_path: Path):
+    """MLCC_MODEL=none (as a level with no bundled model): clang's pipeline either way, so
+    mlcc execs clang (same bytes, no split into three processes) and logs why; collecting
+    still goes through."""
     log = tmp_path / "build.log"
-    proc = _run([MLCC, "-Os", "-c", "src/util.c", "-o", "mlcc.o"], work, _env(MLCC_LOG=str(log)))
+    proc = _run([MLCC, "-Oz", "-c", "src/util.c", "-o", "mlcc.o"], work,
+                _env(MLCC_LOG=str(log), MLCC_MODEL="none"))
     assert proc.returncode == 0, proc.stderr
-    subprocess.run([CLANG, "-Os", "-c", "src/util.c", "-o", "clang.o"], cwd=work, check=True)
+    subprocess.run([CLANG, "-Oz", "-c", "src/util.c", "-o", "clang.o"], cwd=work, check=True)
     assert (work / "mlcc.o").read_bytes() == (work / "clang.o").read_bytes()
     [entry] = [json.loads(line) for line in log.read_text().splitlines()]
-    assert entry["path"] == "clang" and entry["reason"] == "no model for -Os"
+    assert entry["path"] == "clang" and entry["reason"] == "no model for -Oz"
 
     units = tmp_path / "units"
-    proc = _run([MLCC, "-Os", "-c", "src/util.c", "-o", "collected.o"], work,
-                _env(MLCC_LOG=str(log), MLCC_COLLECT=str(units)))
+    proc = _run([MLCC, "-Oz", "-c", "src/util.c", "-o", "collected.o"], work,
+                _env(MLCC_LOG=str(log), MLCC_MODEL="none", MLCC_COLLECT=str(units)))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(log.read_text().splitlines()[-1])["path"] == "optimize"
     assert len(list(units.glob("*.bc"))) == 1
