@@ -49,12 +49,12 @@ endif
 
 # The -Os model: the same steps on an -Os corpus derived from the -Oz one (each unit's
 # front end rerun at -Os: mlcc/learn/corpus_level.py), walks started from the -Oz
-# candidate curve (so after `make model`), only pipelines that wrap clang's own.
+# candidate curves (so after `make model`); candidates only among pipelines that
+# wrap default<Os>, so that -Os keeps -Os's inlining (docs/MODEL.md).
 .PHONY: model-Os
 model-Os: corpus
 	$(PYTHON) -m mlcc.learn.corpus_level
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search walk --steps 12
-	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search crosscheck --sample walk --per-unit 1 --limit 24
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.candidates --wrapped-only
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split validation
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split train --limit 450

@@ -91,10 +91,11 @@ def eligible(pipeline_text: str) -> bool:
     return keeps_always_inline(pipeline_text) and not names.intersection(DISTRUSTED)
 
 
-def wraps_default(pipeline_text: str) -> bool:
-    """True when clang's own pipeline (or opt's `default<O?>`) runs inside this one: free
-    pipelines chosen on small units can blow up large ones (docs/MODEL.md)."""
-    return pipeline_text == CLANG or "default<" in pipeline_text
+def wraps_default(pipeline_text: str, opt_level: str = "") -> bool:
+    """True when clang's own pipeline (opt's `default<O{opt_level}>`, any level if not
+    given) runs inside this one: free pipelines chosen on small units can blow up large
+    ones, and an -Os build should keep -Os's inlining (docs/MODEL.md)."""
+    return pipeline_text == CLANG or f"default<O{opt_level}" in pipeline_text
 
 
 def relevel(pipeline_text: str, opt_level: str) -> str:

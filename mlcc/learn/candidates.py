@@ -163,8 +163,8 @@ def print_selection(result: dict) -> None:
 @click.option("--k-max", default=64, show_default=True)
 @click.option("--k", "k_fixed", default=0, help="Force K instead of choosing it from the curve.")
 @click.option("--wrapped-only", is_flag=True,
-              help="Only pipelines that run clang's own inside them (free ones chosen on small "
-                   "units can blow up large ones: docs/MODEL.md).")
+              help="Only pipelines that run this level's own (default<Oz> or <Os>) inside them: "
+                   "free ones chosen on small units can blow up large ones (docs/MODEL.md).")
 def main(sample: str, count: int, k_max: int, k_fixed: int, wrapped_only: bool) -> None:
     """Select the candidate pipelines and write models/data/candidates-O<level>.json."""
     manifest = search.load_manifest()
@@ -178,7 +178,7 @@ def main(sample: str, count: int, k_max: int, k_fixed: int, wrapped_only: bool) 
     for entry in removed:
         columns.pop(entry["pipeline"], None)
     if wrapped_only:
-        columns = {p: col for p, col in columns.items() if passes.wraps_default(p)}
+        columns = {p: col for p, col in columns.items() if passes.wraps_default(p, search.OPT_LEVEL)}
     if search.CLANG_PIPELINE not in columns:
         raise click.ClickException("no complete measurements yet: run `search explore` first")
     result = {"opt_level": search.OPT_LEVEL, "sample": sample, "wrapped_only": wrapped_only,
