@@ -223,3 +223,20 @@ def test_header_lists_the_build_runs_since_the_last_fresh_start() -> None:
               {"kind": "build", "command": "mlcc-tool bench --redo 'mlcc -Oz warm'", "date": "d"}]
     assert [b["date"] for b in bench._since_fresh(builds)] == ["b", "c", "d"]
     assert [b["date"] for b in bench._since_fresh(builds[2:])] == ["c", "d"]
+
+
+def test_a_new_model_for_one_level_redoes_only_that_levels_mlcc_builds(tmp_path):
+    identity = {"mlcc": "0.1.0", "clang": "clang 19", "model": {"-Oz": "model A", "-Os": "none"}}
+    runs = {key: {"ok": True} for key in ("p|clang|-Oz|-", "p|clang|-Os|-", "p|mlcc|-Oz|single",
+                                         "p|mlcc|-Os|single", "p|mlcc|-Os|warm")}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"format": bench.RESULTS_FORMAT, "identity": identity,
+                                "invocations": [], "runs": runs}))
+    same, _ = bench.load_results(path, identity, fresh=False)
+    assert set(same["runs"]) == set(runs)
+    new_os = {**identity, "model": {"-Oz": "model A", "-Os": "model B"}}
+    kept, note = bench.load_results(path, new_os, fresh=False)
+    assert set(kept["runs"]) == {"p|clang|-Oz|-", "p|clang|-Os|-", "p|mlcc|-Oz|single"}
+    assert kept["identity"] == new_os and "-Os changed" in note
+    other_clang = {**identity, "clang": "clang 20"}
+    assert bench.load_results(path, other_clang, fresh=False)[0]["runs"] == {}

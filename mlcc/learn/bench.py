@@ -903,9 +903,26 @@ def load_results(path: Path, identity: dict, fresh: bool) -> tuple[dict, str]:
         old = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         return new, f"ignoring unreadable {path} ({exc})"
-    if old.get("format") != RESULTS_FORMAT or old.get("identity") != identity:
-        return new, f"{path} was made with another mlcc, clang or model: starting afresh"
-    return old, f"resuming from {path} ({sum(r.get('ok', False) for r in old['runs'].values())} builds)"
+    def toolchain(ident: dict) -> dict:
+        return {k: v for k, v in ident.items() if k != "model"}
+    if old.get("format") != RESULTS_FORMAT or toolchain(old.get("identity", {})) != toolchain(identity):
+        return new, f"{path} was made with another mlcc or clang: starting afresh"
+    # A new model for one level redoes that level's mlcc builds only.
+    changed = {level for level, m in identity["model"].items()
+               if old["identity"].get("model", {}).get(level) != m}
+    note = ""
+    if changed:
+        old["runs"] = {key: run for key, run in old["runs"].items()
+                       if not _built_with_model_of(key, changed)}
+        old["identity"] = identity
+        note = f"; the model for {', '.join(sorted(changed))} changed: its mlcc builds are redone"
+    return old, f"resuming from {path} ({sum(r.get('ok', False) for r in old['runs'].values())} builds){note}"
+
+
+def _built_with_model_of(run_key: str, levels: set[str]) -> bool:
+    """Whether the build recorded under `run_key` (Config.key) used the model of one of `levels`."""
+    _, compiler, level, _ = run_key.split("|")
+    return compiler == "mlcc" and level in levels
 
 
 def save_results(path: Path, results: dict) -> None:
