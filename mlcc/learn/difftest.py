@@ -103,9 +103,9 @@ def _table_candidates(opt_level: str) -> tuple[list[str], str] | None:
 def candidate_pipelines(opt_level: str = "z") -> tuple[list[str], str]:
     """The candidate pipelines and where they came from.
 
-    The model's metadata, else the candidate table it is trained from, else
-    clang's own -Oz pipeline. Only -Oz has candidates today; -Os uses them too
-    (the same pipelines on `optsize` rather than `minsize` functions).
+    The model's metadata, else the candidate table it is trained from (for -Os
+    without either, the -Oz ones: the same pipelines on `optsize` rather than
+    `minsize` functions), else clang's own -Oz pipeline.
     """
     levels = (opt_level,) if opt_level == "z" else (opt_level, "z")
     for level in levels:
