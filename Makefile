@@ -51,6 +51,8 @@ endif
 # front end rerun at -Os: mlcc/learn/corpus_level.py), walks started from the -Oz
 # candidate curves (so after `make model`); candidates only among pipelines that
 # wrap default<Os>, so that -Os keeps -Os's inlining (docs/MODEL.md).
+# Not bundled yet (docs/MODEL.md): `MLCC_MODEL=$(CURDIR)/models/unshipped/size-Os.onnx` to use it.
+OS_MODEL ?= models/unshipped/size-Os.onnx
 .PHONY: model-Os
 model-Os: corpus
 	$(PYTHON) -m mlcc.learn.corpus_level
@@ -58,12 +60,12 @@ model-Os: corpus
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.candidates --wrapped-only
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split validation
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split train --limit 450
-	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.train
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.train --out $(OS_MODEL)
 	$(MAKE) report
 
 report:
 	$(PYTHON) -m mlcc.learn.report
-	if [ -f models/size-Os.onnx ]; then MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.report; fi
+	if [ -f $(OS_MODEL) ]; then MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.report --model $(OS_MODEL); fi
 
 # How close -fmlcc-search=N gets to a long search (N = 8..200) on validation units:
 # models/data/search-budget-Oz.json, shown by `make report`. Resumable per unit.
