@@ -166,8 +166,9 @@ def os_section(runtime) -> list[str]:
              f"Not shipped: at -Os mlcc runs clang's own `default<Os>` pipeline (equal to clang -Os) "
              f"unless asked for `models/unshipped/{path.name}` with `MLCC_MODEL`. That model")
     return [f"{where} (sha256:{m.digest}, {len(m.candidates)} candidates), against clang -Os on "
-            f"the same validation projects: single-shot {_pct(model.get('total_gain_pct', 0.0))} in "
-            f"total ({model.get('larger_units', 0)} files larger), best fixed pipeline "
+            f"the same validation projects, as scored when it was trained: single-shot "
+            f"{_pct(model.get('total_gain_pct', 0.0))} in total ({model.get('larger_units', 0)} "
+            "files larger), best fixed pipeline "
             f"{_pct(fixed.get('total_gain_pct', 0.0))}, oracle of its candidates "
             f"{_pct(model.get('oracle_total_gain_pct', 0.0))}. Everything else: "
             "[MODEL-REPORT-Os.md](MODEL-REPORT-Os.md)."]
