@@ -465,9 +465,10 @@ def campaign(seeds, configs: list[Config], out: Path, *, jobs: int = 2, timeout:
               file=sys.stderr)
         previous = {}
     results: dict[str, dict] = dict(previous.get("results", {}))
-    _, source = candidate_pipelines("z")
+    forced_levels = sorted({c.opt_level for c in configs if c.pipeline})
     meta = {"fingerprint": key, "command": command or previous.get("command", ""),
-            "candidates_from": source, "models": model_digests(),
+            "candidates_from": {level: candidate_pipelines(level)[1] for level in forced_levels},
+            "models": model_digests(),
             "forced_per_program": forced_per_program,
             "run_timeout": timeout, "csmith": "csmith --seed N", "reference": f"clang-19 {REFERENCE_LEVEL}"}
     todo = [s for s in seeds if str(s) not in results]
