@@ -42,8 +42,8 @@ from mlcc.pipeline import CLANG
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
 DATA = MODELS / "data"
-# The level the learning side works on: -Oz, or -Os with MLCC_LEARN_LEVEL=s (`make model
-# LEVEL=s`, on the corpus corpus_level.py derives). Every table and file is named by it.
+# The level the learning side works on: -Oz, or -Os with MLCC_LEARN_LEVEL=s (`make model-Os`,
+# on the corpus corpus_level.py derives). Every table and file is named by it.
 OPT_LEVEL = os.environ.get("MLCC_LEARN_LEVEL", "z")
 if OPT_LEVEL not in ("z", "s"):
     raise MlccError(f"MLCC_LEARN_LEVEL={OPT_LEVEL!r}: the size models are for -Oz (z) and -Os (s)")
