@@ -66,17 +66,17 @@ def derive_unit(job: tuple[str, str, str, str]) -> str | None:
     dest.mkdir(parents=True, exist_ok=True)
     try:
         argv = frontend_command(meta, level)
-        with tempfile.NamedTemporaryFile(dir=dest, prefix=".tmp-", suffix=".bc", delete=False) as tmp:
-            pass
+        fd, tmp = tempfile.mkstemp(dir=dest, prefix=".tmp-", suffix=".bc")
+        os.close(fd)
         try:
-            run_tool([*argv, "-w", "-o", tmp.name], cwd=meta["cwd"], capture_stderr=True, timeout=600)
+            run_tool([*argv, "-w", "-o", tmp], cwd=meta["cwd"], capture_stderr=True, timeout=600)
             derived = {**meta, "opt_level": level, "argv": relevel(meta["argv"], level),
                        "codegen_args": relevel(meta["codegen_args"], level), "derived_from": "z"}
             (dest / f"{unit_id}.json").write_text(json.dumps(derived, indent=1, sort_keys=True))
-            os.replace(tmp.name, dest / f"{unit_id}.bc")  # the bitcode last: it marks the unit done
+            os.replace(tmp, dest / f"{unit_id}.bc")  # the bitcode last: it marks the unit done
         finally:
-            if os.path.exists(tmp.name):
-                os.unlink(tmp.name)
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     except (MlccError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"{meta['source']}: {first}"
