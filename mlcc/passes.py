@@ -76,7 +76,7 @@ ALWAYS_INLINE = Pass("module", "always-inline")
 
 def keeps_always_inline(pipeline_text: str) -> bool:
     """True when the pipeline inlines always_inline functions as clang does."""
-    return (pipeline_text == CLANG or "default<" in pipeline_text
+    return (pipeline_text == CLANG or "default<" in pipeline_text or "clang[" in pipeline_text
             or pipeline_text.startswith(ALWAYS_INLINE.name))
 
 
@@ -94,8 +94,10 @@ def eligible(pipeline_text: str) -> bool:
 def wraps_default(pipeline_text: str, opt_level: str = "") -> bool:
     """True when clang's own pipeline (opt's `default<O{opt_level}>`, any level if not
     given) runs inside this one: free pipelines chosen on small units can blow up large
-    ones, and an -Os build should keep -Os's inlining (docs/MODEL.md)."""
-    return pipeline_text == CLANG or f"default<O{opt_level}" in pipeline_text
+    ones, and an -Os build should keep -Os's inlining (docs/MODEL.md). A tuned clang
+    pipeline (`clang[knob,...]`) is clang's own for the unit's level."""
+    return (pipeline_text == CLANG or "clang[" in pipeline_text
+            or f"default<O{opt_level}" in pipeline_text)
 
 
 def relevel(pipeline_text: str, opt_level: str) -> str:
@@ -114,7 +116,7 @@ def editable(pipeline_text: str, opt_level: str) -> tuple[Pass, ...]:
 
 
 def _fixed(p: Pass) -> bool:
-    return p.name.startswith("default<") or p == ALWAYS_INLINE
+    return p.name.startswith(("default<", "clang[")) or p == ALWAYS_INLINE
 
 
 def base(opt_level: str) -> Pass:
@@ -172,9 +174,9 @@ def _parse_into(text: str, level: str, out: list[Pass]) -> None:
 def _split_top(text: str) -> list[str]:
     parts, depth, cur = [], 0, []
     for ch in text:
-        if ch in "(<":
+        if ch in "(<[":
             depth += 1
-        elif ch in ")>":
+        elif ch in ")>]":
             depth -= 1
         if ch == "," and depth == 0:
             parts.append("".join(cur))

@@ -16,6 +16,17 @@ def clang_pipeline(opt_level: str) -> str:
     return CLANG
 
 
+def resolve(pipeline_text: str, clang_text: str) -> str:
+    """A pipeline in opt's syntax, given this unit's clang pipeline text: `clang` is that
+    text, a `clang[knob,...]` element that text with knobs applied (`mlcc/knobs.py`)."""
+    if pipeline_text == CLANG:
+        return clang_text
+    if "clang[" in pipeline_text:
+        from mlcc import knobs  # only units whose pipeline names knobs need the table
+        return knobs.expand(pipeline_text, clang_text)
+    return pipeline_text
+
+
 def run_opt(opt: str, pipeline: str, bitcode_in: str, bitcode_out: str, *,
             target_flags=(), timeout=None) -> None:
     """Optimize `bitcode_in` with the new-pass-manager `pipeline`; stderr is captured."""

@@ -49,8 +49,7 @@ class UnitBuilder:
         self._count += 1
         base = os.path.join(self.tmp, f"{self.stem}-{self._count}")
         start = time.perf_counter()
-        text = self.clang_text if pipeline_text == pipeline.CLANG else pipeline_text
-        pipeline.run_opt(self.tools.opt, text, self.bitcode, base + ".opt.bc",
+        pipeline.run_opt(self.tools.opt, pipeline.resolve(pipeline_text, self.clang_text), self.bitcode, base + ".opt.bc",
                          target_flags=self.target_flags, timeout=self.timeout)
         self.times["opt"] += time.perf_counter() - start
         return self.generate(pipeline_text, base + ".opt.bc", assembly=assembly)

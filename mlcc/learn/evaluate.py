@@ -17,7 +17,7 @@ from pathlib import Path
 from mlcc import codegen
 from mlcc.errors import ToolFailed
 from mlcc.objective import object_size
-from mlcc.pipeline import CLANG
+from mlcc.pipeline import resolve
 from mlcc.plan import FRONTEND_NO_PASSES
 from mlcc.process import run_tool
 from mlcc.toolchain import find
@@ -66,8 +66,7 @@ def prepare(unit: Unit, workdir: str) -> Prepared:
 
 def measure(prep: Prepared, pipeline: str, *, timeout: float = 300) -> int | None:
     """The objective after `pipeline`; None when opt or code generation fails."""
-    if pipeline == CLANG:
-        pipeline = prep.clang_pipeline
+    pipeline = resolve(pipeline, prep.clang_pipeline)
     with tempfile.TemporaryDirectory(prefix="mlcc-eval-") as tmp:
         optimized = os.path.join(tmp, "o.bc")
         obj = os.path.join(tmp, "o.o")

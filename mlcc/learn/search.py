@@ -34,6 +34,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from mlcc import knobs
 from mlcc import passes as pl
 from mlcc.errors import MlccError
 from mlcc.learn.corpus import MANIFEST_FILE, Layout
@@ -178,12 +179,13 @@ class Job:
     known: dict
     greedy: int = 0
     level: str = OPT_LEVEL
+    knobs_only: bool = False  # the greedy edits toggle knobs of clang's pipeline (`knobs`)
 
 
 def corpus_job(manifest_unit: dict, layout: Layout, pipelines: list[str], known: dict,
-               greedy: int = 0) -> Job:
+               greedy: int = 0, knobs_only: bool = False) -> Job:
     return Job(str(layout.units(manifest_unit["project"], OPT_LEVEL)), manifest_unit["id"],
-               pipelines, known, greedy)
+               pipelines, known, greedy, knobs_only=knobs_only)
 
 
 def _measure_unit(job: Job) -> list[dict]:
@@ -211,7 +213,9 @@ def _measure_unit(job: Job) -> list[dict]:
         for p in pipelines:
             if p not in sizes:
                 run(p)
-        if greedy:
+        if greedy and job.knobs_only:
+            _walk_knobs(sizes, greedy, run)
+        elif greedy:
             rng = random.Random(f"{EXPLORE_SEED}:{unit.id}")
             space = pl.load_space()
             for _ in range(greedy):
@@ -223,6 +227,27 @@ def _measure_unit(job: Job) -> list[dict]:
                 if candidate not in sizes:
                     run(candidate)
     return rows
+
+
+def _walk_knobs(sizes: dict, steps: int, run) -> None:
+    """Greedy descent over clang pipeline knobs: each step measures the first untried
+    toggle (in the knob table's order) of the best tuned clang pipeline so far; stops
+    after `steps` measurements or when the best has no untried toggle."""
+    for _ in range(steps):
+        tuned = {p: s for p, s in sizes.items() if s is not None and is_tuned_clang(p)}
+        if not tuned:
+            return
+        best = min(sorted(tuned), key=lambda p: tuned[p])
+        untried = [p for p in knobs.toggles(best) if p not in sizes]
+        if not untried:
+            return
+        run(untried[0])
+
+
+def is_tuned_clang(pipeline: str) -> bool:
+    """clang's own pipeline, with or without knobs (and nothing around it)."""
+    return pipeline == CLANG_PIPELINE or (pipeline.startswith("clang[") and pipeline.endswith("]")
+                                          and pipeline.count("[") == 1)
 
 
 def run_jobs(jobs: list[Job], store: Store, workers: int, title: str) -> None:
@@ -295,6 +320,32 @@ def walk(count: int, steps: int, jobs: int) -> None:
     run_jobs(jobs_list, store, jobs, "walk")
 
 
+@main.command("knobs")
+@click.option("--units", "count", default=120, show_default=True, help="Walked units to use.")
+@click.option("--steps", default=12, show_default=True, help="Knob toggles per unit from its best.")
+@click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
+def knob_walk(count: int, steps: int, jobs: int) -> None:
+    """On the walked units: clang's pipeline with each knob alone (mlcc/data/clang-knobs.toml),
+    then a greedy descent over sets of knobs from each unit's best."""
+    manifest = load_manifest()
+    store = Store()
+    layout = Layout.from_environment()
+    start = knob_start()
+    by_unit = store.by_unit()
+    jobs_list = []
+    for u in walk_sample(manifest, count):
+        known = by_unit.get(u["id"], {})
+        left = max(0, steps - sum(1 for p in known if is_tuned_clang(p) and p not in start))
+        if any(p not in known for p in start) or left:
+            jobs_list.append(corpus_job(u, layout, start, known, left, knobs_only=True))
+    run_jobs(jobs_list, store, jobs, "knobs")
+
+
+def knob_start() -> list[str]:
+    """clang's pipeline, alone and with each knob alone."""
+    return [CLANG_PIPELINE] + [knobs.name([k]) for k in knobs.table()]
+
+
 def walk_start() -> list[str]:
     """The pipelines every walk starts from, fixed the first time (kept in WALK_UNITS,
     so a new candidate set does not change what resuming measures): clang's,
@@ -331,7 +382,7 @@ def work_left(known: dict, pipelines: list[str], walk: int) -> tuple[bool, int]:
 
 
 def greedy_winners(store: Store, explored: list[dict], shared: set[str], limit: int,
-                   per_unit: int = 0) -> list[str]:
+                   per_unit: int = 0, only=None) -> list[str]:
     """Pipelines found by the greedy walks that beat their unit's best shared pipeline,
     by bytes saved; with `per_unit`, only each unit's best few (a long walk's steps
     are near copies of each other)."""
@@ -343,7 +394,8 @@ def greedy_winners(store: Store, explored: list[dict], shared: set[str], limit: 
                    default=None)
         if not base:
             continue
-        found = sorted((s, p) for p, s in sizes.items() if p not in shared and s < base and pl.eligible(p))
+        found = sorted((s, p) for p, s in sizes.items()
+                       if p not in shared and s < base and pl.eligible(p) and (only is None or only(p)))
         for s, p in found[:per_unit or None]:
             gains[p] += (base - s)
     return [p for p, _ in sorted(gains.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
@@ -355,18 +407,24 @@ def greedy_winners(store: Store, explored: list[dict], shared: set[str], limit: 
 @click.option("--random", "n_random", default=40, show_default=True)
 @click.option("--limit", default=40, show_default=True, help="Greedy winners to cross-check.")
 @click.option("--per-unit", default=0, help="Only each unit's best N winners (0: all).")
+@click.option("--knobs", "knobs_only", is_flag=True,
+              help="Only the knob walks' winners (`knobs`), on the walked units.")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
-def crosscheck(sample: str, count: int, n_random: int, limit: int, per_unit: int, jobs: int) -> None:
+def crosscheck(sample: str, count: int, n_random: int, limit: int, per_unit: int,
+               knobs_only: bool, jobs: int) -> None:
     """Measure the greedy walks' winners on every unit of the sample."""
     manifest = load_manifest()
     store = Store()
     layout = Layout.from_environment()
-    units = sample_units(manifest, sample, count)
-    if sample == "walk":
-        shared = set(walk_start())
+    units = sample_units(manifest, "walk" if knobs_only else sample, count)
+    if knobs_only:
+        shared = set(knob_start())
+        winners = greedy_winners(store, units, shared, limit, per_unit, only=is_tuned_clang)
+        winners += [p for p in knob_start() if p not in winners]
     else:
-        shared = {CLANG_PIPELINE, *BOTH_DEFAULTS, *shared_random_pipelines(n_random)}
-    winners = greedy_winners(store, units, shared, limit, per_unit)
+        shared = (set(walk_start()) if sample == "walk" else
+                  {CLANG_PIPELINE, *BOTH_DEFAULTS, *shared_random_pipelines(n_random)})
+        winners = greedy_winners(store, units, shared, limit, per_unit)
     by_unit = store.by_unit()
     jobs_list = [corpus_job(u, layout, winners, by_unit.get(u["id"], {})) for u in units
                  if any(p not in by_unit.get(u["id"], {}) for p in winners)]

@@ -1,0 +1,129 @@
+"""Tuned variants of clang's own pipeline: `clang[knob,knob]`.
+
+A knob (`data/clang-knobs.toml`) is a small edit of the pass pipeline clang
+runs for a unit's flags: a pass parameter changed, a pass dropped. A pipeline
+may name clang's pipeline with knobs as one element, `clang[gvn-no-pre]` or
+`function(jump-threading),clang[no-indvars]`; `expand` turns it into opt's
+syntax using the unit's own clang pipeline text, which the driver asks clang
+for anyway. Plain `clang` (the whole pipeline) is clang's pipeline unchanged.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+
+from mlcc.errors import MlccError
+
+KNOBS_FILE = Path(__file__).parent / "data" / "clang-knobs.toml"
+_ELEMENT = re.compile(r"clang\[([a-z0-9,-]*)\]")
+
+
+@lru_cache(maxsize=1)
+def table() -> dict[str, dict]:
+    """Knob name -> its edit, in the file's order (the order edits are applied in)."""
+    with open(KNOBS_FILE, "rb") as f:
+        return tomllib.load(f)["knobs"]
+
+
+def name(knobs) -> str:
+    """The canonical element for clang's pipeline with `knobs`: sorted in the table's
+    order, no duplicates; no knobs is plain `clang`."""
+    order = list(table())
+    unknown = set(knobs) - set(order)
+    if unknown:
+        raise MlccError(f"unknown clang pipeline knob(s): {', '.join(sorted(unknown))}")
+    chosen = [k for k in order if k in set(knobs)]
+    return f"clang[{','.join(chosen)}]" if chosen else "clang"
+
+
+def knobs_of(element: str) -> tuple[str, ...]:
+    """The knobs of a `clang[...]` element (empty for plain `clang`)."""
+    match = _ELEMENT.fullmatch(element)
+    return tuple(k for k in match.group(1).split(",") if k) if match else ()
+
+
+def has_knobs(pipeline_text: str) -> bool:
+    return _ELEMENT.search(pipeline_text) is not None
+
+
+def expand(pipeline_text: str, clang_text: str) -> str:
+    """`pipeline_text` in opt's syntax: each `clang[...]` element becomes `clang_text`
+    with those knobs applied."""
+    return _ELEMENT.sub(lambda m: apply(clang_text, knobs_of(m.group(0))), pipeline_text)
+
+
+def apply(clang_text: str, knobs) -> str:
+    """clang's pipeline text with `knobs` applied in the table's order."""
+    text = clang_text
+    for knob, edit in table().items():
+        if knob not in knobs:
+            continue
+        if "replace" in edit:
+            old, new = edit["replace"]
+            text = text.replace(old, new)
+        elif "drop" in edit:
+            text = _render(_drop(_parse(text), edit["drop"]))
+    return text
+
+
+# ------------------------------------------------------------------ pipeline text as a tree
+# An element is (name with its <params>, children or None): `loop-mssa(licm<x>)` is
+# ("loop-mssa", [("licm<x>", None)]). Only `drop` needs the tree; params may hold
+# commas nowhere in LLVM 19's printed pipelines, but may hold `;` and `=`.
+
+def _parse(text: str) -> list:
+    elements, stack, token = [], [], ""
+    current = elements
+    depth_angle = 0
+    for ch in text:
+        if ch == "<":
+            depth_angle += 1
+        elif ch == ">":
+            depth_angle -= 1
+        if depth_angle:
+            token += ch
+        elif ch == "(":
+            node = (token, [])
+            current.append(node)
+            stack.append(current)
+            current, token = node[1], ""
+        elif ch == ")":
+            if token:
+                current.append((token, None))
+            current, token = stack.pop(), ""
+        elif ch == ",":
+            if token:
+                current.append((token, None))
+            token = ""
+        else:
+            token += ch
+    if token:
+        current.append((token, None))
+    return elements
+
+
+def _render(elements: list) -> str:
+    return ",".join(e[0] if e[1] is None else f"{e[0]}({_render(e[1])})" for e in elements)
+
+
+def _drop(elements: list, pass_name: str) -> list:
+    out = []
+    for label, children in elements:
+        if children is None:
+            if label.split("<", 1)[0] != pass_name:
+                out.append((label, None))
+            continue
+        kept = _drop(children, pass_name)
+        if kept:
+            out.append((label, kept))
+    return out
+
+
+def toggles(pipeline_text: str) -> list[str]:
+    """The tuned clang pipelines one knob away from `pipeline_text` (`clang` or a lone
+    `clang[...]`): each knob added or removed."""
+    have = set(knobs_of(pipeline_text))
+    return [name(have ^ {k}) for k in table()]

@@ -1,0 +1,109 @@
+"""Tuned clang pipelines (`clang[knob,...]`): each knob on clang-19's real pipeline text,
+the names, and a forced knob pipeline through the driver."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import mlcc_env
+from mlcc import knobs, passes
+from mlcc.errors import MlccError
+from mlcc.learn import search
+from mlcc.pipeline import CLANG, resolve
+
+CLANG19 = shutil.which("clang-19")
+OPT19 = shutil.which("opt-19")
+SOURCE = """
+int table[64];
+static int sq(int x) { return x * x; }
+int fill(int n) { int s = 0; for (int i = 0; i < n && i < 64; i++) { table[i] = sq(i); s += table[i]; } return s; }
+int pick(int k) { switch (k) { case 0: return 3; case 1: return 9; case 2: return 27; case 3: return 81; default: return fill(k); } }
+"""
+
+
+@pytest.fixture(scope="module")
+def unit(tmp_path_factory) -> tuple[Path, str]:
+    """A real -Oz unit's bitcode and clang's pipeline text for it."""
+    work = tmp_path_factory.mktemp("knobs")
+    src = work / "u.c"
+    src.write_text(SOURCE)
+    bc = work / "u.bc"
+    subprocess.run([CLANG19, "-Oz", "-Xclang", "-disable-llvm-passes", "-emit-llvm", "-c",
+                    str(src), "-o", str(bc)], check=True)
+    text = subprocess.run([CLANG19, "-Oz", "-c", str(bc), "-o", "/dev/null", "-mllvm",
+                           "-print-pipeline-passes"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+    return bc, text
+
+
+@pytest.mark.parametrize("knob", list(knobs.table()))
+def test_every_knob_changes_clangs_pipeline_and_opt_accepts_it(unit, knob):
+    bc, text = unit
+    tuned = knobs.apply(text, [knob])
+    assert tuned != text
+    edit = knobs.table()[knob]
+    if "drop" in edit:
+        names = {e.split("<", 1)[0] for e in tuned.replace("(", ",").replace(")", ",").split(",")}
+        assert edit["drop"] in {e.split("<", 1)[0] for e in text.replace("(", ",").split(",")}
+        assert edit["drop"] not in names
+    subprocess.run([OPT19, f"-passes={tuned}", str(bc), "-disable-output"], check=True)
+
+
+def test_dropping_a_pass_drops_the_adaptor_it_leaves_empty():
+    text = "function(sroa,loop-mssa(licm<allowspeculation>),instcombine),loop-mssa(licm)"
+    assert knobs.apply(text, ["no-licm"]) == "function(sroa,instcombine)"
+
+
+def test_names_are_canonical_and_unknown_knobs_are_refused():
+    assert knobs.name(["mergefunc", "gvn-no-pre", "mergefunc"]) == "clang[gvn-no-pre,mergefunc]"
+    assert knobs.name([]) == CLANG
+    assert knobs.knobs_of("clang[gvn-no-pre,mergefunc]") == ("gvn-no-pre", "mergefunc")
+    with pytest.raises(MlccError, match="no-such-knob"):
+        knobs.name(["no-such-knob"])
+    toggled = knobs.toggles("clang[gvn-no-pre]")
+    assert CLANG in toggled and len(toggled) == len(knobs.table())
+
+
+def test_a_knob_element_inside_a_larger_pipeline():
+    text = "function(jump-threading),clang[no-indvars]"
+    assert resolve(text, "function(indvars,gvn<>),globaldce") == "function(jump-threading),function(gvn<>),globaldce"
+    assert resolve(CLANG, "x") == "x" and resolve("default<Oz>", "x") == "default<Oz>"
+    assert [p.name for p in passes.parse_simple(text)] == ["jump-threading", "clang[no-indvars]"]
+    assert passes.eligible(text) and passes.wraps_default(text, "s")
+    assert search.is_tuned_clang("clang[no-indvars]") and not search.is_tuned_clang(text)
+
+
+def test_knob_descent_moves_from_the_best_and_stops_when_all_toggles_are_tried():
+    sizes = {CLANG: 100, **{knobs.name([k]): 101 for k in knobs.table()}}
+    sizes[knobs.name(["no-indvars"])] = 90
+    measured = []
+
+    def run(p):
+        measured.append(p)
+        sizes[p] = 80 if p == knobs.name(["gvn-no-pre", "no-indvars"]) else 95
+
+    search._walk_knobs(sizes, 3, run)
+    assert measured[0] == knobs.name(["gvn-no-pre", "no-indvars"])
+    assert all("gvn-no-pre" in p and "no-indvars" in p for p in measured[1:])
+
+
+def test_a_forced_knob_pipeline_builds_the_same_object_as_opt_with_the_tuned_text(unit, tmp_path):
+    bc, text = unit
+    src = tmp_path / "u.c"
+    src.write_text(SOURCE)
+    forced = "clang[gvn-no-pre,no-indvars,mergefunc]"
+    env = mlcc_env(MLCC_PIPELINE=forced)
+    subprocess.run(["mlcc", "-Oz", "-c", str(src), "-o", str(tmp_path / "mlcc.o")], check=True,
+                   env=env, cwd=tmp_path)
+    tuned = knobs.apply(text, knobs.knobs_of(forced))
+    subprocess.run([OPT19, f"-passes={tuned}", str(bc), "-o", str(tmp_path / "t.bc")], check=True)
+    subprocess.run([CLANG19, "-Oz", "-Xclang", "-disable-llvm-passes", "-c", str(tmp_path / "t.bc"),
+                    "-o", str(tmp_path / "ref.o")], check=True)
+    dis = [subprocess.run(["llvm-objdump-19", "-d", "--no-show-raw-insn", str(tmp_path / o)],
+                          check=True, capture_output=True, text=True).stdout.split("\n", 3)[-1]
+           for o in ("mlcc.o", "ref.o")]
+    assert dis[0] == dis[1]
