@@ -49,6 +49,19 @@ def has_knobs(pipeline_text: str) -> bool:
     return _ELEMENT.search(pipeline_text) is not None
 
 
+def definitions(pipelines) -> dict[str, dict]:
+    """The knobs `pipelines` use, with their edits: what a model records, and what it
+    needs this mlcc's table to say unchanged."""
+    used = {k for p in pipelines for m in _ELEMENT.finditer(p) for k in knobs_of(m.group(0))}
+    return {k: edit for k, edit in table().items() if k in used}
+
+
+def mismatched(recorded: dict, pipelines) -> list[str]:
+    """Knobs `pipelines` use whose edit in this mlcc's table is not the `recorded` one."""
+    used = {k for p in pipelines for m in _ELEMENT.finditer(p) for k in knobs_of(m.group(0))}
+    return sorted(k for k in used if recorded.get(k) != table().get(k))
+
+
 def expand(pipeline_text: str, clang_text: str) -> str:
     """`pipeline_text` in opt's syntax: each `clang[...]` element becomes `clang_text`
     with those knobs applied."""

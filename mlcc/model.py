@@ -101,6 +101,13 @@ def load(path: str) -> SizeModel:
         opt_level = meta["mlcc.opt_level"]
     except (KeyError, ValueError, TypeError):
         raise ModelMismatch(f"model {path} lacks its candidate pipelines in its metadata") from None
+    if "clang[" in meta["mlcc.candidates"]:
+        from mlcc import knobs
+        changed = knobs.mismatched(json.loads(meta.get("mlcc.knobs", "{}")), candidates)
+        if changed:
+            raise ModelMismatch(
+                f"model {path} was made with other clang pipeline knobs ({', '.join(changed)}) "
+                f"than this mlcc's mlcc/data/clang-knobs.toml; retrain it with `make model` or set MLCC_MODEL")
     outputs = session.get_outputs()[0].shape
     if len(outputs) != 2 or outputs[1] != len(candidates):
         raise ModelMismatch(f"model {path} predicts {outputs} values for {len(candidates)} candidates")

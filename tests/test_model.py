@@ -78,12 +78,29 @@ def _broken_model(tmp_path: Path, kind: str) -> Path:
             if prop.key == key:
                 prop.value = "18" if kind == "other-llvm" else "0" * 16
         path.write_bytes(onx.SerializeToString())
+    elif kind == "other-knobs":  # a candidate's knob means something else in this mlcc
+        import json
+
+        import onnx
+        onx = onnx.load_from_string(blob)
+        props = {prop.key: prop for prop in onx.metadata_props}
+        candidates = json.loads(props["mlcc.candidates"].value)
+        candidates[-1] = "clang[gvn-no-pre]"
+        props["mlcc.candidates"].value = json.dumps(candidates)
+        knobs = {"gvn-no-pre": {"why": "-", "replace": ["gvn<>", "gvn<no-load-pre>"]}}
+        if "mlcc.knobs" in props:
+            props["mlcc.knobs"].value = json.dumps(knobs)
+        else:
+            entry = onx.metadata_props.add()
+            entry.key, entry.value = "mlcc.knobs", json.dumps(knobs)
+        path.write_bytes(onx.SerializeToString())
     elif kind == "missing":
         pass
     return path
 
 
-@pytest.mark.parametrize("kind", ["truncated", "garbage", "empty", "other-llvm", "other-schema", "missing"])
+@pytest.mark.parametrize("kind", ["truncated", "garbage", "empty", "other-llvm", "other-schema",
+                                  "other-knobs", "missing"])
 def test_unusable_model_means_clangs_pipeline_and_one_warning(kind: str, work: Path, tmp_path: Path):
     bad = _broken_model(tmp_path, kind)
     proc = subprocess.run([MLCC, "-Oz", "-c", "src/util.c", "-o", "m.o"], cwd=work,
@@ -102,3 +119,5 @@ def test_load_raises_typed_errors(tmp_path: Path):
         model.load(str(_broken_model(tmp_path, "garbage")))
     with pytest.raises(ModelMismatch):
         model.load(str(_broken_model(tmp_path, "other-llvm")))
+    with pytest.raises(ModelMismatch, match="gvn-no-pre"):
+        model.load(str(_broken_model(tmp_path, "other-knobs")))

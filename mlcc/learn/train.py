@@ -23,7 +23,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import track
 
-from mlcc import features
+from mlcc import features, knobs
 from mlcc.learn import search
 from mlcc.learn.corpus import MANIFEST_FILE, Layout
 from mlcc.toolchain import LLVM_MAJOR
@@ -289,6 +289,7 @@ def model_metadata(fitted: Fitted, train: Dataset, level: str, training_data: di
         "mlcc.feature_transform": "log1p",
         "mlcc.objective": "bytes of .text/.data/.rodata with subsections (mlcc.objective.object_size)",
         "mlcc.candidates": train.candidates,
+        "mlcc.knobs": knobs.definitions(train.candidates),
         "mlcc.margin": str(fitted.margin),
         "mlcc.family": fitted.family,
         "mlcc.training_data": training_data,
