@@ -42,8 +42,11 @@ endif
 	$(PYTHON) -m mlcc.learn.search crosscheck
 	$(PYTHON) -m mlcc.learn.search walk
 	$(PYTHON) -m mlcc.learn.search crosscheck --sample walk --per-unit 2 --limit 80
-	$(PYTHON) -m mlcc.learn.candidates
-	$(PYTHON) -m mlcc.learn.search label
+	$(PYTHON) -m mlcc.learn.search knobs
+	$(PYTHON) -m mlcc.learn.search crosscheck --knobs --per-unit 2 --limit 24
+	$(PYTHON) -m mlcc.learn.candidates --wrapped-only
+	$(PYTHON) -m mlcc.learn.search label --split validation
+	$(PYTHON) -m mlcc.learn.search label --split train --limit 450
 	$(PYTHON) -m mlcc.learn.train
 	$(PYTHON) -m mlcc.learn.report
 
@@ -57,6 +60,8 @@ OS_MODEL ?= models/unshipped/size-Os.onnx
 model-Os: corpus
 	$(PYTHON) -m mlcc.learn.corpus_level
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search walk --steps 12
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search knobs
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search crosscheck --knobs --per-unit 2 --limit 24
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.candidates --wrapped-only
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split validation
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split train --limit 450

@@ -37,8 +37,9 @@ def load_space(path: Path | None = None) -> tuple[Pass, ...]:
 
 
 def to_opt(passes) -> str:
-    """The `-passes=` string for a pipeline."""
-    return ",".join(_render_run(list(passes), "module"))
+    """The `-passes=` string for a pipeline (a lone `clang[]` is clang's own, `clang`)."""
+    text = ",".join(_render_run(list(passes), "module"))
+    return CLANG if text == "clang[]" else text
 
 
 def _render_run(passes: list[Pass], level: str) -> list[str]:
@@ -136,10 +137,18 @@ def random_pipeline(rng: random.Random, space, opt_level: str) -> tuple[Pass, ..
 
 def mutate(rng: random.Random, pipeline, space, opt_level: str) -> tuple[Pass, ...]:
     """One local edit: insert, delete, swap or replace a pass (clang's pipeline and
-    the leading always-inline stay)."""
+    the leading always-inline stay); with a tuned clang pipeline in it (`clang[...]`),
+    also toggle one of its knobs."""
     items = list(pipeline)
     editable = [i for i, p in enumerate(items) if not _fixed(p)]
-    op = rng.choice(("insert", "delete", "swap", "replace"))
+    tuned = [i for i, p in enumerate(items) if p.name.startswith("clang[")]
+    op = rng.choice(("insert", "delete", "swap", "replace") + (("knob",) if tuned else ()))
+    if op == "knob":
+        from mlcc import knobs
+        i = rng.choice(tuned)
+        toggled = rng.choice(knobs.toggles(items[i].name))
+        items[i] = Pass("module", toggled if toggled != CLANG else "clang[]")
+        return tuple(items)
     first = 1 if items and items[0] == ALWAYS_INLINE else 0
     if op == "insert" or not editable:
         items.insert(rng.randint(first, len(items)), rng.choice(space))

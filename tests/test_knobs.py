@@ -107,3 +107,17 @@ def test_a_forced_knob_pipeline_builds_the_same_object_as_opt_with_the_tuned_tex
                           check=True, capture_output=True, text=True).stdout.split("\n", 3)[-1]
            for o in ("mlcc.o", "ref.o")]
     assert dis[0] == dis[1]
+
+
+def test_local_edits_toggle_knobs_and_keep_a_valid_pipeline(unit):
+    import random
+
+    bc, text = unit
+    start = passes.parse_simple("function(sroa),clang[gvn-no-pre]")
+    rng = random.Random(3)
+    space = passes.load_space()
+    children = {passes.to_opt(passes.mutate(rng, start, space, "z")) for _ in range(60)}
+    tuned = {p.name for c in children for p in passes.parse_simple(c) if p.name.startswith("clang[")}
+    assert len(tuned) > 3 and all(c.count("clang[") == 1 for c in children)
+    for child in sorted(children)[:8]:
+        subprocess.run([OPT19, f"-passes={resolve(child, text)}", str(bc), "-disable-output"], check=True)
