@@ -172,7 +172,7 @@ def rank(bitcode: str, opt_level: str, path: str) -> Decision:
     ranked = sorted(range(len(scores)), key=lambda i: (scores[i], i))
     best = ranked[0]
     if scores[best] > scores[0] - model.margin:
-        best = 0  # candidate 0 is clang's own pipeline
+        best = 0  # candidate 0 is the default: clang's own, or the pipeline best on training projects
     return Decision(pipeline=model.candidates[best], source=f"model {model.digest}",
                     ranked=tuple(model.candidates[i] for i in ranked),
                     scores={model.candidates[i]: round(scores[i], 5) for i in range(len(scores))})

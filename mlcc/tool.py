@@ -290,8 +290,9 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
             from mlcc import codegen
             flags_opt = codegen.optimizer_target_flags(tools.clang, unit.codegen_args, bitcode)
             from mlcc.learn.evaluate import Unit
+            clang_text = codegen.clang_pipeline_text(tools.clang, unit.codegen_args, bitcode)
             prep = Prepared(Unit("explain", "", bitcode, unit.codegen_args, driver_kind),
-                            bitcode, flags_opt, tools.clang, tools.opt)
+                            bitcode, flags_opt, tools.clang, tools.opt, clang_text)
             measured = {c: measure_one(prep, c) for c in m.candidates}
     result = {
         "source": source, "flags": argv, "model": model.identity(cmd.opt_level),
@@ -306,7 +307,9 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
     from rich.console import Console
     from rich.table import Table
     console = Console()
-    console.print(f"[bold]{source}[/] {' '.join(argv)}  ->  [green]{decision.pipeline}[/] ({decision.source})")
+    from rich.markup import escape  # pipelines like clang[gvn-no-pre] are not markup
+    console.print(f"[bold]{escape(source)}[/] {escape(' '.join(argv))}  ->  "
+                  f"[green]{escape(decision.pipeline)}[/] ({escape(decision.source)})")
     ft = Table(title="features that weighed most (change of the chosen prediction at the median)")
     ft.add_column("feature")
     ft.add_column("value", justify="right")
@@ -320,7 +323,8 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
     if measure:
         ct.add_column("measured bytes", justify="right")
     ct.add_column("pipeline", overflow="fold")
-    clang_bytes = measured.get(m.candidates[0])
+    from mlcc.pipeline import CLANG
+    clang_bytes = measured.get(CLANG)
     for i, c in enumerate(m.candidates):
         mark = "*" if c == decision.pipeline else ""
         row = [f"{i}{mark}", f"{scores[i]:.4f}"]
@@ -328,7 +332,7 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
             b = measured.get(c)
             row.append("failed" if b is None else (f"{b} ({100.0 * (b - clang_bytes) / clang_bytes:+.2f}%)"
                                                    if clang_bytes else str(b)))
-        row.append(c)
+        row.append(escape(c))
         ct.add_row(*row)
     console.print(ct)
 

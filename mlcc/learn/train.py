@@ -166,11 +166,24 @@ FAMILIES = ("extra-trees", "random-forest", "knn", "mlp")
 
 def choose(pred: np.ndarray, margin: float) -> np.ndarray:
     """Index of the chosen candidate per unit: the predicted smallest, unless it is
-    not predicted at least `margin` smaller than clang's (candidate 0)."""
+    not predicted at least `margin` smaller than the default (candidate 0)."""
     best = pred.argmin(axis=1)
-    keep_clang = pred[np.arange(len(pred)), best] > pred[:, 0] - margin
-    best[keep_clang] = 0
+    keep_default = pred[np.arange(len(pred)), best] > pred[:, 0] - margin
+    best[keep_default] = 0
     return best
+
+
+def default_candidate(data: Dataset) -> int:
+    """The fixed pipeline a unit gets unless the model predicts better: the candidate
+    with the best mean over training projects of the project's total gain. Each project
+    weighs the same: a total over units lets one huge unit pick a pipeline that does
+    nothing elsewhere (docs/MODEL.md, "Tuned clang pipelines")."""
+    projects = sorted(set(data.groups))
+    gains = np.zeros(len(data.candidates))
+    for project in projects:
+        rows = data.groups == project
+        gains += 1.0 - (data.R[rows] * data.clang[rows, None]).sum(axis=0) / data.clang[rows].sum()
+    return int(np.argmax(gains / max(len(projects), 1)))
 
 
 def score(data: Dataset, chosen: np.ndarray) -> dict:
@@ -179,12 +192,14 @@ def score(data: Dataset, chosen: np.ndarray) -> dict:
     oracle = data.R.min(axis=1) * data.clang
     total_clang = data.clang.sum()
     ratio = sizes / data.clang
+    default = data.R[:, 0] * data.clang
     return {
         "units": int(len(chosen)),
         "total_gain_pct": float(100.0 * (total_clang - sizes.sum()) / total_clang),
         "geomean_gain_pct": float(100.0 * (1 - np.exp(np.mean(np.log(ratio))))),
         "oracle_total_gain_pct": float(100.0 * (total_clang - oracle.sum()) / total_clang),
         "larger_units": int((ratio > 1.0 + 1e-12).sum()),
+        "larger_than_default_units": int((sizes > default * (1.0 + 1e-12)).sum()),
         "worst_ratio": float(ratio.max()) if len(ratio) else 1.0,
     }
 
@@ -205,8 +220,8 @@ def cross_validate(data: Dataset, family: str, folds: int = 5) -> tuple[np.ndarr
 
 
 MARGINS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05)
-# Single-shot may make a file larger than clang's pipeline; out of fold, at most this
-# share of the training units may be. Without the bound, the best total comes from a
+# Single-shot may make a file larger than the default pipeline would; out of fold, at
+# most this share of the training units may be. Without the bound, the best total comes from a
 # few big wins (one project, pixman, held most of them) bought with a fifth of the
 # files made larger.
 MAX_LARGER_SHARE = 0.05
@@ -216,9 +231,10 @@ def best_margin(data: Dataset, pred: np.ndarray) -> float:
     """The margin with the best total among those within MAX_LARGER_SHARE (else the
     margin that makes the fewest files larger)."""
     scores = {m: score(data, choose(pred, m)) for m in MARGINS}
-    bounded = [m for m in MARGINS if scores[m]["larger_units"] <= MAX_LARGER_SHARE * len(data.units)]
+    bounded = [m for m in MARGINS
+               if scores[m]["larger_than_default_units"] <= MAX_LARGER_SHARE * len(data.units)]
     if not bounded:
-        return min(MARGINS, key=lambda m: (scores[m]["larger_units"], m))
+        return min(MARGINS, key=lambda m: (scores[m]["larger_than_default_units"], m))
     return max(bounded, key=lambda m: (scores[m]["total_gain_pct"], -m))
 
 
@@ -262,19 +278,21 @@ def fit(train: Dataset, families: tuple[str, ...], console: Console) -> Fitted:
                       f"geomean {cv[fam]['geomean_gain_pct']:.2f}%  "
                       f"larger {cv[fam]['larger_units']}")
     bound = MAX_LARGER_SHARE * len(train.units)
-    family = max(cv, key=lambda f: (cv[f]["larger_units"] <= bound, cv[f]["total_gain_pct"]))
+    family = max(cv, key=lambda f: (cv[f]["larger_than_default_units"] <= bound,
+                                    cv[f]["total_gain_pct"]))
     model = make_model(family).fit(transform(train.X), train.R)
     return Fitted(model, family, cv[family]["margin"], cv)
 
 
 def validate(fitted: Fitted, train: Dataset, valid: Dataset) -> dict:
-    """The model and the best single fixed candidate (chosen on `train`) on `valid`."""
+    """The model and the best single fixed candidate (the default, `default_candidate`,
+    chosen on `train`) on `valid`."""
     if not len(valid.units):
         return {}
-    best_single = int(np.argmin((train.R * train.clang[:, None]).sum(axis=0)))
     return {"model": score(valid, choose(fitted.model.predict(transform(valid.X)), fitted.margin)),
-            "best_single_fixed": {"pipeline": train.candidates[best_single],
-                                  **score(valid, np.full(len(valid.units), best_single))}}
+            "best_single_fixed": {"pipeline": train.candidates[0],
+                                  "rule": "best mean gain over the training projects",
+                                  **score(valid, np.zeros(len(valid.units), dtype=int))}}
 
 
 def model_metadata(fitted: Fitted, train: Dataset, level: str, training_data: dict,
@@ -289,6 +307,7 @@ def model_metadata(fitted: Fitted, train: Dataset, level: str, training_data: di
         "mlcc.feature_transform": "log1p",
         "mlcc.objective": "bytes of .text/.data/.rodata with subsections (mlcc.objective.object_size)",
         "mlcc.candidates": train.candidates,
+        "mlcc.default": train.candidates[0],
         "mlcc.knobs": knobs.definitions(train.candidates),
         "mlcc.margin": str(fitted.margin),
         "mlcc.family": fitted.family,
@@ -326,10 +345,16 @@ def main(family: str, out: Path) -> None:
     manifest = json.loads(MANIFEST_FILE.read_text())
     candidates = json.loads(search.CANDIDATES.read_text())["pipelines"]
     assert candidates[0] == search.CLANG_PIPELINE
-    data = build_dataset(manifest["units"], candidates, search.Store(),
-                         corpus_bitcode(Layout.from_environment()))
+    store, bitcode_of = search.Store(), corpus_bitcode(Layout.from_environment())
+    data = build_dataset(manifest["units"], candidates, store, bitcode_of)
+    default = default_candidate(data.subset([u["split"] == "train" for u in data.units]))
+    if default:  # the default goes first: candidate 0 is what a unit gets unless predicted worse
+        candidates = [candidates[default]] + [c for i, c in enumerate(candidates) if i != default]
+        data = build_dataset(manifest["units"], candidates, store, bitcode_of)
     train = data.subset([u["split"] == "train" for u in data.units])
     valid = data.subset([u["split"] == "validation" for u in data.units])
+    console.print(f"default pipeline (best mean gain over training projects): {candidates[0]}",
+                  markup=False)
     console.print(f"{len(train.units)} training units ({len(set(train.groups))} projects), "
                   f"{len(valid.units)} validation units, {len(candidates)} candidates")
     if len(train.units) < 20:
