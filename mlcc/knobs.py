@@ -56,6 +56,12 @@ def definitions(pipelines) -> dict[str, dict]:
     return {k: edit for k, edit in table().items() if k in used}
 
 
+def unknown_in(pipeline_text: str) -> list[str]:
+    """Knobs `pipeline_text` names that this mlcc's table does not have."""
+    return sorted({k for m in _ELEMENT.finditer(pipeline_text) for k in knobs_of(m.group(0))
+                   if k not in table()})
+
+
 def mismatched(recorded: dict, pipelines) -> list[str]:
     """Knobs `pipelines` use whose edit in this mlcc's table is not the `recorded` one."""
     used = {k for p in pipelines for m in _ELEMENT.finditer(p) for k in knobs_of(m.group(0))}

@@ -76,6 +76,12 @@ def _convert(name: str, raw, source: str):
             if not math.isfinite(value) or value <= 0:
                 raise ValueError(text)
             return value
+        if name == "pipeline" and "clang[" in text:
+            from mlcc import knobs  # only when a forced pipeline names knobs
+            unknown = knobs.unknown_in(text)
+            if unknown:
+                raise UsageError(f"invalid value '{text}' for {source}: unknown clang pipeline "
+                                 f"knob(s) {', '.join(unknown)} (known: {', '.join(knobs.table())})")
         return text
     except ValueError:
         raise UsageError(f"invalid value '{text}' for {source}") from None

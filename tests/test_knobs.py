@@ -121,3 +121,15 @@ def test_local_edits_toggle_knobs_and_keep_a_valid_pipeline(unit):
     assert len(tuned) > 3 and all(c.count("clang[") == 1 for c in children)
     for child in sorted(children)[:8]:
         subprocess.run([OPT19, f"-passes={resolve(child, text)}", str(bc), "-disable-output"], check=True)
+
+
+def test_an_unknown_knob_in_a_forced_pipeline_is_one_line_and_no_output(tmp_path):
+    src = tmp_path / "u.c"
+    src.write_text(SOURCE)
+    proc = subprocess.run(["mlcc", "-Oz", "-fmlcc-pipeline=clang[gvn-no-pre,no-such-knob]", "-c",
+                           str(src), "-o", str(tmp_path / "u.o")], env=mlcc_env(), cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mlcc: ") and "no-such-knob" in lines[0]
+    assert not (tmp_path / "u.o").exists()
