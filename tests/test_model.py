@@ -12,7 +12,7 @@ import pytest
 
 from conftest import mlcc_env
 
-from mlcc import features, model
+from mlcc import features, knobs, model
 from mlcc.errors import ModelError, ModelMismatch
 from mlcc.toolchain import LLVM_MAJOR
 
@@ -39,7 +39,9 @@ def test_bundled_model_carries_its_metadata():
     assert meta["mlcc.llvm_major"] == str(LLVM_MAJOR)
     assert meta["mlcc.feature_schema_hash"] == features.schema_hash()
     assert meta["mlcc.feature_schema_version"] == str(features.SCHEMA_VERSION)
-    assert m.candidates[0] == "clang"  # clang's own pipeline, exactly
+    assert "clang" in m.candidates  # clang's own pipeline, exactly: what trials start from
+    assert meta["mlcc.default"] == m.candidates[0]  # candidate 0: what a unit gets by default
+    assert json.loads(meta.get("mlcc.knobs", "{}")) == knobs.definitions(m.candidates)
     # K = 8 chosen from the selection curve, minus pipelines removed for miscompiles
     removed = json.loads((Path(__file__).parents[1] / "models" / "data" / "candidates-Oz.json").read_text()).get("removed", [])
     assert 8 <= len(m.candidates) + len(removed) <= 64
