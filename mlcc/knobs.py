@@ -45,27 +45,26 @@ def knobs_of(element: str) -> tuple[str, ...]:
     return tuple(k for k in match.group(1).split(",") if k) if match else ()
 
 
-def has_knobs(pipeline_text: str) -> bool:
-    return _ELEMENT.search(pipeline_text) is not None
+def used_in(pipelines) -> set[str]:
+    """Every knob the `clang[...]` elements of `pipelines` name."""
+    return {k for p in pipelines for m in _ELEMENT.finditer(p) for k in knobs_of(m.group(0))}
 
 
 def definitions(pipelines) -> dict[str, dict]:
     """The knobs `pipelines` use, with their edits: what a model records, and what it
     needs this mlcc's table to say unchanged."""
-    used = {k for p in pipelines for m in _ELEMENT.finditer(p) for k in knobs_of(m.group(0))}
+    used = used_in(pipelines)
     return {k: edit for k, edit in table().items() if k in used}
 
 
 def unknown_in(pipeline_text: str) -> list[str]:
     """Knobs `pipeline_text` names that this mlcc's table does not have."""
-    return sorted({k for m in _ELEMENT.finditer(pipeline_text) for k in knobs_of(m.group(0))
-                   if k not in table()})
+    return sorted(used_in([pipeline_text]) - set(table()))
 
 
 def mismatched(recorded: dict, pipelines) -> list[str]:
     """Knobs `pipelines` use whose edit in this mlcc's table is not the `recorded` one."""
-    used = {k for p in pipelines for m in _ELEMENT.finditer(p) for k in knobs_of(m.group(0))}
-    return sorted(k for k in used if recorded.get(k) != table().get(k))
+    return sorted(k for k in used_in(pipelines) if recorded.get(k) != table().get(k))
 
 
 def expand(pipeline_text: str, clang_text: str) -> str:
