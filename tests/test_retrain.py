@@ -52,7 +52,7 @@ def test_retrain_writes_a_model_the_driver_uses(collected, tmp_path: Path) -> No
     assert summary["opt_level"] == "s"
     assert summary["training_data"]["train_units"] == 11
     assert summary["training_data"]["validation_units"] == 3
-    assert summary["candidates"][0] == "clang" and 2 <= len(summary["candidates"]) <= 3
+    assert "clang" in summary["candidates"] and 2 <= len(summary["candidates"]) <= 3
 
     from mlcc import model as runtime
 

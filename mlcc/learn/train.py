@@ -186,6 +186,12 @@ def default_candidate(data: Dataset) -> int:
     return int(np.argmax(gains / max(len(projects), 1)))
 
 
+def default_first(candidates: list[str], train: Dataset) -> list[str]:
+    """`candidates` with the default (`default_candidate` on `train`) moved to the front."""
+    default = default_candidate(train)
+    return [candidates[default]] + [c for i, c in enumerate(candidates) if i != default]
+
+
 def score(data: Dataset, chosen: np.ndarray) -> dict:
     """Total and geomean gain over clang of a choice, and what the oracle would get."""
     sizes = data.R[np.arange(len(chosen)), chosen] * data.clang
@@ -347,10 +353,9 @@ def main(family: str, out: Path) -> None:
     assert candidates[0] == search.CLANG_PIPELINE
     store, bitcode_of = search.Store(), corpus_bitcode(Layout.from_environment())
     data = build_dataset(manifest["units"], candidates, store, bitcode_of)
-    default = default_candidate(data.subset([u["split"] == "train" for u in data.units]))
-    if default:  # the default goes first: candidate 0 is what a unit gets unless predicted worse
-        candidates = [candidates[default]] + [c for i, c in enumerate(candidates) if i != default]
-        data = build_dataset(manifest["units"], candidates, store, bitcode_of)
+    # candidate 0 is what a unit gets unless another is predicted smaller
+    candidates = default_first(candidates, data.subset([u["split"] == "train" for u in data.units]))
+    data = build_dataset(manifest["units"], candidates, store, bitcode_of)
     train = data.subset([u["split"] == "train" for u in data.units])
     valid = data.subset([u["split"] == "validation" for u in data.units])
     console.print(f"default pipeline (best mean gain over training projects): {candidates[0]}",
