@@ -2,10 +2,10 @@
 
 A knob (`data/clang-knobs.toml`) is a small edit of the pass pipeline clang
 runs for a unit's flags: a pass parameter changed, a pass dropped. A pipeline
-may name clang's pipeline with knobs as one element, `clang[gvn-no-pre]` or
-`function(jump-threading),clang[no-indvars]`; `expand` turns it into opt's
-syntax using the unit's own clang pipeline text, which the driver asks clang
-for anyway. Plain `clang` (the whole pipeline) is clang's pipeline unchanged.
+may name clang's pipeline, with knobs or without, as one element:
+`clang[gvn-no-pre]`, `function(jump-threading),clang[no-indvars]`,
+`clang,iroutliner`; `expand` turns it into opt's syntax using the unit's own
+clang pipeline text, which the driver asks clang for anyway.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from pathlib import Path
 from mlcc.errors import MlccError
 
 KNOBS_FILE = Path(__file__).parent / "data" / "clang-knobs.toml"
-_ELEMENT = re.compile(r"clang\[([a-z0-9,-]*)\]")
+# `clang` or `clang[knobs]` as an element of a pipeline (not part of a longer name)
+_ELEMENT = re.compile(r"(?<![\w<>-])clang(?:\[([a-z0-9,-]*)\])?(?![\w\[-])")
 
 
 @lru_cache(maxsize=1)
@@ -42,7 +43,12 @@ def name(knobs) -> str:
 def knobs_of(element: str) -> tuple[str, ...]:
     """The knobs of a `clang[...]` element (empty for plain `clang`)."""
     match = _ELEMENT.fullmatch(element)
-    return tuple(k for k in match.group(1).split(",") if k) if match else ()
+    return tuple(k for k in (match.group(1) or "").split(",") if k) if match else ()
+
+
+def names_clang(pipeline_text: str) -> bool:
+    """True when the pipeline runs clang's own, plain or tuned, as one of its elements."""
+    return _ELEMENT.search(pipeline_text) is not None
 
 
 def used_in(pipelines) -> set[str]:

@@ -14,6 +14,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from mlcc import knobs
 from mlcc.pipeline import CLANG
 
 LEVELS = ("module", "cgscc", "function", "loop", "loop-mssa")
@@ -77,7 +78,7 @@ ALWAYS_INLINE = Pass("module", "always-inline")
 
 def keeps_always_inline(pipeline_text: str) -> bool:
     """True when the pipeline inlines always_inline functions as clang does."""
-    return (pipeline_text == CLANG or "default<" in pipeline_text or "clang[" in pipeline_text
+    return ("default<" in pipeline_text or knobs.names_clang(pipeline_text)
             or pipeline_text.startswith(ALWAYS_INLINE.name))
 
 
@@ -97,8 +98,7 @@ def wraps_default(pipeline_text: str, opt_level: str = "") -> bool:
     given) runs inside this one: free pipelines chosen on small units can blow up large
     ones, and an -Os build should keep -Os's inlining (docs/MODEL.md). A tuned clang
     pipeline (`clang[knob,...]`) is clang's own for the unit's level."""
-    return (pipeline_text == CLANG or "clang[" in pipeline_text
-            or f"default<O{opt_level}" in pipeline_text)
+    return knobs.names_clang(pipeline_text) or f"default<O{opt_level}" in pipeline_text
 
 
 def relevel(pipeline_text: str, opt_level: str) -> str:
@@ -117,7 +117,7 @@ def editable(pipeline_text: str, opt_level: str) -> tuple[Pass, ...]:
 
 
 def _fixed(p: Pass) -> bool:
-    return p.name.startswith(("default<", "clang[")) or p == ALWAYS_INLINE
+    return p.name.startswith("default<") or knobs.names_clang(p.name) or p == ALWAYS_INLINE
 
 
 def base(opt_level: str) -> Pass:
@@ -141,10 +141,9 @@ def mutate(rng: random.Random, pipeline, space, opt_level: str) -> tuple[Pass, .
     also toggle one of its knobs."""
     items = list(pipeline)
     editable = [i for i, p in enumerate(items) if not _fixed(p)]
-    tuned = [i for i, p in enumerate(items) if p.name.startswith("clang[")]
+    tuned = [i for i, p in enumerate(items) if knobs.names_clang(p.name)]
     op = rng.choice(("insert", "delete", "swap", "replace") + (("knob",) if tuned else ()))
     if op == "knob":
-        from mlcc import knobs
         i = rng.choice(tuned)
         toggled = rng.choice(knobs.toggles(items[i].name))
         items[i] = Pass("module", toggled if toggled != CLANG else "clang[]")

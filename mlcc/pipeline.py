@@ -17,11 +17,11 @@ def clang_pipeline(opt_level: str) -> str:
 
 
 def resolve(pipeline_text: str, clang_text: str) -> str:
-    """A pipeline in opt's syntax, given this unit's clang pipeline text: `clang` is that
-    text, a `clang[knob,...]` element that text with knobs applied (`mlcc/knobs.py`)."""
+    """A pipeline in opt's syntax, given this unit's clang pipeline text: a `clang` element
+    is that text, a `clang[knob,...]` element that text with knobs applied (`mlcc/knobs.py`)."""
     if pipeline_text == CLANG:
         return clang_text
-    if "clang[" in pipeline_text:
+    if CLANG in pipeline_text:
         from mlcc import knobs  # only units whose pipeline names knobs need the table
         return knobs.expand(pipeline_text, clang_text)
     return pipeline_text

@@ -133,3 +133,12 @@ def test_an_unknown_knob_in_a_forced_pipeline_is_one_line_and_no_output(tmp_path
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("mlcc: ") and "no-such-knob" in lines[0]
     assert not (tmp_path / "u.o").exists()
+
+
+def test_plain_clang_is_an_element_too():
+    clang_text = "function(indvars,gvn<>),globaldce"
+    assert resolve("clang,iroutliner", clang_text) == clang_text + ",iroutliner"
+    assert resolve("function(sroa),clang", clang_text) == "function(sroa)," + clang_text
+    assert resolve("function(xclang-pass)", clang_text) == "function(xclang-pass)"
+    assert passes.wraps_default("clang,iroutliner", "z") and passes.eligible("clang,iroutliner")
+    assert not passes.wraps_default("always-inline,function(sroa)")
