@@ -428,7 +428,7 @@ def crosscheck(sample: str, count: int, n_random: int, limit: int, per_unit: int
     by_unit = store.by_unit()
     jobs_list = [corpus_job(u, layout, winners, by_unit.get(u["id"], {})) for u in units
                  if any(p not in by_unit.get(u["id"], {}) for p in winners)]
-    run_jobs(jobs_list, store, jobs, f"crosscheck {sample}")
+    run_jobs(jobs_list, store, jobs, "crosscheck knobs" if knobs_only else f"crosscheck {sample}")
 
 
 def sample_units(manifest: dict, sample: str, count: int = 0) -> list[dict]:
