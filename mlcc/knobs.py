@@ -46,6 +46,11 @@ def knobs_of(element: str) -> tuple[str, ...]:
     return tuple(k for k in (match.group(1) or "").split(",") if k) if match else ()
 
 
+def is_element(pipeline_text: str) -> bool:
+    """True when the whole pipeline is clang's own, plain or tuned, and nothing else."""
+    return _ELEMENT.fullmatch(pipeline_text) is not None
+
+
 def names_clang(pipeline_text: str) -> bool:
     """True when the pipeline runs clang's own, plain or tuned, as one of its elements."""
     return _ELEMENT.search(pipeline_text) is not None

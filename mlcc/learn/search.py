@@ -246,8 +246,7 @@ def _walk_knobs(sizes: dict, steps: int, run) -> None:
 
 def is_tuned_clang(pipeline: str) -> bool:
     """clang's own pipeline, with or without knobs (and nothing around it)."""
-    return pipeline == CLANG_PIPELINE or (pipeline.startswith("clang[") and pipeline.endswith("]")
-                                          and pipeline.count("[") == 1)
+    return knobs.is_element(pipeline)
 
 
 def run_jobs(jobs: list[Job], store: Store, workers: int, title: str) -> None:

@@ -177,7 +177,7 @@ def default_candidate(data: Dataset) -> int:
     """The fixed pipeline a unit gets unless the model predicts better: the candidate
     with the best mean over training projects of the project's total gain. Each project
     weighs the same: a total over units lets one huge unit pick a pipeline that does
-    nothing elsewhere (docs/MODEL.md, "Tuned clang pipelines")."""
+    nothing elsewhere (docs/MODEL.md, "The default")."""
     projects = sorted(set(data.groups))
     gains = np.zeros(len(data.candidates))
     for project in projects:
