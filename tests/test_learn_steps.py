@@ -144,3 +144,21 @@ def test_project_rows_weigh_each_project_by_its_bytes():
     header, _, big, small = report.project_rows(data, chosen=np.array([1, 1, 0]), fixed=0)
     assert big == "| big | 2 | 1,000 (91%) | 5.00% | 0.00% | 5.00% |"
     assert small == "| small | 1 | 100 (9%) | 0.00% | 0.00% | 50.00% |"
+
+
+def test_the_default_is_best_on_average_over_projects_not_on_one_huge_unit():
+    import numpy as np
+
+    from mlcc.learn import train
+
+    # project a: one huge unit that only "big-win" shrinks; projects b and c: "steady"
+    # saves 2 % everywhere, "big-win" nothing.
+    units = [{"project": p, "id": f"{p}{i}"} for p, i in (("a", 0), ("b", 0), ("b", 1), ("c", 0))]
+    clang = np.array([100_000.0, 1_000.0, 1_000.0, 1_000.0])
+    R = np.array([[1.0, 0.99, 0.97], [1.0, 0.98, 1.0], [1.0, 0.98, 1.0], [1.0, 0.98, 1.0]])
+    data = train.Dataset(units, np.zeros((4, 3)), R, clang, [CLANG, "steady", "big-win"])
+    assert int(np.argmin((R * clang[:, None]).sum(axis=0))) == 2  # by total bytes: big-win
+    assert train.default_candidate(data) == 1
+    assert train.default_first(data.candidates, data) == ["steady", CLANG, "big-win"]
+    # the margin is against the default (candidate 0): 0.975 does not beat 0.98 by 0.01, 0.9 does
+    assert list(train.choose(np.array([[0.98, 1.0, 0.975], [0.98, 1.0, 0.9]]), 0.01)) == [0, 2]
