@@ -38,8 +38,9 @@ def load_space(path: Path | None = None) -> tuple[Pass, ...]:
 
 
 def to_opt(passes) -> str:
-    """The `-passes=` string for a pipeline."""
-    return ",".join(_render_run(list(passes), "module"))
+    """The `-passes=` string for a pipeline (a lone `clang[]` is clang's own, `clang`)."""
+    text = ",".join(_render_run(list(passes), "module"))
+    return CLANG if text == "clang[]" else text
 
 
 def _render_run(passes: list[Pass], level: str) -> list[str]:
@@ -145,7 +146,7 @@ def mutate(rng: random.Random, pipeline, space, opt_level: str) -> tuple[Pass, .
     if op == "knob":
         i = rng.choice(tuned)
         toggled = rng.choice(knobs.toggles(items[i].name))
-        items[i] = Pass("module", toggled)
+        items[i] = Pass("module", toggled if toggled != CLANG else "clang[]")
         return tuple(items)
     first = 1 if items and items[0] == ALWAYS_INLINE else 0
     if op == "insert" or not editable:
