@@ -31,8 +31,8 @@ quickstart:
 corpus:
 	$(PYTHON) -m mlcc.learn.corpus collect && $(PYTHON) -m mlcc.learn.corpus index
 
-# The size model, end to end: corpus -> search -> candidates -> labels ->
-# training -> ONNX -> report. Resumable: measurements already in
+# The size model, end to end: corpus -> search -> candidates -> the tuned
+# default (which joins the candidates) -> labels -> training -> ONNX -> report. Resumable: measurements already in
 # models/data/ are reused; `make model FRESH=1` starts the tables anew.
 model: corpus
 ifeq ($(FRESH),1)
@@ -44,6 +44,8 @@ endif
 	$(PYTHON) -m mlcc.learn.search crosscheck --sample walk --per-unit 2 --limit 80
 	$(PYTHON) -m mlcc.learn.search knobs
 	$(PYTHON) -m mlcc.learn.search crosscheck --knobs --per-unit 2 --limit 24
+	$(PYTHON) -m mlcc.learn.candidates --wrapped-only
+	$(PYTHON) -m mlcc.learn.tune_default
 	$(PYTHON) -m mlcc.learn.candidates --wrapped-only
 	$(PYTHON) -m mlcc.learn.search label --split validation
 	$(PYTHON) -m mlcc.learn.search label --split train --limit 450

@@ -1,7 +1,8 @@
 """Tuned variants of clang's own pipeline: `clang[knob,knob]`.
 
 A knob (`data/clang-knobs.toml`) is a small edit of the pass pipeline clang
-runs for a unit's flags: a pass parameter changed, a pass dropped. A pipeline
+runs for a unit's flags: a pass parameter changed, a pass dropped, a pass run
+after it. A pipeline
 may name clang's pipeline, with knobs or without, as one element:
 `clang[gvn-no-pre]`, `function(jump-threading),clang[no-indvars]`,
 `clang,iroutliner`; `expand` turns it into opt's syntax using the unit's own
@@ -95,6 +96,8 @@ def apply(clang_text: str, knobs) -> str:
             text = text.replace(old, new)
         elif "drop" in edit:
             text = _render(_drop(_parse(text), edit["drop"]))
+        elif "append" in edit:
+            text = f"{text},{edit['append']}"
     return text
 
 

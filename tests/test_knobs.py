@@ -53,6 +53,12 @@ def test_every_knob_changes_clangs_pipeline_and_opt_accepts_it(unit, knob):
     subprocess.run([OPT19, f"-passes={tuned}", str(bc), "-disable-output"], check=True)
 
 
+def test_an_appended_pass_runs_after_the_whole_tuned_pipeline():
+    text = "function(sroa),globaldce,constmerge,function(gvn<>)"
+    assert knobs.apply(text, ["iroutliner", "mergefunc", "gvn-no-pre"]) == \
+        "function(sroa),mergefunc,globaldce,constmerge,function(gvn<no-pre>),iroutliner"
+
+
 def test_dropping_a_pass_drops_the_adaptor_it_leaves_empty():
     text = "function(sroa,loop-mssa(licm<allowspeculation>),instcombine),loop-mssa(licm)"
     assert knobs.apply(text, ["no-licm"]) == "function(sroa,instcombine)"

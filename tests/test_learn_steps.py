@@ -162,3 +162,26 @@ def test_the_default_is_best_on_average_over_projects_not_on_one_huge_unit():
     assert train.default_first(data.candidates, data) == ["steady", CLANG, "big-win"]
     # the margin is against the default (candidate 0): 0.975 does not beat 0.98 by 0.01, 0.9 does
     assert list(train.choose(np.array([[0.98, 1.0, 0.975], [0.98, 1.0, 0.9]]), 0.01)) == [0, 2]
+
+
+def test_the_default_descent_scores_like_the_models_default_and_counts_failures():
+    from mlcc.learn import tune_default
+
+    # "steady" saves 2 % in both projects; "big-win" 3 % on a's one huge unit and
+    # fails on b's; "partial" is not measured everywhere, so it is not scored.
+    units = [{"project": "a", "id": "a0"}, {"project": "b", "id": "b0"}, {"project": "b", "id": "b1"}]
+    by_unit = {"a0": {CLANG: 100_000, "steady": 98_000, "big-win": 97_000, "partial": 1},
+               "b0": {CLANG: 1_000, "steady": 980, "big-win": None},
+               "b1": {CLANG: 1_000, "steady": 980, "big-win": 1_000}}
+    scored = tune_default.gains([CLANG, "steady", "big-win", "partial"], units, by_unit)
+    assert scored == {CLANG: 0.0, "steady": 2.0, "big-win": -11.0}
+    assert tune_default.best_of(scored) == "steady"
+
+
+def test_the_label_sample_is_seeded_and_smallest_first():
+    units = [{"id": f"u{i}", "bitcode_bytes": 2000 - i} for i in range(300)]
+    sample = search.label_sample(units, 40)
+    assert sample == search.label_sample(list(reversed(units)), 40)
+    assert len({u["id"] for u in sample}) == 40
+    assert [u["bitcode_bytes"] for u in sample] == sorted(u["bitcode_bytes"] for u in sample)
+    assert search.label_sample(units, 0) == sorted(units, key=lambda u: u["bitcode_bytes"])

@@ -4,6 +4,8 @@ The coreset idea (Liang et al., ICML 2023): on the explored training units,
 every pipeline measured on all of them is a column; starting from clang's own
 pipeline, greedily add the column that most lowers the total of the per-unit
 minimum. The curve of that total against the set size is the evidence for K.
+The default tuned on the labeled training units (`tune_default`), when there
+is one, joins the set.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import click
 
 from mlcc import passes
 from mlcc.learn import search
+from mlcc.learn.tune_default import tuned_default
 
 
 def measured_units(store: search.Store, units: list[str]) -> list[str]:
@@ -184,6 +187,11 @@ def main(sample: str, count: int, k_max: int, k_fixed: int, wrapped_only: bool) 
     result = {"opt_level": search.OPT_LEVEL, "sample": sample, "wrapped_only": wrapped_only,
               **select(columns, k_max=k_max, k_fixed=k_fixed, projects=projects),
               "removed": removed}
+    # The default tuned on training units (`tune_default`) is always a candidate.
+    default = tuned_default()
+    if default and default not in result["pipelines"]:
+        result["pipelines"].append(default)
+        result["tuned_default"] = default
     search.CANDIDATES.parent.mkdir(parents=True, exist_ok=True)
     search.CANDIDATES.write_text(json.dumps(result, indent=1) + "\n")
     print_selection(result)

@@ -436,6 +436,17 @@ def sample_units(manifest: dict, sample: str, count: int = 0) -> list[dict]:
     return draw(manifest, count or 120)
 
 
+def label_sample(units: list[dict], limit: int) -> list[dict]:
+    """The units `label --limit` measures, smallest first: a seeded sample of `limit`
+    (all when 0), the same every time."""
+    units = sorted(units, key=lambda u: (u["bitcode_bytes"], u["id"]))
+    if limit:
+        rng = random.Random(EXPLORE_SEED)
+        units = sorted(rng.sample(units, min(limit, len(units))),
+                       key=lambda u: (u["bitcode_bytes"], u["id"]))
+    return units
+
+
 @main.command()
 @click.option("--split", type=click.Choice(["train", "validation", "all"]), default="all")
 @click.option("--limit", default=0, help="At most this many units per split (0: all).")
@@ -455,14 +466,10 @@ def label(split: str, limit: int, measured: bool, jobs: int) -> None:
     jobs_list = []
     queued: set[str] = set()
     for s in splits:
-        units = sorted(units_of(manifest, s), key=lambda u: (u["bitcode_bytes"], u["id"]))
+        units = units_of(manifest, s)
         if measured:
             units = [u for u in units if by_unit.get(u["id"], {}).get(CLANG_PIPELINE)]
-        if limit:
-            rng = random.Random(EXPLORE_SEED)
-            units = sorted(rng.sample(units, min(limit, len(units))),
-                           key=lambda u: (u["bitcode_bytes"], u["id"]))
-        for u in units:
+        for u in label_sample(units, limit):
             known = by_unit.get(u["id"], {})
             if u["id"] not in queued and any(p not in known for p in pipelines):
                 queued.add(u["id"])  # a file built twice by its project is one unit

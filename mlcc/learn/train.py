@@ -178,12 +178,19 @@ def default_candidate(data: Dataset) -> int:
     with the best mean over training projects of the project's total gain. Each project
     weighs the same: a total over units lets one huge unit pick a pipeline that does
     nothing elsewhere (docs/MODEL.md, "The default")."""
-    projects = sorted(set(data.groups))
-    gains = np.zeros(len(data.candidates))
+    return int(np.argmax(mean_project_gain(data.R * data.clang[:, None], data.clang, data.groups)))
+
+
+def mean_project_gain(sizes: np.ndarray, clang: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """For each column of `sizes` (units x pipelines, bytes): the mean over projects of
+    the project's total gain against clang's pipeline (a fraction; each project weighs
+    the same)."""
+    projects = sorted(set(groups))
+    gains = np.zeros(sizes.shape[1])
     for project in projects:
-        rows = data.groups == project
-        gains += 1.0 - (data.R[rows] * data.clang[rows, None]).sum(axis=0) / data.clang[rows].sum()
-    return int(np.argmax(gains / max(len(projects), 1)))
+        rows = groups == project
+        gains += 1.0 - sizes[rows].sum(axis=0) / clang[rows].sum()
+    return gains / max(len(projects), 1)
 
 
 def default_first(candidates: list[str], train: Dataset) -> list[str]:
