@@ -75,8 +75,13 @@ def best_of(scored: dict[str, float]) -> str:
 def main(limit: int, rounds: int, jobs: int) -> None:
     """Descend from the best tuned clang pipeline one knob at a time on training units."""
     manifest = search.load_manifest()
-    # a file its project builds twice is one unit
-    units = list({u["id"]: u for u in search.label_sample(search.units_of(manifest, "train"), limit)}.values())
+    layout = Layout.from_environment()
+    # a file its project builds twice is one unit; one this corpus lacks cannot be measured
+    units = [u for u in {u["id"]: u for u in search.label_sample(search.units_of(manifest, "train"),
+                                                                 limit)}.values()
+             if (layout.units(u["project"], search.OPT_LEVEL) / f"{u['id']}.bc").exists()]
+    if not units:
+        raise click.ClickException("none of the sampled training units is in the corpus: run `make corpus`")
     store = search.Store()
     start = [search.CLANG_PIPELINE] + [p for p in candidate_pipelines() if search.is_tuned_clang(p)]
     measure(start, units, store, jobs, "default start")
