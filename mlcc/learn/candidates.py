@@ -195,7 +195,8 @@ def main(sample: str, count: int, k_max: int, k_fixed: int, wrapped_only: bool) 
     search.CANDIDATES.parent.mkdir(parents=True, exist_ok=True)
     search.CANDIDATES.write_text(json.dumps(result, indent=1) + "\n")
     print_selection(result)
-    click.echo(f"chose K={result['k']} -> {search.CANDIDATES}")
+    tuned = f" and the tuned default {result['tuned_default']}" if result.get("tuned_default") else ""
+    click.echo(f"chose K={result['k']}{tuned} -> {search.CANDIDATES}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ the candidates (`candidates-O<level>.json`), measured on all of them; each
 round measures every one-knob change of it (`knobs.toggles`) and keeps the
 best by the rule the model's default is chosen by (`train.mean_project_gain`:
 each project's total gain, averaged over the projects). It stops when no
-change is better, or after `--rounds`.
+change adds `--min-gain` points, or after `--rounds`.
 
 Resumable (measurements already in the table are not redone). Writes
 `models/data/default-O<level>.json`: each round's pipelines with their gains,
@@ -70,9 +70,11 @@ def best_of(scored: dict[str, float]) -> str:
 @click.command()
 @click.option("--limit", default=450, show_default=True,
               help="Training units, the sample `search label --split train --limit` measures.")
-@click.option("--rounds", default=2, show_default=True, help="Rounds of one-knob changes.")
+@click.option("--rounds", default=5, show_default=True, help="Rounds of one-knob changes.")
+@click.option("--min-gain", default=0.02, show_default=True,
+              help="Points of mean project gain a change must add to be taken.")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
-def main(limit: int, rounds: int, jobs: int) -> None:
+def main(limit: int, rounds: int, min_gain: float, jobs: int) -> None:
     """Descend from the best tuned clang pipeline one knob at a time on training units."""
     manifest = search.load_manifest()
     layout = Layout.from_environment()
@@ -92,12 +94,14 @@ def main(limit: int, rounds: int, jobs: int) -> None:
         measure(tried, units, store, jobs, f"default round {round_no}")
         scored = gains(tried, units, store.by_unit())
         new = best_of(scored)
+        if scored[new] < scored[best] + min_gain:
+            new = best  # a step within noise of staying put is not taken
         history.append({"round": round_no, "from": best, "pipelines": scored, "best": new})
         click.echo(f"round {round_no}: {best} {scored[best]:.3f}% -> {new} {scored[new]:.3f}%")
         if new == best:
             break
         best = new
-    result = {"opt_level": search.OPT_LEVEL, "units": len(units),
+    result = {"opt_level": search.OPT_LEVEL, "units": len(units), "min_gain": min_gain,
               "projects": len({u["project"] for u in units}),
               "rule": "mean over training projects of the project's total gain (percent)",
               "default": best, "gain_pct": history[-1]["pipelines"][best], "rounds": history}
