@@ -49,6 +49,7 @@ endif
 	$(PYTHON) -m mlcc.learn.candidates --wrapped-only
 	$(PYTHON) -m mlcc.learn.search label --split validation
 	$(PYTHON) -m mlcc.learn.search label --split train --limit 450
+	$(PYTHON) -m mlcc.learn.search label --split train --measured
 	$(PYTHON) -m mlcc.learn.train
 	$(PYTHON) -m mlcc.learn.report
 

@@ -213,6 +213,10 @@ def candidate_section(cand_meta: dict, candidates: list[str], usage) -> list[str
         used = int(usage[candidates.index(row["pipeline"])]) if row["pipeline"] in candidates else "-"
         other = _pct(held_out[k - 1]) if k <= len(held_out) else "-"
         lines.append(f"| {k} | {row['gain_pct']:.2f}% | {other} | `{row['pipeline']}` | {used} |")
+    tuned = cand_meta.get("tuned_default")
+    if tuned in candidates:
+        lines.append(f"| + | - | - | `{tuned}` (the default tuned on the labeled training units, "
+                     f"`tune_default`) | {int(usage[candidates.index(tuned)])} |")
     return lines
 
 
