@@ -185,3 +185,17 @@ def test_the_label_sample_is_seeded_and_smallest_first():
     assert len({u["id"] for u in sample}) == 40
     assert [u["bitcode_bytes"] for u in sample] == sorted(u["bitcode_bytes"] for u in sample)
     assert search.label_sample(units, 0) == sorted(units, key=lambda u: u["bitcode_bytes"])
+
+
+def test_deriving_the_os_corpus_skips_units_this_machines_corpus_lacks(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from mlcc.learn import corpus_level
+
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"units": [{"project": "gone", "id": "u1", "split": "train"}]}))
+    monkeypatch.setattr(corpus_level, "MANIFEST_FILE", manifest)
+    monkeypatch.setenv("MLCC_DATA", str(tmp_path / "data"))
+    result = CliRunner().invoke(corpus_level.main, ["--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert "0 units derived at -Os, 0 failed, 0 already there, 1 not in the -Oz corpus" in result.output
