@@ -66,8 +66,11 @@ model-Os: corpus
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search knobs
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search crosscheck --knobs --per-unit 2 --limit 24
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.candidates --wrapped-only
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.tune_default
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.candidates --wrapped-only
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split validation
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split train --limit 450
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split train --measured
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.train --out $(OS_MODEL)
 	$(MAKE) report
 
