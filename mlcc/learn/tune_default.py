@@ -77,18 +77,19 @@ def best_of(scored: dict[str, float]) -> str:
 def main(limit: int, rounds: int, min_gain: float, jobs: int) -> None:
     """Descend from the best tuned clang pipeline one knob at a time on training units."""
     manifest = search.load_manifest()
-    layout = Layout.from_environment()
+    bitcode_of = train.corpus_bitcode(Layout.from_environment())
     # a file its project builds twice is one unit; one this corpus lacks cannot be measured
     units = [u for u in {u["id"]: u for u in search.label_sample(search.units_of(manifest, "train"),
                                                                  limit)}.values()
-             if (layout.units(u["project"], search.OPT_LEVEL) / f"{u['id']}.bc").exists()]
+             if bitcode_of(u).exists()]
     if not units:
         raise click.ClickException("none of the sampled training units is in the corpus: run `make corpus`")
     store = search.Store()
     start = [search.CLANG_PIPELINE] + [p for p in candidate_pipelines() if search.is_tuned_clang(p)]
     measure(start, units, store, jobs, "default start")
-    best = best_of(gains(start, units, store.by_unit()))
-    history = [{"round": 0, "pipelines": gains(start, units, store.by_unit()), "best": best}]
+    scored = gains(start, units, store.by_unit())
+    best = best_of(scored)
+    history = [{"round": 0, "pipelines": scored, "best": best}]
     for round_no in range(1, rounds + 1):
         tried = [best] + knobs.toggles(best)
         measure(tried, units, store, jobs, f"default round {round_no}")
