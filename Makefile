@@ -32,8 +32,9 @@ corpus:
 	$(PYTHON) -m mlcc.learn.corpus collect && $(PYTHON) -m mlcc.learn.corpus index
 
 # The size model, end to end: corpus -> search -> candidates -> the tuned
-# default (which joins the candidates) -> labels -> training -> ONNX -> report. Resumable: measurements already in
-# models/data/ are reused; `make model FRESH=1` starts the tables anew.
+# default (which joins the candidates) -> labels -> training -> ONNX -> report.
+# Resumable: measurements already in models/data/ are reused; `make model
+# FRESH=1` starts the tables anew.
 model: corpus
 ifeq ($(FRESH),1)
 	rm -f models/data/measurements-Oz.jsonl.gz models/data/features-v*.jsonl.gz models/data/candidates-Oz.json
