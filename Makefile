@@ -37,7 +37,7 @@ corpus:
 # FRESH=1` starts the tables anew.
 model: corpus
 ifeq ($(FRESH),1)
-	rm -f models/data/measurements-Oz.jsonl.gz models/data/features-v*.jsonl.gz models/data/candidates-Oz.json
+	rm -f models/data/measurements-Oz.jsonl.gz models/data/features-v*.jsonl.gz models/data/candidates-Oz.json models/data/default-Oz.json
 endif
 	$(PYTHON) -m mlcc.learn.search explore
 	$(PYTHON) -m mlcc.learn.search crosscheck
