@@ -71,13 +71,14 @@ def _color(args) -> list[str]:
 
 
 def generate(clang: str, unit: UnitPlan, bitcode: str, out: str, *,
-             clang_passes: bool = False, timeout=None) -> str:
+             clang_passes: bool = False, extra_args=(), timeout=None) -> str:
     """Generate `out` from `bitcode`; return the tool's stderr (diagnostics) for the caller.
 
     With `clang_passes`, clang runs its own optimization pipeline first (the
-    fallback when mlcc's pipeline could not run).
+    fallback when mlcc's pipeline could not run). `extra_args` are the chosen
+    pipeline's code generation knobs (`pipeline.codegen_args`).
     """
-    args = [*unit.codegen_args, *(() if clang_passes else FRONTEND_NO_PASSES)]
+    args = [*unit.codegen_args, *(() if clang_passes else FRONTEND_NO_PASSES), *extra_args]
     argv = [clang, *args, *_color(args), "-S" if unit.emit_assembly else "-c", bitcode, "-o", out]
     proc = run_tool(argv, timeout=timeout, capture_stderr=True)
     return proc.stderr.decode(errors="replace") if proc.stderr else ""

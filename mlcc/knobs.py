@@ -6,7 +6,9 @@ after it. A pipeline
 may name clang's pipeline, with knobs or without, as one element:
 `clang[gvn-no-pre]`, `function(jump-threading),clang[no-indvars]`,
 `clang,iroutliner`; `expand` turns it into opt's syntax using the unit's own
-clang pipeline text, which the driver asks clang for anyway.
+clang pipeline text, which the driver asks clang for anyway. A `codegen` knob
+leaves opt's text alone and adds arguments to code generation instead
+(`codegen_args`).
 """
 
 from __future__ import annotations
@@ -85,8 +87,17 @@ def expand(pipeline_text: str, clang_text: str) -> str:
     return _ELEMENT.sub(lambda m: apply(clang_text, knobs_of(m.group(0))), pipeline_text)
 
 
+def codegen_args(pipeline_text: str) -> tuple[str, ...]:
+    """The code generation arguments the `codegen` knobs of `pipeline_text` add, in the
+    table's order (none for a pipeline without such knobs)."""
+    used = used_in([pipeline_text])
+    return tuple(arg for knob, edit in table().items() if knob in used
+                 for arg in edit.get("codegen", ()))
+
+
 def apply(clang_text: str, knobs) -> str:
-    """clang's pipeline text with `knobs` applied in the table's order."""
+    """clang's pipeline text with `knobs` applied in the table's order (`codegen` knobs
+    change nothing here)."""
     text = clang_text
     for knob, edit in table().items():
         if knob not in knobs:

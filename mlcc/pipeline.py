@@ -27,6 +27,14 @@ def resolve(pipeline_text: str, clang_text: str) -> str:
     return pipeline_text
 
 
+def codegen_args(pipeline_text: str) -> tuple[str, ...]:
+    """Arguments code generation adds for this pipeline: those of its `codegen` knobs."""
+    if CLANG not in pipeline_text:
+        return ()
+    from mlcc import knobs
+    return knobs.codegen_args(pipeline_text)
+
+
 def run_opt(opt: str, pipeline: str, bitcode_in: str, bitcode_out: str, *,
             target_flags=(), timeout=None) -> None:
     """Optimize `bitcode_in` with the new-pass-manager `pipeline`; stderr is captured."""

@@ -59,7 +59,8 @@ class UnitBuilder:
         out = optimized[:-len(".opt.bc")] + (".s" if assembly else ".o")
         unit = self.unit if assembly == self.unit.emit_assembly else replace(self.unit, emit_assembly=assembly)
         start = time.perf_counter()
-        diagnostics = codegen.generate(self.tools.clang, unit, optimized, out, timeout=self.timeout)
+        diagnostics = codegen.generate(self.tools.clang, unit, optimized, out, timeout=self.timeout,
+                                       extra_args=pipeline.codegen_args(pipeline_text))
         self.times["codegen"] += time.perf_counter() - start
         return Built(pipeline_text, optimized, out, diagnostics,
                       None if assembly else object_size(out))

@@ -12,8 +12,9 @@ import pytest
 from conftest import mlcc_env
 from mlcc import knobs, passes
 from mlcc.errors import MlccError
-from mlcc.learn import search
-from mlcc.pipeline import CLANG, resolve
+from mlcc.learn import evaluate, search
+from mlcc.objective import object_size
+from mlcc.pipeline import CLANG, codegen_args, resolve
 
 CLANG19 = shutil.which("clang-19")
 OPT19 = shutil.which("opt-19")
@@ -44,8 +45,11 @@ def unit(tmp_path_factory) -> tuple[Path, str]:
 def test_every_knob_changes_clangs_pipeline_and_opt_accepts_it(unit, knob):
     bc, text = unit
     tuned = knobs.apply(text, [knob])
-    assert tuned != text
     edit = knobs.table()[knob]
+    if "codegen" in edit:   # code generation's knob: opt's text stays clang's
+        assert tuned == text and knobs.codegen_args(knobs.name([knob])) == tuple(edit["codegen"])
+        return
+    assert tuned != text
     if "drop" in edit:
         names = {e.split("<", 1)[0] for e in tuned.replace("(", ",").replace(")", ",").split(",")}
         assert edit["drop"] in {e.split("<", 1)[0] for e in text.replace("(", ",").split(",")}
@@ -148,3 +152,45 @@ def test_plain_clang_is_an_element_too():
     assert resolve("function(xclang-pass)", clang_text) == "function(xclang-pass)"
     assert passes.wraps_default("clang,iroutliner", "z") and passes.eligible("clang,iroutliner")
     assert not passes.wraps_default("always-inline,function(sroa)")
+
+
+REPEATED = """
+extern void sink(int, int, int, int);
+extern int g1, g2, g3;
+void a(int x) { sink(x, g1 + 7, g2 * 3, g3 ^ 5); sink(x + 1, g1 + 7, g2 * 3, g3 ^ 5); }
+void b(int x) { sink(x * 2, g1 + 7, g2 * 3, g3 ^ 5); sink(x - 1, g1 + 7, g2 * 3, g3 ^ 5); }
+void c(int x) { sink(x ^ 9, g1 + 7, g2 * 3, g3 ^ 5); sink(x | 4, g1 + 7, g2 * 3, g3 ^ 5); }
+"""
+OUTLINER = ("-mllvm", "-enable-machine-outliner=always")
+
+
+def _outlined(obj: Path) -> int:
+    names = subprocess.run(["llvm-nm-19", str(obj)], check=True, capture_output=True, text=True).stdout
+    return names.count("OUTLINED_FUNCTION")
+
+
+def test_a_codegen_knob_adds_arguments_to_code_generation_only():
+    assert codegen_args("clang[gvn-no-pre,machine-outliner]") == OUTLINER
+    assert codegen_args("function(sroa),clang[machine-outliner]") == OUTLINER
+    assert codegen_args("clang[gvn-no-pre]") == () and codegen_args("default<Oz>") == ()
+    assert codegen_args(CLANG) == ()
+    assert resolve("clang[machine-outliner]", "function(gvn<>)") == "function(gvn<>)"
+
+
+def test_the_machine_outliner_knob_reaches_the_driver_and_the_measurement(tmp_path):
+    src = tmp_path / "r.c"
+    src.write_text(REPEATED)
+    built = {}
+    for forced in (CLANG, "clang[machine-outliner]"):
+        obj = tmp_path / f"{len(built)}.o"
+        subprocess.run(["mlcc", "-Oz", "-c", str(src), "-o", str(obj)], check=True,
+                       env=mlcc_env(MLCC_PIPELINE=forced), cwd=tmp_path)
+        built[forced] = obj
+    assert _outlined(built[CLANG]) == 0 and _outlined(built["clang[machine-outliner]"]) > 0
+    # the learning side measures what the driver builds
+    bc = tmp_path / "r.bc"
+    subprocess.run([CLANG19, "-Oz", "-Xclang", "-disable-llvm-passes", "-emit-llvm", "-c", str(src),
+                    "-o", str(bc)], check=True)
+    prep = evaluate.prepare(evaluate.Unit("r", "p", str(bc), ("-Oz",)), str(tmp_path))
+    for forced, obj in built.items():
+        assert evaluate.measure(prep, forced) == object_size(str(obj))

@@ -35,7 +35,7 @@ from pathlib import Path
 import click
 
 from mlcc.errors import MlccError, ToolchainMissing, ToolFailed
-from mlcc.pipeline import CLANG, clang_pipeline
+from mlcc.pipeline import CLANG, clang_pipeline, codegen_args, resolve
 from mlcc.process import run_tool
 
 CSMITH_INCLUDE = "/usr/include/csmith"
@@ -251,14 +251,14 @@ def llvm_alone(program: str, opt_level: str, pipeline: str, workdir: str, timeou
     bitcode, optimized, exe = (os.path.join(workdir, n) for n in ("llvm.bc", "llvm.opt.bc", "llvm.exe"))
     run_tool([clang, level, f"-I{CSMITH_INCLUDE}", *PROGRAM_FLAGS, "-Xclang", "-disable-llvm-passes",
               "-emit-llvm", "-c", program, "-o", bitcode], capture_stderr=True, timeout=BUILD_TIMEOUT)
-    run_tool([opt, *target, f"-passes={clang_text if pipeline == CLANG else pipeline}", bitcode,
+    run_tool([opt, *target, f"-passes={resolve(pipeline, clang_text)}", bitcode,
               "-o", optimized], capture_stderr=True, timeout=BUILD_TIMEOUT)
-    run_tool([clang, level, "-Xclang", "-disable-llvm-passes", optimized, "-o", exe],
-             capture_stderr=True, timeout=BUILD_TIMEOUT)
+    run_tool([clang, level, "-Xclang", "-disable-llvm-passes", *codegen_args(pipeline), optimized,
+              "-o", exe], capture_stderr=True, timeout=BUILD_TIMEOUT)
     return run_binary(exe, timeout)
 
 
-def _repro_script(config: Config, target_flags, timeout: float) -> str:
+def _repro_script(config: Config, target_flags, codegen_extra, timeout: float) -> str:
     from mlcc.toolchain import find
 
     clang, opt = find("clang"), find("opt")
@@ -281,7 +281,7 @@ timeout "$T" ./mlcc.exe > mlcc.now; echo "mlcc: exit $?"
 
 {clang} {level} -I"$INC" {extra} -Xclang -disable-llvm-passes -emit-llvm -c program.c -o program.bc
 {opt} {shlex.join(target_flags)} -passes="$(cat pipeline)" program.bc -o program.opt.bc
-{clang} {level} -Xclang -disable-llvm-passes program.opt.bc -o llvm.exe
+{clang} {level} -Xclang -disable-llvm-passes {shlex.join(codegen_extra)} program.opt.bc -o llvm.exe
 timeout "$T" ./llvm.exe > llvm.now; echo "LLVM alone: exit $?"
 
 if cmp -s expected.now llvm.now; then echo "LLVM alone matches the reference"
@@ -303,10 +303,10 @@ def _write_reproducer(out: Path, seed: int, config: Config, program: str, expect
         target, clang_text = (), CLANG
     pipeline = info.get("pipeline") or config.pipeline or CLANG
     # opt's text for it: `clang` stands for clang's own pipeline, spelled out here
-    (where / "pipeline").write_text((clang_text if pipeline == CLANG else pipeline) + "\n")
+    (where / "pipeline").write_text(resolve(pipeline, clang_text) + "\n")
     (where / "expected.out").write_text(expected.text)
     (where / "actual.out").write_text(actual_text)
-    (where / "repro.sh").write_text(_repro_script(config, target, timeout))
+    (where / "repro.sh").write_text(_repro_script(config, target, codegen_args(pipeline), timeout))
     (where / "repro.sh").chmod(0o755)
     (where / "info.json").write_text(json.dumps({"seed": seed, "config": asdict(config), **info},
                                                 indent=1) + "\n")

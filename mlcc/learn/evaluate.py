@@ -17,7 +17,7 @@ from pathlib import Path
 from mlcc import codegen
 from mlcc.errors import ToolFailed
 from mlcc.objective import object_size
-from mlcc.pipeline import resolve
+from mlcc.pipeline import codegen_args, resolve
 from mlcc.plan import FRONTEND_NO_PASSES
 from mlcc.process import run_tool
 from mlcc.toolchain import find
@@ -66,6 +66,7 @@ def prepare(unit: Unit, workdir: str) -> Prepared:
 
 def measure(prep: Prepared, pipeline: str, *, timeout: float = 300) -> int | None:
     """The objective after `pipeline`; None when opt or code generation fails."""
+    extra_args = codegen_args(pipeline)
     pipeline = resolve(pipeline, prep.clang_pipeline)
     with tempfile.TemporaryDirectory(prefix="mlcc-eval-") as tmp:
         optimized = os.path.join(tmp, "o.bc")
@@ -73,7 +74,7 @@ def measure(prep: Prepared, pipeline: str, *, timeout: float = 300) -> int | Non
         try:
             run_tool([prep.opt, *prep.target_flags, f"-passes={pipeline}", prep.bitcode,
                       "-o", optimized], timeout=timeout, capture_stderr=True)
-            run_tool([prep.clang, *prep.unit.codegen_args, *FRONTEND_NO_PASSES, "-w",
+            run_tool([prep.clang, *prep.unit.codegen_args, *FRONTEND_NO_PASSES, *extra_args, "-w",
                       "-c", optimized, "-o", obj], timeout=timeout, capture_stderr=True)
         except ToolFailed:
             return None
