@@ -58,8 +58,8 @@ endif
 # front end rerun at -Os: mlcc/learn/corpus_level.py), walks started from the -Oz
 # candidate curves (so after `make model`); candidates only among pipelines that
 # wrap default<Os>, so that -Os keeps -Os's inlining (docs/MODEL.md).
-# Not bundled yet (docs/MODEL.md): `MLCC_MODEL=$(CURDIR)/models/unshipped/size-Os.onnx` to use it.
-OS_MODEL ?= models/unshipped/size-Os.onnx
+# Bundled since 2026-11-29 (docs/MODEL.md, docs/RELIABILITY.md campaign 11).
+OS_MODEL ?= models/size-Os.onnx
 .PHONY: model-Os
 model-Os: corpus
 	$(PYTHON) -m mlcc.learn.corpus_level

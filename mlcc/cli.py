@@ -19,7 +19,7 @@ def _driver_from_name(default: str) -> str:
 
 def _print_version_extra() -> None:
     from mlcc import model
-    print(f"mlcc {__version__} ({model.identity()})")
+    print(f"mlcc {__version__} ({model.identities()})")
 
 
 def _main(default_driver: str) -> int:

@@ -191,8 +191,15 @@ def identity_for(opt_level: str, settings) -> str:
     return f"{path}:{st.st_size}:{st.st_mtime_ns}"
 
 
+def identities() -> str:
+    """The models in use at -Oz and -Os, for --version: one when MLCC_MODEL names it."""
+    if os.environ.get("MLCC_MODEL"):
+        return identity()
+    return "; ".join(identity(level) for level in ("z", "s"))
+
+
 def identity(opt_level: str = "z") -> str:
-    """A short description of the model in use, for --version."""
+    """A short description of the model in use at -O`opt_level`."""
     path = os.environ.get("MLCC_MODEL") or str(bundled_model_path(opt_level))
     if not Path(path).exists():
         return "model: none, clang's own pipelines"

@@ -57,7 +57,7 @@ def setup_report() -> dict:
             report["tools"][name] = {"path": path, "version": _tool_version(path)}
         except ToolchainMissing as exc:
             report["tools"][name] = {"error": str(exc)}
-    report["model"] = model.identity()
+    report["model"] = model.identities()
     report["cache"] = _cache_stats(None)
     return report
 

@@ -33,9 +33,11 @@ def work(tmp_path: Path) -> Path:
     return tmp_path / "w"
 
 
-def test_bundled_model_carries_its_metadata():
-    m = model.load(str(BUNDLED))
+@pytest.mark.parametrize("level", ["z", "s"])
+def test_bundled_model_carries_its_metadata(level):
+    m = model.load(str(model.bundled_model_path(level)))
     meta = m.session.get_modelmeta().custom_metadata_map
+    assert m.opt_level == level
     assert meta["mlcc.llvm_major"] == str(LLVM_MAJOR)
     assert meta["mlcc.feature_schema_hash"] == features.schema_hash()
     assert meta["mlcc.feature_schema_version"] == str(features.SCHEMA_VERSION)
@@ -43,7 +45,8 @@ def test_bundled_model_carries_its_metadata():
     assert meta["mlcc.default"] == m.candidates[0]  # candidate 0: what a unit gets by default
     assert json.loads(meta.get("mlcc.knobs", "{}")) == knobs.definitions(m.candidates)
     # K = 8 chosen from the selection curve, minus pipelines removed for miscompiles
-    removed = json.loads((Path(__file__).parents[1] / "models" / "data" / "candidates-Oz.json").read_text()).get("removed", [])
+    chosen = Path(__file__).parents[1] / "models" / "data" / f"candidates-O{level}.json"
+    removed = json.loads(chosen.read_text()).get("removed", [])
     assert 8 <= len(m.candidates) + len(removed) <= 64
     training = json.loads(meta["mlcc.training_data"])
     assert training["manifest_sha256"] and training["measurements_sha256"]
