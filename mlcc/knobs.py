@@ -87,11 +87,16 @@ def expand(pipeline_text: str, clang_text: str) -> str:
     return _ELEMENT.sub(lambda m: apply(clang_text, knobs_of(m.group(0))), pipeline_text)
 
 
-def codegen_args(pipeline_text: str) -> tuple[str, ...]:
+def codegen_args(pipeline_text: str, unit_args=()) -> tuple[str, ...]:
     """The code generation arguments the `codegen` knobs of `pipeline_text` add, in the
-    table's order (none for a pipeline without such knobs)."""
+    table's order (none for a pipeline without such knobs). A knob whose `unless`
+    prefixes start one of the unit's own arguments `unit_args` adds nothing."""
     used = used_in([pipeline_text])
-    return tuple(arg for knob, edit in table().items() if knob in used
+
+    def allowed(edit) -> bool:
+        return not any(arg.startswith(tuple(edit.get("unless", ()))) for arg in unit_args)
+
+    return tuple(arg for knob, edit in table().items() if knob in used and allowed(edit)
                  for arg in edit.get("codegen", ()))
 
 

@@ -27,12 +27,13 @@ def resolve(pipeline_text: str, clang_text: str) -> str:
     return pipeline_text
 
 
-def codegen_args(pipeline_text: str) -> tuple[str, ...]:
-    """Arguments code generation adds for this pipeline: those of its `codegen` knobs."""
+def codegen_args(pipeline_text: str, unit_args=()) -> tuple[str, ...]:
+    """Arguments code generation adds for this pipeline, for a unit compiled with
+    `unit_args`: those of its `codegen` knobs (`knobs.codegen_args`)."""
     if CLANG not in pipeline_text:
         return ()
     from mlcc import knobs
-    return knobs.codegen_args(pipeline_text)
+    return knobs.codegen_args(pipeline_text, unit_args)
 
 
 def run_opt(opt: str, pipeline: str, bitcode_in: str, bitcode_out: str, *,

@@ -60,7 +60,7 @@ class UnitBuilder:
         unit = self.unit if assembly == self.unit.emit_assembly else replace(self.unit, emit_assembly=assembly)
         start = time.perf_counter()
         diagnostics = codegen.generate(self.tools.clang, unit, optimized, out, timeout=self.timeout,
-                                       extra_args=pipeline.codegen_args(pipeline_text))
+                                       extra_args=pipeline.codegen_args(pipeline_text, unit.codegen_args))
         self.times["codegen"] += time.perf_counter() - start
         return Built(pipeline_text, optimized, out, diagnostics,
                       None if assembly else object_size(out))

@@ -194,3 +194,18 @@ def test_the_machine_outliner_knob_reaches_the_driver_and_the_measurement(tmp_pa
     prep = evaluate.prepare(evaluate.Unit("r", "p", str(bc), ("-Oz",)), str(tmp_path))
     for forced, obj in built.items():
         assert evaluate.measure(prep, forced) == object_size(str(obj))
+
+
+@pytest.mark.parametrize("hardening", ["-mretpoline", "-mspeculative-load-hardening", "-mlvi-hardening",
+                                       "-mfunction-return=thunk-extern"])
+def test_the_machine_outliner_leaves_hardened_code_alone(hardening, tmp_path):
+    """LLVM 19 crashes making thunks after outlining, or outlines with a plain `ret`:
+    with these flags the knob adds nothing, and the build is clean."""
+    assert codegen_args("clang[machine-outliner]", ("-Oz", hardening)) == ()
+    src = tmp_path / "r.c"
+    src.write_text(REPEATED)
+    proc = subprocess.run(["mlcc", "-Oz", hardening, "-c", str(src), "-o", str(tmp_path / "r.o")],
+                          env=mlcc_env(MLCC_PIPELINE="clang[machine-outliner]"), cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert _outlined(tmp_path / "r.o") == 0

@@ -66,7 +66,7 @@ def prepare(unit: Unit, workdir: str) -> Prepared:
 
 def measure(prep: Prepared, pipeline: str, *, timeout: float = 300) -> int | None:
     """The objective after `pipeline`; None when opt or code generation fails."""
-    extra_args = codegen_args(pipeline)
+    extra_args = codegen_args(pipeline, prep.unit.codegen_args)
     pipeline = resolve(pipeline, prep.clang_pipeline)
     with tempfile.TemporaryDirectory(prefix="mlcc-eval-") as tmp:
         optimized = os.path.join(tmp, "o.bc")
