@@ -376,9 +376,11 @@ def retrain(directories, out, work, level, explore_units, n_random, greedy, k_ma
 
 
 @main.command()
-@click.option("--profile", type=click.Choice(["quick", "full"]), default="quick", show_default=True,
-              help="quick: three small projects at -Oz, single-shot and a warm rebuild (minutes); "
-                   "full: every project, -Oz and -Os, single-shot, trials and a warm rebuild (hours).")
+@click.option("--profile", type=click.Choice(["quick", "full"]),
+              help="quick (the default for builds): three small projects at -Oz, single-shot and a "
+                   "warm rebuild (minutes); full: every project, -Oz and -Os, single-shot, trials and "
+                   "a warm rebuild (hours). --report and --driver-speed default to the profile the "
+                   "results file was last built with.")
 @click.option("--only", multiple=True, metavar="PROJECT", help="Build only these projects (repeatable).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               default="bench-results.json", show_default=True,

@@ -240,3 +240,10 @@ def test_a_new_model_for_one_level_redoes_only_that_levels_mlcc_builds(tmp_path)
     assert kept["identity"] == new_os and "-Os changed" in note
     other_clang = {**identity, "clang": "clang 20"}
     assert bench.load_results(path, other_clang, fresh=False)[0]["runs"] == {}
+
+
+def test_a_report_covers_the_profile_the_results_were_last_built_with() -> None:
+    results = {"invocations": [{"kind": "build", "profile": "full"}, {"kind": "driver-speed", "profile": "quick"},
+                               {"kind": "report", "profile": "quick"}]}
+    assert bench.report_profile(results) == "full"
+    assert bench.report_profile({"invocations": []}) == "quick"

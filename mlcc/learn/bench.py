@@ -1261,7 +1261,14 @@ def default_markdown() -> Path:
     return REPO_ROOT / "docs" / "BENCHMARKS.md" if (REPO_ROOT / "docs").is_dir() else Path("BENCHMARKS.md")
 
 
-def run(*, profile_name: str = "quick", only: Sequence[str] = (), json_path: Path = Path("bench-results.json"),
+def report_profile(results: dict) -> str:
+    """The profile of the results file's last build (quick when it has none): what a
+    report or a driver-speed run covers unless told otherwise."""
+    builds = [i for i in results.get("invocations", []) if i.get("kind") == "build"]
+    return builds[-1].get("profile", "quick") if builds else "quick"
+
+
+def run(*, profile_name: str | None = None, only: Sequence[str] = (), json_path: Path = Path("bench-results.json"),
         markdown: Path | None = None, plots_dir: Path | None = None, workdir: Path | None = None,
         jobs: int = 2, fresh: bool = False, redo: Sequence[str] = (), speed: bool = False,
         report_only: bool = False, write_docs: bool = True, command: str = "") -> int:
@@ -1273,10 +1280,8 @@ def run(*, profile_name: str = "quick", only: Sequence[str] = (), json_path: Pat
     console = Console()
     if not console.is_terminal:  # a log file: room for the whole table
         console = Console(width=200)
-    profile = PROFILES[profile_name]
     projects = load_projects()
     check_not_in_corpus(projects, corpus_packages())
-    selected = select_projects(projects, profile, only)
     markdown = markdown or default_markdown()
     plots_dir = plots_dir or markdown.parent / "img"
     workdir = (workdir or Path(os.environ.get("MLCC_DATA") or Path.home() / ".cache" / "mlcc") / "bench")
@@ -1288,6 +1293,10 @@ def run(*, profile_name: str = "quick", only: Sequence[str] = (), json_path: Pat
     results, note = load_results(json_path, identity, fresh)
     if note:
         console.print(f"[dim]{note}[/]")
+    if profile_name is None:
+        profile_name = report_profile(results) if (report_only or speed) else "quick"
+    profile = PROFILES[profile_name]
+    selected = select_projects(projects, profile, only)
     kind = "report" if report_only else "driver-speed" if speed else "build"
     invocation = {"kind": kind, "command": command, "profile": profile.name, "date": _now(), "jobs": jobs,
                   "machine": machine(), "git": git_revision()}
