@@ -66,16 +66,32 @@ def prepare(unit: Unit, workdir: str) -> Prepared:
 
 def measure(prep: Prepared, pipeline: str, *, timeout: float = 300) -> int | None:
     """The objective after `pipeline`; None when opt or code generation fails."""
-    extra_args = codegen_args(pipeline, prep.unit.codegen_args)
-    pipeline = resolve(pipeline, prep.clang_pipeline)
     with tempfile.TemporaryDirectory(prefix="mlcc-eval-") as tmp:
         optimized = os.path.join(tmp, "o.bc")
-        obj = os.path.join(tmp, "o.o")
-        try:
-            run_tool([prep.opt, *prep.target_flags, f"-passes={pipeline}", prep.bitcode,
-                      "-o", optimized], timeout=timeout, capture_stderr=True)
-            run_tool([prep.clang, *prep.unit.codegen_args, *FRONTEND_NO_PASSES, *extra_args, "-w",
-                      "-c", optimized, "-o", obj], timeout=timeout, capture_stderr=True)
-        except ToolFailed:
+        if not optimize(prep, pipeline, optimized, timeout=timeout):
             return None
-        return object_size(obj)
+        return generate(prep, optimized, codegen_args(pipeline, prep.unit.codegen_args),
+                        os.path.join(tmp, "o.o"), timeout=timeout)
+
+
+def optimize(prep: Prepared, pipeline: str, optimized: str, *, timeout: float = 300) -> bool:
+    """opt with `pipeline` (`clang[...]` resolved for this unit) into `optimized`;
+    False when opt fails."""
+    try:
+        run_tool([prep.opt, *prep.target_flags, f"-passes={resolve(pipeline, prep.clang_pipeline)}",
+                  prep.bitcode, "-o", optimized], timeout=timeout, capture_stderr=True)
+    except ToolFailed:
+        return False
+    return True
+
+
+def generate(prep: Prepared, optimized: str, extra_args, obj: str, *,
+             timeout: float = 300) -> int | None:
+    """Code generation of `optimized` with the unit's flags plus `extra_args`; the
+    objective of the object, None when code generation fails."""
+    try:
+        run_tool([prep.clang, *prep.unit.codegen_args, *FRONTEND_NO_PASSES, *extra_args, "-w",
+                  "-c", optimized, "-o", obj], timeout=timeout, capture_stderr=True)
+    except ToolFailed:
+        return None
+    return object_size(obj)
