@@ -85,6 +85,14 @@ report:
 budget:
 	$(PYTHON) -m mlcc.learn.budget
 
+# LLVM code generation options on top of the tuned default (mlcc/learn/codegen_sweep.py),
+# on the walked units and 200 training units: how the `codegen` knobs of
+# mlcc/data/clang-knobs.toml were found. Resumable; models/data/codegen-sweep-Oz-*.json.
+.PHONY: codegen-sweep
+codegen-sweep:
+	$(PYTHON) -m mlcc.learn.codegen_sweep --sample walk --count 120
+	$(PYTHON) -m mlcc.learn.codegen_sweep --sample label --count 200
+
 # Differential testing with Csmith: N programs (seeds 1..N, default 1000) built
 # with clang-19 -O0 and with mlcc (model's choice, trials, every candidate
 # pipeline forced; at -Oz and -Os), outputs compared. Resumable; results in
@@ -103,3 +111,10 @@ difftest:
 bench:
 	mlcc-tool bench --profile $(or $(PROFILE),full)
 	mlcc-tool bench --profile $(or $(PROFILE),full) --driver-speed
+
+# Instructions executed (valgrind's callgrind) by programs of the benchmark projects,
+# clang's builds against mlcc's, from the builds `make bench` leaves:
+# docs/RUN-TIME.md (mlcc/learn/data/run-time-workloads.toml).
+.PHONY: run-time
+run-time:
+	$(PYTHON) -m mlcc.learn.run_time
