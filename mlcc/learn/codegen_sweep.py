@@ -10,8 +10,9 @@ the default's 16). A knob is what earns its place here and then in
 `tune_default` on the units the model is trained on.
 
 Resumable: a unit already measured with an option set is not redone. Writes
-`models/data/codegen-sweep-O<level>-<sample>.json`: every size, and per option
-set the total and mean project gain against the baseline.
+`models/data/codegen-sweep-O<level>-<sample>.json`: for each default swept (an
+earlier default's results are kept), every size, and per option set the total
+and mean project gain against the baseline.
 """
 
 from __future__ import annotations
@@ -100,9 +101,12 @@ def merged(base: tuple[str, ...], options: list[str]) -> list[str]:
 def _sweep_unit(job: tuple[str, str, str, dict, list[str]]) -> tuple[str, dict]:
     """Worker: one unit's baseline and option-set sizes (None for a failure)."""
     unit_dir, unit_id, default, known, names = job
-    unit = Unit.load(Path(unit_dir), unit_id)
     with tempfile.TemporaryDirectory(prefix="mlcc-sweep-") as tmp:
-        prep = prepare(unit, tmp)
+        try:
+            unit = Unit.load(Path(unit_dir), unit_id)
+            prep = prepare(unit, tmp)
+        except Exception:  # a unit that cannot be read is left out, as `search` records it failed
+            return unit_id, {}
         optimized = os.path.join(tmp, "o.bc")
         if not optimize(prep, default, optimized):
             return unit_id, {}
@@ -150,21 +154,23 @@ def main(sample: str, count: int, jobs: int) -> None:
     layout = Layout.from_environment()
     out = search.DATA / f"codegen-sweep-O{search.OPT_LEVEL}-{sample}.json"
     saved = json.loads(out.read_text()) if out.exists() else {}
-    results = saved.get("units", {}) if saved.get("default") == default else {}
+    # each default's measurements are kept: the knobs were chosen on an earlier one
+    by_default = saved.get("by_default", {})
+    results = by_default.get(default, {}).get("units", {})
     names = list(OPTION_SETS)
     jobs_left = []
     for u in units:
         unit_dir = layout.units(u["project"], search.OPT_LEVEL)
         known = results.get(u["id"], {}).get("sizes", {})
-        if (unit_dir / f"{u['id']}.bc").exists() and any(n not in known for n in ["baseline", *names]):
+        if (unit_dir / f"{u['id']}.json").exists() and any(n not in known for n in ["baseline", *names]):
             jobs_left.append((str(unit_dir), u["id"], default, known, names))
     project_of = {u["id"]: u["project"] for u in units}
 
     def save() -> None:
-        table = summary(results, names)
-        out.write_text(json.dumps({"opt_level": search.OPT_LEVEL, "default": default,
-                                   "sample": sample, "option_sets": OPTION_SETS,
-                                   "summary": table, "units": results}, indent=1) + "\n")
+        by_default[default] = {"summary": summary(results, names), "units": results}
+        out.write_text(json.dumps({"opt_level": search.OPT_LEVEL, "sample": sample,
+                                   "option_sets": OPTION_SETS, "by_default": by_default},
+                                  indent=1) + "\n")
 
     console = Console(stderr=True)
     ctx = multiprocessing.get_context("fork")
