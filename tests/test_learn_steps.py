@@ -72,6 +72,14 @@ def test_candidates_honour_always_inline_and_leave_distrusted_passes_out():
     assert all(p.name not in passes.DISTRUSTED for p in passes.load_space())
 
 
+def test_candidates_leave_slow_passes_out_as_passes_and_as_knobs():
+    from mlcc import passes
+    assert not passes.eligible("function(jump-threading),default<Oz>,iroutliner")
+    assert not passes.eligible("clang[iroutliner]")
+    assert not passes.eligible("clang[gvn-no-pre,iroutliner,machine-outliner]")
+    assert passes.eligible("clang[gvn-no-pre,machine-outliner]")
+
+
 def test_held_out_curve_scores_each_project_with_a_set_chosen_without_it():
     # "a" helps project p's units only, "b" helps q's only: a set chosen without p never
     # holds "a", so what p saves is not counted; each project is scored on its own.

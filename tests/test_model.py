@@ -44,7 +44,7 @@ def test_bundled_model_carries_its_metadata(level):
     assert "clang" in m.candidates  # clang's own pipeline, exactly: what trials start from
     assert meta["mlcc.default"] == m.candidates[0]  # candidate 0: what a unit gets by default
     assert json.loads(meta.get("mlcc.knobs", "{}")) == knobs.definitions(m.candidates)
-    # K = 8 chosen from the selection curve, minus pipelines removed for miscompiles
+    # K = 8 chosen from the selection curve, minus pipelines removed (miscompiles, compile time)
     chosen = Path(__file__).parents[1] / "models" / "data" / f"candidates-O{level}.json"
     removed = json.loads(chosen.read_text()).get("removed", [])
     assert 8 <= len(m.candidates) + len(removed) <= 64
