@@ -189,6 +189,10 @@ def main(sample: str, count: int, k_max: int, k_fixed: int, wrapped_only: bool) 
               "removed": removed}
     # The default tuned on training units (`tune_default`) is always a candidate.
     default = tuned_default()
+    if default and not passes.eligible(default):
+        click.echo(f"the tuned default {default} may not be a candidate (passes.eligible): left out "
+                   "until `python -m mlcc.learn.tune_default` runs again", err=True)
+        default = None
     if default and default not in result["pipelines"]:
         result["pipelines"].append(default)
         result["tuned_default"] = default

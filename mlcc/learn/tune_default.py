@@ -85,7 +85,8 @@ def main(limit: int, rounds: int, min_gain: float, jobs: int) -> None:
     if not units:
         raise click.ClickException("none of the sampled training units is in the corpus: run `make corpus`")
     store = search.Store()
-    start = [search.CLANG_PIPELINE] + [p for p in candidate_pipelines() if search.is_tuned_clang(p)]
+    start = [search.CLANG_PIPELINE] + [p for p in candidate_pipelines()
+                                       if search.is_tuned_clang(p) and passes.eligible(p)]
     measure(start, units, store, jobs, "default start")
     scored = gains(start, units, store.by_unit())
     best = best_of(scored)
