@@ -66,9 +66,14 @@ def used_in(pipelines) -> set[str]:
 
 def definitions(pipelines) -> dict[str, dict]:
     """The knobs `pipelines` use, with their edits: what a model records, and what it
-    needs this mlcc's table to say unchanged."""
+    needs this mlcc's table to say unchanged (`levels` is left out: it says where the
+    learning side may add a knob, not what the knob does)."""
     used = used_in(pipelines)
-    return {k: edit for k, edit in table().items() if k in used}
+    return {k: _edit(edit) for k, edit in table().items() if k in used}
+
+
+def _edit(entry: dict) -> dict:
+    return {key: value for key, value in entry.items() if key != "levels"}
 
 
 def unknown_in(pipeline_text: str) -> list[str]:
@@ -78,7 +83,8 @@ def unknown_in(pipeline_text: str) -> list[str]:
 
 def mismatched(recorded: dict, pipelines) -> list[str]:
     """Knobs `pipelines` use whose edit in this mlcc's table is not the `recorded` one."""
-    return sorted(k for k in used_in(pipelines) if recorded.get(k) != table().get(k))
+    return sorted(k for k in used_in(pipelines)
+                  if k not in table() or recorded.get(k) != _edit(table()[k]))
 
 
 def expand(pipeline_text: str, clang_text: str) -> str:
@@ -170,8 +176,10 @@ def _drop(elements: list, pass_name: str) -> list:
     return out
 
 
-def toggles(pipeline_text: str) -> list[str]:
+def toggles(pipeline_text: str, opt_level: str = "") -> list[str]:
     """The tuned clang pipelines one knob away from `pipeline_text` (`clang` or a lone
-    `clang[...]`): each knob added or removed."""
+    `clang[...]`): each knob added or removed. With `opt_level`, a knob whose `levels`
+    leave that level out may be removed but is not added."""
     have = set(knobs_of(pipeline_text))
-    return [name(have ^ {k}) for k in table()]
+    return [name(have ^ {k}) for k, edit in table().items()
+            if k in have or not opt_level or opt_level in edit.get("levels", opt_level)]

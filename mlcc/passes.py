@@ -150,7 +150,7 @@ def mutate(rng: random.Random, pipeline, space, opt_level: str) -> tuple[Pass, .
     op = rng.choice(("insert", "delete", "swap", "replace") + (("knob",) if tuned else ()))
     if op == "knob":
         i = rng.choice(tuned)
-        toggled = rng.choice(knobs.toggles(items[i].name))
+        toggled = rng.choice(knobs.toggles(items[i].name, opt_level))
         items[i] = Pass("module", toggled if toggled != CLANG else "clang[]")
         return tuple(items)
     first = 1 if items and items[0] == ALWAYS_INLINE else 0

@@ -96,9 +96,22 @@ def test_knob_descent_moves_from_the_best_and_stops_when_all_toggles_are_tried()
         measured.append(p)
         sizes[p] = 80 if p == knobs.name(["gvn-no-pre", "no-indvars"]) else 95
 
-    search._walk_knobs(sizes, 3, run)
+    search._walk_knobs(sizes, 3, run, "z")
     assert measured[0] == knobs.name(["gvn-no-pre", "no-indvars"])
     assert all("gvn-no-pre" in p and "no-indvars" in p for p in measured[1:])
+
+
+def test_codegen_knobs_are_added_at_oz_only_and_may_always_be_removed():
+    codegen = {k for k, edit in knobs.table().items() if "codegen" in edit}
+    assert codegen and all(knobs.table()[k].get("levels") == ["z"] for k in codegen)
+    at_os = knobs.toggles("clang[gvn-no-pre]", "s")
+    assert not any(set(knobs.knobs_of(t)) & codegen for t in at_os)
+    assert knobs.name(["gvn-no-pre", "no-indvars"]) in at_os
+    assert any(set(knobs.knobs_of(t)) & codegen for t in knobs.toggles("clang[gvn-no-pre]", "z"))
+    # a pipeline that has one (chosen at -Oz, or by hand) can still lose it at -Os
+    assert "clang[gvn-no-pre]" in knobs.toggles("clang[gvn-no-pre,no-lsr]", "s")
+    # `levels` is not part of what a model records: it does not change what a knob does
+    assert all("levels" not in edit for edit in knobs.definitions(["clang[no-lsr]"]).values())
 
 
 def test_a_forced_knob_pipeline_builds_the_same_object_as_opt_with_the_tuned_text(unit, tmp_path):
@@ -150,7 +163,7 @@ def test_plain_clang_is_an_element_too():
     assert resolve("clang,iroutliner", clang_text) == clang_text + ",iroutliner"
     assert resolve("function(sroa),clang", clang_text) == "function(sroa)," + clang_text
     assert resolve("function(xclang-pass)", clang_text) == "function(xclang-pass)"
-    assert passes.wraps_default("clang,iroutliner", "z") and passes.eligible("clang,iroutliner")
+    assert passes.wraps_default("clang,globalopt", "z") and passes.eligible("clang,globalopt")
     assert not passes.wraps_default("always-inline,function(sroa)")
 
 

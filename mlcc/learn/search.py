@@ -214,7 +214,7 @@ def _measure_unit(job: Job) -> list[dict]:
             if p not in sizes:
                 run(p)
         if greedy and job.knobs_only:
-            _walk_knobs(sizes, greedy, run)
+            _walk_knobs(sizes, greedy, run, level)
         elif greedy:
             rng = random.Random(f"{EXPLORE_SEED}:{unit.id}")
             space = pl.load_space()
@@ -229,7 +229,7 @@ def _measure_unit(job: Job) -> list[dict]:
     return rows
 
 
-def _walk_knobs(sizes: dict, steps: int, run) -> None:
+def _walk_knobs(sizes: dict, steps: int, run, level: str) -> None:
     """Greedy descent over clang pipeline knobs: each step measures the first untried
     toggle (in the knob table's order) of the best tuned clang pipeline so far; stops
     after `steps` measurements or when the best has no untried toggle."""
@@ -238,7 +238,7 @@ def _walk_knobs(sizes: dict, steps: int, run) -> None:
         if not tuned:
             return
         best = min(sorted(tuned), key=lambda p: tuned[p])
-        untried = [p for p in knobs.toggles(best) if p not in sizes]
+        untried = [p for p in knobs.toggles(best, level) if p not in sizes]
         if not untried:
             return
         run(untried[0])

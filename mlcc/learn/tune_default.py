@@ -92,7 +92,7 @@ def main(limit: int, rounds: int, min_gain: float, jobs: int) -> None:
     best = best_of(scored)
     history = [{"round": 0, "pipelines": scored, "best": best}]
     for round_no in range(1, rounds + 1):
-        tried = [best] + [t for t in knobs.toggles(best) if passes.eligible(t)]
+        tried = [best] + [t for t in knobs.toggles(best, search.OPT_LEVEL) if passes.eligible(t)]
         measure(tried, units, store, jobs, f"default round {round_no}")
         scored = gains(tried, units, store.by_unit())
         new = best_of(scored)
