@@ -11,6 +11,7 @@ writes `docs/RUN-TIME.md` and `docs/run-time.json`.
 from __future__ import annotations
 
 import bz2
+import datetime
 import gzip
 import hashlib
 import json
@@ -25,6 +26,8 @@ from pathlib import Path
 
 import click
 import numpy as np
+
+from mlcc.learn.bench import git_revision
 
 DATA = Path(__file__).parent / "data"
 WORKLOADS_FILE = DATA / "run-time-workloads.toml"
@@ -171,10 +174,6 @@ def main(bench_dir: Path, levels: str) -> None:
     """Run the workloads in every build `mlcc-tool bench` made and write docs/RUN-TIME.md."""
     if shutil.which("valgrind") is None:
         raise click.ClickException("valgrind is not installed (apt-get install valgrind)")
-    import datetime
-
-    from mlcc.learn.bench import git_revision
-
     with tempfile.TemporaryDirectory(prefix="mlcc-run-time-") as tmp:
         inputs = write_inputs(Path(tmp))
         rows = []
