@@ -87,7 +87,7 @@ def keeps_always_inline(pipeline_text: str) -> bool:
 DISTRUSTED = ("newgvn",)
 # ... or their compile time grows much faster than the unit: with the IR outliner in the
 # sixth model's default, opt took 16.0 s on sqlite3.c instead of 6.2 s (docs/MODEL.md).
-# A knob that runs one is named after it (`clang[...,iroutliner]`).
+# A knob that appends one (`clang[...,iroutliner]`) counts as running it.
 SLOW = ("iroutliner",)
 
 
@@ -95,6 +95,7 @@ def eligible(pipeline_text: str) -> bool:
     """True when a pipeline may become a candidate: it inlines always_inline functions
     as clang does and uses no distrusted or slow pass."""
     names = set(re.split(r"[(),\[\]]", pipeline_text))
+    names |= {knobs.table()[k].get("append") for k in knobs.used_in([pipeline_text]) if k in knobs.table()}
     return keeps_always_inline(pipeline_text) and not names.intersection(DISTRUSTED + SLOW)
 
 
