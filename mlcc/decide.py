@@ -66,7 +66,7 @@ def decide(builder: UnitBuilder, cmd: Command, settings: Settings, times: dict, 
     sizes = {}
     if settings.search and not settings.pipeline:
         start = trial_pipelines(decision, cmd.opt_level, len(decision.ranked))
-        built, sizes = builder.search(start, settings.search)
+        built, sizes = builder.search(start, settings.search, decision.instructions)
         decision = model.Decision(built.pipeline, decision.source + f", search of {len(sizes)}",
                                   decision.ranked, decision.scores, decision.via)
     elif settings.trials and not settings.pipeline:

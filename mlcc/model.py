@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mlcc.errors import ModelError, ModelMismatch
@@ -30,6 +30,7 @@ class Decision:
     ranked: tuple[str, ...] = ()                 # candidates, best predicted first
     scores: dict[str, float] = field(default_factory=dict)  # predicted size / clang's
     via: str = ""                                # where the model ran: "server", "in process (...)"
+    instructions: float | None = None            # the unit's, when the model read it (passes.bounded)
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ def choose(bitcode: str, opt_level: str, settings) -> Decision:
     except MlccError as exc:
         print(f"mlcc: warning: {exc}; using clang's own pipeline", file=sys.stderr)
         return Decision(clang_pipeline(opt_level), f"clang-default: {exc}", via=via)
-    return Decision(decision.pipeline, decision.source, decision.ranked, decision.scores, via=via)
+    return replace(decision, via=via)
 
 
 def rank(bitcode: str, opt_level: str, path: str) -> Decision:
@@ -167,15 +168,20 @@ def rank(bitcode: str, opt_level: str, path: str) -> Decision:
     model = load(path)
     if model.opt_level != opt_level:
         return Decision(clang_pipeline(opt_level), f"clang-default: model is for -O{model.opt_level}")
-    from mlcc import features
-    scores = model.predict(features.extract_features(bitcode))
-    ranked = sorted(range(len(scores)), key=lambda i: (scores[i], i))
-    best = ranked[0]
+    from mlcc import features, passes
+    vector = features.extract_features(bitcode)
+    scores = model.predict(vector)
+    order = sorted(range(len(scores)), key=lambda i: (scores[i], i))
+    best = order[0]
     if scores[best] > scores[0] - model.margin:
         best = 0  # candidate 0 is the default: clang's own, or the pipeline best on training projects
-    return Decision(pipeline=model.candidates[best], source=f"model {model.digest}",
-                    ranked=tuple(model.candidates[i] for i in ranked),
-                    scores={model.candidates[i]: round(scores[i], 5) for i in range(len(scores))})
+    # what runs on this unit: slow passes only on units small enough (passes.bounded)
+    instructions = float(vector[features.FEATURE_NAMES.index("TotalInsts")])
+    ranked = tuple(dict.fromkeys(passes.bounded(model.candidates[i], instructions) for i in order))
+    return Decision(pipeline=passes.bounded(model.candidates[best], instructions),
+                    source=f"model {model.digest}", ranked=ranked,
+                    scores={model.candidates[i]: round(scores[i], 5) for i in range(len(scores))},
+                    instructions=instructions)
 
 
 def identity_for(opt_level: str, settings) -> str:

@@ -114,7 +114,8 @@ def ask(bitcode: str, opt_level: str, model_path: str, idle: float):
         decision = Decision(pipeline=str(answer["pipeline"]), source=str(answer["source"]),
                             ranked=tuple(str(p) for p in answer["ranked"]),
                             scores={str(k): float(v) for k, v in answer["scores"].items()},
-                            via=how)
+                            via=how, instructions=(None if answer.get("instructions") is None
+                                                   else float(answer["instructions"])))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         return None, f"in process (server failed: {type(exc).__name__})"
     return decision, how
@@ -287,7 +288,8 @@ def _answer(conn: socket.socket, model) -> str:
                 d = model.rank(str(request["bitcode"]), str(request["opt_level"]),
                                str(request["model"]))
                 reply = {"pipeline": d.pipeline, "source": d.source,
-                         "ranked": list(d.ranked), "scores": d.scores}
+                         "ranked": list(d.ranked), "scores": d.scores,
+                         "instructions": d.instructions}
             except MlccError as exc:
                 reply = {"error": str(exc)}
         conn.sendall(json.dumps(reply).encode())

@@ -85,18 +85,52 @@ def keeps_always_inline(pipeline_text: str) -> bool:
 
 # Passes no candidate may contain: LLVM 19 miscompiled with them (docs/RELIABILITY.md).
 DISTRUSTED = ("newgvn",)
-# ... or their compile time grows much faster than the unit: with the IR outliner in the
-# sixth model's default, opt took 16.0 s on sqlite3.c instead of 6.2 s (docs/MODEL.md).
-# A knob that appends one (`clang[...,iroutliner]`) counts as running it.
+# Passes whose compile time grows much faster than the unit: the IR outliner took opt on
+# sqlite3.c from 6.2 s to 16.0 s, and added 40-70 % to opt on the corpus's 40,000-60,000
+# instruction units. They run only on units of at most SLOW_BOUND instructions (the
+# `TotalInsts` feature); on a larger unit `bounded` takes them out, in the driver and on
+# the learning side alike (docs/MODEL.md, "The bounded IR outliner"). A knob that appends
+# one (`clang[...,iroutliner]`) counts as running it.
 SLOW = ("iroutliner",)
+SLOW_BOUND = 20_000
+
+
+def _names(pipeline_text: str) -> set[str]:
+    """The passes a pipeline names, with those its knobs append."""
+    names = set(re.split(r"[(),\[\]]", pipeline_text))
+    return names | {_appended(k) for k in knobs.used_in([pipeline_text])}
+
+
+def _appended(knob: str) -> str | None:
+    return knobs.table().get(knob, {}).get("append")
 
 
 def eligible(pipeline_text: str) -> bool:
     """True when a pipeline may become a candidate: it inlines always_inline functions
-    as clang does and uses no distrusted or slow pass."""
-    names = set(re.split(r"[(),\[\]]", pipeline_text))
-    names |= {knobs.table()[k].get("append") for k in knobs.used_in([pipeline_text]) if k in knobs.table()}
-    return keeps_always_inline(pipeline_text) and not names.intersection(DISTRUSTED + SLOW)
+    as clang does and uses no distrusted pass."""
+    return keeps_always_inline(pipeline_text) and not _names(pipeline_text).intersection(DISTRUSTED)
+
+
+def runs_slow(pipeline_text: str) -> bool:
+    """True when the pipeline runs a slow pass (`SLOW`), itself or through a knob."""
+    return bool(_names(pipeline_text).intersection(SLOW))
+
+
+def bounded(pipeline_text: str, instructions: float | None) -> str:
+    """What mlcc runs for `pipeline_text` on a unit of `instructions` instructions: the
+    pipeline without its slow passes and knobs when the unit has more than SLOW_BOUND,
+    the pipeline itself otherwise (or when the count is not known)."""
+    if instructions is None or instructions <= SLOW_BOUND or not runs_slow(pipeline_text):
+        return pipeline_text
+    kept = []
+    for p in parse_simple(pipeline_text):
+        if p.name in SLOW:
+            continue
+        if knobs.names_clang(p.name):
+            tuned = [k for k in knobs.knobs_of(p.name) if _appended(k) not in SLOW]
+            p = Pass(p.level, f"clang[{','.join(tuned)}]" if tuned else CLANG)
+        kept.append(p)
+    return to_opt(kept) if kept else CLANG
 
 
 def wraps_default(pipeline_text: str, opt_level: str = "") -> bool:

@@ -88,15 +88,25 @@ class UnitBuilder:
             best = self.generate(best.pipeline, best.optimized, assembly=True)
         return best
 
-    def search(self, start: list[str], budget: int) -> tuple[Built, dict[str, int | None]]:
+    def search(self, start: list[str], budget: int,
+               instructions: float | None = None) -> tuple[Built, dict[str, int | None]]:
         """Model-guided local search: the model's ranked candidates first (up to half the
         budget), then local edits (insert, delete, swap, replace a pass) of the best
         pipelines found so far, until `budget` evaluations. Seeded by the bitcode, so
-        the same file always gets the same answer."""
+        the same file always gets the same answer. Edits keep to what may run on a unit
+        of this many `instructions` (`passes.bounded`; counted here when not given)."""
         import random
 
         from mlcc import passes
         from mlcc.record import file_digest
+
+        if instructions is None:
+            from mlcc import features
+            from mlcc.errors import MlccError
+            try:
+                instructions = features.extract_feature_dict(self.bitcode)["TotalInsts"]
+            except MlccError:
+                instructions = float("inf")  # not counted: no slow pass
 
         rng = random.Random(file_digest(self.bitcode))
         space = passes.load_space()
@@ -122,8 +132,9 @@ class UnitBuilder:
             if not ranked:
                 break
             parent = ranked[0] if rng.random() < 0.6 else rng.choice(ranked)
-            child = passes.to_opt(passes.mutate(rng, passes.editable(parent.pipeline, self.unit_opt_level),
-                                                space, self.unit_opt_level))
+            child = passes.bounded(passes.to_opt(passes.mutate(
+                rng, passes.editable(parent.pipeline, self.unit_opt_level), space, self.unit_opt_level)),
+                instructions)
             if child not in sizes:
                 evaluate(child)
         if not results:

@@ -72,12 +72,19 @@ def test_candidates_honour_always_inline_and_leave_distrusted_passes_out():
     assert all(p.name not in passes.DISTRUSTED for p in passes.load_space())
 
 
-def test_candidates_leave_slow_passes_out_as_passes_and_as_knobs():
+def test_slow_passes_run_only_on_units_within_the_bound():
     from mlcc import passes
-    assert not passes.eligible("function(jump-threading),default<Oz>,iroutliner")
-    assert not passes.eligible("clang[iroutliner]")
-    assert not passes.eligible("clang[gvn-no-pre,iroutliner,machine-outliner]")
-    assert passes.eligible("clang[gvn-no-pre,machine-outliner]")
+    big, small = passes.SLOW_BOUND + 1, passes.SLOW_BOUND
+    tuned = "clang[gvn-no-pre,iroutliner,machine-outliner]"
+    assert passes.eligible(tuned) and passes.runs_slow(tuned)
+    assert passes.bounded(tuned, small) == tuned
+    assert passes.bounded(tuned, None) == tuned  # not counted: as asked
+    assert passes.bounded(tuned, big) == "clang[gvn-no-pre,machine-outliner]"
+    assert passes.bounded("clang[iroutliner]", big) == CLANG
+    assert passes.bounded("function(jump-threading),default<Oz>,iroutliner", big) == \
+        "function(jump-threading),default<Oz>"
+    assert passes.bounded("clang[no-licm]", big) == "clang[no-licm]"
+    assert not passes.runs_slow("clang[gvn-no-pre,machine-outliner]")
 
 
 def test_held_out_curve_scores_each_project_with_a_set_chosen_without_it():

@@ -126,3 +126,31 @@ def test_load_raises_typed_errors(tmp_path: Path):
         model.load(str(_broken_model(tmp_path, "other-llvm")))
     with pytest.raises(ModelMismatch, match="gvn-no-pre"):
         model.load(str(_broken_model(tmp_path, "other-knobs")))
+
+
+def test_a_slow_candidate_runs_only_on_units_within_the_bound(work: Path, tmp_path: Path, monkeypatch):
+    """A candidate with a slow pass (the IR outliner) stands for itself on a unit of at most
+    `passes.SLOW_BOUND` instructions and for itself without that pass on a larger one: in
+    the model's choice and in the ranking trials and search start from."""
+    from mlcc import passes
+
+    bitcode = tmp_path / "lib.bc"
+    subprocess.run(["clang-19", "-Oz", "-Xclang", "-disable-llvm-passes", "-emit-llvm", "-c",
+                    str(work / "src" / "lib.c"), "-o", str(bitcode)], check=True)
+    count = features.extract_feature_dict(str(bitcode))["TotalInsts"]
+    slow, fast = "clang[no-licm,iroutliner]", "clang[no-licm]"
+    # The predicted sizes are given: what is tested is what the driver makes of them.
+    ranker = model.SizeModel(path="m.onnx", digest="0" * 12, opt_level="z",
+                             candidates=("clang", slow, fast), margin=0.0, session=None)
+    monkeypatch.setattr(model, "load", lambda path: ranker)
+    monkeypatch.setattr(model.SizeModel, "predict", lambda self, vector: [1.0, 0.9, 0.95])
+
+    monkeypatch.setattr(passes, "SLOW_BOUND", count)
+    within = model.rank(str(bitcode), "z", "m.onnx")
+    assert (within.pipeline, within.ranked) == (slow, (slow, fast, "clang"))
+    assert within.instructions == count
+
+    monkeypatch.setattr(passes, "SLOW_BOUND", count - 1)
+    over = model.rank(str(bitcode), "z", "m.onnx")
+    assert (over.pipeline, over.ranked) == (fast, (fast, "clang"))
+    assert set(over.scores) == {"clang", slow, fast}
