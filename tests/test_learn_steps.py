@@ -87,6 +87,17 @@ def test_slow_passes_run_only_on_units_within_the_bound():
     assert not passes.runs_slow("clang[gvn-no-pre,machine-outliner]")
 
 
+def test_the_learning_side_counts_what_mlcc_runs_on_units_over_the_bound():
+    from mlcc import passes
+    fast, slow, big = "clang[no-licm]", "clang[no-licm,iroutliner]", passes.SLOW_BOUND + 1
+    sizes = {CLANG: 100, fast: 90, slow: 80}
+    assert search.as_run(sizes, passes.SLOW_BOUND) == sizes
+    assert search.as_run(sizes, big) == {CLANG: 100, fast: 90, slow: 90}
+    assert search.as_run({CLANG: 100, slow: 80}, big) == {CLANG: 100}  # what runs: not measured yet
+    assert search.bounded_pipelines([CLANG, slow, fast], big) == [CLANG, fast]
+    assert search.bounded_pipelines([CLANG, slow, fast], 10) == [CLANG, slow, fast]
+
+
 def test_held_out_curve_scores_each_project_with_a_set_chosen_without_it():
     # "a" helps project p's units only, "b" helps q's only: a set chosen without p never
     # holds "a", so what p saves is not counted; each project is scored on its own.

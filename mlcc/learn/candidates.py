@@ -15,7 +15,8 @@ import json
 import click
 
 from mlcc import passes
-from mlcc.learn import search
+from mlcc.learn import search, train
+from mlcc.learn.corpus import Layout
 from mlcc.learn.tune_default import tuned_default
 
 
@@ -25,10 +26,12 @@ def measured_units(store: search.Store, units: list[str]) -> list[str]:
     return [u for u in units if by_unit.get(u, {}).get(search.CLANG_PIPELINE)]
 
 
-def complete_columns(store: search.Store, units: list[str]) -> dict[str, list[int]]:
+def complete_columns(store: search.Store, units: list[str],
+                     counts: dict[str, float] | None = None) -> dict[str, list[int]]:
     """Pipelines measured on every unit of `measured_units` (failures count as clang's
-    size times 1.5); only eligible pipelines (`passes.eligible`) count."""
-    by_unit = store.by_unit()
+    size times 1.5), as mlcc runs them on units of these instruction `counts`
+    (`search.as_run`); only eligible pipelines (`passes.eligible`) count."""
+    by_unit = store.by_unit(counts)
     units = measured_units(store, units)
     pipelines = set.intersection(*(set(by_unit[u]) for u in units)) if units else set()
     columns = {}
@@ -171,9 +174,12 @@ def print_selection(result: dict) -> None:
 def main(sample: str, count: int, k_max: int, k_fixed: int, wrapped_only: bool) -> None:
     """Select the candidate pipelines and write models/data/candidates-O<level>.json."""
     manifest = search.load_manifest()
-    explored = [u["id"] for u in search.sample_units(manifest, sample, count)]
+    sampled = search.sample_units(manifest, sample, count)
+    explored = [u["id"] for u in sampled]
     store = search.Store()
-    columns = complete_columns(store, explored)
+    bitcode_of = train.corpus_bitcode(Layout.from_environment())
+    counts = train.instruction_counts([u for u in sampled if bitcode_of(u).exists()], bitcode_of)
+    columns = complete_columns(store, explored, counts)
     project_of = {u["id"]: u["project"] for u in manifest["units"]}
     projects = [project_of[u] for u in measured_units(store, explored)]
     # Pipelines LLVM 19 miscompiles under (docs/RELIABILITY.md) never come back.

@@ -105,14 +105,21 @@ def run(directories: list[Path], out: Path, *, work: Path | None, level: str | N
                                  *bundled_candidates(level),
                                  *search.shared_random_pipelines(n_random, level)]))
 
+    def bitcode_of(u: dict) -> Path:
+        return Path(u["dir"]) / f"{u['id']}.bc"
+
+    # what decides whether a slow pass may run on a unit (passes.bounded)
+    counts = train.instruction_counts(units, bitcode_of, work / "features.jsonl.gz")
+
     def jobs_for(unit_list: list[dict], pipelines: list[str], walk: int = 0) -> list[search.Job]:
         by_unit = store.by_unit()
         out_jobs = []
         for u in unit_list:
             known = by_unit.get(u["id"], {})
-            todo, left = search.work_left(known, pipelines, walk)
+            run = search.bounded_pipelines(pipelines, counts.get(u["id"]))
+            todo, left = search.work_left(known, run, walk)
             if todo:
-                out_jobs.append(search.Job(u["dir"], u["id"], pipelines, known, left, level))
+                out_jobs.append(search.Job(u["dir"], u["id"], run, known, left, level))
         return out_jobs
 
     search.run_jobs(jobs_for(explored, shared, greedy), store, jobs, "explore")
@@ -120,7 +127,7 @@ def run(directories: list[Path], out: Path, *, work: Path | None, level: str | N
     search.run_jobs(jobs_for(explored, winners), store, jobs, "cross-check")
 
     # 3. the candidate set
-    columns = cands.complete_columns(store, [u["id"] for u in explored])
+    columns = cands.complete_columns(store, [u["id"] for u in explored], counts)
     if search.CLANG_PIPELINE not in columns:
         raise MlccError("no unit could be measured with clang's own pipeline (see the units' flags)")
     selection = cands.select(columns, k_max=k_max, k_min=min(4, k_max))
@@ -130,9 +137,6 @@ def run(directories: list[Path], out: Path, *, work: Path | None, level: str | N
 
     # 4. label every unit, 5. train and validate
     search.run_jobs(jobs_for(units, candidates), store, jobs, "label")
-    def bitcode_of(u: dict) -> Path:
-        return Path(u["dir"]) / f"{u['id']}.bc"
-
     data = train.build_dataset(units, candidates, store, bitcode_of, work / "features.jsonl.gz")
     # candidate 0 is what a unit gets unless another is predicted smaller (train.default_candidate)
     candidates = train.default_first(candidates, data.subset([u["split"] == "train" for u in data.units]))

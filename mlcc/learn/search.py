@@ -73,11 +73,35 @@ class Store:
     def has(self, unit: str, pipeline: str) -> bool:
         return (unit, pipeline) in self.sizes
 
-    def by_unit(self) -> dict[str, dict[str, int | None]]:
+    def by_unit(self, instructions: dict[str, float] | None = None) -> dict[str, dict[str, int | None]]:
+        """unit -> pipeline -> size. With the units' `instructions`, the sizes are those of
+        what mlcc runs for each pipeline (`as_run`)."""
         out: dict[str, dict[str, int | None]] = defaultdict(dict)
         for (unit, pipeline), size in self.sizes.items():
             out[unit][pipeline] = size
+        if instructions is not None:
+            for unit, sizes in out.items():
+                out[unit] = as_run(sizes, instructions.get(unit))
         return out
+
+
+def as_run(sizes: dict[str, int | None], instructions: float | None) -> dict[str, int | None]:
+    """One unit's measured sizes as mlcc gets them: a pipeline with a slow pass has, on a
+    unit over the bound, the size of what runs instead (`passes.bounded`), or none yet
+    when that one is not measured. The table keeps what was measured."""
+    out = {}
+    for pipeline, size in sizes.items():
+        run = pl.bounded(pipeline, instructions)
+        if run == pipeline:
+            out[pipeline] = size
+        elif run in sizes:
+            out[pipeline] = sizes[run]
+    return out
+
+
+def bounded_pipelines(pipelines: list[str], instructions: float | None) -> list[str]:
+    """What to measure on a unit for `pipelines`: what mlcc runs for each of them."""
+    return list(dict.fromkeys(pl.bounded(p, instructions) for p in pipelines))
 
     def append(self, rows: list[dict]) -> None:
         """Add rows as one gzip member (a crash loses at most this batch)."""
@@ -463,17 +487,22 @@ def label(split: str, limit: int, measured: bool, jobs: int) -> None:
     pipelines = [CLANG_PIPELINE] + [p for p in candidates if p != CLANG_PIPELINE]
     splits = ("train", "validation") if split == "all" else (split,)
     by_unit = store.by_unit()
+    from mlcc.learn import train  # (train reads this module's table)
+    bitcode_of = train.corpus_bitcode(layout)
     jobs_list = []
     queued: set[str] = set()
     for s in splits:
         units = units_of(manifest, s)
         if measured:
             units = [u for u in units if by_unit.get(u["id"], {}).get(CLANG_PIPELINE)]
-        for u in label_sample(units, limit):
+        units = label_sample(units, limit)
+        counts = train.instruction_counts([u for u in units if bitcode_of(u).exists()], bitcode_of)
+        for u in units:
             known = by_unit.get(u["id"], {})
-            if u["id"] not in queued and any(p not in known for p in pipelines):
+            run = bounded_pipelines(pipelines, counts.get(u["id"]))
+            if u["id"] not in queued and any(p not in known for p in run):
                 queued.add(u["id"])  # a file built twice by its project is one unit
-                jobs_list.append(corpus_job(u, layout, pipelines, known))
+                jobs_list.append(corpus_job(u, layout, run, known))
     run_jobs(jobs_list, store, jobs, f"label {split}")
 
 

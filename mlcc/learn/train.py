@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import track
 
-from mlcc import features, knobs
+from mlcc import features, knobs, passes
 from mlcc.learn import search
 from mlcc.learn.corpus import MANIFEST_FILE, Layout
 from mlcc.toolchain import LLVM_MAJOR
@@ -46,6 +47,13 @@ def file_sha256(path: Path) -> str:
 def corpus_bitcode(layout: Layout):
     """Where a manifest unit's bitcode lives in the collected corpus."""
     return lambda u: layout.units(u["project"], search.OPT_LEVEL) / f"{u['id']}.bc"
+
+
+def instruction_counts(units: list[dict], bitcode_of, table: Path = FEATURES_TABLE) -> dict[str, float]:
+    """Each unit's instruction count (the `TotalInsts` feature): what decides whether a
+    slow pass may run on it (`passes.bounded`)."""
+    column = features.FEATURE_NAMES.index("TotalInsts")
+    return {unit: float(row[column]) for unit, row in feature_table(units, bitcode_of, table).items()}
 
 
 def feature_table(units: list[dict], bitcode_of, table: Path = FEATURES_TABLE) -> dict[str, np.ndarray]:
@@ -118,11 +126,17 @@ def build_dataset(units: list[dict], candidates: list[str], store: search.Store,
                   bitcode_of, table: Path = FEATURES_TABLE) -> Dataset:
     """The units measured with clang's pipeline and every candidate, with their features."""
     by_unit = store.by_unit()
-    labeled = [u for u in units
-               if by_unit.get(u["id"], {}).get(search.CLANG_PIPELINE)
-               and all(p in by_unit[u["id"]] for p in candidates)]
-    feats = feature_table(labeled, bitcode_of, table)
-    labeled = [u for u in labeled if u["id"] in feats]
+    # features only for units that can be complete: each candidate measured as itself or
+    # without its slow passes
+    measured = [u for u in units if by_unit.get(u["id"], {}).get(search.CLANG_PIPELINE)
+                and all(p in by_unit[u["id"]] or passes.bounded(p, math.inf) in by_unit[u["id"]]
+                        for p in candidates)]
+    feats = feature_table(measured, bitcode_of, table)
+    column = features.FEATURE_NAMES.index("TotalInsts")
+    # the sizes of what mlcc runs for each candidate on each unit (passes.bounded)
+    by_unit = {u["id"]: search.as_run(by_unit[u["id"]], float(feats[u["id"]][column]))
+               for u in measured if u["id"] in feats}
+    labeled = [u for u in measured if u["id"] in by_unit and all(p in by_unit[u["id"]] for p in candidates)]
     X = np.stack([feats[u["id"]] for u in labeled]) if labeled else np.zeros((0, len(features.FEATURE_NAMES)))
     clang = np.array([by_unit[u["id"]][search.CLANG_PIPELINE] for u in labeled], dtype=np.float64)
     R = np.array([[(by_unit[u["id"]][p] / by_unit[u["id"]][search.CLANG_PIPELINE])

@@ -55,12 +55,17 @@ def candidate_pipelines() -> list[str]:
     return json.loads(search.CANDIDATES.read_text())["pipelines"] if search.CANDIDATES.exists() else []
 
 
-def measure(pipelines: list[str], units: list[dict], store: search.Store, jobs: int, title: str) -> None:
-    """Measure `pipelines` on every unit of `units` that lacks one of them."""
+def measure(pipelines: list[str], units: list[dict], store: search.Store, jobs: int, title: str,
+            counts: dict[str, float]) -> None:
+    """Measure what mlcc runs for `pipelines` (`passes.bounded`, the units' instruction
+    `counts`) on every unit of `units` that lacks one of them."""
     layout, by_unit = Layout.from_environment(), store.by_unit()
-    search.run_jobs([search.corpus_job(u, layout, pipelines, by_unit.get(u["id"], {})) for u in units
-                     if any(p not in by_unit.get(u["id"], {}) for p in pipelines)],
-                    store, jobs, title)
+    jobs_list = []
+    for u in units:
+        run = search.bounded_pipelines(pipelines, counts.get(u["id"]))
+        if any(p not in by_unit.get(u["id"], {}) for p in run):
+            jobs_list.append(search.corpus_job(u, layout, run, by_unit.get(u["id"], {})))
+    search.run_jobs(jobs_list, store, jobs, title)
 
 
 def best_of(scored: dict[str, float]) -> str:
@@ -85,16 +90,17 @@ def main(limit: int, rounds: int, min_gain: float, jobs: int) -> None:
     if not units:
         raise click.ClickException("none of the sampled training units is in the corpus: run `make corpus`")
     store = search.Store()
+    counts = train.instruction_counts(units, bitcode_of)
     start = [search.CLANG_PIPELINE] + [p for p in candidate_pipelines()
                                        if search.is_tuned_clang(p) and passes.eligible(p)]
-    measure(start, units, store, jobs, "default start")
-    scored = gains(start, units, store.by_unit())
+    measure(start, units, store, jobs, "default start", counts)
+    scored = gains(start, units, store.by_unit(counts))
     best = best_of(scored)
     history = [{"round": 0, "pipelines": scored, "best": best}]
     for round_no in range(1, rounds + 1):
         tried = [best] + [t for t in knobs.toggles(best, search.OPT_LEVEL) if passes.eligible(t)]
-        measure(tried, units, store, jobs, f"default round {round_no}")
-        scored = gains(tried, units, store.by_unit())
+        measure(tried, units, store, jobs, f"default round {round_no}", counts)
+        scored = gains(tried, units, store.by_unit(counts))
         new = best_of(scored)
         if scored[new] < scored[best] + min_gain:
             new = best  # a step within noise of staying put is not taken
