@@ -84,6 +84,18 @@ class Store:
                 out[unit] = as_run(sizes, instructions.get(unit))
         return out
 
+    def append(self, rows: list[dict]) -> None:
+        """Add rows as one gzip member (a crash loses at most this batch)."""
+        fresh = [r for r in rows if (r["unit"], r["pipeline"]) not in self.sizes]
+        if not fresh:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in fresh)
+        with open(self.path, "ab") as f:
+            f.write(gzip.compress(data.encode(), mtime=0))
+        for r in fresh:
+            self.sizes[(r["unit"], r["pipeline"])] = r["size"]
+
 
 def as_run(sizes: dict[str, int | None], instructions: float | None) -> dict[str, int | None]:
     """One unit's measured sizes as mlcc gets them: a pipeline with a slow pass has, on a
@@ -102,18 +114,6 @@ def as_run(sizes: dict[str, int | None], instructions: float | None) -> dict[str
 def bounded_pipelines(pipelines: list[str], instructions: float | None) -> list[str]:
     """What to measure on a unit for `pipelines`: what mlcc runs for each of them."""
     return list(dict.fromkeys(pl.bounded(p, instructions) for p in pipelines))
-
-    def append(self, rows: list[dict]) -> None:
-        """Add rows as one gzip member (a crash loses at most this batch)."""
-        fresh = [r for r in rows if (r["unit"], r["pipeline"]) not in self.sizes]
-        if not fresh:
-            return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        data = "".join(json.dumps(r, sort_keys=True) + "\n" for r in fresh)
-        with open(self.path, "ab") as f:
-            f.write(gzip.compress(data.encode(), mtime=0))
-        for r in fresh:
-            self.sizes[(r["unit"], r["pipeline"])] = r["size"]
 
 
 def load_manifest(path: Path = MANIFEST_FILE) -> dict:
