@@ -86,8 +86,8 @@ def keeps_always_inline(pipeline_text: str) -> bool:
 # Passes no candidate may contain: LLVM 19 miscompiled with them (docs/RELIABILITY.md).
 DISTRUSTED = ("newgvn",)
 # Passes whose compile time grows much faster than the unit: the IR outliner took opt on
-# sqlite3.c from 6.2 s to 16.0 s, and added 40-70 % to opt on the corpus's 40,000-60,000
-# instruction units. They run only on units of at most SLOW_BOUND instructions (the
+# sqlite3.c (267,337 instructions) from 6.2 s to 16.0 s, and up to 1.7x on the corpus's
+# largest units (`python -m mlcc.learn.slow_bound --time`). They run only on units of at most SLOW_BOUND instructions (the
 # `TotalInsts` feature); on a larger unit `bounded` takes them out, in the driver and on
 # the learning side alike (docs/MODEL.md, "The bounded IR outliner"). A knob that appends
 # one (`clang[...,iroutliner]`) counts as running it.
