@@ -2,7 +2,8 @@
 
 `UnitBuilder.build` runs one pipeline; `best_of` builds several and keeps the
 smallest object (`-fmlcc-trials`); `search` spends a budget of builds on the
-model's candidates and then local edits of the best (`-fmlcc-search`).
+model's candidates and then local edits of the best (`-fmlcc-search`). Pipelines
+whose opt part is the same (they differ in `codegen` knobs only) share one opt run.
 """
 
 from __future__ import annotations
@@ -43,20 +44,30 @@ class UnitBuilder:
         self.tmp, self.stem, self.bitcode, self.target_flags = tmp, stem, bitcode, target_flags
         self.times: dict[str, float] = {"opt": 0.0, "codegen": 0.0}
         self._count = 0
+        self._optimized: dict[str, str] = {}  # opt's -passes= text -> its output
 
     def build(self, pipeline_text: str, *, assembly: bool | None = None) -> Built:
-        """opt with `pipeline_text`, then code generation; raises ToolFailed."""
+        """opt with `pipeline_text`, then code generation; raises ToolFailed. Pipelines
+        that differ only in code generation (their `codegen` knobs) share one opt run."""
+        passes = pipeline.resolve(pipeline_text, self.clang_text)
+        optimized = self._optimized.get(passes)
+        if optimized is None:
+            optimized = self._path(".opt.bc")
+            start = time.perf_counter()
+            pipeline.run_opt(self.tools.opt, passes, self.bitcode, optimized,
+                             target_flags=self.target_flags, timeout=self.timeout)
+            self.times["opt"] += time.perf_counter() - start
+            self._optimized[passes] = optimized
+        return self.generate(pipeline_text, optimized, assembly=assembly)
+
+    def _path(self, suffix: str) -> str:
+        """A new file name private to this unit."""
         self._count += 1
-        base = os.path.join(self.tmp, f"{self.stem}-{self._count}")
-        start = time.perf_counter()
-        pipeline.run_opt(self.tools.opt, pipeline.resolve(pipeline_text, self.clang_text), self.bitcode, base + ".opt.bc",
-                         target_flags=self.target_flags, timeout=self.timeout)
-        self.times["opt"] += time.perf_counter() - start
-        return self.generate(pipeline_text, base + ".opt.bc", assembly=assembly)
+        return os.path.join(self.tmp, f"{self.stem}-{self._count}{suffix}")
 
     def generate(self, pipeline_text: str, optimized: str, *, assembly: bool | None = None) -> Built:
         assembly = self.unit.emit_assembly if assembly is None else assembly
-        out = optimized[:-len(".opt.bc")] + (".s" if assembly else ".o")
+        out = self._path(".s" if assembly else ".o")
         unit = self.unit if assembly == self.unit.emit_assembly else replace(self.unit, emit_assembly=assembly)
         start = time.perf_counter()
         diagnostics = codegen.generate(self.tools.clang, unit, optimized, out, timeout=self.timeout,
