@@ -54,7 +54,8 @@ def _main(default_driver: str) -> int:
     except KeyboardInterrupt:
         return 130
     except MlccError as exc:
-        print(f"mlcc: error: {exc}", file=sys.stderr)
+        if str(exc):
+            print(f"mlcc: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except Exception as exc:  # an mlcc bug must not break the user's build
         print(f"mlcc: warning: internal error ({type(exc).__name__}: {exc}); "

@@ -16,7 +16,7 @@ import time
 
 from mlcc import codegen, decide, frontend, model, pipeline, record
 from mlcc.args import Command
-from mlcc.errors import MlccError, ToolchainMissing, ToolFailed
+from mlcc.errors import MlccError, OutputClosed, ToolchainMissing, ToolFailed
 from mlcc.link import link
 from mlcc.objective import object_size
 from mlcc.output_cache import fetch_or_build, output_key, tool_identity
@@ -48,9 +48,14 @@ def deliver(built: str, dest: str) -> None:
     """Put a finished output in place: renamed over a regular file (so a failure never
     leaves a partial one), written through into a special file, copied to stdout for '-'."""
     if dest == "-":
-        with open(built, "rb") as f:
-            shutil.copyfileobj(f, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
+        try:
+            with open(built, "rb") as f:
+                shutil.copyfileobj(f, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        except BrokenPipeError:
+            # nothing more can reach the reader, not even at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise OutputClosed() from None
         return
     if _is_special(dest):
         try:

@@ -50,6 +50,12 @@ class ToolFailed(MlccError):
         return self.returncode
 
 
+class OutputClosed(MlccError):
+    """The reader of `-o -` went away: clang exits 74 (EX_IOERR) and says nothing."""
+
+    exit_code = 74
+
+
 class ModelError(MlccError):
     """The model file is missing, unreadable or does not fit this mlcc."""
 

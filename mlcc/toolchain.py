@@ -50,12 +50,16 @@ def find(tool: str) -> str:
     bindir = os.environ.get("MLCC_LLVM_BIN")
     if bindir:
         candidates.extend(os.path.join(bindir, n) for n in _BIN_NAMES[tool])
-    if not explicit and not bindir:
-        candidates.append(path_name)
     for cand in candidates:
         found = shutil.which(cand)
         if found and not _is_self(found):
             return os.path.abspath(found)
+    if not explicit and not bindir:
+        # every `clang-19` on PATH in order: one may be a link to mlcc itself
+        for directory in os.environ.get("PATH", os.defpath).split(os.pathsep):
+            found = shutil.which(path_name, path=directory or os.curdir)
+            if found and not _is_self(found):
+                return os.path.abspath(found)
     where = explicit or (f"{bindir}/{_BIN_NAMES[tool][0]}" if bindir else f"'{path_name}' on PATH")
     raise ToolchainMissing(
         f"cannot find {tool} ({where}); install LLVM {LLVM_MAJOR} "

@@ -194,6 +194,34 @@ def test_never_calls_itself_as_clang(work: Path):
     assert proc.returncode == 1 and "cannot find clang" in proc.stderr
 
 
+def test_clang_19_on_path_may_be_mlcc_itself(work: Path, tmp_path: Path):
+    """A directory first on PATH with `clang-19` (and `cc`) linked to mlcc: mlcc finds the
+    real clang-19 further down PATH, and builds what clang-19 builds."""
+    links = tmp_path / "bin"
+    links.mkdir()
+    for name in ("clang-19", "clang", "cc"):
+        (links / name).symlink_to(MLCC)
+    env = _env(PATH=f"{links}{os.pathsep}{os.environ['PATH']}", MLCC_PIPELINE="clang")
+    for name in ("clang-19", "cc"):
+        proc = _run([str(links / name), "-Oz", "-c", "src/util.c", "-o", f"{name}.o"], work, env)
+        assert proc.returncode == 0, proc.stderr
+    subprocess.run(["clang-19", "-Oz", "-c", "src/util.c", "-o", "ref.o"], cwd=work, check=True)
+    assert (work / "cc.o").read_bytes() == (work / "clang-19.o").read_bytes() == (work / "ref.o").read_bytes()
+
+
+def test_a_closed_output_pipe_ends_like_clang(work: Path):
+    """`-S -o -` into a pipe nobody reads: clang exits 74 and says nothing; so does mlcc."""
+    results = []
+    for compiler in ("clang-19", MLCC):
+        proc = subprocess.Popen([compiler, "-Oz", "-S", "src/util.c", "-o", "-"], cwd=work,
+                                env=_env(MLCC_SMALL_UNIT="0"), stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        proc.stdout.close()  # the reader is gone before the first byte
+        stderr = proc.stderr.read().decode()
+        results.append((proc.wait(timeout=120), stderr))
+    assert results[1] == results[0] == (74, "")
+
+
 def test_version_is_clangs_first(work: Path):
     ours = _run([MLCC, "--version"], work).stdout
     theirs = _run(["clang-19", "--version"], work).stdout
