@@ -28,8 +28,10 @@ class Mode(enum.Enum):
 
 # Flags whose value is the next argument (Separate in clang's Options.td),
 # with how many arguments follow. Flags also listed in JOINED_OR_SEPARATE take
-# one argument here and may instead carry their value glued on (`-oX`).
-SEPARATE: dict[str, int] = {
+# one argument here and may instead carry their value glued on (`-oX`). Every
+# other driver flag of clang 19 that takes separate arguments comes from
+# data/clang-separate-flags.txt (what clang-19 itself reports; `_clang_separate`).
+_KNOWN_SEPARATE: dict[str, int] = {
     "-o": 1, "-x": 1, "-I": 1, "-D": 1, "-U": 1, "-L": 1, "-l": 1, "-F": 1,
     "-MF": 1, "-MT": 1, "-MQ": 1, "-MJ": 1, "-A": 1, "-B": 1, "-G": 1,
     "-include": 1, "-imacros": 1, "-isystem": 1, "-iquote": 1, "-idirafter": 1,
@@ -63,6 +65,19 @@ SEPARATE: dict[str, int] = {
     "-meabi": 1, "-mmlir": 1, "-gen-cdb-fragment-path": 1, "-module-dependency-dir": 1,
     "-fmodules-user-build-path": 1, "-dsym-dir": 1, "-b": 1,
 }
+
+
+def _clang_separate() -> dict[str, int]:
+    """clang 19's driver flags with separate arguments, as listed by
+    scripts/clang_separate_flags.py: `-ftrapv-handler NAME` must not take mlcc's
+    own next argument as its value."""
+    path = os.path.join(os.path.dirname(__file__), "data", "clang-separate-flags.txt")
+    with open(path, encoding="utf-8") as f:
+        rows = (line.split() for line in f if line.strip() and not line.startswith("#"))
+        return {flag: int(count) for flag, count in rows}
+
+
+SEPARATE: dict[str, int] = {**_clang_separate(), **_KNOWN_SEPARATE}
 
 # Flags that also accept their value glued on (`-DX`, `-MFfile`, `-xc`),
 # longest first so that `-MF` wins over `-M...` and `-isystem` over `-i...`.

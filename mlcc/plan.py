@@ -55,6 +55,8 @@ PLAIN_CLANG_FLAGS = (
     ("-fglobal-isel", None), ("-fzero-call-used-regs", None), ("-ffat-lto", "-ffat-lto-objects"),
     ("-fintegrated-objemitter", None), ("-fdriver-only", "-fdriver-only"),
     ("-ccc-", "-ccc- flags"), ("--cuda", "CUDA"), ("-fno-integrated-cc1", None),
+    # a machine-read format: the front end and code generation would each print one document
+    ("-fdiagnostics-format", "-fdiagnostics-format"),
 )
 
 # Flags that only the preprocessor or the dependency scanner reads: dropped

@@ -94,6 +94,7 @@ PARSE_CASES = [
     ("target-equals", "mlcc --target=aarch64-linux-gnu -c foo.c", OBJ, None, "0", FOO, NO_DEPS, []),
     ("arch", "mlcc -arch x86_64 -c foo.c", OBJ, None, "0", FOO, NO_DEPS, []),
     ("mthread-model", "mlcc -mthread-model posix -c foo.c", OBJ, None, "0", FOO, NO_DEPS, []),
+    ("trapv-handler", "mlcc -ftrapv-handler myh -c foo.c", OBJ, None, "0", FOO, NO_DEPS, []),
 
     # -x is positional; `-` is stdin; `--` ends the options.
     ("x-joined", "mlcc -xc -c foo.txt", OBJ, None, "0", [("foo.txt", "c")], NO_DEPS, []),
@@ -212,7 +213,24 @@ FLAG_VALUE_CASES = [
     ("target", "mlcc -target t1 --target=t2 -c foo.c", [("-target", ("t1",)), ("--target", ("t2",))]),
     ("arch", "mlcc -arch arm64 -c foo.c", [("-arch", ("arm64",))]),
     ("l-both", "mlcc foo.c -lm -l z", [("-l", ("m",)), ("-l", ("z",))]),
+    ("trapv-handler", "mlcc -ftrapv-handler myh -c foo.c", [("-ftrapv-handler", ("myh",))]),
 ]
+
+
+def test_separate_flags_are_what_clang_19_says():
+    """Every flag mlcc knows to take separate arguments agrees with the table made from
+    clang-19 (scripts/clang_separate_flags.py), and a sample of that table with clang-19."""
+    import subprocess
+
+    from mlcc import args
+    made = args._clang_separate()
+    assert len(made) > 60 and made["-ftrapv-handler"] == 1 and made["-mllvm"] == 1
+    known_to_clang = {f: n for f, n in args._KNOWN_SEPARATE.items() if f in made}
+    assert known_to_clang == {f: made[f] for f in known_to_clang}
+    for flag in sorted(made)[::15]:
+        done = subprocess.run(["clang-19", "-###", "-c", "foo.c", flag], capture_output=True, text=True)
+        expected = f"argument to '{flag}' is missing (expected {made[flag]} value"
+        assert expected in done.stderr, (flag, done.stderr[-300:])
 
 
 @pytest.mark.parametrize("line, expected", [pytest.param(*rest, id=i) for i, *rest in FLAG_VALUE_CASES])

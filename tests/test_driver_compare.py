@@ -54,6 +54,7 @@ CASES = [
     Case("MM-MF", "-MM -MF deps.d src/main.c"),
     Case("syntax-only", "-Oz -fsyntax-only src/util.c"),
     Case("syntax-only-error", "-fsyntax-only src/bad.c"),
+    Case("diagnostics-sarif", "-Oz -Wall -fdiagnostics-format=sarif -c src/warn.c"),
     Case("dry-run", "-### -Oz -c src/util.c"),
     Case("version", "--version", stdout="prefix"),
     Case("dumpmachine", "-dumpmachine"),

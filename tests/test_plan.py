@@ -78,6 +78,7 @@ PLAIN_CASES = [
     ("profile-instr-generate", "mlcc -Oz -fprofile-instr-generate -c foo.c", "profile flags"),
     ("split-dwarf", "mlcc -Oz -g -gsplit-dwarf -c foo.c", "-gsplit-dwarf"),
     ("sanitize", "mlcc -Oz -fsanitize=address -c foo.c", "-fsanitize"),
+    ("diagnostics-format", "mlcc -Oz -fdiagnostics-format=sarif -c foo.c", "-fdiagnostics-format"),
     ("Xclang", "mlcc -Oz -Xclang -fdump-record-layouts -c foo.c", "-Xclang"),
     ("mllvm", "mlcc -Oz -mllvm -inline-threshold=5 -c foo.c", "-mllvm"),
     ("asm-s", "mlcc -Oz -c x.s", "assembler input"),
