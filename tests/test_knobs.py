@@ -190,7 +190,7 @@ def test_a_codegen_knob_adds_arguments_to_code_generation_only():
     assert resolve("clang[machine-outliner]", "function(gvn<>)") == "function(gvn<>)"
 
 
-def test_the_machine_outliner_knob_reaches_the_driver_and_the_measurement(tmp_path):
+def test_the_machine_outliner_knob_reaches_the_driver_and_the_measurement(tmp_path, monkeypatch):
     src = tmp_path / "r.c"
     src.write_text(REPEATED)
     built = {}
@@ -207,6 +207,14 @@ def test_the_machine_outliner_knob_reaches_the_driver_and_the_measurement(tmp_pa
     prep = evaluate.prepare(evaluate.Unit("r", "p", str(bc), ("-Oz",)), str(tmp_path))
     for forced, obj in built.items():
         assert evaluate.measure(prep, forced) == object_size(str(obj))
+    # ... also when the two share one opt run (the same opt text: a codegen knob apart)
+    runs = []
+    real_optimize = evaluate.optimize
+    monkeypatch.setattr(evaluate, "optimize", lambda *a, **k: runs.append(a[1]) or real_optimize(*a, **k))
+    measurer = evaluate.Measurer(prep, str(tmp_path))
+    shared = {forced: measurer.size(forced) for forced in built}
+    assert runs == [CLANG]
+    assert shared == {forced: object_size(str(obj)) for forced, obj in built.items()}
 
 
 @pytest.mark.parametrize("hardening", ["-mretpoline", "-mspeculative-load-hardening", "-mlvi-hardening",

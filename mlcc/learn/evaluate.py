@@ -64,6 +64,29 @@ def prepare(unit: Unit, workdir: str) -> Prepared:
     return Prepared(unit, stripped, flags, clang, opt, text)
 
 
+class Measurer:
+    """Measures pipelines on one prepared unit, files under `workdir`. Pipelines whose
+    opt part is the same (they differ in `codegen` knobs only) share one opt run, as
+    in the driver's trials (`mlcc/trials.py`)."""
+
+    def __init__(self, prep: Prepared, workdir: str):
+        self.prep, self.workdir = prep, workdir
+        self._optimized: dict[str, str | None] = {}  # opt's -passes= text -> output (None: failed)
+
+    def size(self, pipeline: str, *, timeout: float = 300) -> int | None:
+        """The objective after `pipeline`; None when opt or code generation fails."""
+        passes = resolve(pipeline, self.prep.clang_pipeline)
+        if passes not in self._optimized:
+            optimized = os.path.join(self.workdir, f"opt-{len(self._optimized)}.bc")
+            self._optimized[passes] = optimized if optimize(self.prep, pipeline, optimized,
+                                                            timeout=timeout) else None
+        if self._optimized[passes] is None:
+            return None
+        return generate(self.prep, self._optimized[passes],
+                        codegen_args(pipeline, self.prep.unit.codegen_args),
+                        os.path.join(self.workdir, "o.o"), timeout=timeout)
+
+
 def measure(prep: Prepared, pipeline: str, *, timeout: float = 300) -> int | None:
     """The objective after `pipeline`; None when opt or code generation fails."""
     with tempfile.TemporaryDirectory(prefix="mlcc-eval-") as tmp:

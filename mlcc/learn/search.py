@@ -38,7 +38,7 @@ from mlcc import knobs
 from mlcc import passes as pl
 from mlcc.errors import MlccError
 from mlcc.learn.corpus import MANIFEST_FILE, Layout
-from mlcc.learn.evaluate import Unit, measure, prepare
+from mlcc.learn.evaluate import Measurer, Unit, prepare
 from mlcc.pipeline import CLANG
 
 MODELS = Path(__file__).resolve().parents[2] / "models"
@@ -226,10 +226,11 @@ def _measure_unit(job: Job) -> list[dict]:
             return [{"unit": unit.id, "pipeline": p, "size": None, "error": str(exc)[:200]}
                     for p in pipelines]
         sizes = dict(job.known)
+        measurer = Measurer(prep, tmp)
 
         def run(pipeline: str) -> None:
-            start = time.perf_counter()
-            size = measure(prep, pipeline, timeout=240)
+            start = time.perf_counter()  # a shared opt run counts for the first pipeline only
+            size = measurer.size(pipeline, timeout=240)
             sizes[pipeline] = size
             rows.append({"unit": unit.id, "pipeline": pipeline, "size": size,
                          "seconds": round(time.perf_counter() - start, 3)})
