@@ -602,7 +602,8 @@ def time_verdict(total: dict, startup: float | None = None, mode: str = "single"
     text = (f"mlcc's build CPU time is {fmt_ratio(ratio)} clang's (wall: "
             f"{fmt_ratio(total['wall_ratio'])})")
     if target is None:
-        return text + "; each trial is one more opt and code generation per unit the model decides for."
+        return text + ("; each trial is one more code generation per unit the model decides for, and one more opt "
+                       "unless an earlier trial had the same opt part (the pipelines differ in codegen knobs only).")
     text += f"; target ≤ {target:g}×: {'met' if ratio <= target else 'not met'}."
     if total.get("output_hits"):
         text += (f" {total['output_hits']:.0f} of its {total['units']:.0f} units took their object "
