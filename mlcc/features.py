@@ -81,6 +81,7 @@ __all__ = [
     "FeatureError",
     "extract_features",
     "extract_feature_dict",
+    "instruction_count",
     "schema_hash",
 ]
 
@@ -109,6 +110,7 @@ def _load_schema() -> dict:
 _SCHEMA = _load_schema()
 SCHEMA_VERSION: int = int(_SCHEMA["schema_version"])
 FEATURE_NAMES: tuple[str, ...] = tuple(_SCHEMA["features"])
+_TOTAL_INSTS = FEATURE_NAMES.index("TotalInsts")
 
 
 def schema_hash() -> str:
@@ -301,6 +303,12 @@ def extract_feature_dict(bitcode_path: str | os.PathLike) -> dict[str, float]:
     :func:`extract_features`)."""
     vec = extract_features(bitcode_path)
     return dict(zip(FEATURE_NAMES, vec.tolist()))
+
+
+def instruction_count(vector) -> float:
+    """The unit's instructions (`TotalInsts`) from its feature vector: what decides
+    whether a slow pass may run on it (`passes.bounded`)."""
+    return float(vector[_TOTAL_INSTS])
 
 
 def extract_features(bitcode_path: str | os.PathLike) -> np.ndarray:

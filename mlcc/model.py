@@ -176,7 +176,7 @@ def rank(bitcode: str, opt_level: str, path: str) -> Decision:
     if scores[best] > scores[0] - model.margin:
         best = 0  # candidate 0 is the default: clang's own, or the pipeline best on training projects
     # what runs on this unit: slow passes only on units small enough (passes.bounded)
-    instructions = float(vector[features.FEATURE_NAMES.index("TotalInsts")])
+    instructions = features.instruction_count(vector)
     ranked = tuple(dict.fromkeys(passes.bounded(model.candidates[i], instructions) for i in order))
     return Decision(pipeline=passes.bounded(model.candidates[best], instructions),
                     source=f"model {model.digest}", ranked=ranked,

@@ -50,10 +50,8 @@ def corpus_bitcode(layout: Layout):
 
 
 def instruction_counts(units: list[dict], bitcode_of, table: Path = FEATURES_TABLE) -> dict[str, float]:
-    """Each unit's instruction count (the `TotalInsts` feature): what decides whether a
-    slow pass may run on it (`passes.bounded`)."""
-    column = features.FEATURE_NAMES.index("TotalInsts")
-    return {unit: float(row[column]) for unit, row in feature_table(units, bitcode_of, table).items()}
+    """Each unit's instruction count (`features.instruction_count`)."""
+    return {unit: features.instruction_count(row) for unit, row in feature_table(units, bitcode_of, table).items()}
 
 
 def feature_table(units: list[dict], bitcode_of, table: Path = FEATURES_TABLE) -> dict[str, np.ndarray]:
@@ -132,9 +130,8 @@ def build_dataset(units: list[dict], candidates: list[str], store: search.Store,
                 and all(p in by_unit[u["id"]] or passes.bounded(p, math.inf) in by_unit[u["id"]]
                         for p in candidates)]
     feats = feature_table(measured, bitcode_of, table)
-    column = features.FEATURE_NAMES.index("TotalInsts")
     # the sizes of what mlcc runs for each candidate on each unit (passes.bounded)
-    by_unit = {u["id"]: search.as_run(by_unit[u["id"]], float(feats[u["id"]][column]))
+    by_unit = {u["id"]: search.as_run(by_unit[u["id"]], features.instruction_count(feats[u["id"]]))
                for u in measured if u["id"] in feats}
     labeled = [u for u in measured if u["id"] in by_unit and all(p in by_unit[u["id"]] for p in candidates)]
     X = np.stack([feats[u["id"]] for u in labeled]) if labeled else np.zeros((0, len(features.FEATURE_NAMES)))
