@@ -222,6 +222,31 @@ def test_a_closed_output_pipe_ends_like_clang(work: Path):
     assert results[1] == results[0] == (74, "")
 
 
+def test_verbose_link_prints_what_clang_prints(work: Path):
+    """`-v` on a compile-and-link: clang's own output, temporary file names aside."""
+    import re
+
+    def verbose(compiler: str) -> tuple[int, str]:
+        proc = _run([compiler, "-Oz", "-v", "src/main.c", "src/util.c", "-o", "prog"], work)
+        return proc.returncode, re.sub(r"/tmp/[\w.-]+", "TMP", proc.stderr)
+
+    ours, theirs = verbose(MLCC), verbose("clang-19")
+    assert ours == theirs and ours[0] == 0 and "-cc1" in ours[1]
+
+
+def test_mlcc_clang_answers_version_queries(work: Path, tmp_path: Path):
+    """With MLCC_CLANG set, --version and -dumpversion come from that clang."""
+    fake = tmp_path / "clang-fake"
+    real = shutil.which("clang-19")
+    fake.write_text(f'#!/bin/sh\n[ "$1" = -dumpversion ] && echo 19.0.99 && exit 0\n'
+                    f'[ "$1" = --version ] && echo "fake clang version 19.0.99" && exit 0\nexec {real} "$@"\n')
+    fake.chmod(0o755)
+    env = _env(MLCC_CLANG=str(fake))
+    version = _run([MLCC, "--version"], work, env).stdout
+    assert version.startswith("fake clang version 19.0.99\n") and "mlcc " in version
+    assert _run([MLCC, "-dumpversion"], work, env).stdout == "19.0.99\n"
+
+
 def test_version_is_clangs_first(work: Path):
     ours = _run([MLCC, "--version"], work).stdout
     theirs = _run(["clang-19", "--version"], work).stdout
