@@ -90,11 +90,7 @@ class Measurer:
 def measure(prep: Prepared, pipeline: str, *, timeout: float = 300) -> int | None:
     """The objective after `pipeline`; None when opt or code generation fails."""
     with tempfile.TemporaryDirectory(prefix="mlcc-eval-") as tmp:
-        optimized = os.path.join(tmp, "o.bc")
-        if not optimize(prep, pipeline, optimized, timeout=timeout):
-            return None
-        return generate(prep, optimized, codegen_args(pipeline, prep.unit.codegen_args),
-                        os.path.join(tmp, "o.o"), timeout=timeout)
+        return Measurer(prep, tmp).size(pipeline, timeout=timeout)
 
 
 def optimize(prep: Prepared, pipeline: str, optimized: str, *, timeout: float = 300) -> bool:
