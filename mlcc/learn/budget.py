@@ -54,9 +54,11 @@ def sample_units(manifest: dict, count: int) -> list[dict]:
     return chosen
 
 
-def search_unit(job: tuple[str, str, int]) -> dict:
-    """Worker: the sizes of one long search, in evaluation order (None: failed)."""
-    unit_dir, unit_id, budget = job
+def long_search(unit_dir: str, unit_id: str, budget: int) -> tuple[Unit, list[str], dict[str, int | None]]:
+    """One search of `budget` evaluations on a corpus unit, exactly as `-fmlcc-search`
+    runs it (seeded by the bitcode, the model's ranked candidates first): the unit, the
+    start list (clang's pipeline and the ranked candidates) and every pipeline tried
+    with its size, in evaluation order (None: failed)."""
     unit = Unit.load(Path(unit_dir), unit_id)
     with tempfile.TemporaryDirectory(prefix="mlcc-budget-") as tmp:
         prep = prepare(unit, tmp)
@@ -68,6 +70,13 @@ def search_unit(job: tuple[str, str, int]) -> dict:
         decision = model.choose(prep.bitcode, search.OPT_LEVEL, settings)
         start = trial_pipelines(decision, search.OPT_LEVEL, len(decision.ranked))
         _, sizes = builder.search(start, budget)
+    return unit, start, sizes
+
+
+def search_unit(job: tuple[str, str, int]) -> dict:
+    """Worker: the sizes of one long search, in evaluation order (None: failed)."""
+    unit_dir, unit_id, budget = job
+    unit, _, sizes = long_search(unit_dir, unit_id, budget)
     return {"unit": unit.id, "project": unit.project, "clang": sizes.get(CLANG),
             "budget": budget, "sizes": list(sizes.values())}
 

@@ -150,7 +150,7 @@ def stored_sample(path: Path, manifest: dict, count: int, min_bytes: int, max_by
     kept = [known[i] for i in ids if i in known]
     if len(ids) < count:
         taken = set(ids)
-        fresh = [u for u in _draw_sample(manifest, count + len(ids), min_bytes, max_bytes)
+        fresh = [u for u in draw_sample(manifest, count + len(ids), min_bytes, max_bytes)
                  if u["id"] not in taken]
         kept += fresh[:count - len(ids)]
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,7 +159,7 @@ def stored_sample(path: Path, manifest: dict, count: int, min_bytes: int, max_by
     return kept[:count]
 
 
-def _draw_sample(manifest: dict, count: int, min_bytes: int, max_bytes: int) -> list[dict]:
+def draw_sample(manifest: dict, count: int, min_bytes: int, max_bytes: int) -> list[dict]:
     """Round-robin over projects, seeded."""
     rng = random.Random(EXPLORE_SEED)
     by_project: dict[str, list[dict]] = defaultdict(list)
