@@ -22,26 +22,34 @@ import json
 import multiprocessing
 import os
 import signal
+import tempfile
 from collections import defaultdict
+from pathlib import Path
 
 import click
 
 from mlcc import passes
 from mlcc.learn import budget, search
 from mlcc.learn.corpus import Layout
+from mlcc.learn.evaluate import Measurer, Unit, prepare
 from mlcc.pipeline import CLANG
 
 MINED = search.DATA / f"mined-O{search.OPT_LEVEL}.json"
 FINDS_PER_UNIT = 3  # a search's best finds are near copies of each other
+MIN_OBJECT_BYTES = 800  # smaller objects leave a long search almost nothing to find
 
 
-def mine_sample(manifest: dict, count: int) -> list[dict]:
+def mine_sample(manifest: dict, layout: Layout, count: int) -> list[dict]:
     """`count` training units of the walk size band that are not walked (the walked
-    units judge the finds), round-robin over projects, seeded."""
+    units judge the finds), are in the local corpus and are not known to be small,
+    round-robin over projects, seeded."""
     walked = {u["id"] for u in search.walk_sample(manifest, 120)}
-    drawn = search.draw_sample(manifest, count + len(walked),
+    clang = {unit: sizes.get(CLANG) for unit, sizes in search.Store().by_unit().items()}
+    drawn = search.draw_sample(manifest, len(manifest["units"]),
                                search.WALK_MIN_BITCODE, search.WALK_MAX_BITCODE)
-    return [u for u in drawn if u["id"] not in walked][:count]
+    return [u for u in drawn if u["id"] not in walked
+            and (clang.get(u["id"]) or MIN_OBJECT_BYTES) >= MIN_OBJECT_BYTES
+            and (layout.units(u["project"], search.OPT_LEVEL) / f"{u['id']}.bc").exists()][:count]
 
 
 def best_finds(sizes: dict[str, int | None], start: set[str], count: int = FINDS_PER_UNIT) -> list:
@@ -59,6 +67,12 @@ def best_finds(sizes: dict[str, int | None], start: set[str], count: int = FINDS
 def mine_unit(job: tuple[str, str, int]) -> dict:
     """Worker: one long search on one unit, reduced to what `crosscheck` needs."""
     unit_dir, unit_id, evaluations = job
+    unit = Unit.load(Path(unit_dir), unit_id)
+    with tempfile.TemporaryDirectory(prefix="mlcc-mine-") as tmp:
+        clang = Measurer(prepare(unit, tmp), tmp).size(CLANG)
+    if not clang or clang < MIN_OBJECT_BYTES:
+        return {"unit": unit.id, "project": unit.project, "clang": clang, "evaluations": 1,
+                "best_candidate": clang, "finds": []}
     unit, start, sizes = budget.long_search(unit_dir, unit_id, evaluations)
     best_start = min((s for p, s in sizes.items() if p in start and s), default=None)
     return {"unit": unit.id, "project": unit.project, "clang": sizes.get(CLANG),
@@ -82,7 +96,7 @@ def search_command(count: int, evaluations: int, jobs: int) -> None:
     rows = {r["unit"]: r for r in previous.get("rows", [])
             if previous.get("model") == guide and previous.get("budget") == evaluations}
     layout = Layout.from_environment()
-    units = mine_sample(search.load_manifest(), count)
+    units = mine_sample(search.load_manifest(), layout, count)
     todo = [(str(layout.units(u["project"], search.OPT_LEVEL)), u["id"], evaluations)
             for u in units if u["id"] not in rows]
 
