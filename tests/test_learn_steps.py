@@ -1,11 +1,12 @@
-"""The learning side's pure steps: candidate selection, hold-out split, default K, search budget."""
+"""The learning side's pure steps: candidate selection, hold-out split, default K, search budget,
+mined finds."""
 
 from __future__ import annotations
 
 import json
 
 from mlcc import passes
-from mlcc.learn import budget, candidates, report, retrain, search
+from mlcc.learn import budget, candidates, mine, report, retrain, search
 from mlcc.pipeline import CLANG
 
 
@@ -38,6 +39,28 @@ def test_budget_summary_is_the_best_of_each_prefix():
     summary = budget.summarize(rows, budgets=(1, 3, 5))
     assert summary["total_gain_pct"] == {"1": 0.0, "3": 2.0, "5": 6.0}
     assert summary["projects"] == ["p", "q"] and summary["clang_bytes"] == 200
+
+
+def test_a_mined_find_must_beat_the_whole_start_list():
+    one, two, three = "default<Oz>,function(gvn)", "default<Oz>,function(sroa)", "clang[no-licm]"
+    sizes = {CLANG: 100, "cand": 95, "default<Oz>": 96, one: 93, two: 94, "default<Oz>,function(dse)": None,
+             three: 91, "function(newgvn),default<Oz>": 80}
+    finds = mine.best_finds(sizes, {CLANG, "cand"}, count=2)
+    assert finds == [[three, 91], [one, 93]]  # the distrusted pass is never a find
+    assert mine.best_finds({CLANG: 100, "a": 100}, {CLANG}) == []
+    assert mine.best_finds({"x": 90}, {CLANG}) == []  # nothing of the start list measured
+
+
+def test_mined_winners_rank_by_bytes_saved_and_summary_counts_them():
+    rows = [{"unit": "u", "clang": 200, "best_candidate": 190, "finds": [["a", 180], ["b", 185]]},
+            {"unit": "v", "clang": 100, "best_candidate": 100, "finds": [["b", 90]]},
+            {"unit": "w", "clang": 50, "best_candidate": 50, "finds": []}]
+    assert mine.winners(rows, 5) == ["b", "a"]  # b saved 5 + 10 bytes, a 10
+    assert mine.winners(rows, 1) == ["b"]
+    summary = mine.summarize(rows)
+    assert summary["clang_bytes"] == 350 and summary["units"] == 3
+    assert summary["candidates_gain_pct"] == round(100 * 10 / 350, 3)
+    assert summary["search_gain_pct"] == round(100 * 30 / 350, 3)
 
 
 def test_resuming_a_unit_measures_only_what_is_missing():
