@@ -78,8 +78,14 @@ def _version(driver_kind: str) -> int:
         run_tool([find("clang++" if driver_kind == "c++" else "clang"), "--version"])
     except ToolFailed as exc:
         return exc.exit_code
-    sys.stdout.flush()
-    _print_version_extra()
+    try:
+        sys.stdout.flush()
+        _print_version_extra()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `mlcc --version | head -1`: clang's text got through, which is all a reader
+        # of clang's version asks for; nothing more can reach it, not even at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -171,6 +171,33 @@ def test_temporary_files_never_in_the_working_directory(work: Path, tmp_path: Pa
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("mlcc-")]
 
 
+def test_tmpdir_on_another_file_system_still_puts_the_output_in_place(work: Path, tmp_path: Path):
+    """The object is built under TMPDIR; on another file system it cannot be renamed into
+    place, so it is copied beside the output and renamed there: same bytes, the mode
+    clang gives (0666 less the umask), no temporary left in the output's directory."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(work).st_dev:
+        pytest.skip("needs /dev/shm on a file system of its own")
+    other = Path(__import__("tempfile").mkdtemp(dir=shm, prefix="mlcc-test-"))
+    try:
+        out = work / "out"
+        out.mkdir()
+        built = _run([MLCC, "-Oz", "-c", "src/util.c", "-o", "out/across.o"], work,
+                     _env(tmp_path / "cache-a", TMPDIR=str(other)))
+        assert built.returncode == 0, built.stderr
+        same = _run([MLCC, "-Oz", "-c", "src/util.c", "-o", "out/same.o"], work,
+                    _env(tmp_path / "cache-b", TMPDIR=str(tmp_path)))
+        assert same.returncode == 0, same.stderr
+        assert (out / "across.o").read_bytes() == (out / "same.o").read_bytes()
+        umask = os.umask(0)
+        os.umask(umask)
+        assert (out / "across.o").stat().st_mode & 0o777 == 0o666 & ~umask
+        assert sorted(p.name for p in out.iterdir()) == ["across.o", "same.o"]
+        assert list(other.iterdir()) == []
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
+
+
 def test_missing_clang_is_one_clear_line(work: Path):
     proc = _run([MLCC, "-Oz", "-c", "src/util.c"], work, _env(MLCC_CLANG="/nonexistent/clang-19"))
     assert proc.returncode == 1
@@ -220,6 +247,19 @@ def test_a_closed_output_pipe_ends_like_clang(work: Path):
         stderr = proc.stderr.read().decode()
         results.append((proc.wait(timeout=120), stderr))
     assert results[1] == results[0] == (74, "")
+
+
+def test_version_into_head_ends_like_clang(work: Path):
+    """`mlcc --version | head -1`: the reader leaves after clang's first line, before
+    mlcc's own line; clang's text got through, so exit 0 and nothing on stderr."""
+    for compiler in ("clang-19", MLCC, MLCCXX):
+        proc = subprocess.Popen([compiler, "--version"], cwd=work, env=_env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        first = proc.stdout.readline()
+        proc.stdout.close()
+        stderr = proc.stderr.read().decode()
+        assert (proc.wait(timeout=60), stderr) == (0, ""), compiler
+        assert b"clang version 19" in first
 
 
 def test_verbose_link_prints_what_clang_prints(work: Path):
