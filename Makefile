@@ -31,8 +31,9 @@ quickstart:
 corpus:
 	$(PYTHON) -m mlcc.learn.corpus collect && $(PYTHON) -m mlcc.learn.corpus index
 
-# The size model, end to end: corpus -> search -> candidates -> the tuned
-# default (which joins the candidates) -> labels -> training -> ONNX -> report.
+# The size model, end to end: corpus -> search -> mined long searches (guided by
+# the bundled model) -> candidates -> the tuned default (which joins the
+# candidates) -> labels -> training -> ONNX -> report.
 # Resumable: measurements already in models/data/ are reused; `make model
 # FRESH=1` starts the tables anew.
 model: corpus
@@ -45,6 +46,8 @@ endif
 	$(PYTHON) -m mlcc.learn.search crosscheck --sample walk --per-unit 2 --limit 80
 	$(PYTHON) -m mlcc.learn.search knobs
 	$(PYTHON) -m mlcc.learn.search crosscheck --knobs --per-unit 2 --limit 24
+	$(PYTHON) -m mlcc.learn.mine search
+	$(PYTHON) -m mlcc.learn.mine crosscheck
 	$(PYTHON) -m mlcc.learn.candidates --wrapped-only
 	$(PYTHON) -m mlcc.learn.tune_default
 	$(PYTHON) -m mlcc.learn.candidates --wrapped-only

@@ -8,12 +8,13 @@ finds, then measures the finds that saved the most on the walked units, where
 `candidates` compares every pipeline. Whether a find made for one file helps
 others is what that comparison shows.
 
-    python -m mlcc.learn.mine search [--units 80] [--budget 200] [--jobs 2]
+    python -m mlcc.learn.mine search [--units 120] [--budget 200] [--jobs 2]
     python -m mlcc.learn.mine crosscheck [--limit 60]
 
 Results: `models/data/mined-Oz.json` (per unit: clang's size, the best of the
-model's candidates, the best finds) and the measurement table. Both steps
-resume where they stopped.
+model's candidates, the best finds, and the model that guided the search) and
+the measurement table. Both steps resume where they stopped; a new model does
+not redo the units already searched, and `--units` can grow the sample.
 """
 
 from __future__ import annotations
@@ -86,23 +87,26 @@ def main() -> None:
 
 
 @main.command("search")
-@click.option("--units", "count", default=80, show_default=True, help="Training units to search.")
+@click.option("--units", "count", default=120, show_default=True, help="Training units to search.")
 @click.option("--budget", "evaluations", default=200, show_default=True, help="Evaluations per unit.")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
 def search_command(count: int, evaluations: int, jobs: int) -> None:
     """Long searches on training units outside the walked ones (resumable per unit)."""
     previous = json.loads(MINED.read_text()) if MINED.exists() else {}
+    # A find stays a find when the model changes: rows are kept, each with its guide.
+    rows = {r["unit"]: {"model": previous.get("model"), "budget": previous.get("budget"), **r}
+            for r in previous.get("rows", [])}
     guide = budget.model_digest()
-    rows = {r["unit"]: r for r in previous.get("rows", [])
-            if previous.get("model") == guide and previous.get("budget") == evaluations}
     layout = Layout.from_environment()
     units = mine_sample(search.load_manifest(), layout, count)
     todo = [(str(layout.units(u["project"], search.OPT_LEVEL)), u["id"], evaluations)
-            for u in units if u["id"] not in rows]
+            for u in units if rows.get(u["id"], {}).get("budget", 0) < evaluations]
 
     def save() -> None:
-        MINED.write_text(json.dumps({"opt_level": search.OPT_LEVEL, "model": guide,
-                                     "budget": evaluations, **summarize(list(rows.values())),
+        MINED.write_text(json.dumps({"opt_level": search.OPT_LEVEL,
+                                     "budgets": sorted({r["budget"] for r in rows.values()}),
+                                     "models": sorted({r["model"] for r in rows.values()}),
+                                     **summarize(list(rows.values())),
                                      "rows": sorted(rows.values(), key=lambda r: r["unit"])},
                                     indent=1) + "\n")
 
@@ -110,7 +114,7 @@ def search_command(count: int, evaluations: int, jobs: int) -> None:
     with ctx.Pool(max(1, jobs), initializer=signal.signal,
                   initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
         for i, row in enumerate(pool.imap_unordered(mine_unit, todo), 1):
-            rows[row["unit"]] = row
+            rows[row["unit"]] = {"model": guide, "budget": evaluations, **row}
             save()
             click.echo(f"[{i}/{len(todo)}] {row['unit']} ({row['project']}): "
                        f"clang {row['clang']}, candidates {row['best_candidate']}, "
