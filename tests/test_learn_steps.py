@@ -201,14 +201,19 @@ def test_the_default_is_best_on_average_over_projects_not_on_one_huge_unit():
     from mlcc.learn import train
 
     # project a: one huge unit that only "big-win" shrinks; projects b and c: "steady"
-    # saves 2 % everywhere, "big-win" nothing.
+    # saves 2 % everywhere, "big-win" nothing; a free pipeline (passes around clang's)
+    # saves 3 % everywhere.
+    steady, big_win, free = "clang[no-licm]", "clang[mergefunc]", "function(sroa),clang[no-licm]"
     units = [{"project": p, "id": f"{p}{i}"} for p, i in (("a", 0), ("b", 0), ("b", 1), ("c", 0))]
     clang = np.array([100_000.0, 1_000.0, 1_000.0, 1_000.0])
-    R = np.array([[1.0, 0.99, 0.97], [1.0, 0.98, 1.0], [1.0, 0.98, 1.0], [1.0, 0.98, 1.0]])
-    data = train.Dataset(units, np.zeros((4, 3)), R, clang, [CLANG, "steady", "big-win"])
-    assert int(np.argmin((R * clang[:, None]).sum(axis=0))) == 2  # by total bytes: big-win
-    assert train.default_candidate(data) == 1
-    assert train.default_first(data.candidates, data) == ["steady", CLANG, "big-win"]
+    R = np.array([[1.0, 0.99, 0.97, 0.97], [1.0, 0.98, 1.0, 0.97], [1.0, 0.98, 1.0, 0.97],
+                  [1.0, 0.98, 1.0, 0.97]])
+    data = train.Dataset(units, np.zeros((4, 4)), R, clang, [CLANG, steady, big_win, free])
+    assert int(np.argmin((R * clang[:, None])[:, :3].sum(axis=0))) == 2  # by total bytes: big-win
+    assert train.default_candidate(data) == 3  # the best fixed pipeline, free ones included
+    assert train.default_candidate(data, tuned_only=True) == 1
+    # the default, which runs on almost every file, is a tuned clang pipeline
+    assert train.default_first(data.candidates, data) == [steady, CLANG, big_win, free]
     # the margin is against the default (candidate 0): 0.975 does not beat 0.98 by 0.01, 0.9 does
     assert list(train.choose(np.array([[0.98, 1.0, 0.975], [0.98, 1.0, 0.9]]), 0.01)) == [0, 2]
 

@@ -237,7 +237,7 @@ def main(model_path: Path) -> None:
     X = train.transform(valid.X)
     pred = np.asarray(m.session.run(None, {m.session.get_inputs()[0].name: X})[0])
     chosen = train.choose(pred, m.margin)
-    fixed = train.default_candidate(trainset)  # the rule train.py chose the model's default by
+    fixed = train.default_candidate(trainset)  # train.py's rule, free pipelines included
     model_score = train.score(valid, chosen)
     fixed_score = train.score(valid, np.full(len(chosen), fixed))
     oracle = model_score["oracle_total_gain_pct"]
