@@ -212,9 +212,9 @@ def default_first(candidates: list[str], train: Dataset) -> list[str]:
     """`candidates` with the default moved to the front: what a unit gets unless the
     model predicts better, so it runs on almost every file. It is the best tuned clang
     pipeline (`default_candidate` on `train`, `tuned_only`): passes around clang's, found
-    on small units, cost opt time on every file, and the eighth model's first build with
-    such a default took 34 % more opt time on the benchmark projects for 0.26 points
-    (docs/MODEL.md, "Mined candidates")."""
+    on small units, cost opt time on every file: with such a default, the benchmark
+    projects' -Oz build spent 21 % more time in opt for 0.26 points (docs/MODEL.md,
+    "Mined candidates")."""
     default = default_candidate(train, tuned_only=True)
     return [candidates[default]] + [c for i, c in enumerate(candidates) if i != default]
 
