@@ -94,8 +94,7 @@ def search_command(count: int, evaluations: int, jobs: int) -> None:
     """Long searches on training units outside the walked ones (resumable per unit)."""
     previous = json.loads(MINED.read_text()) if MINED.exists() else {}
     # A find stays a find when the model changes: rows are kept, each with its guide.
-    rows = {r["unit"]: {"model": previous.get("model"), "budget": previous.get("budget"), **r}
-            for r in previous.get("rows", [])}
+    rows = {r["unit"]: r for r in previous.get("rows", [])}
     guide = budget.model_digest()
     layout = Layout.from_environment()
     units = mine_sample(search.load_manifest(), layout, count)
