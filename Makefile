@@ -69,6 +69,8 @@ model-Os: corpus
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search walk --steps 12
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search knobs
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search crosscheck --knobs --per-unit 2 --limit 24
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.mine search
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.mine crosscheck
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.candidates --wrapped-only
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.tune_default
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.candidates --wrapped-only
