@@ -14,10 +14,17 @@ import json
 
 import click
 
-from mlcc import passes
+from mlcc import knobs, passes
 from mlcc.learn import search, train
 from mlcc.learn.corpus import Layout
 from mlcc.learn.tune_default import tuned_default
+
+
+def slow_forms(default: str) -> list[str]:
+    """The tuned clang pipeline `default` with each slow pass that is a knob
+    (`passes.SLOW`, run only on units under `passes.SLOW_BOUND`)."""
+    return [knobs.name([*knobs.knobs_of(default), slow]) for slow in passes.SLOW
+            if slow in knobs.table() and slow not in knobs.knobs_of(default)]
 
 
 def measured_units(store: search.Store, units: list[str]) -> list[str]:
@@ -193,7 +200,8 @@ def main(sample: str, count: int, k_max: int, k_fixed: int, wrapped_only: bool) 
     result = {"opt_level": search.OPT_LEVEL, "sample": sample, "wrapped_only": wrapped_only,
               **select(columns, k_max=k_max, k_fixed=k_fixed, projects=projects),
               "removed": removed}
-    # The default tuned on training units (`tune_default`) is always a candidate.
+    # The default tuned on training units (`tune_default`) is always a candidate, and so
+    # is its form with each slow pass (bounded per unit): train's rule picks between them.
     default = tuned_default()
     if default and not passes.eligible(default):
         click.echo(f"the tuned default {default} may not be a candidate (passes.eligible): left out "
@@ -202,6 +210,10 @@ def main(sample: str, count: int, k_max: int, k_fixed: int, wrapped_only: bool) 
     if default and default not in result["pipelines"]:
         result["pipelines"].append(default)
         result["tuned_default"] = default
+    for form in slow_forms(default) if default else []:
+        if form not in result["pipelines"]:
+            result["pipelines"].append(form)
+            result.setdefault("tuned_default_slow", []).append(form)
     search.CANDIDATES.parent.mkdir(parents=True, exist_ok=True)
     search.CANDIDATES.write_text(json.dumps(result, indent=1) + "\n")
     print_selection(result)

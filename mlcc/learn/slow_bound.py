@@ -22,8 +22,8 @@ import time
 
 import click
 
-from mlcc import knobs, passes
-from mlcc.learn import search, train
+from mlcc import passes
+from mlcc.learn import candidates, search, train
 from mlcc.learn.corpus import Layout
 from mlcc.learn.evaluate import Unit, optimize, prepare
 from mlcc.learn.tune_default import tuned_default
@@ -35,7 +35,8 @@ def default_with_outliner() -> str:
     default = tuned_default()
     if not default:
         raise click.ClickException("no tuned default yet: run `python -m mlcc.learn.tune_default`")
-    return knobs.name([*knobs.knobs_of(default), "iroutliner"])
+    forms = candidates.slow_forms(default)
+    return forms[0] if forms else default
 
 
 def size_rows(split: str, slow: str, fast: str, counts: dict[str, float], by_unit: dict) -> list[tuple]:
