@@ -51,6 +51,13 @@ def test_a_mined_find_must_beat_the_whole_start_list():
     assert mine.best_finds({"x": 90}, {CLANG}) == []  # nothing of the start list measured
 
 
+def test_the_tuned_default_joins_with_each_slow_pass():
+    assert candidates.slow_forms("clang[no-licm]") == ["clang[no-licm,iroutliner]"]
+    assert candidates.slow_forms("clang") == ["clang[iroutliner]"]
+    assert candidates.slow_forms("clang[iroutliner]") == []  # already there
+    assert all(passes.runs_slow(p) for p in candidates.slow_forms("clang[no-licm]"))
+
+
 def test_mined_winners_rank_by_bytes_saved_and_summary_counts_them():
     rows = [{"unit": "u", "clang": 200, "best_candidate": 190, "finds": [["a", 180], ["b", 185]]},
             {"unit": "v", "clang": 100, "best_candidate": 100, "finds": [["b", 90]]},
