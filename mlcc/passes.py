@@ -29,13 +29,14 @@ class Pass:
     name: str
 
 
-def load_space(path: Path | None = None) -> tuple[Pass, ...]:
-    """The passes the search may use (module-level default<O*> pipelines excluded)."""
+def load_space(path: Path | None = None, trusted_only: bool = True) -> tuple[Pass, ...]:
+    """The passes the search may use (module-level default<O*> pipelines excluded, and
+    `DISTRUSTED` ones unless `trusted_only` is false)."""
     path = path or Path(__file__).parent / "data" / "pass-space.toml"
     with open(path, "rb") as f:
         table = tomllib.load(f)
     return tuple(Pass(level, name) for level in LEVELS for name in table.get(level, ())
-                 if not name.startswith("default<"))
+                 if not name.startswith("default<") and not (trusted_only and name in DISTRUSTED))
 
 
 def to_opt(passes) -> str:
@@ -83,8 +84,11 @@ def keeps_always_inline(pipeline_text: str) -> bool:
             or pipeline_text.startswith(ALWAYS_INLINE.name))
 
 
-# Passes no candidate may contain: LLVM 19 miscompiled with them (docs/RELIABILITY.md).
-DISTRUSTED = ("newgvn",)
+# Passes no candidate may contain (docs/RELIABILITY.md). NewGVN: LLVM 19 miscompiled with
+# it. elim-avail-extern: run before inlining, it turns C++ code's calls to libstdc++'s
+# available_externally functions into references libstdc++.so does not export
+# (`_M_use_local_data`): muparser's -Os build failed to link.
+DISTRUSTED = ("newgvn", "elim-avail-extern")
 # Passes whose compile time grows much faster than the unit: the IR outliner took opt on
 # sqlite3.c (267,337 instructions) from 6.2 s to 16.0 s, and up to 1.7x on the corpus's
 # largest units (`python -m mlcc.learn.slow_bound --time`). They run only on units of at

@@ -100,6 +100,15 @@ def test_candidates_honour_always_inline_and_leave_distrusted_passes_out():
     assert not passes.eligible("function(sroa),globaldce")  # always_inline functions left out of line
     assert not passes.eligible("default<Oz>,function(newgvn,dce)")
     assert all(p.name not in passes.DISTRUSTED for p in passes.load_space())
+    # run before inlining, it left libstdc++ references unresolved (muparser at -Os)
+    assert not passes.eligible("elim-avail-extern,function(gvn-sink),clang[gvn-no-pre]")
+    # `-fmlcc-search`'s edits never bring a distrusted pass in
+    import random
+    rng, space = random.Random(7), passes.load_space()
+    pipeline = passes.editable("clang[gvn-no-pre]", "s")
+    for _ in range(400):
+        pipeline = passes.mutate(rng, pipeline, space, "s")
+        assert passes.eligible(passes.to_opt(pipeline))
 
 
 def test_slow_passes_run_only_on_units_within_the_bound():
