@@ -234,6 +234,26 @@ def test_the_default_is_best_on_average_over_projects_not_on_one_huge_unit():
     assert list(train.choose(np.array([[0.98, 1.0, 0.975], [0.98, 1.0, 0.9]]), 0.01)) == [0, 2]
 
 
+def test_a_by_bytes_family_weighs_each_unit_by_its_bytes():
+    import numpy as np
+
+    from mlcc.learn import train
+
+    # units the features cannot tell apart: one of 1,000 bytes that "a" shrinks by 10 %
+    # and ten of 10 bytes that it leaves alone. The prediction is each fit's mean.
+    R = np.array([[1.0, 0.9]] + [[1.0, 1.0]] * 10)
+    clang = np.array([1_000.0] + [10.0] * 10)
+    units = [{"project": "p", "id": f"u{i}"} for i in range(11)]
+    data = train.Dataset(units, np.ones((11, 3)), R, clang, [CLANG, "a"])
+    by_units = train.fit_model("extra-trees", data).predict(train.transform(data.X[:1]))[0, 1]
+    by_bytes = train.fit_model("extra-trees" + train.BY_BYTES, data).predict(
+        train.transform(data.X[:1]))[0, 1]
+    assert abs(by_units - (1.0 - 0.1 / 11)) < 1e-9
+    assert abs(by_bytes - (1.0 - 100.0 / 1100.0)) < 1e-9
+    assert set(train.TREE_FAMILIES) < set(train.FAMILIES)
+    assert {"extra-trees-by-bytes", "random-forest-by-bytes"} < set(train.FAMILIES)
+
+
 def test_the_default_descent_scores_like_the_models_default_and_counts_failures():
     from mlcc.learn import tune_default
 

@@ -40,7 +40,6 @@ from mlcc.learn.corpus import distinct_units, read_units
 LEVELS = ("z", "s")
 MIN_TRAIN_UNITS = 8
 MIN_UNITS_ALL_FAMILIES = 50
-TREE_FAMILIES = ("extra-trees", "random-forest")
 
 
 def collected_units(directories: list[Path]) -> list[dict]:
@@ -147,7 +146,7 @@ def run(directories: list[Path], out: Path, *, work: Path | None, level: str | N
         raise MlccError(f"only {len(train_set.units)} training units could be measured "
                         f"with every candidate: need at least {MIN_TRAIN_UNITS}")
     # Few units: only the tree ensembles (the MLP's early stopping and k-NN need more).
-    families = train.FAMILIES if len(train_set.units) >= MIN_UNITS_ALL_FAMILIES else TREE_FAMILIES
+    families = train.FAMILIES if len(train_set.units) >= MIN_UNITS_ALL_FAMILIES else train.TREE_FAMILIES
     fitted = train.fit(train_set, families, console)
     validation = train.validate(fitted, train_set, valid_set)
     unit_ids = "\n".join(sorted(u["id"] for u in units)).encode()

@@ -151,12 +151,14 @@ def transform(X: np.ndarray) -> np.ndarray:
 
 
 def make_model(family: str, seed: int = 0):
+    """An unfitted estimator of `family` (a `BY_BYTES` family is its base family)."""
     from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
     from sklearn.neighbors import KNeighborsRegressor
     from sklearn.neural_network import MLPRegressor
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    family = family.removesuffix(BY_BYTES)
     if family == "extra-trees":
         return ExtraTreesRegressor(n_estimators=48, max_depth=10, min_samples_leaf=3,
                                    max_features=0.5, random_state=seed, n_jobs=2)
@@ -172,7 +174,22 @@ def make_model(family: str, seed: int = 0):
     raise ValueError(family)
 
 
-FAMILIES = ("extra-trees", "random-forest", "knn", "mlp")
+# A family ending in BY_BYTES fits each training unit with the weight of its bytes under
+# clang's pipeline: the objective is the total of bytes, where one large file counts as much
+# as many small ones, while an unweighted fit lets the many small files decide.
+BY_BYTES = "-by-bytes"
+TREE_FAMILIES = ("extra-trees", "random-forest")
+FAMILIES = TREE_FAMILIES + ("knn", "mlp") + tuple(f + BY_BYTES for f in TREE_FAMILIES)
+
+
+def fit_model(family: str, data: "Dataset", rows=slice(None), seed: int = 0):
+    """`family`'s estimator fitted on `data`'s `rows`."""
+    model = make_model(family, seed)
+    X, R = transform(data.X[rows]), data.R[rows]
+    if family.endswith(BY_BYTES):
+        clang = data.clang[rows]
+        return model.fit(X, R, sample_weight=clang / clang.mean())
+    return model.fit(X, R)
 
 
 def choose(pred: np.ndarray, margin: float) -> np.ndarray:
@@ -247,7 +264,7 @@ def cross_validate(data: Dataset, family: str, folds: int = 5) -> tuple[np.ndarr
         groups = np.arange(len(data.units)) % folds
     for train_idx, test_idx in GroupKFold(n_splits=min(folds, len(set(groups)))).split(
             data.X, data.R, groups):
-        model = make_model(family).fit(transform(data.X[train_idx]), data.R[train_idx])
+        model = fit_model(family, data, train_idx)
         pred[test_idx] = model.predict(transform(data.X[test_idx]))
     return pred, {}
 
@@ -313,7 +330,7 @@ def fit(train: Dataset, families: tuple[str, ...], console: Console) -> Fitted:
     bound = MAX_LARGER_SHARE * len(train.units)
     family = max(cv, key=lambda f: (cv[f]["larger_than_default_units"] <= bound,
                                     cv[f]["total_gain_pct"]))
-    model = make_model(family).fit(transform(train.X), train.R)
+    model = fit_model(family, train)
     return Fitted(model, family, cv[family]["margin"], cv)
 
 
