@@ -52,8 +52,7 @@ endif
 	$(PYTHON) -m mlcc.learn.tune_default
 	$(PYTHON) -m mlcc.learn.candidates --wrapped-only
 	$(PYTHON) -m mlcc.learn.search label --split validation
-	$(PYTHON) -m mlcc.learn.search label --split train --limit 450
-	$(PYTHON) -m mlcc.learn.search label --split train --measured
+	$(PYTHON) -m mlcc.learn.search label --split train
 	$(PYTHON) -m mlcc.learn.train
 	$(PYTHON) -m mlcc.learn.report
 
@@ -75,8 +74,7 @@ model-Os: corpus
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.tune_default
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.candidates --wrapped-only
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split validation
-	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split train --limit 450
-	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split train --measured
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split train
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.train --out $(OS_MODEL)
 	$(MAKE) report
 
