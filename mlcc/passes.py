@@ -87,8 +87,11 @@ def keeps_always_inline(pipeline_text: str) -> bool:
 # Passes no candidate may contain (docs/RELIABILITY.md). NewGVN: LLVM 19 miscompiled with
 # it. elim-avail-extern: run before inlining, it turns C++ code's calls to libstdc++'s
 # available_externally functions into references libstdc++.so does not export
-# (`_M_use_local_data`): muparser's -Os build failed to link.
-DISTRUSTED = ("newgvn", "elim-avail-extern")
+# (`_M_use_local_data`): muparser's -Os build failed to link. attributor-light and
+# attributor-light-cgscc: LLVM 19's attributor marks a function whose only memory accesses
+# are volatile loads from a constant array `memory(none)`, and the calls to it are then
+# deleted, volatile loads and all (pixman's affine-bench flushes the cache that way).
+DISTRUSTED = ("newgvn", "elim-avail-extern", "attributor-light", "attributor-light-cgscc")
 # Passes whose compile time grows much faster than the unit: the IR outliner took opt on
 # sqlite3.c (267,337 instructions) from 6.2 s to 16.0 s, and up to 1.7x on the corpus's
 # largest units (`python -m mlcc.learn.slow_bound --time`). They run only on units of at
