@@ -2,8 +2,8 @@
 
 The knob walks (`search knobs`) run on small units, and the knobs they favour
 there need not pay on the units a build is made of (validation's larger files
-lost most of the walks' gain). This step tunes the default on the training
-units `label` measures (`search.label_sample`, the same seeded sample):
+lost most of the walks' gain). This step tunes the default on a seeded sample
+of 450 training units (`search.label_sample`; `label` now measures all of them):
 start from the best of clang's pipeline and the tuned clang pipelines among
 the candidates (`candidates-O<level>.json`), measured on all of them; each
 round measures every one-knob change of it (`knobs.toggles`) and keeps the
@@ -74,7 +74,7 @@ def best_of(scored: dict[str, float]) -> str:
 
 @click.command()
 @click.option("--limit", default=450, show_default=True,
-              help="Training units, the sample `search label --split train --limit` measures.")
+              help="Training units: the seeded sample `search label --split train --limit` measures.")
 @click.option("--rounds", default=5, show_default=True, help="Rounds of one-knob changes.")
 @click.option("--min-gain", default=0.02, show_default=True,
               help="Points of mean project gain a change must add to be taken.")
