@@ -4,9 +4,13 @@ mined finds."""
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
+
+from conftest import mlcc_env
 
 from mlcc import passes
-from mlcc.learn import budget, candidates, mine, report, retrain, search
+from mlcc.learn import budget, candidates, evaluate, mine, report, retrain, search, triage
 from mlcc.pipeline import CLANG
 
 
@@ -289,3 +293,25 @@ def test_deriving_the_os_corpus_skips_units_this_machines_corpus_lacks(tmp_path,
     result = CliRunner().invoke(corpus_level.main, ["--jobs", "1"])
     assert result.exit_code == 0, result.output
     assert "0 units derived at -Os, 0 failed, 0 already there, 1 not in the -Oz corpus" in result.output
+
+
+def test_triage_tells_a_pipeline_that_deletes_volatile_loads_from_one_that_shrinks_code(tmp_path):
+    units = tmp_path / "units"
+    subprocess.run(["mlcc", "-Oz", "-c", str(Path(__file__).parent / "data" / "volatile_flush.c"),
+                    "-o", str(tmp_path / "flush.o")], env=mlcc_env(MLCC_COLLECT=str(units)), check=True)
+    (unit_id,) = [bc.stem for bc in units.glob("*.bc")]
+    prep = evaluate.prepare(evaluate.Unit.load(units, unit_id), str(tmp_path))
+    clang = triage.build(prep, CLANG, str(tmp_path), "clang")
+    assert clang["volatile"] >= 1 and clang["data"] >= 1 << 16 and "main" in clang["externals"]
+
+    # LLVM 19's attributor: the loads and the 64 KiB array go (docs/RELIABILITY.md)
+    broken = triage.build(prep, "function(jump-threading,sroa),cgscc(attributor-light-cgscc),clang",
+                          str(tmp_path), "broken")
+    reasons = triage.compare(clang, broken)
+    assert broken["bytes"] < clang["bytes"] // 2
+    assert any(r.startswith("volatile loads/stores") for r in reasons)
+    assert any(r.startswith("initialized data") for r in reasons)
+
+    tuned = triage.build(prep, "clang[gvn-no-pre,machine-outliner]", str(tmp_path), "tuned")
+    assert triage.compare(clang, tuned) == []
+    assert triage.compare(clang, {**tuned, "externals": set()}) == ["external definitions gone: main"]

@@ -156,19 +156,8 @@ def test_a_slow_candidate_runs_only_on_units_within_the_bound(work: Path, tmp_pa
     assert set(over.scores) == {"clang", slow, fast}
 
 
-# pixman's affine-bench flushes the cache with volatile loads from a constant array. LLVM 19's
-# attributor (attributor-light, attributor-light-cgscc) marks such a function memory(none),
-# the calls go, and the array with them; two -Os candidates did that before the attributor
-# was distrusted (docs/RELIABILITY.md).
-VOLATILE_FLUSH = """
-static void flush_cache(void) {
-    static const char clean_space[1 << 16];
-    volatile const char *x = clean_space;
-    const char *end = clean_space + sizeof clean_space;
-    while ((const char *)x < end) { (void)*x; x += 32; }
-}
-int main(void) { flush_cache(); return 0; }
-"""
+# a function that reads a constant array with volatile loads (the attributor deleted them)
+VOLATILE_FLUSH = Path(__file__).parent / "data" / "volatile_flush.c"
 
 
 @pytest.mark.parametrize("level", ["z", "s"])
@@ -176,8 +165,7 @@ def test_every_bundled_candidate_keeps_volatile_loads_from_a_constant_array(leve
     from mlcc import passes
     from mlcc.objective import object_size
 
-    src = tmp_path / "flush.c"
-    src.write_text(VOLATILE_FLUSH)
+    src = VOLATILE_FLUSH
     assert not passes.eligible("function(jump-threading,sroa),cgscc(attributor-light-cgscc),clang")
     assert not passes.eligible("attributor-light,clang[gvn-no-pre]")
     for i, candidate in enumerate(model.load(str(model.bundled_model_path(level))).candidates):
