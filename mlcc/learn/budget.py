@@ -7,7 +7,14 @@ ranked candidates first). Its first evaluations do not depend on the budget
 the first N evaluations is what `-fmlcc-search=N` would keep. Results go to
 `models/data/search-budget-Oz.json`; `make report` puts them in the report.
 
+With `--all`, every validation unit is searched (a short search: `--long 20`), so
+the totals weigh every project as the report's single-shot and trial figures do. The
+best of the first K+1 evaluations is then `-fmlcc-trials=K` as the driver runs it,
+measured by building, not read from the table. Results go to
+`models/data/search-budget-all-Oz.json`.
+
     python -m mlcc.learn.budget [--units 12] [--long 1000] [--jobs 1]
+    python -m mlcc.learn.budget --all --long 20 --jobs 2
 """
 
 from __future__ import annotations
@@ -32,7 +39,10 @@ from mlcc.toolchain import Toolchain
 from mlcc.trials import UnitBuilder, trial_pipelines
 
 RESULTS = search.DATA / f"search-budget-O{search.OPT_LEVEL}.json"
+RESULTS_ALL = search.DATA / f"search-budget-all-O{search.OPT_LEVEL}.json"
 BUDGETS = (8, 20, 50, 100, 200, 500, 1000)
+# On every unit: clang's pipeline plus the top K candidates (trials, K = 1..8), then the search.
+BUDGETS_ALL = (2, 3, 4, 5, 6, 7, 8, 9, 20, 50, 200)
 # Units small enough that a long search takes minutes, large enough to have room.
 MIN_BITCODE, MAX_BITCODE = 8_000, 40_000
 
@@ -76,9 +86,9 @@ def long_search(unit_dir: str, unit_id: str, budget: int) -> tuple[Unit, list[st
 def search_unit(job: tuple[str, str, int]) -> dict:
     """Worker: the sizes of one long search, in evaluation order (None: failed)."""
     unit_dir, unit_id, budget = job
-    unit, _, sizes = long_search(unit_dir, unit_id, budget)
+    unit, start, sizes = long_search(unit_dir, unit_id, budget)
     return {"unit": unit.id, "project": unit.project, "clang": sizes.get(CLANG),
-            "budget": budget, "sizes": list(sizes.values())}
+            "budget": budget, "starts": len(start), "sizes": list(sizes.values())}
 
 
 def model_digest() -> str:
@@ -103,9 +113,12 @@ def summarize(rows: list[dict], budgets=BUDGETS) -> dict:
 @click.option("--long", "long_budget", default=BUDGETS[-1], show_default=True,
               help="Evaluations of the long search.")
 @click.option("--jobs", default=1, show_default=True)
-def main(count: int, long_budget: int, jobs: int) -> None:
+@click.option("--all", "every_unit", is_flag=True,
+              help="Search every validation unit (largest first), into search-budget-all-O?.json.")
+def main(count: int, long_budget: int, jobs: int, every_unit: bool) -> None:
     """Run the long searches (resumable per unit) and write the results file."""
-    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results = RESULTS_ALL if every_unit else RESULTS
+    previous = json.loads(results.read_text()) if results.exists() else {}
     guide = model_digest()
     if previous.get("model") != guide:
         previous = {}  # another model guided those searches: start over
@@ -113,14 +126,18 @@ def main(count: int, long_budget: int, jobs: int) -> None:
     done = {r["unit"]: r for r in previous.get("rows", [])
             if r.get("budget", len(r["sizes"])) >= long_budget}
     layout = Layout.from_environment()
-    units = sample_units(search.load_manifest(), count)
+    if every_unit:
+        units = sorted(search.units_of(search.load_manifest(), "validation"),
+                       key=lambda u: -u["bitcode_bytes"])
+    else:
+        units = sample_units(search.load_manifest(), count)
     todo = [(str(layout.units(u["project"], search.OPT_LEVEL)), u["id"], long_budget)
             for u in units if u["id"] not in done]
     rows = [done[u["id"]] for u in units if u["id"] in done]
-    budgets = tuple(b for b in BUDGETS if b <= long_budget)
+    budgets = tuple(b for b in (BUDGETS_ALL if every_unit else BUDGETS) if b <= long_budget)
 
     def save() -> None:
-        RESULTS.write_text(json.dumps({"long_budget": long_budget, "opt_level": search.OPT_LEVEL,
+        results.write_text(json.dumps({"long_budget": long_budget, "opt_level": search.OPT_LEVEL,
                                        "model": guide,
                                        **summarize(rows, budgets), "rows": rows}, indent=1) + "\n")
 

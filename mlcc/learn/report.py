@@ -150,6 +150,41 @@ def budget_section(digest: str) -> list[str]:
     ]
 
 
+def every_unit_section(digest: str) -> list[str]:
+    """Trials and a short search built on every validation unit (`budget --all`)."""
+    from mlcc.learn import budget
+
+    if not budget.RESULTS_ALL.exists():
+        return []
+    data = json.loads(budget.RESULTS_ALL.read_text())
+    guide = data.get("model")
+    guided = (f"Guided by this model (sha256:{guide})." if guide == digest else
+              f"**Guided by an earlier model** ({'sha256:' + guide if guide else 'not recorded'}); "
+              "`python -m mlcc.learn.budget --all` measures it again with this one.")
+    gains = data["total_gain_pct"]
+    starts = min((r["starts"] for r in data["rows"] if "starts" in r), default=None)
+
+    def what(n: int) -> str:
+        if starts and n < starts:
+            return f"`-fmlcc-trials={n - 1}`" if n > 1 else "clang"
+        return f"`-fmlcc-search={n}`"
+
+    return [
+        "## Trials and search, built on every validation unit",
+        "",
+        f"{data['units']} validation units from {len(data['projects'])} projects, "
+        f"{data['clang_bytes']:,} bytes with clang's pipeline; one search of {data['long_budget']} "
+        "evaluations on each, as the driver runs it (`python -m mlcc.learn.budget --all`). "
+        "Its first evaluations are clang's pipeline and the model's candidates in rank order, so "
+        "the best of the first K + 1 is what `-fmlcc-trials=K` keeps. " + guided,
+        "",
+        "| evaluations | what the driver runs | total reduction |",
+        "| --- | --- | --- |",
+        *[f"| {n} | {what(int(n))} | {_pct(g)} |" for n, g in gains.items()],
+        "",
+    ]
+
+
 def os_section(runtime) -> list[str]:
     """The -Os model's headline, from its own metadata (its report: MODEL-REPORT-Os.md)."""
     path = runtime.bundled_model_path("s")
@@ -326,6 +361,7 @@ def main(model_path: Path) -> None:
           for k, t in trials.items()],
         "",
         *budget_section(m.digest),
+        *every_unit_section(m.digest),
         *candidate_section(cand_meta, candidates, usage),
     ]
     if LEVEL == "z":
