@@ -254,6 +254,11 @@ def test_a_by_bytes_family_weighs_each_unit_by_its_bytes():
         train.transform(data.X[:1]))[0, 1]
     assert abs(by_units - (1.0 - 0.1 / 11)) < 1e-9
     assert abs(by_bytes - (1.0 - 100.0 / 1100.0)) < 1e-9
+    # capped at the 99th percentile of the bytes: 10 + 0.9 * 990 = 901 for the large unit
+    capped = train.fit_model("extra-trees" + train.BY_CAPPED_BYTES, data).predict(
+        train.transform(data.X[:1]))[0, 1]
+    assert abs(capped - (1.0 - 90.1 / 1001.0)) < 1e-9
+    assert not any(f.endswith(train.BY_CAPPED_BYTES) for f in train.FAMILIES)
     assert set(train.TREE_FAMILIES) < set(train.FAMILIES)
     assert {"extra-trees-by-bytes", "random-forest-by-bytes"} < set(train.FAMILIES)
 
