@@ -45,6 +45,14 @@ def section_sizes(data: bytes) -> dict[str, int]:
     return sizes
 
 
+def data_size(path) -> int:
+    """The initialized-data part of the objective: bytes of .data/.rodata (with subsections)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    return sum(size for name, size in section_sizes(data).items()
+               if counts(name) and not (name == ".text" or name.startswith(".text.")))
+
+
 def object_size(path) -> int:
     """The objective: total bytes of .text/.data/.rodata (with subsections) in `path`."""
     with open(path, "rb") as f:

@@ -32,6 +32,7 @@ from mlcc import model
 from mlcc.learn import search
 from mlcc.learn.corpus import Layout
 from mlcc.learn.evaluate import Unit, prepare
+from mlcc.objective import data_size
 from mlcc.pipeline import CLANG
 from mlcc.plan import UnitPlan
 from mlcc.settings import Settings
@@ -64,11 +65,13 @@ def sample_units(manifest: dict, count: int) -> list[dict]:
     return chosen
 
 
-def long_search(unit_dir: str, unit_id: str, budget: int) -> tuple[Unit, list[str], dict[str, int | None]]:
+def long_search(unit_dir: str, unit_id: str,
+                budget: int) -> tuple[Unit, list[str], dict[str, int | None], int | None]:
     """One search of `budget` evaluations on a corpus unit, exactly as `-fmlcc-search`
     runs it (seeded by the bitcode, the model's ranked candidates first): the unit, the
-    start list (clang's pipeline and the ranked candidates) and every pipeline tried
-    with its size, in evaluation order (None: failed)."""
+    start list (clang's pipeline and the ranked candidates), every pipeline tried
+    with its size, in evaluation order (None: failed), and the initialized data in
+    clang's object (no pipeline here shrinks data much: the floor of every gain)."""
     unit = Unit.load(Path(unit_dir), unit_id)
     with tempfile.TemporaryDirectory(prefix="mlcc-budget-") as tmp:
         prep = prepare(unit, tmp)
@@ -80,14 +83,15 @@ def long_search(unit_dir: str, unit_id: str, budget: int) -> tuple[Unit, list[st
         decision = model.choose(prep.bitcode, search.OPT_LEVEL, settings)
         start = trial_pipelines(decision, search.OPT_LEVEL, len(decision.ranked))
         _, sizes = builder.search(start, budget)
-    return unit, start, sizes
+        data = data_size(builder.build(CLANG).output) if sizes.get(CLANG) else None
+    return unit, start, sizes, data
 
 
 def search_unit(job: tuple[str, str, int]) -> dict:
     """Worker: the sizes of one long search, in evaluation order (None: failed)."""
     unit_dir, unit_id, budget = job
-    unit, start, sizes = long_search(unit_dir, unit_id, budget)
-    return {"unit": unit.id, "project": unit.project, "clang": sizes.get(CLANG),
+    unit, start, sizes, data = long_search(unit_dir, unit_id, budget)
+    return {"unit": unit.id, "project": unit.project, "clang": sizes.get(CLANG), "clang_data": data,
             "budget": budget, "starts": len(start), "sizes": list(sizes.values())}
 
 
@@ -105,7 +109,8 @@ def summarize(rows: list[dict], budgets=BUDGETS) -> dict:
         best = sum(min(s for s in r["sizes"][:n] if s is not None) for r in rows)
         out[str(n)] = round(100.0 * (clang - best) / clang, 3) if clang else 0.0
     return {"units": len(rows), "projects": sorted({r["project"] for r in rows}),
-            "clang_bytes": clang, "total_gain_pct": out}
+            "clang_bytes": clang, "clang_data_bytes": sum(r.get("clang_data") or 0 for r in rows),
+            "total_gain_pct": out}
 
 
 @click.command()

@@ -74,7 +74,7 @@ def mine_unit(job: tuple[str, str, int]) -> dict:
     if not clang or clang < MIN_OBJECT_BYTES:
         return {"unit": unit.id, "project": unit.project, "clang": clang, "evaluations": 1,
                 "best_candidate": clang, "finds": []}
-    unit, start, sizes = budget.long_search(unit_dir, unit_id, evaluations)
+    unit, start, sizes, _ = budget.long_search(unit_dir, unit_id, evaluations)
     best_start = min((s for p, s in sizes.items() if p in start and s), default=None)
     return {"unit": unit.id, "project": unit.project, "clang": sizes.get(CLANG),
             "evaluations": len(sizes), "best_candidate": best_start,

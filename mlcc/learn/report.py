@@ -169,18 +169,42 @@ def every_unit_section(digest: str) -> list[str]:
             return f"`-fmlcc-trials={n - 1}`" if n > 1 else "clang"
         return f"`-fmlcc-search={n}`"
 
+    share = data.get("clang_data_bytes", 0) / data["clang_bytes"] if data["clang_bytes"] else 0.0
+    trials4, longest = "5", max(gains, key=int)
+    rows = [r for r in data["rows"] if r["clang"]]
+
+    def project_gain(project: str, n: int) -> float:
+        mine = [r for r in rows if r["project"] == project]
+        clang = sum(r["clang"] for r in mine)
+        return 100.0 * (1 - sum(min(x for x in r["sizes"][:n] if x is not None) for r in mine) / clang)
+
+    by_project = []
+    for project in data["projects"]:
+        mine = [r for r in rows if r["project"] == project]
+        clang = sum(r["clang"] for r in mine)
+        by_project.append(
+            f"| {project} | {len(mine)} | {clang:,} ({100.0 * clang / data['clang_bytes']:.0f}%) | "
+            f"{100.0 * sum(r.get('clang_data') or 0 for r in mine) / clang:.0f}% | "
+            f"{_pct(project_gain(project, int(trials4)))} | {_pct(project_gain(project, int(longest)))} |")
     return [
         "## Trials and search, built on every validation unit",
         "",
         f"{data['units']} validation units from {len(data['projects'])} projects, "
-        f"{data['clang_bytes']:,} bytes with clang's pipeline; one search of {data['long_budget']} "
-        "evaluations on each, as the driver runs it (`python -m mlcc.learn.budget --all`). "
-        "Its first evaluations are clang's pipeline and the model's candidates in rank order, so "
+        f"{data['clang_bytes']:,} bytes with clang's pipeline, {100.0 * share:.0f}% of them initialized "
+        "data (`.data`, `.rodata`); one search of "
+        f"{data['long_budget']} evaluations on each, as the driver runs it (`python -m mlcc.learn.budget "
+        "--all`). Its first evaluations are clang's pipeline and the model's candidates in rank order, so "
         "the best of the first K + 1 is what `-fmlcc-trials=K` keeps. " + guided,
         "",
         "| evaluations | what the driver runs | total reduction |",
         "| --- | --- | --- |",
         *[f"| {n} | {what(int(n))} | {_pct(g)} |" for n, g in gains.items()],
+        "",
+        f"By project (data: the share of clang's bytes that is initialized data; K = 4 and N = {longest}):",
+        "",
+        f"| project | files | bytes with clang (share) | data | trials K = 4 | search N = {longest} |",
+        "| --- | --- | --- | --- | --- | --- |",
+        *by_project,
         "",
     ]
 

@@ -39,11 +39,10 @@ from mlcc import model
 from mlcc.learn import search
 from mlcc.learn.corpus import Layout
 from mlcc.learn.evaluate import Unit, generate, optimize, prepare
-from mlcc.objective import counts, section_sizes
+from mlcc.objective import data_size
 from mlcc.pipeline import codegen_args
 
 RESULTS = search.DATA / f"triage-O{search.OPT_LEVEL}.json"
-DATA_SECTIONS = (".data", ".rodata")
 
 
 def external_definitions(obj: str, opt: str) -> set[str]:
@@ -68,13 +67,6 @@ def volatile_accesses(bitcode: str) -> int:
     return count
 
 
-def data_bytes(obj: str) -> int:
-    """Bytes of initialized data (.data, .rodata and their subsections) in `obj`."""
-    sizes = section_sizes(Path(obj).read_bytes())
-    return sum(size for name, size in sizes.items()
-               if counts(name) and any(name == s or name.startswith(s + ".") for s in DATA_SECTIONS))
-
-
 def build(prep, pipeline: str, workdir: str, tag: str) -> dict | None:
     """Optimized bitcode and object of `pipeline`, with what the checks read; None: failed."""
     optimized, obj = os.path.join(workdir, f"{tag}.bc"), os.path.join(workdir, f"{tag}.o")
@@ -83,7 +75,7 @@ def build(prep, pipeline: str, workdir: str, tag: str) -> dict | None:
     size = generate(prep, optimized, codegen_args(pipeline, prep.unit.codegen_args), obj)
     if size is None:
         return None
-    return {"bytes": size, "data": data_bytes(obj), "volatile": volatile_accesses(optimized),
+    return {"bytes": size, "data": data_size(obj), "volatile": volatile_accesses(optimized),
             "externals": external_definitions(obj, prep.opt)}
 
 
