@@ -45,6 +45,24 @@ def test_budget_summary_is_the_best_of_each_prefix():
     assert summary["projects"] == ["p", "q"] and summary["clang_bytes"] == 200
 
 
+def test_every_unit_section_names_trials_within_the_start_list_and_search_after(tmp_path, monkeypatch):
+    rows = [{"unit": "x", "project": "p", "clang": 100, "clang_data": 40, "starts": 3,
+             "sizes": [100, 97, 95, 90, 80]},
+            {"unit": "y", "project": "q", "clang": 300, "clang_data": 0, "starts": 3,
+             "sizes": [300, 303, 294, 294, 294]}]
+    results = tmp_path / "all.json"
+    results.write_text(json.dumps({"long_budget": 5, "model": "m",
+                                   **budget.summarize(rows, budgets=(2, 3, 5)), "rows": rows}))
+    monkeypatch.setattr(budget, "RESULTS_ALL", results)
+    text = "\n".join(report.every_unit_section("m"))
+    assert "| 2 | `-fmlcc-trials=1` | 0.75% |" in text     # 3 of 400 bytes
+    assert "| 3 | `-fmlcc-trials=2` | 2.75% |" in text
+    assert "| 5 | `-fmlcc-search=5` | 6.50% |" in text
+    assert "10% of them initialized data" in text
+    assert "| p | 1 | 100 (25%) | 40% |" in text
+    assert "K = 4 saves 7.22% and N = 5 7.22%" in text   # 26 of the 360 bytes that are not data
+
+
 def test_a_mined_find_must_beat_the_whole_start_list():
     one, two, three = "default<Oz>,function(gvn)", "default<Oz>,function(sroa)", "clang[no-licm]"
     sizes = {CLANG: 100, "cand": 95, "default<Oz>": 96, one: 93, two: 94, "default<Oz>,function(dse)": None,

@@ -140,7 +140,15 @@ def main(below: float, jobs: int) -> None:
     layout = Layout.from_environment()
     todo = [(str(layout.units(manifest[u]["project"], search.OPT_LEVEL)), u, flagged)
             for u, flagged in sorted(pairs.items()) if u in manifest]
-    rows: list[dict] = []
+    missing = [job for job in todo if not (Path(job[0]) / f"{job[1]}.bc").exists()]
+    if missing:
+        console.print(f"{len(missing)} flagged units are not in this machine's corpus "
+                      f"({', '.join(sorted({Path(j[0]).name for j in missing}))}): not checked")
+        todo = [job for job in todo if job not in missing]
+    rows: list[dict] = [{"unit": unit, "project": Path(unit_dir).name, "candidate": index,
+                         "clang_bytes": None, "bytes": None, "verdict": "unchecked",
+                         "reasons": ["not in this machine's corpus"]}
+                        for unit_dir, unit, flagged in missing for index, _ in flagged]
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(max(1, jobs), initializer=signal.signal,
                   initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
