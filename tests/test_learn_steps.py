@@ -353,3 +353,11 @@ def test_the_best_fixed_set_is_chosen_together_not_one_by_one():
     assert report.best_fixed_set(data, 1) == (1,)
     assert report.best_fixed_set(data, 2) == (2, 3)
     assert abs(report.set_gain(data, (2, 3)) - 8.0) < 1e-9
+
+
+def test_apt_lists_the_versions_of_a_source_package_for_the_fetch_fallback():
+    from mlcc.learn import corpus
+
+    versions = corpus._source_versions("lua5.4")   # deb-src is on (scripts/setup.sh)
+    assert versions and all(v[0].isdigit() for v in versions), versions
+    assert corpus._source_versions("no-such-source-package-mlcc") == []

@@ -300,6 +300,17 @@ def _upstream_tarball(sources: Path, package: str) -> Path | None:
     return max(origs, key=lambda p: p.stat().st_mtime) if origs else None
 
 
+def _source_versions(package: str) -> list[str]:
+    """Every version of a source package that apt knows of (`apt-cache showsrc`)."""
+    try:
+        out = subprocess.run(["apt-cache", "showsrc", "--only-source", package], capture_output=True,
+                             text=True, timeout=60, env=base_environment()).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return list(dict.fromkeys(line.split(":", 1)[1].strip() for line in out.splitlines()
+                              if line.startswith("Version:")))
+
+
 def fetch(project: Project, layout: Layout) -> Path:
     """Return the project's upstream tarball, downloading the source package if needed."""
     layout.sources.mkdir(parents=True, exist_ok=True)
@@ -311,6 +322,15 @@ def fetch(project: Project, layout: Layout) -> Path:
                           cwd=layout.sources, log=layout.log(project), env=base_environment(),
                           deadline=time.monotonic() + 600)
         tarball = _upstream_tarball(layout.sources, project.package)
+        # A mirror may list a security update it does not serve (404); an earlier Debian
+        # revision of the same package often shares its upstream tarball.
+        for version in _source_versions(project.package) if tarball is None else ():
+            code = run_logged(["apt-get", "source", "--download-only", f"{project.package}={version}"],
+                              cwd=layout.sources, log=layout.log(project), env=base_environment(),
+                              deadline=time.monotonic() + 600)
+            tarball = _upstream_tarball(layout.sources, project.package)
+            if tarball is not None:
+                break
     if tarball is None:
         # apt-get fails as a whole when only a signature or the Debian patch is missing.
         raise FetchFailed(f"apt-get source {project.package} exited {code} without the upstream "
