@@ -65,13 +65,13 @@ def sample_units(manifest: dict, count: int) -> list[dict]:
     return chosen
 
 
-def long_search(unit_dir: str, unit_id: str,
-                budget: int) -> tuple[Unit, list[str], dict[str, int | None], int | None]:
+def long_search(unit_dir: str, unit_id: str, budget: int, with_data: bool = False
+                ) -> tuple[Unit, list[str], dict[str, int | None], int | None]:
     """One search of `budget` evaluations on a corpus unit, exactly as `-fmlcc-search`
     runs it (seeded by the bitcode, the model's ranked candidates first): the unit, the
     start list (clang's pipeline and the ranked candidates), every pipeline tried
-    with its size, in evaluation order (None: failed), and the initialized data in
-    clang's object (no pipeline here shrinks data much: the floor of every gain)."""
+    with its size, in evaluation order (None: failed), and, `with_data`, the bytes of
+    initialized data in clang's object (None otherwise)."""
     unit = Unit.load(Path(unit_dir), unit_id)
     with tempfile.TemporaryDirectory(prefix="mlcc-budget-") as tmp:
         prep = prepare(unit, tmp)
@@ -83,14 +83,15 @@ def long_search(unit_dir: str, unit_id: str,
         decision = model.choose(prep.bitcode, search.OPT_LEVEL, settings)
         start = trial_pipelines(decision, search.OPT_LEVEL, len(decision.ranked))
         _, sizes = builder.search(start, budget)
-        data = data_size(builder.build(CLANG).output) if sizes.get(CLANG) else None
+        # clang's object once more (its opt run is shared) to split its bytes
+        data = data_size(builder.build(CLANG).output) if with_data and sizes.get(CLANG) else None
     return unit, start, sizes, data
 
 
 def search_unit(job: tuple[str, str, int]) -> dict:
     """Worker: the sizes of one long search, in evaluation order (None: failed)."""
     unit_dir, unit_id, budget = job
-    unit, start, sizes, data = long_search(unit_dir, unit_id, budget)
+    unit, start, sizes, data = long_search(unit_dir, unit_id, budget, with_data=True)
     return {"unit": unit.id, "project": unit.project, "clang": sizes.get(CLANG), "clang_data": data,
             "budget": budget, "starts": len(start), "sizes": list(sizes.values())}
 
