@@ -266,16 +266,20 @@ def score(data: Dataset, chosen: np.ndarray) -> dict:
     }
 
 
-def cross_validate(data: Dataset, family: str, folds: int = 5, seed: int = 0) -> tuple[np.ndarray, dict]:
-    """Out-of-fold predictions, folds grouped by project (`Dataset.folds`)."""
+def fold_splits(data: Dataset, folds: int = 5):
+    """(fit rows, held-out rows) of each fold, folds grouped by project (`Dataset.folds`)."""
     from sklearn.model_selection import GroupKFold
 
-    pred = np.zeros_like(data.R)
     groups = data.folds()
     if len(set(groups)) < 3:  # one project (your own code): folds of units instead
         groups = np.arange(len(data.units)) % folds
-    for train_idx, test_idx in GroupKFold(n_splits=min(folds, len(set(groups)))).split(
-            data.X, data.R, groups):
+    return GroupKFold(n_splits=min(folds, len(set(groups)))).split(data.X, data.R, groups)
+
+
+def cross_validate(data: Dataset, family: str, folds: int = 5, seed: int = 0) -> tuple[np.ndarray, dict]:
+    """Out-of-fold predictions (`fold_splits`)."""
+    pred = np.zeros_like(data.R)
+    for train_idx, test_idx in fold_splits(data, folds):
         model = fit_model(family, data, train_idx, seed)
         pred[test_idx] = model.predict(transform(data.X[test_idx]))
     return pred, {}
