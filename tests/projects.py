@@ -143,15 +143,22 @@ def fetch_source(package: str) -> Path:
             return orig
         if shutil.which("apt-get") is None:
             raise FetchError(f"cannot fetch {package}: apt-get is not available on this machine")
-        command = ["apt-get", "source", "--download-only", package]
-        try:
-            proc = subprocess.run(command, cwd=cache, capture_output=True, text=True,
-                                  stdin=subprocess.DEVNULL, timeout=600)
-        except subprocess.TimeoutExpired:
-            raise FetchError(f"`{' '.join(command)}` (in {cache}) did not finish in 600 s "
-                             "(is the Debian mirror reachable?)") from None
-        output = (proc.stdout + proc.stderr).strip()
-        orig = _cached_orig_tarball(cache, package)
+        from mlcc.learn.corpus import source_versions
+
+        # The newest revision first; a mirror may list a security update it does not serve,
+        # so then each version apt knows of (`make corpus` does the same).
+        for target in [package, *(f"{package}={v}" for v in source_versions(package))]:
+            command = ["apt-get", "source", "--download-only", target]
+            try:
+                proc = subprocess.run(command, cwd=cache, capture_output=True, text=True,
+                                      stdin=subprocess.DEVNULL, timeout=600)
+            except subprocess.TimeoutExpired:
+                raise FetchError(f"`{' '.join(command)}` (in {cache}) did not finish in 600 s "
+                                 "(is the Debian mirror reachable?)") from None
+            output = (proc.stdout + proc.stderr).strip()
+            orig = _cached_orig_tarball(cache, package)
+            if proc.returncode == 0 and orig is not None:
+                break
         if proc.returncode != 0 or orig is None:
             hint = ""
             if "deb-src" in output:

@@ -358,6 +358,6 @@ def test_the_best_fixed_set_is_chosen_together_not_one_by_one():
 def test_apt_lists_the_versions_of_a_source_package_for_the_fetch_fallback():
     from mlcc.learn import corpus
 
-    versions = corpus._source_versions("lua5.4")   # deb-src is on (scripts/setup.sh)
+    versions = corpus.source_versions("lua5.4")   # deb-src is on (scripts/setup.sh)
     assert versions and all(v[0].isdigit() for v in versions), versions
-    assert corpus._source_versions("no-such-source-package-mlcc") == []
+    assert corpus.source_versions("no-such-source-package-mlcc") == []

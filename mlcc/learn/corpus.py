@@ -300,7 +300,7 @@ def _upstream_tarball(sources: Path, package: str) -> Path | None:
     return max(origs, key=lambda p: p.stat().st_mtime) if origs else None
 
 
-def _source_versions(package: str) -> list[str]:
+def source_versions(package: str) -> list[str]:
     """Every version of a source package that apt knows of (`apt-cache showsrc`)."""
     try:
         out = subprocess.run(["apt-cache", "showsrc", "--only-source", package], capture_output=True,
@@ -324,7 +324,7 @@ def fetch(project: Project, layout: Layout) -> Path:
         tarball = _upstream_tarball(layout.sources, project.package)
         # A mirror may list a security update it does not serve (404); an earlier Debian
         # revision of the same package often shares its upstream tarball.
-        for version in _source_versions(project.package) if tarball is None else ():
+        for version in source_versions(project.package) if tarball is None else ():
             code = run_logged(["apt-get", "source", "--download-only", f"{project.package}={version}"],
                               cwd=layout.sources, log=layout.log(project), env=base_environment(),
                               deadline=time.monotonic() + 600)
