@@ -14,7 +14,8 @@ the unit with clang's pipeline and with the candidate, and compares:
   candidate's does not is a broken link for someone;
 - volatile loads and stores in the optimized IR: fewer than clang's pipeline
   keeps is suspect (more inlining or unrolling by clang can also explain it);
-- initialized data (.data, .rodata): code shrinks, data should not halve.
+- initialized data (.data, .rodata, not the constant pools code generation fills
+  for its instructions): code shrinks, data should not halve.
 A pair that trips none of them is marked `code`: it only shrank code. Results go
 to `models/data/triage-O?.json`; docs/RELIABILITY.md says what was found.
 
@@ -75,7 +76,7 @@ def build(prep, pipeline: str, workdir: str, tag: str) -> dict | None:
     size = generate(prep, optimized, codegen_args(pipeline, prep.unit.codegen_args), obj)
     if size is None:
         return None
-    return {"bytes": size, "data": data_size(obj), "volatile": volatile_accesses(optimized),
+    return {"bytes": size, "data": data_size(obj, constant_pools=False), "volatile": volatile_accesses(optimized),
             "externals": external_definitions(obj, prep.opt)}
 
 
