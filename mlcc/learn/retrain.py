@@ -136,12 +136,9 @@ def run(directories: list[Path], out: Path, *, work: Path | None, level: str | N
 
     # 4. label every unit, 5. train and validate
     search.run_jobs(jobs_for(units, candidates), store, jobs, "label")
-    data = train.build_dataset(units, candidates, store, bitcode_of, work / "features.jsonl.gz")
-    # candidate 0 is what a unit gets unless another is predicted smaller (train.default_candidate)
-    candidates = train.default_first(candidates, data.subset([u["split"] == "train" for u in data.units]))
-    data = train.build_dataset(units, candidates, store, bitcode_of, work / "features.jsonl.gz")
-    train_set = data.subset([u["split"] == "train" for u in data.units])
-    valid_set = data.subset([u["split"] == "validation" for u in data.units])
+    train_set, valid_set = train.labeled_splits(units, candidates, store, bitcode_of,
+                                                work / "features.jsonl.gz")
+    candidates = train_set.candidates
     if len(train_set.units) < MIN_TRAIN_UNITS:
         raise MlccError(f"only {len(train_set.units)} training units could be measured "
                         f"with every candidate: need at least {MIN_TRAIN_UNITS}")

@@ -142,6 +142,18 @@ def build_dataset(units: list[dict], candidates: list[str], store: search.Store,
     return Dataset(labeled, X, R, clang, candidates)
 
 
+def labeled_splits(units: list[dict], candidates: list[str], store: search.Store, bitcode_of,
+                   table: Path = FEATURES_TABLE) -> tuple[Dataset, Dataset]:
+    """The training and validation units measured with every candidate, the default moved
+    to the front (`default_first`): candidate 0 is what a unit gets unless another is
+    predicted smaller."""
+    data = build_dataset(units, candidates, store, bitcode_of, table)
+    candidates = default_first(candidates, data.subset([u["split"] == "train" for u in data.units]))
+    data = build_dataset(units, candidates, store, bitcode_of, table)
+    return (data.subset([u["split"] == "train" for u in data.units]),
+            data.subset([u["split"] == "validation" for u in data.units]))
+
+
 # ----------------------------------------------------------------------------- models
 
 
@@ -411,13 +423,9 @@ def main(family: str, out: Path) -> None:
     manifest = json.loads(MANIFEST_FILE.read_text())
     candidates = json.loads(search.CANDIDATES.read_text())["pipelines"]
     assert candidates[0] == search.CLANG_PIPELINE
-    store, bitcode_of = search.Store(), corpus_bitcode(Layout.from_environment())
-    data = build_dataset(manifest["units"], candidates, store, bitcode_of)
-    # candidate 0 is what a unit gets unless another is predicted smaller
-    candidates = default_first(candidates, data.subset([u["split"] == "train" for u in data.units]))
-    data = build_dataset(manifest["units"], candidates, store, bitcode_of)
-    train = data.subset([u["split"] == "train" for u in data.units])
-    valid = data.subset([u["split"] == "validation" for u in data.units])
+    train, valid = labeled_splits(manifest["units"], candidates, search.Store(),
+                                  corpus_bitcode(Layout.from_environment()))
+    candidates = train.candidates
     console.print(f"default pipeline (the best tuned clang pipeline by mean gain over training projects): {candidates[0]}",
                   markup=False)
     console.print(f"{len(train.units)} training units ({len(set(train.groups))} projects), "

@@ -55,12 +55,8 @@ def main(seeds: int) -> None:
     console = Console(stderr=True)
     manifest = json.loads(MANIFEST_FILE.read_text())
     candidates = json.loads(search.CANDIDATES.read_text())["pipelines"]
-    store, bitcode_of = search.Store(), train.corpus_bitcode(Layout.from_environment())
-    data = train.build_dataset(manifest["units"], candidates, store, bitcode_of)
-    candidates = train.default_first(candidates, data.subset([u["split"] == "train" for u in data.units]))
-    data = train.build_dataset(manifest["units"], candidates, store, bitcode_of)
-    tr = data.subset([u["split"] == "train" for u in data.units])
-    va = data.subset([u["split"] == "validation" for u in data.units])
+    tr, va = train.labeled_splits(manifest["units"], candidates, search.Store(),
+                                  train.corpus_bitcode(Layout.from_environment()))
     default = train.score(va, np.zeros(len(va.units), dtype=int))["total_gain_pct"]
     rows = []
     for family in variant_families():
@@ -72,7 +68,7 @@ def main(seeds: int) -> None:
                           f"(default on {r['validation_left_on_default']} units)")
     gains = [r["validation_total_gain_pct"] for r in rows]
     RESULTS.write_text(json.dumps({
-        "opt_level": search.OPT_LEVEL, "candidates": candidates,
+        "opt_level": search.OPT_LEVEL, "candidates": tr.candidates,
         "train_units": len(tr.units), "validation_units": len(va.units),
         "validation_default_alone_pct": round(default, 3),
         "validation_range_pct": [min(gains), max(gains)], "rows": rows}, indent=1) + "\n")
