@@ -152,17 +152,24 @@ def fixed_set_out_of_fold(data: train.Dataset, k: int) -> float:
     return 100.0 * (1 - sizes.sum() / data.clang.sum())
 
 
+def search_results(path: Path, digest: str, command: str) -> tuple[dict | None, str]:
+    """A `budget` results file, if there is one, and which model guided its searches."""
+    if not path.exists():
+        return None, ""
+    data = json.loads(path.read_text())
+    guide = data.get("model")
+    return data, (f"Guided by this model (sha256:{guide})." if guide == digest else
+                  f"**Guided by an earlier model** ({'sha256:' + guide if guide else 'not recorded'}); "
+                  f"`{command}` measures it again with this one.")
+
+
 def budget_section(digest: str) -> list[str]:
     """`-fmlcc-search=N` against a long search, from `python -m mlcc.learn.budget`."""
     from mlcc.learn import budget
 
-    if not budget.RESULTS.exists():
+    data, guided = search_results(budget.RESULTS, digest, "make budget")
+    if data is None:
         return []
-    data = json.loads(budget.RESULTS.read_text())
-    guide = data.get("model")
-    guided = (f"Guided by this model (sha256:{guide})." if guide == digest else
-              f"**Guided by an earlier model** ({'sha256:' + guide if guide else 'not recorded'}); "
-              "`make budget` measures it again with this one.")
     gains = data["total_gain_pct"]
     longest = max(gains, key=int)
     return [
@@ -189,13 +196,9 @@ def every_unit_section(digest: str) -> list[str]:
     """Trials and a short search built on every validation unit (`budget --all`)."""
     from mlcc.learn import budget
 
-    if not budget.RESULTS_ALL.exists():
+    data, guided = search_results(budget.RESULTS_ALL, digest, "python -m mlcc.learn.budget --all")
+    if data is None:
         return []
-    data = json.loads(budget.RESULTS_ALL.read_text())
-    guide = data.get("model")
-    guided = (f"Guided by this model (sha256:{guide})." if guide == digest else
-              f"**Guided by an earlier model** ({'sha256:' + guide if guide else 'not recorded'}); "
-              "`python -m mlcc.learn.budget --all` measures it again with this one.")
     gains = data["total_gain_pct"]
     # clang's pipeline and the candidates, as most units start (fewer where slow passes are
     # left out and two candidates become the same pipeline)
