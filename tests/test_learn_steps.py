@@ -277,6 +277,11 @@ def test_a_by_bytes_family_weighs_each_unit_by_its_bytes():
         train.transform(data.X[:1]))[0, 1]
     assert abs(capped - (1.0 - 90.1 / 1001.0)) < 1e-9
     assert not any(f.endswith(train.BY_CAPPED_BYTES) for f in train.FAMILIES)
+    # by code bytes: the large unit is mostly data, 100 bytes of code against ten times 10
+    data.code = np.array([100.0] + [10.0] * 10)
+    by_code = train.fit_model("extra-trees" + train.BY_CODE_BYTES, data).predict(
+        train.transform(data.X[:1]))[0, 1]
+    assert abs(by_code - (1.0 - 10.0 / 200.0)) < 1e-9
     assert set(train.TREE_FAMILIES) < set(train.FAMILIES)
     assert {"extra-trees-by-bytes", "random-forest-by-bytes"} < set(train.FAMILIES)
 

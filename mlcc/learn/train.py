@@ -92,11 +92,12 @@ class Dataset:
     R: np.ndarray          # size / clang's size, per candidate (failures: FAILED_RATIO)
     clang: np.ndarray      # clang's size in bytes
     candidates: list[str]
+    code: np.ndarray | None = None  # of clang's bytes, those not initialized data (data_share)
 
     def subset(self, mask) -> "Dataset":
         idx = np.flatnonzero(mask)
         return Dataset([self.units[i] for i in idx], self.X[idx], self.R[idx],
-                       self.clang[idx], self.candidates)
+                       self.clang[idx], self.candidates, None if self.code is None else self.code[idx])
 
     @property
     def groups(self) -> np.ndarray:
@@ -170,7 +171,8 @@ def make_model(family: str, seed: int = 0):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    family = family.removesuffix(BY_CAPPED_BYTES).removesuffix(BY_BYTES)
+    for weighting in WEIGHTINGS:
+        family = family.removesuffix(weighting)
     if family == "extra-trees":
         return ExtraTreesRegressor(n_estimators=48, max_depth=10, min_samples_leaf=3,
                                    max_features=0.5, random_state=seed, n_jobs=2)
@@ -195,14 +197,22 @@ BY_BYTES = "-by-bytes"
 # (`python -m mlcc.learn.variants`), not among the FAMILIES that `train` compares.
 BY_CAPPED_BYTES = "-by-capped-bytes"
 CAP_QUANTILE = 0.99
+# Weighted by the bytes that are not initialized data in clang's object, the bytes a pipeline
+# can change (`Dataset.code`, from `python -m mlcc.learn.data_share`). Measured, not compared by `train`.
+BY_CODE_BYTES = "-by-code-bytes"
+WEIGHTINGS = (BY_BYTES, BY_CAPPED_BYTES, BY_CODE_BYTES)
 TREE_FAMILIES = ("extra-trees", "random-forest")
 FAMILIES = TREE_FAMILIES + ("knn", "mlp") + tuple(f + BY_BYTES for f in TREE_FAMILIES)
 
 
-def unit_weights(family: str, clang: np.ndarray) -> np.ndarray | None:
+def unit_weights(family: str, clang: np.ndarray, code: np.ndarray | None = None) -> np.ndarray | None:
     """The sample weights `family` fits with (None: every unit the same)."""
     if family.endswith(BY_CAPPED_BYTES):
         clang = np.minimum(clang, np.quantile(clang, CAP_QUANTILE))
+    elif family.endswith(BY_CODE_BYTES):
+        if code is None:
+            raise ValueError(f"{family} needs each unit's code bytes (python -m mlcc.learn.data_share)")
+        clang = np.maximum(code, 1.0)
     elif not family.endswith(BY_BYTES):
         return None
     return clang / clang.mean()
@@ -212,7 +222,7 @@ def fit_model(family: str, data: "Dataset", rows=slice(None), seed: int = 0):
     """`family`'s estimator fitted on `data`'s `rows`."""
     model = make_model(family, seed)
     X, R = transform(data.X[rows]), data.R[rows]
-    weights = unit_weights(family, data.clang[rows])
+    weights = unit_weights(family, data.clang[rows], None if data.code is None else data.code[rows])
     return model.fit(X, R) if weights is None else model.fit(X, R, sample_weight=weights)
 
 

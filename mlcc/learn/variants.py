@@ -18,17 +18,28 @@ import click
 import numpy as np
 from rich.console import Console
 
-from mlcc.learn import search, train
+from mlcc.learn import data_share, search, train
 from mlcc.learn.corpus import MANIFEST_FILE, Layout
 
 RESULTS = search.DATA / f"variants-O{search.OPT_LEVEL}.json"
-WEIGHTINGS = ("", train.BY_BYTES, train.BY_CAPPED_BYTES)
+WEIGHTINGS = ("",) + train.WEIGHTINGS
 
 
-def variant_families() -> list[str]:
-    """Every tree family with every weighting, and the unweighted others."""
-    return ([f + w for f in train.TREE_FAMILIES for w in WEIGHTINGS]
+def variant_families(with_code: bool) -> list[str]:
+    """Every tree family with every weighting (by code bytes only `with_code`, when they are
+    measured), and the unweighted others."""
+    weightings = [w for w in WEIGHTINGS if with_code or w != train.BY_CODE_BYTES]
+    return ([f + w for f in train.TREE_FAMILIES for w in weightings]
             + [f for f in train.FAMILIES if f not in train.TREE_FAMILIES and train.BY_BYTES not in f])
+
+
+def code_bytes(data: train.Dataset) -> np.ndarray | None:
+    """Each unit's bytes under clang's pipeline less its initialized data (`data_share`),
+    None unless every unit is measured there."""
+    measured = data_share.load()
+    if not all(u["id"] in measured for u in data.units):
+        return None
+    return np.array([clang - measured[u["id"]][1] for u, clang in zip(data.units, data.clang)])
 
 
 def run_variant(family: str, seed: int, tr: train.Dataset, va: train.Dataset) -> dict:
@@ -57,9 +68,10 @@ def main(seeds: int) -> None:
     candidates = json.loads(search.CANDIDATES.read_text())["pipelines"]
     tr, va = train.labeled_splits(manifest["units"], candidates, search.Store(),
                                   train.corpus_bitcode(Layout.from_environment()))
+    tr.code = code_bytes(tr)
     default = train.score(va, np.zeros(len(va.units), dtype=int))["total_gain_pct"]
     rows = []
-    for family in variant_families():
+    for family in variant_families(tr.code is not None):
         for seed in range(seeds if family.startswith(train.TREE_FAMILIES) else 1):
             rows.append(run_variant(family, seed, tr, va))
             r = rows[-1]
