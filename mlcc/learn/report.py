@@ -235,7 +235,7 @@ def every_unit_section(digest: str) -> list[str]:
         "",
         f"{data['units']} validation units from {len(data['projects'])} projects, "
         f"{clang_bytes:,} bytes with clang's pipeline, {100.0 * data_bytes / clang_bytes:.0f}% of them initialized "
-        "data (`.data`, `.rodata`); one search of "
+        "data (`.data`, `.rodata`, code generation's constant pools included); one search of "
         f"{data['long_budget']} evaluations on each, as the driver runs it (`python -m mlcc.learn.budget "
         "--all`). Its first evaluations are clang's pipeline and the model's candidates in rank order, so "
         "the best of the first K + 1 is what `-fmlcc-trials=K` keeps. " + guided,
