@@ -33,13 +33,16 @@ def variant_families(with_code: bool) -> list[str]:
             + [f for f in train.FAMILIES if f not in train.TREE_FAMILIES and train.BY_BYTES not in f])
 
 
-def code_bytes(data: train.Dataset) -> np.ndarray | None:
-    """Each unit's bytes under clang's pipeline less its initialized data (`data_share`),
-    None unless every unit is measured there."""
+def code_bytes(data: train.Dataset) -> tuple[np.ndarray | None, int]:
+    """Each unit's bytes under clang's pipeline less its initialized data (`data_share`; a
+    unit it has not measured counts as all code), and how many were not measured. None
+    when `data_share` has measured none."""
     measured = data_share.load()
-    if not all(u["id"] in measured for u in data.units):
-        return None
-    return np.array([clang - measured[u["id"]][1] for u, clang in zip(data.units, data.clang)])
+    if not measured:
+        return None, len(data.units)
+    missing = sum(u["id"] not in measured for u in data.units)
+    return np.array([clang - measured.get(u["id"], (0, 0))[1]
+                     for u, clang in zip(data.units, data.clang)]), missing
 
 
 def run_variant(family: str, seed: int, tr: train.Dataset, va: train.Dataset) -> dict:
@@ -68,7 +71,9 @@ def main(seeds: int) -> None:
     candidates = json.loads(search.CANDIDATES.read_text())["pipelines"]
     tr, va = train.labeled_splits(manifest["units"], candidates, search.Store(),
                                   train.corpus_bitcode(Layout.from_environment()))
-    tr.code = code_bytes(tr)
+    tr.code, unmeasured = code_bytes(tr)
+    if tr.code is not None and unmeasured:
+        console.print(f"{unmeasured} training units have no data_share measurement: all code for the weights")
     default = train.score(va, np.zeros(len(va.units), dtype=int))["total_gain_pct"]
     rows = []
     for family in variant_families(tr.code is not None):
@@ -82,6 +87,7 @@ def main(seeds: int) -> None:
     RESULTS.write_text(json.dumps({
         "opt_level": search.OPT_LEVEL, "candidates": tr.candidates,
         "train_units": len(tr.units), "validation_units": len(va.units),
+        "code_bytes_unmeasured_units": unmeasured,
         "validation_default_alone_pct": round(default, 3),
         "validation_range_pct": [min(gains), max(gains)], "rows": rows}, indent=1) + "\n")
     console.print(f"validation: {min(gains):.2f} to {max(gains):.2f}% over {len(rows)} variants; "
