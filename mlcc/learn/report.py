@@ -125,8 +125,7 @@ def best_fixed_set(data: train.Dataset, k: int) -> tuple[int, ...]:
     others = [i for i in range(len(data.candidates)) if i != clang]
 
     def gain(cols: tuple[int, ...]) -> float:
-        sizes = data.R[:, [clang, *cols]].min(axis=1) * data.clang
-        return float(train.mean_project_gain(sizes[:, None], data.clang, data.groups)[0])
+        return float(train.mean_project_gain(set_sizes(data, cols)[:, None], data.clang, data.groups)[0])
 
     return max(itertools.combinations(others, min(k, len(others))), key=gain)
 
