@@ -128,6 +128,35 @@ def test_markdown_shows_the_numbers_the_terminal_prints() -> None:
     assert "## Driver speed" not in text
 
 
+def test_fixed_section_says_what_the_models_choice_adds() -> None:
+    results = _results()
+    results["runs"]["alpha|mlcc|-Oz|fixed"] = _run("mlcc", "fixed", {"a.o": 950, "b.o": 500, "y.o": 10},
+                                                   {"bin/alpha": 1950}, wall=13.0, cpu=17.0)
+    sections = bench.summarize(results["runs"], PROJECTS, ["-Oz"], ["single", "fixed"])
+    fixed = sections[1]
+    assert fixed["total"]["artifact_gain"] == pytest.approx(2.5)
+    choice = fixed["choice"]  # single-shot (a.o 900, b.o 510) against fixed (950, 500)
+    assert choice["projects"] == 1 and choice["artifact_gain"] == pytest.approx(100 * 50 / 1950)
+    assert (choice["files_smaller"], choice["files_same"], choice["files_larger"]) == (1, 1, 1)
+    text = bench.render_markdown(results, sections, {})
+    assert "## -Oz, the model's default pipeline on every unit (MLCC_PIPELINE)" in text
+    assert bench.choice_line(fixed) in text and "linked +2.56%" in bench.choice_line(fixed)
+    assert "no target" in bench.time_verdict(fixed["total"], mode="fixed")
+    assert "choice" not in sections[0] and bench.choice_line(sections[0]) == ""
+
+
+def test_fixed_mode_forces_the_bundled_models_default(monkeypatch) -> None:
+    monkeypatch.delenv("MLCC_MODEL", raising=False)
+    from mlcc import model
+    default = model.load(str(model.bundled_model_path("z"))).candidates[0]
+    assert bench.fixed_pipeline("-Oz") == default
+    env = bench._mlcc_environment({"MLCC_PIPELINE": "clang", "PATH": "/bin"}, "fixed", Path("log"),
+                                  Path("cache"), default)
+    assert env["MLCC_PIPELINE"] == default and env["MLCC_TRIALS"] == "0"
+    assert "MLCC_PIPELINE" not in bench._mlcc_environment({"MLCC_PIPELINE": "clang"}, "single",
+                                                          Path("log"), Path("cache"))
+
+
 def test_markdown_has_a_driver_speed_table_when_measured() -> None:
     results = _results()
     variants = {name: {"wall": w, "cpu": w * 0.9} for name, w in

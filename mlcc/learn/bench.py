@@ -3,7 +3,8 @@
 Each project of `data/bench-projects.toml` (none of them in the model's
 corpus) is downloaded, extracted and built with its own build system by the
 helpers and recipes of `tests/projects.py`: once with clang-19 and once with
-mlcc per configuration (level `-Oz`/`-Os`, mode single-shot or trials). A build
+mlcc per configuration (level `-Oz`/`-Os`, mode single-shot, trials, warm
+rebuild, or the model's default pipeline forced on every unit). A build
 records
 
 - the objective size (`mlcc.objective`) of every object file it left on disk,
@@ -62,9 +63,12 @@ LEVELS = ("-Oz", "-Os")
 # "warm" is single-shot again, from a fresh copy of the sources in the same
 # directory, with the cache (decisions and finished objects) the "single" build left: an unchanged
 # project rebuilt (it runs after "single").
-MODES = {"single": 0, "trials": DEFAULT_TRIALS, "warm": 0}
+# "fixed" forces the model's default (its candidate 0, the best fixed pipeline on the training
+# projects) on every unit with MLCC_PIPELINE: the model's per-file choice must beat it.
+MODES = {"single": 0, "trials": DEFAULT_TRIALS, "warm": 0, "fixed": 0}
 MODE_TITLES = {"single": "single-shot", "trials": f"trials (MLCC_TRIALS={MODES['trials']})",
-               "warm": "single-shot rebuild, warm cache"}
+               "warm": "single-shot rebuild, warm cache",
+               "fixed": "the model's default pipeline on every unit (MLCC_PIPELINE)"}
 
 # The issues' targets (mode -> build CPU over clang's), reported and never enforced:
 # single-shot builds at most 1.3x clang's, a warm-cache rebuild within 15%.
@@ -349,12 +353,22 @@ def stage_breakdown(stages: dict[str, float], build_cpu: float) -> dict[str, flo
     return out
 
 
-def _mlcc_environment(env: dict[str, str], mode: str, log: Path, cache: Path) -> dict[str, str]:
+def _mlcc_environment(env: dict[str, str], mode: str, log: Path, cache: Path,
+                      pipeline: str = "") -> dict[str, str]:
     env = {k: v for k, v in env.items()
            if not k.startswith("MLCC_") or k in _KEPT_MLCC_VARIABLES}
     env.update(MLCC_LOG=str(log), MLCC_CACHE=str(cache), MLCC_TRIALS=str(MODES[mode]),
                MLCC_CONFIG=os.devnull, MLCC_DISABLE="0", MLCC_NO_CACHE="0", MLCC_SEARCH="0")
+    if pipeline:
+        env["MLCC_PIPELINE"] = pipeline
     return env
+
+
+def fixed_pipeline(level: str) -> str:
+    """The "fixed" mode's pipeline: the default (candidate 0) of the model in use at `level`."""
+    from mlcc import model
+    path = os.environ.get("MLCC_MODEL") or str(model.bundled_model_path(level[-1]))
+    return model.load(path).candidates[0]
 
 
 def compilers(config: Config) -> tuple[str, str]:
@@ -394,6 +408,7 @@ def build(project: Project, config: Config, workdir: Path, jobs: int) -> dict:
                  "date": _now(), "loadavg_before": _loadavg(), "workdir": str(workdir)}
     try:
         cc, cxx = compilers(config)
+        pipeline = fixed_pipeline(config.level) if config.mode == "fixed" else ""
         tarball = pj.fetch_source(project.package)
     except (MlccError, pj.FetchError) as exc:
         run["error"] = str(exc)
@@ -406,7 +421,9 @@ def build(project: Project, config: Config, workdir: Path, jobs: int) -> dict:
     env = pj.build_env(cc, cxx)
     runtime = workdir / "run"
     if config.compiler == "mlcc":
-        env = _mlcc_environment(env, config.mode, mlcc_log, decision_cache(workdir, config))
+        env = _mlcc_environment(env, config.mode, mlcc_log, decision_cache(workdir, config), pipeline)
+        if pipeline:
+            run["pipeline"] = pipeline
         # a model server of this build's own, alive until counted (see below)
         runtime.mkdir(mode=0o700)
         env.update(XDG_RUNTIME_DIR=str(runtime), MLCC_SERVER_IDLE="600")
@@ -542,7 +559,30 @@ def summarize(runs: dict[str, dict], projects: Sequence[Project], levels: Sequen
                 rows[p.name] = row
             sections.append({"level": level, "mode": mode, "rows": rows,
                              "total": _totals([r for r in rows.values() if r["ok"]])})
+            if mode == "fixed":
+                sections[-1]["choice"] = choice_against_fixed(runs, projects, level)
     return sections
+
+
+def choice_against_fixed(runs: dict[str, dict], projects: Sequence[Project], level: str) -> dict:
+    """What the model's choice per file adds: its single-shot build against the "fixed"
+    build (its default on every unit), totalled over the projects built both ways."""
+    fixed, single = Config("mlcc", level, "fixed"), Config("mlcc", level, "single")
+    rows = [summarize_pair(runs.get(fixed.key(p.name)), runs.get(single.key(p.name))) for p in projects]
+    return _totals([r for r in rows if r["ok"]])
+
+
+def choice_line(section: dict) -> str:
+    """The "fixed" section's comparison with single-shot, in one sentence."""
+    choice = section.get("choice") or {}
+    if not choice.get("projects"):
+        return ""
+    return (f"The model's choice per file (single-shot) against this build, on the {choice['projects']} "
+            f"projects built both ways: linked {fmt_gain(choice['artifact_gain'])}, objects "
+            f"{fmt_gain(choice['objects_gain'])} (positive: the model's smaller); per object file "
+            f"smaller in {choice['files_smaller']}, same in {choice['files_same']}, larger in "
+            f"{choice['files_larger']}. Here every unit gets the pipeline; single-shot leaves units "
+            "under `small_unit` bytes of bitcode to clang's own.")
 
 
 def _totals(rows: list[dict]) -> dict:
@@ -601,6 +641,8 @@ def time_verdict(total: dict, startup: float | None = None, mode: str = "single"
     target = TIME_TARGETS.get(mode)
     text = (f"mlcc's build CPU time is {fmt_ratio(ratio)} clang's (wall: "
             f"{fmt_ratio(total['wall_ratio'])})")
+    if mode == "fixed":
+        return text + "; no target: this build is the yardstick for the model's choice, not a way to build."
     if target is None:
         return text + ("; each trial is one more code generation per unit the model decides for, and one more opt "
                        "unless an earlier trial had the same opt part (the pipelines differ in codegen knobs only).")
@@ -1023,9 +1065,9 @@ def render_markdown(results: dict, sections: list[dict], plots: dict[str, str]) 
         out += [f"## {title}", ""]
         out += _md_table(SIZE_HEADER, size_rows(section), left=2)
         out += [""]
-        line = file_gain_line(section["total"])
-        if line:
-            out += [line, ""]
+        for line in (file_gain_line(section["total"]), choice_line(section)):
+            if line:
+                out += [line, ""]
         failed = [(n, r["error"]) for n, r in section["rows"].items() if not r["ok"]]
         for name, error in failed:
             first = (error or "").strip().splitlines()[:1] or ["?"]
@@ -1190,9 +1232,9 @@ def _print_tables(console, sections: list[dict], speed: dict | None) -> None:
         for i, row in enumerate(rows):
             table.add_row(*row, end_section=(i == len(rows) - 2 and bool(section["total"].get("projects"))))
         console.print(table)
-        line = file_gain_line(section["total"])
-        if line:
-            console.print(line)
+        for line in (file_gain_line(section["total"]), choice_line(section)):
+            if line:
+                console.print(line)
         for name, r in section["rows"].items():
             if not r["ok"]:
                 console.print(f"[red]{name} failed:[/] {(r['error'] or '').strip()[-2000:]}")
