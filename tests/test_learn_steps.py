@@ -286,6 +286,27 @@ def test_a_by_bytes_family_weighs_each_unit_by_its_bytes():
     assert {"extra-trees-by-bytes", "random-forest-by-bytes"} < set(train.FAMILIES)
 
 
+def test_the_other_formulations_score_candidates_like_the_size_regressors():
+    import numpy as np
+
+    from mlcc.learn import train, variants
+
+    # feature 0 tells the units apart: on the first kind candidate "a" saves 20 %, on the
+    # second it costs 20 % and candidate "b" saves 0.05 % (a tie with the default)
+    X = np.array([[5.0, 1.0]] * 20 + [[0.0, 1.0]] * 20)
+    R = np.array([[1.0, 0.8, 1.0]] * 20 + [[1.0, 1.2, 0.9995]] * 20)
+    units = [{"project": f"p{i % 4}", "id": f"u{i}"} for i in range(40)]
+    data = train.Dataset(units, X, R, np.full(40, 100.0), [CLANG, "a", "b"])
+    for family in variants.FORMULATIONS:
+        pred = variants.fit_variant(family, data).predict(train.transform(X))
+        assert pred.shape == R.shape
+        assert list(train.choose(pred, 0.005)) == [1] * 20 + [0] * 20, family
+    difference = variants.fit_variant(variants.FORMULATIONS[0], data).predict(train.transform(X[:1]))
+    assert abs(difference[0, 1] - (0.8 - 1.0)) < 1e-9 and difference[0, 0] == 0.0
+    pred, _ = train.cross_validate(data, variants.FORMULATIONS[1], folds=4, fit=variants.fit_variant)
+    assert pred.shape == R.shape
+
+
 def test_the_default_descent_scores_like_the_models_default_and_counts_failures():
     from mlcc.learn import tune_default
 

@@ -298,11 +298,13 @@ def fold_splits(data: Dataset, folds: int = 5):
     return GroupKFold(n_splits=min(folds, len(set(groups)))).split(data.X, data.R, groups)
 
 
-def cross_validate(data: Dataset, family: str, folds: int = 5, seed: int = 0) -> tuple[np.ndarray, dict]:
-    """Out-of-fold predictions (`fold_splits`)."""
+def cross_validate(data: Dataset, family: str, folds: int = 5, seed: int = 0,
+                   fit=None) -> tuple[np.ndarray, dict]:
+    """Out-of-fold predictions (`fold_splits`); `fit` (default `fit_model`) fits a fold."""
+    fit = fit or fit_model
     pred = np.zeros_like(data.R)
     for train_idx, test_idx in fold_splits(data, folds):
-        model = fit_model(family, data, train_idx, seed)
+        model = fit(family, data, train_idx, seed)
         pred[test_idx] = model.predict(transform(data.X[test_idx]))
     return pred, {}
 
