@@ -23,6 +23,11 @@ FRONTEND_NO_PASSES = ("-Xclang", "-disable-llvm-passes")
 # Warnings about flags the split steps do not use (a -D at code generation, a
 # -I at the link) would never appear in clang's one-step compile.
 QUIET_UNUSED = "-Wno-unused-command-line-argument"
+# Code generation gets the user's flags again; what clang says about flags (an unknown
+# warning option, an unsupported GCC optimization flag, one flag overriding another)
+# the front end has already said once, as clang's one compile does.
+CODEGEN_QUIET = (QUIET_UNUSED, "-Wno-unknown-warning-option", "-Wno-ignored-optimization-argument",
+                 "-Wno-overriding-option")
 
 # Flags that write or read side files, add instrumentation passes, or change
 # the LLVM pipeline in ways mlcc's split does not reproduce: plain clang.
@@ -242,7 +247,7 @@ def make_plan(cmd: Command) -> PlainClang | OptimizePlan:
             source=src.value,
             language=src.language or "c",
             frontend_args=compile_flags + FRONTEND_NO_PASSES + ("-emit-llvm", "-c") + lang_flag,
-            codegen_args=tuple(_tokens(codegen_flags)) + (QUIET_UNUSED,),
+            codegen_args=tuple(_tokens(codegen_flags)) + CODEGEN_QUIET,
             whole_args=compile_flags + ("-S" if cmd.mode is Mode.ASSEMBLY else "-c",) + lang_flag,
             output=output,
             emit_assembly=cmd.mode is Mode.ASSEMBLY,

@@ -12,7 +12,7 @@ import shlex
 import pytest
 
 from mlcc.args import parse
-from mlcc.plan import (FRONTEND_NO_PASSES, QUIET_UNUSED, OptimizePlan, PlainClang,
+from mlcc.plan import (CODEGEN_QUIET, FRONTEND_NO_PASSES, QUIET_UNUSED, OptimizePlan, PlainClang,
                        dependency_args, make_plan)
 
 DRIVERS = {"mlcc": "c", "mlcc++": "c++"}
@@ -215,7 +215,7 @@ def test_frontend_and_codegen_args_exactly():
         "-Xclang", "-disable-llvm-passes", "-emit-llvm", "-c")
     assert unit.codegen_args == (
         "-Oz", "-fPIC", "-ffunction-sections", "-mcmodel=small", "-march=x86-64-v2", "-g",
-        QUIET_UNUSED)
+        *CODEGEN_QUIET)
     assert plan.link_args is None
 
 
@@ -223,7 +223,7 @@ def test_link_mode_frontend_drops_link_flags_exactly():
     plan = optimize_plan("mlcc -Oz -fPIC -Iinc -DX=1 a.c -shared -Wl,-soname,x -L. -lm -o liba.so")
     (unit,) = plan.units
     assert unit.frontend_args == ("-Oz", "-fPIC", "-Iinc", "-DX=1", *FRONTEND_NO_PASSES, "-emit-llvm", "-c")
-    assert unit.codegen_args == ("-Oz", "-fPIC", QUIET_UNUSED)
+    assert unit.codegen_args == ("-Oz", "-fPIC", *CODEGEN_QUIET)
 
 
 def test_forced_language_goes_to_the_frontend_only():
