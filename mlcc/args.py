@@ -58,7 +58,7 @@ _KNOWN_SEPARATE: dict[str, int] = {
     "--prefix": 1, "--for-linker": 1, "--force-link": 1, "--imacros": 1,
     "--include-prefix": 1, "--include-with-prefix": 1,
     "--include-with-prefix-before": 1, "--include-with-prefix-after": 1,
-    "--include-directory-after": 1, "--assert": 1, "--dependencies": 0,
+    "--include-directory-after": 1, "--assert": 1,
     "--analyzer-output": 1, "--gcc-toolchain": 1, "--rtlib": 1, "--stdlib": 1,
     "--serialize-diagnostics": 1, "--mhwdiv": 1, "--ld-path": 1,
     "-dumpdir": 1, "-mthread-model": 1, "-stdlib++-isystem": 1, "-vfsoverlay": 1,
@@ -109,6 +109,17 @@ SOURCE_LANGUAGES = {
 # Languages whose translation units mlcc compiles through its own pipeline.
 OPTIMIZABLE_LANGUAGES = frozenset({"c", "c++", "cpp-output", "c++-cpp-output",
                                    "c-cpp-output"})
+
+# clang's long spellings of short flags (Options.td aliases): read as the short flag, handed
+# to clang as spelled. `--output` and `--language` take values and are read as themselves.
+ALIASES = {
+    "--compile": "-c", "--assemble": "-S", "--preprocess": "-E", "--dependencies": "-M",
+    "--user-dependencies": "-MM", "--write-dependencies": "-MD",
+    "--write-user-dependencies": "-MMD", "--verbose": "-v", "--print-missing-file-dependencies": "-MG",
+    "--trigraphs": "-trigraphs", "--no-standard-includes": "-nostdinc",
+    "--no-line-commands": "-P", "--comments": "-C", "--comments-in-macros": "-CC",
+    "--trace-includes": "-H",
+}
 
 QUERY_PREFIXES = ("-print-", "--print-", "--help", "--version", "-help", "--autocomplete")
 QUERY_FLAGS = frozenset({"-V", "-qversion", "-version", "--target-help", "-dumpversion",
@@ -234,11 +245,19 @@ def expand_response_files(args, _depth=0) -> list[str]:
     return out
 
 
+def extension(path: str) -> str:
+    """llvm::sys::path::extension: from the file name's last dot, a leading one too
+    (`..c` is C to clang; os.path.splitext skips leading dots)."""
+    name = os.path.basename(path)
+    dot = name.rfind(".")
+    return "" if dot < 0 or name in (".", "..") else name[dot:]
+
+
 def language_of(path: str, forced: str | None, driver: str) -> str | None:
     """The language clang gives an input: `-x` if set, else its suffix; None for linker inputs."""
     if forced and forced != "none":
         return forced
-    lang = "c" if path == "-" else SOURCE_LANGUAGES.get(os.path.splitext(path)[1])
+    lang = "c" if path == "-" else SOURCE_LANGUAGES.get(extension(path))
     if driver == "c++":
         return _CXX_MODE_LANGUAGES.get(lang, lang)  # clang++ compiles .c files as C++
     return lang
@@ -277,7 +296,10 @@ def scan(tokens: list[str], driver: str) -> tuple[list[Arg], list[str]]:
                 forced_language = value if value != "none" else None
             i += 1
             continue
-        if tok in SEPARATE or tok.startswith("-Xarch_"):
+        if tok in ALIASES:
+            arg = Arg(ALIASES[tok], (), (tok,))
+            i += 1
+        elif tok in SEPARATE or tok.startswith("-Xarch_"):
             count = SEPARATE.get(tok, 1)
             values = tuple(tokens[i + 1:i + 1 + count])
             if len(values) < count:

@@ -22,10 +22,45 @@ def _print_version_extra() -> None:
     print(f"mlcc {__version__} ({model.identities()})")
 
 
+def _reopen_closed_streams() -> None:
+    """Started with stdout or stderr closed (`>&-`), clang runs fine; mlcc gives the
+    descriptor /dev/null, so that its own writes and its tools' go nowhere. (A shell
+    script in between, such as pyenv's shim, may leave a file of its own open there,
+    read-only: that counts as closed.)"""
+    import fcntl
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        try:
+            if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE != os.O_RDONLY:
+                continue
+        except OSError:
+            pass
+        null = os.open(os.devnull, os.O_WRONLY)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(fd, "w", closefd=False))
+
+
+def _die_of(signum: int) -> int:
+    """End as clang does on Ctrl-C or SIGTERM: killed by the signal, so that a shell
+    loop or make sees it (status 130 or 143 in the shell), after mlcc cleaned up."""
+    import signal
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+    return 128 + signum  # only if the signal is blocked
+
+
 def _main(default_driver: str) -> int:
     # numpy (under features and onnxruntime) starts an OpenBLAS thread per core at
     # import, about 0.1 s of CPU per compile; mlcc multiplies no matrices.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    _reopen_closed_streams()
     from mlcc.errors import MlccError
 
     driver_kind = _driver_from_name(default_driver)
@@ -51,8 +86,9 @@ def _main(default_driver: str) -> int:
             run_plain_clang(cmd.driver, clang_argv, reason, settings)
         from mlcc import driver  # the optimizing path: model, cache, temporary files
         return driver.execute(plan, settings)
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        import signal
+        return _die_of(getattr(exc, "signum", signal.SIGINT))
     except MlccError as exc:
         if str(exc):
             print(f"mlcc: error: {exc}", file=sys.stderr)

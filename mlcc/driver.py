@@ -26,8 +26,14 @@ from mlcc.toolchain import Toolchain, for_driver
 from mlcc.trials import UnitBuilder
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as Ctrl-C is, so that the same clean-up runs; `cli` then dies of it."""
+
+    signum = signal.SIGTERM
+
+
 def _terminate(signum, frame):
-    raise KeyboardInterrupt
+    raise Terminated
 
 
 def _is_special(path: str) -> bool:
@@ -38,6 +44,18 @@ def _is_special(path: str) -> bool:
     except OSError:
         return False
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+def _remove_stale(dest: str | None) -> None:
+    """What clang does with the output of a compile that failed: delete it, also when an
+    earlier build left it (a stale object must not reach a later link)."""
+    if dest is None or dest == "-" or _is_special(dest):
+        return
+    try:
+        if os.path.isfile(dest):
+            os.unlink(dest)
+    except OSError:
+        pass
 
 
 def _write_failed(dest: str, exc: OSError) -> MlccError:
@@ -119,16 +137,23 @@ def _small_unit(bitcode: str, settings: Settings) -> bool:
 
 
 def _with_clangs_pipeline(unit: UnitPlan, tools: Toolchain, bitcode: str,
-                          output: str) -> tuple[str, float]:
+                          output: str) -> tuple[str, float, bool]:
     """clang's own pipeline and code generation from the bitcode in one clang process
-    (the same bytes as `clang -c` on the source); returns (diagnostics, seconds)."""
+    (the same bytes as `clang -c` on the source); returns (diagnostics, seconds, whether
+    clang compiled the source instead).
+
+    If that fails, clang alone compiles the source and decides: from bitcode, code
+    generation knows neither the source lines its diagnostics point at (inline
+    assembly, `__attribute__((warning))`) nor the `#pragma clang diagnostic` that
+    silences them, so its error may be one clang would not give, or worse worded.
+    """
     start = time.perf_counter()
     try:
         diagnostics = codegen.generate(tools.clang, unit, bitcode, output, clang_passes=True)
-    except ToolFailed as exc:
-        sys.stderr.write(exc.stderr)
-        raise
-    return diagnostics, time.perf_counter() - start
+    except ToolFailed:
+        frontend.compile_whole(tools.clang, unit, output)  # its diagnostics stream through
+        return "", time.perf_counter() - start, True
+    return diagnostics, time.perf_counter() - start, False
 
 
 def _optimize_unit(unit: UnitPlan, cmd: Command, tools: Toolchain, settings: Settings, tmp: str,
@@ -162,9 +187,10 @@ def _optimize_unit(unit: UnitPlan, cmd: Command, tools: Toolchain, settings: Set
     except (ToolFailed, ToolchainMissing) as exc:
         fallback = str(exc)
         output = os.path.join(tmp, f"{stem}.fallback" + _suffix(unit))
-        diagnostics, times["fallback"] = _with_clangs_pipeline(unit, tools, bitcode, output)
-        print(f"mlcc: warning: {fallback}; compiled {unit.source} with clang's own pipeline",
-              file=sys.stderr)
+        diagnostics, times["fallback"], from_source = _with_clangs_pipeline(unit, tools, bitcode, output)
+        if not from_source:  # else the unit, not mlcc's pipeline, failed: clang has spoken
+            print(f"mlcc: warning: {fallback}; compiled {unit.source} with clang's own pipeline",
+                  file=sys.stderr)
     if builder is not None:
         times.update(builder.times)
     return output, diagnostics, decision, fallback, notes
@@ -187,7 +213,7 @@ def _small_unit_output(unit: UnitPlan, cmd: Command, tools: Toolchain, settings:
     output = os.path.join(tmp, stem + _suffix(unit))
 
     def build() -> tuple[str, str]:
-        diagnostics, times["codegen"] = _with_clangs_pipeline(unit, tools, bitcode, output)
+        diagnostics, times["codegen"], _ = _with_clangs_pipeline(unit, tools, bitcode, output)
         return output, diagnostics
 
     return fetch_or_build(cache, key, os.path.join(tmp, stem + ".cached" + _suffix(unit)), build)
@@ -248,6 +274,7 @@ def execute(plan: OptimizePlan, settings: Settings) -> int:
                 path = _compile_unit(index, unit, cmd, tools, settings, tmp)
             except ToolFailed as exc:
                 failure = failure or exc
+                _remove_stale(unit.output)
                 continue
             if unit.output is not None:
                 deliver(path, unit.output)

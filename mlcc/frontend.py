@@ -13,3 +13,8 @@ from mlcc.process import run_tool
 def compile_to_bitcode(clang: str, unit: UnitPlan, bitcode: str) -> None:
     """Run clang's front end for `unit`, writing unoptimized bitcode to `bitcode`."""
     run_tool([clang, *unit.frontend_args, "-o", bitcode, unit.source])
+
+
+def compile_whole(clang: str, unit: UnitPlan, output: str) -> None:
+    """`unit` from its source to `output` by clang alone, exactly as clang would build it."""
+    run_tool([clang, *unit.whole_args, "-o", output, unit.source])

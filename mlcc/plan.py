@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from mlcc.args import OPTIMIZABLE_LANGUAGES, Arg, Command, Mode
+from mlcc.args import OPTIMIZABLE_LANGUAGES, Arg, Command, Mode, extension
 
 # Optimization levels where mlcc runs its own pipeline (clang's otherwise).
 OPTIMIZED_LEVELS = ("s", "z")
@@ -23,6 +23,11 @@ FRONTEND_NO_PASSES = ("-Xclang", "-disable-llvm-passes")
 # Warnings about flags the split steps do not use (a -D at code generation, a
 # -I at the link) would never appear in clang's one-step compile.
 QUIET_UNUSED = "-Wno-unused-command-line-argument"
+# Code generation gets the user's flags again; what clang says about flags (an unknown
+# warning option, an unsupported GCC optimization flag, one flag overriding another)
+# the front end has already said once, as clang's one compile does.
+CODEGEN_QUIET = (QUIET_UNUSED, "-Wno-unknown-warning-option", "-Wno-ignored-optimization-argument",
+                 "-Wno-overriding-option")
 
 # Flags that write or read side files, add instrumentation passes, or change
 # the LLVM pipeline in ways mlcc's split does not reproduce: plain clang.
@@ -57,7 +62,19 @@ PLAIN_CLANG_FLAGS = (
     ("-ccc-", "-ccc- flags"), ("--cuda", "CUDA"), ("-fno-integrated-cc1", None),
     # a machine-read format: the front end and code generation would each print one document
     ("-fdiagnostics-format", "-fdiagnostics-format"),
+    # the command line recorded in the object would be the split front end's
+    ("-frecord-command-line", "-frecord-command-line"), ("-grecord-command-line", "-grecord-command-line"),
+    ("-fproc-stat-report", "-fproc-stat-report"),
+    # a configuration file can hold any flag, -S or -flto among them, that mlcc would not see
+    ("--config", "--config"),
+    ("-mcpu=help", "-mcpu=help"), ("-mtune=help", "-mtune=help"),
+    ("-emit-interface-stubs", "-emit-interface-stubs"),
 )
+
+# Response files are expanded for the split steps' command lines; past this many bytes
+# those could exceed the kernel's limit on arguments (ARG_MAX, environment included),
+# while clang reads the files itself.
+EXPANDED_LIMIT = 512 * 1024
 
 # Flags that only the preprocessor or the dependency scanner reads: dropped
 # from the code-generation step, which starts from bitcode.
@@ -82,6 +99,7 @@ LINK_ONLY_FLAGS = frozenset({
     "-nodefaultlibs", "-T", "-Ttext", "-Tdata", "-Tbss", "-u", "-e", "-z", "-rpath",
     "-s", "-static-libgcc", "-shared-libgcc", "-static-libstdc++", "--for-linker",
     "--force-link", "--library-directory", "--ld-path", "-r", "-Xoffload-linker",
+    "--emit-static-lib", "-nolibc",
 })
 LINK_ONLY_PREFIXES = ("-fuse-ld=", "-rtlib=", "--rtlib", "-unwindlib=", "--unwindlib",
                       "--ld-path=", "-Wl,", "-l", "-L")
@@ -105,6 +123,7 @@ class UnitPlan:
     language: str
     frontend_args: tuple[str, ...]   # clang arguments before "-o BITCODE SOURCE"
     codegen_args: tuple[str, ...]    # clang arguments before "-o OUT BITCODE"
+    whole_args: tuple[str, ...]      # clang arguments before "-o OUT SOURCE": clang alone
     output: str | None               # final file for -c/-S ("-" = stdout); None: linked
     emit_assembly: bool
 
@@ -128,6 +147,8 @@ def _plain_clang_reason(cmd: Command) -> str | None:
         return cmd.unsupported[0]
     if cmd.verbose:
         return "-v"
+    if cmd.response_files and sum(len(t) + 1 for a in cmd.args for t in a.tokens) > EXPANDED_LIMIT:
+        return "response files too long to expand"
     for arg in cmd.args:
         if arg.is_input:
             continue
@@ -164,18 +185,18 @@ def _is_link_only(arg: Arg) -> bool:
 
 
 def default_output(source: str, mode: Mode) -> str:
-    """clang's output name without -o: the source's stem in the current directory."""
-    stem = os.path.splitext(os.path.basename(source))[0]
+    """clang's output name without -o: the source's stem (llvm::sys::path::stem, which
+    also cuts at a leading dot: `.hidden` -> `.o`) in the current directory."""
+    name = os.path.basename(source)
+    stem = name[:len(name) - len(extension(name))]
     return stem + (".s" if mode is Mode.ASSEMBLY else ".o")
 
 
 def _replace_extension(path: str, ext: str) -> str:
     """llvm::sys::path::replace_extension: swap the part after the file name's last dot."""
     head, name = os.path.split(path)
-    dot = name.rfind(".")
-    if dot > 0 or (dot == 0 and name not in (".", "..")):
-        name = name[:dot]
-    return os.path.join(head, name + ext) if head else name + ext
+    name = name[:len(name) - len(extension(name))] + ext
+    return os.path.join(head, name) if head else name
 
 
 def dependency_args(cmd: Command, source: str) -> tuple[str, ...]:
@@ -221,12 +242,13 @@ def make_plan(cmd: Command) -> PlainClang | OptimizePlan:
             output = cmd.output
         else:
             output = default_output(src.value, cmd.mode)
+        compile_flags = tuple(_tokens(frontend_flags)) + dependency_args(cmd, src.value)
         units.append(UnitPlan(
             source=src.value,
             language=src.language or "c",
-            frontend_args=tuple(_tokens(frontend_flags)) + dependency_args(cmd, src.value)
-            + FRONTEND_NO_PASSES + ("-emit-llvm", "-c") + lang_flag,
-            codegen_args=tuple(_tokens(codegen_flags)) + (QUIET_UNUSED,),
+            frontend_args=compile_flags + FRONTEND_NO_PASSES + ("-emit-llvm", "-c") + lang_flag,
+            codegen_args=tuple(_tokens(codegen_flags)) + CODEGEN_QUIET,
+            whole_args=compile_flags + ("-S" if cmd.mode is Mode.ASSEMBLY else "-c",) + lang_flag,
             output=output,
             emit_assembly=cmd.mode is Mode.ASSEMBLY,
         ))

@@ -42,6 +42,17 @@ PARSE_CASES = [
     ("mode-E-beats-c", "mlcc -c -E foo.c", PRE, None, "0", FOO, NO_DEPS, []),
     ("mode-syntax-only-beats-c", "mlcc -c -fsyntax-only foo.c", SYN, None, "0", FOO, NO_DEPS, []),
     ("mode-dry-run", "mlcc -### -c foo.c -o foo.o", DRY, "foo.o", "0", FOO, NO_DEPS, []),
+    # clang's long spellings of the mode and dependency flags.
+    ("alias-compile", "mlcc --compile foo.c", OBJ, None, "0", FOO, NO_DEPS, []),
+    ("alias-assemble", "mlcc --assemble foo.c", ASM, None, "0", FOO, NO_DEPS, []),
+    ("alias-preprocess", "mlcc --preprocess foo.c", PRE, None, "0", FOO, NO_DEPS, []),
+    ("alias-dependencies", "mlcc --dependencies foo.c", PRE, None, "0", FOO, NO_DEPS, []),
+    ("alias-user-dependencies", "mlcc --user-dependencies foo.c", PRE, None, "0", FOO,
+     deps(system=False), []),
+    ("alias-write-dependencies", "mlcc --write-dependencies --compile foo.c", OBJ, None, "0", FOO,
+     deps(md=True), []),
+    ("alias-write-user-dependencies", "mlcc --write-user-dependencies -c foo.c", OBJ, None, "0", FOO,
+     deps(md=True, system=False), []),
     ("query-version", "mlcc --version", QUERY, None, "0", [], NO_DEPS, []),
     ("query-lone-v", "mlcc -v", QUERY, None, "0", [], NO_DEPS, []),
     ("v-with-input", "mlcc -v -c foo.c", OBJ, None, "0", FOO, NO_DEPS, []),
@@ -245,6 +256,7 @@ def test_argv_kept_and_verbose():
     assert cmd.argv == ("-v", "-Oz", "-c", "foo.c", "-o", "foo.o")
     assert cmd.verbose and cmd.driver == "c" and not cmd.response_files
     assert not parse_line("mlcc++ -c foo.c").verbose
+    assert parse_line("mlcc --verbose -c foo.c").verbose
     assert parse_line("mlcc++ -c foo.c").driver == "c++"
 
 

@@ -155,6 +155,26 @@ CASES = [
     Case("save-temps", "-Oz -save-temps -c src/util.c"),
     Case("coverage", "-Oz --coverage -c src/util.c"),
     Case("stdin", "-Oz -x c -c - -o stdin.o", stdin="src/util.c"),
+    # clang's long spellings of short flags
+    Case("alias-compile", "-Oz --compile src/util.c"),
+    Case("alias-assemble", "-Os --assemble src/util.c"),
+    Case("alias-write-dependencies", "-Oz --write-dependencies --compile src/main.c -o m.o"),
+    Case("alias-preprocess", "-Oz --preprocess src/util.c"),
+    # llvm::sys::path::stem: a leading dot counts
+    Case("dot-dot-name", "-Oz -Isrc -c ..c", setup=("cp src/util.c ..c",)),
+    # what would differ in the split steps goes to clang
+    Case("record-command-line", "-Oz -frecord-command-line -c src/util.c"),
+    Case("config-file", "-Oz --config=./s.cfg -c src/util.c", setup=("printf -- '-S\\n' > s.cfg",)),
+    Case("mcpu-help", "-Oz -mcpu=help -c src/util.c"),
+    Case("nolibc-werror", "-Oz -Werror -nolibc -fPIC -shared src/lib.c -o libx.so"),
+    # failures of code generation are clang's, with clang's diagnostics; its output goes
+    Case("error-inline-asm", "-Oz -c src/asmerr.c"),
+    Case("error-stale-object", "-Oz -c src/bad.c", setup=("echo old > bad.o",)),
+    Case("error-stale-assembly", "-Os -S src/asmerr.c -o out.s", setup=("echo old > out.s",)),
+    Case("pragma-silences-attribute-warning", "-Oz -Werror -c src/pragwarn.c"),
+    # what clang says about flags, said once, as clang does
+    Case("gcc-only-flags", "-Oz -Wno-maybe-uninitialized -fno-gcse -ffp-model=fast -ffp-contract=off "
+         "-c src/util.c"),
 ]
 
 
@@ -188,6 +208,7 @@ def _run_case(case: Case, compiler: str, workdir: Path, env: dict) -> dict:
                              capture_output=True, timeout=60)
         result["run"] = (ran.returncode, ran.stdout, ran.stderr)
     result["files"] = _signature_of_tree(workdir, before)
+    result["deleted"] = sorted(str(p) for p in before if not (workdir / p).exists())
     return result
 
 
@@ -236,6 +257,7 @@ def test_same_as_clang_with_clangs_pipeline(case: Case, tmp_path: Path):
     assert _normalized(ours["stderr"]) == _normalized(theirs["stderr"])
     _assert_stdout(case, theirs["stdout"], ours["stdout"])
     assert sorted(ours["files"]) == sorted(theirs["files"])
+    assert ours["deleted"] == theirs["deleted"]
     for name, data in theirs["files"].items():
         assert _comparable(name, ours["files"][name]) == _comparable(name, data), f"{name} differs"
     assert ours.get("run") == theirs.get("run")

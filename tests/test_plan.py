@@ -12,13 +12,14 @@ import shlex
 import pytest
 
 from mlcc.args import parse
-from mlcc.plan import (FRONTEND_NO_PASSES, QUIET_UNUSED, OptimizePlan, PlainClang,
+from mlcc.plan import (CODEGEN_QUIET, FRONTEND_NO_PASSES, QUIET_UNUSED, OptimizePlan, PlainClang,
                        dependency_args, make_plan)
 
 DRIVERS = {"mlcc": "c", "mlcc++": "c++"}
 SOURCE = "int f(void) { return 1; }\n"
 WORKSPACE = {
     "foo.c": SOURCE, "a.c": SOURCE, "b.c": SOURCE, "dir/foo.c": SOURCE, "src.txt": SOURCE,
+    ".hidden": SOURCE, "..c": SOURCE, "file.": SOURCE,
     "x.s": "", "y.S": "", "z.ll": "", "foo.h": "", "main.o": "", "libx.a": "",
     "inc/.keep": "", "out/.keep": "",
 }
@@ -103,6 +104,14 @@ PLAIN_CASES = [
     ("no-source", "mlcc -Oz main.o libx.a -o prog", "no source to compile"),
     ("double-dash", "mlcc -Oz -c -- foo.c", "--"),
     ("flag-without-argument", "mlcc -Oz -c foo.c -o", "-o without its argument"),
+    ("record-command-line", "mlcc -Oz -frecord-command-line -c foo.c", "-frecord-command-line"),
+    ("grecord-command-line", "mlcc -Oz -g -grecord-command-line -c foo.c", "-grecord-command-line"),
+    ("config-file", "mlcc -Oz --config=x.cfg -c foo.c", "--config"),
+    ("config-file-separate", "mlcc -Oz --config x.cfg -c foo.c", "--config"),
+    ("mcpu-help", "mlcc -Oz -mcpu=help -c foo.c", "-mcpu=help"),
+    ("interface-stubs", "mlcc -Oz -emit-interface-stubs -c foo.c", "-emit-interface-stubs"),
+    ("alias-preprocess", "mlcc -Oz --preprocess foo.c", "preprocess"),
+    ("alias-verbose", "mlcc -Oz --verbose -c foo.c", "-v"),
 ]
 
 
@@ -124,6 +133,12 @@ UNIT_CASES = [
     ("link-units-have-no-output", "mlcc -Oz a.c b.c -o prog", [("a.c", "c", None), ("b.c", "c", None)], False),
     ("x-c-any-suffix", "mlcc -Oz -x c -c src.txt", [("src.txt", "c", "src.o")], False),
     ("cxx-driver", "mlcc++ -Oz -c a.c", [("a.c", "c++", "a.o")], False),
+    ("alias-compile", "mlcc -Oz --compile dir/foo.c", [("dir/foo.c", "c", "foo.o")], False),
+    ("alias-assemble", "mlcc -Oz --assemble foo.c", [("foo.c", "c", "foo.s")], True),
+    # llvm::sys::path::stem cuts at a leading dot too
+    ("dot-file", "mlcc -Oz -x c -c .hidden", [(".hidden", "c", ".o")], False),
+    ("dot-dot-file", "mlcc -Oz -c ..c", [("..c", "c", "..o")], False),
+    ("trailing-dot", "mlcc -Oz -x c -c file.", [("file.", "c", "file.o")], False),
 ]
 
 
@@ -200,7 +215,7 @@ def test_frontend_and_codegen_args_exactly():
         "-Xclang", "-disable-llvm-passes", "-emit-llvm", "-c")
     assert unit.codegen_args == (
         "-Oz", "-fPIC", "-ffunction-sections", "-mcmodel=small", "-march=x86-64-v2", "-g",
-        QUIET_UNUSED)
+        *CODEGEN_QUIET)
     assert plan.link_args is None
 
 
@@ -208,7 +223,7 @@ def test_link_mode_frontend_drops_link_flags_exactly():
     plan = optimize_plan("mlcc -Oz -fPIC -Iinc -DX=1 a.c -shared -Wl,-soname,x -L. -lm -o liba.so")
     (unit,) = plan.units
     assert unit.frontend_args == ("-Oz", "-fPIC", "-Iinc", "-DX=1", *FRONTEND_NO_PASSES, "-emit-llvm", "-c")
-    assert unit.codegen_args == ("-Oz", "-fPIC", QUIET_UNUSED)
+    assert unit.codegen_args == ("-Oz", "-fPIC", *CODEGEN_QUIET)
 
 
 def test_forced_language_goes_to_the_frontend_only():
@@ -277,3 +292,17 @@ LINK_CASES = [
 @pytest.mark.parametrize("line, link_args", list(_params(LINK_CASES)))
 def test_link_args(line, link_args):
     assert optimize_plan(line).link_args == link_args
+
+
+def test_link_only_flags_stay_out_of_the_front_end():
+    plan = optimize_plan("mlcc -Oz --emit-static-lib -nolibc a.c b.c -o libab.a")
+    for unit in plan.units:
+        assert "--emit-static-lib" not in unit.frontend_args and "-nolibc" not in unit.frontend_args
+    assert "--emit-static-lib" in plan.link_args and "-nolibc" in plan.link_args
+
+
+def test_response_files_too_long_to_expand_go_to_clang(tmp_path):
+    (tmp_path / "small.rsp").write_text("-DX=1 -Oz")
+    assert isinstance(plan_for("mlcc -c foo.c @small.rsp"), OptimizePlan)
+    (tmp_path / "big.rsp").write_text(" ".join(f"-DMACRO_{i:07d}=1" for i in range(40_000)) + " -Oz")
+    assert plan_for("mlcc -c foo.c @big.rsp") == PlainClang("response files too long to expand")
