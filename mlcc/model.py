@@ -142,8 +142,7 @@ def choose(bitcode: str, opt_level: str, settings) -> Decision:
     """Decide the pipeline for `bitcode` at -O`opt_level`: forced, else the model
     (in the model server when allowed, see model_server.py), else clang's."""
     if settings.pipeline:
-        forced = settings.pipeline  # "clang" is clang's own pipeline (pipeline.CLANG)
-        return Decision(pipeline=forced, source="forced")
+        return _forced(bitcode, settings.pipeline)
     path = _model_path(opt_level, settings)
     if path is None:
         return Decision(clang_pipeline(opt_level), f"clang-default: no model for -O{opt_level}")
@@ -160,6 +159,22 @@ def choose(bitcode: str, opt_level: str, settings) -> Decision:
         print(f"mlcc: warning: {exc}; using clang's own pipeline", file=sys.stderr)
         return Decision(clang_pipeline(opt_level), f"clang-default: {exc}", via=via)
     return replace(decision, via=via)
+
+
+def _forced(bitcode: str, forced: str) -> Decision:
+    """A forced pipeline ("clang" is clang's own, pipeline.CLANG), with its slow passes
+    only on units small enough, as for the model's choices (passes.bounded)."""
+    from mlcc import passes
+    if not passes.runs_slow(forced):
+        return Decision(pipeline=forced, source="forced")
+    from mlcc import features
+    from mlcc.errors import MlccError
+    try:
+        instructions = features.instruction_count(features.extract_features(bitcode))
+    except MlccError:
+        return Decision(pipeline=forced, source="forced")  # not counted: as given
+    return Decision(pipeline=passes.bounded(forced, instructions), source="forced",
+                    instructions=instructions)
 
 
 def rank(bitcode: str, opt_level: str, path: str) -> Decision:

@@ -156,6 +156,27 @@ def test_a_slow_candidate_runs_only_on_units_within_the_bound(work: Path, tmp_pa
     assert set(over.scores) == {"clang", slow, fast}
 
 
+def test_a_forced_slow_pipeline_is_bounded_as_the_models_choice_is(work: Path, tmp_path: Path, monkeypatch):
+    """`-fmlcc-pipeline` with a slow pass: the pass runs only on units within the bound, so
+    forcing the model's default (the benchmark's "fixed" build) runs what the model would."""
+    from types import SimpleNamespace
+
+    from mlcc import passes
+
+    bitcode = tmp_path / "lib.bc"
+    subprocess.run(["clang-19", "-Oz", "-Xclang", "-disable-llvm-passes", "-emit-llvm", "-c",
+                    str(work / "src" / "lib.c"), "-o", str(bitcode)], check=True)
+    count = features.extract_feature_dict(str(bitcode))["TotalInsts"]
+    slow, fast = "clang[no-licm,iroutliner]", "clang[no-licm]"
+    forcing = SimpleNamespace(pipeline=slow)
+    monkeypatch.setattr(passes, "SLOW_BOUND", count)
+    assert model.choose(str(bitcode), "z", forcing) == model.Decision(slow, "forced", instructions=count)
+    monkeypatch.setattr(passes, "SLOW_BOUND", count - 1)
+    assert model.choose(str(bitcode), "z", forcing).pipeline == fast
+    # no slow pass: nothing is counted
+    assert model.choose(str(bitcode), "z", SimpleNamespace(pipeline=fast)) == model.Decision(fast, "forced")
+
+
 # a function that reads a constant array with volatile loads (the attributor deleted them)
 VOLATILE_FLUSH = Path(__file__).parent / "data" / "volatile_flush.c"
 
