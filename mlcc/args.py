@@ -318,6 +318,8 @@ def scan(tokens: list[str], driver: str) -> tuple[list[Arg], list[str]]:
             i += 1
         if arg.name in ("-x", "--language"):
             forced_language = arg.value if arg.value != "none" else None
+        if arg.name == "-Wp," and arg.value.startswith(("-MD,", "-MMD,")) and arg.value.count(",") > 1:
+            unsure.append("-Wp, with more than a dependency file")  # -Wp,-MD,x.d,-MT,y
         args.append(arg)
     if any(a.name in ("-ObjC", "-ObjC++") for a in args):
         args = [Arg(a.name, a.values, a.tokens, _OBJC_LANGUAGES.get(a.language, a.language))

@@ -160,6 +160,9 @@ def _plain_clang_reason(cmd: Command) -> str | None:
     sources = cmd.sources
     if not sources:
         return "no source to compile"
+    for arg in cmd.inputs:
+        if arg.language in (None, "none") and not os.path.exists(arg.value):
+            return "linker input not found"  # clang says so before it compiles anything
     for src in sources:
         if src.language not in OPTIMIZABLE_LANGUAGES:
             return f"{src.language} input"

@@ -158,6 +158,8 @@ PARSE_CASES = [
 
     # A flag that needs an argument but ends the line.
     ("missing-o", "mlcc -c foo.c -o", OBJ, None, "0", FOO, NO_DEPS, ["-o without its argument"]),
+    ("Wp-MD-and-more", "mlcc -c foo.c -Wp,-MD,x.d,-MT,y", OBJ, None, "0", FOO,
+     deps(md=True, mf="x.d,-MT,y"), ["-Wp, with more than a dependency file"]),
     ("missing-x", "mlcc -c foo.c -x", OBJ, None, "0", FOO, NO_DEPS, ["-x without its argument"]),
     ("missing-Xclang", "mlcc -c foo.c -Xclang", OBJ, None, "0", FOO, NO_DEPS,
      ["-Xclang without its argument"]),

@@ -172,6 +172,7 @@ CASES = [
     Case("error-stale-object", "-Oz -c src/bad.c", setup=("echo old > bad.o",)),
     Case("error-stale-assembly", "-Os -S src/asmerr.c -o out.s", setup=("echo old > out.s",)),
     Case("pragma-silences-attribute-warning", "-Oz -Werror -c src/pragwarn.c"),
+    Case("error-missing-object", "-Oz -Wall src/warn.c src/main.c missing.o -o prog"),
     # what clang says about flags, said once, as clang does
     Case("gcc-only-flags", "-Oz -Wno-maybe-uninitialized -fno-gcse -ffp-model=fast -ffp-contract=off "
          "-c src/util.c"),

@@ -102,6 +102,7 @@ PLAIN_CASES = [
     ("output-is-dir", "mlcc -Oz -c foo.c -o out", "output is a directory"),
     ("linker-input-with-c", "mlcc -Oz -c foo.c main.o", "linker input in a compile-only command"),
     ("no-source", "mlcc -Oz main.o libx.a -o prog", "no source to compile"),
+    ("missing-object", "mlcc -Oz foo.c missing.o -o prog", "linker input not found"),
     ("double-dash", "mlcc -Oz -c -- foo.c", "--"),
     ("flag-without-argument", "mlcc -Oz -c foo.c -o", "-o without its argument"),
     ("record-command-line", "mlcc -Oz -frecord-command-line -c foo.c", "-frecord-command-line"),
