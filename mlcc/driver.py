@@ -151,6 +151,8 @@ def _with_clangs_pipeline(unit: UnitPlan, tools: Toolchain, bitcode: str,
     try:
         diagnostics = codegen.generate(tools.clang, unit, bitcode, output, clang_passes=True)
     except ToolFailed:
+        if not unit.whole_args:  # bitcode only (the learning side): nothing to fall back on
+            raise
         frontend.compile_whole(tools.clang, unit, output)  # its diagnostics stream through
         return "", time.perf_counter() - start, True
     return diagnostics, time.perf_counter() - start, False

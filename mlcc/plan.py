@@ -123,9 +123,10 @@ class UnitPlan:
     language: str
     frontend_args: tuple[str, ...]   # clang arguments before "-o BITCODE SOURCE"
     codegen_args: tuple[str, ...]    # clang arguments before "-o OUT BITCODE"
-    whole_args: tuple[str, ...]      # clang arguments before "-o OUT SOURCE": clang alone
     output: str | None               # final file for -c/-S ("-" = stdout); None: linked
     emit_assembly: bool
+    whole_args: tuple[str, ...] = ()  # clang arguments before "-o OUT SOURCE": clang alone
+                                      # (none for a unit that is bitcode only)
 
 
 @dataclass(frozen=True)
