@@ -11,7 +11,7 @@ from mlcc.args import Command
 from mlcc.plan import UnitPlan
 from mlcc.settings import Settings
 from mlcc.toolchain import Toolchain
-from mlcc.trials import UnitBuilder, trial_pipelines
+from mlcc.trials import UnitBuilder, search_start, trial_pipelines
 
 
 def target_info(tools: Toolchain, unit: UnitPlan, bitcode: str, settings: Settings):
@@ -65,7 +65,7 @@ def decide(builder: UnitBuilder, cmd: Command, settings: Settings, times: dict, 
     built = None
     sizes = {}
     if settings.search and not settings.pipeline:
-        start = trial_pipelines(decision, cmd.opt_level, len(decision.ranked))
+        start = search_start(decision, cmd.opt_level)
         built, sizes = builder.search(start, settings.search, decision.instructions)
         decision = model.Decision(built.pipeline, decision.source + f", search of {len(sizes)}",
                                   decision.ranked, decision.scores, decision.via)

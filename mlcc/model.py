@@ -31,6 +31,7 @@ class Decision:
     scores: dict[str, float] = field(default_factory=dict)  # predicted size / clang's
     via: str = ""                                # where the model ran: "server", "in process (...)"
     instructions: float | None = None            # the unit's, when the model read it (passes.bounded)
+    trial_sets: tuple[tuple[str, ...], ...] = () # what -fmlcc-trials=K builds, K = 1, 2, ... (trials.py)
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class SizeModel:
     candidates: tuple[str, ...]
     margin: float
     session: object
+    trial_sets: tuple[tuple[str, ...], ...] = ()  # the training projects' best set of K, K = 1, 2, ...
 
     def predict(self, feature_vector) -> list[float]:
         import numpy as np
@@ -109,11 +111,18 @@ def load(path: str) -> SizeModel:
             raise ModelMismatch(
                 f"model {path} was made with other clang pipeline knobs ({', '.join(changed)}) "
                 f"than this mlcc's mlcc/data/clang-knobs.toml; retrain it with `make model` or set MLCC_MODEL")
+    try:  # models made before the sets existed have none: trials take the model's top K
+        trial_sets = tuple(tuple(str(p) for p in s) for s in json.loads(meta.get("mlcc.trial_sets", "[]")))
+    except (ValueError, TypeError):
+        raise ModelMismatch(f"model {path} has unreadable trial sets in its metadata") from None
+    if any(p not in candidates for s in trial_sets for p in s):
+        raise ModelMismatch(f"model {path} has trial sets that are not among its candidates")
     outputs = session.get_outputs()[0].shape
     if len(outputs) != 2 or outputs[1] != len(candidates):
         raise ModelMismatch(f"model {path} predicts {outputs} values for {len(candidates)} candidates")
     model = SizeModel(path=path, digest=hashlib.sha256(blob).hexdigest()[:12],
-                      opt_level=opt_level, candidates=candidates, margin=margin, session=session)
+                      opt_level=opt_level, candidates=candidates, margin=margin, session=session,
+                      trial_sets=trial_sets)
     _LOADED[key] = model
     return model
 
@@ -196,7 +205,9 @@ def rank(bitcode: str, opt_level: str, path: str) -> Decision:
     return Decision(pipeline=passes.bounded(model.candidates[best], instructions),
                     source=f"model {model.digest}", ranked=ranked,
                     scores={model.candidates[i]: round(scores[i], 5) for i in range(len(scores))},
-                    instructions=instructions)
+                    instructions=instructions,
+                    trial_sets=tuple(tuple(dict.fromkeys(passes.bounded(p, instructions) for p in s))
+                                     for s in model.trial_sets))
 
 
 def identity_for(opt_level: str, settings) -> str:

@@ -115,7 +115,8 @@ def ask(bitcode: str, opt_level: str, model_path: str, idle: float):
                             ranked=tuple(str(p) for p in answer["ranked"]),
                             scores={str(k): float(v) for k, v in answer["scores"].items()},
                             via=how, instructions=(None if answer.get("instructions") is None
-                                                   else float(answer["instructions"])))
+                                                   else float(answer["instructions"])),
+                            trial_sets=tuple(tuple(str(p) for p in s) for s in answer.get("trial_sets", ())))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         return None, f"in process (server failed: {type(exc).__name__})"
     return decision, how
@@ -289,7 +290,7 @@ def _answer(conn: socket.socket, model) -> str:
                                str(request["model"]))
                 reply = {"pipeline": d.pipeline, "source": d.source,
                          "ranked": list(d.ranked), "scores": d.scores,
-                         "instructions": d.instructions}
+                         "instructions": d.instructions, "trial_sets": [list(s) for s in d.trial_sets]}
             except MlccError as exc:
                 reply = {"error": str(exc)}
         conn.sendall(json.dumps(reply).encode())

@@ -154,11 +154,18 @@ class UnitBuilder:
 
 
 def trial_pipelines(decision, opt_level: str, k: int) -> list[str]:
-    """clang's own pipeline first (it wins ties), then the model's top k."""
+    """clang's own pipeline first (it wins ties), then k candidates: the model's set for k,
+    chosen together on the training projects, when it has one; then (a model without sets,
+    or a set that the bound on slow passes made smaller) its top-ranked."""
+    sets = decision.trial_sets
+    chosen = sets[min(k, len(sets)) - 1] if sets and k > 0 else ()
+    return search_start(decision, opt_level, chosen)[:k + 1]
+
+
+def search_start(decision, opt_level: str, first=()) -> list[str]:
+    """clang's own pipeline, then `first`, then the model's candidates best-ranked first."""
     out = [pipeline.clang_pipeline(opt_level)]
-    for p in decision.ranked or (decision.pipeline,):
-        if len(out) > k:
-            break
+    for p in (*first, *(decision.ranked or (decision.pipeline,))):
         if p not in out:
             out.append(p)
     return out

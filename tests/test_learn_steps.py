@@ -376,8 +376,10 @@ def test_the_best_fixed_set_is_chosen_together_not_one_by_one():
     R = np.array([[1.0, 0.95, 0.92, 1.0], [1.0, 0.95, 1.0, 0.92]])
     data = train.Dataset([{"project": "p", "id": "u"}, {"project": "q", "id": "v"}], np.ones((2, 3)), R,
                          np.array([100.0, 100.0]), [CLANG, "broad", "a", "b"])
-    assert report.best_fixed_set(data, 1) == (1,)
-    assert report.best_fixed_set(data, 2) == (2, 3)
+    assert train.best_fixed_set(data, 1) == (1,)
+    assert train.best_fixed_set(data, 2) == (2, 3)
+    # what the model file carries for -fmlcc-trials=K: the set for each K, not a ranking
+    assert train.trial_sets(data) == [["broad"], ["a", "b"], ["broad", "a", "b"]]
     assert abs(report.set_gain(data, (2, 3)) - 8.0) < 1e-9
 
 

@@ -6,13 +6,14 @@ import json
 import os
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from conftest import mlcc_env
 
-from mlcc import features, knobs, model
+from mlcc import features, knobs, model, pipeline
 from mlcc.errors import ModelError, ModelMismatch
 from mlcc.toolchain import LLVM_MAJOR
 
@@ -52,6 +53,9 @@ def test_bundled_model_carries_its_metadata(level):
     assert training["manifest_sha256"] and training["measurements_sha256"]
     assert set(training["train_projects"]).isdisjoint(training["validation_projects"])
     assert "objective" in meta["mlcc.objective"] or ".text" in meta["mlcc.objective"]
+    # -fmlcc-trials=K builds the set of K chosen together on the training projects
+    assert [len(s) for s in m.trial_sets] == list(range(1, len(m.candidates)))
+    assert all("clang" not in s and set(s) <= set(m.candidates) for s in m.trial_sets)
 
 
 def test_model_decides_for_real_code(work: Path, tmp_path: Path):
@@ -154,6 +158,28 @@ def test_a_slow_candidate_runs_only_on_units_within_the_bound(work: Path, tmp_pa
     over = model.rank(str(bitcode), "z", "m.onnx")
     assert (over.pipeline, over.ranked) == (fast, (fast, "clang"))
     assert set(over.scores) == {"clang", slow, fast}
+
+    # the trial sets too: a set that held both collapses to one pipeline
+    ranker = replace(ranker, trial_sets=((slow,), (slow, fast)))
+    monkeypatch.setattr(model, "load", lambda path: ranker)
+    assert model.rank(str(bitcode), "z", "m.onnx").trial_sets == ((fast,), (fast,))
+
+
+def test_trials_build_the_set_chosen_together_else_the_models_top_k():
+    from mlcc.trials import search_start, trial_pipelines
+
+    ranked = ("d", "a", "b", "c")
+    with_sets = model.Decision("d", "model", ranked=ranked, trial_sets=(("b",), ("a", "c"), ("a", "b", "c")))
+    clang = pipeline.clang_pipeline("z")
+    assert trial_pipelines(with_sets, "z", 1) == [clang, "b"]
+    assert trial_pipelines(with_sets, "z", 2) == [clang, "a", "c"]
+    assert trial_pipelines(with_sets, "z", 9) == [clang, "a", "b", "c", "d"]  # past the sets: the ranking
+    # a set the bound on slow passes shrank is filled up from the ranking
+    shrunk = replace(with_sets, trial_sets=(("b",), ("a",)))
+    assert trial_pipelines(shrunk, "z", 2) == [clang, "a", "d"]
+    without = replace(with_sets, trial_sets=())
+    assert trial_pipelines(without, "z", 2) == [clang, "d", "a"]
+    assert search_start(with_sets, "z") == [clang, *ranked]  # search starts from the ranking
 
 
 def test_a_forced_slow_pipeline_is_bounded_as_the_models_choice_is(work: Path, tmp_path: Path, monkeypatch):

@@ -168,3 +168,17 @@ def test_mlcc_tool_shows_and_stops_the_server(work: Path, runtime: Path):
     after = subprocess.run([tool, "server", "status"], env=env, capture_output=True, text=True,
                            timeout=60)
     assert after.stdout.strip() == "no model server running"
+
+
+def test_the_server_passes_the_trial_sets_on(work: Path, runtime: Path, monkeypatch):
+    from mlcc import model
+
+    bitcode = work / "util.bc"
+    subprocess.run(["clang-19", "-Oz", "-Xclang", "-disable-llvm-passes", "-emit-llvm", "-c",
+                    str(work / "src" / "util.c"), "-o", str(bitcode)], check=True)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    path = str(model.bundled_model_path("z"))
+    served, via = model_server.ask(str(bitcode), "z", path, 60)
+    assert via.startswith("server") and served is not None
+    alone = model.rank(str(bitcode), "z", path)
+    assert served.trial_sets == alone.trial_sets and len(alone.trial_sets) == len(alone.ranked) - 1

@@ -37,7 +37,7 @@ from mlcc.pipeline import CLANG
 from mlcc.plan import UnitPlan
 from mlcc.settings import Settings
 from mlcc.toolchain import Toolchain
-from mlcc.trials import UnitBuilder, trial_pipelines
+from mlcc.trials import UnitBuilder, search_start
 
 RESULTS = search.DATA / f"search-budget-O{search.OPT_LEVEL}.json"
 RESULTS_ALL = search.DATA / f"search-budget-all-O{search.OPT_LEVEL}.json"
@@ -81,7 +81,7 @@ def long_search(unit_dir: str, unit_id: str, budget: int, with_data: bool = Fals
         builder = UnitBuilder(plan, Toolchain(clang=prep.clang), settings, tmp, "unit", prep.bitcode,
                               prep.target_flags, search.OPT_LEVEL, prep.clang_pipeline)
         decision = model.choose(prep.bitcode, search.OPT_LEVEL, settings)
-        start = trial_pipelines(decision, search.OPT_LEVEL, len(decision.ranked))
+        start = search_start(decision, search.OPT_LEVEL)
         _, sizes = builder.search(start, budget)
         # clang's object once more (its opt run is shared) to split its bytes
         data = data_size(builder.build(CLANG).output) if with_data and sizes.get(CLANG) else None

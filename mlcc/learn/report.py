@@ -118,27 +118,9 @@ def trial_gain(data: train.Dataset, pred: np.ndarray, k: int) -> dict:
             "larger": int((sizes > data.clang * (1 + 1e-12)).sum())}
 
 
-def best_fixed_set(data: train.Dataset, k: int) -> tuple[int, ...]:
-    """The `k` candidates besides clang's pipeline whose best, with clang's, has the best
-    mean project gain on `data` (`train.mean_project_gain`): trials without a model."""
-    clang = data.candidates.index(search.CLANG_PIPELINE)
-    others = [i for i in range(len(data.candidates)) if i != clang]
-
-    def gain(cols: tuple[int, ...]) -> float:
-        return float(train.mean_project_gain(set_sizes(data, cols)[:, None], data.clang, data.groups)[0])
-
-    return max(itertools.combinations(others, min(k, len(others))), key=gain)
-
-
-def set_sizes(data: train.Dataset, cols: tuple[int, ...]) -> np.ndarray:
-    """Each unit's bytes when it keeps the smallest of clang's pipeline and `cols`."""
-    clang = data.candidates.index(search.CLANG_PIPELINE)
-    return data.R[:, [clang, *cols]].min(axis=1) * data.clang
-
-
 def set_gain(data: train.Dataset, cols: tuple[int, ...]) -> float:
     """Total reduction when each unit keeps the smallest of clang's pipeline and `cols`."""
-    return 100.0 * (1 - set_sizes(data, cols).sum() / data.clang.sum())
+    return 100.0 * (1 - train.set_sizes(data, cols).sum() / data.clang.sum())
 
 
 def fixed_set_out_of_fold(data: train.Dataset, k: int) -> float:
@@ -146,8 +128,8 @@ def fixed_set_out_of_fold(data: train.Dataset, k: int) -> float:
     the set chosen on the other folds (as the model's out-of-fold trials are)."""
     sizes = np.zeros(len(data.units))
     for fit_rows, held_out in train.fold_splits(data):
-        chosen = best_fixed_set(data.subset(np.isin(np.arange(len(data.units)), fit_rows)), k)
-        sizes[held_out] = set_sizes(data, chosen)[held_out]
+        chosen = train.best_fixed_set(data.subset(np.isin(np.arange(len(data.units)), fit_rows)), k)
+        sizes[held_out] = train.set_sizes(data, chosen)[held_out]
     return 100.0 * (1 - sizes.sum() / data.clang.sum())
 
 
@@ -206,7 +188,7 @@ def every_unit_section(digest: str) -> list[str]:
 
     def what(n: int) -> str:
         if starts and n <= starts:
-            return f"`-fmlcc-trials={n - 1}`" if n > 1 else "clang"
+            return f"clang's and the model's top {n - 1} (trials before the trial sets)" if n > 1 else "clang"
         return f"`-fmlcc-search={n}`"
 
     rows = [r for r in data["rows"] if r["clang"]]
@@ -237,7 +219,8 @@ def every_unit_section(digest: str) -> list[str]:
         "data (`.data`, `.rodata`, code generation's constant pools included); one search of "
         f"{data['long_budget']} evaluations on each, as the driver runs it (`python -m mlcc.learn.budget "
         "--all`). Its first evaluations are clang's pipeline and the model's candidates in rank order, so "
-        "the best of the first K + 1 is what `-fmlcc-trials=K` keeps. " + guided,
+        "the best of the first K + 1 is what `-fmlcc-trials=K` kept before the model carried its trial sets "
+        "(below, *Trials*). " + guided,
         "",
         "| evaluations | what the driver runs | total reduction |",
         "| --- | --- | --- |",
@@ -353,7 +336,7 @@ def main(model_path: Path) -> None:
     # the default K is chosen from).
     oof, _ = train.cross_validate(trainset, meta.get("mlcc.family", "extra-trees"))
     trials = {k: {"valid": trial_gain(valid, pred, k), "train": trial_gain(trainset, oof, k),
-                  "fixed": set_gain(valid, best_fixed_set(trainset, k)),
+                  "fixed": set_gain(valid, train.best_fixed_set(trainset, k)),
                   "fixed_train": fixed_set_out_of_fold(trainset, k)}
               for k in range(1, len(candidates))}
     cand_meta = json.loads(search.CANDIDATES.read_text())
@@ -412,9 +395,12 @@ def main(model_path: Path) -> None:
         "",
         *project_rows(valid, chosen, fixed),
         "",
-        "## Trials (`-fmlcc-trials=K`: clang's pipeline plus the model's top K, smallest kept)",
+        "## Trials (`-fmlcc-trials=K`: clang's pipeline plus K candidates, smallest kept)",
         "",
         "Computed from the same measurements: a trial is the same opt + code generation.",
+        "The driver builds the *best fixed K* set when the model carries one (`mlcc.trial_sets`"
+        + (f", this model does: K = 1 to {len(m.trial_sets)}" if m.trial_sets else ", this model does not")
+        + "), else the model's top K.",
         "*training* uses out-of-fold predictions (5 folds grouped by project; projects sharing a unit are one group), so the",
         f"default K of a bare `-fmlcc-trials` ({DEFAULT_TRIALS}, `mlcc/settings.py`) is chosen",
         "without the validation projects: the last K whose trial still gains 0.1 points or",
@@ -423,8 +409,8 @@ def main(model_path: Path) -> None:
            f" ({DEFAULT_TRIALS} for the first model, with 8 candidates; the default was set "
            "then and not moved: every trial is one more opt and code generation per file)."),
         "",
-        "| K | builds per file | validation: total | geomean | files larger | training: total | gained by this trial "
-        "| best fixed K: validation | training |",
+        "| K | builds per file | model's top K, validation: total | geomean | files larger | training: total "
+        "| gained by this trial | best fixed K: validation | training |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         *[f"| {k} | {k + 1} | {_pct(t['valid']['total'])} | {_pct(t['valid']['geomean'])} | "
           f"{t['valid']['larger']} | {_pct(t['train']['total'])} | "
@@ -433,7 +419,7 @@ def main(model_path: Path) -> None:
           for k, t in trials.items()],
         "",
         "*best fixed K*: no model; every file tries clang's pipeline and the same K candidates, the K whose "
-        "best has the best mean project gain on the training projects (`report.best_fixed_set`); on training, "
+        "best has the best mean project gain on the training projects (`train.best_fixed_set`); on training, "
         "out of fold like the model's column: each fold scored with the set chosen on the other folds.",
         "",
         *budget_section(m.digest),

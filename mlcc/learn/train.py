@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import itertools
 import json
 import math
 import time
@@ -328,6 +329,32 @@ def best_margin(data: Dataset, pred: np.ndarray) -> float:
     return max(bounded, key=lambda m: (scores[m]["total_gain_pct"], -m))
 
 
+def best_fixed_set(data: Dataset, k: int) -> tuple[int, ...]:
+    """The `k` candidates besides clang's pipeline whose best, with clang's, has the best
+    mean project gain on `data` (`mean_project_gain`): trials without a model."""
+    clang = data.candidates.index(search.CLANG_PIPELINE)
+    others = [i for i in range(len(data.candidates)) if i != clang]
+
+    def gain(cols: tuple[int, ...]) -> float:
+        return float(mean_project_gain(set_sizes(data, cols)[:, None], data.clang, data.groups)[0])
+
+    return max(itertools.combinations(others, min(k, len(others))), key=gain)
+
+
+def set_sizes(data: Dataset, cols: tuple[int, ...]) -> np.ndarray:
+    """Each unit's bytes when it keeps the smallest of clang's pipeline and `cols`."""
+    clang = data.candidates.index(search.CLANG_PIPELINE)
+    return data.R[:, [clang, *cols]].min(axis=1) * data.clang
+
+
+def trial_sets(data: Dataset) -> list[list[str]]:
+    """For K = 1, 2, ...: the candidates `-fmlcc-trials=K` builds beside clang's pipeline,
+    chosen together on the training projects (`best_fixed_set`). A set chosen together
+    covers different files; the model's top K are alike, and did worse (docs/MODEL.md)."""
+    return [[data.candidates[i] for i in best_fixed_set(data, k)]
+            for k in range(1, len(data.candidates))]
+
+
 def export_onnx(model, n_features: int, n_outputs: int, metadata: dict) -> bytes:
     import onnx
     from skl2onnx import to_onnx
@@ -400,6 +427,7 @@ def model_metadata(fitted: Fitted, train: Dataset, level: str, training_data: di
         "mlcc.default": train.candidates[0],
         "mlcc.knobs": knobs.definitions(train.candidates),
         "mlcc.margin": str(fitted.margin),
+        "mlcc.trial_sets": trial_sets(train),
         "mlcc.family": fitted.family,
         "mlcc.training_data": training_data,
         "mlcc.cv": fitted.cv,
@@ -426,10 +454,39 @@ def print_validation(console: Console, validation: dict) -> None:
                       f"{fixed['total_gain_pct']:.2f}%, larger {m['larger_units']}")
 
 
+def stamp_trial_sets(path: Path, train: Dataset) -> str:
+    """Write `trial_sets(train)` into the metadata of the model at `path`, its graph and
+    the rest of its metadata untouched, when the tables it was trained from are the ones
+    on disk (then its training would compute the same sets); the file's short sha256."""
+    import onnx
+
+    onx = onnx.load(str(path))
+    meta = {p.key: p.value for p in onx.metadata_props}
+    made_from = json.loads(meta.get("mlcc.training_data", "{}"))
+    if (made_from.get("manifest_sha256") != file_sha256(MANIFEST_FILE)
+            or made_from.get("measurements_sha256") != file_sha256(search.MEASUREMENTS)
+            or json.loads(meta.get("mlcc.candidates", "[]")) != train.candidates):
+        raise click.ClickException(f"{path} was trained from other tables or candidates than "
+                                   "these: retrain it (`make model`)")
+    kept = [p for p in onx.metadata_props if p.key != "mlcc.trial_sets"]
+    del onx.metadata_props[:]
+    onx.metadata_props.extend(kept)
+    entry = onx.metadata_props.add()
+    entry.key, entry.value = "mlcc.trial_sets", json.dumps(trial_sets(train))
+    onnx.checker.check_model(onx)
+    blob = onx.SerializeToString()
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(path)
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
 @click.command()
 @click.option("--family", type=click.Choice(("auto",) + FAMILIES), default="auto", show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=MODEL_FILE, show_default=True)
-def main(family: str, out: Path) -> None:
+@click.option("--stamp-trial-sets", "stamp_only", is_flag=True,
+              help="Only add the trial sets to the model at --out (made before they existed); no training.")
+def main(family: str, out: Path, stamp_only: bool) -> None:
     """Train on the training projects, export the model with its metadata."""
     console = Console(stderr=True)
     manifest = json.loads(MANIFEST_FILE.read_text())
@@ -438,6 +495,10 @@ def main(family: str, out: Path) -> None:
     train, valid = labeled_splits(manifest["units"], candidates, search.Store(),
                                   corpus_bitcode(Layout.from_environment()))
     candidates = train.candidates
+    if stamp_only:
+        digest = stamp_trial_sets(out, train)
+        console.print(f"[green]trial sets written into {out} (sha256 {digest})")
+        return
     console.print(f"default pipeline (the best tuned clang pipeline by mean gain over training projects): {candidates[0]}",
                   markup=False)
     console.print(f"{len(train.units)} training units ({len(set(train.groups))} projects), "
