@@ -34,7 +34,7 @@ class Settings:
     log: str = ""                # append one JSON line per translation unit
     collect: str = ""            # keep pre-optimization bitcode + command here
     verbose: bool = False        # one `mlcc:` line per file on stderr
-    trials: int = 0              # build the top K candidates + clang's, keep the smallest
+    trials: int = 0              # build clang's pipeline + K candidates (trials.trial_pipelines), keep the smallest
     search: int = 0              # evaluations per file for model-guided search
     cache: str = ""              # decision cache directory; "" = XDG default
     no_cache: bool = False

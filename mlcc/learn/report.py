@@ -220,7 +220,7 @@ def every_unit_section(digest: str) -> list[str]:
         f"{data['long_budget']} evaluations on each, as the driver runs it (`python -m mlcc.learn.budget "
         "--all`). Its first evaluations are clang's pipeline and the model's candidates in rank order, so "
         "the best of the first K + 1 is what `-fmlcc-trials=K` kept before the model carried its trial sets "
-        "(below, *Trials*). " + guided,
+        "(above, *Trials*). " + guided,
         "",
         "| evaluations | what the driver runs | total reduction |",
         "| --- | --- | --- |",
