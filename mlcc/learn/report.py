@@ -8,7 +8,6 @@ from the committed data, so `make report` reproduces it.
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections import Counter, defaultdict
 from pathlib import Path

@@ -440,6 +440,11 @@ def write_model(fitted: Fitted, train: Dataset, metadata: dict, out: Path) -> st
     """Export to ONNX and write `out` atomically; return the file's short sha256."""
     blob = export_onnx(fitted.model, train.X.shape[1], len(train.candidates), metadata)
     out.parent.mkdir(parents=True, exist_ok=True)
+    return _write_model_file(out, blob)
+
+
+def _write_model_file(out: Path, blob: bytes) -> str:
+    """Write `blob` to `out` atomically; return its short sha256."""
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_bytes(blob)
     tmp.replace(out)
@@ -474,11 +479,7 @@ def stamp_trial_sets(path: Path, train: Dataset) -> str:
     entry = onx.metadata_props.add()
     entry.key, entry.value = "mlcc.trial_sets", json.dumps(trial_sets(train))
     onnx.checker.check_model(onx)
-    blob = onx.SerializeToString()
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(blob)
-    tmp.replace(path)
-    return hashlib.sha256(blob).hexdigest()[:16]
+    return _write_model_file(path, onx.SerializeToString())
 
 
 @click.command()
