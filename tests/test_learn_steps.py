@@ -55,8 +55,9 @@ def test_every_unit_section_names_trials_within_the_start_list_and_search_after(
                                    **budget.summarize(rows, budgets=(2, 3, 5)), "rows": rows}))
     monkeypatch.setattr(budget, "RESULTS_ALL", results)
     text = "\n".join(report.every_unit_section("m"))
-    assert "| 2 | `-fmlcc-trials=1` | 0.75% |" in text     # 3 of 400 bytes
-    assert "| 3 | `-fmlcc-trials=2` | 2.75% |" in text
+    # the model's top K: what trials built before the trial sets
+    assert "| 2 | clang's and the model's top 1 (trials before the trial sets) | 0.75% |" in text  # 3 of 400 bytes
+    assert "| 3 | clang's and the model's top 2 (trials before the trial sets) | 2.75% |" in text
     assert "| 5 | `-fmlcc-search=5` | 6.50% |" in text
     assert "10% of them initialized data" in text
     assert "| p | 1 | 100 (25%) | 40% |" in text
