@@ -15,7 +15,7 @@ import json
 import click
 
 from mlcc import knobs, passes
-from mlcc.learn import search, train
+from mlcc.learn import search
 from mlcc.learn.corpus import Layout
 from mlcc.learn.tune_default import tuned_default
 
@@ -184,8 +184,8 @@ def main(sample: str, count: int, k_max: int, k_fixed: int, wrapped_only: bool) 
     sampled = search.sample_units(manifest, sample, count)
     explored = [u["id"] for u in sampled]
     store = search.Store()
-    bitcode_of = train.corpus_bitcode(Layout.from_environment())
-    counts = train.instruction_counts([u for u in sampled if bitcode_of(u).exists()], bitcode_of)
+    bitcode_of = search.corpus_bitcode(Layout.from_environment())
+    counts = search.instruction_counts([u for u in sampled if bitcode_of(u).exists()], bitcode_of)
     columns = complete_columns(store, explored, counts)
     project_of = {u["id"]: u["project"] for u in manifest["units"]}
     projects = [project_of[u] for u in measured_units(store, explored)]

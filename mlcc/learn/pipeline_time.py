@@ -11,7 +11,7 @@ import time
 
 import click
 
-from mlcc.learn import search, train
+from mlcc.learn import search
 from mlcc.learn.corpus import Layout
 from mlcc.learn.evaluate import Unit, measure, prepare
 
@@ -23,7 +23,7 @@ from mlcc.learn.evaluate import Unit, measure, prepare
 def main(pipelines: tuple[str, ...], count: int, repeat: int) -> None:
     """Time PIPELINES (opt + code generation) on the largest validation units."""
     layout = Layout.from_environment()
-    bitcode_of = train.corpus_bitcode(layout)
+    bitcode_of = search.corpus_bitcode(layout)
     units = [u for u in search.units_of(search.load_manifest(), "validation") if bitcode_of(u).exists()]
     units = sorted(units, key=lambda u: (-u["bitcode_bytes"], u["id"]))[:count]
     if not units:

@@ -316,7 +316,7 @@ def main(model_path: Path) -> None:
     candidates = list(m.candidates)
     manifest = json.loads(MANIFEST_FILE.read_text())
     data = train.build_dataset(manifest["units"], candidates, search.Store(),
-                               train.corpus_bitcode(Layout.from_environment()))
+                               search.corpus_bitcode(Layout.from_environment()))
     valid = data.subset([u["split"] == "validation" for u in data.units])
     trainset = data.subset([u["split"] == "train" for u in data.units])
     X = train.transform(valid.X)

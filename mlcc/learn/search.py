@@ -13,7 +13,9 @@ Steps, each resumable (measurements already in the table are never redone):
 The table is `models/data/measurements-Oz.jsonl.gz`: one JSON object per
 line (unit, pipeline, size in bytes or null when the pipeline failed),
 appended in gzip members, committed so the model can be retrained without
-measuring again.
+measuring again. Beside it, the features table (`features-v<schema>.jsonl.gz`):
+each unit's IR features, extracted once; `label` reads the instruction counts
+(slow passes run only on units under a bound), training the features.
 """
 
 from __future__ import annotations
@@ -31,10 +33,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, track
 
-from mlcc import knobs
+from mlcc import features, knobs
 from mlcc import passes as pl
 from mlcc.errors import MlccError
 from mlcc.learn.corpus import MANIFEST_FILE, Layout
@@ -122,6 +125,52 @@ def load_manifest(path: Path = MANIFEST_FILE) -> dict:
 
 def units_of(manifest: dict, split: str | None = None) -> list[dict]:
     return [u for u in manifest["units"] if split is None or u["split"] == split]
+
+
+# ----------------------------------------------------------------------------- the features table
+
+# The -Os units' bitcode differs (no `minsize`), so their features have a table of their own.
+FEATURES_TABLE = DATA / (f"features-v{features.SCHEMA_VERSION}"
+                         f"{'' if OPT_LEVEL == 'z' else '-O' + OPT_LEVEL}.jsonl.gz")
+
+
+def corpus_bitcode(layout: Layout):
+    """Where a manifest unit's bitcode lives in the collected corpus."""
+    return lambda u: layout.units(u["project"], OPT_LEVEL) / f"{u['id']}.bc"
+
+
+def instruction_counts(units: list[dict], bitcode_of, table: Path = FEATURES_TABLE) -> dict[str, float]:
+    """Each unit's instruction count (`features.instruction_count`)."""
+    return {unit: features.instruction_count(row) for unit, row in feature_table(units, bitcode_of, table).items()}
+
+
+def feature_table(units: list[dict], bitcode_of, table: Path = FEATURES_TABLE) -> dict[str, np.ndarray]:
+    """Features of every unit, extracted once and cached in `table`."""
+    features_of: dict[str, np.ndarray] = {}
+    schema = features.schema_hash()
+    if table.exists():
+        with gzip.open(table, "rt") as f:
+            for line in f:
+                row = json.loads(line)
+                if row["schema"] == schema:
+                    features_of[row["unit"]] = np.asarray(row["features"], dtype=np.float32)
+    missing = [u for u in units if u["id"] not in features_of]
+    rows = []
+    for u in track(missing, description="features", console=Console(stderr=True),
+                   disable=not missing):
+        try:
+            vec = features.extract_features(bitcode_of(u))
+        except features.FeatureError:
+            continue
+        features_of[u["id"]] = vec
+        rows.append({"unit": u["id"], "schema": schema,
+                     "features": [float(x) for x in vec]})
+    if rows:
+        table.parent.mkdir(parents=True, exist_ok=True)
+        with open(table, "ab") as f:
+            data = "".join(json.dumps(r) + "\n" for r in rows)
+            f.write(gzip.compress(data.encode(), mtime=0))
+    return features_of
 
 
 EXPLORE_UNITS = DATA / f"explore-units-O{OPT_LEVEL}.json"
@@ -488,8 +537,7 @@ def label(split: str, limit: int, measured: bool, jobs: int) -> None:
     pipelines = [CLANG_PIPELINE] + [p for p in candidates if p != CLANG_PIPELINE]
     splits = ("train", "validation") if split == "all" else (split,)
     by_unit = store.by_unit()
-    from mlcc.learn import train  # (train reads this module's table)
-    bitcode_of = train.corpus_bitcode(layout)
+    bitcode_of = corpus_bitcode(layout)
     jobs_list = []
     queued: set[str] = set()
     for s in splits:
@@ -497,7 +545,7 @@ def label(split: str, limit: int, measured: bool, jobs: int) -> None:
         if measured:
             units = [u for u in units if by_unit.get(u["id"], {}).get(CLANG_PIPELINE)]
         units = label_sample(units, limit)
-        counts = train.instruction_counts([u for u in units if bitcode_of(u).exists()], bitcode_of)
+        counts = instruction_counts([u for u in units if bitcode_of(u).exists()], bitcode_of)
         for u in units:
             known = by_unit.get(u["id"], {})
             run = bounded_pipelines(pipelines, counts.get(u["id"]))

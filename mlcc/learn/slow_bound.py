@@ -23,7 +23,7 @@ import time
 import click
 
 from mlcc import passes
-from mlcc.learn import candidates, search, train
+from mlcc.learn import candidates, search
 from mlcc.learn.corpus import Layout
 from mlcc.learn.evaluate import Unit, optimize, prepare
 from mlcc.learn.tune_default import tuned_default
@@ -94,12 +94,12 @@ def main(slow: str | None, timed: int, repeat: int) -> None:
     if fast == slow:
         raise click.ClickException(f"{slow} runs no slow pass ({', '.join(passes.SLOW)})")
     click.echo(f"with: {slow}\nwithout: {fast}\nthe bound in use: {passes.SLOW_BOUND:,} instructions")
-    bitcode_of = train.corpus_bitcode(Layout.from_environment())
+    bitcode_of = search.corpus_bitcode(Layout.from_environment())
     manifest = search.load_manifest()
     by_unit = search.Store().by_unit()  # as measured: the bounds are applied here
     units = [u for u in manifest["units"] if bitcode_of(u).exists()
              and all(p in by_unit.get(u["id"], {}) for p in (search.CLANG_PIPELINE, fast, slow))]
-    counts = train.instruction_counts(units, bitcode_of)
+    counts = search.instruction_counts(units, bitcode_of)
     for split in ("train", "validation"):
         print_sizes(split, size_rows(split, slow, fast, counts, by_unit))
     if timed:

@@ -11,7 +11,6 @@ training projects; validation projects are only used by the report.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import itertools
 import json
@@ -23,16 +22,12 @@ from pathlib import Path
 import click
 import numpy as np
 from rich.console import Console
-from rich.progress import track
 
 from mlcc import features, knobs, passes
 from mlcc.learn import search
 from mlcc.learn.corpus import MANIFEST_FILE, Layout
 from mlcc.toolchain import LLVM_MAJOR
 
-# The -Os units' bitcode differs (no `minsize`), so their features have a table of their own.
-FEATURES_TABLE = search.DATA / (f"features-v{features.SCHEMA_VERSION}"
-                                f"{'' if search.OPT_LEVEL == 'z' else '-O' + search.OPT_LEVEL}.jsonl.gz")
 MODEL_FILE = search.MODELS / f"size-O{search.OPT_LEVEL}.onnx"
 FAILED_RATIO = 1.5   # a pipeline that failed on a unit counts as this much larger
 MODEL_FORMAT = 1
@@ -43,45 +38,6 @@ def file_sha256(path: Path) -> str:
 
 
 # ----------------------------------------------------------------------------- data
-
-
-def corpus_bitcode(layout: Layout):
-    """Where a manifest unit's bitcode lives in the collected corpus."""
-    return lambda u: layout.units(u["project"], search.OPT_LEVEL) / f"{u['id']}.bc"
-
-
-def instruction_counts(units: list[dict], bitcode_of, table: Path = FEATURES_TABLE) -> dict[str, float]:
-    """Each unit's instruction count (`features.instruction_count`)."""
-    return {unit: features.instruction_count(row) for unit, row in feature_table(units, bitcode_of, table).items()}
-
-
-def feature_table(units: list[dict], bitcode_of, table: Path = FEATURES_TABLE) -> dict[str, np.ndarray]:
-    """Features of every unit, extracted once and cached in `table`."""
-    features_of: dict[str, np.ndarray] = {}
-    schema = features.schema_hash()
-    if table.exists():
-        with gzip.open(table, "rt") as f:
-            for line in f:
-                row = json.loads(line)
-                if row["schema"] == schema:
-                    features_of[row["unit"]] = np.asarray(row["features"], dtype=np.float32)
-    missing = [u for u in units if u["id"] not in features_of]
-    rows = []
-    for u in track(missing, description="features", console=Console(stderr=True),
-                   disable=not missing):
-        try:
-            vec = features.extract_features(bitcode_of(u))
-        except features.FeatureError:
-            continue
-        features_of[u["id"]] = vec
-        rows.append({"unit": u["id"], "schema": schema,
-                     "features": [float(x) for x in vec]})
-    if rows:
-        table.parent.mkdir(parents=True, exist_ok=True)
-        with open(table, "ab") as f:
-            data = "".join(json.dumps(r) + "\n" for r in rows)
-            f.write(gzip.compress(data.encode(), mtime=0))
-    return features_of
 
 
 @dataclass
@@ -123,7 +79,7 @@ class Dataset:
 
 
 def build_dataset(units: list[dict], candidates: list[str], store: search.Store,
-                  bitcode_of, table: Path = FEATURES_TABLE) -> Dataset:
+                  bitcode_of, table: Path = search.FEATURES_TABLE) -> Dataset:
     """The units measured with clang's pipeline and every candidate, with their features."""
     by_unit = store.by_unit()
     # features only for units that can be complete: each candidate measured as itself or
@@ -131,7 +87,7 @@ def build_dataset(units: list[dict], candidates: list[str], store: search.Store,
     measured = [u for u in units if by_unit.get(u["id"], {}).get(search.CLANG_PIPELINE)
                 and all(p in by_unit[u["id"]] or passes.bounded(p, math.inf) in by_unit[u["id"]]
                         for p in candidates)]
-    feats = feature_table(measured, bitcode_of, table)
+    feats = search.feature_table(measured, bitcode_of, table)
     # the sizes of what mlcc runs for each candidate on each unit (passes.bounded)
     by_unit = {u["id"]: search.as_run(by_unit[u["id"]], features.instruction_count(feats[u["id"]]))
                for u in measured if u["id"] in feats}
@@ -145,7 +101,7 @@ def build_dataset(units: list[dict], candidates: list[str], store: search.Store,
 
 
 def labeled_splits(units: list[dict], candidates: list[str], store: search.Store, bitcode_of,
-                   table: Path = FEATURES_TABLE) -> tuple[Dataset, Dataset]:
+                   table: Path = search.FEATURES_TABLE) -> tuple[Dataset, Dataset]:
     """The training and validation units measured with every candidate, the default moved
     to the front (`default_first`): candidate 0 is what a unit gets unless another is
     predicted smaller."""
@@ -494,7 +450,7 @@ def main(family: str, out: Path, stamp_only: bool) -> None:
     candidates = json.loads(search.CANDIDATES.read_text())["pipelines"]
     assert candidates[0] == search.CLANG_PIPELINE
     train, valid = labeled_splits(manifest["units"], candidates, search.Store(),
-                                  corpus_bitcode(Layout.from_environment()))
+                                  search.corpus_bitcode(Layout.from_environment()))
     candidates = train.candidates
     if stamp_only:
         digest = stamp_trial_sets(out, train)

@@ -82,7 +82,7 @@ def best_of(scored: dict[str, float]) -> str:
 def main(limit: int, rounds: int, min_gain: float, jobs: int) -> None:
     """Descend from the best tuned clang pipeline one knob at a time on training units."""
     manifest = search.load_manifest()
-    bitcode_of = train.corpus_bitcode(Layout.from_environment())
+    bitcode_of = search.corpus_bitcode(Layout.from_environment())
     # a file its project builds twice is one unit; one this corpus lacks cannot be measured
     units = [u for u in {u["id"]: u for u in search.label_sample(search.units_of(manifest, "train"),
                                                                  limit)}.values()
@@ -90,7 +90,7 @@ def main(limit: int, rounds: int, min_gain: float, jobs: int) -> None:
     if not units:
         raise click.ClickException("none of the sampled training units is in the corpus: run `make corpus`")
     store = search.Store()
-    counts = train.instruction_counts(units, bitcode_of)
+    counts = search.instruction_counts(units, bitcode_of)
     start = [search.CLANG_PIPELINE] + [p for p in candidate_pipelines()
                                        if search.is_tuned_clang(p) and passes.eligible(p)]
     measure(start, units, store, jobs, "default start", counts)

@@ -129,7 +129,7 @@ def main(seeds: int, only: tuple[str, ...]) -> None:
     manifest = json.loads(MANIFEST_FILE.read_text())
     candidates = json.loads(search.CANDIDATES.read_text())["pipelines"]
     tr, va = train.labeled_splits(manifest["units"], candidates, search.Store(),
-                                  train.corpus_bitcode(Layout.from_environment()))
+                                  search.corpus_bitcode(Layout.from_environment()))
     tr.code, unmeasured = code_bytes(tr)
     if tr.code is not None and unmeasured:
         console.print(f"{unmeasured} training units have no data_share measurement: all code for the weights")
