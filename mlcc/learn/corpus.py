@@ -42,9 +42,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from mlcc.errors import MlccError
+from mlcc.learn.paths import LEARN_DATA, MODELS
 
-PROJECTS_FILE = Path(__file__).resolve().parent / "data" / "corpus-projects.toml"
-MANIFEST_FILE = Path(__file__).resolve().parents[2] / "models" / "corpus-manifest.json"
+PROJECTS_FILE = LEARN_DATA / "corpus-projects.toml"
+MANIFEST_FILE = MODELS / "corpus-manifest.json"
 MANIFEST_FORMAT = 1
 
 OPT_LEVEL = "-Oz"

@@ -35,6 +35,7 @@ from pathlib import Path
 import click
 
 from mlcc.errors import MlccError, ToolchainMissing, ToolFailed
+from mlcc.learn.paths import MODELS, REPO
 from mlcc.pipeline import CLANG, clang_pipeline, codegen_args, resolve
 from mlcc.process import run_tool
 
@@ -47,8 +48,7 @@ WALL_FACTOR = 6          # wall-clock limit of a run, as a multiple of its CPU l
 RETRY_FACTOR = 3         # an mlcc build that times out gets one more run this many times longer
 BUILD_TIMEOUT = 600.0    # seconds for one mlcc or clang compile-and-link
 TRIALS = 4
-MODELS = Path(__file__).resolve().parents[2] / "models"
-DEFAULT_OUT = Path(__file__).resolve().parents[2] / "build" / "difftest"
+DEFAULT_OUT = REPO / "build" / "difftest"
 SUMMARY = "summary.json"
 # mlcc settings the campaign keeps from the caller's environment: where LLVM is,
 # and which model is "the model". Every other MLCC_* would change what a

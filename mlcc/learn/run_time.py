@@ -28,10 +28,9 @@ import click
 import numpy as np
 
 from mlcc.learn.bench import git_revision
+from mlcc.learn.paths import DOCS, LEARN_DATA
 
-DATA = Path(__file__).parent / "data"
-WORKLOADS_FILE = DATA / "run-time-workloads.toml"
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+WORKLOADS_FILE = LEARN_DATA / "run-time-workloads.toml"
 # The builds compared: clang's at each level, then mlcc's single-shot and trials builds.
 BUILDS = {"z": ["clang-Oz", "mlcc-Oz-single", "mlcc-Oz-trials"],
           "s": ["clang-Os", "mlcc-Os-single", "mlcc-Os-trials"]}
@@ -110,7 +109,7 @@ def run_workload(workload: dict, bench_dir: Path, builds: list[str], inputs: dic
         root = bench_dir / workload["project"] / build
         if not root.is_dir():
             continue
-        argv = [a.format(data=DATA, **inputs) for a in workload["argv"]]
+        argv = [a.format(data=LEARN_DATA, **inputs) for a in workload["argv"]]
         program, libs = stripped_copy(root / argv[0], [root / lib for lib in workload.get("libs", [])],
                                       Path(tempfile.mkdtemp(dir=scratch)) / "bin")
         count, output = instructions([str(program), *argv[1:]], root / workload.get("cwd", "."), libs)

@@ -42,9 +42,9 @@ from mlcc import passes as pl
 from mlcc.errors import MlccError
 from mlcc.learn.corpus import MANIFEST_FILE, Layout
 from mlcc.learn.evaluate import Measurer, Unit, prepare
+from mlcc.learn.paths import MODELS
 from mlcc.pipeline import CLANG
 
-MODELS = Path(__file__).resolve().parents[2] / "models"
 DATA = MODELS / "data"
 # The level the learning side works on: -Oz, or -Os with MLCC_LEARN_LEVEL=s (`make model-Os`,
 # on the corpus corpus_level.py derives). Every table and file is named by it.
