@@ -286,10 +286,10 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
                         "effect_if_median": float(delta[i])} for i in order]
         measured = {}
         if measure:
-            from mlcc.learn.evaluate import Prepared, measure as measure_one
+            from mlcc.learn.measure import Prepared, measure as measure_one
             from mlcc import codegen
             flags_opt = codegen.optimizer_target_flags(tools.clang, unit.codegen_args, bitcode)
-            from mlcc.learn.evaluate import Unit
+            from mlcc.learn.measure import Unit
             clang_text = codegen.clang_pipeline_text(tools.clang, unit.codegen_args, bitcode)
             prep = Prepared(Unit("explain", "", bitcode, unit.codegen_args, driver_kind),
                             bitcode, flags_opt, tools.clang, tools.opt, clang_text)

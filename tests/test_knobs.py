@@ -12,7 +12,7 @@ import pytest
 from conftest import mlcc_env
 from mlcc import knobs, passes
 from mlcc.errors import MlccError
-from mlcc.learn import evaluate, search
+from mlcc.learn import measure, search
 from mlcc.objective import object_size
 from mlcc.pipeline import CLANG, codegen_args, resolve
 
@@ -204,14 +204,14 @@ def test_the_machine_outliner_knob_reaches_the_driver_and_the_measurement(tmp_pa
     bc = tmp_path / "r.bc"
     subprocess.run([CLANG19, "-Oz", "-Xclang", "-disable-llvm-passes", "-emit-llvm", "-c", str(src),
                     "-o", str(bc)], check=True)
-    prep = evaluate.prepare(evaluate.Unit("r", "p", str(bc), ("-Oz",)), str(tmp_path))
+    prep = measure.prepare(measure.Unit("r", "p", str(bc), ("-Oz",)), str(tmp_path))
     for forced, obj in built.items():
-        assert evaluate.measure(prep, forced) == object_size(str(obj))
+        assert measure.measure(prep, forced) == object_size(str(obj))
     # ... also when the two share one opt run (the same opt text: a codegen knob apart)
     runs = []
-    real_optimize = evaluate.optimize
-    monkeypatch.setattr(evaluate, "optimize", lambda *a, **k: runs.append(a[1]) or real_optimize(*a, **k))
-    measurer = evaluate.Measurer(prep, str(tmp_path))
+    real_optimize = measure.optimize
+    monkeypatch.setattr(measure, "optimize", lambda *a, **k: runs.append(a[1]) or real_optimize(*a, **k))
+    measurer = measure.Measurer(prep, str(tmp_path))
     shared = {forced: measurer.size(forced) for forced in built}
     assert runs == [CLANG]
     assert shared == {forced: object_size(str(obj)) for forced, obj in built.items()}

@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import mlcc_env
 
 from mlcc import passes
-from mlcc.learn import budget, candidates, evaluate, mine, report, retrain, search, triage
+from mlcc.learn import budget, candidates, measure, mine, report, retrain, search, triage
 from mlcc.pipeline import CLANG
 
 
@@ -350,7 +350,7 @@ def test_triage_tells_a_pipeline_that_deletes_volatile_loads_from_one_that_shrin
     subprocess.run(["mlcc", "-Oz", "-c", str(Path(__file__).parent / "data" / "volatile_flush.c"),
                     "-o", str(tmp_path / "flush.o")], env=mlcc_env(MLCC_COLLECT=str(units)), check=True)
     (unit_id,) = [bc.stem for bc in units.glob("*.bc")]
-    prep = evaluate.prepare(evaluate.Unit.load(units, unit_id), str(tmp_path))
+    prep = measure.prepare(measure.Unit.load(units, unit_id), str(tmp_path))
     clang = triage.build(prep, CLANG, str(tmp_path), "clang")
     assert clang["volatile"] >= 1 and clang["data"] >= 1 << 16 and "main" in clang["externals"]
 

@@ -33,7 +33,7 @@ from rich.table import Table
 from mlcc import knobs
 from mlcc.learn import search, train, tune_default
 from mlcc.learn.corpus import Layout
-from mlcc.learn.evaluate import Unit, generate, optimize, prepare
+from mlcc.learn.measure import Unit, generate, optimize, prepare
 
 # name -> `-mllvm` options, each a code generation choice that may trade speed for
 # bytes. Options that change the ABI, the code's meaning or its hardening are not here.

@@ -24,7 +24,7 @@ from rich.console import Console
 
 from mlcc.learn import search
 from mlcc.learn.corpus import Layout
-from mlcc.learn.evaluate import Unit, generate, optimize, prepare
+from mlcc.learn.measure import Unit, generate, optimize, prepare
 from mlcc.objective import data_size
 
 RESULTS = search.DATA / f"clang-data-O{search.OPT_LEVEL}.json"

@@ -32,7 +32,7 @@ import click
 from mlcc import passes
 from mlcc.learn import budget, search
 from mlcc.learn.corpus import Layout
-from mlcc.learn.evaluate import Measurer, Unit, prepare
+from mlcc.learn.measure import Measurer, Unit, prepare
 from mlcc.pipeline import CLANG
 
 MINED = search.DATA / f"mined-O{search.OPT_LEVEL}.json"

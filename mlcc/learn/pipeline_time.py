@@ -13,7 +13,7 @@ import click
 
 from mlcc.learn import search
 from mlcc.learn.corpus import Layout
-from mlcc.learn.evaluate import Unit, measure, prepare
+from mlcc.learn.measure import Unit, measure, prepare
 
 
 @click.command()

@@ -41,7 +41,7 @@ from mlcc import features, knobs
 from mlcc import passes as pl
 from mlcc.errors import MlccError
 from mlcc.learn.corpus import MANIFEST_FILE, Layout
-from mlcc.learn.evaluate import Measurer, Unit, prepare
+from mlcc.learn.measure import Measurer, Unit, prepare
 from mlcc.learn.paths import MODELS
 from mlcc.pipeline import CLANG
 

@@ -25,7 +25,7 @@ import click
 from mlcc import passes
 from mlcc.learn import candidates, search
 from mlcc.learn.corpus import Layout
-from mlcc.learn.evaluate import Unit, optimize, prepare
+from mlcc.learn.measure import Unit, optimize, prepare
 from mlcc.learn.tune_default import tuned_default
 
 BOUNDS = (2_000, 5_000, 10_000, 20_000, 50_000, math.inf)
