@@ -143,7 +143,7 @@ def fetch_source(package: str) -> Path:
             return orig
         if shutil.which("apt-get") is None:
             raise FetchError(f"cannot fetch {package}: apt-get is not available on this machine")
-        from mlcc.learn.corpus import source_versions
+        from mlcc.learn.corpus.sources import source_versions
 
         # The newest revision first; a mirror may list a security update it does not serve,
         # so then each version apt knows of (`make corpus` does the same).

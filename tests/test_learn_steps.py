@@ -187,7 +187,7 @@ def test_relevel_swaps_clangs_pipeline_and_nothing_else():
 
 def test_the_os_front_end_is_the_oz_one_without_minsize(tmp_path):
     """An -Oz unit rerun at -Os: same IR but for `minsize`, and no dependency file written."""
-    from mlcc.learn import corpus_level
+    from mlcc.learn.corpus import level as corpus_level
     from mlcc.process import run_tool
     from mlcc.toolchain import find
 
@@ -334,7 +334,7 @@ def test_the_label_sample_is_seeded_and_smallest_first():
 def test_deriving_the_os_corpus_skips_units_this_machines_corpus_lacks(tmp_path, monkeypatch):
     from click.testing import CliRunner
 
-    from mlcc.learn import corpus_level
+    from mlcc.learn.corpus import level as corpus_level
 
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"units": [{"project": "gone", "id": "u1", "split": "train"}]}))
@@ -385,8 +385,8 @@ def test_the_best_fixed_set_is_chosen_together_not_one_by_one():
 
 
 def test_apt_lists_the_versions_of_a_source_package_for_the_fetch_fallback():
-    from mlcc.learn import corpus
+    from mlcc.learn.corpus import sources
 
-    versions = corpus.source_versions("lua5.4")   # deb-src is on (scripts/setup.sh)
+    versions = sources.source_versions("lua5.4")   # deb-src is on (scripts/setup.sh)
     assert versions and all(v[0].isdigit() for v in versions), versions
-    assert corpus.source_versions("no-such-source-package-mlcc") == []
+    assert sources.source_versions("no-such-source-package-mlcc") == []

@@ -30,7 +30,7 @@ import click
 
 from mlcc import model
 from mlcc.learn import search
-from mlcc.learn.corpus import Layout
+from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.measure import Unit, prepare
 from mlcc.objective import data_size
 from mlcc.pipeline import CLANG

@@ -16,7 +16,7 @@ import click
 
 from mlcc import knobs, passes
 from mlcc.learn import search
-from mlcc.learn.corpus import Layout
+from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.tune_default import tuned_default
 
 

@@ -32,7 +32,7 @@ from rich.table import Table
 
 from mlcc import knobs
 from mlcc.learn import search, train, tune_default
-from mlcc.learn.corpus import Layout
+from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.measure import Unit, generate, optimize, prepare
 
 # name -> `-mllvm` options, each a code generation choice that may trade speed for

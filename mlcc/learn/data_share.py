@@ -23,7 +23,7 @@ import click
 from rich.console import Console
 
 from mlcc.learn import search
-from mlcc.learn.corpus import Layout
+from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.measure import Unit, generate, optimize, prepare
 from mlcc.objective import data_size
 

@@ -31,7 +31,7 @@ import click
 
 from mlcc import passes
 from mlcc.learn import budget, search
-from mlcc.learn.corpus import Layout
+from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.measure import Measurer, Unit, prepare
 from mlcc.pipeline import CLANG
 

@@ -12,7 +12,7 @@ import time
 import click
 
 from mlcc.learn import search
-from mlcc.learn.corpus import Layout
+from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.measure import Unit, measure, prepare
 
 

@@ -16,7 +16,8 @@ import click
 import numpy as np
 
 from mlcc.learn import search, train
-from mlcc.learn.corpus import MANIFEST_FILE, Layout
+from mlcc.learn.corpus.layout import Layout
+from mlcc.learn.corpus.manifest import MANIFEST_FILE
 from mlcc.settings import DEFAULT_TRIALS
 
 DOCS = search.MODELS.parent / "docs"

@@ -35,7 +35,7 @@ from mlcc import model as runtime
 from mlcc.errors import MlccError
 from mlcc.learn import candidates as cands
 from mlcc.learn import search, train
-from mlcc.learn.corpus import distinct_units, read_units
+from mlcc.learn.corpus.manifest import distinct_units, read_units
 
 LEVELS = ("z", "s")
 MIN_TRAIN_UNITS = 8

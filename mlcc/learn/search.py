@@ -40,14 +40,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mlcc import features, knobs
 from mlcc import passes as pl
 from mlcc.errors import MlccError
-from mlcc.learn.corpus import MANIFEST_FILE, Layout
+from mlcc.learn.corpus.layout import Layout
+from mlcc.learn.corpus.manifest import MANIFEST_FILE
 from mlcc.learn.measure import Measurer, Unit, prepare
 from mlcc.learn.paths import MODELS
 from mlcc.pipeline import CLANG
 
 DATA = MODELS / "data"
 # The level the learning side works on: -Oz, or -Os with MLCC_LEARN_LEVEL=s (`make model-Os`,
-# on the corpus corpus_level.py derives). Every table and file is named by it.
+# on the corpus corpus/level.py derives). Every table and file is named by it.
 OPT_LEVEL = os.environ.get("MLCC_LEARN_LEVEL", "z")
 if OPT_LEVEL not in ("z", "s"):
     raise MlccError(f"MLCC_LEARN_LEVEL={OPT_LEVEL!r}: the size models are for -Oz (z) and -Os (s)")

@@ -24,7 +24,7 @@ import click
 
 from mlcc import passes
 from mlcc.learn import candidates, search
-from mlcc.learn.corpus import Layout
+from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.measure import Unit, optimize, prepare
 from mlcc.learn.tune_default import tuned_default
 

@@ -38,7 +38,7 @@ from rich.table import Table
 
 from mlcc import model
 from mlcc.learn import search
-from mlcc.learn.corpus import Layout
+from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.measure import Unit, generate, optimize, prepare
 from mlcc.objective import data_size
 from mlcc.pipeline import codegen_args

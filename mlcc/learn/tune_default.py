@@ -26,7 +26,7 @@ import numpy as np
 
 from mlcc import knobs, passes
 from mlcc.learn import search, train
-from mlcc.learn.corpus import Layout
+from mlcc.learn.corpus.layout import Layout
 
 DEFAULT_FILE = search.DATA / f"default-O{search.OPT_LEVEL}.json"
 

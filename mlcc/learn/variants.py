@@ -20,7 +20,8 @@ import numpy as np
 from rich.console import Console
 
 from mlcc.learn import data_share, search, train
-from mlcc.learn.corpus import MANIFEST_FILE, Layout
+from mlcc.learn.corpus.layout import Layout
+from mlcc.learn.corpus.manifest import MANIFEST_FILE
 
 RESULTS = search.DATA / f"variants-O{search.OPT_LEVEL}.json"
 WEIGHTINGS = ("",) + train.WEIGHTINGS

@@ -23,7 +23,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mlcc import args, plan
 from mlcc.errors import MlccError
-from mlcc.learn.corpus import MANIFEST_FILE, Layout
+from mlcc.learn.corpus.layout import Layout
+from mlcc.learn.corpus.manifest import MANIFEST_FILE
 from mlcc.process import run_tool
 from mlcc.toolchain import find
 
@@ -115,7 +116,3 @@ def main(level: str, jobs: int) -> None:
     console.print(f"{len(todo) - len(failed)} units derived at -O{level}, {len(failed)} failed, "
                   f"{len(manifest['units']) - len(todo) - missing} already there, "
                   f"{missing} not in the -Oz corpus")
-
-
-if __name__ == "__main__":
-    main()
