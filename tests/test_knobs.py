@@ -12,7 +12,8 @@ import pytest
 from conftest import mlcc_env
 from mlcc import knobs, passes
 from mlcc.errors import MlccError
-from mlcc.learn import measure, search
+from mlcc.learn import measure
+from mlcc.learn.search import search
 from mlcc.objective import object_size
 from mlcc.pipeline import CLANG, codegen_args, resolve
 

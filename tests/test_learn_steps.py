@@ -10,7 +10,8 @@ from pathlib import Path
 from conftest import mlcc_env
 
 from mlcc import passes
-from mlcc.learn import budget, candidates, measure, mine, report, retrain, search, triage
+from mlcc.learn import candidates, measure, report, retrain, triage
+from mlcc.learn.search import budget, mine, search
 from mlcc.pipeline import CLANG
 
 

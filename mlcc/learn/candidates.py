@@ -15,8 +15,8 @@ import json
 import click
 
 from mlcc import knobs, passes
-from mlcc.learn import search
 from mlcc.learn.corpus.layout import Layout
+from mlcc.learn.search import search
 from mlcc.learn.tune_default import tuned_default
 
 

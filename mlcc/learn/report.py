@@ -15,9 +15,10 @@ from pathlib import Path
 import click
 import numpy as np
 
-from mlcc.learn import search, train
+from mlcc.learn import train
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.corpus.manifest import MANIFEST_FILE
+from mlcc.learn.search import search
 from mlcc.settings import DEFAULT_TRIALS
 
 DOCS = search.MODELS.parent / "docs"
@@ -146,7 +147,7 @@ def search_results(path: Path, digest: str, command: str) -> tuple[dict | None, 
 
 def budget_section(digest: str) -> list[str]:
     """`-fmlcc-search=N` against a long search, from `python -m mlcc.learn.budget`."""
-    from mlcc.learn import budget
+    from mlcc.learn.search import budget
 
     data, guided = search_results(budget.RESULTS, digest, "make budget")
     if data is None:
@@ -175,7 +176,7 @@ def budget_section(digest: str) -> list[str]:
 
 def every_unit_section(digest: str) -> list[str]:
     """Trials and a short search built on every validation unit (`budget --all`)."""
-    from mlcc.learn import budget
+    from mlcc.learn.search import budget
 
     data, guided = search_results(budget.RESULTS_ALL, digest, "python -m mlcc.learn.budget --all")
     if data is None:

@@ -23,9 +23,10 @@ import time
 import click
 
 from mlcc import passes
-from mlcc.learn import candidates, search
+from mlcc.learn import candidates
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.measure import Unit, optimize, prepare
+from mlcc.learn.search import search
 from mlcc.learn.tune_default import tuned_default
 
 BOUNDS = (2_000, 5_000, 10_000, 20_000, 50_000, math.inf)

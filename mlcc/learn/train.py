@@ -24,9 +24,9 @@ import numpy as np
 from rich.console import Console
 
 from mlcc import features, knobs, passes
-from mlcc.learn import search
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.corpus.manifest import MANIFEST_FILE
+from mlcc.learn.search import search
 from mlcc.toolchain import LLVM_MAJOR
 
 MODEL_FILE = search.MODELS / f"size-O{search.OPT_LEVEL}.onnx"

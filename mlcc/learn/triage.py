@@ -37,9 +37,9 @@ from rich.console import Console
 from rich.table import Table
 
 from mlcc import model
-from mlcc.learn import search
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.measure import Unit, generate, optimize, prepare
+from mlcc.learn.search import search
 from mlcc.objective import data_size
 from mlcc.pipeline import codegen_args
 

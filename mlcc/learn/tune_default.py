@@ -25,8 +25,9 @@ import click
 import numpy as np
 
 from mlcc import knobs, passes
-from mlcc.learn import search, train
+from mlcc.learn import train
 from mlcc.learn.corpus.layout import Layout
+from mlcc.learn.search import search
 
 DEFAULT_FILE = search.DATA / f"default-O{search.OPT_LEVEL}.json"
 

@@ -19,9 +19,10 @@ import click
 import numpy as np
 from rich.console import Console
 
-from mlcc.learn import data_share, search, train
+from mlcc.learn import train
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.corpus.manifest import MANIFEST_FILE
+from mlcc.learn.search import data_share, search
 
 RESULTS = search.DATA / f"variants-O{search.OPT_LEVEL}.json"
 WEIGHTINGS = ("",) + train.WEIGHTINGS

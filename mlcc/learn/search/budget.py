@@ -13,8 +13,8 @@ best of the first K+1 evaluations is then `-fmlcc-trials=K` as the driver runs i
 measured by building, not read from the table. Results go to
 `models/data/search-budget-all-Oz.json`.
 
-    python -m mlcc.learn.budget [--units 12] [--long 1000] [--jobs 1]
-    python -m mlcc.learn.budget --all --long 20 --jobs 2
+    python -m mlcc.learn.search budget [--units 12] [--long 1000] [--jobs 1]
+    python -m mlcc.learn.search budget --all --long 20 --jobs 2
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 import click
 
 from mlcc import model
-from mlcc.learn import search
+from mlcc.learn.search import search
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.measure import Unit, prepare
 from mlcc.objective import data_size
@@ -122,7 +122,7 @@ def summarize(rows: list[dict], budgets=BUDGETS) -> dict:
 @click.option("--all", "every_unit", is_flag=True,
               help="Search every validation unit (largest first), into search-budget-all-O?.json.")
 def main(count: int, long_budget: int, jobs: int, every_unit: bool) -> None:
-    """Run the long searches (resumable per unit) and write the results file."""
+    """How close -fmlcc-search=N gets to a long search (resumable per unit)."""
     results = RESULTS_ALL if every_unit else RESULTS
     previous = json.loads(results.read_text()) if results.exists() else {}
     guide = model_digest()
@@ -156,7 +156,3 @@ def main(count: int, long_budget: int, jobs: int, every_unit: bool) -> None:
             click.echo(f"{row['unit']} ({row['project']}): {len(row['sizes'])} evaluations")
     save()
     click.echo(json.dumps(summarize(rows, budgets)["total_gain_pct"]))
-
-
-if __name__ == "__main__":
-    main()

@@ -7,7 +7,7 @@ This measures it for every unit of the manifest that has bitcode on this
 machine, so training can weigh a unit by the bytes a pipeline can change
 (`train.BY_CODE_BYTES`). Resumable; results in `models/data/clang-data-O?.json`.
 
-    python -m mlcc.learn.data_share [--jobs 2]
+    python -m mlcc.learn.search data-share [--jobs 2]
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from mlcc.learn import search
+from mlcc.learn.search import search
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.measure import Unit, generate, optimize, prepare
 from mlcc.objective import data_size
@@ -49,7 +49,7 @@ def measure_unit(job: tuple[str, str]) -> tuple[str, list[int] | None]:
 @click.command()
 @click.option("--jobs", default=1, show_default=True)
 def main(jobs: int) -> None:
-    """Measure the units not in the results file yet."""
+    """The share of initialized data in clang's objects (resumable)."""
     console = Console(stderr=True)
     done = load()
     layout = Layout.from_environment()
@@ -75,7 +75,3 @@ def main(jobs: int) -> None:
     data = sum(s[1] for s in done.values())
     console.print(f"{len(done)} units, {total:,} bytes with clang's pipeline, "
                   f"{100.0 * data / max(total, 1):.1f}% initialized data; written to {RESULTS}")
-
-
-if __name__ == "__main__":
-    main()

@@ -8,8 +8,8 @@ finds, then measures the finds that saved the most on the walked units, where
 `candidates` compares every pipeline. Whether a find made for one file helps
 others is what that comparison shows.
 
-    python -m mlcc.learn.mine search [--units 120] [--budget 200] [--jobs 2]
-    python -m mlcc.learn.mine crosscheck [--limit 60]
+    python -m mlcc.learn.search mine [--units 120] [--budget 200] [--jobs 2]
+    python -m mlcc.learn.search mine-crosscheck [--limit 60]
 
 Results: `models/data/mined-Oz.json` (per unit: clang's size, the best of the
 model's candidates, the best finds, and the model that guided the search) and
@@ -30,7 +30,7 @@ from pathlib import Path
 import click
 
 from mlcc import passes
-from mlcc.learn import budget, search
+from mlcc.learn.search import budget, search
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.measure import Measurer, Unit, prepare
 from mlcc.pipeline import CLANG
@@ -66,7 +66,7 @@ def best_finds(sizes: dict[str, int | None], start: set[str], count: int = FINDS
 
 
 def mine_unit(job: tuple[str, str, int]) -> dict:
-    """Worker: one long search on one unit, reduced to what `crosscheck` needs."""
+    """Worker: one long search on one unit, reduced to what `mine-crosscheck` needs."""
     unit_dir, unit_id, evaluations = job
     unit = Unit.load(Path(unit_dir), unit_id)
     with tempfile.TemporaryDirectory(prefix="mlcc-mine-") as tmp:
@@ -81,12 +81,7 @@ def mine_unit(job: tuple[str, str, int]) -> dict:
             "finds": best_finds(sizes, set(start))}
 
 
-@click.group()
-def main() -> None:
-    """Mine long searches for candidate pipelines."""
-
-
-@main.command("search")
+@click.command("mine")
 @click.option("--units", "count", default=120, show_default=True, help="Training units to search.")
 @click.option("--budget", "evaluations", default=200, show_default=True, help="Evaluations per unit.")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
@@ -144,7 +139,7 @@ def winners(rows: list[dict], limit: int) -> list[str]:
     return [p for p, _ in sorted(saved.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
 
 
-@main.command()
+@click.command("mine-crosscheck")
 @click.option("--limit", default=60, show_default=True, help="Finds to measure on the walked units.")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
 def crosscheck(limit: int, jobs: int) -> None:
@@ -158,7 +153,3 @@ def crosscheck(limit: int, jobs: int) -> None:
     jobs_list = [search.corpus_job(u, layout, chosen, by_unit.get(u["id"], {})) for u in units
                  if any(p not in by_unit.get(u["id"], {}) for p in chosen)]
     search.run_jobs(jobs_list, store, jobs, "crosscheck mined")
-
-
-if __name__ == "__main__":
-    main()

@@ -11,7 +11,7 @@ import time
 
 import click
 
-from mlcc.learn import search
+from mlcc.learn.search import search
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.measure import Unit, measure, prepare
 
@@ -45,7 +45,3 @@ def main(pipelines: tuple[str, ...], count: int, repeat: int) -> None:
         click.echo(f"{u['project']}/{u['source']} ({u['bitcode_bytes']:,} B of bitcode): " + " | ".join(cells))
     for p, seconds in totals.items():
         click.echo(f"{seconds:7.2f} s  {p}")
-
-
-if __name__ == "__main__":
-    main()

@@ -346,12 +346,7 @@ def run_jobs(jobs: list[Job], store: Store, workers: int, title: str) -> None:
 # ----------------------------------------------------------------------------- commands
 
 
-@click.group()
-def main() -> None:
-    """Measure pass pipelines on the corpus (resumable)."""
-
-
-@main.command()
+@click.command()
 @click.option("--units", "count", default=120, show_default=True, help="Training units to explore.")
 @click.option("--random", "n_random", default=40, show_default=True, help="Shared random pipelines.")
 @click.option("--greedy", default=6, show_default=True, help="Local edits per unit from its best.")
@@ -372,7 +367,7 @@ def explore(count: int, n_random: int, greedy: int, jobs: int) -> None:
     run_jobs(jobs_list, store, jobs, "explore")
 
 
-@main.command()
+@click.command()
 @click.option("--units", "count", default=120, show_default=True, help="Small training units to walk.")
 @click.option("--steps", default=40, show_default=True, help="Local edits per unit from its best.")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
@@ -394,7 +389,7 @@ def walk(count: int, steps: int, jobs: int) -> None:
     run_jobs(jobs_list, store, jobs, "walk")
 
 
-@main.command("knobs")
+@click.command("knobs")
 @click.option("--units", "count", default=120, show_default=True, help="Walked units to use.")
 @click.option("--steps", default=12, show_default=True, help="Knob toggles per unit from its best.")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
@@ -475,7 +470,7 @@ def greedy_winners(store: Store, explored: list[dict], shared: set[str], limit: 
     return [p for p, _ in sorted(gains.items(), key=lambda kv: (-kv[1], kv[0]))[:limit]]
 
 
-@main.command()
+@click.command()
 @click.option("--sample", type=click.Choice(["explore", "walk"]), default="explore", show_default=True)
 @click.option("--units", "count", default=0, help="Units of the sample (default: 120 either way).")
 @click.option("--random", "n_random", default=40, show_default=True)
@@ -522,7 +517,7 @@ def label_sample(units: list[dict], limit: int) -> list[dict]:
     return units
 
 
-@main.command()
+@click.command()
 @click.option("--split", type=click.Choice(["train", "validation", "all"]), default="all")
 @click.option("--limit", default=0, help="At most this many units per split (0: all).")
 @click.option("--measured", is_flag=True,
@@ -554,7 +549,3 @@ def label(split: str, limit: int, measured: bool, jobs: int) -> None:
                 queued.add(u["id"])  # a file built twice by its project is one unit
                 jobs_list.append(corpus_job(u, layout, run, known))
     run_jobs(jobs_list, store, jobs, f"label {split}")
-
-
-if __name__ == "__main__":
-    main()
