@@ -226,7 +226,7 @@ def test_the_os_front_end_is_the_oz_one_without_minsize(tmp_path):
 def test_project_rows_weigh_each_project_by_its_bytes():
     import numpy as np
 
-    from mlcc.learn import train
+    from mlcc.learn.train import train
     data = train.Dataset(units=[{"project": "big"}, {"project": "big"}, {"project": "small"}],
                          X=np.zeros((3, 1)), R=np.array([[1.0, 0.9], [1.0, 1.0], [1.0, 0.5]]),
                          clang=np.array([500, 500, 100]), candidates=[CLANG, "a"])
@@ -238,7 +238,7 @@ def test_project_rows_weigh_each_project_by_its_bytes():
 def test_the_default_is_best_on_average_over_projects_not_on_one_huge_unit():
     import numpy as np
 
-    from mlcc.learn import train
+    from mlcc.learn.train import train
 
     # project a: one huge unit that only "big-win" shrinks; projects b and c: "steady"
     # saves 2 % everywhere, "big-win" nothing; a free pipeline (passes around clang's)
@@ -261,7 +261,7 @@ def test_the_default_is_best_on_average_over_projects_not_on_one_huge_unit():
 def test_a_by_bytes_family_weighs_each_unit_by_its_bytes():
     import numpy as np
 
-    from mlcc.learn import train
+    from mlcc.learn.train import train
 
     # units the features cannot tell apart: one of 1,000 bytes that "a" shrinks by 10 %
     # and ten of 10 bytes that it leaves alone. The prediction is each fit's mean.
@@ -291,7 +291,7 @@ def test_a_by_bytes_family_weighs_each_unit_by_its_bytes():
 def test_the_other_formulations_score_candidates_like_the_size_regressors():
     import numpy as np
 
-    from mlcc.learn import train, variants
+    from mlcc.learn.train import train, variants
 
     # feature 0 tells the units apart: on the first kind candidate "a" saves 20 %, on the
     # second it costs 20 % and candidate "b" saves 0.05 % (a tie with the default)
@@ -371,7 +371,7 @@ def test_triage_tells_a_pipeline_that_deletes_volatile_loads_from_one_that_shrin
 def test_the_best_fixed_set_is_chosen_together_not_one_by_one():
     import numpy as np
 
-    from mlcc.learn import train
+    from mlcc.learn.train import train
 
     # "broad" saves 5 % on both units; "a" saves 8 % on the first only, "b" on the second only:
     # alone "broad" is best, but two trials are best spent on "a" and "b".

@@ -31,10 +31,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlcc import knobs
-from mlcc.learn import train, tune_default
+from mlcc.learn import tune_default
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.measure import Unit, generate, optimize, prepare
 from mlcc.learn.search import search
+from mlcc.learn.train import train
 
 # name -> `-mllvm` options, each a code generation choice that may trade speed for
 # bytes. Options that change the ABI, the code's meaning or its hardening are not here.

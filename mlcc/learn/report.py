@@ -15,10 +15,10 @@ from pathlib import Path
 import click
 import numpy as np
 
-from mlcc.learn import train
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.corpus.manifest import MANIFEST_FILE
 from mlcc.learn.search import search
+from mlcc.learn.train import train
 from mlcc.settings import DEFAULT_TRIALS
 
 DOCS = search.MODELS.parent / "docs"

@@ -25,9 +25,9 @@ import click
 import numpy as np
 
 from mlcc import knobs, passes
-from mlcc.learn import train
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.search import search
+from mlcc.learn.train import train
 
 DEFAULT_FILE = search.DATA / f"default-O{search.OPT_LEVEL}.json"
 

@@ -8,7 +8,7 @@ to the model must clear (docs/MODEL.md). Beside the families that predict each
 candidate's size, two other formulations of the same choice are scored
 (`FORMULATIONS`). Results go to `models/data/variants-O?.json`.
 
-    python -m mlcc.learn.variants [--seeds 3]
+    python -m mlcc.learn.train variants [--seeds 3]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import click
 import numpy as np
 from rich.console import Console
 
-from mlcc.learn import train
+from mlcc.learn.train import train
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.corpus.manifest import MANIFEST_FILE
 from mlcc.learn.search import data_share, search
@@ -157,7 +157,3 @@ def main(seeds: int, only: tuple[str, ...]) -> None:
         "validation_range_pct": [min(gains), max(gains)], "rows": rows}, indent=1) + "\n")
     console.print(f"validation: {min(gains):.2f} to {max(gains):.2f}% over {len(rows)} variants; "
                   f"the default alone {default:.2f}%; written to {RESULTS}")
-
-
-if __name__ == "__main__":
-    main()

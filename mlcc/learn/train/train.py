@@ -152,11 +152,11 @@ def make_model(family: str, seed: int = 0):
 BY_BYTES = "-by-bytes"
 # The same with each weight capped at the 99th percentile of the fitted units' bytes, so no
 # one unit (pixman's 8 MiB affine-bench held half the -Oz weight) decides the fit. Measured
-# (`python -m mlcc.learn.variants`), not among the FAMILIES that `train` compares.
+# (`python -m mlcc.learn.train variants`), not among the FAMILIES that `train` compares.
 BY_CAPPED_BYTES = "-by-capped-bytes"
 CAP_QUANTILE = 0.99
 # Weighted by the bytes that are not initialized data in clang's object, the bytes a pipeline
-# can change (`Dataset.code`, from `python -m mlcc.learn.data_share`). Measured, not compared by `train`.
+# can change (`Dataset.code`, from `python -m mlcc.learn.search data-share`). Measured, not compared by `train`.
 BY_CODE_BYTES = "-by-code-bytes"
 WEIGHTINGS = (BY_BYTES, BY_CAPPED_BYTES, BY_CODE_BYTES)
 TREE_FAMILIES = ("extra-trees", "random-forest")
@@ -169,7 +169,7 @@ def unit_weights(family: str, clang: np.ndarray, code: np.ndarray | None = None)
         clang = np.minimum(clang, np.quantile(clang, CAP_QUANTILE))
     elif family.endswith(BY_CODE_BYTES):
         if code is None:
-            raise ValueError(f"{family} needs each unit's code bytes (python -m mlcc.learn.data_share)")
+            raise ValueError(f"{family} needs each unit's code bytes (python -m mlcc.learn.search data-share)")
         clang = np.maximum(code, 1.0)
     elif not family.endswith(BY_BYTES):
         return None
@@ -477,7 +477,3 @@ def main(family: str, out: Path, stamp_only: bool) -> None:
     console.print(f"[green]wrote {out} ({out.stat().st_size // 1024} KiB, {fitted.family}, "
                   f"sha256 {digest})")
     print_validation(console, validation)
-
-
-if __name__ == "__main__":
-    main()
