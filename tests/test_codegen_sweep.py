@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from mlcc.learn import codegen_sweep
+from mlcc.learn.candidates import codegen_sweep
 
 CLANG19 = shutil.which("clang-19")
 BASE = ("-mllvm", "-enable-machine-outliner=always", "-mllvm", "-min-jump-table-entries=16")

@@ -33,7 +33,7 @@ from rich.console import Console
 
 from mlcc import model as runtime
 from mlcc.errors import MlccError
-from mlcc.learn import candidates as cands
+from mlcc.learn.candidates import candidates as cands
 from mlcc.learn.corpus.manifest import distinct_units, read_units
 from mlcc.learn.search import search
 from mlcc.learn.train import train

@@ -15,9 +15,9 @@ import json
 import click
 
 from mlcc import knobs, passes
+from mlcc.learn.candidates.tune_default import tuned_default
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.search import search
-from mlcc.learn.tune_default import tuned_default
 
 
 def slow_forms(default: str) -> list[str]:
@@ -205,7 +205,7 @@ def main(sample: str, count: int, k_max: int, k_fixed: int, wrapped_only: bool) 
     default = tuned_default()
     if default and not passes.eligible(default):
         click.echo(f"the tuned default {default} may not be a candidate (passes.eligible): left out "
-                   "until `python -m mlcc.learn.tune_default` runs again", err=True)
+                   "until `python -m mlcc.learn.candidates tune-default` runs again", err=True)
         default = None
     if default and default not in result["pipelines"]:
         result["pipelines"].append(default)
@@ -219,7 +219,3 @@ def main(sample: str, count: int, k_max: int, k_fixed: int, wrapped_only: bool) 
     print_selection(result)
     tuned = f" and the tuned default {result['tuned_default']}" if result.get("tuned_default") else ""
     click.echo(f"chose K={result['k']}{tuned} -> {search.CANDIDATES}")
-
-
-if __name__ == "__main__":
-    main()

@@ -31,7 +31,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlcc import knobs
-from mlcc.learn import tune_default
+from mlcc.learn.candidates import tune_default
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.measure import Unit, generate, optimize, prepare
 from mlcc.learn.search import search
@@ -149,7 +149,7 @@ def main(sample: str, count: int, jobs: int) -> None:
     """Measure every option set of OPTION_SETS on top of the tuned default."""
     default = tune_default.tuned_default()
     if not default:
-        raise click.ClickException("no tuned default yet: run `python -m mlcc.learn.tune_default`")
+        raise click.ClickException("no tuned default yet: run `python -m mlcc.learn.candidates tune-default`")
     manifest = search.load_manifest()
     units = (search.walk_sample(manifest, count) if sample == "walk" else
              search.label_sample(search.units_of(manifest, "train"), count))
@@ -191,7 +191,3 @@ def main(sample: str, count: int, jobs: int) -> None:
                       str(row["smaller"]), str(row["larger"]))
     Console().print(table)
     click.echo(f"-> {out}")
-
-
-if __name__ == "__main__":
-    main()

@@ -116,7 +116,3 @@ def main(limit: int, rounds: int, min_gain: float, jobs: int) -> None:
               "default": best, "gain_pct": history[-1]["pipelines"][best], "rounds": history}
     DEFAULT_FILE.write_text(json.dumps(result, indent=1) + "\n")
     click.echo(f"default: {best} -> {DEFAULT_FILE}")
-
-
-if __name__ == "__main__":
-    main()

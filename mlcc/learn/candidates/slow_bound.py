@@ -23,11 +23,11 @@ import time
 import click
 
 from mlcc import passes
-from mlcc.learn import candidates
+from mlcc.learn.candidates import candidates
+from mlcc.learn.candidates.tune_default import tuned_default
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.measure import Unit, optimize, prepare
 from mlcc.learn.search import search
-from mlcc.learn.tune_default import tuned_default
 
 BOUNDS = (2_000, 5_000, 10_000, 20_000, 50_000, math.inf)
 
@@ -35,7 +35,7 @@ BOUNDS = (2_000, 5_000, 10_000, 20_000, 50_000, math.inf)
 def default_with_outliner() -> str:
     default = tuned_default()
     if not default:
-        raise click.ClickException("no tuned default yet: run `python -m mlcc.learn.tune_default`")
+        raise click.ClickException("no tuned default yet: run `python -m mlcc.learn.candidates tune-default`")
     forms = candidates.slow_forms(default)
     return forms[0] if forms else default
 
@@ -109,7 +109,3 @@ def main(slow: str | None, timed: int, repeat: int) -> None:
         step = max(1, len(train_units) // timed)
         picked = list({u["id"]: u for u in train_units[::step][:timed] + train_units[-6:]}.values())
         time_units(picked, slow, fast, repeat, counts)
-
-
-if __name__ == "__main__":
-    main()
