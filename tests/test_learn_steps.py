@@ -10,8 +10,9 @@ from pathlib import Path
 from conftest import mlcc_env
 
 from mlcc import passes
-from mlcc.learn import measure, retrain, triage
+from mlcc.learn import measure, retrain
 from mlcc.learn.candidates import candidates
+from mlcc.learn.check import triage
 from mlcc.learn.report import report
 from mlcc.learn.search import budget, mine, search
 from mlcc.pipeline import CLANG

@@ -10,7 +10,7 @@ compile; each one is kept as a reproducer directory whose `repro.sh` also
 rebuilds the program with plain `opt-19 -passes=...` and `clang-19`, without
 mlcc, to tell the two apart (`info.json` says what the campaign found).
 
-    python -m mlcc.learn.difftest run -n 1000 --jobs 2 --out build/difftest
+    python -m mlcc.learn.check difftest -n 1000 --jobs 2 --out build/difftest
 
 The summary (`DIR/summary.json`) is rewritten after every program, so an
 interrupted campaign resumes where it stopped.
@@ -509,12 +509,7 @@ def campaign(seeds, configs: list[Config], out: Path, *, jobs: int = 2, timeout:
 # ----------------------------------------------------------------------------- command line
 
 
-@click.group()
-def main() -> None:
-    """Differential testing of mlcc against clang -O0 with Csmith programs."""
-
-
-@main.command()
+@click.command("difftest")
 @click.option("-n", "count", default=100, show_default=True, help="Programs (consecutive seeds).")
 @click.option("--seed-start", default=1, show_default=True)
 @click.option("--jobs", default=2, show_default=True, help="Programs checked in parallel.")
@@ -531,7 +526,7 @@ def run(count, seed_start, jobs, out, levels, trials, forced_levels, forced_per_
     try:
         configs = configurations(levels, trials_levels=levels, forced_levels=forced_levels,
                                  trials=trials)
-        command = shlex.join(["python", "-m", "mlcc.learn.difftest", *sys.argv[1:]])
+        command = shlex.join(["python", "-m", "mlcc.learn.check", *sys.argv[1:]])
         summary = campaign(range(seed_start, seed_start + count), configs, Path(out), jobs=jobs,
                            timeout=timeout, forced_per_program=forced_per_program, command=command)
     except MlccError as exc:
@@ -546,7 +541,3 @@ def run(count, seed_start, jobs, out, levels, trials, forced_levels, forced_per_
         click.echo(f"  MISMATCH seed {m['seed']} {m['config']} ({m['kind']}): {m['dir']}")
     if summary["mismatches"]:
         click.get_current_context().exit(1)
-
-
-if __name__ == "__main__":
-    main()

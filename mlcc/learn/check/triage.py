@@ -19,7 +19,7 @@ the unit with clang's pipeline and with the candidate, and compares:
 A pair that trips none of them is marked `code`: it only shrank code. Results go
 to `models/data/triage-O?.json`; docs/RELIABILITY.md says what was found.
 
-    python -m mlcc.learn.triage [--below 0.6] [--jobs 2]
+    python -m mlcc.learn.check triage [--below 0.6] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -172,7 +172,3 @@ def main(below: float, jobs: int) -> None:
     suspects = sum(r["verdict"] != "code" for r in rows)
     console.print(f"{len(rows)} pairs on {len(todo)} units, {suspects} to read by hand; "
                   f"written to {RESULTS}")
-
-
-if __name__ == "__main__":
-    main()
