@@ -410,7 +410,7 @@ def bench(profile, only, json_path, fresh, redo, driver_speed, report_only, mark
     import shlex
 
     from mlcc.errors import MlccError
-    from mlcc.learn import bench as bench_lib
+    from mlcc.learn.evaluate import bench as bench_lib
 
     command = shlex.join(["mlcc-tool", *sys.argv[1:]])
     try:

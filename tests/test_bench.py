@@ -1,4 +1,4 @@
-"""The pure parts of `mlcc-tool bench` (mlcc/learn/bench.py): no project is built here."""
+"""The pure parts of `mlcc-tool bench` (mlcc/learn/evaluate/bench.py): no project is built here."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mlcc.learn import bench
+from mlcc.learn.evaluate import bench
 
 
 def _log_line(**entry) -> str:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-import projects
 from conftest import mlcc_env
+
+from mlcc.learn.evaluate import projects
 
 # Fourteen of Lua's files: enough for 11 training units and 3 held out.
 LUA_FILES = ("lapi.c", "lcode.c", "ldebug.c", "ldo.c", "lfunc.c", "lgc.c", "llex.c", "lobject.c",

@@ -1,4 +1,4 @@
-"""The run-time benchmark (`mlcc.learn.run_time`): its workloads name benchmark
+"""The run-time benchmark (`python -m mlcc.learn.evaluate run-time`): its workloads name benchmark
 projects, its input is the same every time, and outputs are compared as declared."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import bz2
 import gzip
 
-from mlcc.learn import bench, run_time
+from mlcc.learn.evaluate import bench, run_time
 
 
 def test_every_workload_runs_a_program_of_a_benchmark_project():

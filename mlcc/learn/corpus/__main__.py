@@ -4,7 +4,7 @@
     python -m mlcc.learn.corpus index
     python -m mlcc.learn.corpus level          # the -Os corpus, from the -Oz one
 
-`collect` builds the projects of `data/corpus-projects.toml` with mlcc in
+`collect` builds the projects of `mlcc/learn/data/corpus-projects.toml` with mlcc in
 collect mode (resumable), `index` writes `models/corpus-manifest.json`.
 Data goes under `$MLCC_DATA`, else `~/.cache/mlcc`.
 """

@@ -1,6 +1,6 @@
 """Build the corpus's projects with mlcc in collect mode.
 
-`collect` takes each project of `data/corpus-projects.toml` through
+`collect` takes each project of `mlcc/learn/data/corpus-projects.toml` through
 download (`apt-get source --download-only`) → extraction of the upstream
 tarball → configure → `make -k` with mlcc at -Oz and `MLCC_COLLECT` set, so
 that every translation unit leaves its pre-optimization bitcode and compile

@@ -1,4 +1,4 @@
-"""The corpus's projects: the list in `data/corpus-projects.toml`, checked.
+"""The corpus's projects: the list in `mlcc/learn/data/corpus-projects.toml`, checked.
 
 Each entry is a Debian source package, its build system and its split
 (training or validation); every project is built at one level, -Oz.

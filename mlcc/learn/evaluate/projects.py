@@ -10,8 +10,9 @@ optimization flag (``-Os`` or ``-Oz``), builds the project in a work directory
 and runs the project's own tests. :func:`build_project` returns a
 :class:`BuildResult` that can be stored as JSON.
 
-Used by ``tests/test_projects.py`` (with ``mlcc``/``mlcc++``) and by
-``scripts/project_build.py`` (any compiler, e.g. ``clang-19`` for comparison).
+Used by ``mlcc-tool bench`` (the builds only), by ``tests/test_projects.py``
+(with ``mlcc``/``mlcc++``) and by ``scripts/project_build.py`` (any compiler,
+e.g. ``clang-19`` for comparison).
 """
 
 from __future__ import annotations
@@ -34,8 +35,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
-LUA_CHECK_SCRIPT = DATA_DIR / "lua_check.lua"
+from mlcc.learn.corpus.sources import source_versions
+from mlcc.learn.paths import LEARN_DATA
+
+LUA_CHECK_SCRIPT = LEARN_DATA / "lua_check.lua"
 
 LOG_TAIL_LINES = 80
 COMMAND_TIMEOUT_SECONDS = 1800
@@ -143,8 +146,6 @@ def fetch_source(package: str) -> Path:
             return orig
         if shutil.which("apt-get") is None:
             raise FetchError(f"cannot fetch {package}: apt-get is not available on this machine")
-        from mlcc.learn.corpus.sources import source_versions
-
         # The newest revision first; a mirror may list a security update it does not serve,
         # so then each version apt knows of (`make corpus` does the same).
         for target in [package, *(f"{package}={v}" for v in source_versions(package))]:
@@ -336,7 +337,7 @@ def _lua_build(b: Build) -> None:
 
 
 def _lua_test(b: Build) -> None:
-    """Lua: ``lua -v`` (its ``make test``), then ``tests/data/lua_check.lua``."""
+    """Lua: ``lua -v`` (its ``make test``), then ``mlcc/learn/data/lua_check.lua``."""
     lua = str(b.src / "src" / "lua")
     b.run(lua, "-v")
     b.run(lua, str(LUA_CHECK_SCRIPT), cwd=b.workdir)

@@ -1,8 +1,8 @@
 """Code size and build time of real projects: mlcc against clang-19 (`mlcc-tool bench`).
 
-Each project of `data/bench-projects.toml` (none of them in the model's
+Each project of `mlcc/learn/data/bench-projects.toml` (none of them in the model's
 corpus) is downloaded, extracted and built with its own build system by the
-helpers and recipes of `tests/projects.py`: once with clang-19 and once with
+helpers and recipes of `projects.py`: once with clang-19 and once with
 mlcc per configuration (level `-Oz`/`-Os`, mode single-shot, trials, warm
 rebuild, or the model's default pipeline forced on every unit). A build
 records
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import importlib
 import importlib.util
 import json
 import os
@@ -50,6 +49,7 @@ from pathlib import Path
 import mlcc
 from mlcc import __version__
 from mlcc.errors import MlccError
+from mlcc.learn.evaluate import projects as pj
 from mlcc.learn.paths import LEARN_DATA, REPO
 from mlcc.objective import counts, object_size, section_sizes
 from mlcc.settings import DEFAULT_TRIALS
@@ -232,23 +232,6 @@ def select_projects(projects: Sequence[Project], profile: Profile, only: Sequenc
     return [p for p in projects if p.quick or not profile.quick_projects_only]
 
 
-def _projects_module():
-    """tests/projects.py of the source checkout: recipes, download and build helpers."""
-    try:
-        return importlib.import_module("tests.projects")
-    except ImportError:
-        pass
-    if (REPO / "tests" / "projects.py").is_file():
-        sys.path.insert(0, str(REPO))
-        importlib.invalidate_caches()
-        try:
-            return importlib.import_module("tests.projects")
-        except ImportError:
-            pass
-    raise MlccError("mlcc-tool bench builds projects with the recipes of tests/projects.py: "
-                    "run it from a source checkout installed with `pip install -e .`")
-
-
 # --------------------------------------------------------------------------- measuring one build
 
 
@@ -377,7 +360,6 @@ def compilers(config: Config) -> tuple[str, str]:
     if config.compiler == "clang":
         from mlcc.toolchain import find
         return find("clang"), find("clang++")
-    pj = _projects_module()
     cc, cxx = pj.find_compiler("mlcc"), pj.find_compiler("mlcc++")
     if cc is None or cxx is None:
         raise MlccError("mlcc/mlcc++ are not on PATH: install mlcc (pip install -e .)")
@@ -403,7 +385,6 @@ def build(project: Project, config: Config, workdir: Path, jobs: int) -> dict:
     Never raises for a failed download or build: the record says `ok: false`
     and why.
     """
-    pj = _projects_module()
     run: dict = {"project": project.name, "compiler": config.compiler, "level": config.level,
                  "mode": config.mode, "ok": False, "error": None,
                  "date": _now(), "loadavg_before": _loadavg(), "workdir": str(workdir)}
@@ -822,7 +803,6 @@ def driver_speed(runs_tiny: int, runs_large: int, workdir: Path,
     """Median wall/CPU seconds of compiling a tiny file and sqlite3.c at -Oz -c with clang and mlcc."""
     from mlcc.toolchain import find
 
-    pj = _projects_module()
     clang, mlcc = find("clang"), pj.find_compiler("mlcc")
     if mlcc is None:
         raise MlccError("mlcc is not on PATH: install mlcc (pip install -e .)")
