@@ -1,6 +1,6 @@
-"""The code generation sweep (`mlcc.learn.codegen_sweep`): how option sets combine
-with the default's own arguments, what its summary counts, and that clang-19 takes
-every option set it would measure."""
+"""The code generation sweep (`python -m mlcc.learn.candidates codegen-sweep`): how option
+sets combine with the default's own arguments, what its summary counts, and that clang-19
+takes every option set it would measure."""
 
 from __future__ import annotations
 
