@@ -61,7 +61,7 @@ endif
 # candidate curves (so after `make model`); candidates only among pipelines that
 # wrap default<Os>, so that -Os keeps -Os's inlining (docs/MODEL.md).
 # Bundled since 2026-11-29 (docs/MODEL.md, docs/RELIABILITY.md campaign 11).
-OS_MODEL ?= models/size-Os.onnx
+OS_MODEL ?= mlcc/models/size-Os.onnx
 .PHONY: model-Os
 model-Os: corpus
 	$(PYTHON) -m mlcc.learn.corpus_level
