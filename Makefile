@@ -17,11 +17,12 @@ test: setup
 test-fast:
 	$(PYTHON) -m pytest -q -n 2 -m "not projects" tests
 
-# Compile an example with mlcc and clang at -Oz and print both sizes.
+# Compile the demo sources (scripts/demo/*.c) with clang-19 and mlcc at -Oz and -Os:
+# sizes, wall times and the pipeline the model chose for each file.
 demo:
 	$(PYTHON) scripts/demo.py
 
-# One command on a fresh Debian/Ubuntu machine: install everything, compile an example.
+# One command on a fresh Debian/Ubuntu machine: install everything, run the demo.
 quickstart:
 	bash scripts/setup.sh --demo
 
@@ -61,7 +62,7 @@ endif
 # candidate curves (so after `make model`); candidates only among pipelines that
 # wrap default<Os>, so that -Os keeps -Os's inlining (docs/MODEL.md).
 # Bundled since 2026-11-29 (docs/MODEL.md, docs/RELIABILITY.md campaign 11).
-OS_MODEL ?= models/size-Os.onnx
+OS_MODEL ?= mlcc/models/size-Os.onnx
 .PHONY: model-Os
 model-Os: corpus
 	$(PYTHON) -m mlcc.learn.corpus level

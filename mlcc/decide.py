@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 
-from mlcc import codegen, model
+from mlcc import codegen, model, model_server
 from mlcc.args import Command
 from mlcc.plan import UnitPlan
 from mlcc.settings import Settings
@@ -60,7 +60,7 @@ def decide(builder: UnitBuilder, cmd: Command, settings: Settings, times: dict, 
         if entry is not None and isinstance(entry.get("pipeline"), str):
             return model.Decision(entry["pipeline"], "cache", scores=entry.get("scores", {})), None, "hit"
     start = time.perf_counter()
-    decision = model.choose(builder.bitcode, cmd.opt_level, settings)
+    decision = model_server.choose(builder.bitcode, cmd.opt_level, settings)
     times["model"] = time.perf_counter() - start
     built = None
     sizes = {}

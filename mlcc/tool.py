@@ -237,7 +237,7 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
 
     import numpy as np
 
-    from mlcc import features, model
+    from mlcc import features, model, model_file
     from mlcc.args import parse
     from mlcc.errors import MlccError
     from mlcc.plan import OptimizePlan, make_plan
@@ -272,14 +272,13 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
         decision = model.choose(bitcode, cmd.opt_level, Settings(server=False))
         scores = [decision.scores[c] for c in m.candidates]
         chosen = m.candidates.index(decision.pipeline)
-        meta = m.session.get_modelmeta().custom_metadata_map
-        medians = json.loads(meta.get("mlcc.feature_medians", "[]"))
+        medians = model_file.get(m.metadata(), "feature_medians", [])
         weights = []
-        if medians:
-            x = np.log1p(np.maximum(raw.astype(np.float32), 0))
+        if medians:  # each feature in turn set to its training median (transformed)
+            x = model_file.transform(raw)
             batch = np.repeat(x[None, :], len(x), axis=0)
             batch[np.arange(len(x)), np.arange(len(x))] = np.asarray(medians, dtype=np.float32)
-            out = np.asarray(m.session.run(None, {m.session.get_inputs()[0].name: batch})[0])
+            out = model_file.predict(m.session, batch)
             delta = out[:, chosen] - scores[chosen]
             order = np.argsort(-np.abs(delta))[:top]
             weights = [{"feature": features.FEATURE_NAMES[i], "value": float(raw[i]),

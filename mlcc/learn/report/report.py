@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from mlcc import model_file
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.corpus.manifest import MANIFEST_FILE
 from mlcc.learn.search import search
@@ -247,8 +248,7 @@ def os_section(runtime) -> list[str]:
         return ["No -Os model: at -Os mlcc runs clang's own `default<Os>` pipeline, so its -Os "
                 "output equals clang -Os (0.00%)."]
     m = runtime.load(str(path))
-    meta = m.session.get_modelmeta().custom_metadata_map
-    valid = json.loads(meta.get("mlcc.validation", "{}"))
+    valid = model_file.get(m.metadata(), "validation", {})
     model, fixed = valid.get("model", {}), valid.get("best_single_fixed", {})
     where = (f"`{path.name}`" if shipped else
              f"Not shipped: at -Os mlcc runs clang's own `default<Os>` pipeline (equal to clang -Os) "
@@ -314,15 +314,14 @@ def main(model_path: Path) -> None:
     from mlcc import model as runtime
 
     m = runtime.load(str(model_path))
-    meta = m.session.get_modelmeta().custom_metadata_map
+    meta = m.metadata()
     candidates = list(m.candidates)
     manifest = json.loads(MANIFEST_FILE.read_text())
     data = train.build_dataset(manifest["units"], candidates, search.Store(),
                                search.corpus_bitcode(Layout.from_environment()))
     valid = data.subset([u["split"] == "validation" for u in data.units])
     trainset = data.subset([u["split"] == "train" for u in data.units])
-    X = train.transform(valid.X)
-    pred = np.asarray(m.session.run(None, {m.session.get_inputs()[0].name: X})[0])
+    pred = m.predict_many(valid.X)
     chosen = train.choose(pred, m.margin)
     fixed = train.default_candidate(trainset)  # train.py's rule, free pipelines included
     model_score = train.score(valid, chosen)
@@ -335,7 +334,7 @@ def main(model_path: Path) -> None:
     # Trials as the driver does them: clang's pipeline, then the top K other candidates;
     # on validation with the model, and on training with out-of-fold predictions (what
     # the default K is chosen from).
-    oof, _ = train.cross_validate(trainset, meta.get("mlcc.family", "extra-trees"))
+    oof, _ = train.cross_validate(trainset, model_file.text(meta, "family", "extra-trees"))
     trials = {k: {"valid": trial_gain(valid, pred, k), "train": trial_gain(trainset, oof, k),
                   "fixed": set_gain(valid, train.best_fixed_set(trainset, k)),
                   "fixed_train": fixed_set_out_of_fold(trainset, k)}
@@ -345,7 +344,7 @@ def main(model_path: Path) -> None:
     store = search.Store()
     usage = np.bincount(chosen, minlength=len(candidates))
 
-    trained_on = json.loads(meta.get("mlcc.training_data", "{}")).get("train_units")
+    trained_on = model_file.get(meta, "training_data", {}).get("train_units")
     lines = [
         f"# Code-size model report (-O{LEVEL})",
         "",
@@ -358,9 +357,9 @@ def main(model_path: Path) -> None:
         "",
         "## Data",
         "",
-        f"- model: `{model_path.name}` sha256:{m.digest}, family `{meta.get('mlcc.family')}`,",
-        f"  LLVM {meta.get('mlcc.llvm_major')}, feature schema v{meta.get('mlcc.feature_schema_version')}"
-        f" ({meta.get('mlcc.feature_schema_hash')}), margin {m.margin}",
+        f"- model: `{model_path.name}` sha256:{m.digest}, family `{model_file.text(meta, 'family')}`,",
+        f"  LLVM {model_file.text(meta, 'llvm_major')}, feature schema v{model_file.text(meta, 'feature_schema_version')}"
+        f" ({model_file.text(meta, 'feature_schema_hash')}), margin {m.margin}",
         f"- training: {len(trainset.units)} labeled units from {len(set(trainset.groups))} projects"
         + (f" in the table now (the model was trained on {trained_on}; the trials' training "
            "columns below use the table's)" if trained_on not in (None, len(trainset.units)) else "")

@@ -23,15 +23,13 @@ import click
 import numpy as np
 from rich.console import Console
 
-from mlcc import features, knobs, passes
+from mlcc import features, knobs, model_file, passes
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.corpus.manifest import MANIFEST_FILE
 from mlcc.learn.search import search
-from mlcc.toolchain import LLVM_MAJOR
 
-MODEL_FILE = search.MODELS / f"size-O{search.OPT_LEVEL}.onnx"
+MODEL_FILE = Path(str(model_file.bundled_path(search.OPT_LEVEL)))
 FAILED_RATIO = 1.5   # a pipeline that failed on a unit counts as this much larger
-MODEL_FORMAT = 1
 
 
 def file_sha256(path: Path) -> str:
@@ -117,8 +115,8 @@ def labeled_splits(units: list[dict], candidates: list[str], store: search.Store
 
 
 def transform(X: np.ndarray) -> np.ndarray:
-    """The feature transform the model expects (recorded in its metadata): log1p."""
-    return np.log1p(np.maximum(X, 0)).astype(np.float32)
+    """The feature transform the model expects (recorded in its metadata)."""
+    return model_file.transform(X)
 
 
 def make_model(family: str, seed: int = 0):
@@ -372,25 +370,13 @@ def validate(fitted: Fitted, train: Dataset, valid: Dataset) -> dict:
 def model_metadata(fitted: Fitted, train: Dataset, level: str, training_data: dict,
                    validation: dict) -> dict:
     """Everything the driver checks when it loads the model, and what made it."""
-    return {
-        "mlcc.format": str(MODEL_FORMAT),
-        "mlcc.llvm_major": str(LLVM_MAJOR),
-        "mlcc.opt_level": level,
-        "mlcc.feature_schema_version": str(features.SCHEMA_VERSION),
-        "mlcc.feature_schema_hash": features.schema_hash(),
-        "mlcc.feature_transform": "log1p",
-        "mlcc.objective": "bytes of .text/.data/.rodata with subsections (mlcc.objective.object_size)",
-        "mlcc.candidates": train.candidates,
-        "mlcc.default": train.candidates[0],
-        "mlcc.knobs": knobs.definitions(train.candidates),
-        "mlcc.margin": str(fitted.margin),
-        "mlcc.trial_sets": trial_sets(train),
-        "mlcc.family": fitted.family,
-        "mlcc.training_data": training_data,
-        "mlcc.cv": fitted.cv,
-        "mlcc.feature_medians": [float(v) for v in np.median(transform(train.X), axis=0)],
-        "mlcc.validation": validation,
-    }
+    return model_file.metadata(
+        opt_level=level, candidates=train.candidates, margin=fitted.margin,
+        trial_sets=trial_sets(train),
+        objective="bytes of .text/.data/.rodata with subsections (mlcc.objective.object_size)",
+        family=fitted.family, training_data=training_data, cv=fitted.cv,
+        feature_medians=[float(v) for v in np.median(transform(train.X), axis=0)],
+        validation=validation)
 
 
 def write_model(fitted: Fitted, train: Dataset, metadata: dict, out: Path) -> str:
@@ -424,17 +410,18 @@ def stamp_trial_sets(path: Path, train: Dataset) -> str:
 
     onx = onnx.load(str(path))
     meta = {p.key: p.value for p in onx.metadata_props}
-    made_from = json.loads(meta.get("mlcc.training_data", "{}"))
+    made_from = model_file.get(meta, "training_data", {})
     if (made_from.get("manifest_sha256") != file_sha256(MANIFEST_FILE)
             or made_from.get("measurements_sha256") != file_sha256(search.MEASUREMENTS)
-            or json.loads(meta.get("mlcc.candidates", "[]")) != train.candidates):
+            or model_file.get(meta, "candidates", []) != train.candidates):
         raise click.ClickException(f"{path} was trained from other tables or candidates than "
                                    "these: retrain it (`make model`)")
-    kept = [p for p in onx.metadata_props if p.key != "mlcc.trial_sets"]
+    key = model_file.PREFIX + "trial_sets"
+    kept = [p for p in onx.metadata_props if p.key != key]
     del onx.metadata_props[:]
     onx.metadata_props.extend(kept)
     entry = onx.metadata_props.add()
-    entry.key, entry.value = "mlcc.trial_sets", json.dumps(trial_sets(train))
+    entry.key, entry.value = key, json.dumps(trial_sets(train))
     onnx.checker.check_model(onx)
     return _write_model_file(path, onx.SerializeToString())
 
