@@ -50,6 +50,9 @@ def test_a_wheel_installed_in_a_clean_venv_uses_its_bundled_models(tmp_path: Pat
     names = zipfile.ZipFile(wheel).namelist()
     assert {"mlcc/models/size-Oz.onnx", "mlcc/models/size-Os.onnx",
             "mlcc/data/feature-schema.json"} <= set(names)
+    # the learning side's subpackages and the lists they read (`mlcc-tool bench`, `retrain`)
+    assert {"mlcc/learn/evaluate/bench.py", "mlcc/learn/search/search.py",
+            "mlcc/learn/data/bench-projects.toml", "mlcc/learn/data/corpus-projects.toml"} <= set(names)
 
     # A venv of its own holding mlcc from the wheel alone. Its dependencies are those of
     # this test's Python, as plain path entries (no download; the editable install of
