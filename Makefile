@@ -108,7 +108,8 @@ difftest:
 
 # Code size and build time against clang-19 on real projects that are not in the
 # model's corpus (mlcc/learn/data/bench-projects.toml), then the driver alone:
-# writes bench-results.json (resumable), docs/BENCHMARKS.md and docs/img/bench-*.png.
+# writes docs/bench-results.json (resumable), docs/BENCHMARKS.md, docs/img/bench-*.png and
+# the README's headline figures.
 # `make bench PROFILE=quick` builds three small projects at -Oz, single-shot and
 # rebuilt with a warm decision cache (minutes); the full profile, every project at
 # -Oz and -Os, single-shot, with trials and rebuilt warm, takes hours on two cores.

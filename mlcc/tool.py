@@ -382,8 +382,8 @@ def retrain(directories, out, work, level, explore_units, n_random, greedy, k_ma
                    "results file was last built with.")
 @click.option("--only", multiple=True, metavar="PROJECT", help="Build only these projects (repeatable).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              default="bench-results.json", show_default=True,
-              help="Results file; builds already in it are not redone.")
+              help="Results file; builds already in it are not redone (default: "
+                   "docs/bench-results.json, committed with the docs made from it).")
 @click.option("--fresh", is_flag=True, help="Ignore the results file's builds and start over.")
 @click.option("--redo", multiple=True, metavar="CONFIG",
               help="Build this configuration again even if the results file has it, e.g. "
@@ -404,7 +404,8 @@ def bench(profile, only, json_path, fresh, redo, driver_speed, report_only, mark
           workdir, jobs) -> None:
     """Code size and build time of real projects built with mlcc against clang-19.
 
-    Writes a table, the results file, docs/BENCHMARKS.md and plots in docs/img/.
+    Writes a table, the results file, docs/BENCHMARKS.md, plots in docs/img/ and the
+    README's headline figures.
     """
     import shlex
 
@@ -413,7 +414,8 @@ def bench(profile, only, json_path, fresh, redo, driver_speed, report_only, mark
 
     command = shlex.join(["mlcc-tool", *sys.argv[1:]])
     try:
-        status = bench_lib.run(profile_name=profile, only=only, json_path=json_path,
+        status = bench_lib.run(profile_name=profile, only=only,
+                               json_path=json_path or bench_lib.DEFAULT_RESULTS,
                                markdown=markdown, plots_dir=plots_dir, workdir=workdir, jobs=jobs,
                                fresh=fresh, redo=redo, speed=driver_speed, report_only=report_only,
                                write_docs=not no_docs, command=command)

@@ -275,3 +275,34 @@ def test_a_report_covers_the_profile_the_results_were_last_built_with() -> None:
                                {"kind": "report", "profile": "quick"}]}
     assert bench.report_profile(results) == "full"
     assert bench.report_profile({"invocations": []}) == "quick"
+
+
+def test_readme_headline_comes_from_the_sections_and_replaces_only_its_block(tmp_path: Path) -> None:
+    from mlcc.learn.evaluate import readme_headline
+
+    results = _results()
+    # a second project that builds, so that the geometric mean differs from the total
+    results["runs"]["beta|mlcc|-Oz|single"] = _run("mlcc", "single", {"c.o": 200}, {"libbeta.so": 200},
+                                                   wall=6.0, cpu=5.0)
+    sections = bench_report.summarize(results["runs"], PROJECTS, ["-Oz"], ["single", "warm"])
+    rows = [r for r in sections[0]["rows"].values() if r["ok"]]
+    # alpha 2000 -> 1900 (5 %), beta 400 -> 200 (50 %): total 13.64 %, geomean 1 - sqrt(0.95 * 0.5)
+    assert sections[0]["total"]["artifact_gain"] == pytest.approx(100 * 300 / 2400)
+    assert readme_headline.geomean_gain(rows) == pytest.approx(100 * (1 - (0.95 * 0.5) ** 0.5))
+    lines = readme_headline.render(sections, bench_builds.MODE_TITLES, results["invocations"][0],
+                                   "docs/img/bench-gain.png")
+    text = "\n".join(lines)
+    assert "| `-Oz`, single-shot | +12.50 % | +31.08 % | 1 of 3 | 1.44× |" in text
+    assert "warm" not in text  # the headline shows single-shot and trials only
+    assert "`mlcc-tool bench --profile quick`" in text and "git abc1234" in text
+    assert "![Linked size gain per project](docs/img/bench-gain.png)" in text
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# mlcc\n\nintro\n\n{readme_headline.BEGIN}\nold figures\n{readme_headline.END}\n\nrest\n")
+    assert readme_headline.update(readme, lines)
+    written = readme.read_text()
+    assert "old figures" not in written and "+31.08 %" in written
+    assert written.startswith("# mlcc\n\nintro\n\n") and written.endswith(f"{readme_headline.END}\n\nrest\n")
+    plain = tmp_path / "OTHER.md"
+    plain.write_text("no markers\n")
+    assert not readme_headline.update(plain, lines) and plain.read_text() == "no markers\n"

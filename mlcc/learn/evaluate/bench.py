@@ -43,12 +43,14 @@ from pathlib import Path
 import mlcc
 from mlcc import __version__
 from mlcc.errors import MlccError
-from mlcc.learn.evaluate.bench_builds import (BUILD_TREE, LEVELS, PROFILES, build, check_not_in_corpus,
+from mlcc.learn.evaluate import readme_headline
+from mlcc.learn.evaluate.bench_builds import (BUILD_TREE, LEVELS, MODE_TITLES, PROFILES, build,
+                                              check_not_in_corpus,
                                               configs_for, corpus_packages, load_projects,
                                               select_projects)
 from mlcc.learn.evaluate.bench_measure import driver_speed, loadavg, now_utc
-from mlcc.learn.evaluate.bench_report import (fmt_seconds, print_tables, render_markdown, summarize,
-                                              write_plots)
+from mlcc.learn.evaluate.bench_report import (PLOT_FILES, fmt_seconds, print_tables, render_markdown,
+                                              summarize, write_plots)
 from mlcc.learn.paths import REPO
 
 RESULTS_FORMAT = 1
@@ -200,6 +202,21 @@ def default_markdown() -> Path:
     return REPO / "docs" / "BENCHMARKS.md" if (REPO / "docs").is_dir() else Path("BENCHMARKS.md")
 
 
+# The results of the last full run live beside the report made from them, so that
+# `mlcc-tool bench --report` rewrites the docs and the README from any checkout.
+DEFAULT_RESULTS = REPO / "docs" / "bench-results.json"
+
+
+def write_readme_headline(results: dict, sections: list[dict], written: dict[str, Path]) -> bool:
+    """The README's headline table and gain plot from these results (README.md in the
+    repository, between its markers); False when there is no such README."""
+    builds = [i for i in results.get("invocations", []) if i.get("kind") == "build"]
+    gain_plot = next((p for p in written.values() if p.name == PLOT_FILES["gain"]), None)
+    plot = os.path.relpath(gain_plot, REPO) if gain_plot else None
+    lines = readme_headline.render(sections, MODE_TITLES, builds[-1] if builds else {}, plot)
+    return readme_headline.update(REPO / "README.md", lines)
+
+
 def report_profile(results: dict) -> str:
     """The profile of the results file's last build (quick when it has none): what a
     report or a driver-speed run covers unless told otherwise."""
@@ -207,7 +224,7 @@ def report_profile(results: dict) -> str:
     return builds[-1].get("profile", "quick") if builds else "quick"
 
 
-def run(*, profile_name: str | None = None, only: Sequence[str] = (), json_path: Path = Path("bench-results.json"),
+def run(*, profile_name: str | None = None, only: Sequence[str] = (), json_path: Path = DEFAULT_RESULTS,
         markdown: Path | None = None, plots_dir: Path | None = None, workdir: Path | None = None,
         jobs: int = 2, fresh: bool = False, redo: Sequence[str] = (), speed: bool = False,
         report_only: bool = False, write_docs: bool = True, command: str = "") -> int:
@@ -296,7 +313,7 @@ def run(*, profile_name: str | None = None, only: Sequence[str] = (), json_path:
     print_tables(console, sections, results.get("driver_speed"))
     console.print(f"results: {json_path}")
     if write_docs:
-        plots = {}
+        plots, written = {}, {}
         try:
             written = write_plots(sections, results.get("driver_speed"), plots_dir)
             plots = {t: os.path.relpath(p, markdown.parent) for t, p in written.items()}
@@ -305,4 +322,6 @@ def run(*, profile_name: str | None = None, only: Sequence[str] = (), json_path:
         markdown.parent.mkdir(parents=True, exist_ok=True)
         markdown.write_text(render_markdown(results, sections, plots))
         console.print(f"wrote {markdown}" + (f" and {len(plots)} plots in {plots_dir}" if plots else ""))
+        if markdown == default_markdown() and write_readme_headline(results, sections, written):
+            console.print(f"wrote the headline of {REPO / 'README.md'}")
     return 1 if failed else 0

@@ -433,7 +433,8 @@ def render_markdown(results: dict, sections: list[dict], plots: dict[str, str]) 
             "mlcc-tool bench --profile quick   # three small projects, -Oz single-shot and warm rebuild",
             "mlcc-tool bench --driver-speed    # the driver alone, tiny file and sqlite3.c",
             "```", "",
-            "Results accumulate in `bench-results.json` (`--json PATH`); an interrupted run "
+            "Results accumulate in `docs/bench-results.json` (`--json PATH`), committed with "
+            "this page: `mlcc-tool bench --report` writes it and the README's headline again; an interrupted run "
             "resumes there (`--fresh` starts over). Sources are Debian source packages cached in "
             "`$MLCC_TEST_CACHE` (default `~/.cache/mlcc/test-sources`).", ""]
     return "\n".join(out)
