@@ -31,6 +31,10 @@ RETRY_AFTER = 300.0   # seconds compiles do without a server that failed to star
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
 _MAX_REQUEST = 1 << 16
 
+# Set in a compile server's child: the model is loaded in this very process already,
+# so there is nothing to ask of a model server.
+warm = False
+
 # The server's own code and data: an edited or upgraded mlcc gets its own server.
 _CODE = ("model_server.py", "model.py", "model_file.py", "features.py", "pipeline.py", "toolchain.py",
          "errors.py", "data/feature-schema.json")
@@ -57,6 +61,8 @@ def choose(bitcode: str, opt_level: str, settings):
     model is to be run; decided in this process when the server cannot answer."""
     from mlcc import model
 
+    if warm:
+        return model.choose(bitcode, opt_level, settings, via="compile server")
     path = None if settings.pipeline else model._model_path(opt_level, settings)
     if path is None or not settings.server:
         return model.choose(bitcode, opt_level, settings)
