@@ -26,7 +26,8 @@ Protocol (one connection per command; PROTOCOL in the socket's name):
                     environment count, environment entries; fds 0, 1, 2 attached.
   server -> client  records of one type byte, u32 length, payload:
                     P pid (the child: signals go to it), X exit code, K signal,
-                    E argv to exec (NUL-separated), F run in your own process.
+                    E argv to exec (NUL-separated), F run in your own process,
+                    R run in your own process and start a new server (this one is stale).
 A JSON line `{"protocol": 1, "op": "status"|"stop"}` instead gets the answer of the
 model server's protocol (`model_server.servers`, `stop_all`, `mlcc-tool server`).
 
@@ -237,9 +238,9 @@ class _Server:
             conn.close()  # another user: no answer at all
             return
         if stamp() != first:
-            _send(conn, b"F", b"the compile server's code changed on disk")
+            self.stop_listening()  # first: the server the client starts takes the socket
+            _send(conn, b"R", b"the compile server's code changed on disk")
             conn.close()
-            self.stop_listening()
             return
         try:
             pid = os.fork()
@@ -459,6 +460,7 @@ def _answer_status(conn: socket.socket, server: _Server) -> None:
     ticks = os.sysconf("SC_CLK_TCK")
     cpu = sum(int(fields[i]) for i in (11, 12, 13, 14)) / ticks  # utime stime cutime cstime
     conn.sendall(json.dumps({"cpu": cpu, "pid": parent, **server.status}).encode())
+    conn.shutdown(socket.SHUT_WR)  # for every holder: the server's exit record cannot follow
     if request.get("op") == "stop":
         import signal
         os.kill(parent, signal.SIGTERM)

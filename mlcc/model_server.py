@@ -158,19 +158,23 @@ def servers(directory: str | None = None) -> list[dict]:
     directory = directory or runtime_dir()
     if directory is None:
         return []
-    current = socket_path(directory)
-    return [{**answer, "socket": path, "current": path == current}
+    from mlcc import compile_server
+    current = {socket_path(directory), os.path.join(directory, compile_server.socket_name(
+        sys.executable, compile_server.package_parent()))}
+    return [{**answer, "socket": path, "current": path in current}
             for path, answer in _ask_each(directory, "status")]
 
 
 def stop_all(directory: str) -> dict:
-    """Stop every server with a socket in `directory` (a runtime directory's mlcc/);
-    return {"servers": how many answered, "cpu": their CPU seconds}. For benchmarks,
-    which must count the servers' CPU time with the build's."""
-    found = {"servers": 0, "cpu": 0.0}
+    """Stop every server with a socket in `directory` (a runtime directory's mlcc/), the
+    compile servers (compile_server.py) among them; return {"servers": how many
+    answered, "compile": how many of them were compile servers, "cpu": their CPU
+    seconds}. For benchmarks, which must count the servers' CPU time with the build's."""
+    found = {"servers": 0, "compile": 0, "cpu": 0.0}
     for path, answer in _ask_each(directory, "stop"):
         found["cpu"] += float(answer["cpu"])
         found["servers"] += 1
+        found["compile"] += answer.get("kind") == "compile"
         deadline = time.monotonic() + 5.0  # stopped means gone: it removes its socket last
         while os.path.exists(path) and time.monotonic() < deadline:
             time.sleep(0.01)

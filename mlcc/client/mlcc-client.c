@@ -251,7 +251,7 @@ static void wait_gone(pid_t pid) {
 }
 
 /* The command through the server; returns only to fall back to this process. */
-static void run_in_server(int fd) {
+static void run_in_server(int fd, const char *sock) {
     catch_signals();
     if (!send_request(fd)) return;
     sigset_t forwarded, old;
@@ -293,6 +293,9 @@ static void run_in_server(int fd) {
             fprintf(stderr, "mlcc: error: cannot run %s: %s\n", args[0], strerror(errno));
             exit(127);
         }
+        case 'R':  /* the server runs stale code and has stopped: start a new one */
+            start_server(sock);
+            /* fall through */
         case 'F':  /* the server says: run it yourself */
             close(fd);
             run_in_process();
@@ -372,7 +375,7 @@ int main(int argc, char **argv) {
         close(fd);
         run_in_process();
     }
-    run_in_server(fd);
+    run_in_server(fd, sock);
     run_in_process();
     return 1;
 }
