@@ -42,6 +42,7 @@ process and the next one starts a new server).
 from __future__ import annotations
 
 import os
+import select
 import socket
 import struct
 import sys
@@ -137,12 +138,23 @@ class _Server:
                        "exec": "client" if exec_in_client else "server"}
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_w)
-        signal.signal(signal.SIGTERM, lambda *_: None)  # the wake-up pipe says it
+        # a flag, not the pipe's bytes: a child that gets SIGTERM before it resets its
+        # handlers writes into the same pipe
+        self.stop_requested = False
+        signal.signal(signal.SIGTERM, self._on_sigterm)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         self.selector.register(self.wake_r, selectors.EVENT_READ, ("wake", None))
+        # a client's hang-up, not its unread request nor a half-close after it: an
+        # epoll of its own, registered for nothing (EPOLLHUP is always reported)
+        self.hangups = select.epoll()
+        self.hung_up: dict[int, int] = {}  # conn fd -> pid
+        self.selector.register(self.hangups.fileno(), selectors.EVENT_READ, ("hangup", None))
+
+    def _on_sigterm(self, *_) -> None:
+        self.stop_requested = True
 
     def own_fds(self) -> list[int]:
-        fds = [self.wake_r, self.wake_w]
+        fds = [self.wake_r, self.wake_w, self.hangups.fileno()]
         if self.listener is not None:
             fds.append(self.listener.fileno())
         if self.lock is not None:
@@ -214,16 +226,15 @@ class _Server:
                     self._accept(first)
                 elif kind == "child":
                     self._reap(item)
-                elif kind == "client":
-                    self._client_gone(item)
+                elif kind == "hangup":
+                    self._clients_gone()
 
     def _wake(self) -> None:
-        import signal
         try:
-            signals = os.read(self.wake_r, 512)
+            os.read(self.wake_r, 512)
         except BlockingIOError:
-            return
-        if signal.SIGTERM in signals:
+            pass
+        if self.stop_requested:
             self.stop_listening()
 
     def _accept(self, first: tuple) -> None:
@@ -257,7 +268,8 @@ class _Server:
         pidfd = os.pidfd_open(pid)
         self.children[pid] = (pidfd, conn)
         self.selector.register(pidfd, selectors.EVENT_READ, ("child", pid))
-        self.selector.register(conn, selectors.EVENT_READ, ("client", pid))
+        self.hangups.register(conn.fileno(), 0)
+        self.hung_up[conn.fileno()] = pid
 
     def _reap(self, pid: int) -> None:
         pidfd, conn = self.children.pop(pid)
@@ -269,29 +281,22 @@ class _Server:
         else:
             record = (b"X", struct.pack("<i", os.waitstatus_to_exitcode(status)))
         _send(conn, *record)
-        try:
-            self.selector.unregister(conn)
-        except (KeyError, ValueError):
-            pass
+        if self.hung_up.pop(conn.fileno(), None) is not None:
+            self.hangups.unregister(conn.fileno())
         conn.close()
 
-    def _client_gone(self, pid: int) -> None:
-        """The client's end is readable: it hung up (killed, or it exec'd clang). A
-        command nobody waits for is stopped as Ctrl-C stops it: temporary files go."""
+    def _clients_gone(self) -> None:
+        """Clients hung up (killed, or they exec'd clang). A command nobody waits for is
+        stopped as SIGTERM stops it: its temporary files go, no output is left."""
         import signal
-        _, conn = self.children[pid]
-        self.selector.unregister(conn)
-        try:
-            data = conn.recv(1, socket.MSG_DONTWAIT | socket.MSG_PEEK)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if not data:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        for fd, _ in self.hangups.poll(0):
+            pid = self.hung_up.pop(fd, None)
+            self.hangups.unregister(fd)
+            if pid is not None:
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
 
 
 def _send(conn: socket.socket, kind: bytes, payload: bytes) -> None:
