@@ -119,6 +119,8 @@ def _warm_up() -> None:
             model.load(str(model.bundled_model_path(level)))
         except Exception:  # a missing or broken model: the commands say so themselves
             pass
+    import gc
+    gc.freeze()  # the children's collections then leave the shared pages alone
 
 
 class _Server:
