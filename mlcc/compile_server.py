@@ -46,10 +46,12 @@ import select
 import socket
 import struct
 import sys
+import time
 
 PROTOCOL = 1
 MAGIC = b"MLCC"
 SOCKET_PREFIX = "compile-"
+LOCK_WAIT = 10.0  # seconds a new server waits for the stale one it replaces to let go
 RETRY_AFTER = 300.0  # seconds clients run in process after a server failed to start (the client's)
 
 # Third-party code the server keeps imported: an upgrade restarts it.
@@ -127,7 +129,6 @@ class _Server:
     def __init__(self, path: str, idle: float, exec_in_client: bool):
         import selectors
         import signal
-        import time
         self.path = path
         self.idle = idle
         self.exec_in_client = exec_in_client
@@ -165,17 +166,23 @@ class _Server:
             fds.extend((pidfd, conn.fileno()))
         return fds
 
-    def take_lock(self) -> bool:
-        """False when another server for this socket runs or starts."""
+    def take_lock(self, wait: float = LOCK_WAIT) -> bool:
+        """False when another server for this socket runs or starts. A stale server lets
+        go of the lock just after it told a client to start this one: wait that long."""
         import fcntl
         self.lock = open(self.path + ".lock", "a")
-        try:
-            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.lock.close()
-            self.lock = None
-            return False
-        return True
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except OSError:
+                if time.monotonic() >= deadline:
+                    break
+                time.sleep(0.05)
+        self.lock.close()
+        self.lock = None
+        return False
 
     def listen(self) -> None:
         import selectors
