@@ -163,7 +163,7 @@ def _optimize_unit(unit: UnitPlan, cmd: Command, tools: Toolchain, settings: Set
     """Decide, run opt, generate code; if a tool fails, clang's own pipeline with a warning.
     Returns (output, diagnostics, decision, fallback reason or None, cache notes)."""
     fallback = None
-    decision = model.Decision(pipeline.clang_pipeline(cmd.opt_level), "clang-default")
+    decision = model.Decision(pipeline.CLANG, "clang-default")
     notes = {"cache": "off", "output_cache": "off"}
     builder = None
     try:
@@ -239,7 +239,7 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
     if _small_unit(bitcode, settings):
         output, diagnostics, output_note = _small_unit_output(
             unit, cmd, tools, settings, tmp, stem, bitcode, times)
-        decision = model.Decision(pipeline.clang_pipeline(cmd.opt_level), "clang-default: small unit")
+        decision = model.Decision(pipeline.CLANG, "clang-default: small unit")
         fallback, notes = None, {"cache": "off", "output_cache": output_note}
     else:
         output, diagnostics, decision, fallback, notes = _optimize_unit(
@@ -254,7 +254,7 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
         record.append_log(settings.log, {
             "path": "optimize", "source": unit.source, "cwd": os.getcwd(),
             "output": unit.output, "opt_level": cmd.opt_level, "argv": list(cmd.argv),
-            "pipeline": decision.pipeline if not fallback else pipeline.clang_pipeline(cmd.opt_level),
+            "pipeline": decision.pipeline if not fallback else pipeline.CLANG,
             "decision": decision.source, "scores": decision.scores, "fallback": fallback,
             "model_via": decision.via,
             **notes, "seconds": {k: round(v, 4) for k, v in times.items()},

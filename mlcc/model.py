@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mlcc.errors import ModelError, ModelMismatch
-from mlcc.pipeline import clang_pipeline
+from mlcc.pipeline import CLANG
 
 MODEL_FORMAT = 1
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models"
@@ -154,7 +154,7 @@ def choose(bitcode: str, opt_level: str, settings) -> Decision:
         return _forced(bitcode, settings.pipeline)
     path = _model_path(opt_level, settings)
     if path is None:
-        return Decision(clang_pipeline(opt_level), f"clang-default: no model for -O{opt_level}")
+        return Decision(CLANG, f"clang-default: no model for -O{opt_level}")
     via = "in process"
     if settings.server:
         from mlcc import model_server
@@ -166,7 +166,7 @@ def choose(bitcode: str, opt_level: str, settings) -> Decision:
         decision = rank(bitcode, opt_level, path)
     except MlccError as exc:
         print(f"mlcc: warning: {exc}; using clang's own pipeline", file=sys.stderr)
-        return Decision(clang_pipeline(opt_level), f"clang-default: {exc}", via=via)
+        return Decision(CLANG, f"clang-default: {exc}", via=via)
     return replace(decision, via=via)
 
 
@@ -191,7 +191,7 @@ def rank(bitcode: str, opt_level: str, path: str) -> Decision:
     cannot be used (clang's pipeline when it is for another level)."""
     model = load(path)
     if model.opt_level != opt_level:
-        return Decision(clang_pipeline(opt_level), f"clang-default: model is for -O{model.opt_level}")
+        return Decision(CLANG, f"clang-default: model is for -O{model.opt_level}")
     from mlcc import features, passes
     vector = features.extract_features(bitcode)
     scores = model.predict(vector)

@@ -11,11 +11,6 @@ from mlcc.process import run_tool
 CLANG = "clang"
 
 
-def clang_pipeline(opt_level: str) -> str:
-    """The name of clang's own pipeline at any level (resolved per unit when run)."""
-    return CLANG
-
-
 def resolve(pipeline_text: str, clang_text: str) -> str:
     """A pipeline in opt's syntax, given this unit's clang pipeline text: a `clang` element
     is that text, a `clang[knob,...]` element that text with knobs applied (`mlcc/knobs.py`)."""

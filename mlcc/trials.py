@@ -164,7 +164,7 @@ def trial_pipelines(decision, opt_level: str, k: int) -> list[str]:
 
 def search_start(decision, opt_level: str, first=()) -> list[str]:
     """clang's own pipeline, then `first`, then the model's candidates best-ranked first."""
-    out = [pipeline.clang_pipeline(opt_level)]
+    out = [pipeline.CLANG]
     for p in (*first, *(decision.ranked or (decision.pipeline,))):
         if p not in out:
             out.append(p)

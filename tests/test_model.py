@@ -170,7 +170,7 @@ def test_trials_build_the_set_chosen_together_else_the_models_top_k():
 
     ranked = ("d", "a", "b", "c")
     with_sets = model.Decision("d", "model", ranked=ranked, trial_sets=(("b",), ("a", "c"), ("a", "b", "c")))
-    clang = pipeline.clang_pipeline("z")
+    clang = pipeline.CLANG
     assert trial_pipelines(with_sets, "z", 1) == [clang, "b"]
     assert trial_pipelines(with_sets, "z", 2) == [clang, "a", "c"]
     assert trial_pipelines(with_sets, "z", 9) == [clang, "a", "b", "c", "d"]  # past the sets: the ranking
