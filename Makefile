@@ -17,17 +17,18 @@ test: setup
 test-fast:
 	$(PYTHON) -m pytest -q -n 2 -m "not projects" tests
 
-# Compile an example with mlcc and clang at -Oz and print both sizes.
+# Compile the demo sources (scripts/demo/*.c) with clang-19 and mlcc at -Oz and -Os:
+# sizes, wall times and the pipeline the model chose for each file.
 demo:
 	$(PYTHON) scripts/demo.py
 
-# One command on a fresh Debian/Ubuntu machine: install everything, compile an example.
+# One command on a fresh Debian/Ubuntu machine: install everything, run the demo.
 quickstart:
 	bash scripts/setup.sh --demo
 
 # Build the projects of mlcc/learn/data/corpus-projects.toml with mlcc in collect
 # mode (resumable; data under $MLCC_DATA, default ~/.cache/mlcc) and write
-# models/corpus-manifest.json.
+# models/corpus-manifest.json (mlcc/learn/corpus/).
 corpus:
 	$(PYTHON) -m mlcc.learn.corpus collect && $(PYTHON) -m mlcc.learn.corpus index
 
@@ -46,55 +47,56 @@ endif
 	$(PYTHON) -m mlcc.learn.search crosscheck --sample walk --per-unit 2 --limit 80
 	$(PYTHON) -m mlcc.learn.search knobs
 	$(PYTHON) -m mlcc.learn.search crosscheck --knobs --per-unit 2 --limit 24
-	$(PYTHON) -m mlcc.learn.mine search
-	$(PYTHON) -m mlcc.learn.mine crosscheck
-	$(PYTHON) -m mlcc.learn.candidates --wrapped-only
-	$(PYTHON) -m mlcc.learn.tune_default
-	$(PYTHON) -m mlcc.learn.candidates --wrapped-only
+	$(PYTHON) -m mlcc.learn.search mine
+	$(PYTHON) -m mlcc.learn.search mine-crosscheck
+	$(PYTHON) -m mlcc.learn.candidates choose --wrapped-only
+	$(PYTHON) -m mlcc.learn.candidates tune-default
+	$(PYTHON) -m mlcc.learn.candidates choose --wrapped-only
 	$(PYTHON) -m mlcc.learn.search label --split validation
 	$(PYTHON) -m mlcc.learn.search label --split train
-	$(PYTHON) -m mlcc.learn.train
-	$(PYTHON) -m mlcc.learn.report
+	$(PYTHON) -m mlcc.learn.train model
+	$(PYTHON) -m mlcc.learn.report model
 
 # The -Os model: the same steps on an -Os corpus derived from the -Oz one (each unit's
-# front end rerun at -Os: mlcc/learn/corpus_level.py), walks started from the -Oz
+# front end rerun at -Os: mlcc/learn/corpus/level.py), walks started from the -Oz
 # candidate curves (so after `make model`); candidates only among pipelines that
 # wrap default<Os>, so that -Os keeps -Os's inlining (docs/MODEL.md).
 # Bundled since 2026-11-29 (docs/MODEL.md, docs/RELIABILITY.md campaign 11).
-OS_MODEL ?= models/size-Os.onnx
+OS_MODEL ?= mlcc/models/size-Os.onnx
 .PHONY: model-Os
 model-Os: corpus
-	$(PYTHON) -m mlcc.learn.corpus_level
+	$(PYTHON) -m mlcc.learn.corpus level
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search walk --steps 12
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search knobs
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search crosscheck --knobs --per-unit 2 --limit 24
-	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.mine search
-	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.mine crosscheck
-	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.candidates --wrapped-only
-	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.tune_default
-	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.candidates --wrapped-only
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search mine
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search mine-crosscheck
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.candidates choose --wrapped-only
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.candidates tune-default
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.candidates choose --wrapped-only
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split validation
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split train
-	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.train --out $(OS_MODEL)
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.train model --out $(OS_MODEL)
 	$(MAKE) report
 
 report:
-	$(PYTHON) -m mlcc.learn.report
-	if [ -f $(OS_MODEL) ]; then MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.report --model $(OS_MODEL); fi
+	$(PYTHON) -m mlcc.learn.report model
+	if [ -f $(OS_MODEL) ]; then MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.report model --model $(OS_MODEL); fi
 
 # How close -fmlcc-search=N gets to a long search (N = 8..200) on validation units:
 # models/data/search-budget-Oz.json, shown by `make report`. Resumable per unit.
 .PHONY: budget
 budget:
-	$(PYTHON) -m mlcc.learn.budget
+	$(PYTHON) -m mlcc.learn.search budget
 
-# LLVM code generation options on top of the tuned default (mlcc/learn/codegen_sweep.py),
-# on the walked units and 200 training units: how the `codegen` knobs of
-# mlcc/data/clang-knobs.toml were found. Resumable; models/data/codegen-sweep-Oz-*.json.
+# LLVM code generation options on top of the tuned default
+# (mlcc/learn/candidates/codegen_sweep.py), on the walked units and 200 training
+# units: how the `codegen` knobs of mlcc/data/clang-knobs.toml were found.
+# Resumable; models/data/codegen-sweep-Oz-*.json.
 .PHONY: codegen-sweep
 codegen-sweep:
-	$(PYTHON) -m mlcc.learn.codegen_sweep --sample walk --count 120
-	$(PYTHON) -m mlcc.learn.codegen_sweep --sample label --count 200
+	$(PYTHON) -m mlcc.learn.candidates codegen-sweep --sample walk --count 120
+	$(PYTHON) -m mlcc.learn.candidates codegen-sweep --sample label --count 200
 
 # Differential testing with Csmith: N programs (seeds 1..N, default 1000) built
 # with clang-19 -O0 and with mlcc (model's choice, trials, every candidate
@@ -102,11 +104,12 @@ codegen-sweep:
 # build/difftest/ (summary.json, mismatch-<seed>-<config>/repro.sh).
 .PHONY: difftest
 difftest:
-	$(PYTHON) -m mlcc.learn.difftest run -n $(or $(N),1000) --jobs $(or $(JOBS),2)
+	$(PYTHON) -m mlcc.learn.check difftest -n $(or $(N),1000) --jobs $(or $(JOBS),2)
 
 # Code size and build time against clang-19 on real projects that are not in the
 # model's corpus (mlcc/learn/data/bench-projects.toml), then the driver alone:
-# writes bench-results.json (resumable), docs/BENCHMARKS.md and docs/img/bench-*.png.
+# writes docs/bench-results.json (resumable), docs/BENCHMARKS.md, docs/img/bench-*.png and
+# the README's headline figures.
 # `make bench PROFILE=quick` builds three small projects at -Oz, single-shot and
 # rebuilt with a warm decision cache (minutes); the full profile, every project at
 # -Oz and -Os, single-shot, with trials and rebuilt warm, takes hours on two cores.
@@ -120,4 +123,4 @@ bench:
 # docs/RUN-TIME.md (mlcc/learn/data/run-time-workloads.toml).
 .PHONY: run-time
 run-time:
-	$(PYTHON) -m mlcc.learn.run_time
+	$(PYTHON) -m mlcc.learn.evaluate run-time

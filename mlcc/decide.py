@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from mlcc import codegen, model
+from mlcc import codegen, model, model_server
 from mlcc.job import UnitJob
 from mlcc.settings import Settings
 from mlcc.trials import Built, UnitBuilder, search_start, trial_pipelines
@@ -63,7 +63,7 @@ def decide(job: UnitJob, builder: UnitBuilder,
         if entry is not None and isinstance(entry.get("pipeline"), str):
             return model.Decision(entry["pipeline"], "cache", scores=entry.get("scores", {})), None, "hit"
     with job.timings.stage("model"):
-        decision = model.choose(job.bitcode, job.opt_level, settings)
+        decision = model_server.choose(job.bitcode, job.opt_level, settings)
     built = None
     sizes = {}
     if settings.search and not settings.pipeline:

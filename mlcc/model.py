@@ -10,15 +10,14 @@ and the unit gets clang's own pipeline: never a crash.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mlcc.errors import ModelError, ModelMismatch
+from mlcc import model_file
+from mlcc.errors import ModelError
 from mlcc.pipeline import CLANG
 
-MODEL_FORMAT = 1
-BUNDLED_DIR = Path(__file__).resolve().parent.parent / "models"
+SHIPPED_LEVELS = ("z", "s")  # mlcc ships a model for these levels (mlcc/models/)
 
 
 @dataclass(frozen=True)
@@ -36,7 +35,7 @@ class Decision:
 
 @dataclass(frozen=True)
 class SizeModel:
-    """A loaded model and what its metadata promises."""
+    """A loaded model and what its metadata promises (`model_file.Contract`)."""
 
     path: str
     digest: str
@@ -47,14 +46,20 @@ class SizeModel:
     trial_sets: tuple[tuple[str, ...], ...] = ()  # the training projects' best set of K, K = 1, 2, ...
 
     def predict(self, feature_vector) -> list[float]:
-        import numpy as np
-        x = np.log1p(np.maximum(np.asarray(feature_vector, dtype=np.float32), 0))[None, :]
-        out = self.session.run(None, {self.session.get_inputs()[0].name: x})[0]
-        return [float(v) for v in np.asarray(out).reshape(-1)]
+        """Predicted size relative to clang's, per candidate, for one unit's raw features."""
+        return [float(v) for v in self.predict_many([feature_vector])[0]]
+
+    def predict_many(self, feature_rows):
+        """Predicted sizes for a matrix of raw feature rows (one row per unit)."""
+        return model_file.predict(self.session, model_file.transform(feature_rows))
+
+    def metadata(self) -> dict[str, str]:
+        return model_file.metadata_of(self.session)
 
 
 def bundled_model_path(opt_level: str) -> Path:
-    return BUNDLED_DIR / f"size-O{opt_level}.onnx"
+    """The model shipped inside the mlcc package for -O`opt_level` (it may be missing)."""
+    return Path(str(model_file.bundled_path(opt_level)))
 
 
 _LOADED: dict[tuple, SizeModel] = {}
@@ -63,7 +68,6 @@ _LOADED: dict[tuple, SizeModel] = {}
 def load(path: str) -> SizeModel:
     """Load and check a model file; raise ModelError / ModelMismatch with what to do."""
     import hashlib  # here: the pass-through path imports this module for nothing_to_decide
-    import json
     try:
         st = os.stat(path)
     except OSError as exc:
@@ -75,54 +79,11 @@ def load(path: str) -> SizeModel:
         blob = Path(path).read_bytes()
     except OSError as exc:
         raise ModelError(f"cannot read model {path}: {exc.strerror}") from None
-    try:
-        import onnxruntime as ort
-        ort.set_default_logger_severity(3)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        session = ort.InferenceSession(blob, options, providers=["CPUExecutionProvider"])
-        meta = session.get_modelmeta().custom_metadata_map
-    except Exception as exc:  # onnxruntime raises its own exception types for bad files
-        raise ModelError(f"model {path} is not a valid ONNX model ({type(exc).__name__})") from None
-    from mlcc import features
-    from mlcc.toolchain import LLVM_MAJOR
-
-    checks = (("mlcc.format", str(MODEL_FORMAT), "model format"),
-              ("mlcc.llvm_major", str(LLVM_MAJOR), "LLVM major version"),
-              ("mlcc.feature_schema_hash", features.schema_hash(), "feature schema"),
-              ("mlcc.feature_transform", "log1p", "feature transform"))
-    for key, expected, what in checks:
-        if meta.get(key) != expected:
-            raise ModelMismatch(
-                f"model {path} was made for another {what} ({meta.get(key, 'none')}, "
-                f"this mlcc has {expected}); retrain it with `make model` or set MLCC_MODEL")
-    try:
-        candidates = tuple(json.loads(meta["mlcc.candidates"]))
-        margin = float(meta.get("mlcc.margin", "0"))
-        opt_level = meta["mlcc.opt_level"]
-    except (KeyError, ValueError, TypeError):
-        raise ModelMismatch(f"model {path} lacks its candidate pipelines in its metadata") from None
-    if "clang[" in meta["mlcc.candidates"]:
-        from mlcc import knobs
-        changed = knobs.mismatched(json.loads(meta.get("mlcc.knobs", "{}")), candidates)
-        if changed:
-            raise ModelMismatch(
-                f"model {path} was made with other clang pipeline knobs ({', '.join(changed)}) "
-                f"than this mlcc's mlcc/data/clang-knobs.toml; retrain it with `make model` or set MLCC_MODEL")
-    try:  # models made before the sets existed have none: trials take the model's top K
-        trial_sets = tuple(tuple(str(p) for p in s) for s in json.loads(meta.get("mlcc.trial_sets", "[]")))
-    except (ValueError, TypeError):
-        raise ModelMismatch(f"model {path} has unreadable trial sets in its metadata") from None
-    if any(p not in candidates for s in trial_sets for p in s):
-        raise ModelMismatch(f"model {path} has trial sets that are not among its candidates")
-    outputs = session.get_outputs()[0].shape
-    if len(outputs) != 2 or outputs[1] != len(candidates):
-        raise ModelMismatch(f"model {path} predicts {outputs} values for {len(candidates)} candidates")
+    session = model_file.open_session(blob, path)
+    contract = model_file.check(session, path)
     model = SizeModel(path=path, digest=hashlib.sha256(blob).hexdigest()[:12],
-                      opt_level=opt_level, candidates=candidates, margin=margin, session=session,
-                      trial_sets=trial_sets)
+                      opt_level=contract.opt_level, candidates=contract.candidates,
+                      margin=contract.margin, session=session, trial_sets=contract.trial_sets)
     _LOADED[key] = model
     return model
 
@@ -130,10 +91,15 @@ def load(path: str) -> SizeModel:
 def nothing_to_decide(opt_level: str, settings) -> str | None:
     """Why clang itself gives exactly what mlcc would at this level, or None: no model
     for the level (clang's pipeline either way; trials have only it to try), nothing
-    forced, searched or collected."""
+    forced, searched or collected. A bundled model missing from the install is said
+    once per build."""
     if settings.pipeline or settings.search or settings.collect:
         return None
     if _model_path(opt_level, settings) is None:
+        broken = missing_bundled(opt_level, settings)
+        if broken:
+            from mlcc.notices import warn_once
+            warn_once(f"{broken}; compiling with clang's own pipelines")
         return f"no model for -O{opt_level}"
     return None
 
@@ -147,25 +113,32 @@ def _model_path(opt_level: str, settings) -> str | None:
     return str(path) if path.exists() else None
 
 
-def choose(bitcode: str, opt_level: str, settings) -> Decision:
-    """Decide the pipeline for `bitcode` at -O`opt_level`: forced, else the model
-    (in the model server when allowed, see model_server.py), else clang's."""
+def missing_bundled(opt_level: str, settings=None) -> str | None:
+    """What is wrong when mlcc should use its bundled model for -O`opt_level` and the
+    install lacks it (a package built without its data), else None."""
+    if settings is not None and settings.model:
+        return None  # asked for another model, or none
+    if opt_level not in SHIPPED_LEVELS or bundled_model_path(opt_level).exists():
+        return None
+    return (f"the bundled -O{opt_level} model is missing ({bundled_model_path(opt_level)}): "
+            "reinstall mlcc, or name a model with MLCC_MODEL")
+
+
+def choose(bitcode: str, opt_level: str, settings, via: str = "in process") -> Decision:
+    """Decide the pipeline for `bitcode` at -O`opt_level` in this process: forced, else
+    the model, else clang's (a model that cannot be used is said once per build).
+    `model_server.choose` asks the build's model server first."""
     if settings.pipeline:
         return _forced(bitcode, settings.pipeline)
     path = _model_path(opt_level, settings)
     if path is None:
         return Decision(CLANG, f"clang-default: no model for -O{opt_level}")
-    via = "in process"
-    if settings.server:
-        from mlcc import model_server
-        decision, via = model_server.ask(bitcode, opt_level, path, settings.server_idle)
-        if decision is not None:
-            return decision
     from mlcc.errors import MlccError
     try:
         decision = rank(bitcode, opt_level, path)
     except MlccError as exc:
-        print(f"mlcc: warning: {exc}; using clang's own pipeline", file=sys.stderr)
+        from mlcc.notices import warn_once
+        warn_once(f"{exc}; using clang's own pipeline")
         return Decision(CLANG, f"clang-default: {exc}", via=via)
     return replace(decision, via=via)
 
@@ -224,20 +197,35 @@ def identity_for(opt_level: str, settings) -> str:
 
 
 def identities() -> str:
-    """The models in use at -Oz and -Os, for --version: one when MLCC_MODEL names it."""
-    if os.environ.get("MLCC_MODEL"):
-        return identity()
-    return "; ".join(identity(level) for level in ("z", "s"))
+    """The models in use at -Oz and -Os, for --version: one when a setting names it."""
+    settings = _user_settings()
+    if settings.model:  # one file (or none) for every level
+        return identity(settings=settings)
+    return "; ".join(identity(level, settings) for level in SHIPPED_LEVELS)
 
 
-def identity(opt_level: str = "z") -> str:
-    """A short description of the model in use at -O`opt_level`."""
-    path = os.environ.get("MLCC_MODEL") or str(bundled_model_path(opt_level))
-    if not Path(path).exists():
-        return "model: none, clang's own pipelines"
+def _user_settings():
+    """The settings a compile here would have (environment, config file), for --version."""
+    from mlcc import settings as settings_mod
+    from mlcc.errors import MlccError
+    try:
+        return settings_mod.load({})
+    except MlccError:  # a broken config file: the compile says so; describe the default
+        return settings_mod.Settings(model=os.environ.get("MLCC_MODEL", ""))
+
+
+def identity(opt_level: str = "z", settings=None) -> str:
+    """A short description of the model in use at -O`opt_level`, and why there is none."""
+    settings = _user_settings() if settings is None else settings
+    if settings.model == "none":
+        return "model: none (MLCC_MODEL=none), clang's own pipelines"
+    broken = missing_bundled(opt_level, settings)
+    if broken:
+        return f"model: none, clang's own pipelines at -O{opt_level}: {broken}"
+    path = settings.model or str(bundled_model_path(opt_level))
     try:
         m = load(path)
     except ModelError as exc:
-        return f"model: unusable ({exc})"
+        return f"model: unusable ({exc}), clang's own pipelines"
     return (f"model: {Path(m.path).name} sha256:{m.digest}, -O{m.opt_level}, "
             f"{len(m.candidates)} candidates")

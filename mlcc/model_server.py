@@ -19,9 +19,10 @@ import errno
 import json
 import os
 import socket
-import stat
 import sys
 import time
+
+from mlcc.user_dirs import runtime_dir
 
 PROTOCOL = 1
 START_WAIT = 2.0      # seconds a compile waits for a server it started (it listens in ~0.1 s)
@@ -31,28 +32,8 @@ _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
 _MAX_REQUEST = 1 << 16
 
 # The server's own code and data: an edited or upgraded mlcc gets its own server.
-_CODE = ("model_server.py", "model.py", "features.py", "pipeline.py", "toolchain.py",
+_CODE = ("model_server.py", "model.py", "model_file.py", "features.py", "pipeline.py", "toolchain.py",
          "errors.py", "data/feature-schema.json")
-
-
-def runtime_dir() -> str | None:
-    """The private directory of this user's servers, or None if there is no safe one."""
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    # not $TMPDIR: builds point it at directories they delete, and the server outlives them
-    path = os.path.join(base, "mlcc") if base else f"/tmp/mlcc-{os.getuid()}"
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    except OSError:
-        return None
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
-        return None  # someone else's, or others could reach the socket: don't use it
-    return path
 
 
 def socket_path(directory: str) -> str:
@@ -70,6 +51,20 @@ def socket_path(directory: str) -> str:
 
 
 # --- the compile's side -------------------------------------------------------
+
+def choose(bitcode: str, opt_level: str, settings):
+    """`model.choose` for `bitcode`, asked of the build's server when allowed and a
+    model is to be run; decided in this process when the server cannot answer."""
+    from mlcc import model
+
+    path = None if settings.pipeline else model._model_path(opt_level, settings)
+    if path is None or not settings.server:
+        return model.choose(bitcode, opt_level, settings)
+    decision, via = ask(bitcode, opt_level, path, settings.server_idle)
+    if decision is not None:
+        return decision
+    return model.choose(bitcode, opt_level, settings, via=via)
+
 
 def ask(bitcode: str, opt_level: str, model_path: str, idle: float):
     """The server's decision for `bitcode`, starting the server if none runs.

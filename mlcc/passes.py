@@ -94,9 +94,9 @@ def keeps_always_inline(pipeline_text: str) -> bool:
 DISTRUSTED = ("newgvn", "elim-avail-extern", "attributor-light", "attributor-light-cgscc")
 # Passes whose compile time grows much faster than the unit: the IR outliner took opt on
 # sqlite3.c (267,337 instructions) from 6.2 s to 16.0 s, and up to 1.7x on the corpus's
-# largest units (`python -m mlcc.learn.slow_bound --time`). They run only on units of at
+# largest units (`python -m mlcc.learn.candidates slow-bound --time`). They run only on units of at
 # most SLOW_BOUND instructions (the `TotalInsts` feature); on a larger unit `bounded` takes
-# them out, in the driver and on the learning side alike (docs/MODEL.md, "The bounded IR outliner"). A knob that appends
+# them out, in the driver and on the learning side alike (docs/MODEL.md, "Slow passes"). A knob that appends
 # one (`clang[...,iroutliner]`) counts as running it.
 SLOW = ("iroutliner",)
 SLOW_BOUND = 20_000

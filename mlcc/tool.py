@@ -237,7 +237,7 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
 
     import numpy as np
 
-    from mlcc import features, model
+    from mlcc import features, model, model_file
     from mlcc.args import parse
     from mlcc.errors import MlccError
     from mlcc.plan import OptimizePlan, make_plan
@@ -272,24 +272,23 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
         decision = model.choose(bitcode, cmd.opt_level, Settings(server=False))
         scores = [decision.scores[c] for c in m.candidates]
         chosen = m.candidates.index(decision.pipeline)
-        meta = m.session.get_modelmeta().custom_metadata_map
-        medians = json.loads(meta.get("mlcc.feature_medians", "[]"))
+        medians = model_file.get(m.metadata(), "feature_medians", [])
         weights = []
-        if medians:
-            x = np.log1p(np.maximum(raw.astype(np.float32), 0))
+        if medians:  # each feature in turn set to its training median (transformed)
+            x = model_file.transform(raw)
             batch = np.repeat(x[None, :], len(x), axis=0)
             batch[np.arange(len(x)), np.arange(len(x))] = np.asarray(medians, dtype=np.float32)
-            out = np.asarray(m.session.run(None, {m.session.get_inputs()[0].name: batch})[0])
+            out = model_file.predict(m.session, batch)
             delta = out[:, chosen] - scores[chosen]
             order = np.argsort(-np.abs(delta))[:top]
             weights = [{"feature": features.FEATURE_NAMES[i], "value": float(raw[i]),
                         "effect_if_median": float(delta[i])} for i in order]
         measured = {}
         if measure:
-            from mlcc.learn.evaluate import Prepared, measure as measure_one
+            from mlcc.learn.measure import Prepared, measure as measure_one
             from mlcc import codegen
             flags_opt = codegen.optimizer_target_flags(tools.clang, unit.codegen_args, bitcode)
-            from mlcc.learn.evaluate import Unit
+            from mlcc.learn.measure import Unit
             clang_text = codegen.clang_pipeline_text(tools.clang, unit.codegen_args, bitcode)
             prep = Prepared(Unit("explain", "", bitcode, unit.codegen_args, driver_kind),
                             bitcode, flags_opt, tools.clang, tools.opt, clang_text)
@@ -383,8 +382,8 @@ def retrain(directories, out, work, level, explore_units, n_random, greedy, k_ma
                    "results file was last built with.")
 @click.option("--only", multiple=True, metavar="PROJECT", help="Build only these projects (repeatable).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
-              default="bench-results.json", show_default=True,
-              help="Results file; builds already in it are not redone.")
+              help="Results file; builds already in it are not redone (default: "
+                   "docs/bench-results.json, committed with the docs made from it).")
 @click.option("--fresh", is_flag=True, help="Ignore the results file's builds and start over.")
 @click.option("--redo", multiple=True, metavar="CONFIG",
               help="Build this configuration again even if the results file has it, e.g. "
@@ -405,16 +404,18 @@ def bench(profile, only, json_path, fresh, redo, driver_speed, report_only, mark
           workdir, jobs) -> None:
     """Code size and build time of real projects built with mlcc against clang-19.
 
-    Writes a table, the results file, docs/BENCHMARKS.md and plots in docs/img/.
+    Writes a table, the results file, docs/BENCHMARKS.md, plots in docs/img/ and the
+    README's headline figures.
     """
     import shlex
 
     from mlcc.errors import MlccError
-    from mlcc.learn import bench as bench_lib
+    from mlcc.learn.evaluate import bench as bench_lib
 
     command = shlex.join(["mlcc-tool", *sys.argv[1:]])
     try:
-        status = bench_lib.run(profile_name=profile, only=only, json_path=json_path,
+        status = bench_lib.run(profile_name=profile, only=only,
+                               json_path=json_path or bench_lib.DEFAULT_RESULTS,
                                markdown=markdown, plots_dir=plots_dir, workdir=workdir, jobs=jobs,
                                fresh=fresh, redo=redo, speed=driver_speed, report_only=report_only,
                                write_docs=not no_docs, command=command)

@@ -4,7 +4,7 @@
 smallest object (`-fmlcc-trials`); `search` spends a budget of builds on the
 model's candidates and then local edits of the best (`-fmlcc-search`). Pipelines
 whose opt part is the same (they differ in `codegen` knobs only) share one opt run.
-The learning side measures with this builder too (`mlcc/learn/evaluate.py`).
+The learning side measures with this builder too (`mlcc/learn/measure.py`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Build real projects with a chosen compiler and run their own test suites.
 
-Runs the recipes of ``tests/projects.py`` by hand, e.g.::
+Runs the recipes of ``mlcc/learn/evaluate/projects.py`` by hand, e.g.::
 
     python scripts/project_build.py zlib-cmake --cc mlcc --opt -Oz
     python scripts/project_build.py all --cc clang-19 --opt -Os --opt -Oz --json results.jsonl
@@ -21,9 +21,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-import projects  # noqa: E402
+from mlcc.learn.evaluate import projects
 
 _CXX_FOR_CC = {"mlcc": "mlcc++", "clang": "clang++", "gcc": "g++", "cc": "c++"}
 

@@ -1,4 +1,4 @@
-"""The pure parts of `mlcc-tool bench` (mlcc/learn/bench.py): no project is built here."""
+"""The pure parts of `mlcc-tool bench` (mlcc/learn/evaluate/bench*.py): no project is built here."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from mlcc.learn import bench
+from mlcc.errors import MlccError
+from mlcc.learn.evaluate import bench, bench_builds, bench_measure, bench_report
 
 
 def _log_line(**entry) -> str:
@@ -38,7 +39,7 @@ LOG_LINES = [
 
 
 def test_log_lines_aggregate_into_seconds_per_stage() -> None:
-    summary = bench.aggregate_log(bench.parse_log(LOG_LINES), "/w")
+    summary = bench_measure.aggregate_log(bench_measure.parse_log(LOG_LINES), "/w")
     assert summary["units"] == 3
     assert summary["plain_commands"] == 3
     assert summary["plain_reasons"] == {"no source to compile (link only)": 2, "-O2": 1}
@@ -52,12 +53,12 @@ def test_log_lines_aggregate_into_seconds_per_stage() -> None:
 
 
 def test_breakdown_overhead_is_build_cpu_minus_the_stages() -> None:
-    stages = bench.aggregate_log(bench.parse_log(LOG_LINES))["stages"]
-    breakdown = bench.stage_breakdown(stages, build_cpu=10.0)
-    assert list(breakdown) == [*bench.STAGES, "overhead"]
+    stages = bench_measure.aggregate_log(bench_measure.parse_log(LOG_LINES))["stages"]
+    breakdown = bench_measure.stage_breakdown(stages, build_cpu=10.0)
+    assert list(breakdown) == [*bench_measure.STAGES, "overhead"]
     assert breakdown["overhead"] == pytest.approx(10.0 - 5.0)
-    assert bench.stage_breakdown({}, build_cpu=2.0) == {**dict.fromkeys(bench.STAGES, 0.0),
-                                                         "overhead": 2.0}
+    assert bench_measure.stage_breakdown({}, build_cpu=2.0) == {
+        **dict.fromkeys(bench_measure.STAGES, 0.0), "overhead": 2.0}
 
 
 def _run(compiler: str, mode: str, objects: dict, artifacts: dict, wall: float, cpu: float) -> dict:
@@ -65,7 +66,7 @@ def _run(compiler: str, mode: str, objects: dict, artifacts: dict, wall: float, 
            "error": None, "objects": objects, "artifacts": artifacts, "wall": wall, "cpu": cpu}
     if compiler == "mlcc":
         run["mlcc"] = {"units": 3, "plain_commands": 1, "fallbacks": 0, "model_pipelines": 2}
-        run["breakdown"] = bench.stage_breakdown(
+        run["breakdown"] = bench_measure.stage_breakdown(
             {"frontend": 4.0, "target": 0.5, "model": 1.0, "opt": 2.0, "codegen": 3.0}, cpu)
     return run
 
@@ -90,12 +91,12 @@ def _results() -> dict:
             "runs": runs}
 
 
-PROJECTS = [bench.Project("alpha", "alpha", "c", recipe="alpha"),
-            bench.Project("beta", "beta", "c++", recipe="beta")]
+PROJECTS = [bench_builds.Project("alpha", "alpha", "c", recipe="alpha"),
+            bench_builds.Project("beta", "beta", "c++", recipe="beta")]
 
 
 def test_summary_pairs_objects_by_path_and_totals_the_projects() -> None:
-    [section] = bench.summarize(_results()["runs"], PROJECTS, ["-Oz"], ["single"])
+    [section] = bench_report.summarize(_results()["runs"], PROJECTS, ["-Oz"], ["single"])
     alpha, beta = section["rows"]["alpha"], section["rows"]["beta"]
     assert alpha["ok"] and not beta["ok"] and beta["error"].startswith("make exited 2")
     assert alpha["files"] == 2  # x.o and y.o are in one build only
@@ -108,18 +109,18 @@ def test_summary_pairs_objects_by_path_and_totals_the_projects() -> None:
     total = section["total"]
     assert total["projects"] == 1 and total["artifact_gain"] == pytest.approx(5.0)
     assert total["breakdown"]["overhead"] == pytest.approx(18.0 - 10.5)
-    assert "not met" in bench.time_verdict(total)
+    assert "not met" in bench_report.time_verdict(total)
 
 
 def test_markdown_shows_the_numbers_the_terminal_prints() -> None:
     results = _results()
-    sections = bench.summarize(results["runs"], PROJECTS, ["-Oz"], ["single"])
-    text = bench.render_markdown(results, sections, {"size gain per project": "img/bench-gain.png"})
+    sections = bench_report.summarize(results["runs"], PROJECTS, ["-Oz"], ["single"])
+    text = bench_report.render_markdown(results, sections, {"size gain per project": "img/bench-gain.png"})
     assert "`mlcc-tool bench --profile quick`" in text
     assert "2 CPUs (Test CPU)" in text and "load average 0.5 / 0.4 / 0.3" in text
     assert "model: size-Oz.onnx" in text and "clang version 19.1.7" in text
     assert "## -Oz, single-shot" in text
-    for row in bench.size_rows(sections[0]) + bench.time_rows(sections[0]):
+    for row in bench_report.size_rows(sections[0]) + bench_report.time_rows(sections[0]):
         assert "| " + " | ".join(row) + " |" in text
     assert "| alpha | c | 2 | 2 000 | 1 900 | +5.00% | 1 500 | 1 410 | +6.00% | 1/0/1 |" in text
     assert "- beta failed: `make exited 2`" in text
@@ -132,46 +133,46 @@ def test_fixed_section_says_what_the_models_choice_adds() -> None:
     results = _results()
     results["runs"]["alpha|mlcc|-Oz|fixed"] = _run("mlcc", "fixed", {"a.o": 950, "b.o": 500, "y.o": 10},
                                                    {"bin/alpha": 1950}, wall=13.0, cpu=17.0)
-    sections = bench.summarize(results["runs"], PROJECTS, ["-Oz"], ["single", "fixed"])
+    sections = bench_report.summarize(results["runs"], PROJECTS, ["-Oz"], ["single", "fixed"])
     fixed = sections[1]
     assert fixed["total"]["artifact_gain"] == pytest.approx(2.5)
     choice = fixed["choice"]  # single-shot (a.o 900, b.o 510) against fixed (950, 500)
     assert choice["projects"] == 1 and choice["artifact_gain"] == pytest.approx(100 * 50 / 1950)
     assert (choice["files_smaller"], choice["files_same"], choice["files_larger"]) == (1, 1, 1)
-    text = bench.render_markdown(results, sections, {})
+    text = bench_report.render_markdown(results, sections, {})
     assert "## -Oz, the model's default pipeline on every unit (MLCC_PIPELINE)" in text
-    assert bench.choice_line(fixed) in text and "linked +2.56%" in bench.choice_line(fixed)
-    assert "no target" in bench.time_verdict(fixed["total"], mode="fixed")
-    assert "choice" not in sections[0] and bench.choice_line(sections[0]) == ""
+    assert bench_report.choice_line(fixed) in text and "linked +2.56%" in bench_report.choice_line(fixed)
+    assert "no target" in bench_report.time_verdict(fixed["total"], mode="fixed")
+    assert "choice" not in sections[0] and bench_report.choice_line(sections[0]) == ""
 
 
 def test_fixed_mode_forces_the_bundled_models_default(monkeypatch) -> None:
     monkeypatch.delenv("MLCC_MODEL", raising=False)
     from mlcc import model
     default = model.load(str(model.bundled_model_path("z"))).candidates[0]
-    assert bench.fixed_pipeline("-Oz") == default
-    env = bench._mlcc_environment({"MLCC_PIPELINE": "clang", "PATH": "/bin"}, "fixed", Path("log"),
-                                  Path("cache"), default)
+    assert bench_builds.fixed_pipeline("-Oz") == default
+    env = bench_builds._mlcc_environment({"MLCC_PIPELINE": "clang", "PATH": "/bin"}, "fixed",
+                                         Path("log"), Path("cache"), default)
     assert env["MLCC_PIPELINE"] == default and env["MLCC_TRIALS"] == "0"
-    assert "MLCC_PIPELINE" not in bench._mlcc_environment({"MLCC_PIPELINE": "clang"}, "single",
-                                                          Path("log"), Path("cache"))
+    assert "MLCC_PIPELINE" not in bench_builds._mlcc_environment({"MLCC_PIPELINE": "clang"}, "single",
+                                                                 Path("log"), Path("cache"))
 
 
 def test_markdown_has_a_driver_speed_table_when_measured() -> None:
     results = _results()
     variants = {name: {"wall": w, "cpu": w * 0.9} for name, w in
-                zip(bench.DRIVER_VARIANTS, (0.02, 0.01, 0.06, 0.3, 0.2))}
-    variants["mlcc no cache"]["stages"] = dict.fromkeys(bench.STAGES, 0.01)
+                zip(bench_report.DRIVER_VARIANTS, (0.02, 0.01, 0.06, 0.3, 0.2))}
+    variants["mlcc no cache"]["stages"] = dict.fromkeys(bench_measure.STAGES, 0.01)
     variants["mlcc no cache"]["overhead"] = 0.24
     results["driver_speed"] = {"date": "2025-01-01 00:00 UTC", "loadavg_before": [0.1, 0.1, 0.1],
                                "command": "mlcc-tool bench --driver-speed",
                                "files": {"tiny.c": {"lines": 20, "runs": 3, "variants": variants}}}
-    sections = bench.summarize(results["runs"], PROJECTS, ["-Oz"], ["single"])
-    text = bench.render_markdown(results, sections, {})
+    sections = bench_report.summarize(results["runs"], PROJECTS, ["-Oz"], ["single"])
+    text = bench_report.render_markdown(results, sections, {})
     assert "## Driver speed" in text
     assert "| tiny.c (20 lines) | mlcc no cache | 0.30 s | 0.27 s | 15.00× | 15.00× |" in text
     # Start-up (mlcc disabled minus clang, CPU) times the build's 4 mlcc commands.
-    assert bench.startup_cost(results["driver_speed"]) == pytest.approx(0.036)
+    assert bench_report.startup_cost(results["driver_speed"]) == pytest.approx(0.036)
     assert "each of its 4 commands: 0.04 s each (driver-speed benchmark), 0.14 s in all" in text
     assert "of which the bare interpreter is 0.01 s" in text
 
@@ -197,41 +198,39 @@ def test_objects_on_disk_are_found_and_probes_skipped(tmp_path: Path) -> None:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(_tiny_object(42))
     (tmp_path / "src" / "notes.o").write_text("not an object")
-    assert bench.find_objects(tmp_path) == {"src/a.o": 42}
-    assert bench.linked_size(tmp_path / "src" / "a.o") == 42
+    assert bench_measure.find_objects(tmp_path) == {"src/a.o": 42}
+    assert bench_measure.linked_size(tmp_path / "src" / "a.o") == 42
 
 
 def test_bench_projects_are_not_in_the_model_corpus() -> None:
-    projects = bench.load_projects()
+    projects = bench_builds.load_projects()
     assert len(projects) >= 8
     assert {p.language for p in projects} == {"c", "c++"}
-    corpus = bench.corpus_packages()
+    corpus = bench_builds.corpus_packages()
     assert not {p.package for p in projects} & corpus
     assert 2 <= sum(p.quick for p in projects) <= 3
-    with pytest.raises(bench.MlccError, match="corpus"):
-        bench.check_not_in_corpus(projects, {projects[0].package})
+    with pytest.raises(MlccError, match="corpus"):
+        bench_builds.check_not_in_corpus(projects, {projects[0].package})
 
 
 def test_projects_without_a_recipe_need_steps_and_artifacts(tmp_path: Path) -> None:
     bad = tmp_path / "bench.toml"
     bad.write_text('[[project]]\nname = "x"\npackage = "x"\nlanguage = "c"\n'
                    'steps = [["make"]]\n')
-    with pytest.raises(bench.MlccError, match="artifacts"):
-        bench.load_projects(bad)
+    with pytest.raises(MlccError, match="artifacts"):
+        bench_builds.load_projects(bad)
 
 
 def test_time_verdict_without_optimized_units_blames_start_up_only() -> None:
     total = {"cpu_ratio": 1.4, "wall_ratio": 1.4, "units": 0, "plain_commands": 10,
              "mlcc_cpu": 14.0, "clang_cpu": 10.0}
-    text = bench.time_verdict(total, startup=0.12, interpreter=0.07)
+    text = bench_report.time_verdict(total, startup=0.12, interpreter=0.07)
     assert "not met" in text and "optimized no unit" in text
     assert "10 commands" in text and "1.20 s in all" in text and "bare interpreter is 0.07 s" in text
     assert "three tool processes" not in text
 
 
 def test_redo_names_a_configuration_of_the_profile(tmp_path: Path) -> None:
-    from mlcc.errors import MlccError
-
     with pytest.raises(MlccError, match="no configuration mlcc -Oz lukewarm"):
         bench.run(profile_name="quick", redo=["mlcc -Oz lukewarm"], json_path=tmp_path / "r.json",
                   workdir=tmp_path / "w", write_docs=False)
@@ -240,7 +239,7 @@ def test_redo_names_a_configuration_of_the_profile(tmp_path: Path) -> None:
 def test_time_verdict_of_a_warm_rebuild_counts_objects_from_the_cache() -> None:
     total = {"cpu_ratio": 1.1, "wall_ratio": 1.1, "units": 12, "plain_commands": 3,
              "mlcc_cpu": 11.0, "clang_cpu": 10.0, "output_hits": 12}
-    text = bench.time_verdict(total, mode="warm")
+    text = bench_report.time_verdict(total, mode="warm")
     assert "target ≤ 1.15×: met" in text
     assert "12 of its 12 units took their object from the cache" in text
 
@@ -250,8 +249,8 @@ def test_header_lists_the_build_runs_since_the_last_fresh_start() -> None:
               {"kind": "build", "command": "mlcc-tool bench --profile full --fresh", "date": "b"},
               {"kind": "build", "command": "mlcc-tool bench --profile full", "date": "c"},
               {"kind": "build", "command": "mlcc-tool bench --redo 'mlcc -Oz warm'", "date": "d"}]
-    assert [b["date"] for b in bench._since_fresh(builds)] == ["b", "c", "d"]
-    assert [b["date"] for b in bench._since_fresh(builds[2:])] == ["c", "d"]
+    assert [b["date"] for b in bench_report._since_fresh(builds)] == ["b", "c", "d"]
+    assert [b["date"] for b in bench_report._since_fresh(builds[2:])] == ["c", "d"]
 
 
 def test_a_new_model_for_one_level_redoes_only_that_levels_mlcc_builds(tmp_path):
@@ -276,3 +275,34 @@ def test_a_report_covers_the_profile_the_results_were_last_built_with() -> None:
                                {"kind": "report", "profile": "quick"}]}
     assert bench.report_profile(results) == "full"
     assert bench.report_profile({"invocations": []}) == "quick"
+
+
+def test_readme_headline_comes_from_the_sections_and_replaces_only_its_block(tmp_path: Path) -> None:
+    from mlcc.learn.evaluate import readme_headline
+
+    results = _results()
+    # a second project that builds, so that the geometric mean differs from the total
+    results["runs"]["beta|mlcc|-Oz|single"] = _run("mlcc", "single", {"c.o": 200}, {"libbeta.so": 200},
+                                                   wall=6.0, cpu=5.0)
+    sections = bench_report.summarize(results["runs"], PROJECTS, ["-Oz"], ["single", "warm"])
+    rows = [r for r in sections[0]["rows"].values() if r["ok"]]
+    # alpha 2000 -> 1900 (5 %), beta 400 -> 200 (50 %): total 13.64 %, geomean 1 - sqrt(0.95 * 0.5)
+    assert sections[0]["total"]["artifact_gain"] == pytest.approx(100 * 300 / 2400)
+    assert readme_headline.geomean_gain(rows) == pytest.approx(100 * (1 - (0.95 * 0.5) ** 0.5))
+    lines = readme_headline.render(sections, bench_builds.MODE_TITLES, results["invocations"][0],
+                                   "docs/img/bench-gain.png")
+    text = "\n".join(lines)
+    assert "| `-Oz`, single-shot | +12.50 % | +31.08 % | 1 of 3 | 1.44× |" in text
+    assert "warm" not in text  # the headline shows single-shot and trials only
+    assert "`mlcc-tool bench --profile quick`" in text and "git abc1234" in text
+    assert "![Linked size gain per project](docs/img/bench-gain.png)" in text
+
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# mlcc\n\nintro\n\n{readme_headline.BEGIN}\nold figures\n{readme_headline.END}\n\nrest\n")
+    assert readme_headline.update(readme, lines)
+    written = readme.read_text()
+    assert "old figures" not in written and "+31.08 %" in written
+    assert written.startswith("# mlcc\n\nintro\n\n") and written.endswith(f"{readme_headline.END}\n\nrest\n")
+    plain = tmp_path / "OTHER.md"
+    plain.write_text("no markers\n")
+    assert not readme_headline.update(plain, lines) and plain.read_text() == "no markers\n"

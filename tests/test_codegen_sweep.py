@@ -1,6 +1,6 @@
-"""The code generation sweep (`mlcc.learn.codegen_sweep`): how option sets combine
-with the default's own arguments, what its summary counts, and that clang-19 takes
-every option set it would measure."""
+"""The code generation sweep (`python -m mlcc.learn.candidates codegen-sweep`): how option
+sets combine with the default's own arguments, what its summary counts, and that clang-19
+takes every option set it would measure."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from mlcc.learn import codegen_sweep
+from mlcc.learn.candidates import codegen_sweep
 
 CLANG19 = shutil.which("clang-19")
 BASE = ("-mllvm", "-enable-machine-outliner=always", "-mllvm", "-min-jump-table-entries=16")

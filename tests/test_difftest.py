@@ -1,4 +1,4 @@
-"""Differential testing with Csmith (`mlcc.learn.difftest`): a CI-sized campaign
+"""Differential testing with Csmith (`python -m mlcc.learn.check difftest`): a CI-sized campaign
 that must find no miscompile, and the pieces it is made of.
 
 The campaign builds Csmith seeds 1..30 with clang-19 -O0 and with mlcc: the
@@ -20,8 +20,8 @@ import time
 import pytest
 
 from mlcc.errors import ToolchainMissing
-from mlcc.learn import difftest
-from mlcc.learn.difftest import Config, configs_for_program
+from mlcc.learn.check import difftest
+from mlcc.learn.check.difftest import Config, configs_for_program
 from mlcc.pipeline import CLANG
 
 SEEDS = range(1, 31)

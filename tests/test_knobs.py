@@ -12,7 +12,8 @@ import pytest
 from conftest import mlcc_env
 from mlcc import knobs, passes, pipeline
 from mlcc.errors import MlccError
-from mlcc.learn import evaluate, search
+from mlcc.learn import measure
+from mlcc.learn.search import search
 from mlcc.objective import object_size
 from mlcc.pipeline import CLANG, codegen_args, resolve
 
@@ -204,14 +205,14 @@ def test_the_machine_outliner_knob_reaches_the_driver_and_the_measurement(tmp_pa
     bc = tmp_path / "r.bc"
     subprocess.run([CLANG19, "-Oz", "-Xclang", "-disable-llvm-passes", "-emit-llvm", "-c", str(src),
                     "-o", str(bc)], check=True)
-    prep = evaluate.prepare(evaluate.Unit("r", "p", str(bc), ("-Oz",)), str(tmp_path))
+    prep = measure.prepare(measure.Unit("r", "p", str(bc), ("-Oz",)), str(tmp_path))
     for forced, obj in built.items():
-        assert evaluate.measure(prep, forced) == object_size(str(obj))
+        assert measure.measure(prep, forced) == object_size(str(obj))
     # ... also when the two share one opt run (the same opt text: a codegen knob apart)
     runs = []
     real_run_opt = pipeline.run_opt
     monkeypatch.setattr(pipeline, "run_opt", lambda *a, **k: runs.append(a[1]) or real_run_opt(*a, **k))
-    measurer = evaluate.Measurer(prep, str(tmp_path))
+    measurer = measure.Measurer(prep, str(tmp_path))
     shared = {forced: measurer.size(forced) for forced in built}
     assert runs == [prep.clang_pipeline]
     assert shared == {forced: object_size(str(obj)) for forced, obj in built.items()}

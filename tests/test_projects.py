@@ -1,6 +1,6 @@
 """Build real projects with their own build systems using mlcc/mlcc++ and run their test suites.
 
-Every (recipe, optimization level) pair from ``tests/projects.py`` is built
+Every (recipe, optimization level) pair from ``mlcc/learn/evaluate/projects.py`` is built
 with ``CC=mlcc CXX=mlcc++``; the test passes when the project's own test
 suite passes and mlcc's ``MLCC_LOG`` shows translation units that took the
 optimizing path. Sources come from Debian source packages (cached in
@@ -20,7 +20,7 @@ import pytest
 
 from mlcc.model import bundled_model_path
 
-import projects
+from mlcc.learn.evaluate import projects
 
 pytestmark = pytest.mark.projects
 

@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-import projects
 from conftest import mlcc_env
+
+from mlcc.learn.evaluate import projects
+from mlcc.learn.retrain import held_out
 
 # Fourteen of Lua's files: enough for 11 training units and 3 held out.
 LUA_FILES = ("lapi.c", "lcode.c", "ldebug.c", "ldo.c", "lfunc.c", "lgc.c", "llex.c", "lobject.c",
@@ -89,3 +91,11 @@ def test_retrain_without_units_is_one_clear_error(tmp_path: Path, make_dir, mess
     assert result.returncode == 1
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_held_out_share_is_exact_and_stable():
+    units = [{"id": f"u{i:03}"} for i in range(50)]
+    held = held_out(units, 0.2)
+    assert len(held) == 10
+    assert held == held_out(list(reversed(units)), 0.2)
+    assert held_out(units, 0.0) == set()

@@ -1,4 +1,4 @@
-"""The run-time benchmark (`mlcc.learn.run_time`): its workloads name benchmark
+"""The run-time benchmark (`python -m mlcc.learn.evaluate run-time`): its workloads name benchmark
 projects, its input is the same every time, and outputs are compared as declared."""
 
 from __future__ import annotations
@@ -6,11 +6,11 @@ from __future__ import annotations
 import bz2
 import gzip
 
-from mlcc.learn import bench, run_time
+from mlcc.learn.evaluate import bench_builds, run_time
 
 
 def test_every_workload_runs_a_program_of_a_benchmark_project():
-    projects = {p.name: p for p in bench.load_projects()}
+    projects = {p.name: p for p in bench_builds.load_projects()}
     for workload in run_time.load_workloads():
         assert workload["project"] in projects, workload["name"]
         assert workload["check"] in ("stdout", "last-line")

@@ -33,9 +33,10 @@ from rich.console import Console
 
 from mlcc import model as runtime
 from mlcc.errors import MlccError
-from mlcc.learn import candidates as cands
-from mlcc.learn import search, train
-from mlcc.learn.corpus import distinct_units, read_units
+from mlcc.learn.candidates import candidates as cands
+from mlcc.learn.corpus.manifest import distinct_units, read_units
+from mlcc.learn.search import search
+from mlcc.learn.train import train
 
 LEVELS = ("z", "s")
 MIN_TRAIN_UNITS = 8
@@ -108,7 +109,7 @@ def run(directories: list[Path], out: Path, *, work: Path | None, level: str | N
         return Path(u["dir"]) / f"{u['id']}.bc"
 
     # what decides whether a slow pass may run on a unit (passes.bounded)
-    counts = train.instruction_counts(units, bitcode_of, work / "features.jsonl.gz")
+    counts = search.instruction_counts(units, bitcode_of, work / "features.jsonl.gz")
 
     def jobs_for(unit_list: list[dict], pipelines: list[str], walk: int = 0) -> list[search.Job]:
         by_unit = store.by_unit()

@@ -1,0 +1,27 @@
+"""`python -m mlcc.learn.candidates STEP`: choose the candidate pipelines and the default.
+
+    python -m mlcc.learn.candidates choose [--wrapped-only]    # models/data/candidates-O<level>.json
+    python -m mlcc.learn.candidates tune-default               # models/data/default-O<level>.json
+    python -m mlcc.learn.candidates codegen-sweep --sample walk --count 120
+    python -m mlcc.learn.candidates slow-bound [--time 20]
+"""
+
+from __future__ import annotations
+
+import click
+
+from mlcc.learn.candidates import candidates, codegen_sweep, slow_bound, tune_default
+
+
+@click.group()
+def main() -> None:
+    """Choose the candidate pipelines and tune the default (resumable)."""
+
+
+main.add_command(candidates.main, "choose")
+main.add_command(tune_default.main, "tune-default")
+main.add_command(codegen_sweep.main, "codegen-sweep")
+main.add_command(slow_bound.main, "slow-bound")
+
+if __name__ == "__main__":
+    main()

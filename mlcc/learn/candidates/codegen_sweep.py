@@ -1,0 +1,193 @@
+"""Sweep LLVM's code generation options on top of the tuned default.
+
+The `codegen` knobs (`mlcc/data/clang-knobs.toml`) are options of LLVM's code
+generator that save bytes. This step finds them: on a sample of training
+units, opt runs the tuned default's pipeline once per unit; code generation
+then runs once with the default's own codegen arguments (the baseline) and
+once per option set of `OPTION_SETS` on top of them (an option the default
+already sets is replaced, so `min-jump-table-entries=12` can be compared with
+the default's 16). A knob is what earns its place here and then in
+`tune_default` on the units the model is trained on.
+
+Resumable: a unit already measured with an option set is not redone. Writes
+`models/data/codegen-sweep-O<level>-<sample>.json`: for each default swept (an
+earlier default's results are kept), every size, and per option set the total
+and mean project gain against the baseline.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import tempfile
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from mlcc import knobs
+from mlcc.learn.candidates import tune_default
+from mlcc.learn.corpus.layout import Layout
+from mlcc.learn.measure import Unit, generate, optimize, prepare
+from mlcc.learn.search import search
+from mlcc.learn.train import train
+
+# name -> `-mllvm` options, each a code generation choice that may trade speed for
+# bytes. Options that change the ABI, the code's meaning or its hardening are not here.
+OPTION_SETS = {
+    "split-spill-size": ["-split-spill-mode=size"],
+    "early-ifcvt": ["-x86-early-ifcvt"],
+    "no-shrink-wrap": ["-enable-shrink-wrap=false"],
+    "no-machine-licm": ["-disable-machine-licm"],
+    "no-machine-sink": ["-disable-machine-sink"],
+    "no-postra-machine-licm": ["-disable-postra-machine-licm"],
+    "no-constant-hoisting": ["-disable-constant-hoisting"],
+    "no-cgp-branch-opts": ["-disable-cgp-branch-opts"],
+    "no-cgp-select2branch": ["-disable-cgp-select2branch"],
+    "no-cgp": ["-disable-cgp"],
+    "no-complex-addr-modes": ["-disable-complex-addr-modes"],
+    "tail-dup-size-1": ["-tail-dup-size=1"],
+    "no-branch-fold": ["-disable-branch-fold"],
+    "no-machine-combiner": ["-x86-machine-combiner=false"],
+    "no-lea-opt": ["-disable-x86-lea-opt"],
+    "sched-source": ["-pre-RA-sched=source"],
+    "sched-list-burr": ["-pre-RA-sched=list-burr"],
+    "outline-linkonceodr": ["-enable-linkonceodr-outlining"],
+    "no-avoid-sfb": ["-x86-disable-avoid-SFB"],
+    "br-merging-off": ["-x86-br-merging-base-cost=-1"],
+    "no-twoaddr-reschedule": ["-twoaddr-reschedule=false"],
+    "no-anyext-load-promotion": ["-x86-promote-anyext-load=false"],
+    "no-call-frame-opt": ["-no-x86-call-frame-opt"],
+    "local-reassign": ["-enable-local-reassign"],
+    "no-select-optimize": ["-disable-select-optimize"],
+    "no-early-ifcvt": ["-disable-early-ifcvt"],
+    "jump-tables-8": ["-min-jump-table-entries=8"],
+    "jump-tables-12": ["-min-jump-table-entries=12"],
+    "jump-tables-24": ["-min-jump-table-entries=24"],
+    "jump-tables-32": ["-min-jump-table-entries=32"],
+    "no-outliner": ["-enable-machine-outliner=never"],
+    "no-phi-elim-edge-splitting": ["-disable-phi-elim-edge-splitting"],
+    "no-machine-sink-split": ["-machine-sink-split=false"],
+    "no-tail-duplicate": ["-disable-tail-duplicate"],
+    "deferred-spilling": ["-enable-deferred-spilling"],
+    "no-postra-machine-sink": ["-disable-postra-machine-sink"],
+    "no-cgp-ext-ld-promotion": ["-disable-cgp-ext-ld-promotion"],
+    "no-cgp-split-large-offset-gep": ["-cgp-split-large-offset-gep=false"],
+    "csr-first-time-cost-10": ["-regalloc-csr-first-time-cost=10"],
+    "no-domain-reassignment": ["-disable-x86-domain-reassignment"],
+    "fsrm-memcpy": ["-x86-use-fsrm-for-memcpy"],
+    "sink-to-avoid-spills": ["-sink-insts-to-avoid-spills"],
+    "no-hoist-const-loads": ["-hoist-const-loads=false"],
+    "aggressive-machine-cse": ["-aggressive-machine-cse"],
+    "no-mergeicmps": ["-disable-mergeicmps"],
+}
+
+
+def merged(base: tuple[str, ...], options: list[str]) -> list[str]:
+    """`base` (pairs of `-mllvm`, option) with `options` added as `-mllvm` options;
+    one that names an option `base` sets replaces it."""
+    def option_name(arg: str) -> str:
+        return arg.split("=", 1)[0]
+
+    replaced = {option_name(o) for o in options}
+    pairs = [base[i:i + 2] for i in range(0, len(base), 2)]
+    kept = [arg for pair in pairs if option_name(pair[-1]) not in replaced for arg in pair]
+    return kept + [arg for o in options for arg in ("-mllvm", o)]
+
+
+def _sweep_unit(job: tuple[str, str, str, dict, list[str]]) -> tuple[str, dict]:
+    """Worker: one unit's baseline and option-set sizes (None for a failure)."""
+    unit_dir, unit_id, default, known, names = job
+    with tempfile.TemporaryDirectory(prefix="mlcc-sweep-") as tmp:
+        try:
+            unit = Unit.load(Path(unit_dir), unit_id)
+            prep = prepare(unit, tmp)
+        except Exception:  # a unit that cannot be read is left out, as `search` records it failed
+            return unit_id, {}
+        optimized = os.path.join(tmp, "o.bc")
+        if not optimize(prep, default, optimized):
+            return unit_id, {}
+        base = knobs.codegen_args(default, unit.codegen_args)
+        sizes = dict(known)
+        for name in ["baseline", *names]:
+            if name not in sizes:
+                extra = base if name == "baseline" else merged(base, OPTION_SETS[name])
+                sizes[name] = generate(prep, optimized, extra, os.path.join(tmp, "o.o"))
+        return unit_id, sizes
+
+
+def summary(results: dict, names: list[str]) -> dict[str, dict]:
+    """Per option set: total gain and mean project gain (percent) against the baseline
+    on the units where both built, and how many units got smaller or larger."""
+    out = {}
+    for name in names:
+        rows = [(r["project"], r["sizes"]["baseline"], r["sizes"][name]) for r in results.values()
+                if r["sizes"].get("baseline") and r["sizes"].get(name)]
+        if not rows:
+            continue
+        projects, base, size = (np.array(col) for col in zip(*rows))
+        base, size = base.astype(np.float64), size.astype(np.float64)
+        out[name] = {"total_pct": round(100.0 * (1 - size.sum() / base.sum()), 3),
+                     "project_pct": round(100.0 * float(train.mean_project_gain(
+                         size[:, None], base, projects)[0]), 3),
+                     "smaller": int((size < base).sum()), "larger": int((size > base).sum()),
+                     "units": len(rows)}
+    return out
+
+
+@click.command()
+@click.option("--sample", type=click.Choice(["walk", "label"]), default="walk", show_default=True,
+              help="walk: small units of every project; label: the training units `label` measures.")
+@click.option("--count", default=120, show_default=True)
+@click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
+def main(sample: str, count: int, jobs: int) -> None:
+    """Measure every option set of OPTION_SETS on top of the tuned default."""
+    default = tune_default.tuned_default()
+    if not default:
+        raise click.ClickException("no tuned default yet: run `python -m mlcc.learn.candidates tune-default`")
+    manifest = search.load_manifest()
+    units = (search.walk_sample(manifest, count) if sample == "walk" else
+             search.label_sample(search.units_of(manifest, "train"), count))
+    layout = Layout.from_environment()
+    out = search.DATA / f"codegen-sweep-O{search.OPT_LEVEL}-{sample}.json"
+    saved = json.loads(out.read_text()) if out.exists() else {}
+    # each default's measurements are kept: the knobs were chosen on an earlier one
+    by_default = saved.get("by_default", {})
+    results = by_default.get(default, {}).get("units", {})
+    names = list(OPTION_SETS)
+    jobs_left = []
+    for u in units:
+        unit_dir = layout.units(u["project"], search.OPT_LEVEL)
+        known = results.get(u["id"], {}).get("sizes", {})
+        if (unit_dir / f"{u['id']}.json").exists() and any(n not in known for n in ["baseline", *names]):
+            jobs_left.append((str(unit_dir), u["id"], default, known, names))
+    project_of = {u["id"]: u["project"] for u in units}
+
+    def save() -> None:
+        by_default[default] = {"summary": summary(results, names), "units": results}
+        out.write_text(json.dumps({"opt_level": search.OPT_LEVEL, "sample": sample,
+                                   "option_sets": OPTION_SETS, "by_default": by_default},
+                                  indent=1) + "\n")
+
+    console = Console(stderr=True)
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(jobs, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
+        for done, (unit_id, sizes) in enumerate(pool.imap_unordered(_sweep_unit, jobs_left), 1):
+            results[unit_id] = {"project": project_of[unit_id], "sizes": sizes}
+            if done % 10 == 0 or done == len(jobs_left):
+                save()
+                console.print(f"{done}/{len(jobs_left)} units")
+    save()
+    table = Table(title=f"code generation options on {escape(default)} ({sample}, {len(results)} units)")
+    for col in ("option set", "total %", "project mean %", "smaller", "larger"):
+        table.add_column(col)
+    for name, row in sorted(summary(results, names).items(), key=lambda kv: -kv[1]["total_pct"]):
+        table.add_row(name, f"{row['total_pct']:+.3f}", f"{row['project_pct']:+.3f}",
+                      str(row["smaller"]), str(row["larger"]))
+    Console().print(table)
+    click.echo(f"-> {out}")

@@ -1,0 +1,118 @@
+"""Tune the default: the pipeline every unit gets unless the model predicts better.
+
+The knob walks (`search knobs`) run on small units, and the knobs they favour
+there need not pay on the units a build is made of (validation's larger files
+lost most of the walks' gain). This step tunes the default on a seeded sample
+of 450 training units (`search.label_sample`; `label` now measures all of them):
+start from the best of clang's pipeline and the tuned clang pipelines among
+the candidates (`candidates-O<level>.json`), measured on all of them; each
+round measures every one-knob change of it (`knobs.toggles`) and keeps the
+best by the rule the model's default is chosen by (`train.mean_project_gain`:
+each project's total gain, averaged over the projects). It stops when no
+change adds `--min-gain` points, or after `--rounds`.
+
+Resumable (measurements already in the table are not redone). Writes
+`models/data/default-O<level>.json`: each round's pipelines with their gains,
+and the result, which `candidates` adds to the candidate set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+import numpy as np
+
+from mlcc import knobs, passes
+from mlcc.learn.corpus.layout import Layout
+from mlcc.learn.search import search
+from mlcc.learn.train import train
+
+DEFAULT_FILE = search.DATA / f"default-O{search.OPT_LEVEL}.json"
+
+
+def tuned_default(path=DEFAULT_FILE) -> str | None:
+    """The default this step found, if it ran."""
+    return json.loads(path.read_text()).get("default") if path.exists() else None
+
+
+def gains(pipelines: list[str], units: list[dict], by_unit: dict) -> dict[str, float]:
+    """Mean project gain (percent) of each pipeline measured on every unit of `units`
+    with clang's size; a failure counts as `train.FAILED_RATIO` times clang's size."""
+    rows = [u for u in units if by_unit.get(u["id"], {}).get(search.CLANG_PIPELINE)]
+    complete = [p for p in pipelines if all(p in by_unit[u["id"]] for u in rows)]
+    if not rows or not complete:
+        return {}
+    clang = np.array([by_unit[u["id"]][search.CLANG_PIPELINE] for u in rows], dtype=np.float64)
+    sizes = np.array([[by_unit[u["id"]][p] or train.FAILED_RATIO * c for p in complete]
+                      for u, c in zip(rows, clang)], dtype=np.float64)
+    groups = np.array([u["project"] for u in rows])
+    mean = train.mean_project_gain(sizes, clang, groups)
+    return {p: round(100.0 * float(g), 4) for p, g in zip(complete, mean)}
+
+
+def candidate_pipelines() -> list[str]:
+    return json.loads(search.CANDIDATES.read_text())["pipelines"] if search.CANDIDATES.exists() else []
+
+
+def measure(pipelines: list[str], units: list[dict], store: search.Store, jobs: int, title: str,
+            counts: dict[str, float]) -> None:
+    """Measure what mlcc runs for `pipelines` (`passes.bounded`, the units' instruction
+    `counts`) on every unit of `units` that lacks one of them."""
+    layout, by_unit = Layout.from_environment(), store.by_unit()
+    jobs_list = []
+    for u in units:
+        run = search.bounded_pipelines(pipelines, counts.get(u["id"]))
+        if any(p not in by_unit.get(u["id"], {}) for p in run):
+            jobs_list.append(search.corpus_job(u, layout, run, by_unit.get(u["id"], {})))
+    search.run_jobs(jobs_list, store, jobs, title)
+
+
+def best_of(scored: dict[str, float]) -> str:
+    return max(sorted(scored), key=lambda p: scored[p])
+
+
+@click.command()
+@click.option("--limit", default=450, show_default=True,
+              help="Training units: the seeded sample `search label --split train --limit` measures.")
+@click.option("--rounds", default=5, show_default=True, help="Rounds of one-knob changes.")
+@click.option("--min-gain", default=0.02, show_default=True,
+              help="Points of mean project gain a change must add to be taken.")
+@click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
+def main(limit: int, rounds: int, min_gain: float, jobs: int) -> None:
+    """Descend from the best tuned clang pipeline one knob at a time on training units."""
+    manifest = search.load_manifest()
+    bitcode_of = search.corpus_bitcode(Layout.from_environment())
+    # a file its project builds twice is one unit; one this corpus lacks cannot be measured
+    units = [u for u in {u["id"]: u for u in search.label_sample(search.units_of(manifest, "train"),
+                                                                 limit)}.values()
+             if bitcode_of(u).exists()]
+    if not units:
+        raise click.ClickException("none of the sampled training units is in the corpus: run `make corpus`")
+    store = search.Store()
+    counts = search.instruction_counts(units, bitcode_of)
+    start = [search.CLANG_PIPELINE] + [p for p in candidate_pipelines()
+                                       if search.is_tuned_clang(p) and passes.eligible(p)]
+    measure(start, units, store, jobs, "default start", counts)
+    scored = gains(start, units, store.by_unit(counts))
+    best = best_of(scored)
+    history = [{"round": 0, "pipelines": scored, "best": best}]
+    for round_no in range(1, rounds + 1):
+        tried = [best] + [t for t in knobs.toggles(best, search.OPT_LEVEL) if passes.eligible(t)]
+        measure(tried, units, store, jobs, f"default round {round_no}", counts)
+        scored = gains(tried, units, store.by_unit(counts))
+        new = best_of(scored)
+        if scored[new] < scored[best] + min_gain:
+            new = best  # a step within noise of staying put is not taken
+        history.append({"round": round_no, "from": best, "pipelines": scored, "best": new})
+        click.echo(f"round {round_no}: {best} {scored[best]:.3f}% -> {new} {scored[new]:.3f}%")
+        if new == best:
+            break
+        best = new
+    result = {"opt_level": search.OPT_LEVEL, "units": len(units), "min_gain": min_gain,
+              "projects": len({u["project"] for u in units}),
+              "rule": "mean over training projects of the project's total gain (percent)",
+              "default": best, "gain_pct": history[-1]["pipelines"][best], "rounds": history}
+    DEFAULT_FILE.write_text(json.dumps(result, indent=1) + "\n")
+    click.echo(f"default: {best} -> {DEFAULT_FILE}")

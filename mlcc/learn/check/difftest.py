@@ -1,0 +1,543 @@
+"""Differential testing with Csmith: mlcc's -Oz/-Os builds against clang -O0.
+
+Csmith writes self-checking C programs that print a checksum of their global
+state; `csmith --seed N` always writes the same program. Each program is
+built with `clang-19 -O0` (the reference) and with mlcc in several
+configurations: the model's choice, trials, and every candidate pipeline
+forced. Every build must print what the reference prints. A difference is a
+miscompile, by LLVM under one of our pipelines or by mlcc's split of clang's
+compile; each one is kept as a reproducer directory whose `repro.sh` also
+rebuilds the program with plain `opt-19 -passes=...` and `clang-19`, without
+mlcc, to tell the two apart (`info.json` says what the campaign found).
+
+    python -m mlcc.learn.check difftest -n 1000 --jobs 2 --out build/difftest
+
+The summary (`DIR/summary.json`) is rewritten after every program, so an
+interrupted campaign resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import click
+
+from mlcc.errors import MlccError, ToolchainMissing, ToolFailed
+from mlcc.learn.paths import MODELS, REPO
+from mlcc.pipeline import CLANG, codegen_args, resolve
+from mlcc.process import run_tool
+
+CSMITH_INCLUDE = "/usr/include/csmith"
+# Csmith programs are full of unused values and implicit conversions on purpose.
+PROGRAM_FLAGS = ("-w",)
+REFERENCE_LEVEL = "-O0"
+RUN_TIMEOUT = 10.0       # CPU seconds for one run of a program; some Csmith programs loop for long
+WALL_FACTOR = 6          # wall-clock limit of a run, as a multiple of its CPU limit (a backstop)
+RETRY_FACTOR = 3         # an mlcc build that times out gets one more run this many times longer
+BUILD_TIMEOUT = 600.0    # seconds for one mlcc or clang compile-and-link
+TRIALS = 4
+DEFAULT_OUT = REPO / "build" / "difftest"
+SUMMARY = "summary.json"
+# mlcc settings the campaign keeps from the caller's environment: where LLVM is,
+# and which model is "the model". Every other MLCC_* would change what a
+# configuration means, so it is dropped (and the config file ignored).
+KEEP_ENVIRONMENT = ("MLCC_CLANG", "MLCC_CLANGXX", "MLCC_OPT", "MLCC_LLC", "MLCC_LLVM_BIN", "MLCC_MODEL")
+# mlcc from the interpreter running this module: the same installation the campaign imports.
+MLCC = (sys.executable, "-c", "from mlcc.cli import main_c; main_c()")
+
+
+@dataclass(frozen=True)
+class Config:
+    """One way of building a program with mlcc."""
+
+    name: str                 # "Oz-model", "Oz-trials4", "Oz-pipeline03", ...
+    opt_level: str            # "z" or "s"
+    flags: tuple[str, ...]    # mlcc options after -O<level>
+    pipeline: str = ""        # the forced pipeline; "" when the model decides
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        return (f"-O{self.opt_level}", *self.flags)
+
+
+# ----------------------------------------------------------------------------- configurations
+
+
+def _model_candidates(opt_level: str) -> tuple[list[str], str] | None:
+    from mlcc import model
+
+    path = os.environ.get("MLCC_MODEL") or str(model.bundled_model_path(opt_level))
+    if not Path(path).exists():
+        return None
+    try:
+        loaded = model.load(path)
+    except MlccError as exc:
+        print(f"difftest: warning: {exc}", file=sys.stderr)
+        return None
+    if loaded.opt_level != opt_level:
+        return None
+    return list(loaded.candidates), f"model {path} (sha256:{loaded.digest})"
+
+
+def _table_candidates(opt_level: str) -> tuple[list[str], str] | None:
+    path = MODELS / "data" / f"candidates-O{opt_level}.json"
+    try:
+        pipelines = json.loads(path.read_text())["pipelines"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return list(pipelines), str(path)
+
+
+def candidate_pipelines(opt_level: str = "z") -> tuple[list[str], str]:
+    """The candidate pipelines and where they came from.
+
+    The model's metadata, else the candidate table it is trained from (for -Os
+    without either, the -Oz ones: the same pipelines on `optsize` rather than
+    `minsize` functions), else clang's own -Oz pipeline.
+    """
+    levels = (opt_level,) if opt_level == "z" else (opt_level, "z")
+    for level in levels:
+        for source in (_model_candidates, _table_candidates):
+            found = source(level)
+            if found and found[0]:
+                return list(dict.fromkeys(found[0])), found[1]
+    return [CLANG], "clang's own -Oz pipeline (no model, no candidate table)"
+
+
+def configurations(levels: str = "zs", *, trials_levels: str = "zs", forced_levels: str = "zs",
+                   trials: int = TRIALS) -> list[Config]:
+    """Model choice at each level, trials, then every candidate forced (one config each)."""
+    configs = [Config(f"O{level}-model", level, ()) for level in levels]
+    if trials:
+        configs += [Config(f"O{level}-trials{trials}", level, (f"-fmlcc-trials={trials}",))
+                    for level in trials_levels]
+    for level in forced_levels:
+        pipelines, _ = candidate_pipelines(level)
+        configs += [Config(f"O{level}-pipeline{i:02d}", level, (f"-fmlcc-pipeline={p}",), p)
+                    for i, p in enumerate(pipelines)]
+    return configs
+
+
+def configs_for_program(seed: int, configs: list[Config], forced_per_program: int) -> list[Config]:
+    """All configurations, or the unforced ones plus a slice of the forced ones that
+    rotates with the seed (so consecutive seeds cover every candidate in turn)."""
+    forced = [c for c in configs if c.pipeline]
+    if not forced_per_program or forced_per_program >= len(forced):
+        return list(configs)
+    start = (seed * forced_per_program) % len(forced)
+    chosen = {forced[(start + i) % len(forced)].name for i in range(forced_per_program)}
+    return [c for c in configs if not c.pipeline or c.name in chosen]
+
+
+def model_digests(levels: str = "zs") -> dict[str, str]:
+    """sha256 (12 digits) of the model mlcc uses at each level, or "none"."""
+    from mlcc import model
+
+    out = {}
+    for level in levels:
+        path = os.environ.get("MLCC_MODEL") or str(model.bundled_model_path(level))
+        try:
+            out[level] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
+        except OSError:
+            out[level] = "none"
+    return out
+
+
+def fingerprint(configs: list[Config], forced_per_program: int) -> str:
+    """What a result depends on besides the seed (configurations and the models that
+    decide for them); a resumed campaign reuses only matching results."""
+    levels = "".join(sorted({c.opt_level for c in configs if not c.pipeline}))
+    text = json.dumps([[asdict(c) for c in configs], forced_per_program, list(PROGRAM_FLAGS),
+                       model_digests(levels)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- one program
+
+
+def find_csmith() -> str:
+    """csmith's path; raise ToolchainMissing saying how to install it."""
+    found = shutil.which("csmith")
+    if not found or not Path(CSMITH_INCLUDE, "csmith.h").is_file():
+        raise ToolchainMissing("csmith or its headers are missing: apt-get install -y csmith "
+                               f"libcsmith-dev (scripts/setup.sh does); headers expected in {CSMITH_INCLUDE}")
+    return found
+
+
+def mlcc_environment(cache: str, log: str) -> dict[str, str]:
+    """The caller's environment without mlcc settings, plus a private decision cache and log;
+    every program, however small, takes the model's path (small units would go to clang whole)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLCC_") or k in KEEP_ENVIRONMENT}
+    env.update(MLCC_CACHE=cache, MLCC_LOG=log, MLCC_CONFIG=os.devnull, MLCC_SMALL_UNIT="0")
+    return env
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one binary did: its output, or how it ended otherwise."""
+
+    stdout: str
+    status: str               # "exit 0", "exit 1", "signal 11", "timeout"
+
+    @property
+    def text(self) -> str:
+        return self.stdout if self.status == "exit 0" else f"{self.stdout}<{self.status}>\n"
+
+
+def run_binary(path: str, timeout: float) -> Run:
+    """Run a built program; a crash or timeout is a result, not an error.
+
+    The limit is CPU time (prlimit), so how loaded the machine is does not
+    change which programs finish; wall-clock time is only a backstop.
+    """
+    cpu = max(1, math.ceil(timeout))
+    prlimit = shutil.which("prlimit")
+    # soft limit first: SIGXCPU tells a CPU timeout from a crash
+    argv = [prlimit, f"--cpu={cpu}:{cpu + 1}", path] if prlimit else [path]
+    try:
+        proc = run_tool(argv, timeout=timeout * WALL_FACTOR, capture_stdout=True, capture_stderr=True)
+    except ToolFailed as exc:
+        if exc.timed_out or exc.returncode == -signal.SIGXCPU:
+            return Run("", "timeout")
+        code = exc.returncode
+        return Run("", f"signal {-code}" if code is not None and code < 0 else f"exit {code}")
+    return Run(proc.stdout.decode(errors="replace"), "exit 0")
+
+
+def _read_log(path: str) -> dict:
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError:
+        return {}
+    entries = [json.loads(line) for line in lines if line.strip()]
+    return next((e for e in reversed(entries) if e.get("path") == "optimize"), entries[-1] if entries else {})
+
+
+def opt_setup(opt_level: str, workdir: str) -> tuple[tuple[str, ...], str]:
+    """What opt needs to run as clang would at -O`opt_level`: its target and tuning
+    flags, and clang's own pipeline text (what `clang` stands for as a candidate)."""
+    from mlcc import codegen
+    from mlcc.toolchain import find
+
+    clang = find("clang")
+    src, bc = os.path.join(workdir, "target.c"), os.path.join(workdir, "target.bc")
+    Path(src).write_text("int x;\n")
+    flags = (f"-O{opt_level}",)
+    run_tool([clang, *flags, "-emit-llvm", "-c", src, "-o", bc], capture_stderr=True)
+    return (codegen.optimizer_target_flags(clang, flags, bc),
+            codegen.clang_pipeline_text(clang, flags, bc))
+
+
+def llvm_alone(program: str, opt_level: str, pipeline: str, workdir: str, timeout: float) -> Run:
+    """Build `program` without mlcc (clang-19 front end, opt-19 -passes, clang-19
+    code generation and link) and run it."""
+    from mlcc.toolchain import find
+
+    clang, opt = find("clang"), find("opt")
+    level = f"-O{opt_level}"
+    target, clang_text = opt_setup(opt_level, workdir)
+    bitcode, optimized, exe = (os.path.join(workdir, n) for n in ("llvm.bc", "llvm.opt.bc", "llvm.exe"))
+    run_tool([clang, level, f"-I{CSMITH_INCLUDE}", *PROGRAM_FLAGS, "-Xclang", "-disable-llvm-passes",
+              "-emit-llvm", "-c", program, "-o", bitcode], capture_stderr=True, timeout=BUILD_TIMEOUT)
+    run_tool([opt, *target, f"-passes={resolve(pipeline, clang_text)}", bitcode,
+              "-o", optimized], capture_stderr=True, timeout=BUILD_TIMEOUT)
+    run_tool([clang, level, "-Xclang", "-disable-llvm-passes", *codegen_args(pipeline), optimized,
+              "-o", exe], capture_stderr=True, timeout=BUILD_TIMEOUT)
+    return run_binary(exe, timeout)
+
+
+def _repro_script(config: Config, target_flags, codegen_extra, timeout: float) -> str:
+    from mlcc.toolchain import find
+
+    clang, opt = find("clang"), find("opt")
+    level = f"-O{config.opt_level}"
+    extra = " ".join(PROGRAM_FLAGS)
+    return f"""#!/bin/sh
+# Csmith program vs clang {REFERENCE_LEVEL}: configuration {config.name} (mlcc {shlex.join(config.argv)}).
+# Builds the reference, the mlcc build, and the same pipeline with LLVM alone
+# (opt-19 -passes=..., no mlcc); prints each one's output status. Exits 1 while
+# mlcc's build differs from the reference.
+cd "$(dirname "$0")" || exit 2
+INC=${{CSMITH_INCLUDE:-{CSMITH_INCLUDE}}}
+T=${{TIMEOUT:-{int(timeout)}}}
+{clang} {REFERENCE_LEVEL} -I"$INC" {extra} program.c -o ref.exe || exit 2
+timeout "$T" ./ref.exe > expected.now; echo "reference: exit $?"
+
+export MLCC_CACHE="$(mktemp -d)" MLCC_CONFIG=/dev/null
+mlcc {shlex.join(config.argv)} -I"$INC" {extra} program.c -o mlcc.exe || exit 2
+timeout "$T" ./mlcc.exe > mlcc.now; echo "mlcc: exit $?"
+
+{clang} {level} -I"$INC" {extra} -Xclang -disable-llvm-passes -emit-llvm -c program.c -o program.bc
+{opt} {shlex.join(target_flags)} -passes="$(cat pipeline)" program.bc -o program.opt.bc
+{clang} {level} -Xclang -disable-llvm-passes {shlex.join(codegen_extra)} program.opt.bc -o llvm.exe
+timeout "$T" ./llvm.exe > llvm.now; echo "LLVM alone: exit $?"
+
+if cmp -s expected.now llvm.now; then echo "LLVM alone matches the reference"
+else echo "LLVM alone differs from the reference"; fi
+cmp -s expected.now mlcc.now && {{ echo "mlcc matches the reference"; exit 0; }}
+echo "mlcc differs from the reference:"; diff expected.now mlcc.now; exit 1
+"""
+
+
+def _write_reproducer(out: Path, seed: int, config: Config, program: str, expected: Run,
+                      actual_text: str, info: dict, timeout: float, workdir: str) -> str:
+    where = out / f"mismatch-{seed}-{config.name}"
+    where.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(program, where / "program.c")
+    (where / "flags").write_text(shlex.join(config.argv) + "\n")
+    try:
+        target, clang_text = opt_setup(config.opt_level, workdir)
+    except ToolFailed:
+        target, clang_text = (), CLANG
+    pipeline = info.get("pipeline") or config.pipeline or CLANG
+    # opt's text for it: `clang` stands for clang's own pipeline, spelled out here
+    (where / "pipeline").write_text(resolve(pipeline, clang_text) + "\n")
+    (where / "expected.out").write_text(expected.text)
+    (where / "actual.out").write_text(actual_text)
+    (where / "repro.sh").write_text(_repro_script(config, target, codegen_args(pipeline), timeout))
+    (where / "repro.sh").chmod(0o755)
+    (where / "info.json").write_text(json.dumps({"seed": seed, "config": asdict(config), **info},
+                                                indent=1) + "\n")
+    return str(where)
+
+
+def _check_config(config: Config, seed: int, program: str, expected: Run, tmp: str,
+                  out: Path, timeout: float, result: dict) -> None:
+    """Build with one configuration, run, compare; record into `result`."""
+    exe = os.path.join(tmp, f"{config.name}.exe")
+    log = os.path.join(tmp, f"{config.name}.log")
+    cache = tempfile.mkdtemp(prefix="cache-", dir=tmp)
+    env = mlcc_environment(cache, log)
+    argv = [*MLCC, *config.argv, f"-I{CSMITH_INCLUDE}", *PROGRAM_FLAGS, program, "-o", exe]
+    result["builds"] += 1
+    info: dict = {}
+    try:
+        proc = run_tool(argv, timeout=BUILD_TIMEOUT, capture_stderr=True, env=env)
+        stderr = proc.stderr.decode(errors="replace")
+    except ToolFailed as exc:
+        info = {"kind": "build", "stderr": exc.stderr[-4000:], "error": str(exc)}
+        result["mismatches"].append({"config": config.name, "kind": "build",
+                                     "dir": _write_reproducer(out, seed, config, program, expected,
+                                                              f"<mlcc failed: {exc}>\n", info,
+                                                              timeout, tmp)})
+        return
+    entry = _read_log(log)
+    pipeline = entry.get("pipeline", "")
+    if entry.get("fallback") or "mlcc: warning" in stderr:
+        result["fallbacks"].append({"config": config.name, "fallback": entry.get("fallback"),
+                                    "stderr": stderr.strip()[-2000:]})
+    if not config.pipeline:
+        result["pipelines"][config.name] = pipeline
+    actual = run_binary(exe, timeout)
+    if actual.status == "timeout":
+        result["timeouts"]["mlcc"] += 1
+        actual = run_binary(exe, timeout * RETRY_FACTOR)
+    result["runs"] += 1
+    if actual.text == expected.text:
+        return
+    kind = "timeout" if actual.status == "timeout" else "output"
+    info = {"kind": kind, "pipeline": pipeline, "decision": entry.get("decision"),
+            "fallback": entry.get("fallback"), "mlcc_stderr": stderr[-4000:]}
+    if pipeline and not entry.get("fallback"):
+        try:
+            alone = llvm_alone(program, config.opt_level, pipeline, tmp, timeout * RETRY_FACTOR)
+            info["llvm_alone"] = {"output": alone.text, "reproduces": alone.text != expected.text}
+        except ToolFailed as exc:
+            info["llvm_alone"] = {"error": str(exc)}
+    result["mismatches"].append({"config": config.name, "kind": kind,
+                                 "llvm_alone_reproduces": info.get("llvm_alone", {}).get("reproduces"),
+                                 "dir": _write_reproducer(out, seed, config, program, expected,
+                                                          actual.text, info, timeout, tmp)})
+
+
+def check_program(job: tuple) -> dict:
+    """Generate one Csmith program, build and run the reference and every configuration."""
+    seed, configs, out, timeout = job
+    start = time.monotonic()
+    result = {"seed": seed, "status": "compared", "reason": "", "builds": 0, "runs": 0,
+              "mismatches": [], "fallbacks": [], "pipelines": {},
+              "timeouts": {"reference": 0, "mlcc": 0}, "configs": [c.name for c in configs]}
+
+    def skip(reason: str) -> dict:
+        result.update(status="skipped", reason=reason, seconds=round(time.monotonic() - start, 2))
+        return result
+
+    from mlcc.toolchain import find
+
+    with tempfile.TemporaryDirectory(prefix=f"mlcc-difftest-{seed}-") as tmp:
+        program = os.path.join(tmp, "program.c")
+        try:
+            # in tmp: csmith leaves a platform.info file in its working directory
+            text = run_tool(["env", f"--chdir={tmp}", find_csmith(), "--seed", str(seed)],
+                            capture_stdout=True, capture_stderr=True, timeout=120).stdout
+        except ToolFailed as exc:
+            return skip(f"csmith failed ({exc})")
+        Path(program).write_bytes(text)
+        reference = os.path.join(tmp, "reference.exe")
+        try:
+            run_tool([find("clang"), REFERENCE_LEVEL, f"-I{CSMITH_INCLUDE}", *PROGRAM_FLAGS, program,
+                      "-o", reference], capture_stderr=True, timeout=BUILD_TIMEOUT)
+        except ToolFailed:
+            return skip("reference does not build")
+        expected = run_binary(reference, timeout)
+        if expected.status == "timeout":
+            result["timeouts"]["reference"] += 1
+            return skip("reference timed out")
+        if expected.status != "exit 0":
+            return skip(f"reference ends with {expected.status.split()[0]}")
+        result["expected"] = expected.stdout.strip()
+        for config in configs:
+            _check_config(config, seed, program, expected, tmp, out, timeout, result)
+    result["seconds"] = round(time.monotonic() - start, 2)
+    return result
+
+
+# ----------------------------------------------------------------------------- a campaign
+
+
+def summarize(results: dict[str, dict], configs: list[Config], meta: dict) -> dict:
+    """The campaign's numbers over every program result so far."""
+    done = list(results.values())
+    compared = [r for r in done if r["status"] == "compared"]
+    skipped: dict[str, int] = {}
+    for r in done:
+        if r["status"] == "skipped":
+            skipped[r["reason"]] = skipped.get(r["reason"], 0) + 1
+    chosen: dict[str, dict[str, int]] = {}
+    for r in compared:
+        for name, p in r.get("pipelines", {}).items():
+            chosen.setdefault(name, {})
+            chosen[name][p] = chosen[name].get(p, 0) + 1
+    seconds = [r["seconds"] for r in done if "seconds" in r]
+    return {
+        **meta,
+        "programs": len(done),
+        "compared": len(compared),
+        "configurations": [{"name": c.name, "flags": list(c.argv)} for c in configs],
+        "builds": sum(r["builds"] for r in done),
+        "runs_compared": sum(r["runs"] for r in done),
+        "mismatches": [{"seed": r["seed"], **m} for r in done for m in r["mismatches"]],
+        "skipped": dict(sorted(skipped.items())),
+        "skipped_seeds": {str(r["seed"]): r["reason"] for r in done if r["status"] == "skipped"},
+        "timeouts": {"reference": sum(r["timeouts"]["reference"] for r in done),
+                     "mlcc_retried": sum(r["timeouts"]["mlcc"] for r in done)},
+        "fallbacks": [{"seed": r["seed"], **f} for r in done for f in r["fallbacks"]],
+        "model_choices": chosen,
+        "seconds_per_program": round(sum(seconds) / len(seconds), 2) if seconds else None,
+        "results": {k: results[k] for k in sorted(results, key=int)},
+    }
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def campaign(seeds, configs: list[Config], out: Path, *, jobs: int = 2, timeout: float = RUN_TIMEOUT,
+             forced_per_program: int = 0, progress: bool = True, command: str = "") -> dict:
+    """Check every seed (resuming from `out/summary.json`); return and write the summary."""
+    from mlcc.toolchain import find
+
+    find_csmith()
+    find("clang"), find("opt")  # fail here, naming what to install, not in every worker
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary_path = out / SUMMARY
+    key = fingerprint(configs, forced_per_program)
+    previous = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    if previous and previous.get("fingerprint") != key:
+        stale = out / f"summary-{previous.get('fingerprint', 'old')}.json"
+        os.replace(summary_path, stale)
+        print(f"difftest: other configurations in {summary_path}; kept it as {stale.name}",
+              file=sys.stderr)
+        previous = {}
+    results: dict[str, dict] = dict(previous.get("results", {}))
+    forced_levels = sorted({c.opt_level for c in configs if c.pipeline})
+    meta = {"fingerprint": key, "command": command or previous.get("command", ""),
+            "candidates_from": {level: candidate_pipelines(level)[1] for level in forced_levels},
+            "models": model_digests(),
+            "forced_per_program": forced_per_program,
+            "run_timeout": timeout, "csmith": "csmith --seed N", "reference": f"clang-19 {REFERENCE_LEVEL}"}
+    todo = [s for s in seeds if str(s) not in results]
+    elapsed = float(previous.get("seconds", 0.0))
+    start = time.monotonic()
+
+    def save() -> dict:
+        seconds = round(elapsed + time.monotonic() - start, 1)
+        summary = summarize(results, configs, {**meta, "seconds": seconds})
+        _write_json(summary_path, summary)
+        return summary
+
+    jobs_list = [(s, configs_for_program(s, configs, forced_per_program), out, timeout) for s in todo]
+    if not jobs_list:
+        return save()
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (TextColumn("[bold]difftest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("{task.fields[runs]} runs, {task.fields[bad]} mismatches, "
+                          "{task.fields[skipped]} skipped"))
+    ctx = multiprocessing.get_context("fork")
+    with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar, \
+            ctx.Pool(max(1, jobs), initializer=signal.signal,
+                     initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
+        task = bar.add_task("difftest", total=len(jobs_list), runs=0, bad=0, skipped=0)
+        runs = bad = skipped = 0
+        for result in pool.imap_unordered(check_program, jobs_list):
+            results[str(result["seed"])] = result
+            runs += result["runs"]
+            bad += len(result["mismatches"])
+            skipped += result["status"] == "skipped"
+            save()
+            bar.update(task, advance=1, runs=runs, bad=bad, skipped=skipped)
+    return save()
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+@click.command("difftest")
+@click.option("-n", "count", default=100, show_default=True, help="Programs (consecutive seeds).")
+@click.option("--seed-start", default=1, show_default=True)
+@click.option("--jobs", default=2, show_default=True, help="Programs checked in parallel.")
+@click.option("--out", default=str(DEFAULT_OUT), show_default=True, type=click.Path(file_okay=False))
+@click.option("--levels", default="zs", show_default=True, help="Optimization levels (z, s).")
+@click.option("--trials", default=TRIALS, show_default=True, help="K of -fmlcc-trials (0: none).")
+@click.option("--forced-levels", default="zs", show_default=True,
+              help="Levels at which every candidate is forced ('' for none).")
+@click.option("--forced-per-program", default=0, show_default=True,
+              help="Forced candidates per program, rotating with the seed (0: all).")
+@click.option("--timeout", default=RUN_TIMEOUT, show_default=True, help="CPU seconds per program run.")
+def run(count, seed_start, jobs, out, levels, trials, forced_levels, forced_per_program, timeout):
+    """Check N Csmith programs; write DIR/summary.json and DIR/mismatch-<seed>-<config>/."""
+    try:
+        configs = configurations(levels, trials_levels=levels, forced_levels=forced_levels,
+                                 trials=trials)
+        command = shlex.join(["python", "-m", "mlcc.learn.check", *sys.argv[1:]])
+        summary = campaign(range(seed_start, seed_start + count), configs, Path(out), jobs=jobs,
+                           timeout=timeout, forced_per_program=forced_per_program, command=command)
+    except MlccError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{summary['programs']} programs ({summary['compared']} compared, "
+               f"{sum(summary['skipped'].values())} skipped), {len(configs)} configurations, "
+               f"{summary['builds']} mlcc builds, {summary['runs_compared']} runs compared, "
+               f"{len(summary['mismatches'])} mismatches, {len(summary['fallbacks'])} fallbacks, "
+               f"{summary['timeouts']['reference']} reference timeouts; "
+               f"{summary['seconds']} s -> {Path(out) / SUMMARY}")
+    for m in summary["mismatches"]:
+        click.echo(f"  MISMATCH seed {m['seed']} {m['config']} ({m['kind']}): {m['dir']}")
+    if summary["mismatches"]:
+        click.get_current_context().exit(1)

@@ -1,0 +1,118 @@
+"""The -Os corpus, derived from the collected -Oz one.
+
+`make corpus` builds every project once, at -Oz. clang's -Os and -Oz front ends
+differ only in the `minsize` attribute (on functions and on call sites), so
+instead of building every project again, each collected unit's own command is
+rerun in its build directory with -Os, front end only, and the bitcode kept
+under `corpus-Os/<project>/` with the -Oz unit's id: the manifest, its split
+and the samples serve both levels. It needs the build trees `make corpus` leaves.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import tempfile
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from mlcc import args, plan
+from mlcc.errors import MlccError
+from mlcc.learn.corpus.layout import Layout
+from mlcc.learn.corpus.manifest import MANIFEST_FILE
+from mlcc.process import run_tool
+from mlcc.toolchain import find
+
+# Flags that would make the rerun front end write dependency files into the build tree.
+DEPENDENCY_FLAGS = ("-MD", "-MMD", "-MF", "-MT", "-MQ", "-MP")
+
+
+def _writes_dependencies(arg: args.Arg) -> bool:
+    return arg.name in DEPENDENCY_FLAGS or (
+        arg.name == "-Wp," and arg.value.startswith(("-MD,", "-MMD,")))
+
+
+def relevel(tokens, level: str) -> list[str]:
+    """The command's tokens with -Oz replaced by -O`level`."""
+    return [f"-O{level}" if t == "-Oz" else t for t in tokens]
+
+
+def frontend_command(meta: dict, level: str) -> list[str]:
+    """clang's front end for the collected unit `meta`, at -O`level`, without its
+    dependency-file flags and without output (the caller adds `-o`). Runs in the
+    unit's build directory (planning checks the command's paths)."""
+    os.chdir(meta["cwd"])
+    cmd = args.parse(relevel(meta["argv"], level), meta["driver"])
+    kept = [t for a in cmd.args if not _writes_dependencies(a) for t in a.tokens]
+    made = plan.make_plan(args.parse(kept, meta["driver"]))
+    if isinstance(made, plan.PlainClang):
+        raise MlccError(f"not an optimized compile ({made.reason})")
+    for unit in made.units:
+        if os.path.normpath(os.path.join(meta["cwd"], unit.source)) == meta["source"]:
+            clang = find("clang++" if meta["driver"] == "c++" else "clang")
+            return [clang, *unit.frontend_args, unit.source]
+    raise MlccError("not among the command's sources")
+
+
+def derive_unit(job: tuple[str, str, str, str]) -> str | None:
+    """Worker: write one unit at the new level; return an error message or None."""
+    src_dir, dest_dir, unit_id, level = job
+    meta = json.loads((Path(src_dir) / f"{unit_id}.json").read_text())
+    dest = Path(dest_dir)
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        argv = frontend_command(meta, level)
+        fd, tmp = tempfile.mkstemp(dir=dest, prefix=".tmp-", suffix=".bc")
+        os.close(fd)
+        try:
+            run_tool([*argv, "-w", "-o", tmp], cwd=meta["cwd"], capture_stderr=True, timeout=600)
+            derived = {**meta, "opt_level": level, "argv": relevel(meta["argv"], level),
+                       "codegen_args": relevel(meta["codegen_args"], level), "derived_from": "z"}
+            (dest / f"{unit_id}.json").write_text(json.dumps(derived, indent=1, sort_keys=True))
+            os.replace(tmp, dest / f"{unit_id}.bc")  # the bitcode last: it marks the unit done
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    except (MlccError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"{meta['source']}: {first}"
+    return None
+
+
+@click.command()
+@click.option("--level", type=click.Choice(["s"]), default="s", show_default=True)
+@click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
+def main(level: str, jobs: int) -> None:
+    """Derive the -Os corpus of every unit in models/corpus-manifest.json (resumable)."""
+    console = Console(stderr=True)
+    layout = Layout.from_environment()
+    manifest = json.loads(MANIFEST_FILE.read_text())
+    todo, missing = [], 0
+    for u in manifest["units"]:
+        dest = layout.units(u["project"], level)
+        if not (layout.units(u["project"]) / f"{u['id']}.json").exists():
+            missing += 1  # not in this machine's -Oz corpus (its build changed or timed out)
+        elif not (dest / f"{u['id']}.bc").exists():
+            todo.append((str(layout.units(u["project"])), str(dest), u["id"], level))
+    todo = list(dict.fromkeys(todo))
+    failed = []
+    ctx = multiprocessing.get_context("fork")
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress, \
+            ctx.Pool(jobs, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
+        task = progress.add_task(f"-O{level} front ends", total=len(todo))
+        for error in pool.imap_unordered(derive_unit, todo):
+            if error:
+                failed.append(error)
+            progress.update(task, advance=1)
+    for error in failed[:10]:
+        console.print(f"[yellow]failed: {error}")
+    console.print(f"{len(todo) - len(failed)} units derived at -O{level}, {len(failed)} failed, "
+                  f"{len(manifest['units']) - len(todo) - missing} already there, "
+                  f"{missing} not in the -Oz corpus")

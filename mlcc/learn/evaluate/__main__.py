@@ -1,0 +1,23 @@
+"""`python -m mlcc.learn.evaluate STEP`: what mlcc's builds cost at run time.
+
+    python -m mlcc.learn.evaluate run-time [--bench-dir DIR]    # after `mlcc-tool bench`
+
+The benchmark itself is `mlcc-tool bench` (docs/BENCHMARKS.md).
+"""
+
+from __future__ import annotations
+
+import click
+
+from mlcc.learn.evaluate import run_time
+
+
+@click.group()
+def main() -> None:
+    """Evaluate mlcc's builds of the benchmark projects (the benchmark: `mlcc-tool bench`)."""
+
+
+main.add_command(run_time.main, "run-time")
+
+if __name__ == "__main__":
+    main()

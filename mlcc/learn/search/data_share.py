@@ -1,0 +1,77 @@
+"""How much of each unit's object under clang's pipeline is initialized data.
+
+Data (`.data`, `.rodata`, not the constant pools code generation fills for its
+instructions) is what no pass pipeline here shrinks: half of the validation
+projects' bytes are data (docs/MODEL.md, "What the targets are up against").
+This measures it for every unit of the manifest that has bitcode on this
+machine, so training can weigh a unit by the bytes a pipeline can change
+(`train.BY_CODE_BYTES`). Resumable; results in `models/data/clang-data-O?.json`.
+
+    python -m mlcc.learn.search data-share [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import tempfile
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from mlcc.learn.search import search
+from mlcc.learn.corpus.layout import Layout
+from mlcc.learn.measure import Unit, generate, optimize, prepare
+from mlcc.objective import data_size
+
+RESULTS = search.DATA / f"clang-data-O{search.OPT_LEVEL}.json"
+
+
+def load() -> dict[str, list[int]]:
+    """unit id -> [bytes under clang's pipeline, of which initialized data]."""
+    return json.loads(RESULTS.read_text())["units"] if RESULTS.exists() else {}
+
+
+def measure_unit(job: tuple[str, str]) -> tuple[str, list[int] | None]:
+    """Worker: clang's object for one unit, its bytes and its data bytes (None: failed)."""
+    unit_dir, unit_id = job
+    unit = Unit.load(Path(unit_dir), unit_id)
+    with tempfile.TemporaryDirectory(prefix="mlcc-data-") as tmp:
+        prep = prepare(unit, tmp)
+        optimized, obj = os.path.join(tmp, "clang.bc"), os.path.join(tmp, "clang.o")
+        size = generate(prep, optimized, (), obj) if optimize(prep, search.CLANG_PIPELINE, optimized) else None
+        return unit_id, None if size is None else [size, data_size(obj, constant_pools=False)]
+
+
+@click.command()
+@click.option("--jobs", default=1, show_default=True)
+def main(jobs: int) -> None:
+    """The share of initialized data in clang's objects (resumable)."""
+    console = Console(stderr=True)
+    done = load()
+    layout = Layout.from_environment()
+    todo = [(str(layout.units(u["project"], search.OPT_LEVEL)), u["id"])
+            for u in search.load_manifest()["units"] if u["id"] not in done]
+    todo = [job for job in todo if (Path(job[0]) / f"{job[1]}.bc").exists()]
+    console.print(f"{len(done)} units measured before, {len(todo)} to measure")
+
+    def save() -> None:
+        RESULTS.write_text(json.dumps({"opt_level": search.OPT_LEVEL, "units": dict(sorted(done.items()))},
+                                      indent=0) + "\n")
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(max(1, jobs), initializer=signal.signal,
+                  initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
+        for n, (unit_id, sizes) in enumerate(pool.imap_unordered(measure_unit, todo), 1):
+            if sizes is not None:
+                done[unit_id] = sizes
+            if n % 200 == 0:
+                save()
+    save()
+    total = sum(s[0] for s in done.values())
+    data = sum(s[1] for s in done.values())
+    console.print(f"{len(done)} units, {total:,} bytes with clang's pipeline, "
+                  f"{100.0 * data / max(total, 1):.1f}% initialized data; written to {RESULTS}")

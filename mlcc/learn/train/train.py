@@ -1,0 +1,466 @@
+"""Train the size model: for each candidate pipeline, the unit's size relative
+to clang's pipeline, predicted from the IR features; export it to ONNX with
+everything needed to trust it in its metadata.
+
+Inputs: the manifest (units and their split), the measurement table and the
+candidates (`models/data/`). Features are extracted once per unit and kept in
+`models/data/features-v<schema>.jsonl.gz`, committed with the measurements.
+Model families are compared by cross-validation grouped by project on the
+training projects; validation projects are only used by the report.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+from rich.console import Console
+
+from mlcc import features, knobs, model_file, passes
+from mlcc.learn.corpus.layout import Layout
+from mlcc.learn.corpus.manifest import MANIFEST_FILE
+from mlcc.learn.search import search
+
+MODEL_FILE = Path(str(model_file.bundled_path(search.OPT_LEVEL)))
+FAILED_RATIO = 1.5   # a pipeline that failed on a unit counts as this much larger
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass
+class Dataset:
+    """Units with a clang size and a size for every candidate."""
+
+    units: list[dict]
+    X: np.ndarray          # raw features
+    R: np.ndarray          # size / clang's size, per candidate (failures: FAILED_RATIO)
+    clang: np.ndarray      # clang's size in bytes
+    candidates: list[str]
+    code: np.ndarray | None = None  # of clang's bytes, those not initialized data (data_share)
+
+    def subset(self, mask) -> "Dataset":
+        idx = np.flatnonzero(mask)
+        return Dataset([self.units[i] for i in idx], self.X[idx], self.R[idx],
+                       self.clang[idx], self.candidates, None if self.code is None else self.code[idx])
+
+    @property
+    def groups(self) -> np.ndarray:
+        return np.array([u["project"] for u in self.units])
+
+    def folds(self) -> np.ndarray:
+        """Cross-validation groups: projects, but projects that hold the same unit (the
+        GNU tools share gnulib's files) are one group, so no unit is ever scored by a
+        model that saw its twin."""
+        parent = {p: p for p in self.groups}
+
+        def root(p: str) -> str:
+            while parent[p] != p:
+                p = parent[p]
+            return p
+
+        first_seen: dict[bytes, str] = {}
+        for project, row in zip(self.groups, self.X):
+            twin = first_seen.setdefault(row.tobytes(), project)
+            parent[root(project)] = root(twin)
+        return np.array([root(p) for p in self.groups])
+
+
+def build_dataset(units: list[dict], candidates: list[str], store: search.Store,
+                  bitcode_of, table: Path = search.FEATURES_TABLE) -> Dataset:
+    """The units measured with clang's pipeline and every candidate, with their features."""
+    by_unit = store.by_unit()
+    # features only for units that can be complete: each candidate measured as itself or
+    # without its slow passes
+    measured = [u for u in units if by_unit.get(u["id"], {}).get(search.CLANG_PIPELINE)
+                and all(p in by_unit[u["id"]] or passes.bounded(p, math.inf) in by_unit[u["id"]]
+                        for p in candidates)]
+    feats = search.feature_table(measured, bitcode_of, table)
+    # the sizes of what mlcc runs for each candidate on each unit (passes.bounded)
+    by_unit = {u["id"]: search.as_run(by_unit[u["id"]], features.instruction_count(feats[u["id"]]))
+               for u in measured if u["id"] in feats}
+    labeled = [u for u in measured if u["id"] in by_unit and all(p in by_unit[u["id"]] for p in candidates)]
+    X = np.stack([feats[u["id"]] for u in labeled]) if labeled else np.zeros((0, len(features.FEATURE_NAMES)))
+    clang = np.array([by_unit[u["id"]][search.CLANG_PIPELINE] for u in labeled], dtype=np.float64)
+    R = np.array([[(by_unit[u["id"]][p] / by_unit[u["id"]][search.CLANG_PIPELINE])
+                   if by_unit[u["id"]][p] else FAILED_RATIO for p in candidates]
+                  for u in labeled], dtype=np.float64).reshape(len(labeled), len(candidates))
+    return Dataset(labeled, X, R, clang, candidates)
+
+
+def labeled_splits(units: list[dict], candidates: list[str], store: search.Store, bitcode_of,
+                   table: Path = search.FEATURES_TABLE) -> tuple[Dataset, Dataset]:
+    """The training and validation units measured with every candidate, the default moved
+    to the front (`default_first`): candidate 0 is what a unit gets unless another is
+    predicted smaller."""
+    data = build_dataset(units, candidates, store, bitcode_of, table)
+    candidates = default_first(candidates, data.subset([u["split"] == "train" for u in data.units]))
+    data = build_dataset(units, candidates, store, bitcode_of, table)
+    return (data.subset([u["split"] == "train" for u in data.units]),
+            data.subset([u["split"] == "validation" for u in data.units]))
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def transform(X: np.ndarray) -> np.ndarray:
+    """The feature transform the model expects (recorded in its metadata)."""
+    return model_file.transform(X)
+
+
+def make_model(family: str, seed: int = 0):
+    """An unfitted estimator of `family` (a weighted family is its base family)."""
+    from sklearn.ensemble import ExtraTreesRegressor, RandomForestRegressor
+    from sklearn.neighbors import KNeighborsRegressor
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    for weighting in WEIGHTINGS:
+        family = family.removesuffix(weighting)
+    if family == "extra-trees":
+        return ExtraTreesRegressor(n_estimators=48, max_depth=10, min_samples_leaf=3,
+                                   max_features=0.5, random_state=seed, n_jobs=2)
+    if family == "random-forest":
+        return RandomForestRegressor(n_estimators=48, max_depth=10, min_samples_leaf=3,
+                                     max_features=0.5, random_state=seed, n_jobs=2)
+    if family == "knn":
+        return make_pipeline(StandardScaler(), KNeighborsRegressor(n_neighbors=8, weights="distance"))
+    if family == "mlp":
+        return make_pipeline(StandardScaler(), MLPRegressor(
+            hidden_layer_sizes=(64,), alpha=1e-2, max_iter=800, early_stopping=True,
+            random_state=seed))
+    raise ValueError(family)
+
+
+# A family ending in BY_BYTES fits each training unit with the weight of its bytes under
+# clang's pipeline: the objective is the total of bytes, where one large file counts as much
+# as many small ones, while an unweighted fit lets the many small files decide.
+BY_BYTES = "-by-bytes"
+# The same with each weight capped at the 99th percentile of the fitted units' bytes, so no
+# one unit (pixman's 8 MiB affine-bench held half the -Oz weight) decides the fit. Measured
+# (`python -m mlcc.learn.train variants`), not among the FAMILIES that `train` compares.
+BY_CAPPED_BYTES = "-by-capped-bytes"
+CAP_QUANTILE = 0.99
+# Weighted by the bytes that are not initialized data in clang's object, the bytes a pipeline
+# can change (`Dataset.code`, from `python -m mlcc.learn.search data-share`). Measured, not compared by `train`.
+BY_CODE_BYTES = "-by-code-bytes"
+WEIGHTINGS = (BY_BYTES, BY_CAPPED_BYTES, BY_CODE_BYTES)
+TREE_FAMILIES = ("extra-trees", "random-forest")
+FAMILIES = TREE_FAMILIES + ("knn", "mlp") + tuple(f + BY_BYTES for f in TREE_FAMILIES)
+
+
+def unit_weights(family: str, clang: np.ndarray, code: np.ndarray | None = None) -> np.ndarray | None:
+    """The sample weights `family` fits with (None: every unit the same)."""
+    if family.endswith(BY_CAPPED_BYTES):
+        clang = np.minimum(clang, np.quantile(clang, CAP_QUANTILE))
+    elif family.endswith(BY_CODE_BYTES):
+        if code is None:
+            raise ValueError(f"{family} needs each unit's code bytes (python -m mlcc.learn.search data-share)")
+        clang = np.maximum(code, 1.0)
+    elif not family.endswith(BY_BYTES):
+        return None
+    return clang / clang.mean()
+
+
+def fit_model(family: str, data: "Dataset", rows=slice(None), seed: int = 0):
+    """`family`'s estimator fitted on `data`'s `rows`."""
+    model = make_model(family, seed)
+    X, R = transform(data.X[rows]), data.R[rows]
+    weights = unit_weights(family, data.clang[rows], None if data.code is None else data.code[rows])
+    return model.fit(X, R) if weights is None else model.fit(X, R, sample_weight=weights)
+
+
+def choose(pred: np.ndarray, margin: float) -> np.ndarray:
+    """Index of the chosen candidate per unit: the predicted smallest, unless it is
+    not predicted at least `margin` smaller than the default (candidate 0)."""
+    best = pred.argmin(axis=1)
+    keep_default = pred[np.arange(len(pred)), best] > pred[:, 0] - margin
+    best[keep_default] = 0
+    return best
+
+
+def default_candidate(data: Dataset, tuned_only: bool = False) -> int:
+    """The best single fixed candidate: the best mean over training projects of the
+    project's total gain. Each project weighs the same: a total over units lets one huge
+    unit pick a pipeline that does nothing elsewhere (docs/MODEL.md, "The default").
+    `tuned_only`: among clang's own pipeline and its tuned forms (`clang[...]` alone)."""
+    gains = mean_project_gain(data.R * data.clang[:, None], data.clang, data.groups)
+    if tuned_only:
+        tuned = [i for i, p in enumerate(data.candidates) if knobs.is_element(p)]
+        return max(tuned, key=lambda i: (gains[i], -i))
+    return int(np.argmax(gains))
+
+
+def mean_project_gain(sizes: np.ndarray, clang: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """For each column of `sizes` (units x pipelines, bytes): the mean over projects of
+    the project's total gain against clang's pipeline (a fraction; each project weighs
+    the same)."""
+    projects = sorted(set(groups))
+    gains = np.zeros(sizes.shape[1])
+    for project in projects:
+        rows = groups == project
+        gains += 1.0 - sizes[rows].sum(axis=0) / clang[rows].sum()
+    return gains / max(len(projects), 1)
+
+
+def default_first(candidates: list[str], train: Dataset) -> list[str]:
+    """`candidates` with the default moved to the front: what a unit gets unless the
+    model predicts better, so it runs on almost every file. It is the best tuned clang
+    pipeline (`default_candidate` on `train`, `tuned_only`): passes around clang's, found
+    on small units, cost opt time on every file: with such a default, the benchmark
+    projects' -Oz build spent 21 % more time in opt for 0.26 points (docs/MODEL.md,
+    "Mined candidates")."""
+    default = default_candidate(train, tuned_only=True)
+    return [candidates[default]] + [c for i, c in enumerate(candidates) if i != default]
+
+
+def score(data: Dataset, chosen: np.ndarray) -> dict:
+    """Total and geomean gain over clang of a choice, and what the oracle would get."""
+    sizes = data.R[np.arange(len(chosen)), chosen] * data.clang
+    oracle = data.R.min(axis=1) * data.clang
+    total_clang = data.clang.sum()
+    ratio = sizes / data.clang
+    default = data.R[:, 0] * data.clang
+    return {
+        "units": int(len(chosen)),
+        "total_gain_pct": float(100.0 * (total_clang - sizes.sum()) / total_clang),
+        "geomean_gain_pct": float(100.0 * (1 - np.exp(np.mean(np.log(ratio))))),
+        "oracle_total_gain_pct": float(100.0 * (total_clang - oracle.sum()) / total_clang),
+        "larger_units": int((ratio > 1.0 + 1e-12).sum()),
+        "larger_than_default_units": int((sizes > default * (1.0 + 1e-12)).sum()),
+        "worst_ratio": float(ratio.max()) if len(ratio) else 1.0,
+    }
+
+
+def fold_splits(data: Dataset, folds: int = 5):
+    """(fit rows, held-out rows) of each fold, folds grouped by project (`Dataset.folds`)."""
+    from sklearn.model_selection import GroupKFold
+
+    groups = data.folds()
+    if len(set(groups)) < 3:  # one project (your own code): folds of units instead
+        groups = np.arange(len(data.units)) % folds
+    return GroupKFold(n_splits=min(folds, len(set(groups)))).split(data.X, data.R, groups)
+
+
+def cross_validate(data: Dataset, family: str, folds: int = 5, seed: int = 0,
+                   fit=None) -> tuple[np.ndarray, dict]:
+    """Out-of-fold predictions (`fold_splits`); `fit` (default `fit_model`) fits a fold."""
+    fit = fit or fit_model
+    pred = np.zeros_like(data.R)
+    for train_idx, test_idx in fold_splits(data, folds):
+        model = fit(family, data, train_idx, seed)
+        pred[test_idx] = model.predict(transform(data.X[test_idx]))
+    return pred, {}
+
+
+MARGINS = (0.0, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05)
+# Single-shot may make a file larger than the default pipeline would; out of fold, at
+# most this share of the training units may be. Without the bound, the best total comes from a
+# few big wins (one project, pixman, held most of them) bought with a fifth of the
+# files made larger.
+MAX_LARGER_SHARE = 0.05
+
+
+def best_margin(data: Dataset, pred: np.ndarray) -> float:
+    """The margin with the best total among those within MAX_LARGER_SHARE (else the
+    margin that makes the fewest files larger)."""
+    scores = {m: score(data, choose(pred, m)) for m in MARGINS}
+    bounded = [m for m in MARGINS
+               if scores[m]["larger_than_default_units"] <= MAX_LARGER_SHARE * len(data.units)]
+    if not bounded:
+        return min(MARGINS, key=lambda m: (scores[m]["larger_than_default_units"], m))
+    return max(bounded, key=lambda m: (scores[m]["total_gain_pct"], -m))
+
+
+def best_fixed_set(data: Dataset, k: int) -> tuple[int, ...]:
+    """The `k` candidates besides clang's pipeline whose best, with clang's, has the best
+    mean project gain on `data` (`mean_project_gain`): trials without a model."""
+    clang = data.candidates.index(search.CLANG_PIPELINE)
+    others = [i for i in range(len(data.candidates)) if i != clang]
+
+    def gain(cols: tuple[int, ...]) -> float:
+        return float(mean_project_gain(set_sizes(data, cols)[:, None], data.clang, data.groups)[0])
+
+    return max(itertools.combinations(others, min(k, len(others))), key=gain)
+
+
+def set_sizes(data: Dataset, cols: tuple[int, ...]) -> np.ndarray:
+    """Each unit's bytes when it keeps the smallest of clang's pipeline and `cols`."""
+    clang = data.candidates.index(search.CLANG_PIPELINE)
+    return data.R[:, [clang, *cols]].min(axis=1) * data.clang
+
+
+def trial_sets(data: Dataset) -> list[list[str]]:
+    """For K = 1, 2, ...: the candidates `-fmlcc-trials=K` builds beside clang's pipeline,
+    chosen together on the training projects (`best_fixed_set`). A set chosen together
+    covers different files; the model's top K are alike, and did worse (docs/MODEL.md)."""
+    return [[data.candidates[i] for i in best_fixed_set(data, k)]
+            for k in range(1, len(data.candidates))]
+
+
+def export_onnx(model, n_features: int, n_outputs: int, metadata: dict) -> bytes:
+    import onnx
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType
+
+    onx = to_onnx(model, initial_types=[("features", FloatTensorType([None, n_features]))],
+                  final_types=[("ratios", FloatTensorType([None, n_outputs]))],
+                  target_opset={"": 17, "ai.onnx.ml": 3})
+    for key, value in metadata.items():
+        entry = onx.metadata_props.add()
+        entry.key = key
+        entry.value = value if isinstance(value, str) else json.dumps(value)
+    onx.doc_string = "mlcc code-size model: predicted size / clang's size for each candidate"
+    onnx.checker.check_model(onx)
+    return onx.SerializeToString()
+
+
+@dataclass
+class Fitted:
+    """A trained model and how it was chosen."""
+
+    model: object
+    family: str
+    margin: float
+    cv: dict
+
+
+def fit(train: Dataset, families: tuple[str, ...], console: Console) -> Fitted:
+    """Compare `families` by cross-validation on `train`; refit the best on all of it."""
+    cv: dict[str, dict] = {}
+    for fam in families:
+        start = time.perf_counter()
+        pred, _ = cross_validate(train, fam)
+        margin = best_margin(train, pred)
+        cv[fam] = {"margin": margin, **score(train, choose(pred, margin)),
+                   "seconds": round(time.perf_counter() - start, 1)}
+        console.print(f"  cv {fam:14} margin {margin:.3f}  total {cv[fam]['total_gain_pct']:.2f}%  "
+                      f"geomean {cv[fam]['geomean_gain_pct']:.2f}%  "
+                      f"larger {cv[fam]['larger_units']}")
+    bound = MAX_LARGER_SHARE * len(train.units)
+    family = max(cv, key=lambda f: (cv[f]["larger_than_default_units"] <= bound,
+                                    cv[f]["total_gain_pct"]))
+    model = fit_model(family, train)
+    return Fitted(model, family, cv[family]["margin"], cv)
+
+
+def validate(fitted: Fitted, train: Dataset, valid: Dataset) -> dict:
+    """The model and the best single fixed candidate (the default, `default_candidate`,
+    chosen on `train`) on `valid`."""
+    if not len(valid.units):
+        return {}
+    return {"model": score(valid, choose(fitted.model.predict(transform(valid.X)), fitted.margin)),
+            "best_single_fixed": {"pipeline": train.candidates[0],
+                                  "rule": "best mean gain over the training projects",
+                                  **score(valid, np.zeros(len(valid.units), dtype=int))}}
+
+
+def model_metadata(fitted: Fitted, train: Dataset, level: str, training_data: dict,
+                   validation: dict) -> dict:
+    """Everything the driver checks when it loads the model, and what made it."""
+    return model_file.metadata(
+        opt_level=level, candidates=train.candidates, margin=fitted.margin,
+        trial_sets=trial_sets(train),
+        objective="bytes of .text/.data/.rodata with subsections (mlcc.objective.object_size)",
+        family=fitted.family, training_data=training_data, cv=fitted.cv,
+        feature_medians=[float(v) for v in np.median(transform(train.X), axis=0)],
+        validation=validation)
+
+
+def write_model(fitted: Fitted, train: Dataset, metadata: dict, out: Path) -> str:
+    """Export to ONNX and write `out` atomically; return the file's short sha256."""
+    blob = export_onnx(fitted.model, train.X.shape[1], len(train.candidates), metadata)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return _write_model_file(out, blob)
+
+
+def _write_model_file(out: Path, blob: bytes) -> str:
+    """Write `blob` to `out` atomically; return its short sha256."""
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_bytes(blob)
+    tmp.replace(out)
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def print_validation(console: Console, validation: dict) -> None:
+    if validation:
+        m, fixed = validation["model"], validation["best_single_fixed"]
+        console.print(f"validation ({m['units']} units): model {m['total_gain_pct']:.2f}% total, "
+                      f"oracle {m['oracle_total_gain_pct']:.2f}%, best fixed "
+                      f"{fixed['total_gain_pct']:.2f}%, larger {m['larger_units']}")
+
+
+def stamp_trial_sets(path: Path, train: Dataset) -> str:
+    """Write `trial_sets(train)` into the metadata of the model at `path`, its graph and
+    the rest of its metadata untouched, when the tables it was trained from are the ones
+    on disk (then its training would compute the same sets); the file's short sha256."""
+    import onnx
+
+    onx = onnx.load(str(path))
+    meta = {p.key: p.value for p in onx.metadata_props}
+    made_from = model_file.get(meta, "training_data", {})
+    if (made_from.get("manifest_sha256") != file_sha256(MANIFEST_FILE)
+            or made_from.get("measurements_sha256") != file_sha256(search.MEASUREMENTS)
+            or model_file.get(meta, "candidates", []) != train.candidates):
+        raise click.ClickException(f"{path} was trained from other tables or candidates than "
+                                   "these: retrain it (`make model`)")
+    key = model_file.PREFIX + "trial_sets"
+    kept = [p for p in onx.metadata_props if p.key != key]
+    del onx.metadata_props[:]
+    onx.metadata_props.extend(kept)
+    entry = onx.metadata_props.add()
+    entry.key, entry.value = key, json.dumps(trial_sets(train))
+    onnx.checker.check_model(onx)
+    return _write_model_file(path, onx.SerializeToString())
+
+
+@click.command()
+@click.option("--family", type=click.Choice(("auto",) + FAMILIES), default="auto", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=MODEL_FILE, show_default=True)
+@click.option("--stamp-trial-sets", "stamp_only", is_flag=True,
+              help="Only add the trial sets to the model at --out (made before they existed); no training.")
+def main(family: str, out: Path, stamp_only: bool) -> None:
+    """Train on the training projects, export the model with its metadata."""
+    console = Console(stderr=True)
+    manifest = json.loads(MANIFEST_FILE.read_text())
+    candidates = json.loads(search.CANDIDATES.read_text())["pipelines"]
+    assert candidates[0] == search.CLANG_PIPELINE
+    train, valid = labeled_splits(manifest["units"], candidates, search.Store(),
+                                  search.corpus_bitcode(Layout.from_environment()))
+    candidates = train.candidates
+    if stamp_only:
+        digest = stamp_trial_sets(out, train)
+        console.print(f"[green]trial sets written into {out} (sha256 {digest})")
+        return
+    console.print(f"default pipeline (the best tuned clang pipeline by mean gain over training projects): {candidates[0]}",
+                  markup=False)
+    console.print(f"{len(train.units)} training units ({len(set(train.groups))} projects), "
+                  f"{len(valid.units)} validation units, {len(candidates)} candidates")
+    if len(train.units) < 20:
+        raise click.ClickException("too few labeled training units: run `search label` first")
+
+    fitted = fit(train, FAMILIES if family == "auto" else (family,), console)
+    validation = validate(fitted, train, valid)
+    training_data = {
+        "manifest_sha256": file_sha256(MANIFEST_FILE),
+        "measurements_sha256": file_sha256(search.MEASUREMENTS),
+        "train_units": len(train.units), "train_projects": sorted(set(train.groups)),
+        "validation_projects": sorted(set(valid.groups)),
+    }
+    metadata = model_metadata(fitted, train, search.OPT_LEVEL, training_data, validation)
+    digest = write_model(fitted, train, metadata, out)
+    console.print(f"[green]wrote {out} ({out.stat().st_size // 1024} KiB, {fitted.family}, "
+                  f"sha256 {digest})")
+    print_validation(console, validation)

@@ -1,0 +1,47 @@
+"""The model report (mlcc/learn/report/): the default K, the every-unit section and
+the per-project rows."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from mlcc.learn.report import report
+from mlcc.learn.search import budget
+from mlcc.learn.train import train
+from mlcc.pipeline import CLANG
+
+
+def test_default_k_stops_before_the_first_small_trial():
+    trials = {k: {"train": {"total": t}} for k, t in {1: 1.6, 2: 1.8, 3: 1.95, 4: 2.0, 5: 2.5}.items()}
+    assert report.default_k(trials) == 3
+    assert report.default_k({1: {"train": {"total": 0.05}}}) == 0
+
+
+def test_every_unit_section_names_trials_within_the_start_list_and_search_after(tmp_path, monkeypatch):
+    rows = [{"unit": "x", "project": "p", "clang": 100, "clang_data": 40, "starts": 3,
+             "sizes": [100, 97, 95, 90, 80]},
+            {"unit": "y", "project": "q", "clang": 300, "clang_data": 0, "starts": 3,
+             "sizes": [300, 303, 294, 294, 294]}]
+    results = tmp_path / "all.json"
+    results.write_text(json.dumps({"long_budget": 5, "model": "m",
+                                   **budget.summarize(rows, budgets=(2, 3, 5)), "rows": rows}))
+    monkeypatch.setattr(budget, "RESULTS_ALL", results)
+    text = "\n".join(report.every_unit_section("m"))
+    # the model's top K: what trials built before the trial sets
+    assert "| 2 | clang's and the model's top 1 (trials before the trial sets) | 0.75% |" in text  # 3 of 400 bytes
+    assert "| 3 | clang's and the model's top 2 (trials before the trial sets) | 2.75% |" in text
+    assert "| 5 | `-fmlcc-search=5` | 6.50% |" in text
+    assert "10% of them initialized data" in text
+    assert "| p | 1 | 100 (25%) | 40% |" in text
+    assert "K = 4 saves 7.22% and N = 5 7.22%" in text   # 26 of the 360 bytes that are not data
+
+
+def test_project_rows_weigh_each_project_by_its_bytes():
+    data = train.Dataset(units=[{"project": "big"}, {"project": "big"}, {"project": "small"}],
+                         X=np.zeros((3, 1)), R=np.array([[1.0, 0.9], [1.0, 1.0], [1.0, 0.5]]),
+                         clang=np.array([500, 500, 100]), candidates=[CLANG, "a"])
+    header, _, big, small = report.project_rows(data, chosen=np.array([1, 1, 0]), fixed=0)
+    assert big == "| big | 2 | 1,000 (91%) | 5.00% | 0.00% | 5.00% |"
+    assert small == "| small | 1 | 100 (9%) | 0.00% | 0.00% | 50.00% |"
