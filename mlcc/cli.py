@@ -1,6 +1,10 @@
 """Console entry points `mlcc` (C) and `mlcc++` (C++): the only place that
 decides exit codes. Under another name (a symlink called `cc`, `c++`,
 `clang++`) the language comes from the name.
+
+`run` is the one code path of a command: the Python entry points call it in
+their own process, the compile server (`compile_server.py`) in a child forked
+for the native client's request.
 """
 
 from __future__ import annotations
@@ -11,15 +15,21 @@ import sys
 from mlcc import __version__
 
 
-def _driver_from_name(default: str) -> str:
+class NotServed(Exception):
+    """The settings turn the compile server off (`-fmlcc-no-compile-server`, or the
+    config file): the client is to run this command in its own process."""
+
+
+def _driver_from_name(program: str, default: str) -> str:
     """C++ under a name ending in `++` (c++, g++, clang++), else the entry point's own."""
-    name = os.path.basename(sys.argv[0])
+    name = os.path.basename(program)
     return "c++" if name.endswith("++") else default
 
 
 def _print_version_extra() -> None:
     from mlcc import model
-    print(f"mlcc {__version__} ({model.identities()})")
+    from mlcc.compile_server import route
+    print(f"mlcc {__version__} ({model.identities()}; {route()})")
 
 
 def _reopen_closed_streams() -> None:
@@ -56,19 +66,24 @@ def _die_of(signum: int) -> int:
     return 128 + signum  # only if the signal is blocked
 
 
-def _main(default_driver: str) -> int:
+def run(argv, default_driver: str, served: bool = False) -> int:
+    """Run one compiler command line (`argv[0]` is the program's path); return its exit
+    code. `served`: in a compile server's child, which raises NotServed when the
+    settings turn the compile server off."""
     # numpy (under features and onnxruntime) starts an OpenBLAS thread per core at
     # import, about 0.1 s of CPU per compile; mlcc multiplies no matrices.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     _reopen_closed_streams()
     from mlcc.errors import MlccError
 
-    driver_kind = _driver_from_name(default_driver)
-    clang_argv = sys.argv[1:]
+    driver_kind = _driver_from_name(argv[0], default_driver)
+    clang_argv = list(argv[1:])
     try:
         from mlcc import settings as settings_mod
         clang_argv, flags = settings_mod.split_mlcc_flags(clang_argv)
         settings = settings_mod.load(flags)
+        if served and not settings.compile_server:
+            raise NotServed
         from mlcc.plain import run_plain_clang
         if settings.disable:
             run_plain_clang(driver_kind, clang_argv, "MLCC_DISABLE", settings)
@@ -86,6 +101,8 @@ def _main(default_driver: str) -> int:
             run_plain_clang(cmd.driver, clang_argv, reason, settings)
         from mlcc import driver  # the optimizing path: model, cache, temporary files
         return driver.execute(plan, settings)
+    except NotServed:
+        raise
     except KeyboardInterrupt as exc:
         import signal
         return _die_of(getattr(exc, "signum", signal.SIGINT))
@@ -127,9 +144,9 @@ def _version(driver_kind: str) -> int:
 
 def main_c() -> None:
     """`mlcc`: a drop-in clang."""
-    sys.exit(_main("c"))
+    sys.exit(run(sys.argv, "c"))
 
 
 def main_cxx() -> None:
     """`mlcc++`: a drop-in clang++."""
-    sys.exit(_main("c++"))
+    sys.exit(run(sys.argv, "c++"))

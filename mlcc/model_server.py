@@ -31,6 +31,10 @@ RETRY_AFTER = 300.0   # seconds compiles do without a server that failed to star
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux
 _MAX_REQUEST = 1 << 16
 
+# Set in a compile server's child: the model is loaded in this very process already,
+# so there is nothing to ask of a model server.
+warm = False
+
 # The server's own code and data: an edited or upgraded mlcc gets its own server.
 _CODE = ("model_server.py", "model.py", "model_file.py", "features.py", "pipeline.py", "toolchain.py",
          "errors.py", "data/feature-schema.json")
@@ -57,6 +61,8 @@ def choose(bitcode: str, opt_level: str, settings):
     model is to be run; decided in this process when the server cannot answer."""
     from mlcc import model
 
+    if warm:
+        return model.choose(bitcode, opt_level, settings, via="compile server")
     path = None if settings.pipeline else model._model_path(opt_level, settings)
     if path is None or not settings.server:
         return model.choose(bitcode, opt_level, settings)
@@ -152,19 +158,23 @@ def servers(directory: str | None = None) -> list[dict]:
     directory = directory or runtime_dir()
     if directory is None:
         return []
-    current = socket_path(directory)
-    return [{**answer, "socket": path, "current": path == current}
+    from mlcc import compile_server
+    current = {socket_path(directory), os.path.join(directory, compile_server.socket_name(
+        sys.executable, compile_server.package_parent()))}
+    return [{**answer, "socket": path, "current": path in current}
             for path, answer in _ask_each(directory, "status")]
 
 
 def stop_all(directory: str) -> dict:
-    """Stop every server with a socket in `directory` (a runtime directory's mlcc/);
-    return {"servers": how many answered, "cpu": their CPU seconds}. For benchmarks,
-    which must count the servers' CPU time with the build's."""
-    found = {"servers": 0, "cpu": 0.0}
+    """Stop every server with a socket in `directory` (a runtime directory's mlcc/), the
+    compile servers (compile_server.py) among them; return {"servers": how many
+    answered, "compile": how many of them were compile servers, "cpu": their CPU
+    seconds}. For benchmarks, which must count the servers' CPU time with the build's."""
+    found = {"servers": 0, "compile": 0, "cpu": 0.0}
     for path, answer in _ask_each(directory, "stop"):
         found["cpu"] += float(answer["cpu"])
         found["servers"] += 1
+        found["compile"] += answer.get("kind") == "compile"
         deadline = time.monotonic() + 5.0  # stopped means gone: it removes its socket last
         while os.path.exists(path) and time.monotonic() < deadline:
             time.sleep(0.01)

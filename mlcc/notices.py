@@ -17,11 +17,15 @@ import time
 _NOTE_PREFIX = "said-"
 _KEEP_NOTES = 24 * 3600.0  # seconds: older notes belong to builds long gone
 
+# The process group of the command's own process when another process runs the
+# command for it (a compile server's child runs in the server's group).
+build_group: int | None = None
+
 
 def _build_id() -> str:
     """This compile's build: its process group and when the group's leader started
     (a later build may reuse the number, not the start time)."""
-    group = os.getpgrp()
+    group = os.getpgrp() if build_group is None else build_group
     try:
         with open(f"/proc/{group}/stat", "rb") as f:
             started = f.read().rsplit(b")", 1)[1].split()[19].decode()

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 _TRACE = os.environ.get("MLCC_TRACE") == "1"
 
+# Set in a compile server's child: instead of replacing the child, hand `argv` to the
+# native client, which execs it itself (compile_server.py). Never returns either.
+exec_elsewhere = None
+
 
 def trace(argv) -> None:
     """Print a command on stderr when MLCC_TRACE=1 (for debugging mlcc itself)."""
@@ -100,4 +104,6 @@ def exec_tool(argv) -> None:
     trace(argv)
     sys.stdout.flush()
     sys.stderr.flush()
+    if exec_elsewhere is not None:
+        exec_elsewhere(argv)
     os.execv(argv[0], argv)

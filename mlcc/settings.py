@@ -42,7 +42,8 @@ class Settings:
     pipeline: str = ""           # force a pipeline ("clang" = clang's own), skip the model
     small_unit: int = 8192       # bitcode bytes under which clang's pipeline runs, model unasked
     server: bool = True          # keep the model loaded in a background process for the build
-    server_idle: float = 60.0    # seconds that process waits for the next unit before exiting
+    server_idle: float = 60.0    # seconds that process (and the compile server) wait idle before exiting
+    compile_server: bool = True  # the native client hands commands to a warm compile server
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -59,7 +59,24 @@ def setup_report() -> dict:
             report["tools"][name] = {"error": str(exc)}
     report["model"] = model.identities()
     report["cache"] = _cache_stats(None)
+    report["route"] = _route()
     return report
+
+
+def _route() -> dict:
+    """Which `mlcc` a build finds on PATH, and whether a compile server serves it."""
+    import shutil
+    from mlcc import client_build, model_server
+    found = shutil.which("mlcc")
+    client = found is not None and client_build.is_client(found)
+    servers = [s for s in model_server.servers() if s.get("kind") == "compile" and s["current"]]
+    if not client:
+        how = "Python entry point, in process (`mlcc-tool install-client` builds the native client)"
+    elif servers:
+        how = f"native client + compile server (pid {servers[0]['pid']})"
+    else:
+        how = "native client; its compile server starts with the next command"
+    return {"mlcc": found, "native_client": client, "compile_servers": len(servers), "how": how}
 
 
 @main.command("version")
@@ -77,6 +94,7 @@ def version(as_json: bool = False) -> None:
     c = report["cache"]
     click.echo(f"  cache    {c['directory']} ({c['entries']} entries, {c['bytes']} bytes; "
                f"{c['outputs']} outputs, {c['output_bytes']} bytes)")
+    click.echo(f"  route    {report['route']['mlcc'] or 'mlcc not on PATH'}: {report['route']['how']}")
 
 
 @main.group()
@@ -122,13 +140,14 @@ def cache_clear(directory: str | None) -> None:
 
 @main.group()
 def server() -> None:
-    """The model server that keeps the model loaded for a build (docs/USAGE.md)."""
+    """The servers that keep mlcc warm: the compile server behind the native client,
+    and the model server of Python-entry builds (docs/USAGE.md)."""
 
 
 @server.command("status")
 @click.option("--json", "as_json", is_flag=True)
 def server_status(as_json: bool) -> None:
-    """The model servers running for this user."""
+    """The compile and model servers running for this user."""
     import time
     from mlcc import model_server
     found = model_server.servers()
@@ -138,18 +157,42 @@ def server_status(as_json: bool) -> None:
     if not found:
         click.echo("no model server running")
     for s in found:
-        click.echo(f"pid {s['pid']}: {s['answered']} units answered, {s['cpu']:.2f} s CPU, up "
-                   f"{time.time() - s['started']:.0f} s, exits after {s['idle']:g} s idle"
-                   f"{'' if s['current'] else ' (another mlcc or Python)'}; {s['socket']}")
+        other = '' if s['current'] else ' (another mlcc or Python)'
+        up = time.time() - s['started']
+        if s.get("kind") == "compile":
+            click.echo(f"compile server pid {s['pid']}: {s['answered']} commands, {s['cpu']:.2f} s CPU "
+                       f"(with their tools), up {up:.0f} s, exits after {s['idle']:g} s idle"
+                       f"{other}; {s['socket']}")
+        else:
+            click.echo(f"pid {s['pid']}: {s['answered']} units answered, {s['cpu']:.2f} s CPU, up "
+                       f"{up:.0f} s, exits after {s['idle']:g} s idle{other}; {s['socket']}")
 
 
 @server.command("stop")
 def server_stop() -> None:
-    """Stop every model server of this user (the next compile starts a new one)."""
+    """Stop every compile and model server of this user (the next compile starts a new
+    one; commands running finish first)."""
     from mlcc import model_server
     directory = model_server.runtime_dir()
-    stopped = model_server.stop_all(directory) if directory else {"servers": 0}
-    click.echo(f"stopped {stopped['servers']} model server(s)")
+    stopped = model_server.stop_all(directory) if directory else {"servers": 0, "compile": 0}
+    click.echo(f"stopped {stopped['servers'] - stopped['compile']} model server(s)")
+    if stopped["compile"]:
+        click.echo(f"stopped {stopped['compile']} compile server(s)")
+
+
+@main.command("install-client")
+@click.option("--bindir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where to put mlcc and mlcc++ (default: this Python's scripts directory, "
+                   "over the Python console scripts).")
+def install_client(bindir: Path | None) -> None:
+    """Build the native client with clang-19 and install it as mlcc and mlcc++."""
+    from mlcc import client_build
+    from mlcc.errors import MlccError
+    try:
+        for path in client_build.build(bindir or client_build.default_bindir()):
+            click.echo(f"installed {path}")
+    except (MlccError, OSError) as exc:
+        raise click.ClickException(f"cannot build the native client: {exc}")
 
 
 @main.command()

@@ -43,7 +43,14 @@ $PY -m pip install -q --disable-pip-version-check -e '.[test]'
 # an editable install would otherwise compile every module from source in every
 # compiler process, 25-90 ms each (a wheel install compiles them at install time).
 $PY -m compileall -q mlcc
+# With --client: the native client (mlcc/client/mlcc-client.c, built with clang-19)
+# over the Python console scripts mlcc and mlcc++, so that commands run in a warm
+# compile server (docs/USAGE.md). Opt-in until it meets its speed targets and the
+# whole suite runs through it (MLCC_TEST_CLIENT=1); without it mlcc works the same.
+if [ "${1:-}" = "--client" ] || [ "${2:-}" = "--client" ]; then
+  $PY -m mlcc.client_build || echo "setup: the native client was not built; mlcc runs as Python" >&2
+fi
 
-if [ "${1:-}" = "--demo" ]; then
+if [ "${1:-}" = "--demo" ] || [ "${2:-}" = "--demo" ]; then
   PATH="$PWD/.venv/bin:$PATH" $PY scripts/demo.py
 fi

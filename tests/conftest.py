@@ -8,6 +8,19 @@ import tempfile
 _CACHE = tempfile.mkdtemp(prefix="mlcc-test-cache-")
 
 
+def _use_native_client() -> None:
+    """MLCC_TEST_CLIENT=1: the tests' `mlcc` and `mlcc++` (found on PATH) are the native
+    client of this tree (mlcc/client_build.py), talking to its compile server."""
+    from mlcc import client_build
+    bindir = tempfile.mkdtemp(prefix="mlcc-test-client-")
+    client_build.build(bindir)
+    os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+if os.environ.get("MLCC_TEST_CLIENT") == "1":
+    _use_native_client()
+
+
 def mlcc_env(cache=None, **extra) -> dict:
     """The environment without the caller's MLCC_* settings, with a private decision cache.
 

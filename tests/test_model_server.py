@@ -42,7 +42,9 @@ def runtime():
 def _compile(work: Path, runtime: Path, out: str, **extra) -> dict:
     """Compile src/util.c at -Oz (no decision cache); return its MLCC_LOG entry."""
     log = work / f"{out}.log"
-    env = mlcc_env(MLCC_NO_CACHE="1", MLCC_LOG=str(log), XDG_RUNTIME_DIR=str(runtime), **extra)
+    # the model server serves the Python entry point (the compile server has the model itself)
+    env = mlcc_env(MLCC_NO_CACHE="1", MLCC_LOG=str(log), XDG_RUNTIME_DIR=str(runtime),
+                   MLCC_COMPILE_SERVER="0", **extra)
     proc = subprocess.run([MLCC, "-Oz", "-c", "src/util.c", "-o", out], cwd=work, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
