@@ -4,32 +4,28 @@
 from __future__ import annotations
 
 import os
-import time
 
 from mlcc import codegen, model, model_server
-from mlcc.args import Command
-from mlcc.plan import UnitPlan
+from mlcc.job import UnitJob
 from mlcc.settings import Settings
-from mlcc.toolchain import Toolchain
-from mlcc.trials import UnitBuilder, search_start, trial_pipelines
+from mlcc.trials import Built, UnitBuilder, search_start, trial_pipelines
 
 
-def target_info(tools: Toolchain, unit: UnitPlan, bitcode: str, settings: Settings):
-    """(opt flags, clang's own pipeline text) for this unit's flags, asked of clang once
-    per (clang, flags, directory) and remembered in the cache."""
+def target_info(clang: str, codegen_args, bitcode: str, cache) -> tuple[tuple[str, ...], str]:
+    """(opt flags, clang's own pipeline text) for a unit compiled with `codegen_args`,
+    asked of `clang` once per (clang, flags, directory) and remembered in `cache` (if any)."""
     from mlcc.cache import make_text_key
 
-    cache = open_cache(settings)
     if cache is not None:
-        st = os.stat(tools.clang)
-        key = make_text_key("target-info", tools.clang, st.st_size, st.st_mtime_ns,
-                            os.getcwd(), unit.codegen_args)
+        st = os.stat(clang)
+        key = make_text_key("target-info", clang, st.st_size, st.st_mtime_ns,
+                            os.getcwd(), codegen_args)
         entry = cache.get(key)
         if (entry is not None and isinstance(entry.get("target_flags"), list)
                 and isinstance(entry.get("clang_pipeline"), str)):
             return tuple(entry["target_flags"]), entry["clang_pipeline"]
-    flags = codegen.optimizer_target_flags(tools.clang, unit.codegen_args, bitcode)
-    text = codegen.clang_pipeline_text(tools.clang, unit.codegen_args, bitcode)
+    flags = codegen.optimizer_target_flags(clang, codegen_args, bitcode)
+    text = codegen.clang_pipeline_text(clang, codegen_args, bitcode)
     if cache is not None:
         cache.put(key, {"target_flags": list(flags), "clang_pipeline": text})
     return flags, text
@@ -43,35 +39,41 @@ def open_cache(settings: Settings):
     return DecisionCache(settings.cache or None)
 
 
-def decision_key(builder: UnitBuilder, cmd: Command, settings: Settings) -> str:
-    """Everything that decides a unit's pipeline: its bitcode, flags, model and settings."""
+def decision_key(job: UnitJob) -> str | None:
+    """Everything that decides a unit's pipeline: its bitcode, flags, model and settings;
+    None when the cache is off."""
+    if job.cache is None:
+        return None
     from mlcc.cache import make_key
 
-    identity = model.identity_for(cmd.opt_level, settings)
-    return make_key(builder.bitcode, builder.unit.codegen_args, builder.target_flags,
-                    identity, settings.trials, settings.search, settings.pipeline, cmd.opt_level)
+    settings = job.settings
+    identity = model.identity_for(job.opt_level, settings)
+    return make_key(job.bitcode, job.plan.codegen_args, job.target_flags,
+                    identity, settings.trials, settings.search, settings.pipeline, job.opt_level)
 
 
-def decide(builder: UnitBuilder, cmd: Command, settings: Settings, times: dict, cache, key):
-    """The pipeline for a unit: from the cache, else the model (and trials); returns
-    (decision, built or None, cache note)."""
+def decide(job: UnitJob, builder: UnitBuilder,
+           key: str | None) -> tuple[model.Decision, Built | None, str]:
+    """The pipeline for a unit: from the cache under `key`, else the model (and trials or
+    search, built with `builder`); returns (decision, what trials or search built or None,
+    cache note)."""
+    settings, cache = job.settings, job.cache
     if cache is not None:
         entry = cache.get(key)
         if entry is not None and isinstance(entry.get("pipeline"), str):
             return model.Decision(entry["pipeline"], "cache", scores=entry.get("scores", {})), None, "hit"
-    start = time.perf_counter()
-    decision = model_server.choose(builder.bitcode, cmd.opt_level, settings)
-    times["model"] = time.perf_counter() - start
+    with job.timings.stage("model"):
+        decision = model_server.choose(job.bitcode, job.opt_level, settings)
     built = None
     sizes = {}
     if settings.search and not settings.pipeline:
-        start = search_start(decision, cmd.opt_level)
-        built, sizes = builder.search(start, settings.search, decision.instructions)
-        decision = model.Decision(built.pipeline, decision.source + f", search of {len(sizes)}",
+        built, sizes = builder.search(search_start(decision), settings.search, decision.instructions)
+        decision = model.Decision(built.pipeline.name, decision.source + f", search of {len(sizes)}",
                                   decision.ranked, decision.scores, decision.via)
     elif settings.trials and not settings.pipeline:
-        built, sizes = builder.best_of(trial_pipelines(decision, cmd.opt_level, settings.trials))
-        decision = model.Decision(built.pipeline, decision.source + f", best of {len(sizes)} trials",
+        trials = [job.pipeline(name) for name in trial_pipelines(decision, settings.trials)]
+        built, sizes = builder.best_of(trials)
+        decision = model.Decision(built.pipeline.name, decision.source + f", best of {len(sizes)} trials",
                                   decision.ranked, decision.scores, decision.via)
     if cache is not None:
         cache.put(key, {"pipeline": decision.pipeline, "source": decision.source,

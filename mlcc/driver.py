@@ -12,11 +12,12 @@ import signal
 import stat
 import sys
 import tempfile
-import time
+from dataclasses import dataclass, replace
 
 from mlcc import codegen, decide, frontend, model, pipeline, record
 from mlcc.args import Command
 from mlcc.errors import MlccError, OutputClosed, ToolchainMissing, ToolFailed
+from mlcc.job import Timings, UnitJob
 from mlcc.link import link
 from mlcc.objective import object_size
 from mlcc.output_cache import fetch_or_build, output_key, tool_identity
@@ -136,115 +137,118 @@ def _small_unit(bitcode: str, settings: Settings) -> bool:
             and os.path.getsize(bitcode) < settings.small_unit)
 
 
-def _with_clangs_pipeline(unit: UnitPlan, tools: Toolchain, bitcode: str,
-                          output: str) -> tuple[str, float, bool]:
+@dataclass(frozen=True)
+class Outcome:
+    """What compiling one unit from its bitcode gave: for delivery and the log."""
+
+    output: str                    # the object or assembly file, in the private directory
+    diagnostics: str               # code generation's, for stderr
+    decision: model.Decision
+    fallback: str | None = None    # why clang's own pipeline ran instead of the decision
+    cache: str = "off"             # the decision cache: "hit", "miss" or "off"
+    output_cache: str = "off"      # the output cache (mlcc/output_cache.py)
+
+
+def _with_clangs_pipeline(job: UnitJob, output: str) -> tuple[str, bool]:
     """clang's own pipeline and code generation from the bitcode in one clang process
-    (the same bytes as `clang -c` on the source); returns (diagnostics, seconds, whether
-    clang compiled the source instead).
+    (the same bytes as `clang -c` on the source); returns (diagnostics, whether clang
+    compiled the source instead).
 
     If that fails, clang alone compiles the source and decides: from bitcode, code
     generation knows neither the source lines its diagnostics point at (inline
     assembly, `__attribute__((warning))`) nor the `#pragma clang diagnostic` that
     silences them, so its error may be one clang would not give, or worse worded.
     """
-    start = time.perf_counter()
+    unit = job.plan
     try:
-        diagnostics = codegen.generate(tools.clang, unit, bitcode, output, clang_passes=True)
+        diagnostics = codegen.generate(job.tools.clang, unit, job.bitcode, output, clang_passes=True)
     except ToolFailed:
         if not unit.whole_args:  # bitcode only (the learning side): nothing to fall back on
             raise
-        frontend.compile_whole(tools.clang, unit, output)  # its diagnostics stream through
-        return "", time.perf_counter() - start, True
-    return diagnostics, time.perf_counter() - start, False
+        frontend.compile_whole(job.tools.clang, unit, output)  # its diagnostics stream through
+        return "", True
+    return diagnostics, False
 
 
-def _optimize_unit(unit: UnitPlan, cmd: Command, tools: Toolchain, settings: Settings, tmp: str,
-                   stem: str, bitcode: str, times: dict):
-    """Decide, run opt, generate code; if a tool fails, clang's own pipeline with a warning.
-    Returns (output, diagnostics, decision, fallback reason or None, cache notes)."""
-    fallback = None
-    decision = model.Decision(pipeline.clang_pipeline(cmd.opt_level), "clang-default")
-    notes = {"cache": "off", "output_cache": "off"}
-    builder = None
+def _optimize_unit(job: UnitJob) -> Outcome:
+    """Decide, run opt, generate code; if a tool fails, clang's own pipeline with a warning."""
+    unit = job.plan
+    decision = model.Decision(pipeline.CLANG, "clang-default")
+    cache_note = output_note = "off"
     try:
-        start = time.perf_counter()
-        target_flags, clang_text = decide.target_info(tools, unit, bitcode, settings)
-        times["target"] = time.perf_counter() - start
-        builder = UnitBuilder(unit, tools, settings, tmp, stem, bitcode, target_flags,
-                              cmd.opt_level, clang_text,
-                              timeout=stage_timeout(settings, times["frontend"]))
-        cache = decide.open_cache(settings)
-        key = decide.decision_key(builder, cmd, settings) if cache is not None else None
-        decision, built, notes["cache"] = decide.decide(builder, cmd, settings, times, cache, key)
+        with job.timings.stage("target"):
+            target_flags, clang_text = decide.target_info(job.tools.clang, unit.codegen_args,
+                                                          job.bitcode, job.cache)
+        job = replace(job, target_flags=target_flags, clang_text=clang_text)
+        builder = UnitBuilder(job)
+        key = decide.decision_key(job)
+        decision, built, cache_note = decide.decide(job, builder, key)
 
         def build() -> tuple[str, str]:
-            done = built or builder.build(decision.pipeline)
+            done = built or builder.build(job.pipeline(decision.pipeline))
             return done.output, done.diagnostics
 
         if key is not None:
-            key = output_key(key, decision.pipeline, tool_identity(tools.clang, tools.opt),
+            key = output_key(key, decision.pipeline, tool_identity(job.tools.clang, job.tools.opt),
                              unit.emit_assembly)
-        output, diagnostics, notes["output_cache"] = fetch_or_build(
-            cache, key, os.path.join(tmp, stem + ".cached" + _suffix(unit)), build)
+        output, diagnostics, output_note = fetch_or_build(
+            job.cache, key, job.path(".cached" + _suffix(unit)), build)
     except (ToolFailed, ToolchainMissing) as exc:
-        fallback = str(exc)
-        output = os.path.join(tmp, f"{stem}.fallback" + _suffix(unit))
-        diagnostics, times["fallback"], from_source = _with_clangs_pipeline(unit, tools, bitcode, output)
+        output = job.path(".fallback" + _suffix(unit))
+        with job.timings.stage("fallback"):
+            diagnostics, from_source = _with_clangs_pipeline(job, output)
         if not from_source:  # else the unit, not mlcc's pipeline, failed: clang has spoken
-            print(f"mlcc: warning: {fallback}; compiled {unit.source} with clang's own pipeline",
+            print(f"mlcc: warning: {exc}; compiled {unit.source} with clang's own pipeline",
                   file=sys.stderr)
-    if builder is not None:
-        times.update(builder.times)
-    return output, diagnostics, decision, fallback, notes
+        return Outcome(output, diagnostics, decision, str(exc), cache_note, output_note)
+    return Outcome(output, diagnostics, decision, None, cache_note, output_note)
 
 
 def _suffix(unit: UnitPlan) -> str:
     return ".s" if unit.emit_assembly else ".o"
 
 
-def _small_unit_output(unit: UnitPlan, cmd: Command, tools: Toolchain, settings: Settings,
-                       tmp: str, stem: str, bitcode: str, times: dict) -> tuple[str, str, str]:
-    """A small unit through clang's pipeline in one clang process, or from the output cache.
-    Returns (output, diagnostics, output cache note)."""
-    cache = decide.open_cache(settings)
+def _small_unit_output(job: UnitJob) -> Outcome:
+    """A small unit through clang's pipeline in one clang process, or from the output cache."""
+    unit = job.plan
     key = None
-    if cache is not None:
+    if job.cache is not None:
         from mlcc.cache import make_key
-        key = output_key(make_key(bitcode, "small unit", unit.codegen_args, cmd.opt_level),
-                         pipeline.CLANG, tool_identity(tools.clang), unit.emit_assembly)
-    output = os.path.join(tmp, stem + _suffix(unit))
+        key = output_key(make_key(job.bitcode, "small unit", unit.codegen_args, job.opt_level),
+                         pipeline.CLANG, tool_identity(job.tools.clang), unit.emit_assembly)
+    output = job.path(_suffix(unit))
 
     def build() -> tuple[str, str]:
-        diagnostics, times["codegen"], _ = _with_clangs_pipeline(unit, tools, bitcode, output)
+        with job.timings.stage("codegen"):
+            diagnostics, _ = _with_clangs_pipeline(job, output)
         return output, diagnostics
 
-    return fetch_or_build(cache, key, os.path.join(tmp, stem + ".cached" + _suffix(unit)), build)
+    output, diagnostics, output_note = fetch_or_build(
+        job.cache, key, job.path(".cached" + _suffix(unit)), build)
+    return Outcome(output, diagnostics, model.Decision(pipeline.CLANG, "clang-default: small unit"),
+                   output_cache=output_note)
 
 
 def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
                   settings: Settings, tmp: str) -> str:
     """One source to its object (or assembly) in `tmp`; returns that file's path."""
-    times: dict[str, float] = {}
-    start = time.perf_counter()
-    stem = f"{os.path.splitext(os.path.basename(unit.source))[0]}-{index}"
-    bitcode = os.path.join(tmp, f"{stem}.bc")
-    frontend.compile_to_bitcode(tools.clang, unit, bitcode)
-    times["frontend"] = time.perf_counter() - start
+    timings = Timings()
+    with timings.stage("frontend"):
+        stem = f"{os.path.splitext(os.path.basename(unit.source))[0]}-{index}"
+        bitcode = os.path.join(tmp, f"{stem}.bc")
+        frontend.compile_to_bitcode(tools.clang, unit, bitcode)
     if settings.collect:
         record.collect_unit(settings.collect, bitcode, {
             "source": os.path.abspath(unit.source), "cwd": os.getcwd(),
             "driver": cmd.driver, "language": unit.language, "opt_level": cmd.opt_level,
             "argv": list(cmd.argv), "codegen_args": list(unit.codegen_args)})
 
-    if _small_unit(bitcode, settings):
-        output, diagnostics, output_note = _small_unit_output(
-            unit, cmd, tools, settings, tmp, stem, bitcode, times)
-        decision = model.Decision(pipeline.clang_pipeline(cmd.opt_level), "clang-default: small unit")
-        fallback, notes = None, {"cache": "off", "output_cache": output_note}
-    else:
-        output, diagnostics, decision, fallback, notes = _optimize_unit(
-            unit, cmd, tools, settings, tmp, stem, bitcode, times)
-    sys.stderr.write(diagnostics)
+    job = UnitJob(unit, cmd.opt_level, bitcode, settings, tools, tmp, stem,
+                  cache=decide.open_cache(settings), timings=timings,
+                  timeout=stage_timeout(settings, timings.get("frontend")))
+    outcome = _small_unit_output(job) if _small_unit(bitcode, settings) else _optimize_unit(job)
+    decision = outcome.decision
+    sys.stderr.write(outcome.diagnostics)
     if settings.verbose:
         gain = decision.scores.get(decision.pipeline)
         note = f", predicted {100 * (1 - gain):+.1f}% vs clang" if gain else ""
@@ -254,12 +258,12 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
         record.append_log(settings.log, {
             "path": "optimize", "source": unit.source, "cwd": os.getcwd(),
             "output": unit.output, "opt_level": cmd.opt_level, "argv": list(cmd.argv),
-            "pipeline": decision.pipeline if not fallback else pipeline.clang_pipeline(cmd.opt_level),
-            "decision": decision.source, "scores": decision.scores, "fallback": fallback,
-            "model_via": decision.via,
-            **notes, "seconds": {k: round(v, 4) for k, v in times.items()},
-            "size": None if unit.emit_assembly else object_size(output)})
-    return output
+            "pipeline": decision.pipeline if not outcome.fallback else pipeline.CLANG,
+            "decision": decision.source, "scores": decision.scores, "fallback": outcome.fallback,
+            "model_via": decision.via, "cache": outcome.cache, "output_cache": outcome.output_cache,
+            "seconds": timings.rounded(),
+            "size": None if unit.emit_assembly else object_size(outcome.output)})
+    return outcome.output
 
 
 def execute(plan: OptimizePlan, settings: Settings) -> int:

@@ -56,6 +56,10 @@ class OutputClosed(MlccError):
     exit_code = 74
 
 
+class FeatureError(MlccError):
+    """A bitcode file could not be read or parsed for its features."""
+
+
 class ModelError(MlccError):
     """The model file is missing, unreadable or does not fit this mlcc."""
 

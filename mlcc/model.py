@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mlcc import model_file
 from mlcc.errors import ModelError
-from mlcc.pipeline import clang_pipeline
+from mlcc.pipeline import CLANG
 
 SHIPPED_LEVELS = ("z", "s")  # mlcc ships a model for these levels (mlcc/models/)
 
@@ -132,14 +132,14 @@ def choose(bitcode: str, opt_level: str, settings, via: str = "in process") -> D
         return _forced(bitcode, settings.pipeline)
     path = _model_path(opt_level, settings)
     if path is None:
-        return Decision(clang_pipeline(opt_level), f"clang-default: no model for -O{opt_level}")
+        return Decision(CLANG, f"clang-default: no model for -O{opt_level}")
     from mlcc.errors import MlccError
     try:
         decision = rank(bitcode, opt_level, path)
     except MlccError as exc:
         from mlcc.notices import warn_once
         warn_once(f"{exc}; using clang's own pipeline")
-        return Decision(clang_pipeline(opt_level), f"clang-default: {exc}", via=via)
+        return Decision(CLANG, f"clang-default: {exc}", via=via)
     return replace(decision, via=via)
 
 
@@ -164,7 +164,7 @@ def rank(bitcode: str, opt_level: str, path: str) -> Decision:
     cannot be used (clang's pipeline when it is for another level)."""
     model = load(path)
     if model.opt_level != opt_level:
-        return Decision(clang_pipeline(opt_level), f"clang-default: model is for -O{model.opt_level}")
+        return Decision(CLANG, f"clang-default: model is for -O{model.opt_level}")
     from mlcc import features, passes
     vector = features.extract_features(bitcode)
     scores = model.predict(vector)

@@ -1,6 +1,15 @@
-"""The optimization step: `opt -passes=PIPELINE` on one module's bitcode."""
+"""A pass pipeline as one unit runs it, and the optimization step: `opt -passes=...`.
+
+A pipeline has a name: what the model's candidates, the decision cache, the log
+and `-fmlcc-pipeline` call it (`clang`, `clang[no-licm,machine-outliner]`,
+`function(sroa),default<Oz>`). `parse` reads a name once per unit into a
+`Pipeline`: opt's text for the unit's flags and the arguments code generation
+adds; the builds hand that value on.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from mlcc.process import run_tool
 
@@ -11,9 +20,19 @@ from mlcc.process import run_tool
 CLANG = "clang"
 
 
-def clang_pipeline(opt_level: str) -> str:
-    """The name of clang's own pipeline at any level (resolved per unit when run)."""
-    return CLANG
+@dataclass(frozen=True)
+class Pipeline:
+    """One pipeline resolved for one unit."""
+
+    name: str                       # as the model, the caches and the log know it
+    passes: str                     # opt's -passes= text for this unit
+    codegen_args: tuple[str, ...]   # what its `codegen` knobs add to this unit's code generation
+
+
+def parse(name: str, clang_text: str, unit_args=()) -> Pipeline:
+    """The pipeline `name` for a unit whose own clang pipeline is `clang_text` (opt's
+    syntax) and whose code generation arguments are `unit_args`."""
+    return Pipeline(name, resolve(name, clang_text), codegen_args(name, unit_args))
 
 
 def resolve(pipeline_text: str, clang_text: str) -> str:
@@ -38,6 +57,6 @@ def codegen_args(pipeline_text: str, unit_args=()) -> tuple[str, ...]:
 
 def run_opt(opt: str, pipeline: str, bitcode_in: str, bitcode_out: str, *,
             target_flags=(), timeout=None) -> None:
-    """Optimize `bitcode_in` with the new-pass-manager `pipeline`; stderr is captured."""
+    """Optimize `bitcode_in` with the new-pass-manager `pipeline` (opt's text); stderr is captured."""
     run_tool([opt, *target_flags, f"-passes={pipeline}", bitcode_in, "-o", bitcode_out],
              timeout=timeout, capture_stderr=True)

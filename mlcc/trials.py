@@ -4,27 +4,25 @@
 smallest object (`-fmlcc-trials`); `search` spends a budget of builds on the
 model's candidates and then local edits of the best (`-fmlcc-search`). Pipelines
 whose opt part is the same (they differ in `codegen` knobs only) share one opt run.
+The learning side measures with this builder too (`mlcc/learn/measure.py`).
 """
 
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass, replace
 
 from mlcc import codegen, pipeline
 from mlcc.errors import ToolFailed
+from mlcc.job import UnitJob
 from mlcc.objective import object_size
-from mlcc.plan import UnitPlan
-from mlcc.settings import Settings
-from mlcc.toolchain import Toolchain
+from mlcc.pipeline import Pipeline
 
 
 @dataclass
 class Built:
     """One pipeline's result for a unit: optimized bitcode, output file, its size."""
 
-    pipeline: str
+    pipeline: Pipeline
     optimized: str
     output: str
     diagnostics: str
@@ -34,68 +32,77 @@ class Built:
 class UnitBuilder:
     """Runs opt and code generation for one unit, under names private to it."""
 
-    def __init__(self, unit: UnitPlan, tools: Toolchain, settings: Settings, tmp: str,
-                 stem: str, bitcode: str, target_flags, opt_level: str, clang_text: str,
-                 timeout: float | None = None):
-        self.unit, self.tools, self.settings = unit, tools, settings
-        self.timeout = settings.timeout if timeout is None else timeout  # per opt or codegen run
-        self.unit_opt_level = opt_level
-        self.clang_text = clang_text
-        self.tmp, self.stem, self.bitcode, self.target_flags = tmp, stem, bitcode, target_flags
-        self.times: dict[str, float] = {"opt": 0.0, "codegen": 0.0}
+    def __init__(self, job: UnitJob):
+        self.job = job
+        # per opt or code generation run; the learning side sets its own per measurement
+        self.timeout = job.settings.timeout if job.timeout is None else job.timeout
         self._count = 0
-        self._optimized: dict[str, str] = {}  # opt's -passes= text -> its output
+        self._optimized: dict[str, str | ToolFailed] = {}  # opt's -passes= text -> its output
+        # the log shows opt's and code generation's seconds for every unit built here,
+        # 0 when the output cache had its object
+        job.timings.add("opt", 0.0)
+        job.timings.add("codegen", 0.0)
 
-    def build(self, pipeline_text: str, *, assembly: bool | None = None) -> Built:
-        """opt with `pipeline_text`, then code generation; raises ToolFailed. Pipelines
-        that differ only in code generation (their `codegen` knobs) share one opt run."""
-        passes = pipeline.resolve(pipeline_text, self.clang_text)
-        optimized = self._optimized.get(passes)
-        if optimized is None:
-            optimized = self._path(".opt.bc")
-            start = time.perf_counter()
-            pipeline.run_opt(self.tools.opt, passes, self.bitcode, optimized,
-                             target_flags=self.target_flags, timeout=self.timeout)
-            self.times["opt"] += time.perf_counter() - start
-            self._optimized[passes] = optimized
-        return self.generate(pipeline_text, optimized, assembly=assembly)
+    def build(self, pipe: Pipeline, *, assembly: bool | None = None) -> Built:
+        """opt with `pipe`, then code generation; raises ToolFailed."""
+        return self.generate(pipe, self.optimize(pipe), assembly=assembly)
+
+    def optimize(self, pipe: Pipeline) -> str:
+        """opt's output for `pipe`: run once per opt text, so that pipelines that differ
+        only in code generation (their `codegen` knobs) share it. Raises ToolFailed, again
+        without running opt for a text that failed."""
+        done = self._optimized.get(pipe.passes)
+        if done is None:
+            done = self._path(".opt.bc")
+            try:
+                with self.job.timings.stage("opt"):
+                    pipeline.run_opt(self.job.tools.opt, pipe.passes, self.job.bitcode, done,
+                                     target_flags=self.job.target_flags, timeout=self.timeout)
+            except ToolFailed as exc:
+                done = exc
+            self._optimized[pipe.passes] = done
+        if isinstance(done, ToolFailed):
+            raise done
+        return done
 
     def _path(self, suffix: str) -> str:
         """A new file name private to this unit."""
         self._count += 1
-        return os.path.join(self.tmp, f"{self.stem}-{self._count}{suffix}")
+        return self.job.path(f"-{self._count}{suffix}")
 
-    def generate(self, pipeline_text: str, optimized: str, *, assembly: bool | None = None) -> Built:
-        assembly = self.unit.emit_assembly if assembly is None else assembly
+    def generate(self, pipe: Pipeline, optimized: str, *, assembly: bool | None = None) -> Built:
+        """Code generation of `optimized` with `pipe`'s arguments, as an object (or assembly
+        for -S, or when asked)."""
+        plan = self.job.plan
+        assembly = plan.emit_assembly if assembly is None else assembly
         out = self._path(".s" if assembly else ".o")
-        unit = self.unit if assembly == self.unit.emit_assembly else replace(self.unit, emit_assembly=assembly)
-        start = time.perf_counter()
-        diagnostics = codegen.generate(self.tools.clang, unit, optimized, out, timeout=self.timeout,
-                                       extra_args=pipeline.codegen_args(pipeline_text, unit.codegen_args))
-        self.times["codegen"] += time.perf_counter() - start
-        return Built(pipeline_text, optimized, out, diagnostics,
-                      None if assembly else object_size(out))
+        unit = plan if assembly == plan.emit_assembly else replace(plan, emit_assembly=assembly)
+        with self.job.timings.stage("codegen"):
+            diagnostics = codegen.generate(self.job.tools.clang, unit, optimized, out,
+                                           timeout=self.timeout, extra_args=pipe.codegen_args)
+        return Built(pipe, optimized, out, diagnostics, None if assembly else object_size(out))
 
-    def best_of(self, pipelines: list[str]) -> tuple[Built, dict[str, int | None]]:
-        """Build every pipeline as an object; the smallest wins (ties: the earlier one)."""
+    def best_of(self, pipelines: list[Pipeline]) -> tuple[Built, dict[str, int | None]]:
+        """Build every pipeline as an object; the smallest wins (ties: the earlier one).
+        Also returns each pipeline's size by name (None: failed)."""
         results: list[Built] = []
         sizes: dict[str, int | None] = {}
         for p in pipelines:
             try:
                 built = self.build(p, assembly=False)
             except ToolFailed:
-                sizes[p] = None
+                sizes[p.name] = None
                 continue
-            sizes[p] = built.size
+            sizes[p.name] = built.size
             results.append(built)
         if not results:
-            raise ToolFailed([self.tools.opt], 1, "every trial pipeline failed")
+            raise ToolFailed([self.job.tools.opt], 1, "every trial pipeline failed")
         return self._finish(results), sizes
 
     def _finish(self, results: list[Built]) -> Built:
         """The smallest object wins (ties: the earliest built); as assembly for -S."""
         best = min(results, key=lambda b: b.size)
-        if self.unit.emit_assembly:
+        if self.job.plan.emit_assembly:
             best = self.generate(best.pipeline, best.optimized, assembly=True)
         return best
 
@@ -105,37 +112,39 @@ class UnitBuilder:
         budget), then local edits (insert, delete, swap, replace a pass) of the best
         pipelines found so far, until `budget` evaluations. Seeded by the bitcode, so
         the same file always gets the same answer. Edits keep to what may run on a unit
-        of this many `instructions` (`passes.bounded`; counted here when not given)."""
+        of this many `instructions` (`passes.bounded`; counted here when not given).
+        Returns the best build and each pipeline's size by name (None: failed)."""
         import random
 
         from mlcc import passes
         from mlcc.record import file_digest
 
+        job = self.job
         if instructions is None:
             from mlcc import features
             from mlcc.errors import MlccError
             try:
-                instructions = features.extract_feature_dict(self.bitcode)["TotalInsts"]
+                instructions = features.extract_feature_dict(job.bitcode)["TotalInsts"]
             except MlccError:
                 instructions = float("inf")  # not counted: no slow pass
 
-        rng = random.Random(file_digest(self.bitcode))
+        rng = random.Random(file_digest(job.bitcode))
         space = passes.load_space()
         results: list[Built] = []
         sizes: dict[str, int | None] = {}
 
-        def evaluate(p: str) -> None:
-            sizes[p] = None
+        def evaluate(name: str) -> None:
+            sizes[name] = None
             try:
-                built = self.build(p, assembly=False)
+                built = self.build(job.pipeline(name), assembly=False)
             except ToolFailed:
                 return
-            sizes[p] = built.size
+            sizes[name] = built.size
             results.append(built)
 
-        for p in start[:max(1, budget // 2)]:
-            if p not in sizes:
-                evaluate(p)
+        for name in start[:max(1, budget // 2)]:
+            if name not in sizes:
+                evaluate(name)
         attempts = 0
         while len(sizes) < budget and attempts < budget * 10:
             attempts += 1
@@ -144,27 +153,27 @@ class UnitBuilder:
                 break
             parent = ranked[0] if rng.random() < 0.6 else rng.choice(ranked)
             child = passes.bounded(passes.to_opt(passes.mutate(
-                rng, passes.editable(parent.pipeline, self.unit_opt_level), space, self.unit_opt_level)),
+                rng, passes.editable(parent.pipeline.name, job.opt_level), space, job.opt_level)),
                 instructions)
             if child not in sizes:
                 evaluate(child)
         if not results:
-            raise ToolFailed([self.tools.opt], 1, "every searched pipeline failed")
+            raise ToolFailed([job.tools.opt], 1, "every searched pipeline failed")
         return self._finish(results), sizes
 
 
-def trial_pipelines(decision, opt_level: str, k: int) -> list[str]:
+def trial_pipelines(decision, k: int) -> list[str]:
     """clang's own pipeline first (it wins ties), then k candidates: the model's set for k,
     chosen together on the training projects, when it has one; then (a model without sets,
     or a set that the bound on slow passes made smaller) its top-ranked."""
     sets = decision.trial_sets
     chosen = sets[min(k, len(sets)) - 1] if sets and k > 0 else ()
-    return search_start(decision, opt_level, chosen)[:k + 1]
+    return search_start(decision, chosen)[:k + 1]
 
 
-def search_start(decision, opt_level: str, first=()) -> list[str]:
+def search_start(decision, first=()) -> list[str]:
     """clang's own pipeline, then `first`, then the model's candidates best-ranked first."""
-    out = [pipeline.clang_pipeline(opt_level)]
+    out = [pipeline.CLANG]
     for p in (*first, *(decision.ranked or (decision.pipeline,))):
         if p not in out:
             out.append(p)

@@ -113,6 +113,7 @@ def test_trials_that_differ_in_code_generation_share_one_opt_run(work: Path, tmp
     """Pipelines whose opt part is the same (`codegen` knobs apart) run opt once; each still
     gets its own object, the same bytes as when built alone."""
     from mlcc import codegen, pipeline
+    from mlcc.job import UnitJob
     from mlcc.plan import UnitPlan
     from mlcc.settings import Settings
     from mlcc.toolchain import Toolchain
@@ -126,22 +127,23 @@ def test_trials_that_differ_in_code_generation_share_one_opt_run(work: Path, tmp
                     output=None, emit_assembly=False)
 
     def builder(name: str) -> UnitBuilder:
-        return UnitBuilder(plan, Toolchain(clang=clang), Settings(no_cache=True, server=False),
-                           str(tmp_path), name, bitcode,
-                           codegen.optimizer_target_flags(clang, plan.codegen_args, bitcode), "z",
-                           codegen.clang_pipeline_text(clang, plan.codegen_args, bitcode))
+        return UnitBuilder(UnitJob(
+            plan, "z", bitcode, Settings(no_cache=True, server=False), Toolchain(clang=clang),
+            str(tmp_path), name, target_flags=codegen.optimizer_target_flags(clang, plan.codegen_args, bitcode),
+            clang_text=codegen.clang_pipeline_text(clang, plan.codegen_args, bitcode)))
 
     runs = []
     real_run_opt = pipeline.run_opt
     monkeypatch.setattr(pipeline, "run_opt", lambda *a, **k: (runs.append(a[1]), real_run_opt(*a, **k)))
     trials = ["clang", "clang[jump-tables-16]", "clang[no-licm]", "clang[no-licm,no-lsr,machine-outliner]"]
     shared = builder("shared")
-    built = [shared.build(p, assembly=False) for p in trials]
+    built = [shared.build(shared.job.pipeline(p), assembly=False) for p in trials]
     assert len(runs) == 2  # clang's pipeline, and it without LICM
     assert len({b.output for b in built}) == len(trials)
     for p, b in zip(trials, built):
-        alone = builder(f"alone-{len(runs)}").build(p, assembly=False)
-        assert Path(alone.output).read_bytes() == Path(b.output).read_bytes()
+        alone = builder(f"alone-{len(runs)}")
+        output = alone.build(alone.job.pipeline(p), assembly=False).output
+        assert Path(output).read_bytes() == Path(b.output).read_bytes()
 
 
 def test_deterministic_cold_and_warm(work: Path, tmp_path: Path):

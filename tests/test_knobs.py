@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import mlcc_env
-from mlcc import knobs, passes
+from mlcc import knobs, passes, pipeline
 from mlcc.errors import MlccError
 from mlcc.learn import measure
 from mlcc.learn.search import search
@@ -210,11 +210,11 @@ def test_the_machine_outliner_knob_reaches_the_driver_and_the_measurement(tmp_pa
         assert measure.measure(prep, forced) == object_size(str(obj))
     # ... also when the two share one opt run (the same opt text: a codegen knob apart)
     runs = []
-    real_optimize = measure.optimize
-    monkeypatch.setattr(measure, "optimize", lambda *a, **k: runs.append(a[1]) or real_optimize(*a, **k))
+    real_run_opt = pipeline.run_opt
+    monkeypatch.setattr(pipeline, "run_opt", lambda *a, **k: runs.append(a[1]) or real_run_opt(*a, **k))
     measurer = measure.Measurer(prep, str(tmp_path))
     shared = {forced: measurer.size(forced) for forced in built}
-    assert runs == [CLANG]
+    assert runs == [prep.clang_pipeline]
     assert shared == {forced: object_size(str(obj)) for forced, obj in built.items()}
 
 

@@ -170,16 +170,16 @@ def test_trials_build_the_set_chosen_together_else_the_models_top_k():
 
     ranked = ("d", "a", "b", "c")
     with_sets = model.Decision("d", "model", ranked=ranked, trial_sets=(("b",), ("a", "c"), ("a", "b", "c")))
-    clang = pipeline.clang_pipeline("z")
-    assert trial_pipelines(with_sets, "z", 1) == [clang, "b"]
-    assert trial_pipelines(with_sets, "z", 2) == [clang, "a", "c"]
-    assert trial_pipelines(with_sets, "z", 9) == [clang, "a", "b", "c", "d"]  # past the sets: the ranking
+    clang = pipeline.CLANG
+    assert trial_pipelines(with_sets, 1) == [clang, "b"]
+    assert trial_pipelines(with_sets, 2) == [clang, "a", "c"]
+    assert trial_pipelines(with_sets, 9) == [clang, "a", "b", "c", "d"]  # past the sets: the ranking
     # a set the bound on slow passes shrank is filled up from the ranking
     shrunk = replace(with_sets, trial_sets=(("b",), ("a",)))
-    assert trial_pipelines(shrunk, "z", 2) == [clang, "a", "d"]
+    assert trial_pipelines(shrunk, 2) == [clang, "a", "d"]
     without = replace(with_sets, trial_sets=())
-    assert trial_pipelines(without, "z", 2) == [clang, "d", "a"]
-    assert search_start(with_sets, "z") == [clang, *ranked]  # search starts from the ranking
+    assert trial_pipelines(without, 2) == [clang, "d", "a"]
+    assert search_start(with_sets) == [clang, *ranked]  # search starts from the ranking
 
 
 def test_a_forced_slow_pipeline_is_bounded_as_the_models_choice_is(work: Path, tmp_path: Path, monkeypatch):

@@ -1,9 +1,12 @@
 """Measure the objective of one pipeline on one collected translation unit.
 
-The same steps as the driver: `opt` with the target options clang would give
-it, then code generation through clang with the unit's own flags, then
-`mlcc.objective.object_size`. Debug info is stripped once per unit first: it
-does not change the code, only the time code generation takes.
+With the driver's own steps: `decide.target_info` for the target options clang
+would give opt and for clang's own pipeline, the driver's builder
+(`trials.UnitBuilder`: opt, then code generation through clang with the unit's
+own flags, then `mlcc.objective.object_size`), so that the model learns from
+what the driver builds. Two differences: debug info is stripped once per unit
+first (it does not change the code, only the time code generation takes), and
+warnings are off; a pipeline that fails measures None.
 """
 
 from __future__ import annotations
@@ -14,13 +17,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlcc import codegen
+from mlcc import codegen, decide
 from mlcc.errors import ToolFailed
+from mlcc.job import UnitJob
 from mlcc.objective import object_size
-from mlcc.pipeline import codegen_args, resolve
-from mlcc.plan import FRONTEND_NO_PASSES
+from mlcc.pipeline import resolve, run_opt
+from mlcc.plan import UnitPlan
 from mlcc.process import run_tool
-from mlcc.toolchain import find
+from mlcc.settings import Settings
+from mlcc.toolchain import Toolchain, find
+from mlcc.trials import UnitBuilder
 
 
 @dataclass(frozen=True)
@@ -59,32 +65,35 @@ def prepare(unit: Unit, workdir: str) -> Prepared:
     opt = find("opt")
     stripped = os.path.join(workdir, f"{unit.id}.bc")
     run_tool([opt, "--strip-debug", unit.bitcode, "-o", stripped], capture_stderr=True)
-    flags = codegen.optimizer_target_flags(clang, unit.codegen_args, stripped)
-    text = codegen.clang_pipeline_text(clang, unit.codegen_args, stripped)
+    flags, text = decide.target_info(clang, unit.codegen_args, stripped, cache=None)
     return Prepared(unit, stripped, flags, clang, opt, text)
 
 
+def _plan(unit: Unit) -> UnitPlan:
+    """The driver's plan for a unit that is bitcode only, its warnings off."""
+    return UnitPlan(source=unit.id, language=unit.driver, frontend_args=(),
+                    codegen_args=(*unit.codegen_args, "-w"), output=None, emit_assembly=False)
+
+
 class Measurer:
-    """Measures pipelines on one prepared unit, files under `workdir`. Pipelines whose
-    opt part is the same (they differ in `codegen` knobs only) share one opt run, as
-    in the driver's trials (`mlcc/trials.py`)."""
+    """Measures pipelines on one prepared unit with the driver's builder, files under
+    `workdir`. Pipelines whose opt part is the same (they differ in `codegen` knobs only)
+    share one opt run, as in the driver's trials."""
 
     def __init__(self, prep: Prepared, workdir: str):
-        self.prep, self.workdir = prep, workdir
-        self._optimized: dict[str, str | None] = {}  # opt's -passes= text -> output (None: failed)
+        self.prep = prep
+        job = UnitJob(_plan(prep.unit), "", prep.bitcode, Settings(no_cache=True, server=False),
+                      Toolchain(clang=prep.clang), tempfile.mkdtemp(prefix="measure-", dir=workdir),
+                      prep.unit.id, target_flags=prep.target_flags, clang_text=prep.clang_pipeline)
+        self.builder = UnitBuilder(job)
 
     def size(self, pipeline: str, *, timeout: float = 300) -> int | None:
         """The objective after `pipeline`; None when opt or code generation fails."""
-        passes = resolve(pipeline, self.prep.clang_pipeline)
-        if passes not in self._optimized:
-            optimized = os.path.join(self.workdir, f"opt-{len(self._optimized)}.bc")
-            self._optimized[passes] = optimized if optimize(self.prep, pipeline, optimized,
-                                                            timeout=timeout) else None
-        if self._optimized[passes] is None:
+        self.builder.timeout = timeout
+        try:
+            return self.builder.build(self.builder.job.pipeline(pipeline)).size
+        except ToolFailed:
             return None
-        return generate(self.prep, self._optimized[passes],
-                        codegen_args(pipeline, self.prep.unit.codegen_args),
-                        os.path.join(self.workdir, "o.o"), timeout=timeout)
 
 
 def measure(prep: Prepared, pipeline: str, *, timeout: float = 300) -> int | None:
@@ -97,8 +106,8 @@ def optimize(prep: Prepared, pipeline: str, optimized: str, *, timeout: float = 
     """opt with `pipeline` (`clang[...]` resolved for this unit) into `optimized`;
     False when opt fails."""
     try:
-        run_tool([prep.opt, *prep.target_flags, f"-passes={resolve(pipeline, prep.clang_pipeline)}",
-                  prep.bitcode, "-o", optimized], timeout=timeout, capture_stderr=True)
+        run_opt(prep.opt, resolve(pipeline, prep.clang_pipeline), prep.bitcode, optimized,
+                target_flags=prep.target_flags, timeout=timeout)
     except ToolFailed:
         return False
     return True
@@ -109,8 +118,8 @@ def generate(prep: Prepared, optimized: str, extra_args, obj: str, *,
     """Code generation of `optimized` with the unit's flags plus `extra_args`; the
     objective of the object, None when code generation fails."""
     try:
-        run_tool([prep.clang, *prep.unit.codegen_args, *FRONTEND_NO_PASSES, *extra_args, "-w",
-                  "-c", optimized, "-o", obj], timeout=timeout, capture_stderr=True)
+        codegen.generate(prep.clang, _plan(prep.unit), optimized, obj, extra_args=extra_args,
+                         timeout=timeout)
     except ToolFailed:
         return None
     return object_size(obj)

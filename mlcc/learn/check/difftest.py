@@ -36,7 +36,7 @@ import click
 
 from mlcc.errors import MlccError, ToolchainMissing, ToolFailed
 from mlcc.learn.paths import MODELS, REPO
-from mlcc.pipeline import CLANG, clang_pipeline, codegen_args, resolve
+from mlcc.pipeline import CLANG, codegen_args, resolve
 from mlcc.process import run_tool
 
 CSMITH_INCLUDE = "/usr/include/csmith"
@@ -113,7 +113,7 @@ def candidate_pipelines(opt_level: str = "z") -> tuple[list[str], str]:
             found = source(level)
             if found and found[0]:
                 return list(dict.fromkeys(found[0])), found[1]
-    return [clang_pipeline("z")], "clang's own -Oz pipeline (no model, no candidate table)"
+    return [CLANG], "clang's own -Oz pipeline (no model, no candidate table)"
 
 
 def configurations(levels: str = "zs", *, trials_levels: str = "zs", forced_levels: str = "zs",

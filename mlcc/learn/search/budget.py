@@ -32,6 +32,7 @@ from mlcc import model
 from mlcc.learn.search import search
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.measure import Unit, prepare
+from mlcc.job import UnitJob
 from mlcc.objective import data_size
 from mlcc.pipeline import CLANG
 from mlcc.plan import UnitPlan
@@ -78,13 +79,13 @@ def long_search(unit_dir: str, unit_id: str, budget: int, with_data: bool = Fals
         plan = UnitPlan(source=unit.id, language=unit.driver, frontend_args=(),
                         codegen_args=unit.codegen_args, output=None, emit_assembly=False)
         settings = Settings(no_cache=True, server=False)
-        builder = UnitBuilder(plan, Toolchain(clang=prep.clang), settings, tmp, "unit", prep.bitcode,
-                              prep.target_flags, search.OPT_LEVEL, prep.clang_pipeline)
+        builder = UnitBuilder(UnitJob(plan, search.OPT_LEVEL, prep.bitcode, settings, Toolchain(clang=prep.clang), tmp,
+                                      "unit", target_flags=prep.target_flags, clang_text=prep.clang_pipeline))
         decision = model.choose(prep.bitcode, search.OPT_LEVEL, settings)
-        start = search_start(decision, search.OPT_LEVEL)
+        start = search_start(decision)
         _, sizes = builder.search(start, budget)
         # clang's object once more (its opt run is shared) to split its bytes
-        data = data_size(builder.build(CLANG).output) if with_data and sizes.get(CLANG) else None
+        data = data_size(builder.build(builder.job.pipeline(CLANG)).output) if with_data and sizes.get(CLANG) else None
     return unit, start, sizes, data
 
 
