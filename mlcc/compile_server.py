@@ -473,11 +473,13 @@ def _answer_status(conn: socket.socket, server: _Server) -> None:
         fields = f.read().rsplit(b")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     cpu = sum(int(fields[i]) for i in (11, 12, 13, 14)) / ticks  # utime stime cutime cstime
-    conn.sendall(json.dumps({"cpu": cpu, "pid": parent, **server.status}).encode())
-    conn.shutdown(socket.SHUT_WR)  # for every holder: the server's exit record cannot follow
     if request.get("op") == "stop":
+        # before the answer: once the asker has it, it hangs up, and the server then
+        # stops this child as it stops any command nobody waits for
         import signal
         os.kill(parent, signal.SIGTERM)
+    conn.sendall(json.dumps({"cpu": cpu, "pid": parent, **server.status}).encode())
+    conn.shutdown(socket.SHUT_WR)  # for every holder: the server's exit record cannot follow
 
 
 def serve(path: str, idle: float, exec_in_client: bool = True) -> None:

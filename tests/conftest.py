@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from pathlib import Path
+
+import pytest
 
 _CACHE = tempfile.mkdtemp(prefix="mlcc-test-cache-")
 
@@ -33,3 +37,14 @@ def mlcc_env(cache=None, **extra) -> dict:
     env["MLCC_SMALL_UNIT"] = "0"
     env.update(extra)
     return env
+
+
+@pytest.fixture
+def runtime():
+    """A private XDG_RUNTIME_DIR for the model and compile servers (short: a socket's
+    path holds 108 bytes); its servers are stopped at the end."""
+    from mlcc import model_server
+    base = Path(tempfile.mkdtemp(prefix="mlcc-run-", dir="/tmp"))
+    yield base
+    model_server.stop_all(str(base / "mlcc"))
+    shutil.rmtree(base, ignore_errors=True)

@@ -9,7 +9,6 @@ import os
 import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -27,16 +26,6 @@ MLCC = shutil.which("mlcc")
 def work(tmp_path: Path) -> Path:
     shutil.copytree(FIXTURE, tmp_path / "w")
     return tmp_path / "w"
-
-
-@pytest.fixture
-def runtime():
-    """A private XDG_RUNTIME_DIR (short: a socket's path holds 108 bytes); its servers
-    are stopped at the end."""
-    base = Path(tempfile.mkdtemp(prefix="mlcc-run-", dir="/tmp"))
-    yield base
-    model_server.stop_all(str(base / "mlcc"))
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def _compile(work: Path, runtime: Path, out: str, **extra) -> dict:
