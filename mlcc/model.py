@@ -132,6 +132,10 @@ def choose(bitcode: str, opt_level: str, settings, via: str = "in process") -> D
         return _forced(bitcode, settings.pipeline)
     path = _model_path(opt_level, settings)
     if path is None:
+        broken = missing_bundled(opt_level, settings)
+        if broken:  # -fmlcc-search or -fmlcc-collect got here without nothing_to_decide's word
+            from mlcc.notices import warn_once
+            warn_once(f"{broken}; compiling with clang's own pipelines")
         return Decision(CLANG, f"clang-default: no model for -O{opt_level}")
     from mlcc.errors import MlccError
     try:
