@@ -11,9 +11,8 @@ else knows these keys or the transform.
 
 from __future__ import annotations
 
-import json
+import os
 from dataclasses import dataclass
-from importlib import resources
 
 from mlcc.errors import ModelError, ModelMismatch
 
@@ -23,8 +22,17 @@ PREFIX = "mlcc."
 
 
 def bundled_path(opt_level: str):
-    """Where the model shipped with mlcc for -O`opt_level` lives: package data."""
-    return resources.files("mlcc").joinpath("models", f"size-O{opt_level}.onnx")
+    """Where the model shipped with mlcc for -O`opt_level` lives: package data. Every
+    install on a file system has it beside this module; `importlib.resources`, whose
+    imports took 75 ms of a compile (python3 -S -X importtime), is asked only for a
+    package that is not (a zip)."""
+    name = f"size-O{opt_level}.onnx"
+    here = os.path.dirname(os.path.abspath(__file__))
+    if os.path.isdir(here):
+        from pathlib import Path
+        return Path(here, "models", name)
+    from importlib import resources
+    return resources.files("mlcc").joinpath("models", name)
 
 
 def transform(features):
@@ -56,6 +64,7 @@ def metadata_of(session) -> dict[str, str]:
 def get(meta: dict[str, str], key: str, default=None):
     """A structured value (lists, tables: stored as JSON) of `mlcc.<key>` in `meta`,
     or `default` when absent."""
+    import json
     raw = meta.get(PREFIX + key)
     return default if raw is None else json.loads(raw)
 
@@ -128,6 +137,8 @@ def metadata(*, opt_level: str, candidates, margin: float, trial_sets, **made_of
     """The metadata a new model carries: the contract the driver checks (format, LLVM,
     feature schema and transform, candidates and their knobs, margin, trial sets) and
     `made_of`, what made it (training data, learner, scores), under `mlcc.<key>`."""
+    import json
+
     from mlcc import features, knobs
     from mlcc.toolchain import LLVM_MAJOR
 

@@ -62,7 +62,7 @@ def test_a_wheel_installed_in_a_clean_venv_uses_its_bundled_models(tmp_path: Pat
     python = venv / "bin" / "python"
     subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
                     "--disable-pip-version-check", str(wheel)], check=True, capture_output=True,
-                   timeout=600)
+                   timeout=600, env=_user_env())  # a PYTHONPATH to a checkout would pass for mlcc
     site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                           capture_output=True, text=True, check=True).stdout.strip()
     ours = [p for p in sys.path if p.endswith("-packages") and os.path.isdir(p)]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -37,6 +36,7 @@ from pathlib import Path
 
 from mlcc.learn.corpus.sources import source_versions
 from mlcc.learn.paths import LEARN_DATA
+from mlcc.record import file_digest
 
 LUA_CHECK_SCRIPT = LEARN_DATA / "lua_check.lua"
 
@@ -114,21 +114,13 @@ def _dsc_sha256(dsc: Path) -> dict[str, str]:
     return sums
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _cached_orig_tarball(cache: Path, package: str) -> Path | None:
     """Return the cached upstream tarball of ``package`` whose checksum matches its ``.dsc``."""
     dscs = sorted(cache.glob(f"{package}_*.dsc"), key=lambda p: p.stat().st_mtime, reverse=True)
     for dsc in dscs:
         for name, digest in _dsc_sha256(dsc).items():
             orig = cache / name
-            if ".orig.tar." in name and orig.is_file() and _sha256(orig) == digest:
+            if ".orig.tar." in name and orig.is_file() and file_digest(str(orig)) == digest:
                 return orig
     return None
 
