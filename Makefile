@@ -58,14 +58,14 @@ endif
 	$(PYTHON) -m mlcc.learn.report model
 
 # The -Os model: the same steps on an -Os corpus derived from the -Oz one (each unit's
-# front end rerun at -Os: mlcc/learn/corpus/level.py), walks started from the -Oz
+# front end rerun at -Os: mlcc/learn/corpus/derive.py), walks started from the -Oz
 # candidate curves (so after `make model`); candidates only among pipelines that
 # wrap default<Os>, so that -Os keeps -Os's inlining (docs/MODEL.md).
 # Bundled since 2026-11-29 (docs/MODEL.md, docs/RELIABILITY.md campaign 11).
 OS_MODEL ?= mlcc/models/size-Os.onnx
 .PHONY: model-Os
 model-Os: corpus
-	$(PYTHON) -m mlcc.learn.corpus level
+	$(PYTHON) -m mlcc.learn.corpus derive --level s
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search walk --steps 12
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search knobs
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search crosscheck --knobs --per-unit 2 --limit 24

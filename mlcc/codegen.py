@@ -25,17 +25,18 @@ _CC1_SWITCHES_TO_OPT = {"-discard-value-names": "--discard-value-names"}
 _CC1_TUNING_TO_OPT = {"-vectorize-loops": "--vectorize-loops", "-vectorize-slp": "--vectorize-slp"}
 
 
-def optimizer_target_flags(clang: str, codegen_args, bitcode: str) -> tuple[str, ...]:
-    """The target options clang would give its optimizer, as `opt` flags.
-
-    Asked of clang itself (`-###`), so every spelling of -fPIC/-fPIE/-static/
-    -mcmodel and the distribution's default PIE come out exactly as clang
-    decides them.
-    """
+def cc1_line(clang: str, codegen_args, bitcode: str) -> list[str]:
+    """The cc1 command clang makes for code generation of `bitcode` with these flags
+    (`-###`): every spelling of -fPIC/-fPIE/-static/-mcmodel/--target and the
+    distribution's default PIE come out there exactly as clang decides them."""
     proc = run_tool([clang, "-###", *codegen_args, "-c", bitcode, "-o", bitcode + ".o"],
                     capture_stderr=True)
     lines = proc.stderr.decode(errors="replace").splitlines()
-    cc1 = next((shlex.split(line) for line in lines if '"-cc1"' in line), [])
+    return next((shlex.split(line) for line in lines if '"-cc1"' in line), [])
+
+
+def optimizer_target_flags(cc1) -> tuple[str, ...]:
+    """The target options clang gives its optimizer in the `cc1` line, as `opt` flags."""
     flags = []
     for i, arg in enumerate(cc1):
         name, _, value = arg.partition("=")
@@ -47,6 +48,14 @@ def optimizer_target_flags(clang: str, codegen_args, bitcode: str) -> tuple[str,
     for cc1_flag, opt_flag in _CC1_TUNING_TO_OPT.items():
         flags.append(f"{opt_flag}={'true' if cc1_flag in cc1 else 'false'}")
     return tuple(flags)
+
+
+def triple(cc1) -> str:
+    """The target triple of the `cc1` line ("" if it names none)."""
+    for i, arg in enumerate(cc1[:-1]):
+        if arg == "-triple":
+            return cc1[i + 1]
+    return ""
 
 
 def clang_pipeline_text(clang: str, codegen_args, bitcode: str) -> str:

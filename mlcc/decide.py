@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from mlcc import codegen, model, model_server
 from mlcc.job import UnitJob
@@ -11,9 +12,18 @@ from mlcc.settings import Settings
 from mlcc.trials import Built, UnitBuilder, search_start, trial_pipelines
 
 
-def target_info(clang: str, codegen_args, bitcode: str, cache) -> tuple[tuple[str, ...], str]:
-    """(opt flags, clang's own pipeline text) for a unit compiled with `codegen_args`,
-    asked of `clang` once per (clang, flags, directory) and remembered in `cache` (if any)."""
+@dataclass(frozen=True)
+class TargetInfo:
+    """What clang says about a unit's flags: the target options it would give its
+    optimizer (as opt flags), its own pipeline in opt's syntax, and the target triple."""
+
+    flags: tuple[str, ...]
+    clang_pipeline: str
+    triple: str
+
+
+def target_info(clang: str, codegen_args, bitcode: str, cache) -> TargetInfo:
+    """Asked of `clang` once per (clang, flags, directory) and remembered in `cache` (if any)."""
     from mlcc.cache import make_text_key
 
     if cache is not None:
@@ -22,13 +32,16 @@ def target_info(clang: str, codegen_args, bitcode: str, cache) -> tuple[tuple[st
                             os.getcwd(), codegen_args)
         entry = cache.get(key)
         if (entry is not None and isinstance(entry.get("target_flags"), list)
-                and isinstance(entry.get("clang_pipeline"), str)):
-            return tuple(entry["target_flags"]), entry["clang_pipeline"]
-    flags = codegen.optimizer_target_flags(clang, codegen_args, bitcode)
-    text = codegen.clang_pipeline_text(clang, codegen_args, bitcode)
+                and isinstance(entry.get("clang_pipeline"), str)
+                and isinstance(entry.get("triple"), str)):
+            return TargetInfo(tuple(entry["target_flags"]), entry["clang_pipeline"], entry["triple"])
+    cc1 = codegen.cc1_line(clang, codegen_args, bitcode)
+    info = TargetInfo(codegen.optimizer_target_flags(cc1),
+                      codegen.clang_pipeline_text(clang, codegen_args, bitcode), codegen.triple(cc1))
     if cache is not None:
-        cache.put(key, {"target_flags": list(flags), "clang_pipeline": text})
-    return flags, text
+        cache.put(key, {"target_flags": list(info.flags), "clang_pipeline": info.clang_pipeline,
+                        "triple": info.triple})
+    return info
 
 
 def open_cache(settings: Settings):
@@ -47,7 +60,7 @@ def decision_key(job: UnitJob) -> str | None:
     from mlcc.cache import make_key
 
     settings = job.settings
-    identity = model.identity_for(job.opt_level, settings)
+    identity = model.identity_for(job.opt_level, settings, job.triple)
     return make_key(job.bitcode, job.plan.codegen_args, job.target_flags,
                     identity, settings.trials, settings.search, settings.pipeline, job.opt_level)
 
@@ -63,7 +76,7 @@ def decide(job: UnitJob, builder: UnitBuilder,
         if entry is not None and isinstance(entry.get("pipeline"), str):
             return model.Decision(entry["pipeline"], "cache", scores=entry.get("scores", {})), None, "hit"
     with job.timings.stage("model"):
-        decision = model_server.choose(job.bitcode, job.opt_level, settings)
+        decision = model_server.choose(job.bitcode, job.opt_level, settings, job.triple)
     built = None
     sizes = {}
     if settings.search and not settings.pipeline:

@@ -147,6 +147,7 @@ class Outcome:
     fallback: str | None = None    # why clang's own pipeline ran instead of the decision
     cache: str = "off"             # the decision cache: "hit", "miss" or "off"
     output_cache: str = "off"      # the output cache (mlcc/output_cache.py)
+    triple: str = ""               # the target clang compiles the unit for ("" when not asked)
 
 
 def _with_clangs_pipeline(job: UnitJob, output: str) -> tuple[str, bool]:
@@ -177,9 +178,9 @@ def _optimize_unit(job: UnitJob) -> Outcome:
     cache_note = output_note = "off"
     try:
         with job.timings.stage("target"):
-            target_flags, clang_text = decide.target_info(job.tools.clang, unit.codegen_args,
-                                                          job.bitcode, job.cache)
-        job = replace(job, target_flags=target_flags, clang_text=clang_text)
+            info = decide.target_info(job.tools.clang, unit.codegen_args, job.bitcode, job.cache)
+        job = replace(job, target_flags=info.flags, clang_text=info.clang_pipeline,
+                      triple=info.triple)
         builder = UnitBuilder(job)
         key = decide.decision_key(job)
         decision, built, cache_note = decide.decide(job, builder, key)
@@ -200,8 +201,8 @@ def _optimize_unit(job: UnitJob) -> Outcome:
         if not from_source:  # else the unit, not mlcc's pipeline, failed: clang has spoken
             print(f"mlcc: warning: {exc}; compiled {unit.source} with clang's own pipeline",
                   file=sys.stderr)
-        return Outcome(output, diagnostics, decision, str(exc), cache_note, output_note)
-    return Outcome(output, diagnostics, decision, None, cache_note, output_note)
+        return Outcome(output, diagnostics, decision, str(exc), cache_note, output_note, job.triple)
+    return Outcome(output, diagnostics, decision, None, cache_note, output_note, job.triple)
 
 
 def _suffix(unit: UnitPlan) -> str:
@@ -258,6 +259,7 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
         record.append_log(settings.log, {
             "path": "optimize", "source": unit.source, "cwd": os.getcwd(),
             "output": unit.output, "opt_level": cmd.opt_level, "argv": list(cmd.argv),
+            "target": outcome.triple,
             "pipeline": decision.pipeline if not outcome.fallback else pipeline.CLANG,
             "decision": decision.source, "scores": decision.scores, "fallback": outcome.fallback,
             "model_via": decision.via, "cache": outcome.cache, "output_cache": outcome.output_cache,

@@ -66,6 +66,7 @@ class UnitJob:
     timeout: float | None = None      # seconds for one opt or code generation run (None: settings')
     target_flags: tuple[str, ...] = ()  # the target options clang would give its optimizer, for opt
     clang_text: str = ""              # clang's own pipeline for the unit's flags, in opt's syntax
+    triple: str = ""                  # the target clang compiles the unit for
 
     def path(self, suffix: str) -> str:
         """A file of this unit's in the private directory."""

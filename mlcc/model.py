@@ -14,7 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from mlcc import model_file
-from mlcc.errors import ModelError
+from mlcc.errors import ModelError, ModelMismatch
+from mlcc.model_file import HOST_TARGET
 from mlcc.pipeline import CLANG
 
 SHIPPED_LEVELS = ("z", "s")  # mlcc ships a model for these levels (mlcc/models/)
@@ -44,6 +45,7 @@ class SizeModel:
     margin: float
     session: object
     trial_sets: tuple[tuple[str, ...], ...] = ()  # the training projects' best set of K, K = 1, 2, ...
+    target: str = HOST_TARGET
 
     def predict(self, feature_vector) -> list[float]:
         """Predicted size relative to clang's, per candidate, for one unit's raw features."""
@@ -57,9 +59,10 @@ class SizeModel:
         return model_file.metadata_of(self.session)
 
 
-def bundled_model_path(opt_level: str) -> Path:
-    """The model shipped inside the mlcc package for -O`opt_level` (it may be missing)."""
-    return Path(str(model_file.bundled_path(opt_level)))
+def bundled_model_path(opt_level: str, target: str = HOST_TARGET) -> Path:
+    """The model shipped inside the mlcc package for `target` at -O`opt_level` (it may
+    be missing: mlcc ships models for x86-64 at SHIPPED_LEVELS only, so far)."""
+    return Path(str(model_file.bundled_path(opt_level, target)))
 
 
 _LOADED: dict[tuple, SizeModel] = {}
@@ -83,7 +86,8 @@ def load(path: str) -> SizeModel:
     contract = model_file.check(session, path)
     model = SizeModel(path=path, digest=hashlib.sha256(blob).hexdigest()[:12],
                       opt_level=contract.opt_level, candidates=contract.candidates,
-                      margin=contract.margin, session=session, trial_sets=contract.trial_sets)
+                      margin=contract.margin, session=session, trial_sets=contract.trial_sets,
+                      target=contract.target)
     _LOADED[key] = model
     return model
 
@@ -95,7 +99,7 @@ def nothing_to_decide(opt_level: str, settings) -> str | None:
     once per build."""
     if settings.pipeline or settings.search or settings.collect:
         return None
-    if _model_path(opt_level, settings) is None:
+    if model_path(opt_level, settings) is None:
         broken = missing_bundled(opt_level, settings)
         if broken:
             from mlcc.notices import warn_once
@@ -104,18 +108,20 @@ def nothing_to_decide(opt_level: str, settings) -> str | None:
     return None
 
 
-def _model_path(opt_level: str, settings) -> str | None:
+def model_path(opt_level: str, settings, target: str = HOST_TARGET) -> str | None:
+    """The model file for `target` at -O`opt_level`: the one the settings name, else the
+    bundled one if the install has it, else None."""
     if settings.model == "none":  # clang's own pipelines at every level
         return None
     if settings.model:
         return settings.model
-    path = bundled_model_path(opt_level)
+    path = bundled_model_path(opt_level, target)
     return str(path) if path.exists() else None
 
 
 def missing_bundled(opt_level: str, settings=None) -> str | None:
-    """What is wrong when mlcc should use its bundled model for -O`opt_level` and the
-    install lacks it (a package built without its data), else None."""
+    """What is wrong when mlcc should use its bundled x86-64 model for -O`opt_level` and
+    the install lacks it (a package built without its data), else None."""
     if settings is not None and settings.model:
         return None  # asked for another model, or none
     if opt_level not in SHIPPED_LEVELS or bundled_model_path(opt_level).exists():
@@ -124,24 +130,40 @@ def missing_bundled(opt_level: str, settings=None) -> str | None:
             "reinstall mlcc, or name a model with MLCC_MODEL")
 
 
-def choose(bitcode: str, opt_level: str, settings, via: str = "in process") -> Decision:
-    """Decide the pipeline for `bitcode` at -O`opt_level` in this process: forced, else
-    the model, else clang's (a model that cannot be used is said once per build).
-    `model_server.choose` asks the build's model server first."""
+def target_of(triple: str):
+    """The known target (`targets.Target`) a unit's triple is, or None; "" (a caller that
+    did not ask clang) is x86-64, the host mlcc's first models were made for."""
+    from mlcc import targets
+    return targets.named(HOST_TARGET) if not triple else targets.of_triple(triple)
+
+
+def choose(bitcode: str, opt_level: str, settings, via: str = "in process",
+           triple: str = "") -> Decision:
+    """Decide the pipeline for `bitcode`, compiled for `triple`, at -O`opt_level` in
+    this process: forced, else the target's model, else the target's measured default,
+    else clang's. An unknown target and a model that cannot be used are said once per
+    build. `model_server.choose` asks the build's model server first."""
+    from mlcc.notices import warn_once
     if settings.pipeline:
         return _forced(bitcode, settings.pipeline)
-    path = _model_path(opt_level, settings)
+    target = target_of(triple)
+    if target is None:
+        if opt_level in SHIPPED_LEVELS and settings.model != "none":
+            warn_once(f"mlcc has no pipelines for target {triple}; compiling with clang's own pipeline")
+        return Decision(CLANG, f"clang-default: no model for target {triple}")
+    path = model_path(opt_level, settings, target.name)
     if path is None:
-        broken = missing_bundled(opt_level, settings)
+        broken = missing_bundled(opt_level, settings) if target.name == HOST_TARGET else None
         if broken:  # -fmlcc-search or -fmlcc-collect got here without nothing_to_decide's word
-            from mlcc.notices import warn_once
             warn_once(f"{broken}; compiling with clang's own pipelines")
-        return Decision(CLANG, f"clang-default: no model for -O{opt_level}")
+        default = CLANG if settings.model == "none" else target.default(opt_level)
+        if default != CLANG:
+            return Decision(default, f"{target.name} default (no model for -O{opt_level})")
+        return Decision(CLANG, f"clang-default: no model for {target.name} -O{opt_level}")
     from mlcc.errors import MlccError
     try:
-        decision = rank(bitcode, opt_level, path)
+        decision = rank(bitcode, opt_level, path, target.name)
     except MlccError as exc:
-        from mlcc.notices import warn_once
         warn_once(f"{exc}; using clang's own pipeline")
         return Decision(CLANG, f"clang-default: {exc}", via=via)
     return replace(decision, via=via)
@@ -163,10 +185,13 @@ def _forced(bitcode: str, forced: str) -> Decision:
                     instructions=instructions)
 
 
-def rank(bitcode: str, opt_level: str, path: str) -> Decision:
-    """The model at `path`'s choice for `bitcode`; raises MlccError when the model
-    cannot be used (clang's pipeline when it is for another level)."""
+def rank(bitcode: str, opt_level: str, path: str, target: str = HOST_TARGET) -> Decision:
+    """The model at `path`'s choice for `bitcode`, compiled for `target`; raises
+    MlccError when the model cannot be used, ModelMismatch when it was made for another
+    target (clang's pipeline when it is for another level)."""
     model = load(path)
+    if model.target != target:
+        raise ModelMismatch(f"model {path} was made for target {model.target}, not {target}")
     if model.opt_level != opt_level:
         return Decision(CLANG, f"clang-default: model is for -O{model.opt_level}")
     from mlcc import features, passes
@@ -187,11 +212,15 @@ def rank(bitcode: str, opt_level: str, path: str) -> Decision:
                                      for s in model.trial_sets))
 
 
-def identity_for(opt_level: str, settings) -> str:
-    """What decides pipelines for this level: the model file's digest, or "none"."""
-    path = _model_path(opt_level, settings)
+def identity_for(opt_level: str, settings, triple: str = "") -> str:
+    """What decides pipelines for this level and target: the model file's size, time and
+    path, or the target's default."""
+    target = target_of(triple)
+    if target is None:
+        return f"none:{triple}"
+    path = model_path(opt_level, settings, target.name)
     if path is None:
-        return "none"
+        return f"default:{target.name}:{CLANG if settings.model == 'none' else target.default(opt_level)}"
     try:
         st = os.stat(path)
     except OSError:
@@ -205,7 +234,19 @@ def identities() -> str:
     settings = _user_settings()
     if settings.model:  # one file (or none) for every level
         return identity(settings=settings)
-    return "; ".join(identity(level, settings) for level in SHIPPED_LEVELS)
+    return "; ".join([*(identity(level, settings) for level in SHIPPED_LEVELS),
+                      f"targets: {target_summary(settings)}"])
+
+
+def target_summary(settings) -> str:
+    """What single-shot runs for each known target: its model, else its default."""
+    from mlcc import targets
+    parts = []
+    for t in targets.table().values():
+        runs = [f"-O{level} " + ("model" if model_path(level, settings, t.name) else t.default(level))
+                for level in SHIPPED_LEVELS]
+        parts.append(f"{t.name} {', '.join(runs)}")
+    return "; ".join(parts)
 
 
 def _user_settings():

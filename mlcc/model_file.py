@@ -21,12 +21,16 @@ TRANSFORM = "log1p"  # of the raw counts, clipped at 0: sizes and counts span de
 PREFIX = "mlcc."
 
 
-def bundled_path(opt_level: str):
-    """Where the model shipped with mlcc for -O`opt_level` lives: package data. Every
-    install on a file system has it beside this module; `importlib.resources`, whose
-    imports took 75 ms of a compile (python3 -S -X importtime), is asked only for a
-    package that is not (a zip)."""
-    name = f"size-O{opt_level}.onnx"
+HOST_TARGET = "x86_64"  # the first models' target: their files and metadata do not name it
+
+
+def bundled_path(opt_level: str, target: str = HOST_TARGET):
+    """Where the model shipped with mlcc for `target` at -O`opt_level` lives: package
+    data, `size-O<level>.onnx` for x86-64, `size-<target>-O<level>.onnx` for the others.
+    Every install on a file system has it beside this module; `importlib.resources`,
+    whose imports took 75 ms of a compile (python3 -S -X importtime), is asked only for
+    a package that is not (a zip)."""
+    name = f"size-O{opt_level}.onnx" if target == HOST_TARGET else f"size-{target}-O{opt_level}.onnx"
     here = os.path.dirname(os.path.abspath(__file__))
     if os.path.isdir(here):
         from pathlib import Path
@@ -90,6 +94,7 @@ class Contract:
     candidates: tuple[str, ...]
     margin: float
     trial_sets: tuple[tuple[str, ...], ...] = ()  # the training projects' best set of K, K = 1, 2, ...
+    target: str = HOST_TARGET                      # the target its training units were compiled for
 
 
 def check(session, path: str) -> Contract:
@@ -130,12 +135,13 @@ def check(session, path: str) -> Contract:
     outputs = session.get_outputs()[0].shape
     if len(outputs) != 2 or outputs[1] != len(candidates):
         raise ModelMismatch(f"model {path} predicts {outputs} values for {len(candidates)} candidates")
-    return Contract(opt_level, candidates, margin, trial_sets)
+    return Contract(opt_level, candidates, margin, trial_sets, text(meta, "target", HOST_TARGET))
 
 
-def metadata(*, opt_level: str, candidates, margin: float, trial_sets, **made_of) -> dict[str, str]:
+def metadata(*, opt_level: str, candidates, margin: float, trial_sets, target: str = HOST_TARGET,
+             **made_of) -> dict[str, str]:
     """The metadata a new model carries: the contract the driver checks (format, LLVM,
-    feature schema and transform, candidates and their knobs, margin, trial sets) and
+    level, target, feature schema and transform, candidates and their knobs, margin, trial sets) and
     `made_of`, what made it (training data, learner, scores), under `mlcc.<key>`."""
     import json
 
@@ -147,6 +153,7 @@ def metadata(*, opt_level: str, candidates, margin: float, trial_sets, **made_of
         "format": str(FORMAT),
         "llvm_major": str(LLVM_MAJOR),
         "opt_level": opt_level,
+        "target": target,
         "feature_schema_version": str(features.SCHEMA_VERSION),
         "feature_schema_hash": features.schema_hash(),
         "feature_transform": TRANSFORM,

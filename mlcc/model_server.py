@@ -56,23 +56,25 @@ def socket_path(directory: str) -> str:
 
 # --- the compile's side -------------------------------------------------------
 
-def choose(bitcode: str, opt_level: str, settings):
-    """`model.choose` for `bitcode`, asked of the build's server when allowed and a
-    model is to be run; decided in this process when the server cannot answer."""
+def choose(bitcode: str, opt_level: str, settings, triple: str = ""):
+    """`model.choose` for `bitcode` compiled for `triple`, asked of the build's server
+    when allowed and a model is to be run; decided in this process when the server
+    cannot answer."""
     from mlcc import model
 
     if warm:
-        return model.choose(bitcode, opt_level, settings, via="compile server")
-    path = None if settings.pipeline else model._model_path(opt_level, settings)
+        return model.choose(bitcode, opt_level, settings, via="compile server", triple=triple)
+    target = None if settings.pipeline else model.target_of(triple)
+    path = None if target is None else model.model_path(opt_level, settings, target.name)
     if path is None or not settings.server:
-        return model.choose(bitcode, opt_level, settings)
-    decision, via = ask(bitcode, opt_level, path, settings.server_idle)
+        return model.choose(bitcode, opt_level, settings, triple=triple)
+    decision, via = ask(bitcode, opt_level, path, settings.server_idle, target.name)
     if decision is not None:
         return decision
-    return model.choose(bitcode, opt_level, settings, via=via)
+    return model.choose(bitcode, opt_level, settings, via=via, triple=triple)
 
 
-def ask(bitcode: str, opt_level: str, model_path: str, idle: float):
+def ask(bitcode: str, opt_level: str, model_path: str, idle: float, target: str = "x86_64"):
     """The server's decision for `bitcode`, starting the server if none runs.
 
     Returns (Decision or None, how): None means decide in this process, `how`
@@ -93,7 +95,8 @@ def ask(bitcode: str, opt_level: str, model_path: str, idle: float):
     except OSError:
         pass
     request = (json.dumps({"protocol": PROTOCOL, "bitcode": os.path.abspath(bitcode),
-                           "opt_level": opt_level, "model": os.path.abspath(model_path)})
+                           "opt_level": opt_level, "model": os.path.abspath(model_path),
+                           "target": target})
                + "\n").encode()
     how = "server"
     try:
@@ -292,7 +295,7 @@ def _answer(conn: socket.socket, model) -> str:
         else:
             try:
                 d = model.rank(str(request["bitcode"]), str(request["opt_level"]),
-                               str(request["model"]))
+                               str(request["model"]), str(request.get("target", "x86_64")))
                 reply = {"pipeline": d.pipeline, "source": d.source,
                          "ranked": list(d.ranked), "scores": d.scores,
                          "instructions": d.instructions, "trial_sets": [list(s) for s in d.trial_sets]}

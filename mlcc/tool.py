@@ -328,13 +328,11 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
                         "effect_if_median": float(delta[i])} for i in order]
         measured = {}
         if measure:
-            from mlcc.learn.measure import Prepared, measure as measure_one
-            from mlcc import codegen
-            flags_opt = codegen.optimizer_target_flags(tools.clang, unit.codegen_args, bitcode)
-            from mlcc.learn.measure import Unit
-            clang_text = codegen.clang_pipeline_text(tools.clang, unit.codegen_args, bitcode)
+            from mlcc.learn.measure import Prepared, Unit, measure as measure_one
+            info = decide.target_info(tools.clang, unit.codegen_args, bitcode, cache=None)
             prep = Prepared(Unit("explain", "", bitcode, unit.codegen_args, driver_kind),
-                            bitcode, flags_opt, tools.clang, tools.opt, clang_text)
+                            bitcode, info.flags, tools.clang, tools.opt, info.clang_pipeline,
+                            info.triple)
             measured = {c: measure_one(prep, c) for c in m.candidates}
     result = {
         "source": source, "flags": argv, "model": model.identity(cmd.opt_level),

@@ -13,13 +13,22 @@ for tool in clang-19 opt-19 llc-19 llvm-size-19 cmake make csmith valgrind ccach
   command -v "$tool" >/dev/null 2>&1 || need_apt=1
 done
 [ -e /usr/include/csmith/csmith.h ] || need_apt=1
+# Cross headers and libraries for the targets of mlcc/data/targets.toml, and qemu-user to run
+# cross programs (the target tests, the cross difftest)
+for dir in /usr/lib/arm-none-eabi/include /usr/lib/picolibc/riscv64-unknown-elf/include \
+           /usr/aarch64-linux-gnu/include /usr/lib/gcc-cross/aarch64-linux-gnu; do
+  [ -e "$dir" ] || need_apt=1
+done
+command -v qemu-aarch64 >/dev/null 2>&1 || need_apt=1
 if [ "$need_apt" = 1 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -q
   $SUDO apt-get install -y -q --no-install-recommends \
     clang-19 llvm-19 lld-19 cmake make autoconf automake libtool pkg-config \
     python3 python3-pip python3-venv \
-    csmith libcsmith-dev valgrind dpkg-dev ccache xz-utils bzip2 ca-certificates
+    csmith libcsmith-dev valgrind dpkg-dev ccache xz-utils bzip2 ca-certificates \
+    libnewlib-arm-none-eabi picolibc-riscv64-unknown-elf libc6-dev-arm64-cross \
+    libgcc-12-dev-arm64-cross qemu-user
 fi
 
 # deb-src lines let the tests fetch real projects with `apt-get source`.

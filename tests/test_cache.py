@@ -112,7 +112,7 @@ def test_trials_and_search_never_larger_than_clang(setting, work: Path, tmp_path
 def test_trials_that_differ_in_code_generation_share_one_opt_run(work: Path, tmp_path: Path, monkeypatch):
     """Pipelines whose opt part is the same (`codegen` knobs apart) run opt once; each still
     gets its own object, the same bytes as when built alone."""
-    from mlcc import codegen, pipeline
+    from mlcc import decide, pipeline
     from mlcc.job import UnitJob
     from mlcc.plan import UnitPlan
     from mlcc.settings import Settings
@@ -125,12 +125,12 @@ def test_trials_that_differ_in_code_generation_share_one_opt_run(work: Path, tmp
                     str(work / "src" / "util.c"), "-o", bitcode], check=True)
     plan = UnitPlan(source="util.c", language="c", frontend_args=(), codegen_args=("-Oz",),
                     output=None, emit_assembly=False)
+    info = decide.target_info(clang, plan.codegen_args, bitcode, cache=None)
 
     def builder(name: str) -> UnitBuilder:
         return UnitBuilder(UnitJob(
             plan, "z", bitcode, Settings(no_cache=True, server=False), Toolchain(clang=clang),
-            str(tmp_path), name, target_flags=codegen.optimizer_target_flags(clang, plan.codegen_args, bitcode),
-            clang_text=codegen.clang_pipeline_text(clang, plan.codegen_args, bitcode)))
+            str(tmp_path), name, target_flags=info.flags, clang_text=info.clang_pipeline))
 
     runs = []
     real_run_opt = pipeline.run_opt

@@ -57,6 +57,7 @@ class Prepared:
     clang: str
     opt: str
     clang_pipeline: str = ""        # what `pipeline.CLANG` stands for with this unit's flags
+    triple: str = ""                # the target clang compiles it for
 
 
 def prepare(unit: Unit, workdir: str) -> Prepared:
@@ -65,8 +66,8 @@ def prepare(unit: Unit, workdir: str) -> Prepared:
     opt = find("opt")
     stripped = os.path.join(workdir, f"{unit.id}.bc")
     run_tool([opt, "--strip-debug", unit.bitcode, "-o", stripped], capture_stderr=True)
-    flags, text = decide.target_info(clang, unit.codegen_args, stripped, cache=None)
-    return Prepared(unit, stripped, flags, clang, opt, text)
+    info = decide.target_info(clang, unit.codegen_args, stripped, cache=None)
+    return Prepared(unit, stripped, info.flags, clang, opt, info.clang_pipeline, info.triple)
 
 
 def _plan(unit: Unit) -> UnitPlan:

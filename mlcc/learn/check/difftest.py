@@ -228,7 +228,7 @@ def _read_log(path: str) -> dict:
 def opt_setup(opt_level: str, workdir: str) -> tuple[tuple[str, ...], str]:
     """What opt needs to run as clang would at -O`opt_level`: its target and tuning
     flags, and clang's own pipeline text (what `clang` stands for as a candidate)."""
-    from mlcc import codegen
+    from mlcc import decide
     from mlcc.toolchain import find
 
     clang = find("clang")
@@ -236,8 +236,8 @@ def opt_setup(opt_level: str, workdir: str) -> tuple[tuple[str, ...], str]:
     Path(src).write_text("int x;\n")
     flags = (f"-O{opt_level}",)
     run_tool([clang, *flags, "-emit-llvm", "-c", src, "-o", bc], capture_stderr=True)
-    return (codegen.optimizer_target_flags(clang, flags, bc),
-            codegen.clang_pipeline_text(clang, flags, bc))
+    info = decide.target_info(clang, flags, bc, cache=None)
+    return info.flags, info.clang_pipeline
 
 
 def llvm_alone(program: str, opt_level: str, pipeline: str, workdir: str, timeout: float) -> Run:

@@ -2,7 +2,8 @@
 
     python -m mlcc.learn.corpus collect [--only NAME ...] [--jobs 2] [--force]
     python -m mlcc.learn.corpus index
-    python -m mlcc.learn.corpus level          # the -Os corpus, from the -Oz one
+    python -m mlcc.learn.corpus derive --level s          # the -Os corpus, from the -Oz one
+    python -m mlcc.learn.corpus derive --target thumbv7m  # a target's corpus (mlcc/data/targets.toml)
 
 `collect` builds the projects of `mlcc/learn/data/corpus-projects.toml` with mlcc in
 collect mode (resumable), `index` writes `models/corpus-manifest.json`.
@@ -21,7 +22,7 @@ import click
 from rich.console import Console
 
 from mlcc.errors import MlccError
-from mlcc.learn.corpus import level
+from mlcc.learn.corpus import derive
 from mlcc.learn.corpus.collect import TIME_BOX_SECONDS, collect
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.corpus.manifest import MANIFEST_FILE, build_manifest, summary_table, write_manifest
@@ -31,7 +32,7 @@ from mlcc.learn.corpus.sources import Interrupted, stop_everything
 
 @click.group()
 def main() -> None:
-    """Collect and index mlcc's training corpus, and derive its -Os units."""
+    """Collect and index mlcc's training corpus, and derive its -Os and other targets' units."""
 
 
 def _console() -> Console:
@@ -94,7 +95,7 @@ def index_command(manifest_path: Path) -> None:
     console.print(f"manifest: {manifest_path}  sha256 (training-data hash): {digest}")
 
 
-main.add_command(level.main, "level")
+main.add_command(derive.main, "derive")
 
 
 def run() -> int:

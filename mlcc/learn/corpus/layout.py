@@ -33,9 +33,11 @@ class Layout:
     def corpus(self, project: Project) -> Path:
         return self.root / "corpus" / project.name
 
-    def units(self, project_name: str, level: str = "z") -> Path:
-        """A project's collected units at -O`level` (the -Os ones are derived: level.py)."""
-        return self.root / ("corpus" if level == "z" else f"corpus-O{level}") / project_name
+    def units(self, project_name: str, level: str = "z", target: str = "x86_64") -> Path:
+        """A project's units at -O`level` for `target`: the collected ones (-Oz, x86-64),
+        or those derive.py made from them."""
+        name = "corpus" if target == "x86_64" else f"corpus-{target}"
+        return self.root / (name if level == "z" else f"{name}-O{level}") / project_name
 
     def workdir(self, project: Project) -> Path:
         return self.root / "build" / project.name

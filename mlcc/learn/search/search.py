@@ -48,7 +48,7 @@ from mlcc.pipeline import CLANG
 
 DATA = MODELS / "data"
 # The level the learning side works on: -Oz, or -Os with MLCC_LEARN_LEVEL=s (`make model-Os`,
-# on the corpus corpus/level.py derives). Every table and file is named by it.
+# on the corpus corpus/derive.py derives). Every table and file is named by it.
 OPT_LEVEL = os.environ.get("MLCC_LEARN_LEVEL", "z")
 if OPT_LEVEL not in ("z", "s"):
     raise MlccError(f"MLCC_LEARN_LEVEL={OPT_LEVEL!r}: the size models are for -Oz (z) and -Os (s)")

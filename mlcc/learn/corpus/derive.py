@@ -1,11 +1,19 @@
-"""The -Os corpus, derived from the collected -Oz one.
+"""Corpora derived from the collected one: at -Os, and for other targets.
 
-`make corpus` builds every project once, at -Oz. clang's -Os and -Oz front ends
-differ only in the `minsize` attribute (on functions and on call sites), so
-instead of building every project again, each collected unit's own command is
-rerun in its build directory with -Os, front end only, and the bitcode kept
-under `corpus-Os/<project>/` with the -Oz unit's id: the manifest, its split
-and the samples serve both levels. It needs the build trees `make corpus` leaves.
+`make corpus` builds every project once, at -Oz, for x86-64. Instead of
+building every project again, each collected unit's own command is rerun in
+its build directory, front end only, changed:
+
+- at -Os (`derive --level s`): clang's -Os and -Oz front ends differ only in
+  the `minsize` attribute (on functions and on call sites);
+- for another target of `mlcc/data/targets.toml` (`derive --target thumbv7m`):
+  the target's flags and headers, the x86-64-only flags dropped
+  (`targets.Target.retarget`). The build tree was configured for x86-64 Linux,
+  so a unit that needs what the target's C library lacks fails, and is counted.
+
+The bitcode is kept under `corpus-Os/<project>/` or `corpus-<target>/<project>/`
+with the collected unit's id: the manifest, its split and the samples serve
+every level and target. It needs the build trees `make corpus` leaves.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mlcc import args, plan
+from mlcc import args, plan, targets
 from mlcc.errors import MlccError
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.corpus.manifest import MANIFEST_FILE
@@ -42,12 +50,18 @@ def relevel(tokens, level: str) -> list[str]:
     return [f"-O{level}" if t == "-Oz" else t for t in tokens]
 
 
-def frontend_command(meta: dict, level: str) -> list[str]:
-    """clang's front end for the collected unit `meta`, at -O`level`, without its
-    dependency-file flags and without output (the caller adds `-o`). Runs in the
-    unit's build directory (planning checks the command's paths)."""
+def derived_argv(meta: dict, level: str, target: str) -> list[str]:
+    """The collected unit's command at -O`level`, for `target`."""
+    argv = relevel(meta["argv"], level)
+    return argv if target == targets.HOST else targets.named(target).retarget(argv)
+
+
+def frontend_command(meta: dict, level: str, target: str = targets.HOST) -> list[str]:
+    """clang's front end for the collected unit `meta`, at -O`level`, for `target`,
+    without its dependency-file flags and without output (the caller adds `-o`). Runs
+    in the unit's build directory (planning checks the command's paths)."""
     os.chdir(meta["cwd"])
-    cmd = args.parse(relevel(meta["argv"], level), meta["driver"])
+    cmd = args.parse(derived_argv(meta, level, target), meta["driver"])
     kept = [t for a in cmd.args if not _writes_dependencies(a) for t in a.tokens]
     made = plan.make_plan(args.parse(kept, meta["driver"]))
     if isinstance(made, plan.PlainClang):
@@ -59,20 +73,27 @@ def frontend_command(meta: dict, level: str) -> list[str]:
     raise MlccError("not among the command's sources")
 
 
-def derive_unit(job: tuple[str, str, str, str]) -> str | None:
-    """Worker: write one unit at the new level; return an error message or None."""
-    src_dir, dest_dir, unit_id, level = job
+def derived_codegen_args(meta: dict, level: str, target: str) -> list[str]:
+    args_ = relevel(meta["codegen_args"], level)
+    return args_ if target == targets.HOST else targets.named(target).retarget(args_)
+
+
+def derive_unit(job: tuple[str, str, str, str, str]) -> str | None:
+    """Worker: write one unit at the new level or target; return an error message or None."""
+    src_dir, dest_dir, unit_id, level, target = job
     meta = json.loads((Path(src_dir) / f"{unit_id}.json").read_text())
     dest = Path(dest_dir)
     dest.mkdir(parents=True, exist_ok=True)
     try:
-        argv = frontend_command(meta, level)
+        argv = frontend_command(meta, level, target)
         fd, tmp = tempfile.mkstemp(dir=dest, prefix=".tmp-", suffix=".bc")
         os.close(fd)
         try:
             run_tool([*argv, "-w", "-o", tmp], cwd=meta["cwd"], capture_stderr=True, timeout=600)
-            derived = {**meta, "opt_level": level, "argv": relevel(meta["argv"], level),
-                       "codegen_args": relevel(meta["codegen_args"], level), "derived_from": "z"}
+            derived = {**meta, "opt_level": level, "target": target,
+                       "argv": derived_argv(meta, level, target),
+                       "codegen_args": derived_codegen_args(meta, level, target),
+                       "derived_from": "z"}
             (dest / f"{unit_id}.json").write_text(json.dumps(derived, indent=1, sort_keys=True))
             os.replace(tmp, dest / f"{unit_id}.bc")  # the bitcode last: it marks the unit done
         finally:
@@ -85,20 +106,25 @@ def derive_unit(job: tuple[str, str, str, str]) -> str | None:
 
 
 @click.command()
-@click.option("--level", type=click.Choice(["s"]), default="s", show_default=True)
+@click.option("--level", type=click.Choice(["z", "s"]), default="s", show_default=True)
+@click.option("--target", "target", type=click.Choice(list(targets.table())), default=targets.HOST,
+              show_default=True)
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
-def main(level: str, jobs: int) -> None:
-    """Derive the -Os corpus of every unit in models/corpus-manifest.json (resumable)."""
+def main(level: str, target: str, jobs: int) -> None:
+    """Derive the corpus at -O`level` for `target` of every unit in
+    models/corpus-manifest.json (resumable; units that fail are tried again next time)."""
+    if level == "z" and target == targets.HOST:
+        raise click.UsageError("that is the collected corpus itself: give --level s or --target")
     console = Console(stderr=True)
     layout = Layout.from_environment()
     manifest = json.loads(MANIFEST_FILE.read_text())
     todo, missing = [], 0
     for u in manifest["units"]:
-        dest = layout.units(u["project"], level)
+        dest = layout.units(u["project"], level, target)
         if not (layout.units(u["project"]) / f"{u['id']}.json").exists():
             missing += 1  # not in this machine's -Oz corpus (its build changed or timed out)
         elif not (dest / f"{u['id']}.bc").exists():
-            todo.append((str(layout.units(u["project"])), str(dest), u["id"], level))
+            todo.append((str(layout.units(u["project"])), str(dest), u["id"], level, target))
     todo = list(dict.fromkeys(todo))
     failed = []
     ctx = multiprocessing.get_context("fork")
@@ -106,13 +132,13 @@ def main(level: str, jobs: int) -> None:
                TimeElapsedColumn())
     with Progress(*columns, console=console) as progress, \
             ctx.Pool(jobs, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
-        task = progress.add_task(f"-O{level} front ends", total=len(todo))
+        task = progress.add_task(f"{target} -O{level} front ends", total=len(todo))
         for error in pool.imap_unordered(derive_unit, todo):
             if error:
                 failed.append(error)
             progress.update(task, advance=1)
     for error in failed[:10]:
         console.print(f"[yellow]failed: {error}")
-    console.print(f"{len(todo) - len(failed)} units derived at -O{level}, {len(failed)} failed, "
-                  f"{len(manifest['units']) - len(todo) - missing} already there, "
-                  f"{missing} not in the -Oz corpus")
+    console.print(f"{len(todo) - len(failed)} units derived for {target} at -O{level}, "
+                  f"{len(failed)} failed, {len(manifest['units']) - len(todo) - missing} already there, "
+                  f"{missing} not in the -Oz corpus", soft_wrap=True)

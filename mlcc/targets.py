@@ -1,0 +1,72 @@
+"""The target a unit is compiled for, and what mlcc has for it.
+
+clang decides the target from the unit's flags (--target, -target, -m32,
+-march) and names it in its cc1 line as `-triple`; `decide.target_info` reads
+it there, so mlcc decides for exactly what clang compiles for. The targets mlcc
+knows are data (`data/targets.toml`): which triple architectures each covers,
+how the learning side compiles for it, and per level what single-shot runs
+where no model ships for the target.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from mlcc.model_file import HOST_TARGET as HOST
+
+TARGETS_FILE = Path(__file__).parent / "data" / "targets.toml"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One entry of the targets table."""
+
+    name: str
+    arches: tuple[str, ...]
+    flags: tuple[str, ...] = ()       # how to compile for it (the learning side, bench, tests)
+    packages: tuple[str, ...] = ()    # Debian packages its headers come from
+    drop: tuple[str, ...] = ()        # flag prefixes an x86-64 command loses for it
+    defaults: dict[str, str] = field(default_factory=dict)  # level -> pipeline without a model
+
+    def retarget(self, tokens) -> list[str]:
+        """A command line written for x86-64, for this target instead: the `drop`
+        flags removed, this target's `flags` added before the inputs."""
+        kept = [t for t in tokens if not t.startswith(self.drop)] if self.drop else list(tokens)
+        return [*self.flags, *kept]
+
+    def default(self, opt_level: str) -> str:
+        """What single-shot runs at -O`opt_level` when no model ships for this target."""
+        return self.defaults.get(opt_level, "clang")
+
+
+@lru_cache(maxsize=1)
+def table() -> dict[str, Target]:
+    """Target name -> its entry, in the file's order."""
+    with open(TARGETS_FILE, "rb") as f:
+        entries = tomllib.load(f)["targets"]
+    return {name: Target(name, tuple(e["arches"]), tuple(e.get("flags", ())),
+                         tuple(e.get("packages", ())), tuple(e.get("drop", ())),
+                         dict(e.get("default", {})))
+            for name, e in entries.items()}
+
+
+def arch_of(triple: str) -> str:
+    """The architecture of a triple: `thumbv7m` for `thumbv7m-unknown-none-eabi`."""
+    return triple.split("-", 1)[0]
+
+
+def of_triple(triple: str) -> Target | None:
+    """The known target covering `triple`, or None (an unknown or unsupported target)."""
+    arch = arch_of(triple)
+    return next((t for t in table().values() if arch in t.arches), None)
+
+
+def named(name: str) -> Target:
+    """The target called `name`; KeyError names the known ones."""
+    try:
+        return table()[name]
+    except KeyError:
+        raise KeyError(f"unknown target {name!r} (known: {', '.join(table())})") from None
