@@ -66,14 +66,14 @@ def used_in(pipelines) -> set[str]:
 
 def definitions(pipelines) -> dict[str, dict]:
     """The knobs `pipelines` use, with their edits: what a model records, and what it
-    needs this mlcc's table to say unchanged (`levels` is left out: it says where the
-    learning side may add a knob, not what the knob does)."""
+    needs this mlcc's table to say unchanged (`levels` and `targets` are left out: they
+    say where the learning side may add a knob, not what the knob does)."""
     used = used_in(pipelines)
     return {k: _edit(edit) for k, edit in table().items() if k in used}
 
 
 def _edit(entry: dict) -> dict:
-    return {key: value for key, value in entry.items() if key != "levels"}
+    return {key: value for key, value in entry.items() if key not in ("levels", "targets")}
 
 
 def unknown_in(pipeline_text: str) -> list[str]:
@@ -176,10 +176,11 @@ def _drop(elements: list, pass_name: str) -> list:
     return out
 
 
-def toggles(pipeline_text: str, opt_level: str = "") -> list[str]:
+def toggles(pipeline_text: str, opt_level: str = "", target: str = "x86_64") -> list[str]:
     """The tuned clang pipelines one knob away from `pipeline_text` (`clang` or a lone
-    `clang[...]`): each knob added or removed. With `opt_level`, a knob whose `levels`
-    leave that level out may be removed but is not added."""
+    `clang[...]`): each knob added or removed. A knob whose `levels` leave `opt_level`
+    out (when given), or whose `targets` leave `target` out, may be removed but is not added."""
     have = set(knobs_of(pipeline_text))
     return [name(have ^ {k}) for k, edit in table().items()
-            if k in have or not opt_level or opt_level in edit.get("levels", opt_level)]
+            if k in have or ((not opt_level or opt_level in edit.get("levels", opt_level))
+                             and target in edit.get("targets", (target,)))]

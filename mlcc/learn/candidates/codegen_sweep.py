@@ -154,7 +154,7 @@ def main(sample: str, count: int, jobs: int) -> None:
     units = (search.walk_sample(manifest, count) if sample == "walk" else
              search.label_sample(search.units_of(manifest, "train"), count))
     layout = Layout.from_environment()
-    out = search.DATA / f"codegen-sweep-O{search.OPT_LEVEL}-{sample}.json"
+    out = search.DATA / f"codegen-sweep-{search.TAG}-{sample}.json"
     saved = json.loads(out.read_text()) if out.exists() else {}
     # each default's measurements are kept: the knobs were chosen on an earlier one
     by_default = saved.get("by_default", {})
@@ -162,7 +162,7 @@ def main(sample: str, count: int, jobs: int) -> None:
     names = list(OPTION_SETS)
     jobs_left = []
     for u in units:
-        unit_dir = layout.units(u["project"], search.OPT_LEVEL)
+        unit_dir = search.unit_dir(layout, u["project"])
         known = results.get(u["id"], {}).get("sizes", {})
         if (unit_dir / f"{u['id']}.json").exists() and any(n not in known for n in ["baseline", *names]):
             jobs_left.append((str(unit_dir), u["id"], default, known, names))

@@ -66,7 +66,7 @@ def print_sizes(split: str, rows: list[tuple]) -> None:
 def time_units(units: list[dict], slow: str, fast: str, repeat: int, counts: dict[str, float]) -> None:
     layout = Layout.from_environment()
     for u in units:
-        unit = Unit.load(layout.units(u["project"], search.OPT_LEVEL), u["id"])
+        unit = Unit.load(search.unit_dir(layout, u["project"]), u["id"])
         seconds = {}
         with tempfile.TemporaryDirectory(prefix="mlcc-bound-") as tmp:
             prep = prepare(unit, tmp)

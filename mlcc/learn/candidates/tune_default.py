@@ -24,12 +24,14 @@ import os
 import click
 import numpy as np
 
-from mlcc import knobs, passes
+from mlcc import knobs, passes, targets
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.search import search
 from mlcc.learn.train import train
 
-DEFAULT_FILE = search.DATA / f"default-O{search.OPT_LEVEL}.json"
+DEFAULT_FILE = search.DATA / f"default-{search.TAG}.json"
+# the default a target without a model ships (mlcc/data/targets.toml): this step's, when it
+# is no worse than clang's pipeline in total on training and on validation
 
 
 def tuned_default(path=DEFAULT_FILE) -> str | None:
@@ -69,13 +71,35 @@ def measure(pipelines: list[str], units: list[dict], store: search.Store, jobs: 
     search.run_jobs(jobs_list, store, jobs, title)
 
 
+def summary(pipeline: str, units: list[dict], by_unit: dict) -> dict:
+    """How `pipeline` does against clang's on `units` (the metrics every target reports):
+    total gain, geometric mean of per-project gains, files larger than clang's."""
+    rows = [u for u in units if by_unit.get(u["id"], {}).get(search.CLANG_PIPELINE)
+            and by_unit[u["id"]].get(pipeline)]
+    clang = {u["id"]: by_unit[u["id"]][search.CLANG_PIPELINE] for u in rows}
+    mine = {u["id"]: by_unit[u["id"]][pipeline] for u in rows}
+    projects: dict[str, list[int]] = {}
+    for u in rows:
+        totals = projects.setdefault(u["project"], [0, 0])
+        totals[0] += clang[u["id"]]
+        totals[1] += mine[u["id"]]
+    ratios = [m / c for c, m in projects.values()]
+    total_clang, total_mine = sum(clang.values()), sum(mine.values())
+    return {"pipeline": pipeline, "units": len(rows), "projects": len(projects),
+            "total_gain_pct": round(100.0 * (1 - total_mine / total_clang), 3) if rows else None,
+            "geomean_gain_pct": round(100.0 * (1 - float(np.exp(np.mean(np.log(ratios))))), 3)
+            if ratios else None,
+            "larger_files": sum(mine[i] > clang[i] for i in clang),
+            "per_project_gain_pct": {p: round(100.0 * (1 - m / c), 3) for p, (c, m) in sorted(projects.items())}}
+
+
 def best_of(scored: dict[str, float]) -> str:
     return max(sorted(scored), key=lambda p: scored[p])
 
 
 @click.command()
 @click.option("--limit", default=450, show_default=True,
-              help="Training units: the seeded sample `search label --split train --limit` measures.")
+              help="Training units: a seeded sample (`search.label_sample`) of those in this corpus.")
 @click.option("--rounds", default=5, show_default=True, help="Rounds of one-knob changes.")
 @click.option("--min-gain", default=0.02, show_default=True,
               help="Points of mean project gain a change must add to be taken.")
@@ -85,21 +109,24 @@ def main(limit: int, rounds: int, min_gain: float, jobs: int) -> None:
     manifest = search.load_manifest()
     bitcode_of = search.corpus_bitcode(Layout.from_environment())
     # a file its project builds twice is one unit; one this corpus lacks cannot be measured
-    units = [u for u in {u["id"]: u for u in search.label_sample(search.units_of(manifest, "train"),
-                                                                 limit)}.values()
-             if bitcode_of(u).exists()]
+    present = [u for u in search.units_of(manifest, "train") if bitcode_of(u).exists()]
+    units = list({u["id"]: u for u in search.label_sample(present, limit)}.values())
     if not units:
         raise click.ClickException("none of the sampled training units is in the corpus: run `make corpus`")
     store = search.Store()
     counts = search.instruction_counts(units, bitcode_of)
     start = [search.CLANG_PIPELINE] + [p for p in candidate_pipelines()
                                        if search.is_tuned_clang(p) and passes.eligible(p)]
+    host_default = tuned_default(search.DATA / f"default-O{search.OPT_LEVEL}.json")
+    if search.TARGET != targets.HOST and host_default:
+        start.append(host_default)  # what this target got before it had a search of its own
     measure(start, units, store, jobs, "default start", counts)
     scored = gains(start, units, store.by_unit(counts))
     best = best_of(scored)
     history = [{"round": 0, "pipelines": scored, "best": best}]
     for round_no in range(1, rounds + 1):
-        tried = [best] + [t for t in knobs.toggles(best, search.OPT_LEVEL) if passes.eligible(t)]
+        tried = [best] + [t for t in knobs.toggles(best, search.OPT_LEVEL, search.TARGET)
+                          if passes.eligible(t)]
         measure(tried, units, store, jobs, f"default round {round_no}", counts)
         scored = gains(tried, units, store.by_unit(counts))
         new = best_of(scored)
@@ -110,7 +137,18 @@ def main(limit: int, rounds: int, min_gain: float, jobs: int) -> None:
         if new == best:
             break
         best = new
-    result = {"opt_level": search.OPT_LEVEL, "units": len(units), "min_gain": min_gain,
+    checked = {}
+    for split, sample in (("train", units), ("validation", [u for u in search.units_of(manifest, "validation")
+                                                             if bitcode_of(u).exists()])):
+        if split == "validation":
+            counts.update(search.instruction_counts(sample, bitcode_of))
+            measure([search.CLANG_PIPELINE, best], sample, store, jobs, "default on validation", counts)
+        checked[split] = summary(best, sample, store.by_unit(counts))
+        click.echo(f"{split}: {best} {checked[split]['total_gain_pct']}% in total, "
+                   f"{checked[split]['geomean_gain_pct']}% geomean, "
+                   f"{checked[split]['larger_files']} of {checked[split]['units']} files larger")
+    result = {"opt_level": search.OPT_LEVEL, "target": search.TARGET, "units": len(units),
+              "min_gain": min_gain, "checked": checked,
               "projects": len({u["project"] for u in units}),
               "rule": "mean over training projects of the project's total gain (percent)",
               "default": best, "gain_pct": history[-1]["pipelines"][best], "rounds": history}

@@ -43,7 +43,7 @@ from mlcc.learn.search import search
 from mlcc.objective import data_size
 from mlcc.pipeline import codegen_args
 
-RESULTS = search.DATA / f"triage-O{search.OPT_LEVEL}.json"
+RESULTS = search.DATA / f"triage-{search.TAG}.json"
 
 
 def external_definitions(obj: str, opt: str) -> set[str]:
@@ -139,7 +139,7 @@ def main(below: float, jobs: int) -> None:
     pairs = flagged_pairs(list(bundled.candidates), below)
     manifest = {u["id"]: u for u in search.load_manifest()["units"]}
     layout = Layout.from_environment()
-    todo = [(str(layout.units(manifest[u]["project"], search.OPT_LEVEL)), u, flagged)
+    todo = [(str(search.unit_dir(layout, manifest[u]["project"])), u, flagged)
             for u, flagged in sorted(pairs.items()) if u in manifest]
     missing = [job for job in todo if not (Path(job[0]) / f"{job[1]}.bc").exists()]
     if missing:

@@ -40,8 +40,8 @@ from mlcc.settings import Settings
 from mlcc.toolchain import Toolchain
 from mlcc.trials import UnitBuilder, search_start
 
-RESULTS = search.DATA / f"search-budget-O{search.OPT_LEVEL}.json"
-RESULTS_ALL = search.DATA / f"search-budget-all-O{search.OPT_LEVEL}.json"
+RESULTS = search.DATA / f"search-budget-{search.TAG}.json"
+RESULTS_ALL = search.DATA / f"search-budget-all-{search.TAG}.json"
 BUDGETS = (8, 20, 50, 100, 200, 500, 1000)
 # On every unit: clang's pipeline plus the top K candidates (trials, K = 1..8), then the search.
 BUDGETS_ALL = (2, 3, 4, 5, 6, 7, 8, 9, 20, 50, 200)
@@ -138,7 +138,7 @@ def main(count: int, long_budget: int, jobs: int, every_unit: bool) -> None:
                        key=lambda u: -u["bitcode_bytes"])
     else:
         units = sample_units(search.load_manifest(), count)
-    todo = [(str(layout.units(u["project"], search.OPT_LEVEL)), u["id"], long_budget)
+    todo = [(str(search.unit_dir(layout, u["project"])), u["id"], long_budget)
             for u in units if u["id"] not in done]
     rows = [done[u["id"]] for u in units if u["id"] in done]
     budgets = tuple(b for b in (BUDGETS_ALL if every_unit else BUDGETS) if b <= long_budget)

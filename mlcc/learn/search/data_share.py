@@ -27,7 +27,7 @@ from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.measure import Unit, generate, optimize, prepare
 from mlcc.objective import data_size
 
-RESULTS = search.DATA / f"clang-data-O{search.OPT_LEVEL}.json"
+RESULTS = search.DATA / f"clang-data-{search.TAG}.json"
 
 
 def load() -> dict[str, list[int]]:
@@ -53,7 +53,7 @@ def main(jobs: int) -> None:
     console = Console(stderr=True)
     done = load()
     layout = Layout.from_environment()
-    todo = [(str(layout.units(u["project"], search.OPT_LEVEL)), u["id"])
+    todo = [(str(search.unit_dir(layout, u["project"])), u["id"])
             for u in search.load_manifest()["units"] if u["id"] not in done]
     todo = [job for job in todo if (Path(job[0]) / f"{job[1]}.bc").exists()]
     console.print(f"{len(done)} units measured before, {len(todo)} to measure")

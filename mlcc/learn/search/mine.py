@@ -35,7 +35,7 @@ from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.measure import Measurer, Unit, prepare
 from mlcc.pipeline import CLANG
 
-MINED = search.DATA / f"mined-O{search.OPT_LEVEL}.json"
+MINED = search.DATA / f"mined-{search.TAG}.json"
 FINDS_PER_UNIT = 3  # a search's best finds are near copies of each other
 MIN_OBJECT_BYTES = 800  # smaller objects leave a long search almost nothing to find
 
@@ -50,7 +50,7 @@ def mine_sample(manifest: dict, layout: Layout, count: int) -> list[dict]:
                                search.WALK_MIN_BITCODE, search.WALK_MAX_BITCODE)
     return [u for u in drawn if u["id"] not in walked
             and (clang.get(u["id"]) or MIN_OBJECT_BYTES) >= MIN_OBJECT_BYTES
-            and (layout.units(u["project"], search.OPT_LEVEL) / f"{u['id']}.bc").exists()][:count]
+            and (search.unit_dir(layout, u["project"]) / f"{u['id']}.bc").exists()][:count]
 
 
 def best_finds(sizes: dict[str, int | None], start: set[str], count: int = FINDS_PER_UNIT) -> list:
@@ -93,7 +93,7 @@ def search_command(count: int, evaluations: int, jobs: int) -> None:
     guide = budget.model_digest()
     layout = Layout.from_environment()
     units = mine_sample(search.load_manifest(), layout, count)
-    todo = [(str(layout.units(u["project"], search.OPT_LEVEL)), u["id"], evaluations)
+    todo = [(str(search.unit_dir(layout, u["project"])), u["id"], evaluations)
             for u in units if rows.get(u["id"], {}).get("budget", 0) < evaluations]
 
     def save() -> None:

@@ -30,7 +30,7 @@ def main(pipelines: tuple[str, ...], count: int, repeat: int) -> None:
         raise click.ClickException("no validation unit in the corpus: run `make corpus`")
     totals = dict.fromkeys(pipelines, 0.0)
     for u in units:
-        unit = Unit.load(layout.units(u["project"], search.OPT_LEVEL), u["id"])
+        unit = Unit.load(search.unit_dir(layout, u["project"]), u["id"])
         cells = []
         with tempfile.TemporaryDirectory(prefix="mlcc-time-") as tmp:
             prep = prepare(unit, tmp)

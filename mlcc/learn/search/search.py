@@ -37,7 +37,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, track
 
-from mlcc import features, knobs
+from mlcc import features, knobs, targets
 from mlcc import passes as pl
 from mlcc.errors import MlccError
 from mlcc.learn.corpus.layout import Layout
@@ -52,11 +52,19 @@ DATA = MODELS / "data"
 OPT_LEVEL = os.environ.get("MLCC_LEARN_LEVEL", "z")
 if OPT_LEVEL not in ("z", "s"):
     raise MlccError(f"MLCC_LEARN_LEVEL={OPT_LEVEL!r}: the size models are for -Oz (z) and -Os (s)")
+# The target it works on: x86-64, or another of mlcc/data/targets.toml with
+# MLCC_LEARN_TARGET=thumbv7m (on the corpus `corpus derive --target` makes). Every table
+# and file is named by level and target: `measurements-Oz.jsonl.gz` for x86-64,
+# `measurements-thumbv7m-Oz.jsonl.gz` for the others.
+TARGET = os.environ.get("MLCC_LEARN_TARGET", targets.HOST)
+if TARGET not in targets.table():
+    raise MlccError(f"MLCC_LEARN_TARGET={TARGET!r}: mlcc/data/targets.toml knows {', '.join(targets.table())}")
+TAG = f"O{OPT_LEVEL}" if TARGET == targets.HOST else f"{TARGET}-O{OPT_LEVEL}"
 BOTH_DEFAULTS = ("default<Oz>", "default<Os>")
 CLANG_PIPELINE = CLANG  # clang's own pipeline, exactly; the baseline of everything
 OPT_DEFAULT = f"default<O{OPT_LEVEL}>"  # opt's version of it: close, not the same
-MEASUREMENTS = DATA / f"measurements-O{OPT_LEVEL}.jsonl.gz"
-CANDIDATES = DATA / f"candidates-O{OPT_LEVEL}.json"
+MEASUREMENTS = DATA / f"measurements-{TAG}.jsonl.gz"
+CANDIDATES = DATA / f"candidates-{TAG}.json"
 EXPLORE_SEED = 20261127
 MAX_EXPLORE_BITCODE = 1_500_000  # bytes; huge units would eat the exploration budget
 
@@ -130,14 +138,20 @@ def units_of(manifest: dict, split: str | None = None) -> list[dict]:
 
 # ----------------------------------------------------------------------------- the features table
 
-# The -Os units' bitcode differs (no `minsize`), so their features have a table of their own.
+# The -Os units' bitcode differs (no `minsize`), and so does another target's: each has a
+# features table of its own (x86-64's -Oz one is `features-v<schema>.jsonl.gz`).
 FEATURES_TABLE = DATA / (f"features-v{features.SCHEMA_VERSION}"
-                         f"{'' if OPT_LEVEL == 'z' else '-O' + OPT_LEVEL}.jsonl.gz")
+                         f"{'' if TAG == 'Oz' else '-' + TAG}.jsonl.gz")
+
+
+def unit_dir(layout: Layout, project: str) -> Path:
+    """Where a project's units are for the level and target this run learns for."""
+    return layout.units(project, OPT_LEVEL, TARGET)
 
 
 def corpus_bitcode(layout: Layout):
     """Where a manifest unit's bitcode lives in the collected corpus."""
-    return lambda u: layout.units(u["project"], OPT_LEVEL) / f"{u['id']}.bc"
+    return lambda u: unit_dir(layout, u["project"]) / f"{u['id']}.bc"
 
 
 def instruction_counts(units: list[dict], bitcode_of, table: Path = FEATURES_TABLE) -> dict[str, float]:
@@ -174,8 +188,8 @@ def feature_table(units: list[dict], bitcode_of, table: Path = FEATURES_TABLE) -
     return features_of
 
 
-EXPLORE_UNITS = DATA / f"explore-units-O{OPT_LEVEL}.json"
-WALK_UNITS = DATA / f"walk-units-O{OPT_LEVEL}.json"
+EXPLORE_UNITS = DATA / f"explore-units-{TAG}.json"
+WALK_UNITS = DATA / f"walk-units-{TAG}.json"
 # Walked units are small (a walk is many measurements) and come from every project.
 WALK_MIN_BITCODE, WALK_MAX_BITCODE = 3_000, 40_000
 
@@ -258,7 +272,7 @@ class Job:
 
 def corpus_job(manifest_unit: dict, layout: Layout, pipelines: list[str], known: dict,
                greedy: int = 0, knobs_only: bool = False) -> Job:
-    return Job(str(layout.units(manifest_unit["project"], OPT_LEVEL)), manifest_unit["id"],
+    return Job(str(unit_dir(layout, manifest_unit["project"])), manifest_unit["id"],
                pipelines, known, greedy, knobs_only=knobs_only)
 
 
@@ -313,7 +327,7 @@ def _walk_knobs(sizes: dict, steps: int, run, level: str) -> None:
         if not tuned:
             return
         best = min(sorted(tuned), key=lambda p: tuned[p])
-        untried = [p for p in knobs.toggles(best, level) if p not in sizes]
+        untried = [p for p in knobs.toggles(best, level, TARGET) if p not in sizes]
         if not untried:
             return
         run(untried[0])

@@ -28,7 +28,7 @@ from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.corpus.manifest import MANIFEST_FILE
 from mlcc.learn.search import search
 
-MODEL_FILE = Path(str(model_file.bundled_path(search.OPT_LEVEL)))
+MODEL_FILE = Path(str(model_file.bundled_path(search.OPT_LEVEL, search.TARGET)))
 FAILED_RATIO = 1.5   # a pipeline that failed on a unit counts as this much larger
 
 
@@ -371,7 +371,7 @@ def model_metadata(fitted: Fitted, train: Dataset, level: str, training_data: di
                    validation: dict) -> dict:
     """Everything the driver checks when it loads the model, and what made it."""
     return model_file.metadata(
-        opt_level=level, candidates=train.candidates, margin=fitted.margin,
+        opt_level=level, target=search.TARGET, candidates=train.candidates, margin=fitted.margin,
         trial_sets=trial_sets(train),
         objective="bytes of .text/.data/.rodata with subsections (mlcc.objective.object_size)",
         family=fitted.family, training_data=training_data, cv=fitted.cv,

@@ -24,7 +24,7 @@ from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.corpus.manifest import MANIFEST_FILE
 from mlcc.learn.search import data_share, search
 
-RESULTS = search.DATA / f"variants-O{search.OPT_LEVEL}.json"
+RESULTS = search.DATA / f"variants-{search.TAG}.json"
 WEIGHTINGS = ("",) + train.WEIGHTINGS
 
 # Other ways to learn the choice than predicting each candidate's size, with extra trees

@@ -1,0 +1,134 @@
+"""Targets (mlcc/targets.py, mlcc/data/targets.toml): the unit's target chooses what
+decides its pipeline, and a target mlcc has nothing for gets clang's bytes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import mlcc_env
+from mlcc import knobs, model, targets
+from mlcc.learn.paths import MODELS
+
+DEMO = Path(__file__).resolve().parents[1] / "scripts" / "demo"
+MLCC = shutil.which("mlcc")
+SOURCE = "ringbuf.c"  # our own: stdint, string, stddef; above the small-unit threshold
+
+
+@pytest.mark.parametrize("triple, name", [
+    ("x86_64-pc-linux-gnu", "x86_64"),
+    ("x86_64-unknown-linux-gnux32", "x86_64"),
+    ("thumbv7m-unknown-none-eabi", "thumbv7m"),
+    ("thumbv7em-unknown-none-eabihf", "thumbv7m"),
+    ("thumbv6m-unknown-none-eabi", "thumbv6m"),
+    ("riscv32-unknown-unknown-elf", "riscv32"),
+    ("aarch64-unknown-linux-gnu", "aarch64"),
+    ("i386-pc-linux-gnu", None),
+    ("riscv64-unknown-unknown-elf", None),
+    ("armv7-unknown-linux-gnueabihf", None),
+])
+def test_a_triple_is_the_target_whose_arches_list_its_architecture(triple, name):
+    target = targets.of_triple(triple)
+    assert (target.name if target else None) == name
+
+
+def _work(tmp_path: Path) -> Path:
+    work = tmp_path / "w"
+    shutil.copytree(DEMO, work)
+    return work
+
+
+def _run(argv, work: Path, tmp_path: Path, **extra) -> subprocess.CompletedProcess:
+    env = mlcc_env(tmp_path / "cache", XDG_RUNTIME_DIR=str(tmp_path), MLCC_SMALL_UNIT="0", **extra)
+    return subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=300,
+                          start_new_session=True)
+
+
+@pytest.mark.parametrize("name", [t for t in targets.table() if t != targets.HOST])
+def test_each_target_compiles_with_its_headers_and_gets_what_its_entry_says(name, tmp_path):
+    """mlcc for a target (its C library's headers from the Debian packages setup.sh
+    installs): the log names clang's triple, the decision is the target's measured
+    default, and the object is the one that pipeline gives (clang's own bytes for
+    `clang`)."""
+    target = targets.named(name)
+    work = _work(tmp_path)
+    log = tmp_path / "log.jsonl"
+    flags = [*target.flags, "-Oz", "-c", SOURCE]
+    proc = _run([MLCC, *flags, "-o", "m.o", f"-fmlcc-log={log}"], work, tmp_path)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    entry = json.loads(log.read_text().splitlines()[-1])
+    assert targets.arch_of(entry["target"]) in target.arches
+    default = target.default("z")
+    assert entry["pipeline"] == default
+    if default == "clang":
+        subprocess.run(["clang-19", *flags, "-o", "c.o"], cwd=work, check=True)
+        assert (work / "m.o").read_bytes() == (work / "c.o").read_bytes()
+    else:
+        assert entry["decision"].startswith(f"{name} default")
+        forced = _run([MLCC, *flags, "-o", "f.o", f"-fmlcc-pipeline={default}"], work, tmp_path)
+        assert forced.returncode == 0, forced.stderr
+        assert (work / "m.o").read_bytes() == (work / "f.o").read_bytes()
+
+
+def test_an_unknown_target_gets_clangs_bytes_and_one_warning_per_build(tmp_path):
+    work = _work(tmp_path)
+    riscv64 = ["--target=riscv64-unknown-elf", "-isystem", "/usr/lib/picolibc/riscv64-unknown-elf/include"]
+    build = " && ".join(f"{MLCC} {' '.join(riscv64)} -Oz -c {SOURCE} -o {o}" for o in ("a.o", "b.o"))
+    proc = _run(["sh", "-c", build], work, tmp_path)
+    assert proc.returncode == 0
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mlcc: warning: ") and "riscv64" in lines[0], proc.stderr
+    assert "clang's own pipeline" in lines[0] and "Traceback" not in proc.stderr
+    subprocess.run(["clang-19", *riscv64, "-Oz", "-c", SOURCE, "-o", "c.o"], cwd=work, check=True)
+    assert (work / "a.o").read_bytes() == (work / "c.o").read_bytes()
+
+
+def test_a_model_made_for_another_target_is_refused_with_one_warning(tmp_path):
+    """The bundled x86-64 model named for a Thumb compile: clang's pipeline, said once."""
+    thumb = list(targets.named("thumbv7m").flags)
+    work = _work(tmp_path)
+    bundled = str(model.bundled_model_path("z"))
+    build = " && ".join(f"{MLCC} {' '.join(thumb)} -Oz -c {SOURCE} -o {o}" for o in ("a.o", "b.o"))
+    proc = _run(["sh", "-c", build], work, tmp_path, MLCC_MODEL=bundled)
+    assert proc.returncode == 0
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and "made for target x86_64, not thumbv7m" in lines[0], proc.stderr
+    subprocess.run(["clang-19", *thumb, "-Oz", "-c", SOURCE, "-o", "c.o"], cwd=work, check=True)
+    assert (work / "a.o").read_bytes() == (work / "c.o").read_bytes()
+
+
+def test_version_says_what_each_target_gets(tmp_path):
+    proc = _run([MLCC, "--version"], tmp_path, tmp_path)
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("mlcc "))
+    for name, target in targets.table().items():
+        assert f"{name} -Oz " in line
+        if name != targets.HOST:
+            assert f"{name} -Oz {target.default('z')}" in line
+
+
+def test_target_knobs_are_added_only_on_their_targets():
+    assert "clang[save-restore]" in knobs.toggles("clang", "z", "riscv32")
+    assert "clang[save-restore]" not in knobs.toggles("clang", "z", "thumbv7m")
+    assert not any("save-restore" in t or "thumb1-tbb" in t for t in knobs.toggles("clang", "z"))
+    # a target knob already in a pipeline can always be taken out
+    assert "clang" in knobs.toggles("clang[save-restore]", "z", "x86_64")
+
+
+@pytest.mark.parametrize("name", [t for t in targets.table() if t != targets.HOST])
+def test_a_targets_default_is_its_tuned_one_when_that_beats_clang(name):
+    """targets.toml ships the default `candidates tune-default` found for the target
+    (models/data/default-<target>-Oz.json) only when it is no worse than clang's pipeline
+    in total on training and on validation; else clang's."""
+    result_file = MODELS / "data" / f"default-{name}-Oz.json"
+    if not result_file.exists():
+        assert targets.named(name).default("z") == "clang"
+        return
+    result = json.loads(result_file.read_text())
+    checked = result["checked"]
+    wins = all(checked[s]["total_gain_pct"] is not None and checked[s]["total_gain_pct"] >= 0
+               for s in ("train", "validation"))
+    assert targets.named(name).default("z") == (result["default"] if wins else "clang")
