@@ -186,6 +186,14 @@ def _optimize_unit(job: UnitJob) -> Outcome:
         decision, built, cache_note = decide.decide(job, builder, key)
 
         def build() -> tuple[str, str]:
+            if built is None and decision.pipeline == pipeline.CLANG and not unit.emit_assembly:
+                # clang's own pipeline in one clang process from the bitcode: the object opt
+                # and code generation give, without the extra process and bitcode round trip
+                # (assembly would differ: it names the bitcode file as its source)
+                output = job.path(_suffix(unit))
+                with job.timings.stage("codegen"):
+                    return output, codegen.generate(job.tools.clang, unit, job.bitcode, output,
+                                                    clang_passes=True)
             done = built or builder.build(job.pipeline(decision.pipeline))
             return done.output, done.diagnostics
 
