@@ -30,6 +30,7 @@ class Target:
     packages: tuple[str, ...] = ()    # Debian packages its headers come from
     drop: tuple[str, ...] = ()        # flag prefixes an x86-64 command loses for it
     defaults: dict[str, str] = field(default_factory=dict)  # level -> pipeline without a model
+    trials: dict[str, list] = field(default_factory=dict)   # level -> trial sets of 1, 2, ... pipelines
 
     def retarget(self, tokens) -> list[str]:
         """A command line written for x86-64, for this target instead: the `drop`
@@ -41,6 +42,10 @@ class Target:
         """What single-shot runs at -O`opt_level` when no model ships for this target."""
         return self.defaults.get(opt_level, "clang")
 
+    def trial_sets(self, opt_level: str) -> tuple[tuple[str, ...], ...]:
+        """What `-fmlcc-trials=K` builds (besides clang's) when no model ships: the K-th set."""
+        return tuple(tuple(s) for s in self.trials.get(opt_level, ()))
+
 
 @lru_cache(maxsize=1)
 def table() -> dict[str, Target]:
@@ -49,7 +54,7 @@ def table() -> dict[str, Target]:
         entries = tomllib.load(f)["targets"]
     return {name: Target(name, tuple(e["arches"]), tuple(e.get("flags", ())),
                          tuple(e.get("packages", ())), tuple(e.get("drop", ())),
-                         dict(e.get("default", {})))
+                         dict(e.get("default", {})), dict(e.get("trials", {})))
             for name, e in entries.items()}
 
 

@@ -91,3 +91,19 @@ def test_relevel_swaps_clangs_pipeline_and_nothing_else():
     assert passes.relevel(CLANG, "s") == CLANG
     assert passes.wraps_default("default<Oz>,iroutliner") and passes.wraps_default(CLANG)
     assert not passes.wraps_default("always-inline,function(sroa)")
+
+
+def test_a_targets_trial_sets_and_summary_follow_the_best_per_unit():
+    """tune-default's trial sets for a target without a model: greedy by the default's rule,
+    each unit counted at its best of the set and clang's; the summary's metrics."""
+    from mlcc.learn.candidates import tune_default as tune
+    units = [{"id": f"u{i}", "project": p} for i, p in enumerate(["a", "a", "b", "b"])]
+    by_unit = {"u0": {"clang": 100, "x": 90, "y": 100}, "u1": {"clang": 100, "x": 110, "y": 80},
+               "u2": {"clang": 50, "x": 45, "y": 55}, "u3": {"clang": 50, "x": 50, "y": 40}}
+    assert tune.trial_sets(["x", "y"], units, by_unit, 2) == [["y"], ["y", "x"]]
+    single = tune.summary(tune.sizes_of(["x"], units, by_unit), units, by_unit)
+    assert single["total_gain_pct"] == 1.667 and single["larger_files"] == 1
+    assert single["per_project_gain_pct"] == {"a": 0.0, "b": 5.0}
+    assert round(single["geomean_gain_pct"], 3) == 2.532  # 1 - sqrt(1.0 * 0.95)
+    both = tune.summary(tune.sizes_of(["x", "y"], units, by_unit, with_clang=True), units, by_unit)
+    assert both["total_gain_pct"] == 15.0 and both["larger_files"] == 0

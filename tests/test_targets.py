@@ -120,9 +120,9 @@ def test_target_knobs_are_added_only_on_their_targets():
 
 @pytest.mark.parametrize("name", [t for t in targets.table() if t != targets.HOST])
 def test_a_targets_default_is_its_tuned_one_when_that_beats_clang(name):
-    """targets.toml ships the default `candidates tune-default` found for the target
-    (models/data/default-<target>-Oz.json) only when it is no worse than clang's pipeline
-    in total on training and on validation; else clang's."""
+    """targets.toml ships the default and trial sets `candidates tune-default` found for
+    the target (models/data/default-<target>-Oz.json) only when the default is no worse
+    than clang's pipeline in total on training and on validation; else clang's."""
     result_file = MODELS / "data" / f"default-{name}-Oz.json"
     if not result_file.exists():
         assert targets.named(name).default("z") == "clang"
@@ -131,4 +131,6 @@ def test_a_targets_default_is_its_tuned_one_when_that_beats_clang(name):
     checked = result["checked"]
     wins = all(checked[s]["total_gain_pct"] is not None and checked[s]["total_gain_pct"] >= 0
                for s in ("train", "validation"))
-    assert targets.named(name).default("z") == (result["default"] if wins else "clang")
+    target = targets.named(name)
+    assert target.default("z") == (result["default"] if wins else "clang")
+    assert target.trial_sets("z") == (tuple(tuple(s) for s in result["trial_sets"]) if wins else ())

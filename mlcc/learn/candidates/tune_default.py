@@ -30,6 +30,7 @@ from mlcc.learn.search import search
 from mlcc.learn.train import train
 
 DEFAULT_FILE = search.DATA / f"default-{search.TAG}.json"
+TRIALS_K = 4  # trial sets of 1..K pipelines are chosen for a target without a model
 # the default a target without a model ships (mlcc/data/targets.toml): this step's, when it
 # is no worse than clang's pipeline in total on training and on validation
 
@@ -71,26 +72,59 @@ def measure(pipelines: list[str], units: list[dict], store: search.Store, jobs: 
     search.run_jobs(jobs_list, store, jobs, title)
 
 
-def summary(pipeline: str, units: list[dict], by_unit: dict) -> dict:
-    """How `pipeline` does against clang's on `units` (the metrics every target reports):
-    total gain, geometric mean of per-project gains, files larger than clang's."""
-    rows = [u for u in units if by_unit.get(u["id"], {}).get(search.CLANG_PIPELINE)
-            and by_unit[u["id"]].get(pipeline)]
+def summary(sizes: dict[str, int], units: list[dict], by_unit: dict) -> dict:
+    """How the per-unit `sizes` do against clang's pipeline on `units` (the metrics every
+    target reports): total gain, geometric mean of per-project gains, files larger."""
+    rows = [u for u in units if by_unit.get(u["id"], {}).get(search.CLANG_PIPELINE) and sizes.get(u["id"])]
     clang = {u["id"]: by_unit[u["id"]][search.CLANG_PIPELINE] for u in rows}
-    mine = {u["id"]: by_unit[u["id"]][pipeline] for u in rows}
     projects: dict[str, list[int]] = {}
     for u in rows:
         totals = projects.setdefault(u["project"], [0, 0])
         totals[0] += clang[u["id"]]
-        totals[1] += mine[u["id"]]
+        totals[1] += sizes[u["id"]]
     ratios = [m / c for c, m in projects.values()]
-    total_clang, total_mine = sum(clang.values()), sum(mine.values())
-    return {"pipeline": pipeline, "units": len(rows), "projects": len(projects),
+    total_clang, total_mine = sum(clang.values()), sum(sizes[i] for i in clang)
+    return {"units": len(rows), "projects": len(projects),
             "total_gain_pct": round(100.0 * (1 - total_mine / total_clang), 3) if rows else None,
             "geomean_gain_pct": round(100.0 * (1 - float(np.exp(np.mean(np.log(ratios))))), 3)
             if ratios else None,
-            "larger_files": sum(mine[i] > clang[i] for i in clang),
+            "larger_files": sum(sizes[i] > clang[i] for i in clang),
             "per_project_gain_pct": {p: round(100.0 * (1 - m / c), 3) for p, (c, m) in sorted(projects.items())}}
+
+
+def sizes_of(pipelines: list[str], units: list[dict], by_unit: dict, with_clang: bool = False) -> dict[str, int]:
+    """Each unit's size with the smallest of `pipelines` (and clang's pipeline, as trials
+    build it, `with_clang`); a unit missing one of them has none."""
+    run = [*pipelines, *([search.CLANG_PIPELINE] if with_clang else [])]
+    out = {}
+    for u in units:
+        measured = [by_unit.get(u["id"], {}).get(p) for p in run]
+        if all(m is not None for m in measured):
+            out[u["id"]] = min(measured)
+    return out
+
+
+def trial_sets(pipelines: list[str], units: list[dict], by_unit: dict, k_max: int) -> list[list[str]]:
+    """The sets of 1..`k_max` pipelines whose best (with clang's) per unit gains most, by
+    the default's rule, chosen greedily among `pipelines` on `units`: what `-fmlcc-trials=K`
+    builds for a target without a model."""
+    chosen: list[str] = []
+    sets = []
+    for _ in range(k_max):
+        def score(p: str) -> float:
+            sizes = sizes_of([*chosen, p], units, by_unit, with_clang=True)
+            rows = [u for u in units if u["id"] in sizes and by_unit[u["id"]].get(search.CLANG_PIPELINE)]
+            if len(rows) < len(units) * 0.9:
+                return float("-inf")  # failed or unmeasured on too many units
+            clang = np.array([by_unit[u["id"]][search.CLANG_PIPELINE] for u in rows], dtype=np.float64)
+            mine = np.array([[sizes[u["id"]]] for u in rows], dtype=np.float64)
+            return float(train.mean_project_gain(mine, clang, np.array([u["project"] for u in rows]))[0])
+        left = [p for p in pipelines if p not in chosen]
+        if not left:
+            break
+        chosen.append(max(sorted(left), key=score))
+        sets.append(list(chosen))
+    return sets
 
 
 def best_of(scored: dict[str, float]) -> str:
@@ -137,20 +171,25 @@ def main(limit: int, rounds: int, min_gain: float, jobs: int) -> None:
         if new == best:
             break
         best = new
+    measured = sorted({p for h in history for p in h["pipelines"]} - {search.CLANG_PIPELINE})
+    sets = trial_sets(measured, units, store.by_unit(counts), TRIALS_K)
+    validation = [u for u in search.units_of(manifest, "validation") if bitcode_of(u).exists()]
+    counts.update(search.instruction_counts(validation, bitcode_of))
+    measure([search.CLANG_PIPELINE, best, *sets[-1]], validation, store, jobs, "default and trials on validation",
+            counts)
     checked = {}
-    for split, sample in (("train", units), ("validation", [u for u in search.units_of(manifest, "validation")
-                                                             if bitcode_of(u).exists()])):
-        if split == "validation":
-            counts.update(search.instruction_counts(sample, bitcode_of))
-            measure([search.CLANG_PIPELINE, best], sample, store, jobs, "default on validation", counts)
-        checked[split] = summary(best, sample, store.by_unit(counts))
-        click.echo(f"{split}: {best} {checked[split]['total_gain_pct']}% in total, "
-                   f"{checked[split]['geomean_gain_pct']}% geomean, "
-                   f"{checked[split]['larger_files']} of {checked[split]['units']} files larger")
+    for split, sample in (("train", units), ("validation", validation)):
+        by_unit = store.by_unit(counts)
+        checked[split] = summary(sizes_of([best], sample, by_unit), sample, by_unit)
+        checked[split]["trials"] = summary(sizes_of(sets[-1], sample, by_unit, with_clang=True), sample, by_unit)
+        for what, row in (("default", checked[split]), (f"trials K={len(sets[-1])}", checked[split]["trials"])):
+            click.echo(f"{split}, {what}: {row['total_gain_pct']}% in total, {row['geomean_gain_pct']}% geomean, "
+                       f"{row['larger_files']} of {row['units']} files larger")
     result = {"opt_level": search.OPT_LEVEL, "target": search.TARGET, "units": len(units),
               "min_gain": min_gain, "checked": checked,
               "projects": len({u["project"] for u in units}),
               "rule": "mean over training projects of the project's total gain (percent)",
-              "default": best, "gain_pct": history[-1]["pipelines"][best], "rounds": history}
+              "default": best, "gain_pct": history[-1]["pipelines"][best], "trial_sets": sets,
+              "rounds": history}
     DEFAULT_FILE.write_text(json.dumps(result, indent=1) + "\n")
     click.echo(f"default: {best} -> {DEFAULT_FILE}")
