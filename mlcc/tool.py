@@ -296,23 +296,33 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
     if not isinstance(plan, OptimizePlan):
         raise click.ClickException(f"mlcc would run plain clang for this command ({plan.reason})")
     unit = plan.units[0]
-    path = model._model_path(cmd.opt_level, Settings())
-    if path is None:
-        raise click.ClickException(f"no model for -O{cmd.opt_level}")
-    try:
-        m = model.load(path)
-    except MlccError as exc:
-        raise click.ClickException(str(exc))
     with tempfile.TemporaryDirectory(prefix="mlcc-explain-") as tmp:
         bitcode = os.path.join(tmp, "unit.bc")
-        from mlcc import frontend
+        from mlcc import decide, frontend
         tools = for_driver(driver_kind)
         try:
             frontend.compile_to_bitcode(tools.clang, unit, bitcode)
         except MlccError as exc:
             raise click.ClickException(str(exc))
+        info = decide.target_info(tools.clang, unit.codegen_args, bitcode, cache=None)
+        target = model.target_of(info.triple)
+        path = None if target is None else model.model_path(cmd.opt_level, Settings(), target.name)
+        if path is None:  # nothing learned to explain: say what single-shot runs instead
+            decision = model.choose(bitcode, cmd.opt_level, Settings(server=False), triple=info.triple)
+            result = {"source": source, "flags": argv, "target": info.triple, "model": None,
+                      "chosen": decision.pipeline, "decision": decision.source}
+            click.echo(json.dumps(result, indent=2) if as_json else
+                       f"{source} {' '.join(argv)}  ->  {decision.pipeline} ({decision.source}; "
+                       f"target {info.triple})")
+            return
+        try:
+            m = model.load(path)
+        except MlccError as exc:
+            raise click.ClickException(str(exc))
         raw = features.extract_features(bitcode)
-        decision = model.choose(bitcode, cmd.opt_level, Settings(server=False))
+        decision = model.choose(bitcode, cmd.opt_level, Settings(server=False), triple=info.triple)
+        if not decision.scores:  # the model was refused (another target's, another level's)
+            raise click.ClickException(f"the model was not used: {decision.source}")
         scores = [decision.scores[c] for c in m.candidates]
         chosen = m.candidates.index(decision.pipeline)
         medians = model_file.get(m.metadata(), "feature_medians", [])
@@ -329,13 +339,12 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
         measured = {}
         if measure:
             from mlcc.learn.measure import Prepared, Unit, measure as measure_one
-            info = decide.target_info(tools.clang, unit.codegen_args, bitcode, cache=None)
             prep = Prepared(Unit("explain", "", bitcode, unit.codegen_args, driver_kind),
                             bitcode, info.flags, tools.clang, tools.opt, info.clang_pipeline,
                             info.triple)
             measured = {c: measure_one(prep, c) for c in m.candidates}
     result = {
-        "source": source, "flags": argv, "model": model.identity(cmd.opt_level),
+        "source": source, "flags": argv, "target": info.triple, "model": model.identity(cmd.opt_level),
         "chosen": decision.pipeline, "decision": decision.source,
         "candidates": [{"pipeline": c, "predicted_vs_clang": scores[i],
                         "measured_bytes": measured.get(c)} for i, c in enumerate(m.candidates)],
@@ -349,7 +358,8 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
     console = Console()
     from rich.markup import escape  # pipelines like clang[gvn-no-pre] are not markup
     console.print(f"[bold]{escape(source)}[/] {escape(' '.join(argv))}  ->  "
-                  f"[green]{escape(decision.pipeline)}[/] ({escape(decision.source)})")
+                  f"[green]{escape(decision.pipeline)}[/] ({escape(decision.source)}; "
+                  f"target {escape(info.triple)})")
     ft = Table(title="features that weighed most (change of the chosen prediction at the median)")
     ft.add_column("feature")
     ft.add_column("value", justify="right")

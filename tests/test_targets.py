@@ -134,3 +134,16 @@ def test_a_targets_default_is_its_tuned_one_when_that_beats_clang(name):
     target = targets.named(name)
     assert target.default("z") == (result["default"] if wins else "clang")
     assert target.trial_sets("z") == (tuple(tuple(s) for s in result["trial_sets"]) if wins else ())
+
+
+def test_explain_names_the_target_and_what_it_gets(tmp_path):
+    work = _work(tmp_path)
+    thumb = targets.named("thumbv7m")
+    proc = _run(["mlcc-tool", "explain", SOURCE, "--json", *thumb.flags, "-Oz"], work, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["target"].startswith("thumbv7m-") and result["chosen"] == thumb.default("z")
+    host = _run(["mlcc-tool", "explain", SOURCE, "--json", "-Oz"], work, tmp_path)
+    assert host.returncode == 0, host.stderr
+    result = json.loads(host.stdout)
+    assert result["target"].startswith("x86_64-") and result["candidates"]
