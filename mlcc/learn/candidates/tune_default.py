@@ -182,6 +182,10 @@ def main(limit: int, rounds: int, min_gain: float, jobs: int) -> None:
         by_unit = store.by_unit(counts)
         checked[split] = summary(sizes_of([best], sample, by_unit), sample, by_unit)
         checked[split]["trials"] = summary(sizes_of(sets[-1], sample, by_unit, with_clang=True), sample, by_unit)
+        if split == "train":  # the room: each unit's best of every pipeline this search measured
+            best_each = {u["id"]: min(v for v in by_unit[u["id"]].values() if v)
+                         for u in sample if any(by_unit.get(u["id"], {}).values())}
+            checked[split]["oracle"] = summary(best_each, sample, by_unit)
         for what, row in (("default", checked[split]), (f"trials K={len(sets[-1])}", checked[split]["trials"])):
             click.echo(f"{split}, {what}: {row['total_gain_pct']}% in total, {row['geomean_gain_pct']}% geomean, "
                        f"{row['larger_files']} of {row['units']} files larger")
