@@ -5,11 +5,14 @@ there need not pay on the units a build is made of (validation's larger files
 lost most of the walks' gain). This step tunes the default on a seeded sample
 of 450 training units (`search.label_sample`; `label` now measures all of them):
 start from the best of clang's pipeline and the tuned clang pipelines among
-the candidates (`candidates-O<level>.json`), measured on all of them; each
-round measures every one-knob change of it (`knobs.toggles`) and keeps the
-best by the rule the model's default is chosen by (`train.mean_project_gain`:
-each project's total gain, averaged over the projects). It stops when no
-change adds `--min-gain` points, or after `--rounds`.
+the candidates (`candidates-O<level>.json`; for another target, x86-64's tuned
+default), measured on all of them; each round measures every one-knob change
+of it (`knobs.toggles`), and all the changes that helped on their own taken at
+once, and keeps the best by the rule the model's default is chosen by
+(`train.mean_project_gain`: each project's total gain, averaged over the
+projects). It stops when no change adds `--min-gain` points, or after
+`--rounds`. For another target (MLCC_LEARN_TARGET) it also chooses trial sets
+and checks the result on the validation projects (docs/TARGETS.md).
 
 Resumable (measurements already in the table are not redone). Writes
 `models/data/default-O<level>.json`: each round's pipelines with their gains,
@@ -163,6 +166,15 @@ def main(limit: int, rounds: int, min_gain: float, jobs: int) -> None:
                           if passes.eligible(t)]
         measure(tried, units, store, jobs, f"default round {round_no}", counts)
         scored = gains(tried, units, store.by_unit(counts))
+        # every change that helped on its own, taken at once: one more pipeline per round,
+        # which saves the rounds a far start (x86-64's default on another target) would take
+        helped = [t for t in tried[1:] if scored.get(t, float("-inf")) >= scored[best] + min_gain]
+        if len(helped) > 1:
+            have = set(knobs.knobs_of(best))
+            combined = knobs.name(have ^ {k for t in helped for k in set(knobs.knobs_of(t)) ^ have})
+            if passes.eligible(combined) and combined not in scored:
+                measure([combined], units, store, jobs, f"default round {round_no}, combined", counts)
+                scored.update(gains([combined], units, store.by_unit(counts)))
         new = best_of(scored)
         if scored[new] < scored[best] + min_gain:
             new = best  # a step within noise of staying put is not taken

@@ -1,0 +1,91 @@
+"""The targets report: what each target's own search found, in docs/TARGETS.md.
+
+Reads the results `candidates tune-default` wrote per target
+(`models/data/default-<target>-O<level>.json`, x86-64's `default-O<level>.json`)
+and writes the table between the markers of docs/TARGETS.md: per target, the
+tuned default and the trial sets on the training sample and on the validation
+projects (total-bytes gain, geometric mean of per-project gains, files larger
+than clang's), the room (each training unit's best of every measured
+pipeline), and what the driver ships (mlcc/data/targets.toml).
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from mlcc import knobs, targets
+from mlcc.learn.paths import DOCS, MODELS
+
+REPORT = DOCS / "TARGETS.md"
+BEGIN = "<!-- targets table: written by `python -m mlcc.learn.report targets`; rerun it, do not edit -->"
+END = "<!-- end of targets table -->"
+
+
+def result_file(target: str, level: str):
+    tag = f"O{level}" if target == targets.HOST else f"{target}-O{level}"
+    return MODELS / "data" / f"default-{tag}.json"
+
+
+def _pct(row: dict | None, key: str = "total_gain_pct") -> str:
+    return "-" if not row or row.get(key) is None else f"{row[key]:+.2f} %"
+
+
+def _larger(row: dict | None) -> str:
+    return "-" if not row else f"{row['larger_files']} of {row['units']}"
+
+
+def rows(level: str) -> list[str]:
+    """The table's lines for -O`level`."""
+    lines = ["| target | sample | default: total | geomean | files larger | trials K=4: total | "
+             "files larger | room (train oracle) | ships |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for name, target in targets.table().items():
+        path = result_file(name, level)
+        if name == targets.HOST or not path.exists():
+            continue
+        result = json.loads(path.read_text())
+        checked = result.get("checked", {})
+        ships = "tuned default" if target.default(level) == result["default"] else "clang's pipeline"
+        for split in ("train", "validation"):
+            row = checked.get(split)
+            if row is None:
+                continue
+            sample = f"{split}: {row['units']} units, {row['projects']} projects"
+            lines.append(f"| {name} | {sample} | {_pct(row)} | {_pct(row, 'geomean_gain_pct')} | {_larger(row)} | "
+                         f"{_pct(row.get('trials'))} | {_larger(row.get('trials'))} | "
+                         f"{_pct(row.get('oracle')) if split == 'train' else ''} | "
+                         f"{ships if split == 'train' else ''} |")
+    return lines
+
+
+def defaults(level: str) -> list[str]:
+    """Each target's tuned default, as knobs added to and removed from x86-64's."""
+    host = json.loads(result_file(targets.HOST, level).read_text())["default"] \
+        if result_file(targets.HOST, level).exists() else "clang"
+    base = set(knobs.knobs_of(host))
+    lines = []
+    for name in targets.table():
+        path = result_file(name, level)
+        if name == targets.HOST or not path.exists():
+            continue
+        mine = set(knobs.knobs_of(json.loads(path.read_text())["default"]))
+        added, removed = sorted(mine - base), sorted(base - mine)
+        lines.append(f"- **{name}**: x86-64's default {'+ ' + ', '.join(added) if added else ''}"
+                     f"{' − ' + ', '.join(removed) if removed else ''}".rstrip())
+    return lines
+
+
+@click.command()
+@click.option("--level", type=click.Choice(["z", "s"]), default="z", show_default=True)
+def main(level: str) -> None:
+    """Write the targets table into docs/TARGETS.md."""
+    text = REPORT.read_text()
+    if BEGIN not in text or END not in text:
+        raise click.ClickException(f"{REPORT} lacks the targets table's markers")
+    body = [BEGIN, "", f"At -O{level}. Positive: smaller than clang-19's own pipeline.", "",
+            *rows(level), "", "The tuned defaults, against x86-64's:", "", *defaults(level), "", END]
+    head, rest = text.split(BEGIN, 1)
+    REPORT.write_text(head + "\n".join(body) + rest.split(END, 1)[1])
+    click.echo(f"wrote {REPORT}")
