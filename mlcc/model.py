@@ -157,9 +157,9 @@ def choose(bitcode: str, opt_level: str, settings, via: str = "in process",
         if broken:  # -fmlcc-search or -fmlcc-collect got here without nothing_to_decide's word
             warn_once(f"{broken}; compiling with clang's own pipelines")
         default = CLANG if settings.model == "none" else target.default(opt_level)
-        if default != CLANG:
-            return Decision(default, f"{target.name} default (no model for -O{opt_level})",
-                            trial_sets=target.trial_sets(opt_level))
+        if default != CLANG:  # slow passes only on units small enough, as for a model's choice
+            return replace(_forced(bitcode, default), source=f"{target.name} default (no model for -O{opt_level})",
+                           trial_sets=target.trial_sets(opt_level))
         return Decision(CLANG, f"clang-default: no model for {target.name} -O{opt_level}")
     from mlcc.errors import MlccError
     try:
