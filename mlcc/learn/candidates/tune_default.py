@@ -187,13 +187,16 @@ def main(limit: int, rounds: int, min_gain: float, jobs: int) -> None:
     sets = trial_sets(measured, units, store.by_unit(counts), TRIALS_K)
     validation = [u for u in search.units_of(manifest, "validation") if bitcode_of(u).exists()]
     counts.update(search.instruction_counts(validation, bitcode_of))
-    measure([search.CLANG_PIPELINE, best, *sets[-1]], validation, store, jobs, "default and trials on validation",
-            counts)
+    compared = [host_default] if search.TARGET != targets.HOST and host_default else []
+    measure([search.CLANG_PIPELINE, best, *sets[-1], *compared], validation, store, jobs,
+            "default and trials on validation", counts)
     checked = {}
     for split, sample in (("train", units), ("validation", validation)):
         by_unit = store.by_unit(counts)
         checked[split] = summary(sizes_of([best], sample, by_unit), sample, by_unit)
         checked[split]["trials"] = summary(sizes_of(sets[-1], sample, by_unit, with_clang=True), sample, by_unit)
+        if compared:  # what the target got before its own search: x86-64's default
+            checked[split]["host_default"] = summary(sizes_of(compared, sample, by_unit), sample, by_unit)
         if split == "train":  # the room: each unit's best of every pipeline this search measured
             best_each = {u["id"]: min(v for v in by_unit[u["id"]].values() if v)
                          for u in sample if any(by_unit.get(u["id"], {}).values())}

@@ -3,10 +3,11 @@
 Reads the results `candidates tune-default` wrote per target
 (`models/data/default-<target>-O<level>.json`, x86-64's `default-O<level>.json`)
 and writes the table between the markers of docs/TARGETS.md: per target, the
-tuned default and the trial sets on the training sample and on the validation
-projects (total-bytes gain, geometric mean of per-project gains, files larger
-than clang's), the room (each training unit's best of every measured
-pipeline), and what the driver ships (mlcc/data/targets.toml).
+tuned default, the trial sets and x86-64's default (what the target got
+before) on the training sample and on the validation projects (total-bytes
+gain, geometric mean of per-project gains, files larger than clang's), the
+room (each training unit's best of every measured pipeline), and what the
+driver ships (mlcc/data/targets.toml).
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ def _larger(row: dict | None) -> str:
 
 def rows(level: str) -> list[str]:
     """The table's lines for -O`level`."""
-    lines = ["| target | sample | default: total | geomean | files larger | trials K=4: total | "
-             "files larger | room (train oracle) | ships |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines = ["| target | sample | tuned default: total | geomean | files larger | trials K=4: total | "
+             "geomean | files larger | x86-64's default: total | files larger | room (train oracle) | ships |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for name, target in targets.table().items():
         path = result_file(name, level)
         if name == targets.HOST or not path.exists():
@@ -53,8 +54,10 @@ def rows(level: str) -> list[str]:
             if row is None:
                 continue
             sample = f"{split}: {row['units']} units, {row['projects']} projects"
+            trials, host = row.get("trials"), row.get("host_default")
             lines.append(f"| {name} | {sample} | {_pct(row)} | {_pct(row, 'geomean_gain_pct')} | {_larger(row)} | "
-                         f"{_pct(row.get('trials'))} | {_larger(row.get('trials'))} | "
+                         f"{_pct(trials)} | {_pct(trials, 'geomean_gain_pct')} | {_larger(trials)} | "
+                         f"{_pct(host)} | {_larger(host)} | "
                          f"{_pct(row.get('oracle')) if split == 'train' else ''} | "
                          f"{ships if split == 'train' else ''} |")
     return lines
