@@ -111,11 +111,11 @@ def test_version_says_what_each_target_gets(tmp_path):
 
 
 def test_target_knobs_are_added_only_on_their_targets():
-    assert "clang[save-restore]" in knobs.toggles("clang", "z", "riscv32")
-    assert "clang[save-restore]" not in knobs.toggles("clang", "z", "thumbv7m")
-    assert not any("save-restore" in t or "thumb1-tbb" in t for t in knobs.toggles("clang", "z"))
+    assert "clang[thumb1-tbb]" in knobs.toggles("clang", "z", "thumbv6m")
+    assert "clang[thumb1-tbb]" not in knobs.toggles("clang", "z", "thumbv7m")
+    assert not any("arm-promote-constant" in t or "thumb1-tbb" in t for t in knobs.toggles("clang", "z"))
     # a target knob already in a pipeline can always be taken out
-    assert "clang" in knobs.toggles("clang[save-restore]", "z", "x86_64")
+    assert "clang" in knobs.toggles("clang[thumb1-tbb]", "z", "x86_64")
 
 
 @pytest.mark.parametrize("name", [t for t in targets.table() if t != targets.HOST])
