@@ -107,3 +107,23 @@ def test_a_targets_trial_sets_and_summary_follow_the_best_per_unit():
     assert round(single["geomean_gain_pct"], 3) == 2.532  # 1 - sqrt(1.0 * 0.95)
     both = tune.summary(tune.sizes_of(["x", "y"], units, by_unit, with_clang=True), units, by_unit)
     assert both["total_gain_pct"] == 15.0 and both["larger_files"] == 0
+
+
+def test_ship_targets_rewrites_only_a_targets_default_and_trials():
+    import tomllib
+
+    from mlcc.learn.candidates import ship_targets
+    text = ('# kept\n[targets.a]\narches = ["a"]\ndefault = { z = "clang", s = "clang" }\n\n'
+            '[targets.b]\narches = ["b"]\ndefault = { z = "clang", s = "clang" }\n')
+    out = ship_targets.rewrite(text, "a", {"z": "clang[no-lsr]", "s": "clang"}, {"z": [["clang[no-lsr]"]]})
+    parsed = tomllib.loads(out)["targets"]
+    assert out.startswith("# kept\n")
+    assert parsed["a"] == {"arches": ["a"], "default": {"z": "clang[no-lsr]", "s": "clang"},
+                           "trials": {"z": [["clang[no-lsr]"]]}}
+    assert parsed["b"] == {"arches": ["b"], "default": {"z": "clang", "s": "clang"}}
+    back = tomllib.loads(ship_targets.rewrite(out, "a", {"z": "clang", "s": "clang"}, {}))["targets"]["a"]
+    assert back == {"arches": ["a"], "default": {"z": "clang", "s": "clang"}}
+    ok = {"checked": {"train": {"total_gain_pct": 2.0}, "validation": {"total_gain_pct": 0.0}}}
+    assert ship_targets.ships(ok)
+    assert not ship_targets.ships({"checked": {"train": {"total_gain_pct": 2.0},
+                                               "validation": {"total_gain_pct": -0.1}}})

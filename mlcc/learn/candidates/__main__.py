@@ -4,13 +4,14 @@
     python -m mlcc.learn.candidates tune-default               # models/data/default-O<level>.json
     python -m mlcc.learn.candidates codegen-sweep --sample walk --count 120
     python -m mlcc.learn.candidates slow-bound [--time 20]
+    python -m mlcc.learn.candidates ship-targets               # mlcc/data/targets.toml from the targets' searches
 """
 
 from __future__ import annotations
 
 import click
 
-from mlcc.learn.candidates import candidates, codegen_sweep, slow_bound, tune_default
+from mlcc.learn.candidates import candidates, codegen_sweep, ship_targets, slow_bound, tune_default
 
 
 @click.group()
@@ -22,6 +23,7 @@ main.add_command(candidates.main, "choose")
 main.add_command(tune_default.main, "tune-default")
 main.add_command(codegen_sweep.main, "codegen-sweep")
 main.add_command(slow_bound.main, "slow-bound")
+main.add_command(ship_targets.main, "ship-targets")
 
 if __name__ == "__main__":
     main()
