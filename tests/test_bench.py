@@ -18,7 +18,7 @@ def _log_line(**entry) -> str:
 
 LOG_LINES = [
     _log_line(path="optimize", source="a.c", cwd="/w/src", output="a.o", opt_level="z",
-              pipeline="default<Oz>", decision="model", cache="miss", fallback=None, size=100,
+              pipeline="clang", decision="model", cache="miss", fallback=None, size=100,
               output_cache="hit",
               seconds={"frontend": 0.5, "target": 0.1, "model": 0.2, "opt": 0.3, "codegen": 0.4}),
     _log_line(path="optimize", source="b.c", cwd="/w/src/lib", output="../obj/b.o", opt_level="z",
@@ -151,10 +151,10 @@ def test_fixed_mode_forces_the_bundled_models_default(monkeypatch) -> None:
     from mlcc import model
     default = model.load(str(model.bundled_model_path("z"))).candidates[0]
     assert bench_builds.fixed_pipeline("-Oz") == default
-    env = bench_builds._mlcc_environment({"MLCC_PIPELINE": "clang", "PATH": "/bin"}, "fixed",
+    env = bench_builds.mlcc_environment({"MLCC_PIPELINE": "clang", "PATH": "/bin"}, "fixed",
                                          Path("log"), Path("cache"), default)
     assert env["MLCC_PIPELINE"] == default and env["MLCC_TRIALS"] == "0"
-    assert "MLCC_PIPELINE" not in bench_builds._mlcc_environment({"MLCC_PIPELINE": "clang"}, "single",
+    assert "MLCC_PIPELINE" not in bench_builds.mlcc_environment({"MLCC_PIPELINE": "clang"}, "single",
                                                                  Path("log"), Path("cache"))
 
 
