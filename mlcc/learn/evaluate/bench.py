@@ -26,7 +26,9 @@ file (median of N runs), with the decision cache off and warm.
 
 The projects and one build are `bench_builds`, what a build measures
 `bench_measure`, the summaries, Markdown and plots `bench_report`; this module
-is the command: the results file and the builds it still lacks.
+is the command: the results file and the builds it still lacks. The same
+projects for other targets (`--profile cross`) are `bench_cross`, whose section
+of docs/BENCHMARKS.md this command keeps when it writes the page.
 """
 
 from __future__ import annotations
