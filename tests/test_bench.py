@@ -127,6 +127,11 @@ def test_markdown_shows_the_numbers_the_terminal_prints() -> None:
     assert "1.50×" in text and "target ≤ 1.3×: not met" in text
     assert "![size gain per project](img/bench-gain.png)" in text
     assert "## Driver speed" not in text
+    assert bench_report.CROSS_BEGIN not in text
+    with_cross = bench_report.render_markdown(results, sections, {}, ["## Other targets", "numbers"])
+    block = with_cross.split(bench_report.CROSS_BEGIN, 1)[1].split(bench_report.CROSS_END, 1)[0]
+    assert block == "\n## Other targets\nnumbers\n"
+    assert with_cross.index(bench_report.CROSS_END) < with_cross.index("## Reproduce")
 
 
 def test_fixed_section_says_what_the_models_choice_adds() -> None:

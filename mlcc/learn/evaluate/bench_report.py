@@ -662,9 +662,11 @@ def summarize_cross(runs: dict[str, dict], projects: Sequence[Project]) -> list[
 def _cross_totals(rows: list[dict]) -> dict:
     from mlcc.learn.evaluate.readme_headline import geomean_gain
 
+    # a project counts where it has files to compare; one whose every unit was skipped
+    # adds its skips only
+    total: dict = {"projects": sum(r["files"] > 0 for r in rows)}
     if not rows:
-        return {"projects": 0}
-    total: dict = {"projects": len(rows)}
+        return total
     for key in ("files", "bytes_clang", "bytes_mlcc", "code_clang", "code_mlcc", "files_smaller",
                 "files_same", "files_larger", "units", "skipped", "mlcc_failed", "model_pipelines",
                 "fallbacks"):
@@ -693,7 +695,7 @@ def cross_summary_rows(sections: list[dict]) -> list[tuple[str, ...]]:
     out = []
     for s in sections:
         t = s["total"]
-        if not t.get("projects"):
+        if t.get("files") is None:
             out.append((s["target"], s["suite"], "0", *("—",) * 10))
             continue
         out.append((s["target"], s["suite"], str(t["projects"]), str(t["files"]), str(t["skipped"]),
@@ -715,7 +717,7 @@ def cross_rows(section: dict) -> list[tuple[str, ...]]:
     out = []
     for name, r in section["rows"].items():
         out.append(cells(name, r["language"], r) if r["ok"] else (name, r["language"], "failed", *("",) * 9))
-    if section["total"].get("projects"):
+    if section["total"].get("files") is not None:
         out.append(cells(f"total ({section['total']['projects']})", "", section["total"]))
     return out
 
@@ -723,7 +725,7 @@ def cross_rows(section: dict) -> list[tuple[str, ...]]:
 def cross_notes(section: dict) -> list[str]:
     """What a target's table does not show: failures, mlcc's own failures, why units were skipped."""
     t, notes = section["total"], []
-    if t.get("projects") and section["suite"] == "objects":
+    if t.get("files") is not None and section["suite"] == "objects":
         notes.append(f"{t['units']} units compiled for {section['target']} by both compilers; "
                      f"{t['skipped']} skipped (clang-19 failed: the target's headers lack what they "
                      f"need), {t['mlcc_failed']} where clang succeeded but mlcc failed, "
@@ -734,8 +736,10 @@ def cross_notes(section: dict) -> list[str]:
             notes.append(f"Most common reasons to skip: {common}.")
     for name, r in section["rows"].items():
         if not r["ok"]:
-            first = (r["error"] or "").strip().splitlines()[:1] or ["?"]
-            notes.append(f"- {name} failed: `{first[0][:300]}`")
+            lines = (r["error"] or "").strip().splitlines() or ["?"]
+            # the failing command, then the first error the build log's tail holds
+            cause = next((line.strip() for line in lines[1:] if "error:" in line), "")
+            notes.append(f"- {name} failed: `{lines[0][:200]}`" + (f": `{cause[:200]}`" if cause else ""))
     return notes
 
 
@@ -768,10 +772,11 @@ def cross_lines(results: dict, sections: list[dict]) -> list[str]:
            "build system (CMake, the target's flags beside `-Oz`, `-fuse-ld=lld`), and its "
            "programs and libraries compared. *bytes* is mlcc's objective (`.text`, `.data`, "
            "`.rodata` with subsections), *code* the `.text` sections alone; *gain*: how much "
-           "smaller mlcc's is (positive: mlcc smaller); *geomean per project*: the geometric "
-           "mean of the projects' gains; *files −/=/+*: files smaller / the same / larger with mlcc.",
+           "smaller mlcc's is (positive: mlcc smaller); *projects*: those with files to compare "
+           "(a project whose every unit was skipped adds its skips only); *geomean per project*: "
+           "the geometric mean of their gains; *files −/=/+*: files smaller / the same / larger with mlcc.",
            ""]
-    out += _md_table(CROSS_SUMMARY_HEADER, cross_summary_rows(sections), left=3)
+    out += _md_table(CROSS_SUMMARY_HEADER, cross_summary_rows(sections), left=2)
     out += [""]
     for section in sections:
         out += [f"### {section['target']}, {SUITE_TITLES[section['suite']]}", ""]
@@ -821,7 +826,7 @@ def print_cross_tables(console, sections: list[dict]) -> None:
             table.add_column(h, justify="right" if i > 1 else "left")
         rows = cross_rows(section)
         for i, row in enumerate(rows):
-            table.add_row(*row, end_section=(i == len(rows) - 2 and bool(section["total"].get("projects"))))
+            table.add_row(*row, end_section=(i == len(rows) - 2 and section["total"].get("files") is not None))
         console.print(table)
         for note in cross_notes(section):
             console.print(note)
