@@ -340,8 +340,8 @@ def run(*, only: Sequence[str] = (), json_path: Path = DEFAULT_CROSS_RESULTS, ma
             results["runs"][run_key(project.name, target, suite)] = record
             save_results(json_path, results)
             status = "[green]ok[/]" if record["ok"] else f"[red]failed[/] {(record.get('error') or '')[:200]}"
-            extra = (f", skipped {len(record.get('skipped', {}))} of {record.get('units', 0) - record.get('duplicates', 0)} units" if suite == "objects" and record["ok"]
-                     else "")
+            extra = (f", {len(record['skipped'])} of {record['units'] - record['duplicates']} units skipped"
+                     if suite == "objects" and record["ok"] else "")
             console.print(f"{project.name:14} {target:9} {suite:8} {status} "
                           f"({time.monotonic() - started:.0f} s{extra})")
     invocation["loadavg_end"] = loadavg()
