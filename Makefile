@@ -118,6 +118,14 @@ bench:
 	mlcc-tool bench --profile $(or $(PROFILE),full)
 	mlcc-tool bench --profile $(or $(PROFILE),full) --driver-speed
 
+# The same projects for other targets at -Oz, clang-19 and mlcc side by side: every
+# project's units compiled again for thumbv7m, thumbv6m and riscv32, the CMake projects
+# built and linked for aarch64. Writes docs/bench-cross-results.json (resumable) and the
+# "Other targets" section of docs/BENCHMARKS.md; about 25 minutes on 2 CPUs.
+.PHONY: bench-cross
+bench-cross:
+	mlcc-tool bench --profile cross
+
 # Instructions executed (valgrind's callgrind) by programs of the benchmark projects,
 # clang's builds against mlcc's, from the builds `make bench` leaves:
 # docs/RUN-TIME.md (mlcc/learn/data/run-time-workloads.toml).

@@ -267,7 +267,7 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
         record.append_log(settings.log, {
             "path": "optimize", "source": unit.source, "cwd": os.getcwd(),
             "output": unit.output, "opt_level": cmd.opt_level, "argv": list(cmd.argv),
-            "target": outcome.triple,
+            "driver": cmd.driver, "target": outcome.triple,
             "pipeline": decision.pipeline if not outcome.fallback else pipeline.CLANG,
             "decision": decision.source, "scores": decision.scores, "fallback": outcome.fallback,
             "model_via": decision.via, "cache": outcome.cache, "output_cache": outcome.output_cache,

@@ -426,11 +426,13 @@ def retrain(directories, out, work, level, explore_units, n_random, greedy, k_ma
 
 
 @main.command()
-@click.option("--profile", type=click.Choice(["quick", "full"]),
+@click.option("--profile", type=click.Choice(["quick", "full", "cross"]),
               help="quick (the default for builds): three small projects at -Oz, single-shot and a "
                    "warm rebuild (minutes); full: every project, -Oz and -Os, single-shot, trials and "
-                   "a warm rebuild (hours). --report and --driver-speed default to the profile the "
-                   "results file was last built with.")
+                   "a warm rebuild (hours); cross: other targets at -Oz, every project's units for "
+                   "thumbv7m, thumbv6m and riscv32 and the CMake projects linked for aarch64 (its "
+                   "results in docs/bench-cross-results.json). --report and --driver-speed default to "
+                   "the profile the results file was last built with.")
 @click.option("--only", multiple=True, metavar="PROJECT", help="Build only these projects (repeatable).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Results file; builds already in it are not redone (default: "
@@ -464,6 +466,18 @@ def bench(profile, only, json_path, fresh, redo, driver_speed, report_only, mark
     from mlcc.learn.evaluate import bench as bench_lib
 
     command = shlex.join(["mlcc-tool", *sys.argv[1:]])
+    if profile == "cross":
+        from mlcc.learn.evaluate import bench_cross
+
+        if driver_speed or redo or plots_dir:
+            raise click.UsageError("--profile cross takes neither --driver-speed, --redo nor --plots")
+        try:
+            status = bench_cross.run(only=only, json_path=json_path or bench_lib.DEFAULT_CROSS_RESULTS,
+                                     markdown=markdown, workdir=workdir, jobs=jobs, fresh=fresh,
+                                     report_only=report_only, write_docs=not no_docs, command=command)
+        except MlccError as exc:
+            raise click.ClickException(str(exc))
+        sys.exit(status)
     try:
         status = bench_lib.run(profile_name=profile, only=only,
                                json_path=json_path or bench_lib.DEFAULT_RESULTS,

@@ -18,7 +18,7 @@ def _log_line(**entry) -> str:
 
 LOG_LINES = [
     _log_line(path="optimize", source="a.c", cwd="/w/src", output="a.o", opt_level="z",
-              pipeline="default<Oz>", decision="model", cache="miss", fallback=None, size=100,
+              pipeline="clang", decision="model", cache="miss", fallback=None, size=100,
               output_cache="hit",
               seconds={"frontend": 0.5, "target": 0.1, "model": 0.2, "opt": 0.3, "codegen": 0.4}),
     _log_line(path="optimize", source="b.c", cwd="/w/src/lib", output="../obj/b.o", opt_level="z",
@@ -127,6 +127,11 @@ def test_markdown_shows_the_numbers_the_terminal_prints() -> None:
     assert "1.50×" in text and "target ≤ 1.3×: not met" in text
     assert "![size gain per project](img/bench-gain.png)" in text
     assert "## Driver speed" not in text
+    assert bench_report.CROSS_BEGIN not in text
+    with_cross = bench_report.render_markdown(results, sections, {}, ["## Other targets", "numbers"])
+    block = with_cross.split(bench_report.CROSS_BEGIN, 1)[1].split(bench_report.CROSS_END, 1)[0]
+    assert block == "\n## Other targets\nnumbers\n"
+    assert with_cross.index(bench_report.CROSS_END) < with_cross.index("## Reproduce")
 
 
 def test_fixed_section_says_what_the_models_choice_adds() -> None:
@@ -151,10 +156,10 @@ def test_fixed_mode_forces_the_bundled_models_default(monkeypatch) -> None:
     from mlcc import model
     default = model.load(str(model.bundled_model_path("z"))).candidates[0]
     assert bench_builds.fixed_pipeline("-Oz") == default
-    env = bench_builds._mlcc_environment({"MLCC_PIPELINE": "clang", "PATH": "/bin"}, "fixed",
+    env = bench_builds.mlcc_environment({"MLCC_PIPELINE": "clang", "PATH": "/bin"}, "fixed",
                                          Path("log"), Path("cache"), default)
     assert env["MLCC_PIPELINE"] == default and env["MLCC_TRIALS"] == "0"
-    assert "MLCC_PIPELINE" not in bench_builds._mlcc_environment({"MLCC_PIPELINE": "clang"}, "single",
+    assert "MLCC_PIPELINE" not in bench_builds.mlcc_environment({"MLCC_PIPELINE": "clang"}, "single",
                                                                  Path("log"), Path("cache"))
 
 
@@ -306,3 +311,104 @@ def test_readme_headline_comes_from_the_sections_and_replaces_only_its_block(tmp
     plain = tmp_path / "OTHER.md"
     plain.write_text("no markers\n")
     assert not readme_headline.update(plain, lines) and plain.read_text() == "no markers\n"
+
+
+# --------------------------------------------------------------------------- the cross profile
+
+CROSS_FIXTURE = Path(__file__).parent / "data" / "cross-bench"
+
+
+@pytest.mark.parametrize("argv, driver, source, target, expected", [
+    # output, dependency files, x86-64 flags and -fPIC go; the target's flags come first
+    (["-Oz", "-MD", "-MF", "obj/a.d", "-fPIC", "-msse4.2", "-c", "a.c", "-o", "obj/a.o"], "c", "a.c",
+     "thumbv7m", ["--target=thumbv7m-none-eabi", "-mcpu=cortex-m3", "-mfloat-abi=soft",
+                  "--sysroot=/usr/lib/arm-none-eabi", "-Oz", "-c", "a.c", "-w"]),
+    # one command, two sources: the unit's alone
+    (["-Oz", "-Iinc", "-c", "a.c", "b.c", "-Wp,-MD,x.d"], "c", "b.c", "riscv32",
+     ["--target=riscv32-unknown-elf", "-march=rv32imc", "-mabi=ilp32", "-isystem",
+      "/usr/lib/picolibc/riscv64-unknown-elf/include", "-Oz", "-Iinc", "-c", "b.c", "-w"]),
+])
+def test_a_logged_compile_is_retargeted_alone_without_outputs(argv, driver, source, target, expected) -> None:
+    from mlcc import targets
+    from mlcc.learn.evaluate import bench_cross
+
+    unit = bench_cross.Unit("obj/x.o", "/w", source, driver, tuple(argv))
+    assert bench_cross.cross_command(unit, target) == expected
+    assert expected[:len(targets.named(target).flags)] == list(targets.named(target).flags)
+
+
+def test_cross_profile_on_a_fixture_counts_skipped_units(tmp_path: Path, runtime: Path) -> None:
+    """The fixture built for x86-64 by mlcc with its units logged, then compiled for thumbv7m
+    with clang-19 and mlcc: net.c needs a header newlib lacks and is skipped for both."""
+    import os
+    import shutil
+    import subprocess
+
+    from mlcc.learn.evaluate import bench_cross
+    from mlcc.learn.evaluate import projects as pj
+
+    mlcc = pj.find_compiler("mlcc")
+    if mlcc is None or not Path("/usr/lib/arm-none-eabi/include").is_dir():
+        pytest.skip("needs mlcc on PATH and newlib for arm-none-eabi (scripts/setup.sh)")
+    tree = tmp_path / "x86_64"
+    shutil.copytree(CROSS_FIXTURE, tree)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLCC_")}
+    env.update(MLCC_LOG=str(tree / "mlcc.log"), MLCC_CACHE=str(tmp_path / "cache"),
+               XDG_RUNTIME_DIR=str(runtime))
+    subprocess.run(["make", f"CC={mlcc}"], cwd=tree, env=env, check=True, capture_output=True, timeout=120)
+
+    units = bench_cross.project_units(tree)
+    assert [u.path for u in units] == ["obj/sum.o", "obj/pic/sum.o", "obj/net.o"]
+    assert {u.driver for u in units} == {"c"}
+    project = bench_builds.Project("fixture", "fixture", "c", steps=(("make",),), artifacts=("obj/*.o",))
+    run = bench_cross.object_suite(project, tree, "thumbv7m", tmp_path / "cross", jobs=2)
+    assert run["ok"] and run["units"] == 3
+    assert run["duplicates"] == 1  # obj/pic/sum.o is obj/sum.o once -fPIC is dropped
+    assert list(run["skipped"]) == ["obj/net.o"] and "sys/socket.h" in run["skipped"]["obj/net.o"]
+    assert run["mlcc_failed"] == {}
+    for compiler in ("clang", "mlcc"):
+        assert list(run[compiler]["objects"]) == ["obj/sum.o"]
+        assert 0 < run[compiler]["code"]["obj/sum.o"] <= run[compiler]["objects"]["obj/sum.o"]
+        with open(tmp_path / "cross" / "thumbv7m" / compiler / "obj" / "sum.o", "rb") as f:
+            head = f.read(20)
+        assert head[4] == 1 and int.from_bytes(head[18:20], "little") == 40  # ELF32, EM_ARM
+
+    results = {"identity": bench_cross.environment_identity(), "runs": {"fixture|thumbv7m|objects": run},
+               "invocations": [{"kind": "build", "command": "mlcc-tool bench --profile cross",
+                                "date": "2025-01-01 00:00 UTC", "git": "abc1234",
+                                "machine": {"nproc": 2, "loadavg": [0.5, 0.4, 0.3]}}]}
+    [section] = bench_report.summarize_cross(results["runs"], [project])
+    assert (section["target"], section["suite"]) == ("thumbv7m", "objects")
+    total = section["total"]
+    assert total["projects"] == 1 and total["units"] == 2 and total["files"] == 1
+    assert total["skipped"] == 1 and total["mlcc_failed"] == 0
+    assert total["bytes_clang"] == run["clang"]["objects"]["obj/sum.o"]
+    assert total["code_mlcc"] == run["mlcc"]["code"]["obj/sum.o"]
+    for key in ("bytes_gain", "geomean_gain", "code_gain"):
+        assert total[key] is not None
+    assert total["files_smaller"] + total["files_same"] + total["files_larger"] == 1
+    assert total["reasons"] == {"'sys/socket.h' file not found": 1}
+    lines = bench_report.cross_lines(results, [section])
+    text = "\n".join(lines)
+    assert "| " + " | ".join(bench_report.cross_summary_rows([section])[0]) + " |" in text
+    assert "1 skipped" in text and "`'sys/socket.h' file not found` (1)" in text
+
+
+def test_cross_section_goes_before_reproduce_and_is_replaced_in_place() -> None:
+    page = "# Benchmarks\n\n## -Oz\n\ntable\n\n## Reproduce\n\nmake bench\n"
+    once = bench_report.with_cross_section(page, ["## Other targets", "old"])
+    assert once.index(bench_report.CROSS_BEGIN) < once.index("## Reproduce")
+    twice = bench_report.with_cross_section(once, ["## Other targets", "new"])
+    assert "old" not in twice and "new" in twice and twice.count(bench_report.CROSS_BEGIN) == 1
+    assert twice.replace("new", "old") == once
+
+
+def test_reserved_suites_and_packages_stay_out_of_the_bench() -> None:
+    reserved = bench_builds.reserved_names()
+    assert {"mibench", "cbench", "embench", "ed", "mawk", "units"} <= reserved
+    assert reserved <= bench_builds.corpus_packages()
+    projects = bench_builds.load_projects()
+    with pytest.raises(MlccError, match="reserved"):
+        bench_builds.check_not_in_corpus([bench_builds.Project("Embench", "embench-iot", "c", recipe="x")],
+                                         bench_builds.corpus_packages())
+    assert sum(p.cross_link for p in projects) >= 2

@@ -45,6 +45,19 @@ def _writes_dependencies(arg: args.Arg) -> bool:
         arg.name == "-Wp," and arg.value.startswith(("-MD,", "-MMD,")))
 
 
+def without_dependency_files(tokens, driver: str) -> list[str]:
+    """A compile command's tokens without the flags that write dependency files."""
+    return [t for a in args.parse(tokens, driver).args if not _writes_dependencies(a) for t in a.tokens]
+
+
+def one_unit(tokens, driver: str, source: str) -> list[str]:
+    """A compile command's tokens compiling `source` alone, without its output and
+    dependency-file flags (the caller adds `-o`): the other inputs are left out."""
+    return [t for a in args.parse(tokens, driver).args
+            if not _writes_dependencies(a) and a.name != "-o" and not (a.is_input and a.value != source)
+            for t in a.tokens]
+
+
 def relevel(tokens, level: str) -> list[str]:
     """The command's tokens with -Oz replaced by -O`level`."""
     return [f"-O{level}" if t == "-Oz" else t for t in tokens]
@@ -61,8 +74,7 @@ def frontend_command(meta: dict, level: str, target: str = targets.HOST) -> list
     without its dependency-file flags and without output (the caller adds `-o`). Runs
     in the unit's build directory (planning checks the command's paths)."""
     os.chdir(meta["cwd"])
-    cmd = args.parse(derived_argv(meta, level, target), meta["driver"])
-    kept = [t for a in cmd.args if not _writes_dependencies(a) for t in a.tokens]
+    kept = without_dependency_files(derived_argv(meta, level, target), meta["driver"])
     made = plan.make_plan(args.parse(kept, meta["driver"]))
     if isinstance(made, plan.PlainClang):
         raise MlccError(f"not an optimized compile ({made.reason})")

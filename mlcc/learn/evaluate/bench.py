@@ -26,7 +26,9 @@ file (median of N runs), with the decision cache off and warm.
 
 The projects and one build are `bench_builds`, what a build measures
 `bench_measure`, the summaries, Markdown and plots `bench_report`; this module
-is the command: the results file and the builds it still lacks.
+is the command: the results file and the builds it still lacks. The same
+projects for other targets (`--profile cross`) are `bench_cross`, whose section
+of docs/BENCHMARKS.md this command keeps when it writes the page.
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ from mlcc.learn.evaluate.bench_builds import (BUILD_TREE, LEVELS, MODE_TITLES, P
                                               configs_for, corpus_packages, load_projects,
                                               select_projects)
 from mlcc.learn.evaluate.bench_measure import driver_speed, loadavg, now_utc
-from mlcc.learn.evaluate.bench_report import (PLOT_FILES, fmt_seconds, print_tables, render_markdown,
-                                              summarize, write_plots)
+from mlcc.learn.evaluate.bench_report import (PLOT_FILES, cross_lines, fmt_seconds, print_tables,
+                                              render_markdown, summarize, summarize_cross, write_plots)
 from mlcc.learn.paths import REPO
 
 RESULTS_FORMAT = 1
@@ -205,6 +207,17 @@ def default_markdown() -> Path:
 # The results of the last full run live beside the report made from them, so that
 # `mlcc-tool bench --report` rewrites the docs and the README from any checkout.
 DEFAULT_RESULTS = REPO / "docs" / "bench-results.json"
+# ... and those of the cross profile (bench_cross.py), whose section the page keeps.
+DEFAULT_CROSS_RESULTS = REPO / "docs" / "bench-cross-results.json"
+
+
+def cross_section(projects) -> list[str] | None:
+    """The cross profile's section of the page, from its committed results (None without them)."""
+    try:
+        results = json.loads(DEFAULT_CROSS_RESULTS.read_text())
+    except (OSError, ValueError):
+        return None
+    return cross_lines(results, summarize_cross(results.get("runs", {}), projects))
 
 
 def write_readme_headline(results: dict, sections: list[dict], written: dict[str, Path]) -> bool:
@@ -320,7 +333,8 @@ def run(*, profile_name: str | None = None, only: Sequence[str] = (), json_path:
         except ImportError:
             console.print("[yellow]matplotlib is missing (pip install -e '.[learn]'): no plots[/]")
         markdown.parent.mkdir(parents=True, exist_ok=True)
-        markdown.write_text(render_markdown(results, sections, plots))
+        cross = cross_section(projects) if markdown == default_markdown() else None
+        markdown.write_text(render_markdown(results, sections, plots, cross))
         console.print(f"wrote {markdown}" + (f" and {len(plots)} plots in {plots_dir}" if plots else ""))
         if markdown == default_markdown() and write_readme_headline(results, sections, written):
             console.print(f"wrote the headline of {REPO / 'README.md'}")

@@ -57,6 +57,7 @@ class Project:
     steps: tuple[tuple[str, ...], ...] = ()
     artifacts: tuple[str, ...] = ()
     quick: bool = False
+    cross_link: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +123,7 @@ def load_projects(path: Path = PROJECTS_FILE) -> list[Project]:
             recipe=entry.get("recipe", ""),
             steps=tuple(tuple(step) for step in entry.get("steps", ())),
             artifacts=tuple(entry.get("artifacts", ())), quick=bool(entry.get("quick", False)),
+            cross_link=bool(entry.get("cross_link", False)),
         )
         if bool(p.recipe) == bool(p.steps):
             raise MlccError(f"{path}: project {p.name} needs exactly one of `recipe` and `steps`")
@@ -131,11 +133,18 @@ def load_projects(path: Path = PROJECTS_FILE) -> list[Project]:
     return projects
 
 
+def reserved_names(path: Path = PROJECTS_FILE) -> set[str]:
+    """The suites and packages bench-projects.toml keeps for other evaluations (`reserved`)."""
+    with open(path, "rb") as f:
+        return {name.lower() for name in tomllib.load(f).get("reserved", [])}
+
+
 def corpus_packages(path: Path = CORPUS_FILE) -> set[str]:
-    """Debian packages (and names) of the model's training and validation corpus."""
+    """Debian packages (and names) of the model's training and validation corpus, and
+    the names bench-projects.toml reserves for other evaluations."""
     with open(path, "rb") as f:
         table = tomllib.load(f)
-    names = set()
+    names = reserved_names()
     for entry in table.get("project", []):
         names.add(entry["package"])
         if "name" in entry:
@@ -145,11 +154,11 @@ def corpus_packages(path: Path = CORPUS_FILE) -> set[str]:
 
 def check_not_in_corpus(projects: Iterable[Project], corpus: set[str]) -> None:
     """Refuse to benchmark on code the model was trained or validated on."""
-    overlap = sorted({p.package for p in projects if p.package in corpus}
-                     | {p.name for p in projects if p.name in corpus})
+    overlap = sorted({p.package for p in projects if p.package.lower() in corpus}
+                     | {p.name for p in projects if p.name.lower() in corpus})
     if overlap:
-        raise MlccError(f"bench projects also in the model's corpus ({CORPUS_FILE.name}): "
-                        f"{', '.join(overlap)}; remove them from {PROJECTS_FILE.name}")
+        raise MlccError(f"bench projects also in the model's corpus ({CORPUS_FILE.name}) or "
+                        f"reserved: {', '.join(overlap)}; remove them from {PROJECTS_FILE.name}")
 
 
 def select_projects(projects: Sequence[Project], profile: Profile, only: Sequence[str]) -> list[Project]:
@@ -166,7 +175,7 @@ def select_projects(projects: Sequence[Project], profile: Profile, only: Sequenc
 # --------------------------------------------------------------------------- one build
 
 
-def _mlcc_environment(env: dict[str, str], mode: str, log: Path, cache: Path,
+def mlcc_environment(env: dict[str, str], mode: str, log: Path, cache: Path,
                       pipeline: str = "") -> dict[str, str]:
     env = {k: v for k, v in env.items()
            if not k.startswith("MLCC_") or k in KEPT_MLCC_VARIABLES}
@@ -204,9 +213,12 @@ def decision_cache(workdir: Path, config: Config) -> Path:
     return cache if config.mode in ("single", "warm") else workdir / "decisions"
 
 
-def build(project: Project, config: Config, workdir: Path, jobs: int) -> dict:
+def build(project: Project, config: Config, workdir: Path, jobs: int,
+          flags: Sequence[str] = (), ldflags: Sequence[str] = ()) -> dict:
     """Fetch, extract and build one project in one configuration; return the run's record.
 
+    `flags` go beside the level wherever the project takes it (`{opt}`, the
+    recipes' CFLAGS): another target's; `ldflags` are the build's LDFLAGS.
     Never raises for a failed download or build: the record says `ok: false`
     and why.
     """
@@ -226,16 +238,19 @@ def build(project: Project, config: Config, workdir: Path, jobs: int) -> dict:
     log = workdir / "build.log"
     mlcc_log = workdir / "mlcc.log"
     env = pj.build_env(cc, cxx)
+    if ldflags:
+        env["LDFLAGS"] = " ".join(ldflags)
+    opt = " ".join((config.level, *flags))
     runtime = workdir / "run"
     if config.compiler == "mlcc":
-        env = _mlcc_environment(env, config.mode, mlcc_log, decision_cache(workdir, config), pipeline)
+        env = mlcc_environment(env, config.mode, mlcc_log, decision_cache(workdir, config), pipeline)
         if pipeline:
             run["pipeline"] = pipeline
         # a model server of this build's own, alive until counted (see below)
         runtime.mkdir(mode=0o700)
         env.update(XDG_RUNTIME_DIR=str(runtime), MLCC_SERVER_IDLE="600")
-    b = pj.Build(workdir=workdir, cc=cc, cxx=cxx, opt=config.level, jobs=jobs, log=log, env=env)
-    values = {"opt": config.level, "jobs": str(jobs), "src": str(b.src), "build": str(b.builddir),
+    b = pj.Build(workdir=workdir, cc=cc, cxx=cxx, opt=opt, jobs=jobs, log=log, env=env)
+    values = {"opt": opt, "jobs": str(jobs), "src": str(b.src), "build": str(b.builddir),
               "cc": cc, "cxx": cxx}
     start, start_cpu = time.monotonic(), children_cpu()
     try:

@@ -28,6 +28,7 @@ from mlcc.errors import MlccError
 from mlcc.learn.evaluate import projects as pj
 from mlcc.learn.paths import REPO
 from mlcc.objective import counts, object_size, section_sizes
+from mlcc.pipeline import CLANG
 
 # Stages in MLCC_LOG's "seconds", in the order a unit goes through them.
 STAGES = ("frontend", "target", "model", "opt", "codegen", "fallback")
@@ -76,6 +77,19 @@ def linked_size(path: str | os.PathLike) -> int:
     with open(path, "rb") as f:
         data = f.read()
     return sum(size for name, size in section_sizes(data).items() if counts(name))
+
+
+def is_code(name: str) -> bool:
+    """.text and its subsections: the code part of the objective."""
+    return name == ".text" or name.startswith(".text.")
+
+
+def sizes(path: str | os.PathLike) -> tuple[int, int]:
+    """(objective, code bytes) of an ELF file, from one read of its section headers."""
+    with open(path, "rb") as f:
+        table = section_sizes(f.read())
+    return (sum(size for name, size in table.items() if counts(name)),
+            sum(size for name, size in table.items() if is_code(name)))
 
 
 def _is_relocatable_elf(path: str) -> bool:
@@ -144,7 +158,7 @@ def aggregate_log(entries: Iterable[dict], root: str | None = None) -> dict:
         fallbacks += bool(e.get("fallback"))
         cache[str(e.get("cache", "off"))] += 1
         output_hits += e.get("output_cache") == "hit"
-        if e.get("pipeline") and e.get("pipeline") != f"default<O{e.get('opt_level', 'z')}>":
+        if e.get("pipeline") not in (None, "", CLANG, f"default<O{e.get('opt_level', 'z')}>"):
             model_pipelines += 1
         if root and e.get("output") and e.get("size") is not None:
             path = os.path.normpath(os.path.join(e.get("cwd") or root, e["output"]))

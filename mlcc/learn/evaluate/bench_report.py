@@ -344,8 +344,10 @@ def _since_fresh(builds: list[dict]) -> list[dict]:
     return builds[starts[-1] if starts else 0:]
 
 
-def render_markdown(results: dict, sections: list[dict], plots: dict[str, str]) -> str:
-    """docs/BENCHMARKS.md from the results file and its summary (`plots`: title -> relative path)."""
+def render_markdown(results: dict, sections: list[dict], plots: dict[str, str],
+                    cross: list[str] | None = None) -> str:
+    """docs/BENCHMARKS.md from the results file and its summary (`plots`: title -> relative path;
+    `cross`: the cross profile's section, `cross_lines`, kept between its markers)."""
     builds = [i for i in results.get("invocations", []) if i.get("kind") == "build"]
     inv = (builds or results.get("invocations") or [{}])[-1]
     ident = results.get("identity", {})
@@ -427,15 +429,18 @@ def render_markdown(results: dict, sections: list[dict], plots: dict[str, str]) 
         out += ["## Plots", ""]
         out += [f"![{title}]({path})" for title, path in plots.items()]
         out += [""]
+    if cross:
+        out += [*cross_block(cross), ""]
     out += ["## Reproduce", "",
             "```sh",
             "make bench                        # full profile: every project, -Oz and -Os, single-shot, trials, warm rebuild",
             "mlcc-tool bench --profile quick   # three small projects, -Oz single-shot and warm rebuild",
             "mlcc-tool bench --driver-speed    # the driver alone, tiny file and sqlite3.c",
+            "mlcc-tool bench --profile cross   # other targets: every project's units for thumbv7m, thumbv6m, riscv32; CMake projects linked for aarch64",
             "```", "",
             "Results accumulate in `docs/bench-results.json` (`--json PATH`), committed with "
             "this page: `mlcc-tool bench --report` writes it and the README's headline again; an interrupted run "
-            "resumes there (`--fresh` starts over). Sources are Debian source packages cached in "
+            "resumes there (`--fresh` starts over); the cross profile's in `docs/bench-cross-results.json`. Sources are Debian source packages cached in "
             "`$MLCC_TEST_CACHE` (default `~/.cache/mlcc/test-sources`).", ""]
     return "\n".join(out)
 
@@ -574,3 +579,254 @@ def print_tables(console, sections: list[dict], speed: dict | None) -> None:
         for row in driver_rows(speed):
             table.add_row(*row)
         console.print(table)
+
+
+# --------------------------------------------------------------------------- the cross profile
+
+CROSS_BEGIN = "<!-- cross: written by `mlcc-tool bench --profile cross` from docs/bench-cross-results.json; rerun it, do not edit -->"
+CROSS_END = "<!-- end of cross -->"
+SUITES = ("objects", "linked")
+SUITE_TITLES = {"objects": "object files (units of the x86-64 build, compiled again; no link)",
+                "linked": "built and linked with the project's own build system"}
+
+
+def _pairs(clang: dict[str, int], mlcc: dict[str, int], code_clang: dict[str, int],
+           code_mlcc: dict[str, int]) -> dict:
+    """Sizes of the files both compilers produced, paired by path, mlcc against clang."""
+    common = sorted(set(clang) & set(mlcc))
+    row: dict = {"files": len(common),
+                 "bytes_clang": sum(clang[f] for f in common), "bytes_mlcc": sum(mlcc[f] for f in common),
+                 "code_clang": sum(code_clang.get(f, 0) for f in common),
+                 "code_mlcc": sum(code_mlcc.get(f, 0) for f in common),
+                 "file_gains": [round(gain(clang[f], mlcc[f]), 4) for f in common if clang[f]],
+                 "files_smaller": sum(mlcc[f] < clang[f] for f in common),
+                 "files_larger": sum(mlcc[f] > clang[f] for f in common)}
+    row["files_same"] = row["files"] - row["files_smaller"] - row["files_larger"]
+    row["bytes_gain"] = gain(row["bytes_clang"], row["bytes_mlcc"])
+    row["code_gain"] = gain(row["code_clang"], row["code_mlcc"])
+    return row
+
+
+def summarize_cross_run(run: dict | None) -> dict:
+    """One project for one target in one suite: paired sizes, units skipped and failed."""
+    if not run or not run.get("ok"):
+        return {"ok": False, "error": (run or {}).get("error") or "not built"}
+    if run["suite"] == "objects":
+        row = _pairs(run["clang"]["objects"], run["mlcc"]["objects"], run["clang"]["code"],
+                     run["mlcc"]["code"])
+        log = run["mlcc"].get("log") or {}
+        row.update(units=run["units"] - run["duplicates"], skipped=len(run["skipped"]),
+                   mlcc_failed=len(run["mlcc_failed"]), model_pipelines=log.get("model_pipelines", 0),
+                   fallbacks=log.get("fallbacks", 0), reasons=skip_reasons(run["skipped"]))
+    else:
+        clang, mlcc = run["clang"], run["mlcc"]
+        row = _pairs(clang["artifacts"], mlcc["artifacts"], clang.get("artifact_code", {}),
+                     mlcc.get("artifact_code", {}))
+        row.update(units=0, skipped=0, mlcc_failed=0, model_pipelines=0, fallbacks=0, reasons={},
+                   cpu_ratio=_ratio(mlcc.get("cpu"), clang.get("cpu")))
+    row["ok"] = True
+    return row
+
+
+def skip_reasons(skipped: dict[str, str]) -> dict[str, int]:
+    """Why units were skipped, by clang's first error with the unit's own location cut off."""
+    reasons: dict[str, int] = {}
+    for message in skipped.values():
+        reason = message.split("error: ", 1)[-1]
+        reasons[reason] = reasons.get(reason, 0) + 1
+    return dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def summarize_cross(runs: dict[str, dict], projects: Sequence[Project]) -> list[dict]:
+    """Per target and suite found in the runs: a row per project and the totals over
+    the projects that ran (targets in mlcc/data/targets.toml's order)."""
+    from mlcc import targets
+
+    present = {(r.get("target"), r.get("suite")) for r in runs.values()}
+    sections = []
+    for target in targets.table():
+        for suite in SUITES:
+            if (target, suite) not in present:
+                continue
+            rows = {}
+            for p in projects:
+                key = f"{p.name}|{target}|{suite}"
+                if key not in runs:
+                    continue
+                rows[p.name] = {**summarize_cross_run(runs[key]), "language": p.language}
+            sections.append({"target": target, "suite": suite, "rows": rows,
+                             "total": _cross_totals([r for r in rows.values() if r["ok"]])})
+    return sections
+
+
+def _cross_totals(rows: list[dict]) -> dict:
+    from mlcc.learn.evaluate.readme_headline import geomean_gain
+
+    # a project counts where it has files to compare; one whose every unit was skipped
+    # adds its skips only
+    total: dict = {"projects": sum(r["files"] > 0 for r in rows)}
+    if not rows:
+        return total
+    for key in ("files", "bytes_clang", "bytes_mlcc", "code_clang", "code_mlcc", "files_smaller",
+                "files_same", "files_larger", "units", "skipped", "mlcc_failed", "model_pipelines",
+                "fallbacks"):
+        total[key] = sum(r[key] for r in rows)
+    total["bytes_gain"] = gain(total["bytes_clang"], total["bytes_mlcc"])
+    total["code_gain"] = gain(total["code_clang"], total["code_mlcc"])
+    total["geomean_gain"] = geomean_gain(rows, key="bytes")
+    total["file_gains"] = [g for r in rows for g in r["file_gains"]]
+    reasons: dict[str, int] = {}
+    for r in rows:
+        for reason, n in r["reasons"].items():
+            reasons[reason] = reasons.get(reason, 0) + n
+    total["reasons"] = dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+    return total
+
+
+CROSS_SUMMARY_HEADER = ("target", "suite", "projects", "files", "skipped", "bytes clang", "bytes mlcc",
+                        "gain", "geomean per project", "code clang", "code mlcc", "code gain",
+                        "files −/=/+")
+CROSS_HEADER = ("project", "lang", "units", "skipped", "files", "bytes clang", "bytes mlcc", "gain",
+                "code clang", "code mlcc", "code gain", "files −/=/+")
+
+
+def cross_summary_rows(sections: list[dict]) -> list[tuple[str, ...]]:
+    """One row per target and suite: its totals."""
+    out = []
+    for s in sections:
+        t = s["total"]
+        if t.get("files") is None:
+            out.append((s["target"], s["suite"], "0", *("—",) * 10))
+            continue
+        out.append((s["target"], s["suite"], str(t["projects"]), str(t["files"]), str(t["skipped"]),
+                    fmt_bytes(t["bytes_clang"]), fmt_bytes(t["bytes_mlcc"]), fmt_gain(t["bytes_gain"]),
+                    fmt_gain(t["geomean_gain"]), fmt_bytes(t["code_clang"]), fmt_bytes(t["code_mlcc"]),
+                    fmt_gain(t["code_gain"]),
+                    f"{t['files_smaller']}/{t['files_same']}/{t['files_larger']}"))
+    return out
+
+
+def cross_rows(section: dict) -> list[tuple[str, ...]]:
+    """The table of one target and suite, a row per project (last row: the total)."""
+    def cells(name: str, lang: str, r: dict) -> tuple[str, ...]:
+        linked = section["suite"] == "linked"
+        return (name, lang, "—" if linked else str(r["units"]), "—" if linked else str(r["skipped"]),
+                str(r["files"]), fmt_bytes(r["bytes_clang"]), fmt_bytes(r["bytes_mlcc"]),
+                fmt_gain(r["bytes_gain"]), fmt_bytes(r["code_clang"]), fmt_bytes(r["code_mlcc"]),
+                fmt_gain(r["code_gain"]), f"{r['files_smaller']}/{r['files_same']}/{r['files_larger']}")
+    out = []
+    for name, r in section["rows"].items():
+        out.append(cells(name, r["language"], r) if r["ok"] else (name, r["language"], "failed", *("",) * 9))
+    if section["total"].get("files") is not None:
+        out.append(cells(f"total ({section['total']['projects']})", "", section["total"]))
+    return out
+
+
+def cross_notes(section: dict) -> list[str]:
+    """What a target's table does not show: failures, mlcc's own failures, why units were skipped."""
+    t, notes = section["total"], []
+    if t.get("files") is not None and section["suite"] == "objects":
+        notes.append(f"{t['units']} units compiled for {section['target']} by both compilers; "
+                     f"{t['skipped']} skipped (clang-19 failed: the target's headers lack what they "
+                     f"need), {t['mlcc_failed']} where clang succeeded but mlcc failed, "
+                     f"{t['files']} paired. mlcc gave {t['model_pipelines']} units a pipeline other "
+                     f"than clang's ({t['fallbacks']} fallbacks).")
+        if t["reasons"]:
+            common = "; ".join(f"`{reason[:120]}` ({n})" for reason, n in list(t["reasons"].items())[:4])
+            notes.append(f"Most common reasons to skip: {common}.")
+    for name, r in section["rows"].items():
+        if not r["ok"]:
+            lines = (r["error"] or "").strip().splitlines() or ["?"]
+            # the failing command, then the first error the build log's tail holds
+            cause = next((line.strip() for line in lines[1:] if "error:" in line), "")
+            notes.append(f"- {name} failed: `{lines[0][:200]}`" + (f": `{cause[:200]}`" if cause else ""))
+    return notes
+
+
+def cross_lines(results: dict, sections: list[dict]) -> list[str]:
+    """The cross profile's section of docs/BENCHMARKS.md, from its results file and summary."""
+    from mlcc import targets
+
+    builds = [i for i in results.get("invocations", []) if i.get("kind") == "build"]
+    inv = (builds or results.get("invocations") or [{}])[-1]
+    m = inv.get("machine", {})
+    ident = results.get("identity", {})
+    out = ["## Other targets: -Oz (`mlcc-tool bench --profile cross`)", "",
+           *(f"- command: `{b.get('command') or 'mlcc-tool bench --profile cross'}`, {b.get('date', '?')}, "
+             f"git {b.get('git', '?')}, {b.get('machine', {}).get('nproc', '?')} CPUs, load average "
+             f"{' / '.join(str(x) for x in b.get('machine', {}).get('loadavg', []))} at the start"
+             for b in _since_fresh(builds) or [inv]),
+           f"- clang: {ident.get('clang', '?')}; mlcc {ident.get('mlcc', '?')}, Python {m.get('python', '?')}",
+           *(f"- {name}: `{' '.join(t['flags'])}`; mlcc's single-shot pipeline without a model: "
+             f"`{t['default']}`" for name, t in ident.get("targets", {}).items()
+             if name in targets.table()),
+           "",
+           "Both compilers at `-Oz`, in the same run, on the same commands. *objects*: each project "
+           "is built once for x86-64 with its own build system by mlcc, whose `MLCC_LOG` names every "
+           "unit it compiled; each unit's command then runs again in its build directory for the "
+           "target (the target's flags from `mlcc/data/targets.toml` added, the x86-64 flags it "
+           "lists dropped, dependency files and warnings off, the object into a directory of its "
+           "own), with clang-19 and with mlcc. The tree was configured for x86-64 Linux: a unit "
+           "that needs what the target's C library lacks fails with clang and is *skipped* for "
+           "both (counted). *linked*: the project is built and linked for the target with its own "
+           "build system (CMake, the target's flags beside `-Oz`, `-fuse-ld=lld`), and its "
+           "programs and libraries compared. *bytes* is mlcc's objective (`.text`, `.data`, "
+           "`.rodata` with subsections), *code* the `.text` sections alone; *gain*: how much "
+           "smaller mlcc's is (positive: mlcc smaller); *projects*: those with files to compare "
+           "(a project whose every unit was skipped adds its skips only); *geomean per project*: "
+           "the geometric mean of their gains; *files −/=/+*: files smaller / the same / larger with mlcc.",
+           ""]
+    out += _md_table(CROSS_SUMMARY_HEADER, cross_summary_rows(sections), left=2)
+    out += [""]
+    for section in sections:
+        out += [f"### {section['target']}, {SUITE_TITLES[section['suite']]}", ""]
+        out += _md_table(CROSS_HEADER, cross_rows(section), left=2)
+        out += [""]
+        notes = cross_notes(section)
+        if notes:
+            out += [*notes, ""]
+    return out
+
+
+def cross_block(lines: list[str]) -> list[str]:
+    return [CROSS_BEGIN, *lines, CROSS_END]
+
+
+def with_cross_section(text: str, lines: list[str]) -> str:
+    """`text` (docs/BENCHMARKS.md) with the cross section replaced, or put before its
+    "## Reproduce" (at the end without one)."""
+    block = "\n".join(cross_block(lines))
+    if CROSS_BEGIN in text and CROSS_END in text:
+        head, rest = text.split(CROSS_BEGIN, 1)
+        return head + block + rest.split(CROSS_END, 1)[1]
+    if "\n## Reproduce" in text:
+        head, rest = text.split("\n## Reproduce", 1)
+        return head + "\n" + block + "\n\n## Reproduce" + rest
+    return text.rstrip("\n") + "\n\n" + block + "\n"
+
+
+def write_cross_section(markdown: Path, lines: list[str]) -> None:
+    text = markdown.read_text() if markdown.exists() else ""
+    markdown.parent.mkdir(parents=True, exist_ok=True)
+    markdown.write_text(with_cross_section(text, lines))
+
+
+def print_cross_tables(console, sections: list[dict]) -> None:
+    from rich.table import Table
+
+    table = Table(title="mlcc against clang-19 at -Oz, other targets")
+    for i, h in enumerate(CROSS_SUMMARY_HEADER):
+        table.add_column(h, justify="right" if i > 1 else "left")
+    for row in cross_summary_rows(sections):
+        table.add_row(*row)
+    console.print(table)
+    for section in sections:
+        table = Table(title=f"{section['target']}, {SUITE_TITLES[section['suite']]}")
+        for i, h in enumerate(CROSS_HEADER):
+            table.add_column(h, justify="right" if i > 1 else "left")
+        rows = cross_rows(section)
+        for i, row in enumerate(rows):
+            table.add_row(*row, end_section=(i == len(rows) - 2 and section["total"].get("files") is not None))
+        console.print(table)
+        for note in cross_notes(section):
+            console.print(note)
