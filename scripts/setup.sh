@@ -16,7 +16,7 @@ done
 # Cross headers and libraries for the targets of mlcc/data/targets.toml, and qemu-user to run
 # cross programs (the target tests, the cross difftest)
 for dir in /usr/lib/arm-none-eabi/include /usr/lib/picolibc/riscv64-unknown-elf/include \
-           /usr/aarch64-linux-gnu/include /usr/lib/gcc-cross/aarch64-linux-gnu; do
+           /usr/aarch64-linux-gnu/include /usr/lib/gcc-cross/aarch64-linux-gnu/12/libstdc++.so; do
   [ -e "$dir" ] || need_apt=1
 done
 command -v qemu-aarch64 >/dev/null 2>&1 || need_apt=1
@@ -28,7 +28,7 @@ if [ "$need_apt" = 1 ]; then
     python3 python3-pip python3-venv \
     csmith libcsmith-dev valgrind dpkg-dev ccache xz-utils bzip2 ca-certificates \
     libnewlib-arm-none-eabi picolibc-riscv64-unknown-elf libc6-dev-arm64-cross \
-    libgcc-12-dev-arm64-cross qemu-user
+    libgcc-12-dev-arm64-cross libstdc++-12-dev-arm64-cross qemu-user
 fi
 
 # deb-src lines let the tests fetch real projects with `apt-get source`.
