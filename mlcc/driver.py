@@ -189,7 +189,8 @@ def _optimize_unit(job: UnitJob) -> Outcome:
             if built is None and decision.pipeline == pipeline.CLANG and not unit.emit_assembly:
                 # clang's own pipeline in one clang process from the bitcode: the object opt
                 # and code generation give, without the extra process and bitcode round trip
-                # (assembly would differ: it names the bitcode file as its source)
+                # (objects only: for -S, two driver comparisons, S-two-sources and
+                # alias-assemble, came out different this way, cause not yet found)
                 output = job.path(_suffix(unit))
                 with job.timings.stage("codegen"):
                     return output, codegen.generate(job.tools.clang, unit, job.bitcode, output,
