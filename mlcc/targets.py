@@ -31,6 +31,13 @@ class Target:
     drop: tuple[str, ...] = ()        # flag prefixes an x86-64 command loses for it
     defaults: dict[str, str] = field(default_factory=dict)  # level -> pipeline without a model
     trials: dict[str, list] = field(default_factory=dict)   # level -> trial sets of 1, 2, ... pipelines
+    link: tuple[str, ...] = ()        # what a program's link adds after the program
+    emulator: tuple[str, ...] = ()    # the qemu-user command that runs its programs here
+
+    @property
+    def runs_programs(self) -> bool:
+        """Whether its programs link and run on this machine (natively, or under `emulator`)."""
+        return self.name == HOST or bool(self.emulator)
 
     def retarget(self, tokens) -> list[str]:
         """A command line written for x86-64, for this target instead: the `drop`
@@ -54,7 +61,8 @@ def table() -> dict[str, Target]:
         entries = tomllib.load(f)["targets"]
     return {name: Target(name, tuple(e["arches"]), tuple(e.get("flags", ())),
                          tuple(e.get("packages", ())), tuple(e.get("drop", ())),
-                         dict(e.get("default", {})), dict(e.get("trials", {})))
+                         dict(e.get("default", {})), dict(e.get("trials", {})),
+                         tuple(e.get("link", ())), tuple(e.get("emulator", ())))
             for name, e in entries.items()}
 
 

@@ -12,8 +12,14 @@ mlcc, to tell the two apart (`info.json` says what the campaign found).
 
     python -m mlcc.learn.check difftest -n 1000 --jobs 2 --out build/difftest
 
-The summary (`DIR/summary.json`) is rewritten after every program, so an
-interrupted campaign resumes where it stopped.
+With `--target NAME` (a target of mlcc/data/targets.toml with a `link` and an
+`emulator`) every build, the reference's too, is for that target: its flags
+on every compile, its `link` flags on every link, and each program runs under
+its qemu-user command with a CPU limit EMULATED_FACTOR times longer.
+
+The summary (`DIR/summary.json`, `DIR/summary-<target>.json` for another
+target) is rewritten after every program, so an interrupted campaign resumes
+where it stopped.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from pathlib import Path
 
 import click
 
+from mlcc import targets
 from mlcc.errors import MlccError, ToolchainMissing, ToolFailed
 from mlcc.learn.paths import MODELS, REPO
 from mlcc.pipeline import CLANG, codegen_args, resolve
@@ -46,6 +53,9 @@ REFERENCE_LEVEL = "-O0"
 RUN_TIMEOUT = 10.0       # CPU seconds for one run of a program; some Csmith programs loop for long
 WALL_FACTOR = 6          # wall-clock limit of a run, as a multiple of its CPU limit (a backstop)
 RETRY_FACTOR = 3         # an mlcc build that times out gets one more run this many times longer
+# qemu-user runs a program 4 to 5 times slower than the host (a -O0 loop: 0.31 s natively,
+# 1.5 s under qemu-aarch64, 1.2 s under qemu-arm): the limits under it are this many times longer
+EMULATED_FACTOR = 5
 BUILD_TIMEOUT = 600.0    # seconds for one mlcc or clang compile-and-link
 TRIALS = 4
 DEFAULT_OUT = REPO / "build" / "difftest"
@@ -75,10 +85,10 @@ class Config:
 # ----------------------------------------------------------------------------- configurations
 
 
-def _model_candidates(opt_level: str) -> tuple[list[str], str] | None:
+def _model_candidates(opt_level: str, target: str) -> tuple[list[str], str] | None:
     from mlcc import model
 
-    path = os.environ.get("MLCC_MODEL") or str(model.bundled_model_path(opt_level))
+    path = os.environ.get("MLCC_MODEL") or str(model.bundled_model_path(opt_level, target))
     if not Path(path).exists():
         return None
     try:
@@ -91,7 +101,9 @@ def _model_candidates(opt_level: str) -> tuple[list[str], str] | None:
     return list(loaded.candidates), f"model {path} (sha256:{loaded.digest})"
 
 
-def _table_candidates(opt_level: str) -> tuple[list[str], str] | None:
+def _table_candidates(opt_level: str, target: str) -> tuple[list[str], str] | None:
+    if target != targets.HOST:
+        return None  # the table is x86-64's
     path = MODELS / "data" / f"candidates-O{opt_level}.json"
     try:
         pipelines = json.loads(path.read_text())["pipelines"]
@@ -100,31 +112,40 @@ def _table_candidates(opt_level: str) -> tuple[list[str], str] | None:
     return list(pipelines), str(path)
 
 
-def candidate_pipelines(opt_level: str = "z") -> tuple[list[str], str]:
-    """The candidate pipelines and where they came from.
+def _target_candidates(opt_level: str, target: str) -> tuple[list[str], str] | None:
+    if target == targets.HOST:
+        return None
+    entry = targets.named(target)
+    pipelines = [entry.default(opt_level), *(p for s in entry.trial_sets(opt_level) for p in s)]
+    return pipelines, f"{targets.TARGETS_FILE.name}: {target}'s default and trial sets"
 
-    The model's metadata, else the candidate table it is trained from (for -Os
-    without either, the -Oz ones: the same pipelines on `optsize` rather than
-    `minsize` functions), else clang's own -Oz pipeline.
+
+def candidate_pipelines(opt_level: str = "z", target: str = targets.HOST) -> tuple[list[str], str]:
+    """The candidate pipelines for `target` and where they came from.
+
+    The model's metadata, else the candidate table it is trained from (x86-64)
+    or, for another target, the default and trial sets mlcc runs there (for
+    -Os without either, the -Oz ones: the same pipelines on `optsize` rather
+    than `minsize` functions), else clang's own -Oz pipeline.
     """
     levels = (opt_level,) if opt_level == "z" else (opt_level, "z")
     for level in levels:
-        for source in (_model_candidates, _table_candidates):
-            found = source(level)
+        for source in (_model_candidates, _table_candidates, _target_candidates):
+            found = source(level, target)
             if found and found[0]:
                 return list(dict.fromkeys(found[0])), found[1]
     return [CLANG], "clang's own -Oz pipeline (no model, no candidate table)"
 
 
 def configurations(levels: str = "zs", *, trials_levels: str = "zs", forced_levels: str = "zs",
-                   trials: int = TRIALS) -> list[Config]:
+                   trials: int = TRIALS, target: str = targets.HOST) -> list[Config]:
     """Model choice at each level, trials, then every candidate forced (one config each)."""
     configs = [Config(f"O{level}-model", level, ()) for level in levels]
     if trials:
         configs += [Config(f"O{level}-trials{trials}", level, (f"-fmlcc-trials={trials}",))
                     for level in trials_levels]
     for level in forced_levels:
-        pipelines, _ = candidate_pipelines(level)
+        pipelines, _ = candidate_pipelines(level, target)
         configs += [Config(f"O{level}-pipeline{i:02d}", level, (f"-fmlcc-pipeline={p}",), p)
                     for i, p in enumerate(pipelines)]
     return configs
@@ -141,13 +162,13 @@ def configs_for_program(seed: int, configs: list[Config], forced_per_program: in
     return [c for c in configs if not c.pipeline or c.name in chosen]
 
 
-def model_digests(levels: str = "zs") -> dict[str, str]:
-    """sha256 (12 digits) of the model mlcc uses at each level, or "none"."""
+def model_digests(levels: str = "zs", target: str = targets.HOST) -> dict[str, str]:
+    """sha256 (12 digits) of the model mlcc uses at each level for `target`, or "none"."""
     from mlcc import model
 
     out = {}
     for level in levels:
-        path = os.environ.get("MLCC_MODEL") or str(model.bundled_model_path(level))
+        path = os.environ.get("MLCC_MODEL") or str(model.bundled_model_path(level, target))
         try:
             out[level] = hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]
         except OSError:
@@ -155,13 +176,16 @@ def model_digests(levels: str = "zs") -> dict[str, str]:
     return out
 
 
-def fingerprint(configs: list[Config], forced_per_program: int) -> str:
-    """What a result depends on besides the seed (configurations and the models that
-    decide for them); a resumed campaign reuses only matching results."""
+def fingerprint(configs: list[Config], forced_per_program: int, target: str = targets.HOST) -> str:
+    """What a result depends on besides the seed (configurations, the models that
+    decide for them, and another target's entry: its flags, link, emulator, and the
+    defaults that decide without a model); a resumed campaign reuses only matching results."""
     levels = "".join(sorted({c.opt_level for c in configs if not c.pipeline}))
-    text = json.dumps([[asdict(c) for c in configs], forced_per_program, list(PROGRAM_FLAGS),
-                       model_digests(levels)])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    parts = [[asdict(c) for c in configs], forced_per_program, list(PROGRAM_FLAGS),
+             model_digests(levels, target)]
+    if target != targets.HOST:
+        parts.append(asdict(targets.named(target)))
+    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
 # ----------------------------------------------------------------------------- one program
@@ -174,6 +198,28 @@ def find_csmith() -> str:
         raise ToolchainMissing("csmith or its headers are missing: apt-get install -y csmith "
                                f"libcsmith-dev (scripts/setup.sh does); headers expected in {CSMITH_INCLUDE}")
     return found
+
+
+def check_target(target: targets.Target) -> None:
+    """Raise ToolchainMissing unless `target`'s programs can be linked and run here."""
+    if not target.runs_programs:
+        runnable = ", ".join(t.name for t in targets.table().values() if t.runs_programs)
+        raise ToolchainMissing(f"{target.name} has no `emulator` in {targets.TARGETS_FILE}: its programs "
+                               f"cannot run here (targets that run: {runnable})")
+    missing = [f for f in (*target.link, *target.flags) if f.startswith("/") and not Path(f).exists()]
+    missing += [f.split("=", 1)[1] for f in target.flags if f.startswith("--sysroot=")
+                and not Path(f.split("=", 1)[1]).is_dir()]
+    if target.emulator and not shutil.which(target.emulator[0]):
+        missing.append(target.emulator[0])
+    if missing:
+        packages = " ".join([*target.packages, *(("qemu-user",) if target.emulator else ())])
+        raise ToolchainMissing(f"{target.name}: {', '.join(missing)} missing: apt-get install -y "
+                               f"{packages} (scripts/setup.sh does)")
+
+
+def run_limit(target: targets.Target, timeout: float) -> float:
+    """CPU seconds for one run of a program on `target`, from the host's limit."""
+    return timeout * EMULATED_FACTOR if target.emulator else timeout
 
 
 def mlcc_environment(cache: str, log: str) -> dict[str, str]:
@@ -196,16 +242,19 @@ class Run:
         return self.stdout if self.status == "exit 0" else f"{self.stdout}<{self.status}>\n"
 
 
-def run_binary(path: str, timeout: float) -> Run:
-    """Run a built program; a crash or timeout is a result, not an error.
+def run_binary(path: str, timeout: float, emulator=()) -> Run:
+    """Run a built program (under `emulator`, a qemu-user command, if given); a crash
+    or timeout is a result, not an error.
 
     The limit is CPU time (prlimit), so how loaded the machine is does not
     change which programs finish; wall-clock time is only a backstop.
     """
     cpu = max(1, math.ceil(timeout))
     prlimit = shutil.which("prlimit")
-    # soft limit first: SIGXCPU tells a CPU timeout from a crash
-    argv = [prlimit, f"--cpu={cpu}:{cpu + 1}", path] if prlimit else [path]
+    # soft limit first: SIGXCPU tells a CPU timeout from a crash. No core files: qemu
+    # writes its own in the working directory for a crashing program when allowed.
+    command = [*emulator, path]
+    argv = [prlimit, f"--cpu={cpu}:{cpu + 1}", "--core=0", *command] if prlimit else command
     try:
         proc = run_tool(argv, timeout=timeout * WALL_FACTOR, capture_stdout=True, capture_stderr=True)
     except ToolFailed as exc:
@@ -225,64 +274,74 @@ def _read_log(path: str) -> dict:
     return next((e for e in reversed(entries) if e.get("path") == "optimize"), entries[-1] if entries else {})
 
 
-def opt_setup(opt_level: str, workdir: str) -> tuple[tuple[str, ...], str]:
-    """What opt needs to run as clang would at -O`opt_level`: its target and tuning
-    flags, and clang's own pipeline text (what `clang` stands for as a candidate)."""
+def opt_setup(opt_level: str, workdir: str, target_flags=()) -> tuple[tuple[str, ...], str]:
+    """What opt needs to run as clang would at -O`opt_level` with `target_flags`: its
+    target and tuning flags, and clang's own pipeline text (what `clang` stands for
+    as a candidate)."""
     from mlcc import decide
     from mlcc.toolchain import find
 
     clang = find("clang")
     src, bc = os.path.join(workdir, "target.c"), os.path.join(workdir, "target.bc")
     Path(src).write_text("int x;\n")
-    flags = (f"-O{opt_level}",)
+    flags = (f"-O{opt_level}", *target_flags)
     run_tool([clang, *flags, "-emit-llvm", "-c", src, "-o", bc], capture_stderr=True)
     info = decide.target_info(clang, flags, bc, cache=None)
     return info.flags, info.clang_pipeline
 
 
-def llvm_alone(program: str, opt_level: str, pipeline: str, workdir: str, timeout: float) -> Run:
-    """Build `program` without mlcc (clang-19 front end, opt-19 -passes, clang-19
-    code generation and link) and run it."""
+def llvm_alone(program: str, opt_level: str, pipeline: str, workdir: str, timeout: float,
+               target: targets.Target | None = None) -> Run:
+    """Build `program` for `target` (the host's by default) without mlcc (clang-19
+    front end, opt-19 -passes, clang-19 code generation and link) and run it."""
     from mlcc.toolchain import find
 
+    target = target or targets.named(targets.HOST)
     clang, opt = find("clang"), find("opt")
     level = f"-O{opt_level}"
-    target, clang_text = opt_setup(opt_level, workdir)
+    opt_flags, clang_text = opt_setup(opt_level, workdir, target.flags)
     bitcode, optimized, exe = (os.path.join(workdir, n) for n in ("llvm.bc", "llvm.opt.bc", "llvm.exe"))
-    run_tool([clang, level, f"-I{CSMITH_INCLUDE}", *PROGRAM_FLAGS, "-Xclang", "-disable-llvm-passes",
-              "-emit-llvm", "-c", program, "-o", bitcode], capture_stderr=True, timeout=BUILD_TIMEOUT)
-    run_tool([opt, *target, f"-passes={resolve(pipeline, clang_text)}", bitcode,
+    run_tool([clang, level, *target.flags, f"-I{CSMITH_INCLUDE}", *PROGRAM_FLAGS, "-Xclang",
+              "-disable-llvm-passes", "-emit-llvm", "-c", program, "-o", bitcode],
+             capture_stderr=True, timeout=BUILD_TIMEOUT)
+    run_tool([opt, *opt_flags, f"-passes={resolve(pipeline, clang_text)}", bitcode,
               "-o", optimized], capture_stderr=True, timeout=BUILD_TIMEOUT)
-    run_tool([clang, level, "-Xclang", "-disable-llvm-passes", *codegen_args(pipeline), optimized,
-              "-o", exe], capture_stderr=True, timeout=BUILD_TIMEOUT)
-    return run_binary(exe, timeout)
+    run_tool([clang, level, *target.flags, "-Xclang", "-disable-llvm-passes",
+              *codegen_args(pipeline, target.flags), optimized, *target.link, "-o", exe],
+             capture_stderr=True, timeout=BUILD_TIMEOUT)
+    return run_binary(exe, timeout, target.emulator)
 
 
-def _repro_script(config: Config, target_flags, codegen_extra, timeout: float) -> str:
+def _repro_script(config: Config, opt_flags, codegen_extra, timeout: float,
+                  target: targets.Target) -> str:
     from mlcc.toolchain import find
 
     clang, opt = find("clang"), find("opt")
     level = f"-O{config.opt_level}"
     extra = " ".join(PROGRAM_FLAGS)
+    # the target's compile flags, link flags and emulator, each with its separating space
+    tflags, link, run = (shlex.join(words) + " " if words else ""
+                         for words in (target.flags, target.link, target.emulator))
+    where = "" if target.name == targets.HOST else f" for {target.name}"
     return f"""#!/bin/sh
-# Csmith program vs clang {REFERENCE_LEVEL}: configuration {config.name} (mlcc {shlex.join(config.argv)}).
+# Csmith program vs clang {REFERENCE_LEVEL}{where}: configuration {config.name} (mlcc {shlex.join(config.argv)}).
 # Builds the reference, the mlcc build, and the same pipeline with LLVM alone
 # (opt-19 -passes=..., no mlcc); prints each one's output status. Exits 1 while
 # mlcc's build differs from the reference.
 cd "$(dirname "$0")" || exit 2
 INC=${{CSMITH_INCLUDE:-{CSMITH_INCLUDE}}}
 T=${{TIMEOUT:-{int(timeout)}}}
-{clang} {REFERENCE_LEVEL} -I"$INC" {extra} program.c -o ref.exe || exit 2
-timeout "$T" ./ref.exe > expected.now; echo "reference: exit $?"
+{clang} {REFERENCE_LEVEL} {tflags}-I"$INC" {extra} program.c {link}-o ref.exe || exit 2
+timeout "$T" {run}./ref.exe > expected.now; echo "reference: exit $?"
 
 export MLCC_CACHE="$(mktemp -d)" MLCC_CONFIG=/dev/null
-mlcc {shlex.join(config.argv)} -I"$INC" {extra} program.c -o mlcc.exe || exit 2
-timeout "$T" ./mlcc.exe > mlcc.now; echo "mlcc: exit $?"
+mlcc {shlex.join(config.argv)} {tflags}-I"$INC" {extra} program.c {link}-o mlcc.exe || exit 2
+timeout "$T" {run}./mlcc.exe > mlcc.now; echo "mlcc: exit $?"
 
-{clang} {level} -I"$INC" {extra} -Xclang -disable-llvm-passes -emit-llvm -c program.c -o program.bc
-{opt} {shlex.join(target_flags)} -passes="$(cat pipeline)" program.bc -o program.opt.bc
-{clang} {level} -Xclang -disable-llvm-passes {shlex.join(codegen_extra)} program.opt.bc -o llvm.exe
-timeout "$T" ./llvm.exe > llvm.now; echo "LLVM alone: exit $?"
+{clang} {level} {tflags}-I"$INC" {extra} -Xclang -disable-llvm-passes -emit-llvm -c program.c -o program.bc
+{opt} {shlex.join(opt_flags)} -passes="$(cat pipeline)" program.bc -o program.opt.bc
+{clang} {level} {tflags}-Xclang -disable-llvm-passes {shlex.join(codegen_extra)} program.opt.bc {link}-o llvm.exe
+timeout "$T" {run}./llvm.exe > llvm.now; echo "LLVM alone: exit $?"
 
 if cmp -s expected.now llvm.now; then echo "LLVM alone matches the reference"
 else echo "LLVM alone differs from the reference"; fi
@@ -291,36 +350,48 @@ echo "mlcc differs from the reference:"; diff expected.now mlcc.now; exit 1
 """
 
 
+def mismatch_dir(out: Path, seed: int, config: Config, target: str = targets.HOST) -> Path:
+    """Where a mismatch's reproducer goes: `mismatch-<seed>-<config>`, with the target's
+    name after `mismatch-` for another target than x86-64."""
+    return out / "-".join(["mismatch", *([target] if target != targets.HOST else []),
+                           str(seed), config.name])
+
+
 def _write_reproducer(out: Path, seed: int, config: Config, program: str, expected: Run,
-                      actual_text: str, info: dict, timeout: float, workdir: str) -> str:
-    where = out / f"mismatch-{seed}-{config.name}"
+                      actual_text: str, info: dict, timeout: float, workdir: str,
+                      target: targets.Target) -> str:
+    where = mismatch_dir(out, seed, config, target.name)
     where.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(program, where / "program.c")
     (where / "flags").write_text(shlex.join(config.argv) + "\n")
     try:
-        target, clang_text = opt_setup(config.opt_level, workdir)
+        opt_flags, clang_text = opt_setup(config.opt_level, workdir, target.flags)
     except ToolFailed:
-        target, clang_text = (), CLANG
+        opt_flags, clang_text = (), CLANG
     pipeline = info.get("pipeline") or config.pipeline or CLANG
     # opt's text for it: `clang` stands for clang's own pipeline, spelled out here
     (where / "pipeline").write_text(resolve(pipeline, clang_text) + "\n")
     (where / "expected.out").write_text(expected.text)
     (where / "actual.out").write_text(actual_text)
-    (where / "repro.sh").write_text(_repro_script(config, target, codegen_args(pipeline), timeout))
+    (where / "repro.sh").write_text(_repro_script(config, opt_flags, codegen_args(pipeline, target.flags),
+                                                  timeout, target))
     (where / "repro.sh").chmod(0o755)
-    (where / "info.json").write_text(json.dumps({"seed": seed, "config": asdict(config), **info},
-                                                indent=1) + "\n")
+    (where / "info.json").write_text(json.dumps({"seed": seed, "target": target.name,
+                                                 "config": asdict(config), **info}, indent=1) + "\n")
     return str(where)
 
 
 def _check_config(config: Config, seed: int, program: str, expected: Run, tmp: str,
-                  out: Path, timeout: float, result: dict) -> None:
-    """Build with one configuration, run, compare; record into `result`."""
+                  out: Path, timeout: float, result: dict, target: targets.Target | None = None) -> None:
+    """Build with one configuration for `target` (the host's by default), run (for
+    at most `timeout` CPU seconds), compare; record into `result`."""
+    target = target or targets.named(targets.HOST)
     exe = os.path.join(tmp, f"{config.name}.exe")
     log = os.path.join(tmp, f"{config.name}.log")
     cache = tempfile.mkdtemp(prefix="cache-", dir=tmp)
     env = mlcc_environment(cache, log)
-    argv = [*MLCC, *config.argv, f"-I{CSMITH_INCLUDE}", *PROGRAM_FLAGS, program, "-o", exe]
+    argv = [*MLCC, *config.argv, *target.flags, f"-I{CSMITH_INCLUDE}", *PROGRAM_FLAGS, program,
+            *target.link, "-o", exe]
     result["builds"] += 1
     info: dict = {}
     try:
@@ -331,7 +402,7 @@ def _check_config(config: Config, seed: int, program: str, expected: Run, tmp: s
         result["mismatches"].append({"config": config.name, "kind": "build",
                                      "dir": _write_reproducer(out, seed, config, program, expected,
                                                               f"<mlcc failed: {exc}>\n", info,
-                                                              timeout, tmp)})
+                                                              timeout, tmp, target)})
         return
     entry = _read_log(log)
     pipeline = entry.get("pipeline", "")
@@ -340,10 +411,10 @@ def _check_config(config: Config, seed: int, program: str, expected: Run, tmp: s
                                     "stderr": stderr.strip()[-2000:]})
     if not config.pipeline:
         result["pipelines"][config.name] = pipeline
-    actual = run_binary(exe, timeout)
+    actual = run_binary(exe, timeout, target.emulator)
     if actual.status == "timeout":
         result["timeouts"]["mlcc"] += 1
-        actual = run_binary(exe, timeout * RETRY_FACTOR)
+        actual = run_binary(exe, timeout * RETRY_FACTOR, target.emulator)
     result["runs"] += 1
     if actual.text == expected.text:
         return
@@ -352,19 +423,22 @@ def _check_config(config: Config, seed: int, program: str, expected: Run, tmp: s
             "fallback": entry.get("fallback"), "mlcc_stderr": stderr[-4000:]}
     if pipeline and not entry.get("fallback"):
         try:
-            alone = llvm_alone(program, config.opt_level, pipeline, tmp, timeout * RETRY_FACTOR)
+            alone = llvm_alone(program, config.opt_level, pipeline, tmp, timeout * RETRY_FACTOR, target)
             info["llvm_alone"] = {"output": alone.text, "reproduces": alone.text != expected.text}
         except ToolFailed as exc:
             info["llvm_alone"] = {"error": str(exc)}
     result["mismatches"].append({"config": config.name, "kind": kind,
                                  "llvm_alone_reproduces": info.get("llvm_alone", {}).get("reproduces"),
                                  "dir": _write_reproducer(out, seed, config, program, expected,
-                                                          actual.text, info, timeout, tmp)})
+                                                          actual.text, info, timeout, tmp, target)})
 
 
 def check_program(job: tuple) -> dict:
-    """Generate one Csmith program, build and run the reference and every configuration."""
-    seed, configs, out, timeout = job
+    """Generate one Csmith program, build and run the reference and every configuration
+    for the job's target; `timeout` is the host's limit, longer under an emulator."""
+    seed, configs, out, timeout, target_name = job
+    target = targets.named(target_name)
+    timeout = run_limit(target, timeout)
     start = time.monotonic()
     result = {"seed": seed, "status": "compared", "reason": "", "builds": 0, "runs": 0,
               "mismatches": [], "fallbacks": [], "pipelines": {},
@@ -387,11 +461,11 @@ def check_program(job: tuple) -> dict:
         Path(program).write_bytes(text)
         reference = os.path.join(tmp, "reference.exe")
         try:
-            run_tool([find("clang"), REFERENCE_LEVEL, f"-I{CSMITH_INCLUDE}", *PROGRAM_FLAGS, program,
-                      "-o", reference], capture_stderr=True, timeout=BUILD_TIMEOUT)
+            run_tool([find("clang"), REFERENCE_LEVEL, *target.flags, f"-I{CSMITH_INCLUDE}", *PROGRAM_FLAGS,
+                      program, *target.link, "-o", reference], capture_stderr=True, timeout=BUILD_TIMEOUT)
         except ToolFailed:
             return skip("reference does not build")
-        expected = run_binary(reference, timeout)
+        expected = run_binary(reference, timeout, target.emulator)
         if expected.status == "timeout":
             result["timeouts"]["reference"] += 1
             return skip("reference timed out")
@@ -399,7 +473,7 @@ def check_program(job: tuple) -> dict:
             return skip(f"reference ends with {expected.status.split()[0]}")
         result["expected"] = expected.stdout.strip()
         for config in configs:
-            _check_config(config, seed, program, expected, tmp, out, timeout, result)
+            _check_config(config, seed, program, expected, tmp, out, timeout, result, target)
     result["seconds"] = round(time.monotonic() - start, 2)
     return result
 
@@ -446,31 +520,44 @@ def _write_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def summary_file(out: Path, target: str = targets.HOST) -> Path:
+    """A campaign's summary in `out`: SUMMARY for x86-64, `summary-<target>.json` for another."""
+    return Path(out) / (SUMMARY if target == targets.HOST else f"summary-{target}.json")
+
+
 def campaign(seeds, configs: list[Config], out: Path, *, jobs: int = 2, timeout: float = RUN_TIMEOUT,
-             forced_per_program: int = 0, progress: bool = True, command: str = "") -> dict:
-    """Check every seed (resuming from `out/summary.json`); return and write the summary."""
+             forced_per_program: int = 0, progress: bool = True, command: str = "",
+             target: str = targets.HOST) -> dict:
+    """Check every seed for `target` (resuming from its summary in `out`); return and
+    write the summary. `timeout` is the host's CPU limit per run (see `run_limit`)."""
     from mlcc.toolchain import find
 
+    entry = targets.named(target)
     find_csmith()
     find("clang"), find("opt")  # fail here, naming what to install, not in every worker
+    check_target(entry)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    summary_path = out / SUMMARY
-    key = fingerprint(configs, forced_per_program)
+    summary_path = summary_file(out, target)
+    key = fingerprint(configs, forced_per_program, target)
     previous = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     if previous and previous.get("fingerprint") != key:
-        stale = out / f"summary-{previous.get('fingerprint', 'old')}.json"
+        stale = out / f"{summary_path.stem}-{previous.get('fingerprint', 'old')}.json"
         os.replace(summary_path, stale)
         print(f"difftest: other configurations in {summary_path}; kept it as {stale.name}",
               file=sys.stderr)
         previous = {}
     results: dict[str, dict] = dict(previous.get("results", {}))
     forced_levels = sorted({c.opt_level for c in configs if c.pipeline})
-    meta = {"fingerprint": key, "command": command or previous.get("command", ""),
-            "candidates_from": {level: candidate_pipelines(level)[1] for level in forced_levels},
-            "models": model_digests(),
+    meta = {"fingerprint": key, "command": command or previous.get("command", ""), "target": target,
+            "candidates_from": {level: candidate_pipelines(level, target)[1] for level in forced_levels},
+            "models": model_digests(target=target),
             "forced_per_program": forced_per_program,
-            "run_timeout": timeout, "csmith": "csmith --seed N", "reference": f"clang-19 {REFERENCE_LEVEL}"}
+            "run_timeout": timeout, "csmith": "csmith --seed N",
+            "reference": shlex.join(["clang-19", REFERENCE_LEVEL, *entry.flags])}
+    if target != targets.HOST:
+        meta.update(link=list(entry.link), emulator=list(entry.emulator),
+                    run_timeout_emulated=run_limit(entry, timeout))
     todo = [s for s in seeds if str(s) not in results]
     elapsed = float(previous.get("seconds", 0.0))
     start = time.monotonic()
@@ -481,7 +568,8 @@ def campaign(seeds, configs: list[Config], out: Path, *, jobs: int = 2, timeout:
         _write_json(summary_path, summary)
         return summary
 
-    jobs_list = [(s, configs_for_program(s, configs, forced_per_program), out, timeout) for s in todo]
+    jobs_list = [(s, configs_for_program(s, configs, forced_per_program), out, timeout, target)
+                 for s in todo]
     if not jobs_list:
         return save()
     from rich.console import Console
@@ -520,15 +608,20 @@ def campaign(seeds, configs: list[Config], out: Path, *, jobs: int = 2, timeout:
               help="Levels at which every candidate is forced ('' for none).")
 @click.option("--forced-per-program", default=0, show_default=True,
               help="Forced candidates per program, rotating with the seed (0: all).")
-@click.option("--timeout", default=RUN_TIMEOUT, show_default=True, help="CPU seconds per program run.")
-def run(count, seed_start, jobs, out, levels, trials, forced_levels, forced_per_program, timeout):
-    """Check N Csmith programs; write DIR/summary.json and DIR/mismatch-<seed>-<config>/."""
+@click.option("--timeout", default=RUN_TIMEOUT, show_default=True,
+              help=f"CPU seconds per program run ({EMULATED_FACTOR}x under an emulator).")
+@click.option("--target", "target", type=click.Choice(list(targets.table())), default=targets.HOST,
+              show_default=True, help="Build and run every program for this target (mlcc/data/targets.toml).")
+def run(count, seed_start, jobs, out, levels, trials, forced_levels, forced_per_program, timeout, target):
+    """Check N Csmith programs; write DIR/summary.json (DIR/summary-<target>.json for another
+    target) and DIR/mismatch-[<target>-]<seed>-<config>/."""
     try:
         configs = configurations(levels, trials_levels=levels, forced_levels=forced_levels,
-                                 trials=trials)
+                                 trials=trials, target=target)
         command = shlex.join(["python", "-m", "mlcc.learn.check", *sys.argv[1:]])
         summary = campaign(range(seed_start, seed_start + count), configs, Path(out), jobs=jobs,
-                           timeout=timeout, forced_per_program=forced_per_program, command=command)
+                           timeout=timeout, forced_per_program=forced_per_program, command=command,
+                           target=target)
     except MlccError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{summary['programs']} programs ({summary['compared']} compared, "
@@ -536,7 +629,7 @@ def run(count, seed_start, jobs, out, levels, trials, forced_levels, forced_per_
                f"{summary['builds']} mlcc builds, {summary['runs_compared']} runs compared, "
                f"{len(summary['mismatches'])} mismatches, {len(summary['fallbacks'])} fallbacks, "
                f"{summary['timeouts']['reference']} reference timeouts; "
-               f"{summary['seconds']} s -> {Path(out) / SUMMARY}")
+               f"{summary['seconds']} s -> {summary_file(Path(out), target)}")
     for m in summary["mismatches"]:
         click.echo(f"  MISMATCH seed {m['seed']} {m['config']} ({m['kind']}): {m['dir']}")
     if summary["mismatches"]:
