@@ -8,6 +8,10 @@ candidate set each program gets a slice that rotates with the seed, so the
 test stays within a few minutes on two cores while every candidate is still
 built for at least two programs). Csmith is required:
 `scripts/setup.sh` installs it.
+
+For each other target whose programs run here (mlcc/data/targets.toml's
+`emulator`: aarch64 under qemu-aarch64, thumbv7m bare metal under qemu-arm), a
+few seeds are built for the target, reference included, and run under qemu.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 
 import pytest
 
+from mlcc import targets
 from mlcc.errors import ToolchainMissing
 from mlcc.learn.check import difftest
 from mlcc.learn.check.difftest import Config, configs_for_program
@@ -27,6 +32,9 @@ from mlcc.pipeline import CLANG
 SEEDS = range(1, 31)
 MIN_COMPARED = 20
 FORCED_BUDGET = 2      # forced candidates per program when there are more than this
+CROSS_SEEDS = range(1, 5)
+CROSS_TARGETS = ("aarch64", "thumbv7m")
+ELF_MACHINE = {"aarch64": 183, "thumbv7m": 40}   # EM_AARCH64, EM_ARM
 
 
 def _csmith_or_fail() -> None:
@@ -83,6 +91,51 @@ def test_campaign_resumes_from_its_summary(ci_campaign):
     assert time.monotonic() - start < 10
     assert again["results"] == summary["results"]
     assert json.loads((out / difftest.SUMMARY).read_text())["programs"] == len(SEEDS)
+
+
+@pytest.mark.parametrize("target", CROSS_TARGETS)
+def test_csmith_programs_match_clang_O0_on_another_target(tmp_path, target):
+    """A few programs built for `target` by clang -O0 and by mlcc -Oz (the target's
+    default pipeline), run under qemu: the reference printed Csmith's checksum, and
+    mlcc's build printed the same."""
+    _csmith_or_fail()
+    configs = difftest.configurations("z", trials_levels="", forced_levels="", trials=0, target=target)
+    summary = difftest.campaign(CROSS_SEEDS, configs, tmp_path, jobs=2, progress=False, target=target)
+    assert summary["mismatches"] == [], [m["dir"] for m in summary["mismatches"]]
+    assert (summary["target"], summary["programs"]) == (target, len(CROSS_SEEDS))
+    assert summary["emulator"] == list(targets.named(target).emulator)
+    compared = [r for r in summary["results"].values() if r["status"] == "compared"]
+    assert len(compared) >= len(CROSS_SEEDS) - 1, summary["skipped"]
+    assert all(r["expected"].startswith("checksum = ") for r in compared)
+    assert summary["runs_compared"] == len(compared)
+    # the target's default decided, not x86-64's model
+    assert set(summary["model_choices"]["Oz-model"]) == {targets.named(target).default("z")}
+    assert difftest.summary_file(tmp_path, target).name == f"summary-{target}.json"
+
+
+@pytest.mark.parametrize("target", CROSS_TARGETS)
+def test_a_program_for_another_target_runs_under_qemu(tmp_path, target):
+    """The target's flags and link make an executable for it (its ELF machine), and
+    run_binary runs it under the target's emulator: output, exit status, a crash."""
+    from mlcc.toolchain import find
+
+    entry = targets.named(target)
+    for body, status in [('printf("checksum = 2A\\n"); return 0;', "exit 0"), ("return 3;", "exit 3"),
+                         ("*(volatile int *)0 = 1; return 0;", "signal 11")]:
+        src = tmp_path / "p.c"
+        src.write_text(f"#include <stdio.h>\nint main(void) {{ {body} }}\n")
+        exe = tmp_path / "p"
+        subprocess.run([find("clang"), "-O0", *entry.flags, str(src), *entry.link, "-o", str(exe)], check=True)
+        assert int.from_bytes(exe.read_bytes()[18:20], "little") == ELF_MACHINE[target]
+        run = difftest.run_binary(str(exe), 10, entry.emulator)
+        assert run.status == status
+        assert (run.text == "checksum = 2A\n") == (status == "exit 0")
+
+
+def test_a_target_without_an_emulator_is_refused(tmp_path):
+    with pytest.raises(ToolchainMissing, match="riscv32 has no `emulator`"):
+        difftest.campaign(CROSS_SEEDS, [Config("Oz-model", "z", ())], tmp_path, progress=False,
+                          target="riscv32")
 
 
 # ----------------------------------------------------------------------------- the pieces
@@ -142,10 +195,13 @@ def test_environment_drops_mlcc_settings(monkeypatch):
 PRINTS = '#include <stdio.h>\nint main(void) { printf("checksum = 2A\\n"); return 0; }\n'
 
 
-@pytest.mark.parametrize("forced", [CLANG, "default<Oz>,function(instcombine)"])
-def test_a_mismatch_leaves_a_runnable_reproducer(tmp_path, forced):
+@pytest.mark.parametrize("forced, target", [(CLANG, targets.HOST),
+                                            ("default<Oz>,function(instcombine)", targets.HOST),
+                                            (CLANG, "thumbv7m")])
+def test_a_mismatch_leaves_a_runnable_reproducer(tmp_path, forced, target):
     """A made-up expected output: the reproducer is written, and its repro.sh,
-    which rebuilds the reference, finds that mlcc and LLVM alone agree with it."""
+    which rebuilds the reference (for the target, run under its emulator), finds
+    that mlcc and LLVM alone agree with it."""
     program = tmp_path / "program.c"
     program.write_text(PRINTS)
     config = Config("Oz-pipeline00", "z", (f"-fmlcc-pipeline={forced}",), forced)
@@ -154,9 +210,10 @@ def test_a_mismatch_leaves_a_runnable_reproducer(tmp_path, forced):
     work = tmp_path / "work"
     work.mkdir()
     difftest._check_config(config, 7, str(program), difftest.Run("checksum = 0\n", "exit 0"),
-                           str(work), tmp_path / "out", 10, result)
+                           str(work), tmp_path / "out", 10, result, targets.named(target))
     assert [m["config"] for m in result["mismatches"]] == ["Oz-pipeline00"]
-    where = tmp_path / "out" / "mismatch-7-Oz-pipeline00"
+    where = tmp_path / "out" / ("mismatch-7-Oz-pipeline00" if target == targets.HOST
+                                else f"mismatch-{target}-7-Oz-pipeline00")
     assert sorted(p.name for p in where.iterdir()) == [
         "actual.out", "expected.out", "flags", "info.json", "pipeline", "program.c", "repro.sh"]
     assert (where / "actual.out").read_text() == "checksum = 2A\n"
@@ -165,6 +222,7 @@ def test_a_mismatch_leaves_a_runnable_reproducer(tmp_path, forced):
     assert text == f"{forced}\n" if forced != CLANG else text.startswith("annotation2metadata")
     info = json.loads((where / "info.json").read_text())
     assert info["llvm_alone"]["output"] == "checksum = 2A\n"
+    assert info["target"] == target
     proc = subprocess.run(["sh", str(where / "repro.sh")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "LLVM alone matches the reference" in proc.stdout
