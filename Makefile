@@ -101,10 +101,12 @@ codegen-sweep:
 # Differential testing with Csmith: N programs (seeds 1..N, default 1000) built
 # with clang-19 -O0 and with mlcc (model's choice, trials, every candidate
 # pipeline forced; at -Oz and -Os), outputs compared. Resumable; results in
-# build/difftest/ (summary.json, mismatch-<seed>-<config>/repro.sh).
+# build/difftest/ (summary.json, mismatch-<seed>-<config>/repro.sh). TARGET=aarch64
+# (or thumbv7m, thumbv6m) builds for that target and runs under qemu-user
+# (summary-<target>.json).
 .PHONY: difftest
 difftest:
-	$(PYTHON) -m mlcc.learn.check difftest -n $(or $(N),1000) --jobs $(or $(JOBS),2)
+	$(PYTHON) -m mlcc.learn.check difftest -n $(or $(N),1000) --jobs $(or $(JOBS),2) --target $(or $(TARGET),x86_64)
 
 # Code size and build time against clang-19 on real projects that are not in the
 # model's corpus (mlcc/learn/data/bench-projects.toml), then the driver alone:
