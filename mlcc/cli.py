@@ -99,6 +99,9 @@ def run(argv, default_driver: str, served: bool = False) -> int:
         reason = nothing_to_decide(cmd.opt_level, settings)
         if reason:
             run_plain_clang(cmd.driver, clang_argv, reason, settings)
+        from mlcc.lto import LtoLink, run_link
+        if isinstance(plan, LtoLink):
+            run_link(plan, clang_argv, settings)
         from mlcc import driver  # the optimizing path: model, cache, temporary files
         return driver.execute(plan, settings)
     except NotServed:

@@ -66,7 +66,7 @@ def clang_pipeline_text(clang: str, codegen_args, bitcode: str) -> str:
     proc = run_tool([clang, *codegen_args, "-c", bitcode, "-o", os.devnull,
                      "-mllvm", "-print-pipeline-passes"], capture_stdout=True, capture_stderr=True)
     text = proc.stdout.decode(errors="replace").strip()
-    for tail in (",BitcodeWriterPass", ",verify"):
+    for tail in (",BitcodeWriterPass", ",ThinLTOBitcodeWriterPass", ",verify"):
         if text.endswith(tail):
             text = text[:-len(tail)]
     return text
@@ -87,7 +87,13 @@ def generate(clang: str, unit: UnitPlan, bitcode: str, out: str, *,
     fallback when mlcc's pipeline could not run). `extra_args` are the chosen
     pipeline's code generation knobs (`pipeline.codegen_args`).
     """
-    args = [*unit.codegen_args, *(() if clang_passes else FRONTEND_NO_PASSES), *extra_args]
+    if unit.lto and not clang_passes:
+        # the LTO object clang writes (summary, module flags) from the optimized module:
+        # -O0 runs only the passes that prepare it for the link (mlcc/lto.py); code
+        # generation, and its knobs, come at the link
+        args = [*unit.codegen_args, "-O0"]
+    else:
+        args = [*unit.codegen_args, *(() if clang_passes else FRONTEND_NO_PASSES), *extra_args]
     argv = [clang, *args, *_color(args), "-S" if unit.emit_assembly else "-c", bitcode, "-o", out]
     proc = run_tool(argv, timeout=timeout, capture_stderr=True)
     return proc.stderr.decode(errors="replace") if proc.stderr else ""

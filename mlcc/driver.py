@@ -253,6 +253,9 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
             "driver": cmd.driver, "language": unit.language, "opt_level": cmd.opt_level,
             "argv": list(cmd.argv), "codegen_args": list(unit.codegen_args)})
 
+    if unit.lto and (settings.trials or settings.search):
+        # trials compare object sizes, and an LTO object is bitcode: single-shot
+        settings = replace(settings, trials=0, search=0)
     job = UnitJob(unit, cmd.opt_level, bitcode, settings, tools, tmp, stem,
                   cache=decide.open_cache(settings), timings=timings,
                   timeout=stage_timeout(settings, timings.get("frontend")))
@@ -273,7 +276,7 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
             "decision": decision.source, "scores": decision.scores, "fallback": outcome.fallback,
             "model_via": decision.via, "cache": outcome.cache, "output_cache": outcome.output_cache,
             "seconds": timings.rounded(),
-            "size": None if unit.emit_assembly else object_size(outcome.output)})
+            "size": None if unit.emit_assembly or unit.lto else object_size(outcome.output)})
     return outcome.output
 
 
@@ -299,7 +302,12 @@ def execute(plan: OptimizePlan, settings: Settings) -> int:
         if failure is not None:
             return failure.exit_code
         if plan.link_args is not None:
-            link(tools.clang, plan.link_args, built)
+            link_args = list(plan.link_args)
+            if plan.lto:
+                from mlcc import lto
+                link_args, _ = lto.link_argv(link_args, cmd, plan.lto, settings, tools,
+                                             decide.open_cache(settings))
+            link(tools.clang, link_args, built)
         return 0
     except ToolFailed as exc:
         return exc.exit_code

@@ -213,6 +213,25 @@ def rank(bitcode: str, opt_level: str, path: str, target: str = HOST_TARGET) -> 
                                      for s in model.trial_sets))
 
 
+def default_pipeline(opt_level: str, settings, target: str = HOST_TARGET) -> str:
+    """What single-shot gives a unit of `target` at -O`opt_level` without reading it: the
+    model's candidate 0 (its default: the pipeline best on its training projects), else
+    the target's default; clang's own for a model that cannot be used here."""
+    from mlcc.errors import MlccError
+    from mlcc.targets import named
+
+    path = model_path(opt_level, settings, target)
+    if path is None:
+        return CLANG if settings.model == "none" else named(target).default(opt_level)
+    try:
+        loaded = load(path)
+    except MlccError:
+        return CLANG
+    if loaded.target != target or loaded.opt_level != opt_level or not loaded.candidates:
+        return CLANG
+    return loaded.candidates[0]
+
+
 def identity_for(opt_level: str, settings, triple: str = "") -> str:
     """What decides pipelines for this level and target: the model file's size, time and
     path, or the target's default."""

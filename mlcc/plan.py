@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from mlcc import lto
 from mlcc.args import OPTIMIZABLE_LANGUAGES, Arg, Command, Mode, extension
 
 # Optimization levels where mlcc runs its own pipeline (clang's otherwise).
@@ -32,7 +33,7 @@ CODEGEN_QUIET = (QUIET_UNUSED, "-Wno-unknown-warning-option", "-Wno-ignored-opti
 # Flags that write or read side files, add instrumentation passes, or change
 # the LLVM pipeline in ways mlcc's split does not reproduce: plain clang.
 PLAIN_CLANG_FLAGS = (
-    ("-flto", "-flto"), ("-fno-lto", None), ("-emit-llvm", "-emit-llvm"),
+    ("-fno-lto", None), ("-emit-llvm", "-emit-llvm"),
     ("-save-temps", "-save-temps"), ("--coverage", "--coverage"),
     ("-fprofile-", "profile flags"), ("-fno-profile-", None), ("-fcs-profile", "profile flags"),
     ("-fcoverage-", "coverage flags"), ("-ftest-coverage", "coverage flags"),
@@ -70,6 +71,8 @@ PLAIN_CLANG_FLAGS = (
     ("-mcpu=help", "-mcpu=help"), ("-mtune=help", "-mtune=help"),
     ("-emit-interface-stubs", "-emit-interface-stubs"),
 )
+
+NO_SOURCE = "no source to compile"
 
 # Response files are expanded for the split steps' command lines; past this many bytes
 # those could exceed the kernel's limit on arguments (ARG_MAX, environment included),
@@ -127,6 +130,7 @@ class UnitPlan:
     emit_assembly: bool
     whole_args: tuple[str, ...] = ()  # clang arguments before "-o OUT SOURCE": clang alone
                                       # (none for a unit that is bitcode only)
+    lto: str | None = None           # "full"/"thin": the object is LTO bitcode (mlcc/lto.py)
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,7 @@ class OptimizePlan:
     command: Command
     units: tuple[UnitPlan, ...]
     link_args: tuple[str | int, ...] | None  # ints stand for the units' objects
+    lto: str | None = None                   # "full"/"thin": the link is an LTO link
 
 
 def _plain_clang_reason(cmd: Command) -> str | None:
@@ -148,6 +153,8 @@ def _plain_clang_reason(cmd: Command) -> str | None:
         return cmd.unsupported[0]
     if cmd.verbose:
         return "-v"
+    if lto.kind(cmd) and cmd.mode is Mode.ASSEMBLY:
+        return "-flto with -S"
     if cmd.response_files and sum(len(t) + 1 for a in cmd.args for t in a.tokens) > EXPANDED_LIMIT:
         return "response files too long to expand"
     for arg in cmd.args:
@@ -160,7 +167,7 @@ def _plain_clang_reason(cmd: Command) -> str | None:
                 return reason
     sources = cmd.sources
     if not sources:
-        return "no source to compile"
+        return NO_SOURCE
     for arg in cmd.inputs:
         if arg.language in (None, "none") and not os.path.exists(arg.value):
             return "linker input not found"  # clang says so before it compiles anything
@@ -221,9 +228,12 @@ def _tokens(args) -> list[str]:
     return [tok for a in args for tok in a.tokens]
 
 
-def make_plan(cmd: Command) -> PlainClang | OptimizePlan:
+def make_plan(cmd: Command) -> PlainClang | OptimizePlan | lto.LtoLink:
     """The plan for one command line."""
     reason = _plain_clang_reason(cmd)
+    lto_kind = lto.kind(cmd)
+    if reason == NO_SOURCE and cmd.mode is Mode.LINK and lto_kind:
+        return lto.LtoLink(cmd, lto_kind)
     if reason:
         return PlainClang(reason)
     linking = cmd.mode is Mode.LINK
@@ -255,6 +265,7 @@ def make_plan(cmd: Command) -> PlainClang | OptimizePlan:
             whole_args=compile_flags + ("-S" if cmd.mode is Mode.ASSEMBLY else "-c",) + lang_flag,
             output=output,
             emit_assembly=cmd.mode is Mode.ASSEMBLY,
+            lto=lto_kind,
         ))
     link_args = None
     if linking:
@@ -270,4 +281,4 @@ def make_plan(cmd: Command) -> PlainClang | OptimizePlan:
                 link.extend(a.tokens)
         link.append(QUIET_UNUSED)
         link_args = tuple(link)
-    return OptimizePlan(command=cmd, units=tuple(units), link_args=link_args)
+    return OptimizePlan(command=cmd, units=tuple(units), link_args=link_args, lto=lto_kind)

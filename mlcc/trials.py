@@ -80,7 +80,8 @@ class UnitBuilder:
         with self.job.timings.stage("codegen"):
             diagnostics = codegen.generate(self.job.tools.clang, unit, optimized, out,
                                            timeout=self.timeout, extra_args=pipe.codegen_args)
-        return Built(pipe, optimized, out, diagnostics, None if assembly else object_size(out))
+        return Built(pipe, optimized, out, diagnostics,
+                     None if assembly or plan.lto else object_size(out))
 
     def best_of(self, pipelines: list[Pipeline]) -> tuple[Built, dict[str, int | None]]:
         """Build every pipeline as an object; the smallest wins (ties: the earlier one).
