@@ -60,8 +60,8 @@ def linker_is_lld(cmd: Command) -> bool:
             continue
         if arg.name.startswith("-fuse-ld="):
             linker = arg.name.split("=", 1)[1] or arg.value
-        elif arg.name.startswith("--ld-path="):
-            linker = arg.name.split("=", 1)[1] or arg.value
+        elif arg.name.startswith("--ld-path"):
+            linker = arg.value or arg.name.partition("=")[2]
     return os.path.basename(linker).startswith(("lld", "ld.lld"))
 
 

@@ -144,10 +144,17 @@ CASES = [
     Case("unused-L-warning", "-Oz -c src/util.c -L/tmp -lm"),
     Case("empty-file", "-Oz -c src/empty.c"),
     Case("no-input", "-Oz"),
+    # link-time optimization (mlcc/lto.py): LTO objects, and lld links that carry mlcc's options
+    Case("flto", "-Oz -flto -c src/util.c"),
+    Case("flto-thin", "-Os -flto=thin -c src/util.c -o util.o"),
+    Case("flto-link", "-Oz -flto -fuse-ld=lld src/main.c src/util.c -o prog", run="./prog"),
+    Case("flto-thin-link-objects", "-Oz -flto=thin -fuse-ld=lld main.o util.o -o prog",
+         setup=("clang-19 -Oz -flto=thin -c src/main.c src/util.c",), run="./prog"),
+    Case("flto-link-objects-bfd", "-Oz -flto main.o util.o -o prog",
+         setup=("clang-19 -Oz -flto -c src/main.c src/util.c",), run="./prog"),
     # plain clang on purpose
     Case("O2", "-O2 -c src/util.c"),
     Case("O0", "-c src/util.c"),
-    Case("flto", "-Oz -flto -c src/util.c"),
     Case("emit-llvm", "-Oz -emit-llvm -c src/util.c"),
     Case("emit-llvm-S", "-Oz -S -emit-llvm src/util.c -o util.ll"),
     Case("assembly", "-Oz -c src/asm.s"),
@@ -232,12 +239,22 @@ _ASM_COMMENT = re.compile(rb"[ \t]*#.*$", re.M)
 
 
 def _comparable(name: str, data: bytes) -> bytes:
-    """Assembly without comments; everything else as is.
+    """Assembly without comments; bitcode (-flto objects) as its text without value
+    names; everything else as is.
 
     Code generation from bitcode keeps the names that its own passes give to
-    basic blocks, which appear only in assembly comments (`# %.preheader`).
+    basic blocks, which appear only in assembly comments (`# %.preheader`). An LTO
+    object written from bitcode keeps the names its passes give to values, and
+    lists one more metadata kind: neither changes what the link makes of it (the
+    linked programs are compared byte for byte).
     """
-    return _ASM_COMMENT.sub(b"", data) if name.endswith(".s") else data
+    if name.endswith(".s"):
+        return _ASM_COMMENT.sub(b"", data)
+    if data.startswith(b"BC\xc0\xde"):
+        text = subprocess.run(["opt-19", "--discard-value-names", "-S", "-", "-o", "-"], input=data,
+                              capture_output=True, check=True).stdout
+        return text.split(b"\n", 1)[1]  # the module's name is the file's
+    return data
 
 
 def _assert_stdout(case: Case, theirs: bytes, ours: bytes) -> None:
@@ -279,4 +296,5 @@ def test_same_behaviour_with_model_choice(case: Case, tmp_path: Path):
     assert _normalized(ours["stderr"]) == _normalized(theirs["stderr"])
     assert sorted(ours["files"]) == sorted(theirs["files"])
     assert ours["run"] == theirs["run"]
-    assert '"path": "optimize"' in log.read_text()  # -Os and -Oz both have a bundled model
+    # -Os and -Oz both have a bundled model; an LTO link of objects alone carries its default
+    assert re.search(r'"path": "(optimize|lto-link)"', log.read_text())

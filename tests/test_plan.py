@@ -70,8 +70,10 @@ PLAIN_CASES = [
     ("O3", "mlcc -O3 foo.c -o prog", "-O3"),
     ("Ofast", "mlcc -Ofast -c foo.c", "-Ofast"),
     ("Oz-then-O2", "mlcc -Oz -c foo.c -O2", "-O2"),
-    ("flto", "mlcc -Oz -flto -c foo.c", "-flto"),
-    ("flto-thin", "mlcc -Oz -flto=thin -c foo.c", "-flto"),
+    ("flto-S", "mlcc -Oz -flto -S foo.c", "-flto with -S"),
+    ("flto-thin-S", "mlcc -Oz -flto=thin -S foo.c", "-flto with -S"),
+    ("fat-lto", "mlcc -Oz -flto -ffat-lto-objects -c foo.c", "-ffat-lto-objects"),
+    ("flto-O2", "mlcc -O2 -flto -c foo.c", "-O2"),
     ("emit-llvm", "mlcc -Oz -emit-llvm -c foo.c", "-emit-llvm"),
     ("save-temps", "mlcc -Oz -save-temps -c foo.c", "-save-temps"),
     ("save-temps-obj", "mlcc -Oz -save-temps=obj -c foo.c", "-save-temps"),
@@ -307,3 +309,51 @@ def test_response_files_too_long_to_expand_go_to_clang(tmp_path):
     assert isinstance(plan_for("mlcc -c foo.c @small.rsp"), OptimizePlan)
     (tmp_path / "big.rsp").write_text(" ".join(f"-DMACRO_{i:07d}=1" for i in range(40_000)) + " -Oz")
     assert plan_for("mlcc -c foo.c @big.rsp") == PlainClang("response files too long to expand")
+
+
+# --- Link-time optimization (mlcc/lto.py) -----------------------------------
+
+@pytest.mark.parametrize("line, kind", [
+    ("mlcc -Oz -flto -c foo.c", "full"),
+    ("mlcc -Oz -flto=full -c foo.c", "full"),
+    ("mlcc -Os -flto=thin -c foo.c", "thin"),
+    ("mlcc -Oz -flto=thin -flto -c foo.c", "full"),   # the last one counts, as in clang
+    ("mlcc -Oz -flto -fno-lto -c foo.c", None),
+    ("mlcc -Oz -c foo.c", None),
+])
+def test_lto_units_say_which_lto(line, kind):
+    plan = optimize_plan(line)
+    assert [u.lto for u in plan.units] == [kind] and plan.lto == kind
+
+
+def test_lto_link_of_objects_alone_is_an_lto_link(tmp_path):
+    from mlcc.lto import LtoLink
+    for name in ("a.o", "b.o"):
+        (tmp_path / name).write_bytes(b"")
+    plan = plan_for("mlcc -Oz -flto=thin -fuse-ld=lld a.o b.o -o prog")
+    assert isinstance(plan, LtoLink) and plan.kind == "thin"
+    assert plan_for("mlcc -Oz a.o b.o -o prog") == PlainClang("no source to compile")
+    assert plan_for("mlcc -O2 -flto a.o b.o -o prog") == PlainClang("-O2")
+
+
+@pytest.mark.parametrize("line, lld", [
+    ("mlcc -Oz -flto -fuse-ld=lld a.c", True),
+    ("mlcc -Oz -flto -fuse-ld=/usr/bin/ld.lld-19 a.c", True),
+    ("mlcc -Oz -flto --ld-path=/usr/lib/llvm-19/bin/ld.lld a.c", True),
+    ("mlcc -Oz -flto -fuse-ld=lld -fuse-ld=bfd a.c", False),
+    ("mlcc -Oz -flto a.c", False),
+])
+def test_which_links_are_lld(line, lld):
+    from mlcc.lto import linker_is_lld
+    assert linker_is_lld(parse(shlex.split(line)[1:], "c")) is lld
+
+
+def test_a_thinlto_cache_gets_a_directory_per_mlcc_options():
+    from mlcc.lto import with_private_cache
+    argv = ["-Wl,--thinlto-cache-dir=cache,-O2", 0, "-Xlinker", "--thinlto-cache-dir=c2", "-o", "p"]
+    one = with_private_cache(argv, ["-Xlinker", "--lto-newpm-passes=a"])
+    other = with_private_cache(argv, ["-Xlinker", "--lto-newpm-passes=b"])
+    sub = one[0].split(",")[1].split("/")[-1]
+    assert sub.startswith("mlcc-") and one[0] == f"-Wl,--thinlto-cache-dir=cache/{sub},-O2"
+    assert one[3] == f"--thinlto-cache-dir=c2/{sub}" and one[1] == 0 and one[4:] == ["-o", "p"]
+    assert other[0] != one[0]
