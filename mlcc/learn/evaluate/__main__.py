@@ -1,6 +1,7 @@
 """`python -m mlcc.learn.evaluate STEP`: what mlcc's builds cost at run time.
 
     python -m mlcc.learn.evaluate run-time [--bench-dir DIR]    # after `mlcc-tool bench`
+    python -m mlcc.learn.evaluate lto                           # LTO builds, clang-19 vs mlcc
 
 The benchmark itself is `mlcc-tool bench` (docs/BENCHMARKS.md).
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from mlcc.learn.evaluate import run_time
+from mlcc.learn.evaluate import bench_lto, run_time
 
 
 @click.group()
@@ -18,6 +19,7 @@ def main() -> None:
 
 
 main.add_command(run_time.main, "run-time")
+main.add_command(bench_lto.main, "lto")
 
 if __name__ == "__main__":
     main()

@@ -323,9 +323,13 @@ def _bzip2_test(b: Build) -> None:
 
 
 def _lua_build(b: Build) -> None:
-    """Lua: ``make linux`` (no readline) with its CFLAGS, -O2 replaced by the optimization flag."""
+    """Lua: ``make linux`` (no readline) with its CFLAGS, -O2 replaced by the optimization flag,
+    which its link gets too."""
     b.make("linux", f"CC={b.cc} -std=gnu99",
-           f"CFLAGS={b.opt} -Wall -Wextra -DLUA_COMPAT_5_3 $(SYSCFLAGS) $(MYCFLAGS)")
+           f"CFLAGS={b.opt} -Wall -Wextra -DLUA_COMPAT_5_3 $(SYSCFLAGS) $(MYCFLAGS)",
+           # its link line has no CFLAGS: the flags reach the link too (-flto needs them
+           # there), and llvm-ar indexes an archive of LLVM bitcode, which GNU ar cannot
+           f"MYLDFLAGS={b.opt}", "AR=llvm-ar-19 rcu", "RANLIB=llvm-ranlib-19")
 
 
 def _lua_test(b: Build) -> None:

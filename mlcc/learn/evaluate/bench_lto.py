@@ -1,0 +1,152 @@
+"""LTO builds of bench projects, clang-19 against mlcc: linked sizes and build cost.
+
+    python -m mlcc.learn.evaluate lto [--project lua ...] [--kind full --kind thin]
+
+Each project of mlcc/learn/data/bench-projects.toml named here is built with its own
+build system at -Oz with `-flto=KIND -fuse-ld=lld` (on compile and link lines: the
+level and flags go wherever the project takes its optimization flag, and into
+LDFLAGS), once with clang-19 and once with mlcc single-shot, side by side. The
+linked programs and libraries (the project's `artifacts`) are measured as the x86-64
+bench measures them (.text+.data+.rodata), the project's own test runs on both
+builds, and the build's CPU seconds are recorded. Results go to
+docs/bench-lto-results.json (rewritten after each build: a stopped run resumes
+where it stopped) and the table in docs/BENCHMARKS.md is written from them.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import click
+
+from mlcc.learn.evaluate import bench_builds, projects as pj
+from mlcc.learn.evaluate.bench_measure import children_cpu, linked_size
+from mlcc.learn.paths import REPO
+
+RESULTS = REPO / "docs" / "bench-lto-results.json"
+LEVEL = "-Oz"
+# lua's own Makefile leaves CFLAGS off its link line and archives with GNU ar, which
+# cannot index LLVM bitcode: its recipe links with its optimization flags (MYLDFLAGS)
+# and archives with llvm-ar (mlcc/learn/evaluate/projects.py)
+DEFAULT_PROJECTS = ("lua", "zlib", "cjson", "tinyxml2")
+KINDS = ("full", "thin")
+
+
+def lto_flags(kind: str) -> list[str]:
+    """What the build adds beside -Oz on every compile and link line."""
+    return [f"-flto={kind}", "-fuse-ld=lld", "-Wno-unused-command-line-argument"]
+
+
+def build(project: bench_builds.Project, compiler: str, kind: str, workdir: Path, jobs: int) -> dict:
+    """One LTO build of `project` with `compiler` ("clang" or "mlcc"); its record."""
+    run: dict = {"project": project.name, "compiler": compiler, "kind": kind, "ok": False, "error": None}
+    config = bench_builds.Config(compiler, LEVEL, "single" if compiler == "mlcc" else "-")
+    try:
+        cc, cxx = bench_builds.compilers(config)
+        tarball = pj.fetch_source(project.package)
+    except (pj.FetchError, Exception) as exc:  # noqa: BLE001 - the record says why
+        run["error"] = str(exc)
+        return run
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    pj.extract_source(tarball, workdir / "src")
+    flags = lto_flags(kind)
+    env = pj.build_env(cc, cxx)
+    env["LDFLAGS"] = " ".join([LEVEL, *flags])
+    if compiler == "mlcc":
+        env = bench_builds.mlcc_environment(env, "single", workdir / "mlcc.log", workdir / "decisions")
+    opt = " ".join([LEVEL, *flags])
+    b = pj.Build(workdir=workdir, cc=cc, cxx=cxx, opt=opt, jobs=jobs, log=workdir / "build.log", env=env)
+    values = {"opt": opt, "jobs": str(jobs), "src": str(b.src), "build": str(b.builddir), "cc": cc, "cxx": cxx}
+    start, start_cpu = time.monotonic(), children_cpu()
+    try:
+        if project.recipe:
+            pj.RECIPES[project.recipe].build(b)
+        else:
+            for step in project.steps:
+                b.run(*(arg.format(**values) for arg in step))
+        run["wall"] = round(time.monotonic() - start, 2)
+        run["cpu"] = round(children_cpu() - start_cpu, 2)
+        artifacts = {}
+        for pattern in project.artifacts or (pj.RECIPES[project.recipe].artifact,):
+            matches = sorted(p for p in workdir.glob(pattern) if p.is_file() and not p.is_symlink())
+            if not matches:
+                raise pj.CommandError(f"no file matches {pattern} in {workdir}")
+            for path in matches:
+                artifacts[str(path.relative_to(workdir))] = linked_size(path)
+        run["artifacts"] = artifacts
+        if project.recipe:
+            pj.RECIPES[project.recipe].test(b)
+            run["tested"] = True
+        if compiler == "mlcc":
+            log = (workdir / "mlcc.log").read_text(errors="replace").splitlines()
+            entries = [json.loads(line) for line in log if line.strip()]
+            run["lto_links"] = sum(e.get("path") == "lto-link" for e in entries)
+            run["lto_units"] = sum(e.get("path") == "optimize" for e in entries)
+        run["ok"] = True
+    except pj.CommandError as exc:
+        run["error"] = str(exc)[-2000:]
+    return run
+
+
+def load() -> list[dict]:
+    try:
+        return json.loads(RESULTS.read_text())["runs"]
+    except (OSError, ValueError, KeyError):
+        return []
+
+
+def save(runs: list[dict]) -> None:
+    RESULTS.write_text(json.dumps({"level": LEVEL, "runs": runs}, indent=1) + "\n")
+
+
+def table(runs: list[dict]) -> list[str]:
+    """Markdown rows: per project and kind, total linked bytes of both and the gain."""
+    rows = ["| project | LTO | clang-19 bytes | mlcc bytes | gain | build CPU mlcc/clang | tests |",
+            "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+    by = {(r["project"], r["kind"], r["compiler"]): r for r in runs if r["ok"]}
+    totals = {k: [0, 0] for k in KINDS}
+    for project in dict.fromkeys(r["project"] for r in runs):
+        for kind in KINDS:
+            clang, mlcc = by.get((project, kind, "clang")), by.get((project, kind, "mlcc"))
+            if not clang or not mlcc:
+                continue
+            c, m = sum(clang["artifacts"].values()), sum(mlcc["artifacts"].values())
+            totals[kind][0] += c
+            totals[kind][1] += m
+            tested = "passed" if mlcc.get("tested") else "-"
+            rows.append(f"| {project} | {kind} | {c:,} | {m:,} | {100 * (1 - m / c):+.2f} % | "
+                        f"{mlcc['cpu'] / clang['cpu']:.2f}x | {tested} |")
+    for kind, (c, m) in totals.items():
+        if c:
+            rows.append(f"| **total** | {kind} | {c:,} | {m:,} | {100 * (1 - m / c):+.2f} % | | |")
+    return rows
+
+
+@click.command()
+@click.option("--project", "names", multiple=True, help="bench projects to build (default: "
+              + ", ".join(DEFAULT_PROJECTS) + ")")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(KINDS), help="LTO kinds (default: both)")
+@click.option("--workdir", type=click.Path(path_type=Path), default=REPO / "build" / "bench-lto")
+@click.option("--jobs", default=2, show_default=True)
+@click.option("--again", is_flag=True, help="rebuild what the results file already has")
+def main(names, kinds, workdir: Path, jobs: int, again: bool) -> None:
+    """Build bench projects with -Oz -flto / -flto=thin through clang-19 and mlcc; compare."""
+    chosen = names or DEFAULT_PROJECTS
+    found = {p.name: p for p in bench_builds.load_projects()}
+    runs = [] if again else load()
+    done = {(r["project"], r["kind"], r["compiler"]) for r in runs if r["ok"]}
+    for name in chosen:
+        for kind in kinds or KINDS:
+            for compiler in ("clang", "mlcc"):
+                if (name, kind, compiler) in done:
+                    continue
+                record = build(found[name], compiler, kind, workdir / f"{name}-{kind}-{compiler}", jobs)
+                runs = [r for r in runs if (r["project"], r["kind"], r["compiler"]) != (name, kind, compiler)]
+                runs.append(record)
+                save(runs)
+                click.echo(f"{name} {kind} {compiler}: " + ("ok" if record["ok"] else f"failed: {record['error'][-300:]}"))
+    click.echo("\n".join(table(runs)))
