@@ -254,26 +254,11 @@ def build(project: Project, config: Config, workdir: Path, jobs: int,
               "cc": cc, "cxx": cxx}
     start, start_cpu = time.monotonic(), children_cpu()
     try:
-        if project.recipe:
-            pj.RECIPES[project.recipe].build(b)
-        else:
-            for step in project.steps:
-                b.run(*(arg.format(**values) for arg in step))
+        run_build(project, b, values)
         run["wall"] = round(time.monotonic() - start, 2)
         run["cpu"] = round(children_cpu() - start_cpu + _stop_model_servers(run, runtime), 2)
         run["compile_lines"] = pj.check_opt_flag(log, [cc, cxx], config.level)
-        patterns = project.artifacts or (pj.RECIPES[project.recipe].artifact,)
-        artifacts = {}
-        for pattern in patterns:
-            matches = sorted(p for p in workdir.glob(pattern) if p.is_file() and not p.is_symlink())
-            if not matches:
-                raise pj.CommandError(f"no file matches {pattern} in {workdir}")
-            for path in matches:
-                try:
-                    artifacts[str(path.relative_to(workdir))] = linked_size(path)
-                except ValueError:
-                    raise pj.CommandError(f"{path} is not an ELF file") from None
-        run["artifacts"] = artifacts
+        run["artifacts"] = artifact_sizes(project, workdir)
         run["objects"] = find_objects(workdir)
         if not run["objects"]:
             raise pj.CommandError(f"the build left no object file in {workdir}")
@@ -299,6 +284,31 @@ def build(project: Project, config: Config, workdir: Path, jobs: int,
         run.setdefault("cpu", round(children_cpu() - start_cpu, 2))
     run["loadavg_after"] = loadavg()
     return run
+
+
+def run_build(project: Project, b: pj.Build, values: dict[str, str]) -> None:
+    """The project's build: its recipe, or its `steps` with `values` filled in."""
+    if project.recipe:
+        pj.RECIPES[project.recipe].build(b)
+    else:
+        for step in project.steps:
+            b.run(*(arg.format(**values) for arg in step))
+
+
+def artifact_sizes(project: Project, workdir: Path) -> dict[str, int]:
+    """{path under workdir: linked size} of the project's built programs and libraries;
+    raises CommandError when one is missing or not an ELF file."""
+    artifacts = {}
+    for pattern in project.artifacts or (pj.RECIPES[project.recipe].artifact,):
+        matches = sorted(p for p in workdir.glob(pattern) if p.is_file() and not p.is_symlink())
+        if not matches:
+            raise pj.CommandError(f"no file matches {pattern} in {workdir}")
+        for path in matches:
+            try:
+                artifacts[str(path.relative_to(workdir))] = linked_size(path)
+            except ValueError:
+                raise pj.CommandError(f"{path} is not an ELF file") from None
+    return artifacts
 
 
 def _stop_model_servers(run: dict, runtime: Path) -> float:

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import click
 
+from mlcc.errors import MlccError
 from mlcc.learn.evaluate import bench_builds, projects as pj
-from mlcc.learn.evaluate.bench_measure import children_cpu, linked_size
+from mlcc.learn.evaluate.bench_measure import children_cpu
 from mlcc.learn.paths import REPO
 
 RESULTS = REPO / "docs" / "bench-lto-results.json"
@@ -47,7 +48,7 @@ def build(project: bench_builds.Project, compiler: str, kind: str, workdir: Path
     try:
         cc, cxx = bench_builds.compilers(config)
         tarball = pj.fetch_source(project.package)
-    except (pj.FetchError, Exception) as exc:  # noqa: BLE001 - the record says why
+    except (MlccError, pj.FetchError) as exc:
         run["error"] = str(exc)
         return run
     shutil.rmtree(workdir, ignore_errors=True)
@@ -55,7 +56,9 @@ def build(project: bench_builds.Project, compiler: str, kind: str, workdir: Path
     pj.extract_source(tarball, workdir / "src")
     flags = lto_flags(kind)
     env = pj.build_env(cc, cxx)
-    env["LDFLAGS"] = " ".join([LEVEL, *flags])
+    # lld, unlike GNU ld, refuses a version script naming a symbol the link does not
+    # define (zlib's names gz_intmax): for clang and mlcc alike
+    env["LDFLAGS"] = " ".join([LEVEL, *flags, "-Wl,--undefined-version"])
     if compiler == "mlcc":
         env = bench_builds.mlcc_environment(env, "single", workdir / "mlcc.log", workdir / "decisions")
     opt = " ".join([LEVEL, *flags])
@@ -63,21 +66,10 @@ def build(project: bench_builds.Project, compiler: str, kind: str, workdir: Path
     values = {"opt": opt, "jobs": str(jobs), "src": str(b.src), "build": str(b.builddir), "cc": cc, "cxx": cxx}
     start, start_cpu = time.monotonic(), children_cpu()
     try:
-        if project.recipe:
-            pj.RECIPES[project.recipe].build(b)
-        else:
-            for step in project.steps:
-                b.run(*(arg.format(**values) for arg in step))
+        bench_builds.run_build(project, b, values)
         run["wall"] = round(time.monotonic() - start, 2)
         run["cpu"] = round(children_cpu() - start_cpu, 2)
-        artifacts = {}
-        for pattern in project.artifacts or (pj.RECIPES[project.recipe].artifact,):
-            matches = sorted(p for p in workdir.glob(pattern) if p.is_file() and not p.is_symlink())
-            if not matches:
-                raise pj.CommandError(f"no file matches {pattern} in {workdir}")
-            for path in matches:
-                artifacts[str(path.relative_to(workdir))] = linked_size(path)
-        run["artifacts"] = artifacts
+        run["artifacts"] = bench_builds.artifact_sizes(project, workdir)
         if project.recipe:
             pj.RECIPES[project.recipe].test(b)
             run["tested"] = True
@@ -90,6 +82,21 @@ def build(project: bench_builds.Project, compiler: str, kind: str, workdir: Path
     except pj.CommandError as exc:
         run["error"] = str(exc)[-2000:]
     return run
+
+
+BENCHMARKS = REPO / "docs" / "BENCHMARKS.md"
+START = "<!-- lto-table: written by `python -m mlcc.learn.evaluate lto`; rerun it, do not edit -->"
+END = "<!-- /lto-table -->"
+
+
+def write_table(rows: list[str], path: Path = BENCHMARKS) -> None:
+    """Put `rows` between the LTO table's markers in docs/BENCHMARKS.md."""
+    text = path.read_text()
+    before, _, rest = text.partition(START)
+    _, found, after = rest.partition(END)
+    if not found:
+        raise click.ClickException(f"{path} has no {START} ... {END} section")
+    path.write_text(before + START + "\n" + "\n".join(rows) + "\n" + END + after)
 
 
 def load() -> list[dict]:
@@ -149,4 +156,6 @@ def main(names, kinds, workdir: Path, jobs: int, again: bool) -> None:
                 runs.append(record)
                 save(runs)
                 click.echo(f"{name} {kind} {compiler}: " + ("ok" if record["ok"] else f"failed: {record['error'][-300:]}"))
-    click.echo("\n".join(table(runs)))
+    rows = table(runs)
+    click.echo("\n".join(rows))
+    write_table(rows)
