@@ -28,6 +28,7 @@ from mlcc.learn.evaluate.bench_measure import children_cpu
 from mlcc.learn.paths import REPO
 
 RESULTS = REPO / "docs" / "bench-lto-results.json"
+TOOLCHAIN_FILE = REPO / "mlcc" / "data" / "mlcc-toolchain.cmake"
 LEVEL = "-Oz"
 # lua's own Makefile leaves CFLAGS off its link line and archives with GNU ar, which
 # cannot index LLVM bitcode: its recipe links with its optimization flags (MYLDFLAGS)
@@ -61,6 +62,9 @@ def build(project: bench_builds.Project, compiler: str, kind: str, workdir: Path
     env["LDFLAGS"] = " ".join([LEVEL, *flags, "-Wl,--undefined-version"])
     if compiler == "mlcc":
         env = bench_builds.mlcc_environment(env, "single", workdir / "mlcc.log", workdir / "decisions")
+        # as a CMake user is told to (docs/USAGE.md): mlcc's toolchain file, whose llvm-ar
+        # of LLVM 19 can archive LTO objects (CMake reads the variable from the environment)
+        env["CMAKE_TOOLCHAIN_FILE"] = str(TOOLCHAIN_FILE)
     opt = " ".join([LEVEL, *flags])
     b = pj.Build(workdir=workdir, cc=cc, cxx=cxx, opt=opt, jobs=jobs, log=workdir / "build.log", env=env)
     values = {"opt": opt, "jobs": str(jobs), "src": str(b.src), "build": str(b.builddir), "cc": cc, "cxx": cxx}
