@@ -122,7 +122,8 @@ def link_options(cmd: Command, lto_kind: str, settings, tools, cache=None) -> tu
     from mlcc.pipeline import CLANG
 
     chosen = link_pipeline(cmd.opt_level, settings, link_triple(cmd, tools.clang))
-    if chosen == CLANG:
+    if chosen == CLANG or not knobs.names_clang(chosen):
+        # a pipeline not built on clang's own (a forced free one) has no post-link form
         return [], CLANG
     text = knobs.expand(chosen, post_link_text(tools.opt, lto_kind, cmd.opt_level, cache))
     extra = [_XLINKER, f"--lto-newpm-passes={text}"]
