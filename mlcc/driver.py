@@ -305,8 +305,10 @@ def execute(plan: OptimizePlan, settings: Settings) -> int:
             link_args = list(plan.link_args)
             if plan.lto:
                 from mlcc import lto
-                link_args, _ = lto.link_argv(link_args, cmd, plan.lto, settings, tools,
-                                             decide.open_cache(settings))
+                links = lto.link_argvs(link_args, cmd, plan.lto, settings, tools,
+                                       decide.open_cache(settings))
+                _, link_args = lto.smallest_link(
+                    links, lambda args: link(tools.clang, args, built, quiet=True))
             link(tools.clang, link_args, built)
         return 0
     except ToolFailed as exc:

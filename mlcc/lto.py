@@ -98,39 +98,44 @@ def post_link_text(opt: str, lto_kind: str, opt_level: str, cache=None) -> str:
     return text
 
 
-def link_pipeline(opt_level: str, settings, triple: str) -> str:
-    """What the link runs for the target of `triple`: the pipeline single-shot would give a
-    unit of it without features (its model's candidate 0, else its default), slow passes
-    left out; clang's own pipeline for a target mlcc has nothing for."""
-    from mlcc import model, passes
+def link_pipelines(opt_level: str, settings, triple: str) -> list[str]:
+    """What the link may carry for the target of `triple`, slow passes left out: the
+    pipeline single-shot gives a unit of it without reading it (its model's candidate 0,
+    else its default); with -fmlcc-trials=K, clang's own, that one and the K-th trial set.
+    Only pipelines built on clang's own have a post-link form: [clang] otherwise, and
+    for a target mlcc has nothing for."""
+    from mlcc import knobs, model, passes
     from mlcc.pipeline import CLANG
 
     if settings.pipeline:
-        chosen = settings.pipeline
+        chosen = [settings.pipeline]
     else:
         target = model.target_of(triple)
         if target is None or settings.model == "none":
-            return CLANG
-        chosen = model.default_pipeline(opt_level, settings, target.name)
-    return passes.bounded(chosen, float("inf"))
+            return [CLANG]
+        default, sets = model.defaults(opt_level, settings, target.name)
+        k = settings.trials
+        # the default too: the K-th set, chosen for units, need not hold it, and trials
+        # must never link larger than single-shot
+        chosen = [CLANG, default, *(sets[min(k, len(sets)) - 1] if sets else ())] if k > 0 else [default]
+    kept = [passes.bounded(p, float("inf")) for p in chosen]
+    kept = [p for p in dict.fromkeys(kept) if p == CLANG or knobs.names_clang(p)]
+    return kept or [CLANG]
 
 
-def link_options(cmd: Command, lto_kind: str, settings, tools, cache=None) -> tuple[list[str], str]:
-    """The arguments mlcc adds to an LTO link, and the pipeline they carry (clang's own:
-    none added)."""
+def link_options(pipeline_text: str, cmd: Command, lto_kind: str, tools, cache=None) -> list[str]:
+    """The arguments that carry `pipeline_text` into an LTO link (none for clang's own)."""
     from mlcc import knobs
     from mlcc.pipeline import CLANG
 
-    chosen = link_pipeline(cmd.opt_level, settings, link_triple(cmd, tools.clang))
-    if chosen == CLANG or not knobs.names_clang(chosen):
-        # a pipeline not built on clang's own (a forced free one) has no post-link form
-        return [], CLANG
-    text = knobs.expand(chosen, post_link_text(tools.opt, lto_kind, cmd.opt_level, cache))
+    if pipeline_text == CLANG:
+        return []
+    text = knobs.expand(pipeline_text, post_link_text(tools.opt, lto_kind, cmd.opt_level, cache))
     extra = [_XLINKER, f"--lto-newpm-passes={text}"]
-    for option in knobs.codegen_args(chosen, [t for a in cmd.args for t in a.tokens]):
+    for option in knobs.codegen_args(pipeline_text, [t for a in cmd.args for t in a.tokens]):
         if option != "-mllvm":
             extra += [_XLINKER, "-mllvm", _XLINKER, option]
-    return extra, chosen
+    return extra
 
 
 def link_triple(cmd: Command, clang: str) -> str:
@@ -161,38 +166,70 @@ def with_private_cache(argv: list[str], extra: list[str]) -> list[str]:
     return out
 
 
-def link_argv(argv: list[str], cmd: Command, lto_kind: str, settings, tools,
-              cache=None) -> tuple[list[str], str]:
-    """The user's link arguments with mlcc's LTO options added (lld at -Os/-Oz; else
-    unchanged), and the pipeline they carry."""
+def link_argvs(argv: list, cmd: Command, lto_kind: str, settings, tools,
+               cache=None) -> list[tuple[str, list]]:
+    """(pipeline, link arguments) for each link mlcc would make of the user's `argv`:
+    one, or with -fmlcc-trials=K clang's own and K more (lld at -Os/-Oz only; else the
+    user's link alone). A link whose options cannot be made is clang's own, with a warning."""
+    from mlcc.errors import MlccError
     from mlcc.pipeline import CLANG
 
-    from mlcc.errors import MlccError
-
     if not linker_is_lld(cmd):
-        return list(argv), CLANG
+        return [(CLANG, list(argv))]
     try:
-        extra, chosen = link_options(cmd, lto_kind, settings, tools, cache)
+        chosen = link_pipelines(cmd.opt_level, settings, link_triple(cmd, tools.clang))
+        options = [(p, link_options(p, cmd, lto_kind, tools, cache)) for p in chosen]
     except MlccError as exc:  # ToolFailed among them: the link goes on as clang's own
         from mlcc.notices import warn_once
         warn_once(f"{exc}; linking with clang's own link-time pipeline")
-        return list(argv), CLANG
-    if not extra:
-        return list(argv), chosen
-    return [*with_private_cache(list(argv), extra), *extra], chosen
+        return [(CLANG, list(argv))]
+    return [(p, [*with_private_cache(list(argv), extra), *extra] if extra else list(argv))
+            for p, extra in options]
+
+
+def smallest_link(links: list[tuple[str, list]], run_link) -> tuple[str, list]:
+    """The link among `links` whose output is smallest (.text+.data+.rodata; ties: the
+    earlier, clang's own first). `run_link(args)` links with `args`, raising ToolFailed;
+    each trial writes to a private file (a later -o wins in clang), and the winner is
+    linked again to the user's output, so that its side files (maps) are the winner's."""
+    import shutil
+    import tempfile
+
+    from mlcc.errors import ToolFailed
+    from mlcc.objective import object_size
+
+    if len(links) == 1:
+        return links[0]
+    tmp = tempfile.mkdtemp(prefix="mlcc-link-")
+    try:
+        sizes = []
+        for i, (pipeline_text, args) in enumerate(links):
+            out = os.path.join(tmp, f"trial-{i}")
+            try:
+                run_link([*args, "-o", out])
+                sizes.append((object_size(out), i))
+            except (ToolFailed, OSError, ValueError):
+                continue
+        return links[min(sizes)[1]] if sizes else links[0]
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run_link(plan: LtoLink, clang_argv, settings) -> None:
-    """Replace this process by clang's LTO link with mlcc's options; log what it carries."""
+    """Replace this process by clang's LTO link with mlcc's options (the smallest of the
+    trial links with -fmlcc-trials); log what it carries."""
     from mlcc import decide
-    from mlcc.process import exec_tool
+    from mlcc.process import exec_tool, run_tool
     from mlcc.toolchain import for_driver
 
     tools = for_driver(plan.command.driver)
-    argv, chosen = link_argv(list(clang_argv), plan.command, plan.kind, settings, tools,
-                             decide.open_cache(settings))
+    links = link_argvs(list(clang_argv), plan.command, plan.kind, settings, tools,
+                       decide.open_cache(settings))
+    chosen, argv = smallest_link(links, lambda args: run_tool([tools.clang, *args], capture_stdout=True,
+                                                              capture_stderr=True))
     if settings.log:
         from mlcc import record
         record.append_log(settings.log, {"path": "lto-link", "lto": plan.kind, "pipeline": chosen,
+                                         "trials": [p for p, _ in links] if len(links) > 1 else [],
                                          "cwd": os.getcwd(), "argv": list(clang_argv)})
     exec_tool([tools.clang, *argv])

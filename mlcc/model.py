@@ -213,23 +213,27 @@ def rank(bitcode: str, opt_level: str, path: str, target: str = HOST_TARGET) -> 
                                      for s in model.trial_sets))
 
 
-def default_pipeline(opt_level: str, settings, target: str = HOST_TARGET) -> str:
-    """What single-shot gives a unit of `target` at -O`opt_level` without reading it: the
-    model's candidate 0 (its default: the pipeline best on its training projects), else
-    the target's default; clang's own for a model that cannot be used here."""
+def defaults(opt_level: str, settings, target: str = HOST_TARGET) -> tuple[str, tuple[tuple[str, ...], ...]]:
+    """What single-shot gives a unit of `target` at -O`opt_level` without reading it, and
+    the sets -fmlcc-trials=K builds: the model's candidate 0 (its default: the pipeline
+    best on its training projects) and its trial sets, else the target's default and
+    sets; clang's own and no sets for a model that cannot be used here."""
     from mlcc.errors import MlccError
     from mlcc.targets import named
 
     path = model_path(opt_level, settings, target)
     if path is None:
-        return CLANG if settings.model == "none" else named(target).default(opt_level)
+        if settings.model == "none":
+            return CLANG, ()
+        entry = named(target)
+        return entry.default(opt_level), entry.trial_sets(opt_level)
     try:
         loaded = load(path)
     except MlccError:
-        return CLANG
+        return CLANG, ()
     if loaded.target != target or loaded.opt_level != opt_level or not loaded.candidates:
-        return CLANG
-    return loaded.candidates[0]
+        return CLANG, ()
+    return loaded.candidates[0], tuple(loaded.trial_sets)
 
 
 def identity_for(opt_level: str, settings, triple: str = "") -> str:

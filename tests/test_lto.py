@@ -113,3 +113,29 @@ def test_a_link_whose_options_cannot_be_made_is_clangs_with_one_warning(work: Pa
     assert run(["clang-19", "-Oz", "-flto", "-fuse-ld=lld", "main.o", "util.o", "-o", "cprog"],
                work).returncode == 0
     assert (work / "prog").read_bytes() == (work / "cprog").read_bytes()
+
+
+@pytest.mark.parametrize("separate", [True, False])
+def test_link_trials_keep_the_smallest_link_never_larger_than_clangs(work: Path, separate):
+    from mlcc.objective import object_size
+    if separate:
+        assert run(["clang-19", "-Oz", "-flto", "-c", "main.c", "util.c"], work).returncode == 0
+        inputs = ["main.o", "util.o"]
+    else:
+        inputs = ["main.c", "util.c"]  # compiled by mlcc single-shot, then the trial links
+    log = work / "mlcc.log"
+    proc = run(["mlcc", "-Oz", "-flto", "-fuse-ld=lld", "-fmlcc-trials=2", "-Wl,-Map=prog.map", *inputs,
+                "-o", "prog"], work, MLCC_LOG=str(log))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # the trial links' output is kept; the winner's link speaks once
+    assert run(["clang-19", "-Oz", "-flto", "-fuse-ld=lld", "main.c", "util.c", "-o", "cprog"],
+               work).returncode == 0
+    assert object_size(work / "prog") <= object_size(work / "cprog")
+    assert (work / "prog.map").read_text().count("prog") >= 1  # the winner's map, for the real output
+    if separate:
+        entry, = [e for e in log_entries(log) if e["path"] == "lto-link"]
+        assert entry["trials"][0] == "clang" and len(entry["trials"]) >= 2
+        assert entry["pipeline"] in entry["trials"]
+    ours = subprocess.run(["./prog", "x"], cwd=work, capture_output=True)
+    theirs = subprocess.run(["./cprog", "x"], cwd=work, capture_output=True)
+    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout)
