@@ -113,6 +113,19 @@ def test_csmith_programs_match_clang_O0_on_another_target(tmp_path, target):
     assert difftest.summary_file(tmp_path, target).name == f"summary-{target}.json"
 
 
+def test_csmith_programs_built_with_lto_match_clang_O0(tmp_path):
+    """A few programs compiled with -flto and -flto=thin and linked by lld through mlcc
+    (pre-link decision, link-time options, link trials) print the reference's checksum."""
+    _csmith_or_fail()
+    configs = difftest.configurations("z", trials_levels="z", forced_levels="", trials=2,
+                                      lto=("full", "thin"))
+    assert [c.name for c in configs] == ["Oz-model", "Oz-trials2", "Oz-lto-full", "Oz-lto-full-trials2",
+                                         "Oz-lto-thin", "Oz-lto-thin-trials2"]
+    summary = difftest.campaign(range(1, 4), configs, tmp_path, jobs=2, progress=False)
+    assert summary["mismatches"] == [], [m["dir"] for m in summary["mismatches"]]
+    assert summary["runs_compared"] >= 2 * len(configs)
+
+
 @pytest.mark.parametrize("target", CROSS_TARGETS)
 def test_a_program_for_another_target_runs_under_qemu(tmp_path, target):
     """The target's flags and link make an executable for it (its ELF machine), and

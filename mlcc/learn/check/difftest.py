@@ -137,13 +137,23 @@ def candidate_pipelines(opt_level: str = "z", target: str = targets.HOST) -> tup
     return [CLANG], "clang's own -Oz pipeline (no model, no candidate table)"
 
 
+# how each kind of LTO build compiles and links (mlcc/lto.py: lld carries mlcc's options)
+LTO_FLAGS = {"full": ("-flto", "-fuse-ld=lld"), "thin": ("-flto=thin", "-fuse-ld=lld")}
+
+
 def configurations(levels: str = "zs", *, trials_levels: str = "zs", forced_levels: str = "zs",
-                   trials: int = TRIALS, target: str = targets.HOST) -> list[Config]:
-    """Model choice at each level, trials, then every candidate forced (one config each)."""
+                   trials: int = TRIALS, target: str = targets.HOST, lto=()) -> list[Config]:
+    """Model choice at each level, trials, each LTO kind in `lto` (single-shot, and with
+    trials at the link), then every candidate forced (one config each)."""
     configs = [Config(f"O{level}-model", level, ()) for level in levels]
     if trials:
         configs += [Config(f"O{level}-trials{trials}", level, (f"-fmlcc-trials={trials}",))
                     for level in trials_levels]
+    for kind in lto:
+        configs += [Config(f"O{level}-lto-{kind}", level, LTO_FLAGS[kind]) for level in levels]
+        if trials:
+            configs += [Config(f"O{level}-lto-{kind}-trials{trials}", level,
+                               (*LTO_FLAGS[kind], f"-fmlcc-trials={trials}")) for level in trials_levels]
     for level in forced_levels:
         pipelines, _ = candidate_pipelines(level, target)
         configs += [Config(f"O{level}-pipeline{i:02d}", level, (f"-fmlcc-pipeline={p}",), p)
@@ -612,12 +622,15 @@ def campaign(seeds, configs: list[Config], out: Path, *, jobs: int = 2, timeout:
               help=f"CPU seconds per program run ({EMULATED_FACTOR}x under an emulator).")
 @click.option("--target", "target", type=click.Choice(list(targets.table())), default=targets.HOST,
               show_default=True, help="Build and run every program for this target (mlcc/data/targets.toml).")
-def run(count, seed_start, jobs, out, levels, trials, forced_levels, forced_per_program, timeout, target):
+@click.option("--lto", "lto", multiple=True, type=click.Choice(list(LTO_FLAGS)),
+              help="Also build each program with -flto (full) or -flto=thin, linked by lld.")
+def run(count, seed_start, jobs, out, levels, trials, forced_levels, forced_per_program, timeout, target,
+        lto):
     """Check N Csmith programs; write DIR/summary.json (DIR/summary-<target>.json for another
     target) and DIR/mismatch-[<target>-]<seed>-<config>/."""
     try:
         configs = configurations(levels, trials_levels=levels, forced_levels=forced_levels,
-                                 trials=trials, target=target)
+                                 trials=trials, target=target, lto=lto)
         command = shlex.join(["python", "-m", "mlcc.learn.check", *sys.argv[1:]])
         summary = campaign(range(seed_start, seed_start + count), configs, Path(out), jobs=jobs,
                            timeout=timeout, forced_per_program=forced_per_program, command=command,
