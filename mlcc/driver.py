@@ -307,8 +307,13 @@ def execute(plan: OptimizePlan, settings: Settings) -> int:
                 from mlcc import lto
                 links = lto.link_argvs(link_args, cmd, plan.lto, settings, tools,
                                        decide.open_cache(settings))
-                _, link_args = lto.smallest_link(
+                chosen, link_args = lto.smallest_link(
                     links, lambda args: link(tools.clang, args, built, quiet=True))
+                if settings.log:
+                    record.append_log(settings.log, {
+                        "path": "lto-link", "lto": plan.lto, "pipeline": chosen, "driver": cmd.driver,
+                        "trials": [p for p, _ in links] if len(links) > 1 else [],
+                        "cwd": os.getcwd(), "argv": list(cmd.argv), "with_sources": True})
             link(tools.clang, link_args, built)
         return 0
     except ToolFailed as exc:

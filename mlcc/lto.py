@@ -230,6 +230,7 @@ def run_link(plan: LtoLink, clang_argv, settings) -> None:
     if settings.log:
         from mlcc import record
         record.append_log(settings.log, {"path": "lto-link", "lto": plan.kind, "pipeline": chosen,
+                                         "driver": plan.command.driver,
                                          "trials": [p for p, _ in links] if len(links) > 1 else [],
                                          "cwd": os.getcwd(), "argv": list(clang_argv)})
     exec_tool([tools.clang, *argv])

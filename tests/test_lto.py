@@ -132,10 +132,9 @@ def test_link_trials_keep_the_smallest_link_never_larger_than_clangs(work: Path,
                work).returncode == 0
     assert object_size(work / "prog") <= object_size(work / "cprog")
     assert (work / "prog.map").read_text().count("prog") >= 1  # the winner's map, for the real output
-    if separate:
-        entry, = [e for e in log_entries(log) if e["path"] == "lto-link"]
-        assert entry["trials"][0] == "clang" and len(entry["trials"]) >= 2
-        assert entry["pipeline"] in entry["trials"]
+    entry, = [e for e in log_entries(log) if e["path"] == "lto-link"]
+    assert entry["trials"][0] == "clang" and len(entry["trials"]) >= 2
+    assert entry["pipeline"] in entry["trials"] and entry.get("with_sources", False) is not separate
     ours = subprocess.run(["./prog", "x"], cwd=work, capture_output=True)
     theirs = subprocess.run(["./cprog", "x"], cwd=work, capture_output=True)
     assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout)
