@@ -30,10 +30,10 @@ from mlcc.learn.paths import REPO
 RESULTS = REPO / "docs" / "bench-lto-results.json"
 TOOLCHAIN_FILE = REPO / "mlcc" / "data" / "mlcc-toolchain.cmake"
 LEVEL = "-Oz"
-# lua's own Makefile leaves CFLAGS off its link line and archives with GNU ar, which
-# cannot index LLVM bitcode: its recipe links with its optimization flags (MYLDFLAGS)
-# and archives with llvm-ar (mlcc/learn/evaluate/projects.py)
-DEFAULT_PROJECTS = ("lua", "zlib", "cjson", "tinyxml2")
+# lua's own Makefile leaves CFLAGS off its link line and sets its own AR: its recipe
+# links with its optimization flags (MYLDFLAGS) and archives with llvm-ar-19
+# (mlcc/learn/evaluate/projects.py)
+DEFAULT_PROJECTS = ("lua", "zlib", "cjson", "tinyxml2", "libyaml", "utf8proc")
 KINDS = ("full", "thin")
 
 
@@ -60,6 +60,8 @@ def build(project: bench_builds.Project, compiler: str, kind: str, workdir: Path
     # lld, unlike GNU ld, refuses a version script naming a symbol the link does not
     # define (zlib's names gz_intmax): for clang and mlcc alike
     env["LDFLAGS"] = " ".join([LEVEL, *flags, "-Wl,--undefined-version"])
+    # archives of LTO objects need LLVM 19's llvm-ar (configure and Makefiles read AR)
+    env.update(AR="llvm-ar-19", RANLIB="llvm-ranlib-19")
     if compiler == "mlcc":
         env = bench_builds.mlcc_environment(env, "single", workdir / "mlcc.log", workdir / "decisions")
         # as a CMake user is told to (docs/USAGE.md): mlcc's toolchain file, whose llvm-ar
