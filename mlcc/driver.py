@@ -181,6 +181,9 @@ def _optimize_unit(job: UnitJob) -> Outcome:
             info = decide.target_info(job.tools.clang, unit.codegen_args, job.bitcode, job.cache)
         job = replace(job, target_flags=info.flags, clang_text=info.clang_pipeline,
                       triple=info.triple)
+        if unit.profiled and pipeline.reads_profile(info.clang_pipeline):
+            # the profile is read by a pass of clang's pipeline: clang's own, in one process
+            job = replace(job, settings=replace(job.settings, pipeline=pipeline.CLANG, trials=0))
         builder = UnitBuilder(job)
         key = decide.decision_key(job)
         decision, built, cache_note = decide.decide(job, builder, key)
@@ -256,6 +259,10 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
     if unit.lto and (settings.trials or settings.search):
         # trials compare object sizes, and an LTO object is bitcode: single-shot
         settings = replace(settings, trials=0, search=0)
+    elif unit.profiled and not (settings.trials or settings.search or settings.pipeline):
+        # a profiled unit never gets a pipeline larger than clang's under its profile:
+        # clang's own and the best single candidate are both built, the smaller kept
+        settings = replace(settings, trials=1)
     job = UnitJob(unit, cmd.opt_level, bitcode, settings, tools, tmp, stem,
                   cache=decide.open_cache(settings), timings=timings,
                   timeout=stage_timeout(settings, timings.get("frontend")))

@@ -55,6 +55,18 @@ def codegen_args(pipeline_text: str, unit_args=()) -> tuple[str, ...]:
     return knobs.codegen_args(pipeline_text, unit_args)
 
 
+# Passes that read a profile file named on clang's command line: opt cannot be given the
+# file the same way, and their printed pipeline does not rebuild the IR they match
+# the profile against (-fprofile-use of an IR profile reports "function control flow
+# change detected" through opt)
+PROFILE_READERS = ("pgo-instr-use", "sample-profile")
+
+
+def reads_profile(clang_text: str) -> bool:
+    """True when clang's pipeline for a unit reads a profile file in a pass."""
+    return any(name in clang_text.replace("(", ",").split(",") for name in PROFILE_READERS)
+
+
 def run_opt(opt: str, pipeline: str, bitcode_in: str, bitcode_out: str, *,
             target_flags=(), timeout=None) -> None:
     """Optimize `bitcode_in` with the new-pass-manager `pipeline` (opt's text); stderr is captured."""

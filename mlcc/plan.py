@@ -74,6 +74,14 @@ PLAIN_CLANG_FLAGS = (
 
 NO_SOURCE = "no source to compile"
 
+# Profile-use flags take mlcc's route (a profiled build at -Os/-Oz); every other profile
+# flag (instrumenting builds among them) goes to plain clang. A profile that clang's front
+# end reads (-fprofile-instr-generate's) is in the bitcode as branch weights; one that a
+# pass reads (-fprofile-generate's, sample profiles) makes the unit clang's own pipeline
+# (driver.py: `pipeline.reads_profile`).
+PROFILE_USE_FLAGS = ("-fprofile-use", "-fprofile-instr-use", "-fprofile-sample-use",
+                     "-fsample-profile-use-profi", "-fprofile-sample-accurate", "-fno-profile-sample-accurate")
+
 # Response files are expanded for the split steps' command lines; past this many bytes
 # those could exceed the kernel's limit on arguments (ARG_MAX, environment included),
 # while clang reads the files itself.
@@ -131,6 +139,7 @@ class UnitPlan:
     whole_args: tuple[str, ...] = ()  # clang arguments before "-o OUT SOURCE": clang alone
                                       # (none for a unit that is bitcode only)
     lto: str | None = None           # "full"/"thin": the object is LTO bitcode (mlcc/lto.py)
+    profiled: bool = False           # built with a profile (-fprofile-*use*)
 
 
 @dataclass(frozen=True)
@@ -162,6 +171,8 @@ def _plain_clang_reason(cmd: Command) -> str | None:
             continue
         if arg.name == "--":
             return "--"
+        if arg.name.startswith(PROFILE_USE_FLAGS):
+            continue
         for prefix, reason in PLAIN_CLANG_FLAGS:
             if arg.name.startswith(prefix) and reason:
                 return reason
@@ -266,6 +277,8 @@ def make_plan(cmd: Command) -> PlainClang | OptimizePlan | lto.LtoLink:
             output=output,
             emit_assembly=cmd.mode is Mode.ASSEMBLY,
             lto=lto_kind,
+            profiled=any(a.name.startswith(PROFILE_USE_FLAGS) and "sample-accurate" not in a.name
+                         for a in flags),
         ))
     link_args = None
     if linking:

@@ -22,6 +22,8 @@ for dir in /usr/lib/arm-none-eabi/include /usr/lib/picolibc/riscv64-unknown-elf/
   [ -e "$dir" ] || need_apt=1
 done
 command -v qemu-aarch64 >/dev/null 2>&1 || need_apt=1
+# clang's profile runtime (libclang_rt.profile.a), for profiled builds' instrumented step
+[ -e /usr/lib/llvm-19/lib/clang/19/lib/x86_64-pc-linux-gnu/libclang_rt.profile.a ] || need_apt=1
 if [ "$need_apt" = 1 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -q
@@ -30,7 +32,7 @@ if [ "$need_apt" = 1 ]; then
     python3 python3-pip python3-venv \
     csmith libcsmith-dev valgrind dpkg-dev ccache xz-utils bzip2 ca-certificates \
     libnewlib-arm-none-eabi gcc-arm-none-eabi picolibc-riscv64-unknown-elf libc6-dev-arm64-cross \
-    libgcc-12-dev-arm64-cross libstdc++-12-dev-arm64-cross qemu-user
+    libgcc-12-dev-arm64-cross libstdc++-12-dev-arm64-cross qemu-user libclang-rt-19-dev
 fi
 
 # deb-src lines let the tests fetch real projects with `apt-get source`.

@@ -152,6 +152,15 @@ CASES = [
          setup=("clang-19 -Oz -flto=thin -c src/main.c src/util.c",), run="./prog"),
     Case("flto-link-objects-bfd", "-Oz -flto main.o util.o -o prog",
          setup=("clang-19 -Oz -flto -c src/main.c src/util.c",), run="./prog"),
+    # profiled builds: a front-end profile (branch weights in the bitcode) takes mlcc's
+    # pipelines; a profile a pass reads (IR instrumentation's) gets clang's pipeline
+    Case("profile-instr-use", "-Os -fprofile-instr-use=p.profdata src/main.c src/util.c -o prog",
+         setup=("clang-19 -Os -fprofile-instr-generate src/main.c src/util.c -o inst",
+                "LLVM_PROFILE_FILE=p.profraw ./inst a b", "llvm-profdata-19 merge -o p.profdata p.profraw"),
+         run="./prog a"),
+    Case("profile-use-ir", "-Oz -fprofile-use=p.profdata -c src/util.c",
+         setup=("clang-19 -Oz -fprofile-generate src/main.c src/util.c -o inst",
+                "LLVM_PROFILE_FILE=p.profraw ./inst a b", "llvm-profdata-19 merge -o p.profdata p.profraw")),
     # plain clang on purpose
     Case("O2", "-O2 -c src/util.c"),
     Case("O0", "-c src/util.c"),

@@ -357,3 +357,22 @@ def test_a_thinlto_cache_gets_a_directory_per_mlcc_options():
     assert sub.startswith("mlcc-") and one[0] == f"-Wl,--thinlto-cache-dir=cache/{sub},-O2"
     assert one[3] == f"--thinlto-cache-dir=c2/{sub}" and one[1] == 0 and one[4:] == ["-o", "p"]
     assert other[0] != one[0]
+
+
+# --- Profiled builds ---------------------------------------------------------
+
+@pytest.mark.parametrize("line, profiled", [
+    ("mlcc -Os -fprofile-instr-use=code.profdata -c foo.c", True),
+    ("mlcc -Oz -fprofile-use=code.profdata -c foo.c", True),
+    ("mlcc -Os -fprofile-sample-use=code.prof -fsample-profile-use-profi -c foo.c", True),
+    ("mlcc -Os -fprofile-sample-accurate -c foo.c", False),
+])
+def test_profile_use_takes_mlccs_route(line, profiled):
+    assert [u.profiled for u in optimize_plan(line).units] == [profiled]
+
+
+@pytest.mark.parametrize("line", ["mlcc -Os -fprofile-instr-generate -c foo.c",
+                                  "mlcc -Os -fprofile-generate -c foo.c",
+                                  "mlcc -Os -fprofile-use=a.profdata -fprofile-generate -c foo.c"])
+def test_instrumenting_builds_stay_clangs(line):
+    assert plan_for(line) == PlainClang("profile flags")

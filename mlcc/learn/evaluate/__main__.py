@@ -2,6 +2,7 @@
 
     python -m mlcc.learn.evaluate run-time [--bench-dir DIR]    # after `mlcc-tool bench`
     python -m mlcc.learn.evaluate lto                           # LTO builds, clang-19 vs mlcc
+    python -m mlcc.learn.evaluate profile                       # a profiled -Os build of lua
 
 The benchmark itself is `mlcc-tool bench` (docs/BENCHMARKS.md).
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from mlcc.learn.evaluate import bench_lto, run_time
+from mlcc.learn.evaluate import bench_lto, bench_profile, run_time
 
 
 @click.group()
@@ -20,6 +21,7 @@ def main() -> None:
 
 main.add_command(run_time.main, "run-time")
 main.add_command(bench_lto.main, "lto")
+main.add_command(bench_profile.main, "profile")
 
 if __name__ == "__main__":
     main()

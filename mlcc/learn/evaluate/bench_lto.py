@@ -127,14 +127,14 @@ START = "<!-- lto-table: written by `python -m mlcc.learn.evaluate lto`; rerun i
 END = "<!-- /lto-table -->"
 
 
-def write_table(rows: list[str], path: Path = BENCHMARKS) -> None:
-    """Put `rows` between the LTO table's markers in docs/BENCHMARKS.md."""
+def write_table(rows: list[str], path: Path = BENCHMARKS, start: str = START, end: str = END) -> None:
+    """Put `rows` between a table's markers (the LTO table's by default) in docs/BENCHMARKS.md."""
     text = path.read_text()
-    before, _, rest = text.partition(START)
-    _, found, after = rest.partition(END)
+    before, _, rest = text.partition(start)
+    _, found, after = rest.partition(end)
     if not found:
-        raise click.ClickException(f"{path} has no {START} ... {END} section")
-    path.write_text(before + START + "\n" + "\n".join(rows) + "\n" + END + after)
+        raise click.ClickException(f"{path} has no {start} ... {end} section")
+    path.write_text(before + start + "\n" + "\n".join(rows) + "\n" + end + after)
 
 
 def load() -> list[dict]:
