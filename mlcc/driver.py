@@ -14,7 +14,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, replace
 
-from mlcc import codegen, decide, frontend, model, pipeline, record
+from mlcc import codegen, decide, frontend, model, pipeline, profile_heat, record
 from mlcc.args import Command
 from mlcc.errors import MlccError, OutputClosed, ToolchainMissing, ToolFailed
 from mlcc.job import Timings, UnitJob
@@ -181,8 +181,10 @@ def _optimize_unit(job: UnitJob) -> Outcome:
             info = decide.target_info(job.tools.clang, unit.codegen_args, job.bitcode, job.cache)
         job = replace(job, target_flags=info.flags, clang_text=info.clang_pipeline,
                       triple=info.triple)
-        if unit.profiled and pipeline.reads_profile(info.clang_pipeline):
-            # the profile is read by a pass of clang's pipeline: clang's own, in one process
+        if unit.profiled and (pipeline.reads_profile(info.clang_pipeline)
+                              or profile_heat.holds_hot_code(job.bitcode)):
+            # the profile is read by a pass of clang's pipeline, or says the unit holds hot
+            # code (mlcc/profile_heat.py): clang's own pipeline, in one process
             job = replace(job, settings=replace(job.settings, pipeline=pipeline.CLANG, trials=0))
         builder = UnitBuilder(job)
         key = decide.decision_key(job)
