@@ -110,12 +110,15 @@ def link_times(entries: list[dict], env: dict[str, str], cc: str, cxx: str) -> d
         cxx_link = entry.get("driver") == "c++"
         compilers = {"mlcc": cxx if cxx_link else cc, "clang": find("clang++" if cxx_link else "clang")}
         times: dict[str, list[float]] = {"mlcc": [], "clang": []}
-        for _ in range(LINK_REPEATS):
-            for name, compiler in compilers.items():
-                start = time.perf_counter()
-                subprocess.run([compiler, *entry["argv"]], cwd=entry["cwd"], env=quiet,
-                               capture_output=True, check=True)
-                times[name].append(time.perf_counter() - start)
+        try:
+            for _ in range(LINK_REPEATS):
+                for name, compiler in compilers.items():
+                    start = time.perf_counter()
+                    subprocess.run([compiler, *entry["argv"]], cwd=entry["cwd"], env=quiet,
+                                   capture_output=True, check=True)
+                    times[name].append(time.perf_counter() - start)
+        except (OSError, subprocess.CalledProcessError):
+            continue  # a configure probe's link, whose directory is gone: not the project's
         for name in ("mlcc", "clang"):
             totals[name] += statistics.median(times[name])
         totals["links"] += 1
