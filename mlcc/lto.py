@@ -15,8 +15,10 @@ program is larger than the bound a unit's IR outliner runs under. lld's ThinLTO
 cache key leaves `-mllvm` options out, so a ThinLTO cache directory gets a
 subdirectory named by mlcc's options: a cache never mixes builds.
 
-Other linkers (GNU ld or gold with LLVMgold.so) get the user's link unchanged;
-the units still carry their pre-link decisions.
+GNU ld and gold run LLVM's LTO through LLVMgold.so (clang's default linker here),
+which has no option for a pass pipeline: they get the code generation knobs
+alone (`-plugin-opt=`). Other linkers get the user's link unchanged; the units
+still carry their pre-link decisions.
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from mlcc.args import Command
 
 # -flto spellings clang accepts for full LTO (`auto` and `jobserver` are GCC's, taken as full)
 _FULL = ("-flto", "-flto=full", "-flto=auto", "-flto=jobserver")
-# lld's option for its ThinLTO cache, as the user gives it through -Wl, or -Xlinker
-CACHE_OPTION = "--thinlto-cache-dir="
+# the ThinLTO cache options of lld and of LLVMgold.so, as the user gives them through
+# -Wl, or -Xlinker
+CACHE_OPTIONS = ("--thinlto-cache-dir=", "-plugin-opt=cache-dir=", "--plugin-opt=cache-dir=")
 # `-Xlinker` hands one argument to the linker whole: the pipeline text holds commas
 # that `-Wl,` would split at
 _XLINKER = "-Xlinker"
@@ -51,18 +54,29 @@ def kind(cmd: Command) -> str | None:
     return found
 
 
-def linker_is_lld(cmd: Command) -> bool:
-    """True when clang would link with lld: -fuse-ld=lld (or a path to an lld) or
-    --ld-path to one, the last of them deciding."""
-    linker = ""
+def linker(cmd: Command) -> str:
+    """The linker clang would use: "lld", "plugin" (GNU ld or gold, which run LLVM's LTO
+    through LLVMgold.so: clang's default here) or "other", by the last -fuse-ld or
+    --ld-path."""
+    name = ""
     for arg in cmd.args:
         if arg.is_input:
             continue
         if arg.name.startswith("-fuse-ld="):
-            linker = arg.name.split("=", 1)[1] or arg.value
+            name = arg.name.split("=", 1)[1] or arg.value
         elif arg.name.startswith("--ld-path"):
-            linker = arg.value or arg.name.partition("=")[2]
-    return os.path.basename(linker).startswith(("lld", "ld.lld"))
+            name = arg.value or arg.name.partition("=")[2]
+    base = os.path.basename(name)
+    if base.startswith(("lld", "ld.lld")):
+        return "lld"
+    if base in ("", "ld", "bfd", "gold", "ld.bfd", "ld.gold"):
+        return "plugin"
+    return "other"
+
+
+def linker_is_lld(cmd: Command) -> bool:
+    """True when clang would link with lld (`linker`)."""
+    return linker(cmd) == "lld"
 
 
 @dataclass(frozen=True)
@@ -124,17 +138,22 @@ def link_pipelines(opt_level: str, settings, triple: str) -> list[str]:
 
 
 def link_options(pipeline_text: str, cmd: Command, lto_kind: str, tools, cache=None) -> list[str]:
-    """The arguments that carry `pipeline_text` into an LTO link (none for clang's own)."""
+    """The arguments that carry `pipeline_text` into an LTO link (none for clang's own).
+    lld takes the post-link pipeline and the code generation knobs; LLVMgold.so (GNU ld,
+    gold) has no option for a pass pipeline, and takes the code generation knobs alone."""
     from mlcc import knobs
     from mlcc.pipeline import CLANG
 
     if pipeline_text == CLANG:
         return []
+    codegen = [o for o in knobs.codegen_args(pipeline_text, [t for a in cmd.args for t in a.tokens])
+               if o != "-mllvm"]
+    if linker(cmd) == "plugin":
+        return [arg for o in codegen for arg in (_XLINKER, f"-plugin-opt={o}")]
     text = knobs.expand(pipeline_text, post_link_text(tools.opt, lto_kind, cmd.opt_level, cache))
     extra = [_XLINKER, f"--lto-newpm-passes={text}"]
-    for option in knobs.codegen_args(pipeline_text, [t for a in cmd.args for t in a.tokens]):
-        if option != "-mllvm":
-            extra += [_XLINKER, "-mllvm", _XLINKER, option]
+    for option in codegen:
+        extra += [_XLINKER, "-mllvm", _XLINKER, option]
     return extra
 
 
@@ -157,10 +176,10 @@ def with_private_cache(argv: list[str], extra: list[str]) -> list[str]:
     for i, arg in enumerate(argv):
         if not isinstance(arg, str):  # a unit's object (mlcc/plan.py's link arguments)
             pass
-        elif arg.startswith("-Wl,") and CACHE_OPTION in arg:
-            parts = [os.path.join(p, sub) if p.startswith(CACHE_OPTION) else p for p in arg[4:].split(",")]
+        elif arg.startswith("-Wl,") and any(o in arg for o in CACHE_OPTIONS):
+            parts = [os.path.join(p, sub) if p.startswith(CACHE_OPTIONS) else p for p in arg[4:].split(",")]
             arg = "-Wl," + ",".join(parts)
-        elif arg.startswith(CACHE_OPTION) and i > 0 and argv[i - 1] == _XLINKER:
+        elif arg.startswith(CACHE_OPTIONS) and i > 0 and argv[i - 1] == _XLINKER:
             arg = os.path.join(arg, sub)
         out.append(arg)
     return out
@@ -174,7 +193,7 @@ def link_argvs(argv: list, cmd: Command, lto_kind: str, settings, tools,
     from mlcc.errors import MlccError
     from mlcc.pipeline import CLANG
 
-    if not linker_is_lld(cmd):
+    if linker(cmd) == "other":
         return [(CLANG, list(argv))]
     try:
         chosen = link_pipelines(cmd.opt_level, settings, link_triple(cmd, tools.clang))

@@ -93,14 +93,30 @@ def test_a_thinlto_cache_is_kept_apart_per_mlcc_options(work: Path):
     assert {p.name for p in (work / "cache").iterdir()} - {mine[0].name} == before
 
 
-def test_links_other_than_lld_and_clangs_forced_pipeline_are_clangs_own(work: Path):
+def test_gnu_ld_gets_the_code_generation_knobs_through_the_plugin(work: Path):
     assert run(["clang-19", "-Oz", "-flto", "-c", "main.c", "util.c"], work).returncode == 0
-    for extra, env in ((), {"MLCC_PIPELINE": "clang"}), (("-fuse-ld=lld",), {"MLCC_PIPELINE": "clang"}), \
-            ((), {}):
+    proc = run(["mlcc", "-Oz", "-flto", "main.o", "util.o", "-o", "prog"], work, MLCC_TRACE="1")
+    assert proc.returncode == 0, proc.stderr
+    link, = [line for line in proc.stderr.splitlines() if "main.o" in line]
+    assert "-Xlinker -plugin-opt=-enable-machine-outliner=always" in link
+    assert "--lto-newpm-passes" not in link  # LLVMgold.so takes no pass pipeline
+    assert subprocess.run(["./prog"], cwd=work).returncode == 0
+
+
+def test_clangs_forced_pipeline_and_other_linkers_get_clangs_own_link(work: Path):
+    from mlcc.args import parse
+    from mlcc.lto import linker
+    assert run(["clang-19", "-Oz", "-flto", "-c", "main.c", "util.c"], work).returncode == 0
+    for extra in ((), ("-fuse-ld=lld",)):
         proc = run(["mlcc", "-Oz", "-flto", *extra, "main.o", "util.o", "-o", "prog"], work,
-                   MLCC_TRACE="1", **env)
+                   MLCC_TRACE="1", MLCC_PIPELINE="clang")
         assert proc.returncode == 0, proc.stderr
         assert "--lto-newpm-passes" not in proc.stderr and "-mllvm" not in proc.stderr
+        assert "-plugin-opt=" not in proc.stderr
+    kinds = {flags: linker(parse([*flags.split(), "-flto", "a.o"], "c")) for flags in
+             ("", "-fuse-ld=bfd", "-fuse-ld=gold", "-fuse-ld=lld", "-fuse-ld=mold", "--ld-path=/opt/ld.lld")}
+    assert kinds == {"": "plugin", "-fuse-ld=bfd": "plugin", "-fuse-ld=gold": "plugin", "-fuse-ld=lld": "lld",
+                     "-fuse-ld=mold": "other", "--ld-path=/opt/ld.lld": "lld"}
 
 
 def test_a_link_whose_options_cannot_be_made_is_clangs_with_one_warning(work: Path):
