@@ -110,3 +110,26 @@ def test_mlcc_log_paths_counts_each_translation_unit(tmp_path: Path) -> None:
     log = tmp_path / "mlcc.log"
     log.write_text('{"path": "optimize"}\n{"path": "optimize"}\n{"path": "passthrough"}\n\nnot json\n')
     assert projects.mlcc_log_paths(log) == {"optimize": 2, "passthrough": 1, "<not json>": 1}
+
+
+LTO_RECIPES = ["zlib-cmake", "lua", "libyaml", "tinyxml2"]
+
+
+@pytest.mark.parametrize("kind", ["full", "thin"])
+@pytest.mark.parametrize("recipe", LTO_RECIPES)
+def test_project_builds_with_lto_and_passes_its_tests(recipe: str, kind: str, tmp_path: Path,
+                                                      mlcc_compilers: tuple[str, str]) -> None:
+    """With -Oz -flto=KIND -fuse-ld=lld through mlcc (mlcc/lto.py) the project's own test
+    suite passes; its units took mlcc's route and its links carried mlcc's options."""
+    cc, cxx = mlcc_compilers
+    mlcc_log = tmp_path / "mlcc.log"
+    flags, env = projects.lto_settings(kind, "-Oz", mlcc=True)
+    try:
+        result = projects.build_project(recipe, cc, cxx, "-Oz", tmp_path / "work", mlcc_log=mlcc_log,
+                                        flags=flags, extra_env=env)
+    except projects.FetchError as exc:
+        pytest.fail(f"cannot download the sources for {recipe}: {exc}", pytrace=False)
+    _record(result, tmp_path)
+    assert result.passed, result.error
+    paths = projects.mlcc_log_paths(mlcc_log)
+    assert paths["optimize"] >= 1 and paths["lto-link"] >= 1, dict(paths)

@@ -28,18 +28,12 @@ from mlcc.learn.evaluate.bench_measure import children_cpu
 from mlcc.learn.paths import REPO
 
 RESULTS = REPO / "docs" / "bench-lto-results.json"
-TOOLCHAIN_FILE = REPO / "mlcc" / "data" / "mlcc-toolchain.cmake"
 LEVEL = "-Oz"
 # lua's own Makefile leaves CFLAGS off its link line and sets its own AR: its recipe
 # links with its optimization flags (MYLDFLAGS) and archives with llvm-ar-19
 # (mlcc/learn/evaluate/projects.py)
 DEFAULT_PROJECTS = ("lua", "zlib", "cjson", "tinyxml2", "libyaml", "utf8proc")
 KINDS = ("full", "thin")
-
-
-def lto_flags(kind: str) -> list[str]:
-    """What the build adds beside -Oz on every compile and link line."""
-    return [f"-flto={kind}", "-fuse-ld=lld", "-Wno-unused-command-line-argument"]
 
 
 def build(project: bench_builds.Project, compiler: str, kind: str, workdir: Path, jobs: int) -> dict:
@@ -55,18 +49,10 @@ def build(project: bench_builds.Project, compiler: str, kind: str, workdir: Path
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     pj.extract_source(tarball, workdir / "src")
-    flags = lto_flags(kind)
-    env = pj.build_env(cc, cxx)
-    # lld, unlike GNU ld, refuses a version script naming a symbol the link does not
-    # define (zlib's names gz_intmax): for clang and mlcc alike
-    env["LDFLAGS"] = " ".join([LEVEL, *flags, "-Wl,--undefined-version"])
-    # archives of LTO objects need LLVM 19's llvm-ar (configure and Makefiles read AR)
-    env.update(AR="llvm-ar-19", RANLIB="llvm-ranlib-19")
+    flags, lto_env = pj.lto_settings(kind, LEVEL, mlcc=compiler == "mlcc")
+    env = {**pj.build_env(cc, cxx), **lto_env}
     if compiler == "mlcc":
         env = bench_builds.mlcc_environment(env, "single", workdir / "mlcc.log", workdir / "decisions")
-        # as a CMake user is told to (docs/USAGE.md): mlcc's toolchain file, whose llvm-ar
-        # of LLVM 19 can archive LTO objects (CMake reads the variable from the environment)
-        env["CMAKE_TOOLCHAIN_FILE"] = str(TOOLCHAIN_FILE)
     opt = " ".join([LEVEL, *flags])
     b = pj.Build(workdir=workdir, cc=cc, cxx=cxx, opt=opt, jobs=jobs, log=workdir / "build.log", env=env)
     values = {"opt": opt, "jobs": str(jobs), "src": str(b.src), "build": str(b.builddir), "cc": cc, "cxx": cxx}

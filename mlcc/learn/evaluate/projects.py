@@ -482,9 +482,28 @@ def _find_artifact(workdir: Path, pattern: str) -> Path | None:
     return matches[0] if matches else None
 
 
+TOOLCHAIN_FILE = Path(__file__).resolve().parents[2] / "data" / "mlcc-toolchain.cmake"
+
+
+def lto_settings(kind: str, level: str, mlcc: bool) -> tuple[list[str], dict[str, str]]:
+    """What an LTO build of a project adds: the flags beside the level on compile and
+    link lines, and the environment (LDFLAGS; LLVM 19's llvm-ar for archives of LTO
+    objects, which configure and Makefiles read from AR and CMake from mlcc's toolchain
+    file: CMake finds clang-19's llvm-ar by its name, not mlcc's)."""
+    flags = [f"-flto={kind}", "-fuse-ld=lld", "-Wno-unused-command-line-argument"]
+    # lld, unlike GNU ld, refuses a version script naming a symbol the link does not
+    # define (zlib's names gz_intmax): for clang and mlcc alike
+    env = {"LDFLAGS": " ".join([level, *flags, "-Wl,--undefined-version"]),
+           "AR": "llvm-ar-19", "RANLIB": "llvm-ranlib-19"}
+    if mlcc:
+        env["CMAKE_TOOLCHAIN_FILE"] = str(TOOLCHAIN_FILE)
+    return flags, env
+
+
 def build_project(name: str, cc: str, cxx: str, opt: str, workdir: Path, *, jobs: int = 2,
-                  mlcc_log: Path | None = None) -> BuildResult:
-    """Fetch, extract, build and test one recipe in ``workdir`` (created, or cleared of a previous build).
+                  mlcc_log: Path | None = None, flags=(), extra_env=None) -> BuildResult:
+    """Fetch, extract, build and test one recipe in ``workdir`` (created, or cleared of a previous build),
+    with ``flags`` beside the level ``opt`` and ``extra_env`` in the build's environment.
 
     Download problems raise :class:`FetchError`; build and test failures are
     reported in the returned :class:`BuildResult` (``passed`` False, ``error``
@@ -498,8 +517,8 @@ def build_project(name: str, cc: str, cxx: str, opt: str, workdir: Path, *, jobs
     log.unlink(missing_ok=True)
     shutil.rmtree(workdir / "build", ignore_errors=True)
     extract_source(tarball, workdir / "src")
-    b = Build(workdir=workdir, cc=cc, cxx=cxx, opt=opt, jobs=jobs, log=log,
-              env=build_env(cc, cxx, mlcc_log))
+    b = Build(workdir=workdir, cc=cc, cxx=cxx, opt=" ".join([opt, *flags]), jobs=jobs, log=log,
+              env={**build_env(cc, cxx, mlcc_log), **(extra_env or {})})
     result = BuildResult(
         project=name, compiler=os.path.basename((cxx if recipe.language == "c++" else cc).split()[0]),
         opt=opt, build_seconds=None, build_cpu_seconds=None, test_seconds=None, passed=False,
