@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import statistics
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import click
 
 from mlcc.errors import MlccError
 from mlcc.learn.evaluate import bench_builds, projects as pj
-from mlcc.learn.evaluate.bench_measure import children_cpu
+from mlcc.learn.evaluate.bench_measure import children_cpu, sizes
 from mlcc.learn.paths import REPO
 
 RESULTS = REPO / "docs" / "bench-lto-results.json"
@@ -36,10 +37,16 @@ DEFAULT_PROJECTS = ("lua", "zlib", "cjson", "tinyxml2", "libyaml", "utf8proc")
 KINDS = ("full", "thin")
 
 
+# "mlcc-default": mlcc with its default pipeline forced on every unit and the link (what
+# single-shot gives without the model's per-unit choice)
+COMPILERS = ("clang", "mlcc", "mlcc-default")
+
+
 def build(project: bench_builds.Project, compiler: str, kind: str, workdir: Path, jobs: int) -> dict:
-    """One LTO build of `project` with `compiler` ("clang" or "mlcc"); its record."""
+    """One LTO build of `project` with `compiler` (COMPILERS); its record."""
     run: dict = {"project": project.name, "compiler": compiler, "kind": kind, "ok": False, "error": None}
-    config = bench_builds.Config(compiler, LEVEL, "single" if compiler == "mlcc" else "-")
+    mlcc = compiler.startswith("mlcc")
+    config = bench_builds.Config("mlcc" if mlcc else "clang", LEVEL, "single" if mlcc else "-")
     try:
         cc, cxx = bench_builds.compilers(config)
         tarball = pj.fetch_source(project.package)
@@ -49,10 +56,11 @@ def build(project: bench_builds.Project, compiler: str, kind: str, workdir: Path
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     pj.extract_source(tarball, workdir / "src")
-    flags, lto_env = pj.lto_settings(kind, LEVEL, mlcc=compiler == "mlcc")
+    flags, lto_env = pj.lto_settings(kind, LEVEL, mlcc=mlcc)
     env = {**pj.build_env(cc, cxx), **lto_env}
-    if compiler == "mlcc":
-        env = bench_builds.mlcc_environment(env, "single", workdir / "mlcc.log", workdir / "decisions")
+    if mlcc:
+        pipeline = bench_builds.fixed_pipeline(LEVEL) if compiler == "mlcc-default" else ""
+        env = bench_builds.mlcc_environment(env, "single", workdir / "mlcc.log", workdir / "decisions", pipeline)
     opt = " ".join([LEVEL, *flags])
     b = pj.Build(workdir=workdir, cc=cc, cxx=cxx, opt=opt, jobs=jobs, log=workdir / "build.log", env=env)
     values = {"opt": opt, "jobs": str(jobs), "src": str(b.src), "build": str(b.builddir), "cc": cc, "cxx": cxx}
@@ -62,10 +70,11 @@ def build(project: bench_builds.Project, compiler: str, kind: str, workdir: Path
         run["wall"] = round(time.monotonic() - start, 2)
         run["cpu"] = round(children_cpu() - start_cpu, 2)
         run["artifacts"] = bench_builds.artifact_sizes(project, workdir)
+        run["code"] = {path: sizes(workdir / path)[1] for path in run["artifacts"]}
         if project.recipe:
             pj.RECIPES[project.recipe].test(b)
             run["tested"] = True
-        if compiler == "mlcc":
+        if compiler == "mlcc":  # the link times: single-shot's links against clang's
             log = (workdir / "mlcc.log").read_text(errors="replace").splitlines()
             entries = [json.loads(line) for line in log if line.strip()]
             run["lto_links"] = sum(e.get("path") == "lto-link" for e in entries)
@@ -84,7 +93,6 @@ def link_times(entries: list[dict], env: dict[str, str], cc: str, cxx: str) -> d
     """Wall seconds of the build's LTO links (its MLCC_LOG `lto-link` lines) made again
     on the same objects by mlcc and by clang-19, alternating, the median of LINK_REPEATS
     each, summed over the links; the decision cache is the build's (warm)."""
-    import statistics
     import subprocess
 
     from mlcc.toolchain import find
@@ -137,30 +145,61 @@ def save(runs: list[dict]) -> None:
     RESULTS.write_text(json.dumps({"level": LEVEL, "runs": runs}, indent=1) + "\n")
 
 
+def _gain(clang: float, mlcc: float) -> float:
+    return 100 * (1 - mlcc / clang)
+
+
 def table(runs: list[dict]) -> list[str]:
-    """Markdown rows: per project and kind, total linked bytes of both and the gain."""
-    rows = ["| project | LTO | clang-19 bytes | mlcc bytes | gain | build CPU mlcc/clang | "
-            "link time mlcc/clang | tests |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
+    """Markdown: per project and kind, linked bytes of clang-19 and mlcc, the gain, build
+    CPU, link time and tests; then per kind the total gain, the geometric mean of the
+    per-project gains, the code-bytes gain, and the programs and libraries larger than
+    clang's; and mlcc with its default on every unit, where built."""
+    rows = ["| project | LTO | clang-19 bytes | mlcc bytes | gain | default on every unit | "
+            "build CPU mlcc/clang | link time mlcc/clang (median of 3) | tests |",
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     by = {(r["project"], r["kind"], r["compiler"]): r for r in runs if r["ok"]}
-    totals = {k: [0, 0] for k in KINDS}
+    summary = {k: {"clang": 0, "mlcc": 0, "code_clang": 0, "code_mlcc": 0, "ratios": [], "larger": 0,
+                   "files": 0, "default": [0, 0]} for k in KINDS}
     for project in dict.fromkeys(r["project"] for r in runs):
         for kind in KINDS:
             clang, mlcc = by.get((project, kind, "clang")), by.get((project, kind, "mlcc"))
             if not clang or not mlcc:
                 continue
             c, m = sum(clang["artifacts"].values()), sum(mlcc["artifacts"].values())
-            totals[kind][0] += c
-            totals[kind][1] += m
-            tested = "passed" if mlcc.get("tested") else "-"
+            total = summary[kind]
+            total["clang"] += c
+            total["mlcc"] += m
+            total["ratios"].append(m / c)
+            if "code" in clang and "code" in mlcc:
+                total["code_clang"] += sum(clang["code"].values())
+                total["code_mlcc"] += sum(mlcc["code"].values())
+            for path, size in clang["artifacts"].items():
+                total["files"] += 1
+                total["larger"] += mlcc["artifacts"].get(path, 0) > size
+            fixed = by.get((project, kind, "mlcc-default"))
+            default = "-"
+            if fixed:
+                d = sum(fixed["artifacts"].values())
+                default = f"{_gain(c, d):+.2f} %"
+                total["default"][0] += c
+                total["default"][1] += d
             links = mlcc.get("link_seconds") or {}
             link = (f"{links['mlcc']:.2f} s / {links['clang']:.2f} s = {links['mlcc'] / links['clang']:.2f}x"
                     if links.get("clang") else "-")
-            rows.append(f"| {project} | {kind} | {c:,} | {m:,} | {100 * (1 - m / c):+.2f} % | "
+            tested = "passed" if mlcc.get("tested") else "-"
+            rows.append(f"| {project} | {kind} | {c:,} | {m:,} | {_gain(c, m):+.2f} % | {default} | "
                         f"{mlcc['cpu'] / clang['cpu']:.2f}x | {link} | {tested} |")
-    for kind, (c, m) in totals.items():
-        if c:
-            rows.append(f"| **total** | {kind} | {c:,} | {m:,} | {100 * (1 - m / c):+.2f} % | | | |")
+    rows += ["", "| LTO | total bytes gain | geometric mean of per-project gains | code bytes gain | "
+                 "programs and libraries larger than clang's | default on every unit, total |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for kind, t in summary.items():
+        if not t["clang"]:
+            continue
+        geomean = 100 * (1 - statistics.geometric_mean(t["ratios"]))
+        code = f"{_gain(t['code_clang'], t['code_mlcc']):+.2f} %" if t["code_clang"] else "-"
+        default = f"{_gain(*t['default']):+.2f} %" if t["default"][0] else "-"
+        rows.append(f"| {kind} | {_gain(t['clang'], t['mlcc']):+.2f} % | {geomean:+.2f} % | {code} | "
+                    f"{t['larger']} of {t['files']} | {default} |")
     return rows
 
 
@@ -171,7 +210,9 @@ def table(runs: list[dict]) -> list[str]:
 @click.option("--workdir", type=click.Path(path_type=Path), default=REPO / "build" / "bench-lto")
 @click.option("--jobs", default=2, show_default=True)
 @click.option("--again", is_flag=True, help="rebuild what the results file already has")
-def main(names, kinds, workdir: Path, jobs: int, again: bool) -> None:
+@click.option("--with-default", is_flag=True,
+              help="also build with mlcc's default pipeline forced on every unit and the link")
+def main(names, kinds, workdir: Path, jobs: int, again: bool, with_default: bool) -> None:
     """Build bench projects with -Oz -flto / -flto=thin through clang-19 and mlcc; compare."""
     chosen = names or DEFAULT_PROJECTS
     found = {p.name: p for p in bench_builds.load_projects()}
@@ -179,7 +220,7 @@ def main(names, kinds, workdir: Path, jobs: int, again: bool) -> None:
     done = {(r["project"], r["kind"], r["compiler"]) for r in runs if r["ok"]}
     for name in chosen:
         for kind in kinds or KINDS:
-            for compiler in ("clang", "mlcc"):
+            for compiler in COMPILERS if with_default else COMPILERS[:2]:
                 if (name, kind, compiler) in done:
                     continue
                 record = build(found[name], compiler, kind, workdir / f"{name}-{kind}-{compiler}", jobs)
