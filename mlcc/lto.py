@@ -19,6 +19,9 @@ GNU ld and gold run LLVM's LTO through LLVMgold.so (clang's default linker here)
 which has no option for a pass pipeline: they get the code generation knobs
 alone (`-plugin-opt=`). Other linkers get the user's link unchanged; the units
 still carry their pre-link decisions.
+
+With -fmlcc-trials=K the link is made with clang's own options, the default and
+the K-th trial set, and the smallest program is kept (`smallest_link`).
 """
 
 from __future__ import annotations
@@ -72,11 +75,6 @@ def linker(cmd: Command) -> str:
     if base in ("", "ld", "bfd", "gold", "ld.bfd", "ld.gold"):
         return "plugin"
     return "other"
-
-
-def linker_is_lld(cmd: Command) -> bool:
-    """True when clang would link with lld (`linker`)."""
-    return linker(cmd) == "lld"
 
 
 @dataclass(frozen=True)

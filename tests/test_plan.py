@@ -344,8 +344,8 @@ def test_lto_link_of_objects_alone_is_an_lto_link(tmp_path):
     ("mlcc -Oz -flto a.c", False),
 ])
 def test_which_links_are_lld(line, lld):
-    from mlcc.lto import linker_is_lld
-    assert linker_is_lld(parse(shlex.split(line)[1:], "c")) is lld
+    from mlcc.lto import linker
+    assert (linker(parse(shlex.split(line)[1:], "c")) == "lld") is lld
 
 
 def test_a_thinlto_cache_gets_a_directory_per_mlcc_options():
