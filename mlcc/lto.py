@@ -110,7 +110,25 @@ def post_link_text(opt: str, lto_kind: str, opt_level: str, cache=None) -> str:
     return text
 
 
-def link_pipelines(opt_level: str, settings, triple: str) -> list[str]:
+def _defaults(opt_level: str, settings, target: str, triple: str, cache) -> tuple[str, tuple]:
+    """`model.defaults`, remembered in the decision cache by the model file's identity:
+    reading them loads the model (onnxruntime), most of a small link's time."""
+    from mlcc import model
+
+    key = None
+    if cache is not None:
+        from mlcc.cache import make_text_key
+        key = make_text_key("link defaults", model.identity_for(opt_level, settings, triple), target)
+        entry = cache.get(key)
+        if entry is not None and isinstance(entry.get("default"), str) and isinstance(entry.get("sets"), list):
+            return entry["default"], tuple(tuple(s) for s in entry["sets"])
+    default, sets = model.defaults(opt_level, settings, target)
+    if cache is not None:
+        cache.put(key, {"default": default, "sets": [list(s) for s in sets]})
+    return default, sets
+
+
+def link_pipelines(opt_level: str, settings, triple: str, cache=None) -> list[str]:
     """What the link may carry for the target of `triple`, slow passes left out: the
     pipeline single-shot gives a unit of it without reading it (its model's candidate 0,
     else its default); with -fmlcc-trials=K, clang's own, that one and the K-th trial set.
@@ -125,7 +143,7 @@ def link_pipelines(opt_level: str, settings, triple: str) -> list[str]:
         target = model.target_of(triple)
         if target is None or settings.model == "none":
             return [CLANG]
-        default, sets = model.defaults(opt_level, settings, target.name)
+        default, sets = _defaults(opt_level, settings, target.name, triple, cache)
         k = settings.trials
         # the default too: the K-th set, chosen for units, need not hold it, and trials
         # must never link larger than single-shot
@@ -155,14 +173,27 @@ def link_options(pipeline_text: str, cmd: Command, lto_kind: str, tools, cache=N
     return extra
 
 
-def link_triple(cmd: Command, clang: str) -> str:
-    """The target triple clang links for with this command's flags."""
+def link_triple(cmd: Command, clang: str, cache=None) -> str:
+    """The target triple clang links for with this command's flags; remembered in the
+    decision cache by clang's identity, the flags and the directory (a configuration
+    file there could name a target)."""
     from mlcc.process import run_tool
 
     flags = [t for a in cmd.args if not a.is_input and a.name not in ("-o",) and not a.name.startswith(
         ("-Wl,", "-Xlinker", "-l", "-L", "-fuse-ld", "--ld-path")) for t in a.tokens]
+    key = None
+    if cache is not None:
+        from mlcc.cache import make_text_key
+        st = os.stat(clang)
+        key = make_text_key("link triple", clang, st.st_size, st.st_mtime_ns, os.getcwd(), flags)
+        entry = cache.get(key)
+        if entry is not None and isinstance(entry.get("triple"), str):
+            return entry["triple"]
     proc = run_tool([clang, *flags, "-print-effective-triple"], capture_stdout=True, capture_stderr=True)
-    return proc.stdout.decode(errors="replace").strip()
+    triple = proc.stdout.decode(errors="replace").strip()
+    if cache is not None:
+        cache.put(key, {"triple": triple})
+    return triple
 
 
 def with_private_cache(argv: list[str], extra: list[str]) -> list[str]:
@@ -194,7 +225,7 @@ def link_argvs(argv: list, cmd: Command, lto_kind: str, settings, tools,
     if linker(cmd) == "other":
         return [(CLANG, list(argv))]
     try:
-        chosen = link_pipelines(cmd.opt_level, settings, link_triple(cmd, tools.clang))
+        chosen = link_pipelines(cmd.opt_level, settings, link_triple(cmd, tools.clang, cache), cache)
         options = [(p, link_options(p, cmd, lto_kind, tools, cache)) for p in chosen]
     except MlccError as exc:  # ToolFailed among them: the link goes on as clang's own
         from mlcc.notices import warn_once
