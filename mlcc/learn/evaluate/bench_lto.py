@@ -75,8 +75,7 @@ def build(project: bench_builds.Project, compiler: str, kind: str, workdir: Path
             pj.RECIPES[project.recipe].test(b)
             run["tested"] = True
         if compiler == "mlcc":  # the link times: single-shot's links against clang's
-            log = (workdir / "mlcc.log").read_text(errors="replace").splitlines()
-            entries = [json.loads(line) for line in log if line.strip()]
+            entries = _log_entries(workdir)
             run["lto_links"] = sum(e.get("path") == "lto-link" for e in entries)
             run["lto_units"] = sum(e.get("path") == "optimize" for e in entries)
             run["link_seconds"] = link_times(entries, env, cc, cxx)
@@ -87,6 +86,20 @@ def build(project: bench_builds.Project, compiler: str, kind: str, workdir: Path
 
 
 LINK_REPEATS = 3
+
+
+def _log_entries(workdir: Path) -> list[dict]:
+    log = (workdir / "mlcc.log").read_text(errors="replace").splitlines()
+    return [json.loads(line) for line in log if line.strip()]
+
+
+def retime_links(run: dict, workdir: Path) -> None:
+    """Time an mlcc build's LTO links again, in its kept tree (`--relink`)."""
+    cc, cxx = bench_builds.compilers(bench_builds.Config("mlcc", LEVEL, "single"))
+    _, lto_env = pj.lto_settings(run["kind"], LEVEL, mlcc=True)
+    env = bench_builds.mlcc_environment({**pj.build_env(cc, cxx), **lto_env}, "single",
+                                        workdir / "mlcc.log", workdir / "decisions")
+    run["link_seconds"] = link_times(_log_entries(workdir), env, cc, cxx)
 
 
 def link_times(entries: list[dict], env: dict[str, str], cc: str, cxx: str) -> dict:
@@ -212,11 +225,19 @@ def table(runs: list[dict]) -> list[str]:
 @click.option("--again", is_flag=True, help="rebuild what the results file already has")
 @click.option("--with-default", is_flag=True,
               help="also build with mlcc's default pipeline forced on every unit and the link")
-def main(names, kinds, workdir: Path, jobs: int, again: bool, with_default: bool) -> None:
+@click.option("--relink", is_flag=True, help="only time the kept mlcc builds' links again")
+def main(names, kinds, workdir: Path, jobs: int, again: bool, with_default: bool, relink: bool) -> None:
     """Build bench projects with -Oz -flto / -flto=thin through clang-19 and mlcc; compare."""
     chosen = names or DEFAULT_PROJECTS
     found = {p.name: p for p in bench_builds.load_projects()}
     runs = [] if again else load()
+    if relink:
+        for run in runs:
+            if run["ok"] and run["compiler"] == "mlcc" and run["project"] in chosen:
+                retime_links(run, workdir / f"{run['project']}-{run['kind']}-mlcc")
+                save(runs)
+                click.echo(f"{run['project']} {run['kind']}: links {run['link_seconds']}")
+        chosen = ()
     done = {(r["project"], r["kind"], r["compiler"]) for r in runs if r["ok"]}
     for name in chosen:
         for kind in kinds or KINDS:
