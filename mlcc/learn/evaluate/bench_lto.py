@@ -172,7 +172,7 @@ def table(runs: list[dict]) -> list[str]:
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     by = {(r["project"], r["kind"], r["compiler"]): r for r in runs if r["ok"]}
     summary = {k: {"clang": 0, "mlcc": 0, "code_clang": 0, "code_mlcc": 0, "ratios": [], "larger": 0,
-                   "files": 0, "default": [0, 0]} for k in KINDS}
+                   "files": 0, "default": [0, 0], "links": [0.0, 0.0]} for k in KINDS}
     for project in dict.fromkeys(r["project"] for r in runs):
         for kind in KINDS:
             clang, mlcc = by.get((project, kind, "clang")), by.get((project, kind, "mlcc"))
@@ -197,22 +197,28 @@ def table(runs: list[dict]) -> list[str]:
                 total["default"][0] += c
                 total["default"][1] += d
             links = mlcc.get("link_seconds") or {}
+            if links.get("clang"):
+                total["links"][0] += links["mlcc"]
+                total["links"][1] += links["clang"]
             link = (f"{links['mlcc']:.2f} s / {links['clang']:.2f} s = {links['mlcc'] / links['clang']:.2f}x"
                     if links.get("clang") else "-")
             tested = "passed" if mlcc.get("tested") else "-"
             rows.append(f"| {project} | {kind} | {c:,} | {m:,} | {_gain(c, m):+.2f} % | {default} | "
                         f"{mlcc['cpu'] / clang['cpu']:.2f}x | {link} | {tested} |")
     rows += ["", "| LTO | total bytes gain | geometric mean of per-project gains | code bytes gain | "
-                 "programs and libraries larger than clang's | default on every unit, total |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+                 "programs and libraries larger than clang's | default on every unit, total | "
+                 "link time, all links, mlcc/clang |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for kind, t in summary.items():
         if not t["clang"]:
             continue
         geomean = 100 * (1 - statistics.geometric_mean(t["ratios"]))
         code = f"{_gain(t['code_clang'], t['code_mlcc']):+.2f} %" if t["code_clang"] else "-"
         default = f"{_gain(*t['default']):+.2f} %" if t["default"][0] else "-"
+        m, c = t["links"]
+        link = f"{m:.2f} s / {c:.2f} s = {m / c:.2f}x" if c else "-"
         rows.append(f"| {kind} | {_gain(t['clang'], t['mlcc']):+.2f} % | {geomean:+.2f} % | {code} | "
-                    f"{t['larger']} of {t['files']} | {default} |")
+                    f"{t['larger']} of {t['files']} | {default} | {link} |")
     return rows
 
 
