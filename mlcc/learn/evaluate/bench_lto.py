@@ -93,13 +93,16 @@ def _log_entries(workdir: Path) -> list[dict]:
     return [json.loads(line) for line in log if line.strip()]
 
 
-def retime_links(run: dict, workdir: Path) -> None:
-    """Time an mlcc build's LTO links again, in its kept tree (`--relink`)."""
+def retime_links(run: dict, workdir: Path, client: Path | None = None) -> None:
+    """Time an mlcc build's LTO links again, in its kept tree (`--relink`); with the native
+    client installed in `client` (`mlcc-tool install-client --bindir DIR`), through it."""
     cc, cxx = bench_builds.compilers(bench_builds.Config("mlcc", LEVEL, "single"))
+    if client:
+        cc, cxx = str(client / "mlcc"), str(client / "mlcc++")
     _, lto_env = pj.lto_settings(run["kind"], LEVEL, mlcc=True)
     env = bench_builds.mlcc_environment({**pj.build_env(cc, cxx), **lto_env}, "single",
                                         workdir / "mlcc.log", workdir / "decisions")
-    run["link_seconds"] = link_times(_log_entries(workdir), env, cc, cxx)
+    run["link_seconds_client" if client else "link_seconds"] = link_times(_log_entries(workdir), env, cc, cxx)
 
 
 def link_times(entries: list[dict], env: dict[str, str], cc: str, cxx: str) -> dict:
@@ -172,7 +175,8 @@ def table(runs: list[dict]) -> list[str]:
             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     by = {(r["project"], r["kind"], r["compiler"]): r for r in runs if r["ok"]}
     summary = {k: {"clang": 0, "mlcc": 0, "code_clang": 0, "code_mlcc": 0, "ratios": [], "larger": 0,
-                   "files": 0, "default": [0, 0], "links": [0.0, 0.0]} for k in KINDS}
+                   "files": 0, "default": [0, 0], "links": [0.0, 0.0], "client": [0.0, 0.0]}
+               for k in KINDS}
     for project in dict.fromkeys(r["project"] for r in runs):
         for kind in KINDS:
             clang, mlcc = by.get((project, kind, "clang")), by.get((project, kind, "mlcc"))
@@ -200,6 +204,10 @@ def table(runs: list[dict]) -> list[str]:
             if links.get("clang"):
                 total["links"][0] += links["mlcc"]
                 total["links"][1] += links["clang"]
+            client = mlcc.get("link_seconds_client") or {}
+            if client.get("clang"):
+                total["client"][0] += client["mlcc"]
+                total["client"][1] += client["clang"]
             link = (f"{links['mlcc']:.2f} s / {links['clang']:.2f} s = {links['mlcc'] / links['clang']:.2f}x"
                     if links.get("clang") else "-")
             tested = "passed" if mlcc.get("tested") else "-"
@@ -207,18 +215,18 @@ def table(runs: list[dict]) -> list[str]:
                         f"{mlcc['cpu'] / clang['cpu']:.2f}x | {link} | {tested} |")
     rows += ["", "| LTO | total bytes gain | geometric mean of per-project gains | code bytes gain | "
                  "programs and libraries larger than clang's | default on every unit, total | "
-                 "link time, all links, mlcc/clang |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                 "link time, all links, mlcc/clang | the same through the native client |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for kind, t in summary.items():
         if not t["clang"]:
             continue
         geomean = 100 * (1 - statistics.geometric_mean(t["ratios"]))
         code = f"{_gain(t['code_clang'], t['code_mlcc']):+.2f} %" if t["code_clang"] else "-"
         default = f"{_gain(*t['default']):+.2f} %" if t["default"][0] else "-"
-        m, c = t["links"]
-        link = f"{m:.2f} s / {c:.2f} s = {m / c:.2f}x" if c else "-"
+        link, client = (f"{m:.2f} s / {c:.2f} s = {m / c:.2f}x" if c else "-"
+                        for m, c in (t["links"], t["client"]))
         rows.append(f"| {kind} | {_gain(t['clang'], t['mlcc']):+.2f} % | {geomean:+.2f} % | {code} | "
-                    f"{t['larger']} of {t['files']} | {default} | {link} |")
+                    f"{t['larger']} of {t['files']} | {default} | {link} | {client} |")
     return rows
 
 
@@ -232,7 +240,10 @@ def table(runs: list[dict]) -> list[str]:
 @click.option("--with-default", is_flag=True,
               help="also build with mlcc's default pipeline forced on every unit and the link")
 @click.option("--relink", is_flag=True, help="only time the kept mlcc builds' links again")
-def main(names, kinds, workdir: Path, jobs: int, again: bool, with_default: bool, relink: bool) -> None:
+@click.option("--client", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="with --relink: through the native client installed in this directory")
+def main(names, kinds, workdir: Path, jobs: int, again: bool, with_default: bool, relink: bool,
+         client: Path | None) -> None:
     """Build bench projects with -Oz -flto / -flto=thin through clang-19 and mlcc; compare."""
     chosen = names or DEFAULT_PROJECTS
     found = {p.name: p for p in bench_builds.load_projects()}
@@ -240,9 +251,10 @@ def main(names, kinds, workdir: Path, jobs: int, again: bool, with_default: bool
     if relink:
         for run in runs:
             if run["ok"] and run["compiler"] == "mlcc" and run["project"] in chosen:
-                retime_links(run, workdir / f"{run['project']}-{run['kind']}-mlcc")
+                retime_links(run, workdir / f"{run['project']}-{run['kind']}-mlcc", client)
                 save(runs)
-                click.echo(f"{run['project']} {run['kind']}: links {run['link_seconds']}")
+                click.echo(f"{run['project']} {run['kind']}: links "
+                           f"{run['link_seconds_client' if client else 'link_seconds']}")
         chosen = ()
     done = {(r["project"], r["kind"], r["compiler"]) for r in runs if r["ok"]}
     for name in chosen:
