@@ -35,10 +35,14 @@ def max_count(ir_text: str) -> int:
 
 
 def holds_hot_code(bitcode: str) -> bool:
-    """True when the unit's own profile says some of its code is hot."""
+    """True when the unit's own profile says some of its code is hot, or when the
+    bitcode cannot be read here (then clang's pipeline is the safe answer)."""
     import llvmlite.binding as llvm
 
-    with open(bitcode, "rb") as f:
-        text = str(llvm.parse_bitcode(f.read()))
+    try:
+        with open(bitcode, "rb") as f:
+            text = str(llvm.parse_bitcode(f.read()))
+    except (OSError, RuntimeError):
+        return True
     threshold = hot_threshold(text)
     return threshold is not None and threshold > 0 and max_count(text) >= threshold
