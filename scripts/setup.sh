@@ -23,7 +23,7 @@ for dir in /usr/lib/arm-none-eabi/include /usr/lib/picolibc/riscv64-unknown-elf/
 done
 command -v qemu-aarch64 >/dev/null 2>&1 || need_apt=1
 # clang's profile runtime (libclang_rt.profile.a), for profiled builds' instrumented step
-[ -e /usr/lib/llvm-19/lib/clang/19/lib/x86_64-pc-linux-gnu/libclang_rt.profile.a ] || need_apt=1
+[ -e /usr/lib/llvm-19/lib/clang/19/lib/linux/libclang_rt.profile-x86_64.a ] || need_apt=1
 if [ "$need_apt" = 1 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -q
