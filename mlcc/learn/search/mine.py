@@ -32,6 +32,7 @@ import click
 from mlcc import passes
 from mlcc.learn.search import budget, search
 from mlcc.learn.corpus.layout import Layout
+from mlcc.learn.engine import Engine, engine_option
 from mlcc.learn.measure import Measurer, Unit, prepare
 from mlcc.pipeline import CLANG
 
@@ -142,7 +143,8 @@ def winners(rows: list[dict], limit: int) -> list[str]:
 @click.command("mine-crosscheck")
 @click.option("--limit", default=60, show_default=True, help="Finds to measure on the walked units.")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
-def crosscheck(limit: int, jobs: int) -> None:
+@engine_option
+def crosscheck(limit: int, jobs: int, backend: str) -> None:
     """Measure the best finds on every walked unit (resumable)."""
     mined = json.loads(MINED.read_text())
     chosen = winners(mined["rows"], limit)
@@ -152,4 +154,4 @@ def crosscheck(limit: int, jobs: int) -> None:
     units = search.walk_sample(search.load_manifest(), 120)
     jobs_list = [search.corpus_job(u, layout, chosen, by_unit.get(u["id"], {})) for u in units
                  if any(p not in by_unit.get(u["id"], {}) for p in chosen)]
-    search.run_jobs(jobs_list, store, jobs, "crosscheck mined")
+    search.run_jobs(jobs_list, store, Engine(backend, jobs), "crosscheck mined")
