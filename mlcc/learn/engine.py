@@ -204,7 +204,7 @@ def _serve(pipe, fn: Callable, identity: tuple) -> None:
 
 def _portable(exc: Exception) -> Exception:
     """`exc` as it can travel back to the head, with the worker's traceback as a note."""
-    exc.add_note(traceback.format_exc())
+    exc.__notes__ = [*getattr(exc, "__notes__", ()), traceback.format_exc()]  # add_note() in 3.11
     try:
         pickle.loads(pickle.dumps(exc))
         return exc
