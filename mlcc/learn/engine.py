@@ -147,7 +147,7 @@ def _local_stream(fn: Callable, tasks: list, inputs: Callable, identity: tuple,
 
     def spawn() -> None:
         head, end = ctx.Pipe()
-        process = ctx.Process(target=_serve, args=(end, fn, identity), daemon=True)
+        process = ctx.Process(target=_serve, args=(end, head, fn, identity), daemon=True)
         process.start()
         end.close()  # the worker's alone now: its death is the head's end-of-file
         workers[head] = process
@@ -180,26 +180,37 @@ def _local_stream(fn: Callable, tasks: list, inputs: Callable, identity: tuple,
                     raise value
                 yield value
     finally:
-        for process in workers.values():
-            process.terminate()
+        for pipe, process in workers.items():
+            if pipe in busy:
+                process.terminate()  # stopped mid-task: an error or Ctrl-C in the head
+            else:
+                pipe.send(None)  # nothing more to do
+            pipe.close()
         for process in workers.values():
             process.join()
 
 
-def _serve(pipe, fn: Callable, identity: tuple) -> None:
-    """A local worker: run the tasks the head sends until it goes away."""
+def _serve(pipe, head_end, fn: Callable, identity: tuple) -> None:
+    """A local worker: run the tasks the head sends until it says stop or goes away."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the head's to handle
+    head_end.close()  # the fork's copy: the head's death must be this end's end of file
     while True:
         try:
-            task, files = pipe.recv()
+            message = pipe.recv()
         except EOFError:
             return
+        if message is None:
+            return
+        task, files = message
         try:
             _same_llvm(identity)
             reply = (True, fn(task, files))
         except Exception as exc:
             reply = (False, _portable(exc))
-        pipe.send(reply)
+        try:
+            pipe.send(reply)
+        except OSError:  # the head is gone
+            return
 
 
 def _portable(exc: Exception) -> Exception:
