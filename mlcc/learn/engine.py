@@ -25,6 +25,7 @@ that a mixed cluster cannot put two compilers' sizes in one table.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import multiprocessing
@@ -184,7 +185,8 @@ def _local_stream(fn: Callable, tasks: list, inputs: Callable, identity: tuple,
             if pipe in busy:
                 process.terminate()  # stopped mid-task: an error or Ctrl-C in the head
             else:
-                pipe.send(None)  # nothing more to do
+                with contextlib.suppress(OSError):  # an idle worker may have died too
+                    pipe.send(None)  # nothing more to do
             pipe.close()
         for process in workers.values():
             process.join()
@@ -310,7 +312,7 @@ def _ray_result(ray, ref):
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as exc:
-        raise exc.cause from None
+        raise (exc.cause or MlccError(str(exc))) from None
     except ray.exceptions.WorkerCrashedError as exc:
         raise MlccError(f"a task's worker died {RETRIES + 1} times: {exc}") from None
 
