@@ -60,6 +60,10 @@ class FeatureError(MlccError):
     """A bitcode file could not be read or parsed for its features."""
 
 
+class WorkerMismatch(MlccError):
+    """A worker of the learning side's engine has another LLVM than the head."""
+
+
 class ModelError(MlccError):
     """The model file is missing, unreadable or does not fit this mlcc."""
 

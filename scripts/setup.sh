@@ -52,6 +52,10 @@ else
   PY=python3
 fi
 $PY -m pip install -q --disable-pip-version-check -e '.[test]'
+# Ray (the `ray` extra, a ~80 MB wheel): the learning side's `--engine ray` and its tests
+# (tests/test_engine.py), which skip without it. Not every platform has a Ray wheel.
+$PY -m pip install -q --disable-pip-version-check -e '.[ray]' \
+  || echo "setup: Ray was not installed; the Ray tests of tests/test_engine.py will skip" >&2
 # Byte-compile mlcc now: with PYTHONDONTWRITEBYTECODE set (as on some CI machines)
 # an editable install would otherwise compile every module from source in every
 # compiler process, 25-90 ms each (a wheel install compiles them at install time).

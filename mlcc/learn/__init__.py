@@ -6,7 +6,8 @@ mode) -> search (pipelines measured on the corpus: the measurement and features
 tables) -> candidates (the few pipelines the model chooses among, and its
 default) -> train (the ONNX model) -> report (docs/MODEL-REPORT*.md); beside
 them, evaluate (mlcc against clang on other projects) and check (miscompiles).
-measure.py measures one pipeline on one unit for all of them, paths.py says
+measure.py measures one pipeline on one unit for all of them, engine.py runs many
+measurements at once (forked processes here, or a Ray cluster), paths.py says
 where their files are, and retrain.py runs search, candidates and train on
 your own code (`mlcc-tool retrain`).
 """

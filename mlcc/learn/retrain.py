@@ -35,6 +35,8 @@ from mlcc import model as runtime
 from mlcc.errors import MlccError
 from mlcc.learn.candidates import candidates as cands
 from mlcc.learn.corpus.manifest import distinct_units, read_units
+from mlcc.learn.engine import Engine
+from mlcc.learn.measure import Unit
 from mlcc.learn.search import search
 from mlcc.learn.train import train
 
@@ -119,12 +121,13 @@ def run(directories: list[Path], out: Path, *, work: Path | None, level: str | N
             run = search.bounded_pipelines(pipelines, counts.get(u["id"]))
             todo, left = search.work_left(known, run, walk)
             if todo:
-                out_jobs.append(search.Job(u["dir"], u["id"], run, known, left, level))
+                out_jobs.append(search.Job(Unit.load(Path(u["dir"]), u["id"]), run, known, left, level))
         return out_jobs
 
-    search.run_jobs(jobs_for(explored, shared, greedy), store, jobs, "explore")
+    engine = Engine(jobs=jobs)
+    search.run_jobs(jobs_for(explored, shared, greedy), store, engine, "explore")
     winners = search.greedy_winners(store, explored, set(shared), limit=16)
-    search.run_jobs(jobs_for(explored, winners), store, jobs, "cross-check")
+    search.run_jobs(jobs_for(explored, winners), store, engine, "cross-check")
 
     # 3. the candidate set
     columns = cands.complete_columns(store, [u["id"] for u in explored], counts)
@@ -136,7 +139,7 @@ def run(directories: list[Path], out: Path, *, work: Path | None, level: str | N
         json.dumps({"opt_level": level, **selection}, indent=1) + "\n")
 
     # 4. label every unit, 5. train and validate
-    search.run_jobs(jobs_for(units, candidates), store, jobs, "label")
+    search.run_jobs(jobs_for(units, candidates), store, engine, "label")
     train_set, valid_set = train.labeled_splits(units, candidates, store, bitcode_of,
                                                 work / "features.jsonl.gz")
     candidates = train_set.candidates

@@ -9,8 +9,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
+from mlcc.learn import entry
 from mlcc.learn.candidates import candidates, codegen_sweep, ship_targets, slow_bound, tune_default
 
 
@@ -26,4 +29,4 @@ main.add_command(slow_bound.main, "slow-bound")
 main.add_command(ship_targets.main, "ship-targets")
 
 if __name__ == "__main__":
-    main()
+    sys.exit(entry.run(main, "mlcc.learn.candidates"))

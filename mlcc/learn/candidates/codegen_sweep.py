@@ -18,11 +18,9 @@ and mean project gain against the baseline.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-import signal
 import tempfile
-from pathlib import Path
+from dataclasses import replace
 
 import click
 import numpy as np
@@ -33,6 +31,7 @@ from rich.table import Table
 from mlcc import knobs
 from mlcc.learn.candidates import tune_default
 from mlcc.learn.corpus.layout import Layout
+from mlcc.learn.engine import Engine, engine_option
 from mlcc.learn.measure import Unit, generate, optimize, prepare
 from mlcc.learn.search import search
 from mlcc.learn.train import train
@@ -100,25 +99,26 @@ def merged(base: tuple[str, ...], options: list[str]) -> list[str]:
     return kept + [arg for o in options for arg in ("-mllvm", o)]
 
 
-def _sweep_unit(job: tuple[str, str, str, dict, list[str]]) -> tuple[str, dict]:
-    """Worker: one unit's baseline and option-set sizes (None for a failure)."""
-    unit_dir, unit_id, default, known, names = job
+def _sweep_unit(job: tuple[Unit, str, dict, list[str]], files: dict[str, str]) -> tuple[str, dict]:
+    """Worker: one unit's baseline and option-set sizes (None for a failure), its
+    bitcode where the engine put it (`files`)."""
+    unit, default, known, names = job
+    unit = replace(unit, bitcode=files[unit.bitcode])
     with tempfile.TemporaryDirectory(prefix="mlcc-sweep-") as tmp:
         try:
-            unit = Unit.load(Path(unit_dir), unit_id)
             prep = prepare(unit, tmp)
         except Exception:  # a unit that cannot be read is left out, as `search` records it failed
-            return unit_id, {}
+            return unit.id, {}
         optimized = os.path.join(tmp, "o.bc")
         if not optimize(prep, default, optimized):
-            return unit_id, {}
+            return unit.id, {}
         base = knobs.codegen_args(default, unit.codegen_args)
         sizes = dict(known)
         for name in ["baseline", *names]:
             if name not in sizes:
                 extra = base if name == "baseline" else merged(base, OPTION_SETS[name])
                 sizes[name] = generate(prep, optimized, extra, os.path.join(tmp, "o.o"))
-        return unit_id, sizes
+        return unit.id, sizes
 
 
 def summary(results: dict, names: list[str]) -> dict[str, dict]:
@@ -145,7 +145,8 @@ def summary(results: dict, names: list[str]) -> dict[str, dict]:
               help="walk: small units of every project; label: the training units `label` measures.")
 @click.option("--count", default=120, show_default=True)
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
-def main(sample: str, count: int, jobs: int) -> None:
+@engine_option
+def main(sample: str, count: int, jobs: int, backend: str) -> None:
     """Measure every option set of OPTION_SETS on top of the tuned default."""
     default = tune_default.tuned_default()
     if not default:
@@ -165,8 +166,12 @@ def main(sample: str, count: int, jobs: int) -> None:
         unit_dir = search.unit_dir(layout, u["project"])
         known = results.get(u["id"], {}).get("sizes", {})
         if (unit_dir / f"{u['id']}.json").exists() and any(n not in known for n in ["baseline", *names]):
-            jobs_left.append((str(unit_dir), u["id"], default, known, names))
+            jobs_left.append((Unit.load(unit_dir, u["id"]), default, known, names))
     project_of = {u["id"]: u["project"] for u in units}
+    known_of = {job[0].id: job[2] for job in jobs_left}
+
+    def measured(result: tuple[str, dict]) -> int:
+        return max(0, len(result[1]) - len(known_of[result[0]]))
 
     def save() -> None:
         by_default[default] = {"summary": summary(results, names), "units": results}
@@ -174,14 +179,13 @@ def main(sample: str, count: int, jobs: int) -> None:
                                    "option_sets": OPTION_SETS, "by_default": by_default},
                                   indent=1) + "\n")
 
-    console = Console(stderr=True)
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(jobs, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
-        for done, (unit_id, sizes) in enumerate(pool.imap_unordered(_sweep_unit, jobs_left), 1):
-            results[unit_id] = {"project": project_of[unit_id], "sizes": sizes}
-            if done % 10 == 0 or done == len(jobs_left):
-                save()
-                console.print(f"{done}/{len(jobs_left)} units")
+    swept = Engine(backend, jobs).map(_sweep_unit, jobs_left, title=f"codegen sweep {sample}",
+                                      inputs=lambda job: [job[0].bitcode],
+                                      count=measured)
+    for done, (unit_id, sizes) in enumerate(swept, 1):
+        results[unit_id] = {"project": project_of[unit_id], "sizes": sizes}
+        if done % 10 == 0:
+            save()
     save()
     table = Table(title=f"code generation options on {escape(default)} ({sample}, {len(results)} units)")
     for col in ("option set", "total %", "project mean %", "smaller", "larger"):

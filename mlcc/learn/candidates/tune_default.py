@@ -29,6 +29,7 @@ import numpy as np
 
 from mlcc import knobs, passes, targets
 from mlcc.learn.corpus.layout import Layout
+from mlcc.learn.engine import Engine, engine_option
 from mlcc.learn.search import search
 from mlcc.learn.train import train
 
@@ -62,7 +63,7 @@ def candidate_pipelines() -> list[str]:
     return json.loads(search.CANDIDATES.read_text())["pipelines"] if search.CANDIDATES.exists() else []
 
 
-def measure(pipelines: list[str], units: list[dict], store: search.Store, jobs: int, title: str,
+def measure(pipelines: list[str], units: list[dict], store: search.Store, engine: Engine, title: str,
             counts: dict[str, float]) -> None:
     """Measure what mlcc runs for `pipelines` (`passes.bounded`, the units' instruction
     `counts`) on every unit of `units` that lacks one of them."""
@@ -72,7 +73,7 @@ def measure(pipelines: list[str], units: list[dict], store: search.Store, jobs: 
         run = search.bounded_pipelines(pipelines, counts.get(u["id"]))
         if any(p not in by_unit.get(u["id"], {}) for p in run):
             jobs_list.append(search.corpus_job(u, layout, run, by_unit.get(u["id"], {})))
-    search.run_jobs(jobs_list, store, jobs, title)
+    search.run_jobs(jobs_list, store, engine, title)
 
 
 def summary(sizes: dict[str, int], units: list[dict], by_unit: dict) -> dict:
@@ -141,7 +142,8 @@ def best_of(scored: dict[str, float]) -> str:
 @click.option("--min-gain", default=0.02, show_default=True,
               help="Points of mean project gain a change must add to be taken.")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
-def main(limit: int, rounds: int, min_gain: float, jobs: int) -> None:
+@engine_option
+def main(limit: int, rounds: int, min_gain: float, jobs: int, backend: str) -> None:
     """Descend from the best tuned clang pipeline one knob at a time on training units."""
     manifest = search.load_manifest()
     bitcode_of = search.corpus_bitcode(Layout.from_environment())
@@ -151,20 +153,21 @@ def main(limit: int, rounds: int, min_gain: float, jobs: int) -> None:
     if not units:
         raise click.ClickException("none of the sampled training units is in the corpus: run `make corpus`")
     store = search.Store()
+    engine = Engine(backend, jobs)
     counts = search.instruction_counts(units, bitcode_of)
     start = [search.CLANG_PIPELINE] + [p for p in candidate_pipelines()
                                        if search.is_tuned_clang(p) and passes.eligible(p)]
     host_default = tuned_default(search.DATA / f"default-O{search.OPT_LEVEL}.json")
     if search.TARGET != targets.HOST and host_default:
         start.append(host_default)  # what this target got before it had a search of its own
-    measure(start, units, store, jobs, "default start", counts)
+    measure(start, units, store, engine, "default start", counts)
     scored = gains(start, units, store.by_unit(counts))
     best = best_of(scored)
     history = [{"round": 0, "pipelines": scored, "best": best}]
     for round_no in range(1, rounds + 1):
         tried = [best] + [t for t in knobs.toggles(best, search.OPT_LEVEL, search.TARGET)
                           if passes.eligible(t)]
-        measure(tried, units, store, jobs, f"default round {round_no}", counts)
+        measure(tried, units, store, engine, f"default round {round_no}", counts)
         scored = gains(tried, units, store.by_unit(counts))
         # every change that helped on its own, taken at once: one more pipeline per round,
         # which saves the rounds a far start (x86-64's default on another target) would take
@@ -173,7 +176,7 @@ def main(limit: int, rounds: int, min_gain: float, jobs: int) -> None:
             have = set(knobs.knobs_of(best))
             combined = knobs.name(have ^ {k for t in helped for k in set(knobs.knobs_of(t)) ^ have})
             if passes.eligible(combined) and combined not in scored:
-                measure([combined], units, store, jobs, f"default round {round_no}, combined", counts)
+                measure([combined], units, store, engine, f"default round {round_no}, combined", counts)
                 scored.update(gains([combined], units, store.by_unit(counts)))
         new = best_of(scored)
         if scored[new] < scored[best] + min_gain:
@@ -188,7 +191,7 @@ def main(limit: int, rounds: int, min_gain: float, jobs: int) -> None:
     validation = [u for u in search.units_of(manifest, "validation") if bitcode_of(u).exists()]
     counts.update(search.instruction_counts(validation, bitcode_of))
     compared = [host_default] if search.TARGET != targets.HOST and host_default else []
-    measure([search.CLANG_PIPELINE, best, *sets[-1], *compared], validation, store, jobs,
+    measure([search.CLANG_PIPELINE, best, *sets[-1], *compared], validation, store, engine,
             "default and trials on validation", counts)
     checked = {}
     for split, sample in (("train", units), ("validation", validation)):

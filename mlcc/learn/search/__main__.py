@@ -9,8 +9,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
+from mlcc.learn import entry
 from mlcc.learn.search import budget, data_share, mine, pipeline_time, search
 
 
@@ -27,4 +30,4 @@ main.add_command(data_share.main, "data-share")
 main.add_command(pipeline_time.main, "pipeline-time")
 
 if __name__ == "__main__":
-    main()
+    sys.exit(entry.run(main, "mlcc.learn.search"))

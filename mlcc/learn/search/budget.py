@@ -20,17 +20,16 @@ measured by building, not read from the table. Results go to
 from __future__ import annotations
 
 import json
-import multiprocessing
 import random
-import signal
 import tempfile
-from pathlib import Path
+from dataclasses import replace
 
 import click
 
 from mlcc import model
 from mlcc.learn.search import search
 from mlcc.learn.corpus.layout import Layout
+from mlcc.learn.engine import Engine, engine_option
 from mlcc.learn.measure import Unit, prepare
 from mlcc.job import UnitJob
 from mlcc.objective import data_size
@@ -66,14 +65,13 @@ def sample_units(manifest: dict, count: int) -> list[dict]:
     return chosen
 
 
-def long_search(unit_dir: str, unit_id: str, budget: int, with_data: bool = False
-                ) -> tuple[Unit, list[str], dict[str, int | None], int | None]:
+def long_search(unit: Unit, budget: int, with_data: bool = False
+                ) -> tuple[list[str], dict[str, int | None], int | None]:
     """One search of `budget` evaluations on a corpus unit, exactly as `-fmlcc-search`
-    runs it (seeded by the bitcode, the model's ranked candidates first): the unit, the
-    start list (clang's pipeline and the ranked candidates), every pipeline tried
-    with its size, in evaluation order (None: failed), and, `with_data`, the bytes of
+    runs it (seeded by the bitcode, the model's ranked candidates first): the start
+    list (clang's pipeline and the ranked candidates), every pipeline tried with its
+    size, in evaluation order (None: failed), and, `with_data`, the bytes of
     initialized data in clang's object (None otherwise)."""
-    unit = Unit.load(Path(unit_dir), unit_id)
     with tempfile.TemporaryDirectory(prefix="mlcc-budget-") as tmp:
         prep = prepare(unit, tmp)
         plan = UnitPlan(source=unit.id, language=unit.driver, frontend_args=(),
@@ -86,13 +84,15 @@ def long_search(unit_dir: str, unit_id: str, budget: int, with_data: bool = Fals
         _, sizes = builder.search(start, budget)
         # clang's object once more (its opt run is shared) to split its bytes
         data = data_size(builder.build(builder.job.pipeline(CLANG)).output) if with_data and sizes.get(CLANG) else None
-    return unit, start, sizes, data
+    return start, sizes, data
 
 
-def search_unit(job: tuple[str, str, int]) -> dict:
-    """Worker: the sizes of one long search, in evaluation order (None: failed)."""
-    unit_dir, unit_id, budget = job
-    unit, start, sizes, data = long_search(unit_dir, unit_id, budget, with_data=True)
+def search_unit(job: tuple[Unit, int], files: dict[str, str]) -> dict:
+    """Worker: the sizes of one long search, in evaluation order (None: failed), the
+    unit's bitcode where the engine put it (`files`)."""
+    unit, budget = job
+    start, sizes, data = long_search(replace(unit, bitcode=files[unit.bitcode]), budget,
+                                     with_data=True)
     return {"unit": unit.id, "project": unit.project, "clang": sizes.get(CLANG), "clang_data": data,
             "budget": budget, "starts": len(start), "sizes": list(sizes.values())}
 
@@ -120,9 +120,10 @@ def summarize(rows: list[dict], budgets=BUDGETS) -> dict:
 @click.option("--long", "long_budget", default=BUDGETS[-1], show_default=True,
               help="Evaluations of the long search.")
 @click.option("--jobs", default=1, show_default=True)
+@engine_option
 @click.option("--all", "every_unit", is_flag=True,
               help="Search every validation unit (largest first), into search-budget-all-O?.json.")
-def main(count: int, long_budget: int, jobs: int, every_unit: bool) -> None:
+def main(count: int, long_budget: int, jobs: int, backend: str, every_unit: bool) -> None:
     """How close -fmlcc-search=N gets to a long search (resumable per unit)."""
     results = RESULTS_ALL if every_unit else RESULTS
     previous = json.loads(results.read_text()) if results.exists() else {}
@@ -138,8 +139,9 @@ def main(count: int, long_budget: int, jobs: int, every_unit: bool) -> None:
                        key=lambda u: -u["bitcode_bytes"])
     else:
         units = sample_units(search.load_manifest(), count)
-    todo = [(str(search.unit_dir(layout, u["project"])), u["id"], long_budget)
-            for u in units if u["id"] not in done]
+    bitcode_of = search.corpus_bitcode(layout)
+    todo = [(Unit.load(bitcode_of(u).parent, u["id"]), long_budget)  # in this corpus only
+            for u in units if u["id"] not in done and bitcode_of(u).exists()]
     rows = [done[u["id"]] for u in units if u["id"] in done]
     budgets = tuple(b for b in (BUDGETS_ALL if every_unit else BUDGETS) if b <= long_budget)
 
@@ -148,12 +150,12 @@ def main(count: int, long_budget: int, jobs: int, every_unit: bool) -> None:
                                        "model": guide,
                                        **summarize(rows, budgets), "rows": rows}, indent=1) + "\n")
 
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(max(1, jobs), initializer=signal.signal,
-                  initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
-        for row in pool.imap_unordered(search_unit, todo):
-            rows.append(row)
-            save()
-            click.echo(f"{row['unit']} ({row['project']}): {len(row['sizes'])} evaluations")
+    searched = Engine(backend, jobs).map(search_unit, todo, title="budget",
+                                         inputs=lambda job: [job[0].bitcode],
+                                         count=lambda row: len(row["sizes"]))
+    for row in searched:
+        rows.append(row)
+        save()
+        click.echo(f"{row['unit']} ({row['project']}): {len(row['sizes'])} evaluations")
     save()
     click.echo(json.dumps(summarize(rows, budgets)["total_gain_pct"]))

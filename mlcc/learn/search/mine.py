@@ -20,18 +20,17 @@ not redo the units already searched, and `--units` can grow the sample.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-import signal
 import tempfile
 from collections import defaultdict
-from pathlib import Path
+from dataclasses import replace
 
 import click
 
 from mlcc import passes
 from mlcc.learn.search import budget, search
 from mlcc.learn.corpus.layout import Layout
+from mlcc.learn.engine import Engine, engine_option
 from mlcc.learn.measure import Measurer, Unit, prepare
 from mlcc.pipeline import CLANG
 
@@ -65,16 +64,17 @@ def best_finds(sizes: dict[str, int | None], start: set[str], count: int = FINDS
     return [[p, s] for s, p in found[:count]]
 
 
-def mine_unit(job: tuple[str, str, int]) -> dict:
-    """Worker: one long search on one unit, reduced to what `mine-crosscheck` needs."""
-    unit_dir, unit_id, evaluations = job
-    unit = Unit.load(Path(unit_dir), unit_id)
+def mine_unit(job: tuple[Unit, int], files: dict[str, str]) -> dict:
+    """Worker: one long search on one unit, reduced to what `mine-crosscheck` needs, its
+    bitcode where the engine put it (`files`)."""
+    unit, evaluations = job
+    unit = replace(unit, bitcode=files[unit.bitcode])
     with tempfile.TemporaryDirectory(prefix="mlcc-mine-") as tmp:
         clang = Measurer(prepare(unit, tmp), tmp).size(CLANG)
     if not clang or clang < MIN_OBJECT_BYTES:
         return {"unit": unit.id, "project": unit.project, "clang": clang, "evaluations": 1,
                 "best_candidate": clang, "finds": []}
-    unit, start, sizes, _ = budget.long_search(unit_dir, unit_id, evaluations)
+    start, sizes, _ = budget.long_search(unit, evaluations)
     best_start = min((s for p, s in sizes.items() if p in start and s), default=None)
     return {"unit": unit.id, "project": unit.project, "clang": sizes.get(CLANG),
             "evaluations": len(sizes), "best_candidate": best_start,
@@ -85,7 +85,8 @@ def mine_unit(job: tuple[str, str, int]) -> dict:
 @click.option("--units", "count", default=120, show_default=True, help="Training units to search.")
 @click.option("--budget", "evaluations", default=200, show_default=True, help="Evaluations per unit.")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
-def search_command(count: int, evaluations: int, jobs: int) -> None:
+@engine_option
+def search_command(count: int, evaluations: int, jobs: int, backend: str) -> None:
     """Long searches on training units outside the walked ones (resumable per unit)."""
     previous = json.loads(MINED.read_text()) if MINED.exists() else {}
     # A find stays a find when the model changes: rows are kept, each with its guide.
@@ -93,7 +94,7 @@ def search_command(count: int, evaluations: int, jobs: int) -> None:
     guide = budget.model_digest()
     layout = Layout.from_environment()
     units = mine_sample(search.load_manifest(), layout, count)
-    todo = [(str(search.unit_dir(layout, u["project"])), u["id"], evaluations)
+    todo = [(Unit.load(search.unit_dir(layout, u["project"]), u["id"]), evaluations)
             for u in units if rows.get(u["id"], {}).get("budget", 0) < evaluations]
 
     def save() -> None:
@@ -104,15 +105,15 @@ def search_command(count: int, evaluations: int, jobs: int) -> None:
                                      "rows": sorted(rows.values(), key=lambda r: r["unit"])},
                                     indent=1) + "\n")
 
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(max(1, jobs), initializer=signal.signal,
-                  initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
-        for i, row in enumerate(pool.imap_unordered(mine_unit, todo), 1):
-            rows[row["unit"]] = {"model": guide, "budget": evaluations, **row}
-            save()
-            click.echo(f"[{i}/{len(todo)}] {row['unit']} ({row['project']}): "
-                       f"clang {row['clang']}, candidates {row['best_candidate']}, "
-                       f"found {row['finds'][0][1] if row['finds'] else '-'}")
+    mined = Engine(backend, jobs).map(mine_unit, todo, title="mine",
+                                      inputs=lambda job: [job[0].bitcode],
+                                      count=lambda row: row["evaluations"])
+    for i, row in enumerate(mined, 1):
+        rows[row["unit"]] = {"model": guide, "budget": evaluations, **row}
+        save()
+        click.echo(f"[{i}/{len(todo)}] {row['unit']} ({row['project']}): "
+                   f"clang {row['clang']}, candidates {row['best_candidate']}, "
+                   f"found {row['finds'][0][1] if row['finds'] else '-'}")
     save()
 
 
@@ -142,7 +143,8 @@ def winners(rows: list[dict], limit: int) -> list[str]:
 @click.command("mine-crosscheck")
 @click.option("--limit", default=60, show_default=True, help="Finds to measure on the walked units.")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
-def crosscheck(limit: int, jobs: int) -> None:
+@engine_option
+def crosscheck(limit: int, jobs: int, backend: str) -> None:
     """Measure the best finds on every walked unit (resumable)."""
     mined = json.loads(MINED.read_text())
     chosen = winners(mined["rows"], limit)
@@ -152,4 +154,4 @@ def crosscheck(limit: int, jobs: int) -> None:
     units = search.walk_sample(search.load_manifest(), 120)
     jobs_list = [search.corpus_job(u, layout, chosen, by_unit.get(u["id"], {})) for u in units
                  if any(p not in by_unit.get(u["id"], {}) for p in chosen)]
-    search.run_jobs(jobs_list, store, jobs, "crosscheck mined")
+    search.run_jobs(jobs_list, store, Engine(backend, jobs), "crosscheck mined")

@@ -22,26 +22,25 @@ from __future__ import annotations
 
 import gzip
 import json
-import multiprocessing
 import os
 import random
-import signal
 import tempfile
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
 import numpy as np
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, track
+from rich.progress import track
 
 from mlcc import features, knobs, targets
 from mlcc import passes as pl
 from mlcc.errors import MlccError
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.corpus.manifest import MANIFEST_FILE
+from mlcc.learn.engine import Engine, engine_option
 from mlcc.learn.measure import Measurer, Unit, prepare
 from mlcc.learn.paths import MODELS
 from mlcc.pipeline import CLANG
@@ -261,8 +260,7 @@ class Job:
     """One unit to measure: `pipelines` not yet in `known`, then `greedy` local edits
     of its best pipeline at optimization level `level`."""
 
-    unit_dir: str
-    unit_id: str
+    unit: Unit
     pipelines: list[str]
     known: dict
     greedy: int = 0
@@ -271,16 +269,19 @@ class Job:
 
 
 def corpus_job(manifest_unit: dict, layout: Layout, pipelines: list[str], known: dict,
-               greedy: int = 0, knobs_only: bool = False) -> Job:
-    return Job(str(unit_dir(layout, manifest_unit["project"])), manifest_unit["id"],
-               pipelines, known, greedy, knobs_only=knobs_only)
+               greedy: int = 0, knobs_only: bool = False) -> Job | None:
+    """The job of a manifest unit; None when this machine's corpus lacks the unit (not a
+    failure: `run_jobs` leaves it out)."""
+    directory = unit_dir(layout, manifest_unit["project"])
+    if not (directory / f"{manifest_unit['id']}.bc").exists():
+        return None
+    return Job(Unit.load(directory, manifest_unit["id"]), pipelines, known, greedy,
+               knobs_only=knobs_only)
 
 
-def _measure_unit(job: Job) -> list[dict]:
-    """Worker: measure one job (nothing when the unit is not in the corpus: not a failure)."""
-    if not (Path(job.unit_dir) / f"{job.unit_id}.bc").exists():
-        return []
-    unit = Unit.load(Path(job.unit_dir), job.unit_id)
+def _measure_unit(job: Job, files: dict[str, str]) -> list[dict]:
+    """Worker: measure one job, its bitcode where the engine put it (`files`)."""
+    unit = replace(job.unit, bitcode=files[job.unit.bitcode])
     pipelines, greedy, level = job.pipelines, job.greedy, job.level
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="mlcc-search-") as tmp:
@@ -338,23 +339,16 @@ def is_tuned_clang(pipeline: str) -> bool:
     return knobs.is_element(pipeline)
 
 
-def run_jobs(jobs: list[Job], store: Store, workers: int, title: str) -> None:
-    console = Console(stderr=True)
+def run_jobs(jobs: list[Job | None], store: Store, engine: Engine, title: str) -> None:
+    """Measure `jobs` (None: a unit not in this machine's corpus) with `engine`; each
+    unit's rows go into `store` as they come, so an interrupted step resumes there."""
+    jobs = [job for job in jobs if job is not None]
     if not jobs:
-        console.print(f"[green]{title}: nothing left to measure")
+        Console(stderr=True).print(f"[green]{title}: nothing left to measure")
         return
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TextColumn("{task.fields[rows]} measurements"))
-    ctx = multiprocessing.get_context("fork")
-    with Progress(*columns, console=console) as progress, \
-            ctx.Pool(workers, initializer=signal.signal,
-                     initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
-        task = progress.add_task(title, total=len(jobs), rows=0)
-        done_rows = 0
-        for rows in pool.imap_unordered(_measure_unit, jobs):
-            store.append(rows)
-            done_rows += len(rows)
-            progress.update(task, advance=1, rows=done_rows)
+    for rows in engine.map(_measure_unit, jobs, title=title, count=len,
+                           inputs=lambda job: [job.unit.bitcode]):
+        store.append(rows)
 
 
 # ----------------------------------------------------------------------------- commands
@@ -365,7 +359,8 @@ def run_jobs(jobs: list[Job], store: Store, workers: int, title: str) -> None:
 @click.option("--random", "n_random", default=40, show_default=True, help="Shared random pipelines.")
 @click.option("--greedy", default=6, show_default=True, help="Local edits per unit from its best.")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
-def explore(count: int, n_random: int, greedy: int, jobs: int) -> None:
+@engine_option
+def explore(count: int, n_random: int, greedy: int, jobs: int, backend: str) -> None:
     """Clang's pipeline, shared random pipelines and greedy edits on sampled training units."""
     manifest = load_manifest()
     store = Store()
@@ -378,14 +373,15 @@ def explore(count: int, n_random: int, greedy: int, jobs: int) -> None:
         todo, walk = work_left(known, pipelines, greedy)
         if todo:
             jobs_list.append(corpus_job(u, layout, pipelines, known, walk))
-    run_jobs(jobs_list, store, jobs, "explore")
+    run_jobs(jobs_list, store, Engine(backend, jobs), "explore")
 
 
 @click.command()
 @click.option("--units", "count", default=120, show_default=True, help="Small training units to walk.")
 @click.option("--steps", default=40, show_default=True, help="Local edits per unit from its best.")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
-def walk(count: int, steps: int, jobs: int) -> None:
+@engine_option
+def walk(count: int, steps: int, jobs: int, backend: str) -> None:
     """Long greedy walks on small units from every training project, each starting
     from the same pipelines: clang's, `default<Oz>` and what `explore` found."""
     manifest = load_manifest()
@@ -400,14 +396,15 @@ def walk(count: int, steps: int, jobs: int) -> None:
         todo, left = work_left(known, start, steps)
         if todo:
             jobs_list.append(corpus_job(u, layout, start, known, left))
-    run_jobs(jobs_list, store, jobs, "walk")
+    run_jobs(jobs_list, store, Engine(backend, jobs), "walk")
 
 
 @click.command("knobs")
 @click.option("--units", "count", default=120, show_default=True, help="Walked units to use.")
 @click.option("--steps", default=12, show_default=True, help="Knob toggles per unit from its best.")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
-def knob_walk(count: int, steps: int, jobs: int) -> None:
+@engine_option
+def knob_walk(count: int, steps: int, jobs: int, backend: str) -> None:
     """On the walked units: clang's pipeline with each knob alone (mlcc/data/clang-knobs.toml),
     then a greedy descent over sets of knobs from each unit's best."""
     manifest = load_manifest()
@@ -421,7 +418,7 @@ def knob_walk(count: int, steps: int, jobs: int) -> None:
         left = max(0, steps - sum(1 for p in known if is_tuned_clang(p) and p not in start))
         if any(p not in known for p in start) or left:
             jobs_list.append(corpus_job(u, layout, start, known, left, knobs_only=True))
-    run_jobs(jobs_list, store, jobs, "knobs")
+    run_jobs(jobs_list, store, Engine(backend, jobs), "knobs")
 
 
 def knob_start() -> list[str]:
@@ -493,8 +490,9 @@ def greedy_winners(store: Store, explored: list[dict], shared: set[str], limit: 
 @click.option("--knobs", "knobs_only", is_flag=True,
               help="Only the knob walks' winners (`knobs`), on the walked units.")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
+@engine_option
 def crosscheck(sample: str, count: int, n_random: int, limit: int, per_unit: int,
-               knobs_only: bool, jobs: int) -> None:
+               knobs_only: bool, jobs: int, backend: str) -> None:
     """Measure the greedy walks' winners on every unit of the sample."""
     manifest = load_manifest()
     store = Store()
@@ -511,7 +509,8 @@ def crosscheck(sample: str, count: int, n_random: int, limit: int, per_unit: int
     by_unit = store.by_unit()
     jobs_list = [corpus_job(u, layout, winners, by_unit.get(u["id"], {})) for u in units
                  if any(p not in by_unit.get(u["id"], {}) for p in winners)]
-    run_jobs(jobs_list, store, jobs, "crosscheck knobs" if knobs_only else f"crosscheck {sample}")
+    title = "crosscheck knobs" if knobs_only else f"crosscheck {sample}"
+    run_jobs(jobs_list, store, Engine(backend, jobs), title)
 
 
 def sample_units(manifest: dict, sample: str, count: int = 0) -> list[dict]:
@@ -538,7 +537,8 @@ def label_sample(units: list[dict], limit: int) -> list[dict]:
               help="Only units the table already has clang's size for (a new candidate set "
                    "labels the same units as the last).")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
-def label(split: str, limit: int, measured: bool, jobs: int) -> None:
+@engine_option
+def label(split: str, limit: int, measured: bool, jobs: int, backend: str) -> None:
     """Measure clang's pipeline and every chosen candidate on the corpus."""
     manifest = load_manifest()
     store = Store()
@@ -562,4 +562,4 @@ def label(split: str, limit: int, measured: bool, jobs: int) -> None:
             if u["id"] not in queued and any(p not in known for p in run):
                 queued.add(u["id"])  # a file built twice by its project is one unit
                 jobs_list.append(corpus_job(u, layout, run, known))
-    run_jobs(jobs_list, store, jobs, f"label {split}")
+    run_jobs(jobs_list, store, Engine(backend, jobs), f"label {split}")
