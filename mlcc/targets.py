@@ -17,7 +17,10 @@ from pathlib import Path
 
 from mlcc.model_file import HOST_TARGET as HOST
 
-TARGETS_FILE = Path(__file__).parent / "data" / "targets.toml"
+DATA = Path(__file__).parent / "data"
+TARGETS_FILE = DATA / "targets.toml"
+# stands for DATA in the table's words, for files of mlcc's own (a linker script)
+DATA_WORD = "{data}"
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Target:
     trials: dict[str, list] = field(default_factory=dict)   # level -> trial sets of 1, 2, ... pipelines
     link: tuple[str, ...] = ()        # what a program's link adds after the program
     emulator: tuple[str, ...] = ()    # the qemu-user command that runs its programs here
+    stdout: str = "stdout"            # the emulator's stream its programs' standard output arrives on
 
     @property
     def runs_programs(self) -> bool:
@@ -59,11 +63,21 @@ def table() -> dict[str, Target]:
     """Target name -> its entry, in the file's order."""
     with open(TARGETS_FILE, "rb") as f:
         entries = tomllib.load(f)["targets"]
-    return {name: Target(name, tuple(e["arches"]), tuple(e.get("flags", ())),
+
+    def words(e: dict, key: str) -> tuple[str, ...]:
+        return tuple(w.replace(DATA_WORD, str(DATA)) for w in e.get(key, ()))
+
+    return {name: Target(name, tuple(e["arches"]), words(e, "flags"),
                          tuple(e.get("packages", ())), tuple(e.get("drop", ())),
                          dict(e.get("default", {})), dict(e.get("trials", {})),
-                         tuple(e.get("link", ())), tuple(e.get("emulator", ())))
+                         words(e, "link"), words(e, "emulator"), e.get("stdout", "stdout"))
             for name, e in entries.items()}
+
+
+def portable(word: str) -> str:
+    """A word of the table as the file writes it: mlcc's data directory as DATA_WORD,
+    so that what is recorded (a campaign's summary) does not name this checkout."""
+    return word.replace(str(DATA), DATA_WORD)
 
 
 def arch_of(triple: str) -> str:

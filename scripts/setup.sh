@@ -15,13 +15,16 @@ done
 [ -e /usr/include/csmith/csmith.h ] || need_apt=1
 # Cross headers and libraries for the targets of mlcc/data/targets.toml, and qemu-user to run
 # cross programs (the target tests, the cross difftest; its bare-metal Arm programs link
-# gcc-arm-none-eabi's libgcc and start files)
+# gcc-arm-none-eabi's libgcc and start files, its riscv32 ones gcc-riscv64-unknown-elf's libgcc)
 for dir in /usr/lib/arm-none-eabi/include /usr/lib/picolibc/riscv64-unknown-elf/include \
            /usr/aarch64-linux-gnu/include /usr/lib/gcc-cross/aarch64-linux-gnu/12/libstdc++.so \
-           /usr/lib/gcc/arm-none-eabi/12.2.1/thumb/v7/nofp/libgcc.a; do
+           /usr/lib/gcc/arm-none-eabi/12.2.1/thumb/v7/nofp/libgcc.a \
+           /usr/lib/gcc/riscv64-unknown-elf/12.2.0/rv32im/ilp32/libgcc.a; do
   [ -e "$dir" ] || need_apt=1
 done
-command -v qemu-aarch64 >/dev/null 2>&1 || need_apt=1
+for tool in qemu-aarch64 qemu-arm qemu-riscv32; do
+  command -v "$tool" >/dev/null 2>&1 || need_apt=1
+done
 # clang's profile runtime (libclang_rt.profile.a), for profiled builds' instrumented step
 [ -e /usr/lib/llvm-19/lib/clang/19/lib/linux/libclang_rt.profile-x86_64.a ] || need_apt=1
 if [ "$need_apt" = 1 ]; then
@@ -31,7 +34,8 @@ if [ "$need_apt" = 1 ]; then
     clang-19 llvm-19 lld-19 cmake make autoconf automake libtool pkg-config \
     python3 python3-pip python3-venv \
     csmith libcsmith-dev valgrind dpkg-dev ccache xz-utils bzip2 ca-certificates \
-    libnewlib-arm-none-eabi gcc-arm-none-eabi picolibc-riscv64-unknown-elf libc6-dev-arm64-cross \
+    libnewlib-arm-none-eabi gcc-arm-none-eabi picolibc-riscv64-unknown-elf gcc-riscv64-unknown-elf \
+    libc6-dev-arm64-cross \
     libgcc-12-dev-arm64-cross libstdc++-12-dev-arm64-cross qemu-user libclang-rt-19-dev
 fi
 

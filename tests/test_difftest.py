@@ -10,12 +10,14 @@ built for at least two programs). Csmith is required:
 `scripts/setup.sh` installs it.
 
 For each other target whose programs run here (mlcc/data/targets.toml's
-`emulator`: aarch64 under qemu-aarch64, thumbv7m bare metal under qemu-arm), a
-few seeds are built for the target, reference included, and run under qemu.
+`emulator`: aarch64 under qemu-aarch64, thumbv7m bare metal under qemu-arm,
+riscv32 bare metal under qemu-riscv32), a few seeds are built for the target,
+reference included, and run under qemu.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import subprocess
@@ -33,8 +35,8 @@ SEEDS = range(1, 31)
 MIN_COMPARED = 20
 FORCED_BUDGET = 2      # forced candidates per program when there are more than this
 CROSS_SEEDS = range(1, 5)
-CROSS_TARGETS = ("aarch64", "thumbv7m")
-ELF_MACHINE = {"aarch64": 183, "thumbv7m": 40}   # EM_AARCH64, EM_ARM
+CROSS_TARGETS = ("aarch64", "thumbv7m", "riscv32")
+ELF_MACHINE = {"aarch64": 183, "thumbv7m": 40, "riscv32": 243}   # EM_AARCH64, EM_ARM, EM_RISCV
 
 
 def _csmith_or_fail() -> None:
@@ -140,12 +142,15 @@ def test_a_program_for_another_target_runs_under_qemu(tmp_path, target):
         exe = tmp_path / "p"
         subprocess.run([find("clang"), "-O0", *entry.flags, str(src), *entry.link, "-o", str(exe)], check=True)
         assert int.from_bytes(exe.read_bytes()[18:20], "little") == ELF_MACHINE[target]
-        run = difftest.run_binary(str(exe), 10, entry.emulator)
+        run = difftest.run_binary(str(exe), 10, entry.emulator, entry.stdout)
         assert run.status == status
         assert (run.text == "checksum = 2A\n") == (status == "exit 0")
 
 
-def test_a_target_without_an_emulator_is_refused(tmp_path):
+def test_a_target_without_an_emulator_is_refused(tmp_path, monkeypatch):
+    table = dict(targets.table())
+    table["riscv32"] = dataclasses.replace(table["riscv32"], link=(), emulator=())
+    monkeypatch.setattr(targets, "table", lambda: table)
     with pytest.raises(ToolchainMissing, match="riscv32 has no `emulator`"):
         difftest.campaign(CROSS_SEEDS, [Config("Oz-model", "z", ())], tmp_path, progress=False,
                           target="riscv32")
@@ -210,11 +215,11 @@ PRINTS = '#include <stdio.h>\nint main(void) { printf("checksum = 2A\\n"); retur
 
 @pytest.mark.parametrize("forced, target", [(CLANG, targets.HOST),
                                             ("default<Oz>,function(instcombine)", targets.HOST),
-                                            (CLANG, "thumbv7m")])
+                                            (CLANG, "thumbv7m"), (CLANG, "riscv32")])
 def test_a_mismatch_leaves_a_runnable_reproducer(tmp_path, forced, target):
     """A made-up expected output: the reproducer is written, and its repro.sh,
-    which rebuilds the reference (for the target, run under its emulator), finds
-    that mlcc and LLVM alone agree with it."""
+    which rebuilds the reference (for the target, run under its emulator, its output
+    read where the emulator prints it), finds that mlcc and LLVM alone agree with it."""
     program = tmp_path / "program.c"
     program.write_text(PRINTS)
     config = Config("Oz-pipeline00", "z", (f"-fmlcc-pipeline={forced}",), forced)
@@ -239,6 +244,8 @@ def test_a_mismatch_leaves_a_runnable_reproducer(tmp_path, forced, target):
     proc = subprocess.run(["sh", str(where / "repro.sh")], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "LLVM alone matches the reference" in proc.stdout
+    # and what they match is the program's output, read where the emulator prints it
+    assert (where / "expected.now").read_text() == (where / "llvm.now").read_text() == "checksum = 2A\n"
 
 
 @pytest.mark.parametrize("body, status", [

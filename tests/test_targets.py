@@ -110,6 +110,17 @@ def test_version_says_what_each_target_gets(tmp_path):
             assert f"{name} -Oz {target.default('z')}" in line
 
 
+def test_data_stands_for_mlccs_data_directory():
+    """{data} in a target's link words is mlcc's data directory (riscv32's linker script),
+    and `portable` writes it back so that summaries do not name the checkout."""
+    link = targets.named("riscv32").link
+    script = next(w for w in link if w.endswith(".ld"))
+    assert Path(script).is_file() and Path(script).parent == targets.DATA
+    assert targets.portable(script) == "{data}/" + Path(script).name
+    assert not any(targets.DATA_WORD in w for t in targets.table().values()
+                   for w in (*t.flags, *t.link, *t.emulator))
+
+
 def test_target_knobs_are_added_only_on_their_targets():
     assert "clang[thumb1-tbb]" in knobs.toggles("clang", "z", "thumbv6m")
     assert "clang[thumb1-tbb]" not in knobs.toggles("clang", "z", "thumbv7m")

@@ -194,7 +194,17 @@ def fingerprint(configs: list[Config], forced_per_program: int, target: str = ta
     parts = [[asdict(c) for c in configs], forced_per_program, list(PROGRAM_FLAGS),
              model_digests(levels, target)]
     if target != targets.HOST:
-        parts.append(asdict(targets.named(target)))
+        entry = targets.named(target)
+        # as the table writes it (the default `stdout` left out, as before the key
+        # existed), with the contents of mlcc's own files it names
+        described = json.loads(targets.portable(json.dumps(asdict(entry))))
+        if described["stdout"] == "stdout":
+            del described["stdout"]
+        parts.append(described)
+        own = [hashlib.sha256(Path(w).read_bytes()).hexdigest()
+               for w in entry.link if w.startswith(str(targets.DATA)) and Path(w).is_file()]
+        if own:
+            parts.append(own)
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 
@@ -252,9 +262,10 @@ class Run:
         return self.stdout if self.status == "exit 0" else f"{self.stdout}<{self.status}>\n"
 
 
-def run_binary(path: str, timeout: float, emulator=()) -> Run:
+def run_binary(path: str, timeout: float, emulator=(), stdout: str = "stdout") -> Run:
     """Run a built program (under `emulator`, a qemu-user command, if given); a crash
-    or timeout is a result, not an error.
+    or timeout is a result, not an error. Its output is what arrives on `stdout`
+    ("stderr" for a C library that prints on qemu's semihosting console).
 
     The limit is CPU time (prlimit), so how loaded the machine is does not
     change which programs finish; wall-clock time is only a backstop.
@@ -272,7 +283,7 @@ def run_binary(path: str, timeout: float, emulator=()) -> Run:
             return Run("", "timeout")
         code = exc.returncode
         return Run("", f"signal {-code}" if code is not None and code < 0 else f"exit {code}")
-    return Run(proc.stdout.decode(errors="replace"), "exit 0")
+    return Run((proc.stderr if stdout == "stderr" else proc.stdout).decode(errors="replace"), "exit 0")
 
 
 def _read_log(path: str) -> dict:
@@ -319,7 +330,7 @@ def llvm_alone(program: str, opt_level: str, pipeline: str, workdir: str, timeou
     run_tool([clang, level, *target.flags, "-Xclang", "-disable-llvm-passes",
               *codegen_args(pipeline, target.flags), optimized, *target.link, "-o", exe],
              capture_stderr=True, timeout=BUILD_TIMEOUT)
-    return run_binary(exe, timeout, target.emulator)
+    return run_binary(exe, timeout, target.emulator, target.stdout)
 
 
 def _repro_script(config: Config, opt_flags, codegen_extra, timeout: float,
@@ -333,6 +344,7 @@ def _repro_script(config: Config, opt_flags, codegen_extra, timeout: float,
     tflags, link, run = (shlex.join(words) + " " if words else ""
                          for words in (target.flags, target.link, target.emulator))
     where = "" if target.name == targets.HOST else f" for {target.name}"
+    into = "2>" if target.stdout == "stderr" else ">"   # where the program's output arrives
     return f"""#!/bin/sh
 # Csmith program vs clang {REFERENCE_LEVEL}{where}: configuration {config.name} (mlcc {shlex.join(config.argv)}).
 # Builds the reference, the mlcc build, and the same pipeline with LLVM alone
@@ -342,16 +354,16 @@ cd "$(dirname "$0")" || exit 2
 INC=${{CSMITH_INCLUDE:-{CSMITH_INCLUDE}}}
 T=${{TIMEOUT:-{int(timeout)}}}
 {clang} {REFERENCE_LEVEL} {tflags}-I"$INC" {extra} program.c {link}-o ref.exe || exit 2
-timeout "$T" {run}./ref.exe > expected.now; echo "reference: exit $?"
+timeout "$T" {run}./ref.exe {into} expected.now; echo "reference: exit $?"
 
 export MLCC_CACHE="$(mktemp -d)" MLCC_CONFIG=/dev/null
 mlcc {shlex.join(config.argv)} {tflags}-I"$INC" {extra} program.c {link}-o mlcc.exe || exit 2
-timeout "$T" {run}./mlcc.exe > mlcc.now; echo "mlcc: exit $?"
+timeout "$T" {run}./mlcc.exe {into} mlcc.now; echo "mlcc: exit $?"
 
 {clang} {level} {tflags}-I"$INC" {extra} -Xclang -disable-llvm-passes -emit-llvm -c program.c -o program.bc
 {opt} {shlex.join(opt_flags)} -passes="$(cat pipeline)" program.bc -o program.opt.bc
 {clang} {level} {tflags}-Xclang -disable-llvm-passes {shlex.join(codegen_extra)} program.opt.bc {link}-o llvm.exe
-timeout "$T" {run}./llvm.exe > llvm.now; echo "LLVM alone: exit $?"
+timeout "$T" {run}./llvm.exe {into} llvm.now; echo "LLVM alone: exit $?"
 
 if cmp -s expected.now llvm.now; then echo "LLVM alone matches the reference"
 else echo "LLVM alone differs from the reference"; fi
@@ -421,10 +433,10 @@ def _check_config(config: Config, seed: int, program: str, expected: Run, tmp: s
                                     "stderr": stderr.strip()[-2000:]})
     if not config.pipeline:
         result["pipelines"][config.name] = pipeline
-    actual = run_binary(exe, timeout, target.emulator)
+    actual = run_binary(exe, timeout, target.emulator, target.stdout)
     if actual.status == "timeout":
         result["timeouts"]["mlcc"] += 1
-        actual = run_binary(exe, timeout * RETRY_FACTOR, target.emulator)
+        actual = run_binary(exe, timeout * RETRY_FACTOR, target.emulator, target.stdout)
     result["runs"] += 1
     if actual.text == expected.text:
         return
@@ -475,7 +487,7 @@ def check_program(job: tuple) -> dict:
                       program, *target.link, "-o", reference], capture_stderr=True, timeout=BUILD_TIMEOUT)
         except ToolFailed:
             return skip("reference does not build")
-        expected = run_binary(reference, timeout, target.emulator)
+        expected = run_binary(reference, timeout, target.emulator, target.stdout)
         if expected.status == "timeout":
             result["timeouts"]["reference"] += 1
             return skip("reference timed out")
@@ -566,7 +578,7 @@ def campaign(seeds, configs: list[Config], out: Path, *, jobs: int = 2, timeout:
             "run_timeout": timeout, "csmith": "csmith --seed N",
             "reference": shlex.join(["clang-19", REFERENCE_LEVEL, *entry.flags])}
     if target != targets.HOST:
-        meta.update(link=list(entry.link), emulator=list(entry.emulator),
+        meta.update(link=[targets.portable(w) for w in entry.link], emulator=list(entry.emulator),
                     run_timeout_emulated=run_limit(entry, timeout))
     todo = [s for s in seeds if str(s) not in results]
     elapsed = float(previous.get("seconds", 0.0))
