@@ -43,9 +43,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import click
-from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                           TimeRemainingColumn)
 
 from mlcc.errors import MlccError, WorkerMismatch
 from mlcc.output_cache import tool_identity
@@ -78,8 +75,12 @@ def llvm_identity() -> tuple:
 
 
 def _same_llvm(expected: tuple) -> None:
-    """Refuse to measure on a worker whose LLVM is not the head's."""
-    found = llvm_identity()
+    """Refuse to measure on a worker whose LLVM is not the head's, or that has none."""
+    try:
+        found = llvm_identity()
+    except MlccError as exc:
+        raise WorkerMismatch(f"worker {socket.gethostname()} has no LLVM 19 ({exc}): install the "
+                             "head's LLVM on every node of the cluster, or leave this one out") from None
     if found != expected:
         raise WorkerMismatch(f"worker {socket.gethostname()} has another LLVM than the head "
                              f"({found} against {expected}): give every node of the cluster "
@@ -116,6 +117,11 @@ class Engine:
 def _progress(results: Iterator, total: int, title: str, count: Callable) -> Iterator:
     """`results`, passed through while a progress line shows tasks done, measurements
     per second and the time left."""
+    # here, not at the top: `mlcc-tool` imports this module for `engine_option` alone
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
                TextColumn("{task.fields[rows]} measurements, {task.fields[rate]}/s"))
