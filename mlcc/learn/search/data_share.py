@@ -7,16 +7,15 @@ This measures it for every unit of the manifest that has bitcode on this
 machine, so training can weigh a unit by the bytes a pipeline can change
 (`train.BY_CODE_BYTES`). Resumable; results in `models/data/clang-data-O?.json`.
 
-    python -m mlcc.learn.search data-share [--jobs 2]
+    python -m mlcc.learn.search data-share [--jobs 2] [--engine ray]
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-import signal
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -24,6 +23,7 @@ from rich.console import Console
 
 from mlcc.learn.search import search
 from mlcc.learn.corpus.layout import Layout
+from mlcc.learn.engine import Engine, engine_option
 from mlcc.learn.measure import Unit, generate, optimize, prepare
 from mlcc.objective import data_size
 
@@ -35,41 +35,42 @@ def load() -> dict[str, list[int]]:
     return json.loads(RESULTS.read_text())["units"] if RESULTS.exists() else {}
 
 
-def measure_unit(job: tuple[str, str]) -> tuple[str, list[int] | None]:
-    """Worker: clang's object for one unit, its bytes and its data bytes (None: failed)."""
-    unit_dir, unit_id = job
-    unit = Unit.load(Path(unit_dir), unit_id)
+def measure_unit(unit: Unit, files: dict[str, str]) -> tuple[str, list[int] | None]:
+    """Worker: clang's object for one unit, its bytes and its data bytes (None: failed);
+    its bitcode where the engine put it (`files`)."""
+    unit = replace(unit, bitcode=files[unit.bitcode])
     with tempfile.TemporaryDirectory(prefix="mlcc-data-") as tmp:
         prep = prepare(unit, tmp)
         optimized, obj = os.path.join(tmp, "clang.bc"), os.path.join(tmp, "clang.o")
         size = generate(prep, optimized, (), obj) if optimize(prep, search.CLANG_PIPELINE, optimized) else None
-        return unit_id, None if size is None else [size, data_size(obj, constant_pools=False)]
+        return unit.id, None if size is None else [size, data_size(obj, constant_pools=False)]
 
 
 @click.command()
 @click.option("--jobs", default=1, show_default=True)
-def main(jobs: int) -> None:
+@engine_option
+def main(jobs: int, backend: str) -> None:
     """The share of initialized data in clang's objects (resumable)."""
     console = Console(stderr=True)
     done = load()
     layout = Layout.from_environment()
-    todo = [(str(search.unit_dir(layout, u["project"])), u["id"])
+    todo = [(search.unit_dir(layout, u["project"]), u["id"])
             for u in search.load_manifest()["units"] if u["id"] not in done]
-    todo = [job for job in todo if (Path(job[0]) / f"{job[1]}.bc").exists()]
+    todo = [Unit.load(directory, unit_id) for directory, unit_id in todo
+            if (directory / f"{unit_id}.bc").exists()]
     console.print(f"{len(done)} units measured before, {len(todo)} to measure")
 
     def save() -> None:
         RESULTS.write_text(json.dumps({"opt_level": search.OPT_LEVEL, "units": dict(sorted(done.items()))},
                                       indent=0) + "\n")
 
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(max(1, jobs), initializer=signal.signal,
-                  initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
-        for n, (unit_id, sizes) in enumerate(pool.imap_unordered(measure_unit, todo), 1):
-            if sizes is not None:
-                done[unit_id] = sizes
-            if n % 200 == 0:
-                save()
+    results = Engine(backend, jobs).map(measure_unit, todo, title="data share",
+                                        inputs=lambda unit: [unit.bitcode])
+    for n, (unit_id, sizes) in enumerate(results, 1):
+        if sizes is not None:
+            done[unit_id] = sizes
+        if n % 200 == 0:
+            save()
     save()
     total = sum(s[0] for s in done.values())
     data = sum(s[1] for s in done.values())
