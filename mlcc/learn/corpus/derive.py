@@ -13,25 +13,26 @@ its build directory, front end only, changed:
 
 The bitcode is kept under `corpus-Os/<project>/` or `corpus-<target>/<project>/`
 with the collected unit's id: the manifest, its split and the samples serve
-every level and target. It needs the build trees `make corpus` leaves.
+every level and target. It needs the build trees `make corpus` leaves: the front
+ends run through the measurement engine (`--engine`), and on a Ray cluster every
+node needs them at the same paths (a shared file system); the head writes the units.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-import signal
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mlcc import args, plan, targets
 from mlcc.errors import MlccError
 from mlcc.learn.corpus.layout import Layout
+from mlcc.learn.engine import Engine, engine_option
 from mlcc.learn.corpus.manifest import MANIFEST_FILE
 from mlcc.process import run_tool
 from mlcc.toolchain import find
@@ -90,30 +91,60 @@ def derived_codegen_args(meta: dict, level: str, target: str) -> list[str]:
     return args_ if target == targets.HOST else targets.named(target).retarget(args_)
 
 
-def derive_unit(job: tuple[str, str, str, str, str]) -> str | None:
-    """Worker: write one unit at the new level or target; return an error message or None."""
-    src_dir, dest_dir, unit_id, level, target = job
-    meta = json.loads((Path(src_dir) / f"{unit_id}.json").read_text())
-    dest = Path(dest_dir)
-    dest.mkdir(parents=True, exist_ok=True)
+@dataclass(frozen=True)
+class Derived:
+    """A unit derived on a worker, for the head to keep: its bitcode and metadata."""
+
+    dest: str
+    unit_id: str
+    meta: str
+    bitcode: bytes
+
+
+def front_end(job: tuple[str, str, str, str, str], files: dict[str, str]) -> Derived | str:
+    """Worker: one unit's front end at the new level or target, the collected unit's
+    metadata where the engine put it (`files`); the unit, or an error message."""
+    src_dir, dest, unit_id, level, target = job
+    meta = json.loads(Path(files[os.path.join(src_dir, f"{unit_id}.json")]).read_text())
     try:
         argv = frontend_command(meta, level, target)
-        fd, tmp = tempfile.mkstemp(dir=dest, prefix=".tmp-", suffix=".bc")
-        os.close(fd)
-        try:
-            run_tool([*argv, "-w", "-o", tmp], cwd=meta["cwd"], capture_stderr=True, timeout=600)
-            derived = {**meta, "opt_level": level, "target": target,
-                       "argv": derived_argv(meta, level, target),
-                       "codegen_args": derived_codegen_args(meta, level, target),
-                       "derived_from": "z"}
-            (dest / f"{unit_id}.json").write_text(json.dumps(derived, indent=1, sort_keys=True))
-            os.replace(tmp, dest / f"{unit_id}.bc")  # the bitcode last: it marks the unit done
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with tempfile.TemporaryDirectory(prefix="mlcc-derive-") as tmp:
+            out = os.path.join(tmp, f"{unit_id}.bc")
+            run_tool([*argv, "-w", "-o", out], cwd=meta["cwd"], capture_stderr=True, timeout=600)
+            bitcode = Path(out).read_bytes()
     except (MlccError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"{meta['source']}: {first}"
+    derived = {**meta, "opt_level": level, "target": target,
+               "argv": derived_argv(meta, level, target),
+               "codegen_args": derived_codegen_args(meta, level, target),
+               "derived_from": "z"}
+    return Derived(dest, unit_id, json.dumps(derived, indent=1, sort_keys=True), bitcode)
+
+
+def keep(unit: Derived) -> None:
+    """Write a derived unit where the step keeps it, the bitcode last: it marks the unit done."""
+    dest = Path(unit.dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / f"{unit.unit_id}.json").write_text(unit.meta)
+    fd, tmp = tempfile.mkstemp(dir=dest, prefix=".tmp-", suffix=".bc")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(unit.bitcode)
+        os.replace(tmp, dest / f"{unit.unit_id}.bc")
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def derive_unit(job: tuple[str, str, str, str, str]) -> str | None:
+    """One unit derived and kept on this machine, without the engine; an error message or None."""
+    src_dir, _, unit_id, _, _ = job
+    meta = os.path.join(src_dir, f"{unit_id}.json")
+    unit = front_end(job, {meta: meta})
+    if isinstance(unit, str):
+        return unit
+    keep(unit)
     return None
 
 
@@ -122,7 +153,8 @@ def derive_unit(job: tuple[str, str, str, str, str]) -> str | None:
 @click.option("--target", "target", type=click.Choice(list(targets.table())), default=targets.HOST,
               show_default=True)
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
-def main(level: str, target: str, jobs: int) -> None:
+@engine_option
+def main(level: str, target: str, jobs: int, backend: str) -> None:
     """Derive the corpus at -O`level` for `target` of every unit in
     models/corpus-manifest.json (resumable; units that fail are tried again next time)."""
     if level == "z" and target == targets.HOST:
@@ -139,16 +171,13 @@ def main(level: str, target: str, jobs: int) -> None:
             todo.append((str(layout.units(u["project"])), str(dest), u["id"], level, target))
     todo = list(dict.fromkeys(todo))
     failed = []
-    ctx = multiprocessing.get_context("fork")
-    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=console) as progress, \
-            ctx.Pool(jobs, initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
-        task = progress.add_task(f"{target} -O{level} front ends", total=len(todo))
-        for error in pool.imap_unordered(derive_unit, todo):
-            if error:
-                failed.append(error)
-            progress.update(task, advance=1)
+    units = Engine(backend, jobs).map(front_end, todo, title=f"{target} -O{level} front ends",
+                                      inputs=lambda job: [os.path.join(job[0], f"{job[2]}.json")])
+    for unit in units:
+        if isinstance(unit, str):
+            failed.append(unit)
+        else:
+            keep(unit)
     for error in failed[:10]:
         console.print(f"[yellow]failed: {error}")
     console.print(f"{len(todo) - len(failed)} units derived for {target} at -O{level}, "
