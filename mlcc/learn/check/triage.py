@@ -19,17 +19,16 @@ the unit with clang's pipeline and with the candidate, and compares:
 A pair that trips none of them is marked `code`: it only shrank code. Results go
 to `models/data/triage-O?.json`; docs/RELIABILITY.md says what was found.
 
-    python -m mlcc.learn.check triage [--below 0.6] [--jobs 2]
+    python -m mlcc.learn.check triage [--below 0.6] [--jobs 2] [--engine ray]
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
-import signal
 import subprocess
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -38,6 +37,7 @@ from rich.table import Table
 
 from mlcc import model
 from mlcc.learn.corpus.layout import Layout
+from mlcc.learn.engine import Engine, engine_option
 from mlcc.learn.measure import Unit, generate, optimize, prepare
 from mlcc.learn.search import search
 from mlcc.objective import data_size
@@ -94,10 +94,11 @@ def compare(clang: dict, other: dict) -> list[str]:
     return reasons
 
 
-def triage_unit(job: tuple[str, str, list[tuple[int, str]]]) -> list[dict]:
-    """Worker: build one unit with clang's pipeline and each flagged candidate, compare."""
-    unit_dir, unit_id, flagged = job
-    unit = Unit.load(Path(unit_dir), unit_id)
+def triage_unit(job: tuple[Unit, list[tuple[int, str]]], files: dict[str, str]) -> list[dict]:
+    """Worker: build one unit with clang's pipeline and each flagged candidate, compare;
+    its bitcode where the engine put it (`files`)."""
+    unit, flagged = job
+    unit = replace(unit, bitcode=files[unit.bitcode])
     rows = []
     with tempfile.TemporaryDirectory(prefix="mlcc-triage-") as tmp:
         prep = prepare(unit, tmp)
@@ -132,7 +133,8 @@ def flagged_pairs(candidates: list[str], below: float) -> dict[str, list[tuple[i
 @click.option("--below", default=0.6, show_default=True,
               help="Flag a candidate that leaves a unit under this share of clang's bytes.")
 @click.option("--jobs", default=1, show_default=True)
-def main(below: float, jobs: int) -> None:
+@engine_option
+def main(below: float, jobs: int, backend: str) -> None:
     """Build and check every flagged (unit, candidate) pair of the bundled model."""
     console = Console(stderr=True)
     bundled = model.load(str(model.bundled_model_path(search.OPT_LEVEL)))
@@ -150,13 +152,12 @@ def main(below: float, jobs: int) -> None:
                          "clang_bytes": None, "bytes": None, "verdict": "unchecked",
                          "reasons": ["not in this machine's corpus"]}
                         for unit_dir, unit, flagged in missing for index, _ in flagged]
-    ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(max(1, jobs), initializer=signal.signal,
-                  initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
-        for unit_rows in pool.imap_unordered(triage_unit, todo):
-            rows.extend(unit_rows)
-            console.print(f"{unit_rows[0]['project']} {manifest[unit_rows[0]['unit']]['source']}: "
-                          + ", ".join(r["verdict"] for r in unit_rows), markup=False)
+    tasks = [(Unit.load(Path(unit_dir), unit), flagged) for unit_dir, unit, flagged in todo]
+    for unit_rows in Engine(backend, jobs).map(triage_unit, tasks, title="triage", count=len,
+                                               inputs=lambda task: [task[0].bitcode]):
+        rows.extend(unit_rows)
+        console.print(f"{unit_rows[0]['project']} {manifest[unit_rows[0]['unit']]['source']}: "
+                      + ", ".join(r["verdict"] for r in unit_rows), markup=False)
     rows.sort(key=lambda r: (r["project"], r["unit"], r["candidate"]))
     for r in rows:
         r["source"] = manifest[r["unit"]]["source"]
