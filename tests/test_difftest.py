@@ -60,7 +60,7 @@ def ci_campaign(tmp_path_factory):
     # least two programs, so one skipped program cannot leave a candidate untested
     budget = max(FORCED_BUDGET, math.ceil(2 * forced / len(SEEDS)))
     out = tmp_path_factory.mktemp("difftest")
-    summary = difftest.campaign(SEEDS, configs, out, jobs=2, progress=False,
+    summary = difftest.campaign(SEEDS, configs, out, jobs=2,
                                 forced_per_program=0 if forced <= budget else budget)
     return summary, out
 
@@ -88,7 +88,7 @@ def test_every_forced_candidate_was_built(ci_campaign):
 def test_campaign_resumes_from_its_summary(ci_campaign):
     summary, out = ci_campaign
     start = time.monotonic()
-    again = difftest.campaign(SEEDS, ci_configurations(), out, jobs=2, progress=False,
+    again = difftest.campaign(SEEDS, ci_configurations(), out, jobs=2,
                               forced_per_program=summary["forced_per_program"])
     assert time.monotonic() - start < 10
     assert again["results"] == summary["results"]
@@ -102,7 +102,7 @@ def test_csmith_programs_match_clang_O0_on_another_target(tmp_path, target):
     mlcc's build printed the same."""
     _csmith_or_fail()
     configs = difftest.configurations("z", trials_levels="", forced_levels="", trials=0, target=target)
-    summary = difftest.campaign(CROSS_SEEDS, configs, tmp_path, jobs=2, progress=False, target=target)
+    summary = difftest.campaign(CROSS_SEEDS, configs, tmp_path, jobs=2, target=target)
     assert summary["mismatches"] == [], [m["dir"] for m in summary["mismatches"]]
     assert (summary["target"], summary["programs"]) == (target, len(CROSS_SEEDS))
     assert summary["emulator"] == list(targets.named(target).emulator)
@@ -123,7 +123,7 @@ def test_csmith_programs_built_with_lto_match_clang_O0(tmp_path):
                                       lto=("full", "thin"))
     assert [c.name for c in configs] == ["Oz-model", "Oz-trials2", "Oz-lto-full", "Oz-lto-full-trials2",
                                          "Oz-lto-thin", "Oz-lto-thin-trials2"]
-    summary = difftest.campaign(range(1, 4), configs, tmp_path, jobs=2, progress=False)
+    summary = difftest.campaign(range(1, 4), configs, tmp_path, jobs=2)
     assert summary["mismatches"] == [], [m["dir"] for m in summary["mismatches"]]
     assert summary["runs_compared"] >= 2 * len(configs)
 
@@ -152,7 +152,7 @@ def test_a_target_without_an_emulator_is_refused(tmp_path, monkeypatch):
     table["riscv32"] = dataclasses.replace(table["riscv32"], link=(), emulator=())
     monkeypatch.setattr(targets, "table", lambda: table)
     with pytest.raises(ToolchainMissing, match="riscv32 has no `emulator`"):
-        difftest.campaign(CROSS_SEEDS, [Config("Oz-model", "z", ())], tmp_path, progress=False,
+        difftest.campaign(CROSS_SEEDS, [Config("Oz-model", "z", ())], tmp_path,
                           target="riscv32")
 
 

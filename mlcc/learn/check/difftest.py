@@ -10,7 +10,7 @@ compile; each one is kept as a reproducer directory whose `repro.sh` also
 rebuilds the program with plain `opt-19 -passes=...` and `clang-19`, without
 mlcc, to tell the two apart (`info.json` says what the campaign found).
 
-    python -m mlcc.learn.check difftest -n 1000 --jobs 2 --out build/difftest
+    python -m mlcc.learn.check difftest -n 1000 --jobs 2 --out build/difftest [--engine ray]
 
 With `--target NAME` (a target of mlcc/data/targets.toml with a `link` and an
 `emulator`) every build, the reference's too, is for that target: its flags
@@ -19,7 +19,9 @@ its qemu-user command with a CPU limit EMULATED_FACTOR times longer.
 
 The summary (`DIR/summary.json`, `DIR/summary-<target>.json` for another
 target) is rewritten after every program, so an interrupted campaign resumes
-where it stopped.
+where it stopped. Programs are checked through the measurement engine
+(`--engine`): a worker writes a mismatch's reproducer in a directory of its own and
+sends its files back, and the head keeps them in DIR, whichever machine found it.
 """
 
 from __future__ import annotations
@@ -27,11 +29,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import multiprocessing
 import os
 import shlex
 import shutil
-import signal
 import sys
 import tempfile
 import time
@@ -42,6 +42,7 @@ import click
 
 from mlcc import targets
 from mlcc.errors import MlccError, ToolchainMissing, ToolFailed
+from mlcc.learn.engine import Engine, engine_option
 from mlcc.learn.paths import MODELS, REPO
 from mlcc.pipeline import CLANG, codegen_args, resolve
 from mlcc.process import run_tool
@@ -500,6 +501,29 @@ def check_program(job: tuple) -> dict:
     return result
 
 
+def check_on_worker(job: tuple, files: dict) -> tuple[dict, dict[str, tuple[bytes, int]]]:
+    """Worker: `check_program` with the reproducers written in a directory of the
+    worker's; the result (naming them in the job's DIR) and their files for the head to
+    keep (`keep_reproducers`): relative path -> (bytes, mode)."""
+    seed, configs, out, timeout, target = job
+    with tempfile.TemporaryDirectory(prefix="mlcc-reproducers-") as here:
+        result = check_program((seed, configs, Path(here), timeout, target))
+        kept = {str(path.relative_to(here)): (path.read_bytes(), path.stat().st_mode & 0o777)
+                for path in sorted(Path(here).rglob("*")) if path.is_file()}
+        for mismatch in result["mismatches"]:
+            mismatch["dir"] = str(Path(out) / Path(mismatch["dir"]).relative_to(here))
+    return result, kept
+
+
+def keep_reproducers(out: Path, files: dict[str, tuple[bytes, int]]) -> None:
+    """Write a worker's reproducer files under `out`."""
+    for name, (data, mode) in files.items():
+        path = out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        path.chmod(mode)
+
+
 # ----------------------------------------------------------------------------- a campaign
 
 
@@ -548,10 +572,11 @@ def summary_file(out: Path, target: str = targets.HOST) -> Path:
 
 
 def campaign(seeds, configs: list[Config], out: Path, *, jobs: int = 2, timeout: float = RUN_TIMEOUT,
-             forced_per_program: int = 0, progress: bool = True, command: str = "",
-             target: str = targets.HOST) -> dict:
-    """Check every seed for `target` (resuming from its summary in `out`); return and
-    write the summary. `timeout` is the host's CPU limit per run (see `run_limit`)."""
+             forced_per_program: int = 0, command: str = "", target: str = targets.HOST,
+             backend: str = "local") -> dict:
+    """Check every seed for `target` (resuming from its summary in `out`) on the engine's
+    `backend`; return and write the summary. `timeout` is the host's CPU limit per run
+    (see `run_limit`)."""
     from mlcc.toolchain import find
 
     entry = targets.named(target)
@@ -594,25 +619,15 @@ def campaign(seeds, configs: list[Config], out: Path, *, jobs: int = 2, timeout:
                  for s in todo]
     if not jobs_list:
         return save()
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    columns = (TextColumn("[bold]difftest"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("{task.fields[runs]} runs, {task.fields[bad]} mismatches, "
-                          "{task.fields[skipped]} skipped"))
-    ctx = multiprocessing.get_context("fork")
-    with Progress(*columns, console=Console(stderr=True), disable=not progress) as bar, \
-            ctx.Pool(max(1, jobs), initializer=signal.signal,
-                     initargs=(signal.SIGINT, signal.SIG_IGN)) as pool:
-        task = bar.add_task("difftest", total=len(jobs_list), runs=0, bad=0, skipped=0)
-        runs = bad = skipped = 0
-        for result in pool.imap_unordered(check_program, jobs_list):
-            results[str(result["seed"])] = result
-            runs += result["runs"]
-            bad += len(result["mismatches"])
-            skipped += result["status"] == "skipped"
-            save()
-            bar.update(task, advance=1, runs=runs, bad=bad, skipped=skipped)
+    checked = Engine(backend, jobs).map(check_on_worker, jobs_list, title="difftest",
+                                        count=lambda checked: checked[0]["runs"])
+    for result, reproducers in checked:  # the progress line counts runs compared
+        keep_reproducers(out, reproducers)
+        results[str(result["seed"])] = result
+        save()
+        for m in result["mismatches"]:
+            print(f"difftest: MISMATCH seed {result['seed']} {m['config']} ({m['kind']}): {m['dir']}",
+                  file=sys.stderr)
     return save()
 
 
@@ -636,8 +651,9 @@ def campaign(seeds, configs: list[Config], out: Path, *, jobs: int = 2, timeout:
               show_default=True, help="Build and run every program for this target (mlcc/data/targets.toml).")
 @click.option("--lto", "lto", multiple=True, type=click.Choice(list(LTO_FLAGS)),
               help="Also build each program with -flto (full) or -flto=thin, linked by lld.")
+@engine_option
 def run(count, seed_start, jobs, out, levels, trials, forced_levels, forced_per_program, timeout, target,
-        lto):
+        lto, backend):
     """Check N Csmith programs; write DIR/summary.json (DIR/summary-<target>.json for another
     target) and DIR/mismatch-[<target>-]<seed>-<config>/."""
     try:
@@ -646,7 +662,7 @@ def run(count, seed_start, jobs, out, levels, trials, forced_levels, forced_per_
         command = shlex.join(["python", "-m", "mlcc.learn.check", *sys.argv[1:]])
         summary = campaign(range(seed_start, seed_start + count), configs, Path(out), jobs=jobs,
                            timeout=timeout, forced_per_program=forced_per_program, command=command,
-                           target=target)
+                           target=target, backend=backend)
     except MlccError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{summary['programs']} programs ({summary['compared']} compared, "
