@@ -13,8 +13,22 @@ from pathlib import Path
 import click
 
 from mlcc import __version__
+from mlcc.errors import MlccError
+from mlcc.learn.engine import engine_option
 
 DATA = Path(__file__).parent / "data"
+
+
+class Tool(click.Group):
+    """mlcc-tool's commands; an MlccError a command raises is one `mlcc-tool: error:` line
+    and its exit code."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except MlccError as exc:
+            click.echo(f"mlcc-tool: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
 
 
 def _print_version(ctx: click.Context, _param, value: bool) -> None:
@@ -23,7 +37,7 @@ def _print_version(ctx: click.Context, _param, value: bool) -> None:
         ctx.exit()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Tool, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--version", is_flag=True, expose_value=False, is_eager=True,
               callback=_print_version, help="Show mlcc, its tools and its model, then exit.")
 def main() -> None:
@@ -405,8 +419,9 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
 @click.option("--holdout", default=0.2, show_default=True,
               help="Share of units held out to validate the model.")
 @click.option("--jobs", "-j", default=2, show_default=True, help="Units measured in parallel.")
+@engine_option
 def retrain(directories, out, work, level, explore_units, n_random, greedy, k_max, holdout,
-            jobs) -> None:
+            jobs, backend) -> None:
     """Train a size model on your own code, collected with MLCC_COLLECT=DIRECTORY.
 
     Measures pipelines on the collected units (resumable), chooses candidates,
@@ -414,15 +429,12 @@ def retrain(directories, out, work, level, explore_units, n_random, greedy, k_ma
     """
     from rich.console import Console
 
-    from mlcc.errors import MlccError
     from mlcc.learn import retrain as retrain_lib
 
-    try:
-        retrain_lib.run(list(directories), out, work=work, level=level,
-                        explore_units=explore_units, n_random=n_random, greedy=greedy,
-                        k_max=k_max, holdout=holdout, jobs=jobs, console=Console(stderr=True))
-    except MlccError as exc:
-        raise click.ClickException(str(exc))
+    retrain_lib.run(list(directories), out, work=work, level=level,
+                    explore_units=explore_units, n_random=n_random, greedy=greedy,
+                    k_max=k_max, holdout=holdout, jobs=jobs, backend=backend,
+                    console=Console(stderr=True))
 
 
 @main.command()

@@ -75,7 +75,7 @@ def bundled_candidates(level: str) -> list[str]:
 
 def run(directories: list[Path], out: Path, *, work: Path | None, level: str | None,
         explore_units: int, n_random: int, greedy: int, k_max: int, holdout: float,
-        jobs: int, console: Console) -> dict:
+        jobs: int, console: Console, backend: str = "local") -> dict:
     """Search, choose, train and export; return the summary (also written to `<work>`)."""
     units = collected_units(directories)
     levels = Counter(u["level"] for u in units)
@@ -124,7 +124,7 @@ def run(directories: list[Path], out: Path, *, work: Path | None, level: str | N
                 out_jobs.append(search.Job(Unit.load(Path(u["dir"]), u["id"]), run, known, left, level))
         return out_jobs
 
-    engine = Engine(jobs=jobs)
+    engine = Engine(backend, jobs)
     search.run_jobs(jobs_for(explored, shared, greedy), store, engine, "explore")
     winners = search.greedy_winners(store, explored, set(shared), limit=16)
     search.run_jobs(jobs_for(explored, winners), store, engine, "cross-check")
