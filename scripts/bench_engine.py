@@ -30,6 +30,7 @@ import argparse
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import statistics
 import tempfile
@@ -70,7 +71,10 @@ def label_jobs(layout: Layout, limit: int, max_bytes: int) -> list[search.Job]:
     units = [u for u in search.label_sample(search.units_of(search.load_manifest(), "train"), limit)
              if u["bitcode_bytes"] <= max_bytes]
     bitcode_of = search.corpus_bitcode(layout)
-    counts = search.instruction_counts([u for u in units if bitcode_of(u).exists()], bitcode_of)
+    with tempfile.TemporaryDirectory() as tmp:  # features of units not in it are added: a copy
+        table = Path(tmp) / search.FEATURES_TABLE.name
+        shutil.copyfile(search.FEATURES_TABLE, table)
+        counts = search.instruction_counts([u for u in units if bitcode_of(u).exists()], bitcode_of, table)
     jobs = (search.corpus_job(u, layout, search.bounded_pipelines(pipelines, counts.get(u["id"])), {})
             for u in units)
     return [job for job in jobs if job]
