@@ -106,6 +106,7 @@ def front_end(job: tuple[str, str, str, str, str], files: dict[str, str]) -> Der
     metadata where the engine put it (`files`); the unit, or an error message."""
     src_dir, dest, unit_id, level, target = job
     meta = json.loads(Path(files[os.path.join(src_dir, f"{unit_id}.json")]).read_text())
+    here = os.getcwd()
     try:
         argv = frontend_command(meta, level, target)
         with tempfile.TemporaryDirectory(prefix="mlcc-derive-") as tmp:
@@ -115,6 +116,8 @@ def front_end(job: tuple[str, str, str, str, str], files: dict[str, str]) -> Der
     except (MlccError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         return f"{meta['source']}: {first}"
+    finally:
+        os.chdir(here)  # a worker lives on (Ray's do), the build directory may not
     derived = {**meta, "opt_level": level, "target": target,
                "argv": derived_argv(meta, level, target),
                "codegen_args": derived_codegen_args(meta, level, target),
