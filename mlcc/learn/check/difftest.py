@@ -32,6 +32,7 @@ import math
 import os
 import shlex
 import shutil
+import signal
 import sys
 import tempfile
 import time

@@ -16,7 +16,6 @@ import json
 import os
 import tempfile
 from dataclasses import replace
-from pathlib import Path
 
 import click
 from rich.console import Console
