@@ -93,6 +93,19 @@ def test_retrain_without_units_is_one_clear_error(tmp_path: Path, make_dir, mess
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_retrain_on_an_unreachable_ray_cluster_is_one_error_line_and_no_table(collected, tmp_path: Path) -> None:
+    pytest.importorskip("ray")
+    _, units = collected
+    result = retrain(str(units), "-o", str(tmp_path / "m.onnx"), "--work", str(tmp_path / "work"),
+                     "--engine", "ray", *SMALL_BUDGET, env=mlcc_env(RAY_ADDRESS="127.0.0.1:1"))
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if "error" in line.lower()]
+    assert errors == ["mlcc-tool: error: cannot reach the Ray cluster at RAY_ADDRESS=127.0.0.1:1: check "
+                      "the address and that `ray start --head` runs there, or unset RAY_ADDRESS to run "
+                      "on this machine"], result.stderr
+    assert not list((tmp_path / "work").glob("measurements-*")) and not (tmp_path / "m.onnx").exists()
+
+
 def test_held_out_share_is_exact_and_stable():
     units = [{"id": f"u{i:03}"} for i in range(50)]
     held = held_out(units, 0.2)
