@@ -269,8 +269,7 @@ def link_argvs(argv: list, cmd: Command, lto_kind: str, settings, tools,
     if linker_kind == "other" or _uses_profile(cmd):
         return [(CLANG, list(argv))]
     try:
-        chosen = link_pipelines(cmd.opt_level, settings, link_triple(cmd, tools.clang, cache), cache)
-        options = [(p, link_options(p, cmd, lto_kind, tools, cache)) for p in chosen]
+        options = _remembered_options(cmd, lto_kind, settings, tools, cache)
         links = [(p, [*with_private_cache(list(argv), extra), *extra] if extra else list(argv))
                  for p, extra in options]
         if linker_kind == "plugin" and any(extra for _, extra in options):
@@ -284,6 +283,54 @@ def link_argvs(argv: list, cmd: Command, lto_kind: str, settings, tools,
     return links
 
 
+# What mlcc's link options are made of besides the command and the settings: its code
+# (a checkout changes without a new version), its data and the models it ships
+_ANSWER_FILES = ("lto.py", "knobs.py", "passes.py", "model.py", "targets.py", "data/targets.toml",
+                 "data/clang-knobs.toml", "data/pass-space.toml", "models")
+
+
+def _identity(path: str) -> tuple:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (path,)
+    return (path, st.st_size, st.st_mtime_ns)
+
+
+def _remembered_options(cmd: Command, lto_kind: str, settings, tools, cache) -> list[tuple[str, list[str]]]:
+    """(pipeline, link options) of each link, remembered in the decision cache by everything
+    that makes them (the output's name aside: a build's test programs share one entry): a
+    warm link reads no model, target table or knob file."""
+    from mlcc.errors import MlccError
+
+    key = None
+    if cache is not None:
+        from mlcc.cache import make_text_key
+        here = os.path.dirname(os.path.abspath(__file__))
+        models = os.path.join(here, "models")
+        try:
+            shipped = sorted(os.listdir(models))
+        except OSError:
+            shipped = []
+        try:
+            opt = tools.opt
+        except MlccError:
+            opt = ""
+        files = [tools.clang, opt, *(os.path.join(here, f) for f in _ANSWER_FILES),
+                 *(os.path.join(models, m) for m in shipped), settings.model]
+        key = make_text_key("link options", [_identity(f) for f in files if f], os.getcwd(), lto_kind,
+                            [t for a in cmd.args if not a.is_input and a.name not in ("-o", "--output") for t in a.tokens],
+                            settings.pipeline, settings.trials, settings.model)
+        entry = cache.get(key)
+        if entry is not None and isinstance(entry.get("links"), list):
+            return [(p, list(extra)) for p, extra in entry["links"]]
+    chosen = link_pipelines(cmd.opt_level, settings, link_triple(cmd, tools.clang, cache), cache)
+    options = [(p, link_options(p, cmd, lto_kind, tools, cache)) for p in chosen]
+    if cache is not None:
+        cache.put(key, {"links": [[p, extra] for p, extra in options]})
+    return options
+
+
 def _uses_profile(cmd: Command) -> bool:
     """Whether clang hands the LTO link a profile (`sample-profile=`, `cs-profile-path=`):
     the passes that read it are in the linker's own pipeline, not in mlcc's text of it."""
@@ -295,14 +342,14 @@ def smallest_link(links: list[tuple[str, list]], run_link) -> tuple[str, list]:
     earlier, clang's own first). `run_link(args)` links with `args`, raising ToolFailed;
     each trial writes to a private file (a later -o wins in clang), and the winner is
     linked again to the user's output, so that its side files (maps) are the winner's."""
+    if len(links) == 1:
+        return links[0]
     import shutil
     import tempfile
 
     from mlcc.errors import ToolFailed
     from mlcc.objective import object_size
 
-    if len(links) == 1:
-        return links[0]
     tmp = tempfile.mkdtemp(prefix="mlcc-link-")
     try:
         sizes = []
@@ -321,13 +368,13 @@ def smallest_link(links: list[tuple[str, list]], run_link) -> tuple[str, list]:
 def run_link(plan: LtoLink, clang_argv, settings) -> None:
     """Replace this process by clang's LTO link with mlcc's options (the smallest of the
     trial links with -fmlcc-trials); log what it carries."""
-    from mlcc import decide
+    from mlcc.cache import open_cache
     from mlcc.process import exec_tool, run_tool
     from mlcc.toolchain import for_driver
 
     tools = for_driver(plan.command.driver)
     links = link_argvs(list(clang_argv), plan.command, plan.kind, settings, tools,
-                       decide.open_cache(settings))
+                       open_cache(settings))
     chosen, argv = smallest_link(links, lambda args: run_tool([tools.clang, *args], capture_stdout=True,
                                                               capture_stderr=True))
     if settings.log:

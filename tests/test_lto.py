@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -284,3 +285,24 @@ def test_an_lto_link_with_a_profile_is_clangs_own(work: Path):
     # a profile lld cannot read: its own error
     same_as_clang(["-Oz", "-flto", "-fuse-ld=lld", "-fprofile-instr-use=none.profdata", "main.o", "util.o",
                    "-o", "prog2"], work)
+
+
+def test_a_warm_link_reads_its_options_from_the_decision_cache(work: Path, tmp_path: Path):
+    """The link's options are remembered whole: a second link (another output) loads no model,
+    target table or knob file (link time, issue 27), and links the same program."""
+    assert run(["clang-19", "-Oz", "-flto=thin", "-c", "main.c", "util.c"], work).returncode == 0
+    cache = tmp_path / "decisions"
+    mlcc = Path(sys.executable).parent / "mlcc"  # the console script, not a shell wrapper
+    argv = [str(mlcc), "-Oz", "-flto=thin", "-fuse-ld=lld", "main.o", "util.o"]
+    cold = run([sys.executable, "-X", "importtime", *argv, "-o", "cold"], work, MLCC_CACHE=str(cache))
+    warm = run([sys.executable, "-X", "importtime", *argv, "-o", "warm"], work, MLCC_CACHE=str(cache))
+    assert cold.returncode == warm.returncode == 0, warm.stderr
+    assert "mlcc.targets" in cold.stderr and "mlcc.knobs" in cold.stderr
+    for module in ("mlcc.targets", "mlcc.knobs", "mlcc.passes", "mlcc.decide", "tomllib"):
+        assert f" {module}\n" not in warm.stderr, module
+    assert (work / "cold").read_bytes() == (work / "warm").read_bytes()
+    # another setting, another answer: clang's own link
+    forced = run(["mlcc", *argv[1:], "-o", "forced"], work, MLCC_CACHE=str(cache), MLCC_PIPELINE="clang")
+    assert forced.returncode == 0
+    assert run(["clang-19", *argv[1:], "-o", "clang"], work).returncode == 0
+    assert (work / "forced").read_bytes() == (work / "clang").read_bytes()
