@@ -38,8 +38,11 @@ KINDS = ("full", "thin")
 
 
 # "mlcc-default": mlcc with its default pipeline forced on every unit and the link (what
-# single-shot gives without the model's per-unit choice)
-COMPILERS = ("clang", "mlcc", "mlcc-default")
+# single-shot gives without the model's per-unit choice); "mlcc-trials": link-time trials
+# (MLCC_TRIALS, as -fmlcc-trials: the units of an LTO build are single-shot, each LTO link
+# is made with clang's own options, the default and the K-th trial set, the smallest kept)
+COMPILERS = ("clang", "mlcc", "mlcc-default", "mlcc-trials")
+TRIALS = bench_builds.MODES["trials"]
 
 
 def build(project: bench_builds.Project, compiler: str, kind: str, workdir: Path, jobs: int) -> dict:
@@ -60,7 +63,8 @@ def build(project: bench_builds.Project, compiler: str, kind: str, workdir: Path
     env = {**pj.build_env(cc, cxx), **lto_env}
     if mlcc:
         pipeline = bench_builds.fixed_pipeline(LEVEL) if compiler == "mlcc-default" else ""
-        env = bench_builds.mlcc_environment(env, "single", workdir / "mlcc.log", workdir / "decisions", pipeline)
+        mode = "trials" if compiler == "mlcc-trials" else "single"
+        env = bench_builds.mlcc_environment(env, mode, workdir / "mlcc.log", workdir / "decisions", pipeline)
     opt = " ".join([LEVEL, *flags])
     b = pj.Build(workdir=workdir, cc=cc, cxx=cxx, opt=opt, jobs=jobs, log=workdir / "build.log", env=env)
     values = {"opt": opt, "jobs": str(jobs), "src": str(b.src), "build": str(b.builddir), "cc": cc, "cxx": cxx}
@@ -74,7 +78,7 @@ def build(project: bench_builds.Project, compiler: str, kind: str, workdir: Path
         if project.recipe:
             pj.RECIPES[project.recipe].test(b)
             run["tested"] = True
-        if compiler == "mlcc":  # the link times: single-shot's links against clang's
+        if compiler in ("mlcc", "mlcc-trials"):  # the link times: mlcc's links against clang's
             entries = _log_entries(workdir)
             run["lto_links"] = sum(e.get("path") == "lto-link" for e in entries)
             run["lto_units"] = sum(e.get("path") == "optimize" for e in entries)
@@ -171,11 +175,13 @@ def table(runs: list[dict]) -> list[str]:
     per-project gains, the code-bytes gain, and the programs and libraries larger than
     clang's; and mlcc with its default on every unit, where built."""
     rows = ["| project | LTO | clang-19 bytes | mlcc bytes | gain | default on every unit | "
+            f"link trials (MLCC_TRIALS={TRIALS}) | "
             "build CPU mlcc/clang | link time mlcc/clang (median of 3) | tests |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     by = {(r["project"], r["kind"], r["compiler"]): r for r in runs if r["ok"]}
     summary = {k: {"clang": 0, "mlcc": 0, "code_clang": 0, "code_mlcc": 0, "ratios": [], "larger": 0,
-                   "files": 0, "default": [0, 0], "links": [0.0, 0.0], "client": [0.0, 0.0]}
+                   "files": 0, "default": [0, 0], "links": [0.0, 0.0], "client": [0.0, 0.0],
+                   "trials": [0, 0], "trial_ratios": [], "trial_larger": 0, "trial_links": [0.0, 0.0]}
                for k in KINDS}
     for project in dict.fromkeys(r["project"] for r in runs):
         for kind in KINDS:
@@ -200,6 +206,7 @@ def table(runs: list[dict]) -> list[str]:
                 default = f"{_gain(c, d):+.2f} %"
                 total["default"][0] += c
                 total["default"][1] += d
+            trials = _trials_column(by.get((project, kind, "mlcc-trials")), clang, c, total)
             links = mlcc.get("link_seconds") or {}
             if links.get("clang"):
                 total["links"][0] += links["mlcc"]
@@ -211,7 +218,7 @@ def table(runs: list[dict]) -> list[str]:
             link = (f"{links['mlcc']:.2f} s / {links['clang']:.2f} s = {links['mlcc'] / links['clang']:.2f}x"
                     if links.get("clang") else "-")
             tested = "passed" if mlcc.get("tested") else "-"
-            rows.append(f"| {project} | {kind} | {c:,} | {m:,} | {_gain(c, m):+.2f} % | {default} | "
+            rows.append(f"| {project} | {kind} | {c:,} | {m:,} | {_gain(c, m):+.2f} % | {default} | {trials} | "
                         f"{mlcc['cpu'] / clang['cpu']:.2f}x | {link} | {tested} |")
     rows += ["", "| LTO | total bytes gain | geometric mean of per-project gains | code bytes gain | "
                  "programs and libraries larger than clang's | default on every unit, total | "
@@ -227,7 +234,36 @@ def table(runs: list[dict]) -> list[str]:
                         for m, c in (t["links"], t["client"]))
         rows.append(f"| {kind} | {_gain(t['clang'], t['mlcc']):+.2f} % | {geomean:+.2f} % | {code} | "
                     f"{t['larger']} of {t['files']} | {default} | {link} | {client} |")
+    if any(t["trials"][0] for t in summary.values()):
+        rows += ["", f"| LTO, link trials (MLCC_TRIALS={TRIALS}) | total bytes gain | geometric mean of "
+                 "per-project gains | programs and libraries larger than clang's | link time, all links, "
+                 "mlcc/clang |", "| --- | ---: | ---: | ---: | ---: |"]
+        for kind, t in summary.items():
+            if not t["trials"][0]:
+                continue
+            geomean = 100 * (1 - statistics.geometric_mean(t["trial_ratios"]))
+            m, c = t["trial_links"]
+            link = f"{m:.2f} s / {c:.2f} s = {m / c:.2f}x" if c else "-"
+            rows.append(f"| {kind} | {_gain(*t['trials']):+.2f} % | {geomean:+.2f} % | "
+                        f"{t['trial_larger']} of {t['files']} | {link} |")
     return rows
+
+
+def _trials_column(trials: dict | None, clang: dict, clang_bytes: int, total: dict) -> str:
+    """A project's link-trials gain for its row, added into the kind's `total`."""
+    if not trials:
+        return "-"
+    t = sum(trials["artifacts"].values())
+    total["trials"][0] += clang_bytes
+    total["trials"][1] += t
+    total["trial_ratios"].append(t / clang_bytes)
+    total["trial_larger"] += sum(trials["artifacts"].get(path, 0) > size
+                                 for path, size in clang["artifacts"].items())
+    links = trials.get("link_seconds") or {}
+    if links.get("clang"):
+        total["trial_links"][0] += links["mlcc"]
+        total["trial_links"][1] += links["clang"]
+    return f"{_gain(clang_bytes, t):+.2f} %"
 
 
 @click.command()
@@ -239,11 +275,13 @@ def table(runs: list[dict]) -> list[str]:
 @click.option("--again", is_flag=True, help="rebuild what the results file already has")
 @click.option("--with-default", is_flag=True,
               help="also build with mlcc's default pipeline forced on every unit and the link")
+@click.option("--trials", "link_trials", is_flag=True,
+              help=f"also build with link-time trials (MLCC_TRIALS={TRIALS}, as -fmlcc-trials={TRIALS})")
 @click.option("--relink", is_flag=True, help="only time the kept mlcc builds' links again")
 @click.option("--client", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="with --relink: through the native client installed in this directory")
-def main(names, kinds, workdir: Path, jobs: int, again: bool, with_default: bool, relink: bool,
-         client: Path | None) -> None:
+def main(names, kinds, workdir: Path, jobs: int, again: bool, with_default: bool, link_trials: bool,
+         relink: bool, client: Path | None) -> None:
     """Build bench projects with -Oz -flto / -flto=thin through clang-19 and mlcc; compare."""
     chosen = names or DEFAULT_PROJECTS
     found = {p.name: p for p in bench_builds.load_projects()}
@@ -259,7 +297,8 @@ def main(names, kinds, workdir: Path, jobs: int, again: bool, with_default: bool
     done = {(r["project"], r["kind"], r["compiler"]) for r in runs if r["ok"]}
     for name in chosen:
         for kind in kinds or KINDS:
-            for compiler in COMPILERS if with_default else COMPILERS[:2]:
+            for compiler in (c for c in COMPILERS if (c != "mlcc-default" or with_default)
+                             and (c != "mlcc-trials" or link_trials)):
                 if (name, kind, compiler) in done:
                     continue
                 record = build(found[name], compiler, kind, workdir / f"{name}-{kind}-{compiler}", jobs)
