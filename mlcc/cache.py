@@ -52,6 +52,13 @@ def make_text_key(*parts) -> str:
     return _hasher(parts).hexdigest()
 
 
+def open_cache(settings):
+    """The decision cache the settings name, or None when turned off."""
+    if settings.no_cache:
+        return None
+    return DecisionCache(settings.cache or None)
+
+
 class DecisionCache:
     """A directory of small JSON files, two-level by key prefix."""
 

@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass
 
 from mlcc import codegen, model, model_server
+from mlcc.cache import open_cache  # noqa: F401 (the driver's door to the cache)
 from mlcc.job import UnitJob
 from mlcc.settings import Settings
 from mlcc.trials import Built, UnitBuilder, search_start, trial_pipelines
@@ -42,14 +43,6 @@ def target_info(clang: str, codegen_args, bitcode: str, cache) -> TargetInfo:
         cache.put(key, {"target_flags": list(info.flags), "clang_pipeline": info.clang_pipeline,
                         "triple": info.triple})
     return info
-
-
-def open_cache(settings: Settings):
-    """The decision cache, or None when turned off."""
-    if settings.no_cache:
-        return None
-    from mlcc.cache import DecisionCache
-    return DecisionCache(settings.cache or None)
 
 
 def decision_key(job: UnitJob) -> str | None:

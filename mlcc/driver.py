@@ -258,8 +258,9 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
             "driver": cmd.driver, "language": unit.language, "opt_level": cmd.opt_level,
             "argv": list(cmd.argv), "codegen_args": list(unit.codegen_args)})
 
-    if unit.lto and (settings.trials or settings.search):
-        # trials compare object sizes, and an LTO object is bitcode: single-shot
+    if unit.lto:
+        # trials compare object sizes, and an LTO object is bitcode: single-shot (a
+        # profiled unit too; a hot one still gets clang's pipeline)
         settings = replace(settings, trials=0, search=0)
     elif unit.profiled and not (settings.trials or settings.search or settings.pipeline):
         # a profiled unit never gets a pipeline larger than clang's under its profile:

@@ -37,6 +37,8 @@ _FULL = ("-flto", "-flto=full", "-flto=auto", "-flto=jobserver")
 # the ThinLTO cache options of lld and of LLVMgold.so, as the user gives them through
 # -Wl, or -Xlinker
 CACHE_OPTIONS = ("--thinlto-cache-dir=", "-plugin-opt=cache-dir=", "--plugin-opt=cache-dir=")
+# the flags with which clang hands an LTO link a profile (`sample-profile=`, `cs-profile-path=`)
+_LINK_PROFILE_FLAGS = ("-fprofile-use", "-fprofile-instr-use", "-fprofile-sample-use")
 # `-Xlinker` hands one argument to the linker whole: the pipeline text holds commas
 # that `-Wl,` would split at
 _XLINKER = "-Xlinker"
@@ -196,22 +198,63 @@ def link_triple(cmd: Command, clang: str, cache=None) -> str:
     return triple
 
 
+def _linker_args(argv: list) -> list[tuple[int, int, str]]:
+    """(position in `argv`, part of a -Wl, list or -1, argument) for each argument the user
+    hands the linker through -Wl, or -Xlinker."""
+    found = []
+    for i, arg in enumerate(argv):
+        if not isinstance(arg, str):  # a unit's object (mlcc/plan.py's link arguments)
+            continue
+        if arg.startswith("-Wl,"):
+            found += [(i, j, part) for j, part in enumerate(arg[4:].split(","))]
+        elif i > 0 and argv[i - 1] == _XLINKER:
+            found.append((i, -1, arg))
+    return found
+
+
 def with_private_cache(argv: list[str], extra: list[str]) -> list[str]:
     """`argv` with each ThinLTO cache directory it names replaced by a subdirectory for
     mlcc's `extra` options (`mlcc-<digest>`): lld's cache key does not see -mllvm options."""
-    digest = hashlib.sha256("\0".join(extra).encode()).hexdigest()[:16]
-    sub = f"mlcc-{digest}"
-    out: list[str] = []
-    for i, arg in enumerate(argv):
-        if not isinstance(arg, str):  # a unit's object (mlcc/plan.py's link arguments)
-            pass
-        elif arg.startswith("-Wl,") and any(o in arg for o in CACHE_OPTIONS):
-            parts = [os.path.join(p, sub) if p.startswith(CACHE_OPTIONS) else p for p in arg[4:].split(",")]
-            arg = "-Wl," + ",".join(parts)
-        elif arg.startswith(CACHE_OPTIONS) and i > 0 and argv[i - 1] == _XLINKER:
-            arg = os.path.join(arg, sub)
-        out.append(arg)
+    sub = "mlcc-" + hashlib.sha256("\0".join(extra).encode()).hexdigest()[:16]
+    out = list(argv)
+    for i, j, arg in _linker_args(argv):
+        if arg.startswith(CACHE_OPTIONS):
+            if j < 0:
+                out[i] = os.path.join(arg, sub)
+            else:
+                parts = out[i][4:].split(",")
+                parts[j] = os.path.join(parts[j], sub)
+                out[i] = "-Wl," + ",".join(parts)
     return out
+
+
+def _check_no_other_plugin(argv: list) -> None:
+    """Raise MlccError when the user's link loads a linker plugin of its own: loaded after
+    LLVMgold.so, it would take mlcc's -plugin-opt options."""
+    from mlcc.errors import MlccError
+
+    if any(a in ("-plugin", "--plugin") or a.startswith(("-plugin=", "--plugin="))
+           for _, _, a in _linker_args(argv)):
+        raise MlccError("the link loads a linker plugin of its own (-plugin), which would take "
+                        "mlcc's -plugin-opt options")
+
+
+def _make_private_caches(argv: list) -> None:
+    """Create the private ThinLTO cache directories `argv` names, or raise MlccError: where
+    mlcc cannot, lld could not use the user's directory either, and its message must name
+    that directory, not mlcc's."""
+    from mlcc.errors import MlccError
+
+    for _, _, arg in _linker_args(argv):
+        option = next((o for o in CACHE_OPTIONS if arg.startswith(o)), None)
+        if option is None or not os.path.basename(arg).startswith("mlcc-"):
+            continue
+        path = arg[len(option):]
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:
+            raise MlccError(f"cannot use the ThinLTO cache directory {os.path.dirname(path)} "
+                            f"({exc.strerror})") from None
 
 
 def link_argvs(argv: list, cmd: Command, lto_kind: str, settings, tools,
@@ -222,17 +265,76 @@ def link_argvs(argv: list, cmd: Command, lto_kind: str, settings, tools,
     from mlcc.errors import MlccError
     from mlcc.pipeline import CLANG
 
-    if linker(cmd) == "other":
+    linker_kind = linker(cmd)
+    if linker_kind == "other" or _uses_profile(cmd):
         return [(CLANG, list(argv))]
     try:
-        chosen = link_pipelines(cmd.opt_level, settings, link_triple(cmd, tools.clang, cache), cache)
-        options = [(p, link_options(p, cmd, lto_kind, tools, cache)) for p in chosen]
+        options = _remembered_options(cmd, lto_kind, settings, tools, cache)
+        links = [(p, [*with_private_cache(list(argv), extra), *extra] if extra else list(argv))
+                 for p, extra in options]
+        if linker_kind == "plugin" and any(extra for _, extra in options):
+            _check_no_other_plugin(argv)
+        for _, args in links:
+            _make_private_caches(args)
     except MlccError as exc:  # ToolFailed among them: the link goes on as clang's own
         from mlcc.notices import warn_once
         warn_once(f"{exc}; linking with clang's own link-time pipeline")
         return [(CLANG, list(argv))]
-    return [(p, [*with_private_cache(list(argv), extra), *extra] if extra else list(argv))
-            for p, extra in options]
+    return links
+
+
+# What mlcc's link options are made of besides the command and the settings: its code
+# (a checkout changes without a new version), its data and the models it ships
+_ANSWER_FILES = ("lto.py", "knobs.py", "passes.py", "model.py", "targets.py", "data/targets.toml",
+                 "data/clang-knobs.toml", "data/pass-space.toml", "models")
+
+
+def _identity(path: str) -> tuple:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (path,)
+    return (path, st.st_size, st.st_mtime_ns)
+
+
+def _remembered_options(cmd: Command, lto_kind: str, settings, tools, cache) -> list[tuple[str, list[str]]]:
+    """(pipeline, link options) of each link, remembered in the decision cache by everything
+    that makes them (the output's name aside: a build's test programs share one entry): a
+    warm link reads no model, target table or knob file."""
+    from mlcc.errors import MlccError
+
+    key = None
+    if cache is not None:
+        from mlcc.cache import make_text_key
+        here = os.path.dirname(os.path.abspath(__file__))
+        models = os.path.join(here, "models")
+        try:
+            shipped = sorted(os.listdir(models))
+        except OSError:
+            shipped = []
+        try:
+            opt = tools.opt
+        except MlccError:
+            opt = ""
+        files = [tools.clang, opt, *(os.path.join(here, f) for f in _ANSWER_FILES),
+                 *(os.path.join(models, m) for m in shipped), settings.model]
+        key = make_text_key("link options", [_identity(f) for f in files if f], os.getcwd(), lto_kind,
+                            [t for a in cmd.args if not a.is_input and a.name not in ("-o", "--output") for t in a.tokens],
+                            settings.pipeline, settings.trials, settings.model)
+        entry = cache.get(key)
+        if entry is not None and isinstance(entry.get("links"), list):
+            return [(p, list(extra)) for p, extra in entry["links"]]
+    chosen = link_pipelines(cmd.opt_level, settings, link_triple(cmd, tools.clang, cache), cache)
+    options = [(p, link_options(p, cmd, lto_kind, tools, cache)) for p in chosen]
+    if cache is not None:
+        cache.put(key, {"links": [[p, extra] for p, extra in options]})
+    return options
+
+
+def _uses_profile(cmd: Command) -> bool:
+    """Whether clang hands the LTO link a profile (`sample-profile=`, `cs-profile-path=`):
+    the passes that read it are in the linker's own pipeline, not in mlcc's text of it."""
+    return any(a.name.startswith(_LINK_PROFILE_FLAGS) for a in cmd.args if not a.is_input)
 
 
 def smallest_link(links: list[tuple[str, list]], run_link) -> tuple[str, list]:
@@ -240,14 +342,14 @@ def smallest_link(links: list[tuple[str, list]], run_link) -> tuple[str, list]:
     earlier, clang's own first). `run_link(args)` links with `args`, raising ToolFailed;
     each trial writes to a private file (a later -o wins in clang), and the winner is
     linked again to the user's output, so that its side files (maps) are the winner's."""
+    if len(links) == 1:
+        return links[0]
     import shutil
     import tempfile
 
     from mlcc.errors import ToolFailed
     from mlcc.objective import object_size
 
-    if len(links) == 1:
-        return links[0]
     tmp = tempfile.mkdtemp(prefix="mlcc-link-")
     try:
         sizes = []
@@ -266,13 +368,13 @@ def smallest_link(links: list[tuple[str, list]], run_link) -> tuple[str, list]:
 def run_link(plan: LtoLink, clang_argv, settings) -> None:
     """Replace this process by clang's LTO link with mlcc's options (the smallest of the
     trial links with -fmlcc-trials); log what it carries."""
-    from mlcc import decide
+    from mlcc.cache import open_cache
     from mlcc.process import exec_tool, run_tool
     from mlcc.toolchain import for_driver
 
     tools = for_driver(plan.command.driver)
     links = link_argvs(list(clang_argv), plan.command, plan.kind, settings, tools,
-                       decide.open_cache(settings))
+                       open_cache(settings))
     chosen, argv = smallest_link(links, lambda args: run_tool([tools.clang, *args], capture_stdout=True,
                                                               capture_stderr=True))
     if settings.log:

@@ -121,11 +121,22 @@ def _config_file(environ) -> str | None:
     return path if os.path.isfile(path) else None
 
 
+def _has_content(path: str) -> bool:
+    """False for an empty file (MLCC_CONFIG=/dev/null turns the config file off): no TOML
+    parser to load. A file that cannot be read is for tomllib to report."""
+    if path == os.devnull:
+        return False
+    try:
+        return not os.path.isfile(path) or os.path.getsize(path) > 0
+    except OSError:
+        return True
+
+
 def load(flags: dict[str, str], environ=os.environ) -> Settings:
     """Apply precedence: command line > environment > config file > defaults."""
     values: dict[str, object] = {}
     config = _config_file(environ)
-    if config is not None:
+    if config is not None and _has_content(config):
         import tomllib  # only when a config file exists: keeps start-up lean
         try:
             with open(config, "rb") as f:

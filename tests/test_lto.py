@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,154 @@ def test_link_trials_keep_the_smallest_link_never_larger_than_clangs(work: Path,
     ours = subprocess.run(["./prog", "x"], cwd=work, capture_output=True)
     theirs = subprocess.run(["./cprog", "x"], cwd=work, capture_output=True)
     assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout)
+
+
+# What bad input gets (issue 27): clang's exit status and messages, at most one `mlcc:`
+# warning line, and a link that either carries mlcc's options or says it does not.
+
+CORRUPT_BITCODE = b"BC\xc0\xde\x35\x14\x00\x00\x05\x00\x00\x00\x62\x0c\x30\x24garbagegarbage"
+
+# a function whose parameter has an attribute LLVM 19 does not know (`captures`, LLVM 21)
+NEWER_IR = """target triple = "x86_64-pc-linux-gnu"
+target datalayout = "{layout}"
+define i32 @helper(ptr captures(none) %p) {{
+  %v = load i32, ptr %p
+  ret i32 %v
+}}
+"""
+
+
+def newer_llvm_bitcode(path: Path) -> None:
+    """Bitcode written by llvmlite's LLVM (newer than 19), which LLVM 19 cannot read."""
+    binding = pytest.importorskip("llvmlite.binding")
+    if binding.llvm_version_info[0] < 21:
+        pytest.skip("llvmlite's LLVM is not newer than the `captures` attribute")
+    binding.initialize_native_target()
+    binding.initialize_native_asmprinter()
+    layout = binding.Target.from_default_triple().create_target_machine().target_data
+    path.write_bytes(binding.parse_assembly(NEWER_IR.format(layout=layout)).as_bitcode())
+
+
+def same_as_clang(argv: list[str], work: Path, clang: str = "clang-19", **env) -> list[str]:
+    """Run clang and mlcc with `argv`; assert the same exit status and the same stderr
+    but for mlcc's warnings (at most one line), which are returned. A private runtime
+    directory: a warning said once per build is said here."""
+    runtime = work / "runtime"
+    runtime.mkdir(exist_ok=True)
+    theirs = subprocess.run([clang, *argv], cwd=work, capture_output=True, text=True, timeout=300)
+    ours = run(["mlcc", *argv], work, XDG_RUNTIME_DIR=str(runtime), **env)
+    warnings = [line for line in ours.stderr.splitlines(keepends=True) if line.startswith("mlcc: ")]
+    assert "Traceback" not in ours.stderr
+    assert ours.returncode == theirs.returncode, ours.stderr
+    assert "".join(line for line in ours.stderr.splitlines(keepends=True) if line not in warnings) \
+        == theirs.stderr
+    assert len(warnings) <= 1 and all(line.startswith("mlcc: warning: ") for line in warnings)
+    return warnings
+
+
+@pytest.mark.parametrize("bad", ["corrupt", "newer-llvm"])
+@pytest.mark.parametrize("flags", [("-flto", "-fuse-ld=lld"), ("-flto",), ("-flto=thin", "-fuse-ld=lld"),
+                                   ("-flto", "-fuse-ld=lld", "-fmlcc-trials=2")])
+def test_bitcode_lld_cannot_read_among_the_inputs_gets_clangs_error(work: Path, bad, flags):
+    kind = "-flto=thin" if "-flto=thin" in flags else "-flto"
+    assert run(["clang-19", "-Oz", kind, "-c", "main.c", "util.c"], work).returncode == 0
+    if bad == "corrupt":
+        (work / "bad.o").write_bytes(CORRUPT_BITCODE)
+    else:
+        newer_llvm_bitcode(work / "bad.o")
+    clang_flags = [f for f in flags if not f.startswith("-fmlcc")]
+    for inputs in (["main.o", "util.o", "bad.o"], ["main.c", "util.o", "bad.o"]):
+        argv = ["-Oz", *clang_flags, *inputs, "-o", "prog"]
+        theirs = subprocess.run(["clang-19", *argv], cwd=work, capture_output=True, text=True)
+        assert theirs.returncode == 1 and ("bad.o" in theirs.stderr or "LLVM gold plugin" in theirs.stderr)
+        extra = [f for f in flags if f.startswith("-fmlcc")]
+        ours = run(["mlcc", *argv, *extra], work)
+        assert (ours.returncode, ours.stderr) == (theirs.returncode, theirs.stderr)
+        assert not (work / "prog").exists()
+
+
+@pytest.fixture
+def clang_without_plugin(tmp_path: Path) -> Path:
+    """A clang-19 of its own directory, whose lib/ (where clang looks for LLVMgold.so) is empty."""
+    (tmp_path / "llvm" / "bin").mkdir(parents=True)
+    (tmp_path / "llvm" / "lib").mkdir()
+    clang = tmp_path / "llvm" / "bin" / "clang-19"
+    shutil.copy(Path(shutil.which("clang-19")).resolve(), clang)
+    return clang
+
+
+@pytest.mark.parametrize("plugin", ["missing", "not-a-library", "gcc-plugin"])
+def test_a_missing_or_mismatched_gold_plugin_gets_clangs_error(work: Path, clang_without_plugin: Path, plugin):
+    lib = clang_without_plugin.parent.parent / "lib"
+    if plugin == "not-a-library":
+        (lib / "LLVMgold.so").write_text("junk\n")
+    elif plugin == "gcc-plugin":
+        gcc_plugin = sorted(Path("/usr/lib/gcc").glob("*/*/liblto_plugin.so"))
+        if not gcc_plugin:
+            pytest.skip("no GCC LTO plugin")
+        shutil.copy(gcc_plugin[-1], lib / "LLVMgold.so")
+    assert run(["clang-19", "-Oz", "-flto", "-c", "main.c", "util.c"], work).returncode == 0
+    warnings = same_as_clang(["-Oz", "-flto", "main.o", "util.o", "-o", "prog"], work,
+                             clang=str(clang_without_plugin), MLCC_CLANG=str(clang_without_plugin))
+    assert warnings == [] and not (work / "prog").exists()
+
+
+def test_a_users_own_linker_plugin_gets_clangs_link_and_a_warning(work: Path):
+    gcc_plugin = sorted(Path("/usr/lib/gcc").glob("*/*/liblto_plugin.so"))
+    if not gcc_plugin:
+        pytest.skip("no GCC LTO plugin")
+    assert run(["clang-19", "-Oz", "-flto", "-c", "main.c", "util.c"], work).returncode == 0
+    log = work / "mlcc.log"
+    # mlcc's -plugin-opt options would go to the plugin loaded last: the user's
+    warning, = same_as_clang(["-Oz", "-flto", f"-Wl,-plugin,{gcc_plugin[-1]}", "main.o", "util.o", "-o", "prog"],
+                             work, MLCC_LOG=str(log))
+    assert "-plugin" in warning and "clang's own link-time pipeline" in warning
+    assert log_entries(log)[-1]["pipeline"] == "clang"
+
+
+@pytest.mark.parametrize("option", ["-Wl,--thinlto-cache-dir=", "-Wl,-plugin-opt=cache-dir="])
+def test_a_thinlto_cache_directory_that_cannot_be_used_gets_lds_own_error(work: Path, option):
+    assert run(["clang-19", "-Oz", "-flto=thin", "-c", "main.c", "util.c"], work).returncode == 0
+    (work / "afile").write_text("not a directory\n")  # also for root, who may write anywhere
+    linker = ["-fuse-ld=lld"] if "thinlto" in option else []
+    warnings = same_as_clang(["-Oz", "-flto=thin", *linker, f"{option}afile/cache", "main.o", "util.o",
+                              "-o", "prog"], work)
+    assert len(warnings) == 1 and "afile/cache" in warnings[0]
+    assert "afile/cache/mlcc-" not in warnings[0]  # ld's message names the user's directory
+
+
+def test_an_lto_link_with_a_profile_is_clangs_own(work: Path):
+    """clang hands the linker the profile (`sample-profile=`, `cs-profile-path=`); the
+    passes that read it are in lld's pipeline, not in mlcc's text of it."""
+    assert run(["clang-19", "-Oz", "-flto", "-c", "main.c", "util.c"], work).returncode == 0
+    (work / "s.prof").write_text("main:100:1\n 1: 100\n")
+    log = work / "mlcc.log"
+    argv = ["-Oz", "-flto", "-fuse-ld=lld", "-fprofile-sample-use=s.prof", "main.o", "util.o"]
+    assert same_as_clang([*argv, "-o", "prog"], work, MLCC_LOG=str(log)) == []
+    assert log_entries(log)[-1]["pipeline"] == "clang"
+    assert run(["clang-19", *argv, "-o", "cprog"], work).returncode == 0
+    assert (work / "prog").read_bytes() == (work / "cprog").read_bytes()
+    # a profile lld cannot read: its own error
+    same_as_clang(["-Oz", "-flto", "-fuse-ld=lld", "-fprofile-instr-use=none.profdata", "main.o", "util.o",
+                   "-o", "prog2"], work)
+
+
+def test_a_warm_link_reads_its_options_from_the_decision_cache(work: Path, tmp_path: Path):
+    """The link's options are remembered whole: a second link (another output) loads no model,
+    target table or knob file (link time, issue 27), and links the same program."""
+    assert run(["clang-19", "-Oz", "-flto=thin", "-c", "main.c", "util.c"], work).returncode == 0
+    cache = tmp_path / "decisions"
+    mlcc = Path(sys.executable).parent / "mlcc"  # the console script, not a shell wrapper
+    argv = [str(mlcc), "-Oz", "-flto=thin", "-fuse-ld=lld", "main.o", "util.o"]
+    cold = run([sys.executable, "-X", "importtime", *argv, "-o", "cold"], work, MLCC_CACHE=str(cache))
+    warm = run([sys.executable, "-X", "importtime", *argv, "-o", "warm"], work, MLCC_CACHE=str(cache))
+    assert cold.returncode == warm.returncode == 0, warm.stderr
+    assert "mlcc.targets" in cold.stderr and "mlcc.knobs" in cold.stderr
+    for module in ("mlcc.targets", "mlcc.knobs", "mlcc.passes", "mlcc.decide", "tomllib"):
+        assert f" {module}\n" not in warm.stderr, module
+    assert (work / "cold").read_bytes() == (work / "warm").read_bytes()
+    # another setting, another answer: clang's own link
+    forced = run(["mlcc", *argv[1:], "-o", "forced"], work, MLCC_CACHE=str(cache), MLCC_PIPELINE="clang")
+    assert forced.returncode == 0
+    assert run(["clang-19", *argv[1:], "-o", "clang"], work).returncode == 0
+    assert (work / "forced").read_bytes() == (work / "clang").read_bytes()

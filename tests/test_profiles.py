@@ -77,3 +77,39 @@ def test_a_hot_unit_gets_clangs_pipeline_and_a_cold_one_mlccs_or_clangs_smaller(
 def test_without_a_profile_the_same_unit_is_not_held_to_clangs(profiled: Path):
     entry = _compile(profiled, "hot")
     assert entry["decision"].startswith("model")  # the model decides, as for any unit
+
+
+@pytest.fixture(scope="module")
+def other_profile(tmp_path_factory) -> Path:
+    """The profile of another program, whose functions share names with hot.c's and
+    cold.c's (`main`) or not (`hot`), and a file that is no profile at all."""
+    work = tmp_path_factory.mktemp("other")
+    (work / "other.c").write_text("int main(int argc, char **argv) { return argc > 3; }\n")
+    subprocess.run(["clang-19", "-Os", "-fprofile-instr-generate", "other.c", "-o", "inst"], cwd=work, check=True)
+    subprocess.run(["./inst"], cwd=work, check=True, env={"LLVM_PROFILE_FILE": str(work / "o.profraw")})
+    subprocess.run(["llvm-profdata-19", "merge", "-o", "other.profdata", "o.profraw"], cwd=work, check=True)
+    (work / "corrupt.profdata").write_bytes(bytes(range(256)) * 2)
+    return work
+
+
+# (profile flag, the sources and mode): another program's profile warns (out of date,
+# no data), a corrupt or missing one is an error; with -flto the unit is LTO bitcode
+@pytest.mark.parametrize("profile", ["-fprofile-instr-use={other}/other.profdata",
+                                     "-fprofile-use={other}/other.profdata",
+                                     "-fprofile-instr-use={other}/corrupt.profdata",
+                                     "-fprofile-instr-use={other}/missing.profdata",
+                                     "-fprofile-sample-use={other}/corrupt.profdata",
+                                     "-fprofile-sample-use={other}/other.profdata"])
+@pytest.mark.parametrize("shape", [("-c", "cold.c", "-o", "out.o"), ("-flto", "-c", "cold.c", "-o", "out.o"),
+                                   ("hot.c", "cold.c", "-o", "out"),
+                                   ("-flto", "-fuse-ld=lld", "hot.c", "cold.c", "-o", "out")])
+def test_a_profile_of_another_program_or_none_gets_clangs_diagnostics(profiled: Path, other_profile: Path,
+                                                                      profile, shape):
+    argv = ["-Os", profile.format(other=other_profile), *shape]
+    outputs = {}
+    for compiler in ("clang-19", "mlcc"):
+        (profiled / shape[-1]).unlink(missing_ok=True)
+        proc = subprocess.run([compiler, *argv], cwd=profiled, env=mlcc_env(), capture_output=True, text=True)
+        outputs[compiler] = (proc.returncode, proc.stderr, (profiled / shape[-1]).exists())
+    assert "Traceback" not in outputs["mlcc"][1]
+    assert outputs["mlcc"] == outputs["clang-19"]

@@ -38,8 +38,11 @@ KINDS = ("full", "thin")
 
 
 # "mlcc-default": mlcc with its default pipeline forced on every unit and the link (what
-# single-shot gives without the model's per-unit choice)
-COMPILERS = ("clang", "mlcc", "mlcc-default")
+# single-shot gives without the model's per-unit choice); "mlcc-trials": link-time trials
+# (MLCC_TRIALS, as -fmlcc-trials: the units of an LTO build are single-shot, each LTO link
+# is made with clang's own options, the default and the K-th trial set, the smallest kept)
+COMPILERS = ("clang", "mlcc", "mlcc-default", "mlcc-trials")
+TRIALS = bench_builds.MODES["trials"]
 
 
 def build(project: bench_builds.Project, compiler: str, kind: str, workdir: Path, jobs: int) -> dict:
@@ -60,7 +63,8 @@ def build(project: bench_builds.Project, compiler: str, kind: str, workdir: Path
     env = {**pj.build_env(cc, cxx), **lto_env}
     if mlcc:
         pipeline = bench_builds.fixed_pipeline(LEVEL) if compiler == "mlcc-default" else ""
-        env = bench_builds.mlcc_environment(env, "single", workdir / "mlcc.log", workdir / "decisions", pipeline)
+        mode = "trials" if compiler == "mlcc-trials" else "single"
+        env = bench_builds.mlcc_environment(env, mode, workdir / "mlcc.log", workdir / "decisions", pipeline)
     opt = " ".join([LEVEL, *flags])
     b = pj.Build(workdir=workdir, cc=cc, cxx=cxx, opt=opt, jobs=jobs, log=workdir / "build.log", env=env)
     values = {"opt": opt, "jobs": str(jobs), "src": str(b.src), "build": str(b.builddir), "cc": cc, "cxx": cxx}
@@ -74,7 +78,7 @@ def build(project: bench_builds.Project, compiler: str, kind: str, workdir: Path
         if project.recipe:
             pj.RECIPES[project.recipe].test(b)
             run["tested"] = True
-        if compiler == "mlcc":  # the link times: single-shot's links against clang's
+        if compiler in ("mlcc", "mlcc-trials"):  # the link times: mlcc's links against clang's
             entries = _log_entries(workdir)
             run["lto_links"] = sum(e.get("path") == "lto-link" for e in entries)
             run["lto_units"] = sum(e.get("path") == "optimize" for e in entries)
@@ -105,33 +109,69 @@ def retime_links(run: dict, workdir: Path, client: Path | None = None) -> None:
     run["link_seconds_client" if client else "link_seconds"] = link_times(_log_entries(workdir), env, cc, cxx)
 
 
+def _knobbed_argv(entry: dict, env: dict[str, str]) -> list[str] | None:
+    """The arguments mlcc's single-shot link hands clang for this `lto-link` entry (the
+    user's and mlcc's options), or None when mlcc would make several (trials)."""
+    import os
+
+    from mlcc import lto, settings as settings_mod
+    from mlcc.args import parse
+    from mlcc.cache import DecisionCache
+    from mlcc.toolchain import for_driver
+
+    cmd = parse(entry["argv"], entry["driver"])
+    here = os.getcwd()
+    os.chdir(entry["cwd"])  # the link's triple is asked in its directory
+    try:
+        links = lto.link_argvs(list(entry["argv"]), cmd, lto.kind(cmd), settings_mod.load({}, env),
+                               for_driver(entry["driver"]), DecisionCache(env["MLCC_CACHE"]))
+    finally:
+        os.chdir(here)
+    return links[0][1] if len(links) == 1 else None
+
+
 def link_times(entries: list[dict], env: dict[str, str], cc: str, cxx: str) -> dict:
-    """Wall seconds of the build's LTO links (its MLCC_LOG `lto-link` lines) made again
-    on the same objects by mlcc and by clang-19, alternating, the median of LINK_REPEATS
-    each, summed over the links; the decision cache is the build's (warm)."""
+    """Seconds of the build's LTO links (its MLCC_LOG `lto-link` lines) made again on the
+    same objects by mlcc, by clang-19, and (single-shot) by clang-19 with the options mlcc
+    adds (what lld's knobbed pipeline costs by itself), alternating: wall and CPU (user +
+    system of the processes), the median of LINK_REPEATS each, summed over the links; the
+    decision cache is the build's (warm)."""
+    import resource
     import subprocess
 
     from mlcc.toolchain import find
 
+    def timed(argv: list[str], cwd: str) -> tuple[float, float]:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run(argv, cwd=cwd, env=quiet, capture_output=True, check=True)
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+
     quiet = {**env, "MLCC_LOG": ""}
-    totals = {"mlcc": 0.0, "clang": 0.0, "links": 0}
+    names = ("mlcc", "clang", "options")
+    totals = {**{n: 0.0 for n in names}, **{f"cpu_{n}": 0.0 for n in names}, "links": 0, "options_links": 0}
     # a link that also compiled sources would time their compiles too: links of objects only
     for entry in (e for e in entries if e.get("path") == "lto-link" and not e.get("with_sources")):
         cxx_link = entry.get("driver") == "c++"
-        compilers = {"mlcc": cxx if cxx_link else cc, "clang": find("clang++" if cxx_link else "clang")}
-        times: dict[str, list[float]] = {"mlcc": [], "clang": []}
+        clang = find("clang++" if cxx_link else "clang")
+        commands = {"mlcc": [cxx if cxx_link else cc, *entry["argv"]], "clang": [clang, *entry["argv"]]}
+        times: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
         try:
+            knobbed = _knobbed_argv(entry, quiet)
+            if knobbed is not None:
+                commands["options"] = [clang, *knobbed]
             for _ in range(LINK_REPEATS):
-                for name, compiler in compilers.items():
-                    start = time.perf_counter()
-                    subprocess.run([compiler, *entry["argv"]], cwd=entry["cwd"], env=quiet,
-                                   capture_output=True, check=True)
-                    times[name].append(time.perf_counter() - start)
+                for name, argv in commands.items():
+                    times[name].append(timed(argv, entry["cwd"]))
         except (OSError, subprocess.CalledProcessError):
             continue  # a configure probe's link, whose directory is gone: not the project's
-        for name in ("mlcc", "clang"):
-            totals[name] += statistics.median(times[name])
+        for name in commands:
+            totals[name] += statistics.median(w for w, _ in times[name])
+            totals[f"cpu_{name}"] += statistics.median(c for _, c in times[name])
         totals["links"] += 1
+        totals["options_links"] += "options" in commands
     return {k: round(v, 3) if isinstance(v, float) else v for k, v in totals.items()}
 
 
@@ -171,11 +211,13 @@ def table(runs: list[dict]) -> list[str]:
     per-project gains, the code-bytes gain, and the programs and libraries larger than
     clang's; and mlcc with its default on every unit, where built."""
     rows = ["| project | LTO | clang-19 bytes | mlcc bytes | gain | default on every unit | "
+            f"link trials (MLCC_TRIALS={TRIALS}) | "
             "build CPU mlcc/clang | link time mlcc/clang (median of 3) | tests |",
-            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     by = {(r["project"], r["kind"], r["compiler"]): r for r in runs if r["ok"]}
     summary = {k: {"clang": 0, "mlcc": 0, "code_clang": 0, "code_mlcc": 0, "ratios": [], "larger": 0,
-                   "files": 0, "default": [0, 0], "links": [0.0, 0.0], "client": [0.0, 0.0]}
+                   "files": 0, "default": [0, 0], "links": {}, "client": [0.0, 0.0],
+                   "trials": [0, 0], "trial_ratios": [], "trial_larger": 0, "trial_links": [0.0, 0.0]}
                for k in KINDS}
     for project in dict.fromkeys(r["project"] for r in runs):
         for kind in KINDS:
@@ -200,10 +242,11 @@ def table(runs: list[dict]) -> list[str]:
                 default = f"{_gain(c, d):+.2f} %"
                 total["default"][0] += c
                 total["default"][1] += d
+            trials = _trials_column(by.get((project, kind, "mlcc-trials")), clang, c, total)
             links = mlcc.get("link_seconds") or {}
             if links.get("clang"):
-                total["links"][0] += links["mlcc"]
-                total["links"][1] += links["clang"]
+                for key, value in links.items():
+                    total["links"][key] = total["links"].get(key, 0) + value
             client = mlcc.get("link_seconds_client") or {}
             if client.get("clang"):
                 total["client"][0] += client["mlcc"]
@@ -211,23 +254,64 @@ def table(runs: list[dict]) -> list[str]:
             link = (f"{links['mlcc']:.2f} s / {links['clang']:.2f} s = {links['mlcc'] / links['clang']:.2f}x"
                     if links.get("clang") else "-")
             tested = "passed" if mlcc.get("tested") else "-"
-            rows.append(f"| {project} | {kind} | {c:,} | {m:,} | {_gain(c, m):+.2f} % | {default} | "
+            rows.append(f"| {project} | {kind} | {c:,} | {m:,} | {_gain(c, m):+.2f} % | {default} | {trials} | "
                         f"{mlcc['cpu'] / clang['cpu']:.2f}x | {link} | {tested} |")
     rows += ["", "| LTO | total bytes gain | geometric mean of per-project gains | code bytes gain | "
                  "programs and libraries larger than clang's | default on every unit, total | "
-                 "link time, all links, mlcc/clang | the same through the native client |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+                 "link time, all links, mlcc/clang: wall (CPU) | clang with mlcc's link options/clang: "
+                 "wall (CPU) | the same through the native client |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for kind, t in summary.items():
         if not t["clang"]:
             continue
         geomean = 100 * (1 - statistics.geometric_mean(t["ratios"]))
         code = f"{_gain(t['code_clang'], t['code_mlcc']):+.2f} %" if t["code_clang"] else "-"
         default = f"{_gain(*t['default']):+.2f} %" if t["default"][0] else "-"
-        link, client = (f"{m:.2f} s / {c:.2f} s = {m / c:.2f}x" if c else "-"
-                        for m, c in (t["links"], t["client"]))
+        client = (f"{t['client'][0]:.2f} s / {t['client'][1]:.2f} s = {t['client'][0] / t['client'][1]:.2f}x"
+                  if t["client"][1] else "-")
         rows.append(f"| {kind} | {_gain(t['clang'], t['mlcc']):+.2f} % | {geomean:+.2f} % | {code} | "
-                    f"{t['larger']} of {t['files']} | {default} | {link} | {client} |")
+                    f"{t['larger']} of {t['files']} | {default} | {_link_ratio(t['links'], 'mlcc')} | "
+                    f"{_link_ratio(t['links'], 'options')} | {client} |")
+    if any(t["trials"][0] for t in summary.values()):
+        rows += ["", f"| LTO, link trials (MLCC_TRIALS={TRIALS}) | total bytes gain | geometric mean of "
+                 "per-project gains | programs and libraries larger than clang's | link time, all links, "
+                 "mlcc/clang |", "| --- | ---: | ---: | ---: | ---: |"]
+        for kind, t in summary.items():
+            if not t["trials"][0]:
+                continue
+            geomean = 100 * (1 - statistics.geometric_mean(t["trial_ratios"]))
+            m, c = t["trial_links"]
+            link = f"{m:.2f} s / {c:.2f} s = {m / c:.2f}x" if c else "-"
+            rows.append(f"| {kind} | {_gain(*t['trials']):+.2f} % | {geomean:+.2f} % | "
+                        f"{t['trial_larger']} of {t['files']} | {link} |")
     return rows
+
+
+def _link_ratio(links: dict, name: str) -> str:
+    """`name`'s links against clang's: wall seconds, and the CPU ratio where measured."""
+    if not links.get(name) or not links.get("clang"):
+        return "-"
+    text = f"{links[name]:.2f} s / {links['clang']:.2f} s = {links[name] / links['clang']:.2f}x"
+    if links.get(f"cpu_{name}") and links.get("cpu_clang"):
+        text += f" ({links[f'cpu_{name}'] / links['cpu_clang']:.2f}x)"
+    return text
+
+
+def _trials_column(trials: dict | None, clang: dict, clang_bytes: int, total: dict) -> str:
+    """A project's link-trials gain for its row, added into the kind's `total`."""
+    if not trials:
+        return "-"
+    t = sum(trials["artifacts"].values())
+    total["trials"][0] += clang_bytes
+    total["trials"][1] += t
+    total["trial_ratios"].append(t / clang_bytes)
+    total["trial_larger"] += sum(trials["artifacts"].get(path, 0) > size
+                                 for path, size in clang["artifacts"].items())
+    links = trials.get("link_seconds") or {}
+    if links.get("clang"):
+        total["trial_links"][0] += links["mlcc"]
+        total["trial_links"][1] += links["clang"]
+    return f"{_gain(clang_bytes, t):+.2f} %"
 
 
 @click.command()
@@ -239,11 +323,13 @@ def table(runs: list[dict]) -> list[str]:
 @click.option("--again", is_flag=True, help="rebuild what the results file already has")
 @click.option("--with-default", is_flag=True,
               help="also build with mlcc's default pipeline forced on every unit and the link")
+@click.option("--trials", "link_trials", is_flag=True,
+              help=f"also build with link-time trials (MLCC_TRIALS={TRIALS}, as -fmlcc-trials={TRIALS})")
 @click.option("--relink", is_flag=True, help="only time the kept mlcc builds' links again")
 @click.option("--client", type=click.Path(path_type=Path, file_okay=False), default=None,
               help="with --relink: through the native client installed in this directory")
-def main(names, kinds, workdir: Path, jobs: int, again: bool, with_default: bool, relink: bool,
-         client: Path | None) -> None:
+def main(names, kinds, workdir: Path, jobs: int, again: bool, with_default: bool, link_trials: bool,
+         relink: bool, client: Path | None) -> None:
     """Build bench projects with -Oz -flto / -flto=thin through clang-19 and mlcc; compare."""
     chosen = names or DEFAULT_PROJECTS
     found = {p.name: p for p in bench_builds.load_projects()}
@@ -259,7 +345,8 @@ def main(names, kinds, workdir: Path, jobs: int, again: bool, with_default: bool
     done = {(r["project"], r["kind"], r["compiler"]) for r in runs if r["ok"]}
     for name in chosen:
         for kind in kinds or KINDS:
-            for compiler in COMPILERS if with_default else COMPILERS[:2]:
+            for compiler in (c for c in COMPILERS if (c != "mlcc-default" or with_default)
+                             and (c != "mlcc-trials" or link_trials)):
                 if (name, kind, compiler) in done:
                     continue
                 record = build(found[name], compiler, kind, workdir / f"{name}-{kind}-{compiler}", jobs)
