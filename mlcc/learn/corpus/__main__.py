@@ -21,7 +21,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from mlcc.errors import MlccError
+from mlcc.learn import entry
 from mlcc.learn.corpus import derive
 from mlcc.learn.corpus.collect import TIME_BOX_SECONDS, collect
 from mlcc.learn.corpus.layout import Layout
@@ -98,24 +98,5 @@ def index_command(manifest_path: Path) -> None:
 main.add_command(derive.main, "derive")
 
 
-def run() -> int:
-    """Console entry: map errors to exit codes."""
-    try:
-        main(standalone_mode=False)
-    except click.exceptions.Abort:
-        print("mlcc.learn.corpus: interrupted", file=sys.stderr)
-        return 130
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except MlccError as exc:
-        print(f"mlcc.learn.corpus: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        print("mlcc.learn.corpus: interrupted", file=sys.stderr)
-        return 130
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(run())
+    sys.exit(entry.run(main, "mlcc.learn.corpus"))
