@@ -14,7 +14,6 @@ import click
 
 from mlcc import __version__
 from mlcc.errors import MlccError
-from mlcc.learn.engine import engine_option
 
 DATA = Path(__file__).parent / "data"
 
@@ -419,7 +418,11 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
 @click.option("--holdout", default=0.2, show_default=True,
               help="Share of units held out to validate the model.")
 @click.option("--jobs", "-j", default=2, show_default=True, help="Units measured in parallel.")
-@engine_option
+# the choices of mlcc/learn/engine.py's BACKENDS: the learning side stays out of this
+# module's imports (mlcc-tool's other commands are on the compile path's budget)
+@click.option("--engine", "backend", type=click.Choice(("local", "ray")), default="local",
+              envvar="MLCC_ENGINE", show_default=True, show_envvar=True,
+              help="Where the measurements run (docs/MODEL.md, the Ray section).")
 def retrain(directories, out, work, level, explore_units, n_random, greedy, k_max, holdout,
             jobs, backend) -> None:
     """Train a size model on your own code, collected with MLCC_COLLECT=DIRECTORY.

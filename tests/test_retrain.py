@@ -112,3 +112,13 @@ def test_held_out_share_is_exact_and_stable():
     assert len(held) == 10
     assert held == held_out(list(reversed(units)), 0.2)
     assert held_out(units, 0.0) == set()
+
+
+def test_retrains_engine_choices_are_the_engines_backends():
+    """mlcc-tool spells retrain's --engine choices itself (the learning side stays out of its
+    imports); they must be the engine's."""
+    from mlcc import tool
+    from mlcc.learn import engine
+
+    option = next(p for p in tool.retrain.params if p.name == "backend")
+    assert tuple(option.type.choices) == engine.BACKENDS
