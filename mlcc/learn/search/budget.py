@@ -19,6 +19,7 @@ measured by building, not read from the table. Results go to
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import tempfile
@@ -26,7 +27,7 @@ from dataclasses import replace
 
 import click
 
-from mlcc import model
+from mlcc import model, targets
 from mlcc.learn.search import search
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.engine import Engine, engine_option
@@ -79,7 +80,7 @@ def long_search(unit: Unit, budget: int, with_data: bool = False
         settings = Settings(no_cache=True, server=False)
         builder = UnitBuilder(UnitJob(plan, search.OPT_LEVEL, prep.bitcode, settings, Toolchain(clang=prep.clang), tmp,
                                       "unit", target_flags=prep.target_flags, clang_text=prep.clang_pipeline))
-        decision = model.choose(prep.bitcode, search.OPT_LEVEL, settings)
+        decision = model.choose(prep.bitcode, search.OPT_LEVEL, settings, triple=prep.triple)
         start = search_start(decision)
         _, sizes = builder.search(start, budget)
         # clang's object once more (its opt run is shared) to split its bytes
@@ -98,8 +99,13 @@ def search_unit(job: tuple[Unit, int], files: dict[str, str]) -> dict:
 
 
 def model_digest() -> str:
-    """The short sha256 of the bundled model that guides the searches."""
-    return model.load(str(model.bundled_model_path(search.OPT_LEVEL))).digest
+    """What guides the searches: the short sha256 of the bundled model, or, for a
+    target without one (MLCC_LEARN_TARGET), its shipped default and trial sets."""
+    target = targets.named(search.TARGET)
+    if search.TARGET == targets.HOST:
+        return model.load(str(model.bundled_model_path(search.OPT_LEVEL))).digest
+    shipped = json.dumps([target.default(search.OPT_LEVEL), target.trial_sets(search.OPT_LEVEL)])
+    return "default:" + hashlib.sha256(shipped.encode()).hexdigest()[:12]
 
 
 def summarize(rows: list[dict], budgets=BUDGETS) -> dict:
