@@ -468,8 +468,13 @@ def retrain(directories, out, work, level, explore_units, n_random, greedy, k_ma
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Where projects are built (default: $MLCC_DATA/bench, else ~/.cache/mlcc/bench).")
 @click.option("--jobs", "-j", default=2, show_default=True, help="Parallel jobs of each build.")
+@click.option("--cross-suite", "cross_suites", multiple=True,
+              type=click.Choice(["objects", "objects-trials", "objects-search"]),
+              help="--profile cross: the object suites to run (repeatable; default: objects, "
+                   "mlcc single-shot, and objects-trials, -fmlcc-trials=4; objects-search is "
+                   "-fmlcc-search=20, 20 builds a unit).")
 def bench(profile, only, json_path, fresh, redo, driver_speed, report_only, markdown, plots_dir, no_docs,
-          workdir, jobs) -> None:
+          workdir, jobs, cross_suites) -> None:
     """Code size and build time of real projects built with mlcc against clang-19.
 
     Writes a table, the results file, docs/BENCHMARKS.md, plots in docs/img/ and the
@@ -481,6 +486,8 @@ def bench(profile, only, json_path, fresh, redo, driver_speed, report_only, mark
     from mlcc.learn.evaluate import bench as bench_lib
 
     command = shlex.join(["mlcc-tool", *sys.argv[1:]])
+    if cross_suites and profile != "cross":
+        raise click.UsageError("--cross-suite goes with --profile cross")
     if profile == "cross":
         from mlcc.learn.evaluate import bench_cross
 
@@ -489,7 +496,8 @@ def bench(profile, only, json_path, fresh, redo, driver_speed, report_only, mark
         try:
             status = bench_cross.run(only=only, json_path=json_path or bench_lib.DEFAULT_CROSS_RESULTS,
                                      markdown=markdown, workdir=workdir, jobs=jobs, fresh=fresh,
-                                     report_only=report_only, write_docs=not no_docs, command=command)
+                                     report_only=report_only, write_docs=not no_docs, command=command,
+                                     object_suites=cross_suites or bench_cross.DEFAULT_OBJECT_SUITES)
         except MlccError as exc:
             raise click.ClickException(str(exc))
         sys.exit(status)

@@ -393,6 +393,19 @@ def test_cross_profile_on_a_fixture_counts_skipped_units(tmp_path: Path, runtime
     assert "| " + " | ".join(bench_report.cross_summary_rows([section])[0]) + " |" in text
     assert "1 skipped" in text and "`'sys/socket.h' file not found` (1)" in text
 
+    # the trials suite: the same compiles with -fmlcc-trials=4, in a directory of its own;
+    # clang's pipeline is one of the trials, so no file comes out larger than clang's
+    trials = bench_cross.object_suite(project, tree, "thumbv7m", tmp_path / "cross", jobs=2,
+                                      suite="objects-trials")
+    assert trials["ok"] and trials["suite"] == "objects-trials"
+    assert (tmp_path / "cross" / "thumbv7m-objects-trials" / "mlcc" / "obj" / "sum.o").exists()
+    assert (tmp_path / "cross" / "thumbv7m" / "mlcc" / "obj" / "sum.o").exists()  # left alone
+    assert trials["mlcc"]["objects"]["obj/sum.o"] <= trials["clang"]["objects"]["obj/sum.o"]
+    sections = bench_report.summarize_cross({"fixture|thumbv7m|objects": run,
+                                             "fixture|thumbv7m|objects-trials": trials}, [project])
+    assert [s["suite"] for s in sections] == ["objects", "objects-trials"]
+    assert sections[1]["total"]["files_larger"] == 0
+
 
 def test_cross_section_goes_before_reproduce_and_is_replaced_in_place() -> None:
     page = "# Benchmarks\n\n## -Oz\n\ntable\n\n## Reproduce\n\nmake bench\n"

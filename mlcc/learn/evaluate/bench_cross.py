@@ -12,6 +12,10 @@ mlcc against clang-19 at -Oz, side by side in one run, in two suites:
   the two object files are compared. The tree was configured for x86-64 Linux,
   so a unit that needs what the target's C library lacks fails: clang failing
   skips the unit for both compilers, and the skip is counted.
+- *objects-trials* and *objects-search*: the same compiles with mlcc's
+  `-fmlcc-trials=4` (`MLCC_TRIALS`) and `-fmlcc-search=20` (`MLCC_SEARCH`), clang
+  compiled again beside them; the search (20 builds a unit) runs only when asked
+  (`--cross-suite objects-search`).
 - *linked*, for aarch64 Linux: the projects marked `cross_link` are built and
   linked with their own build system, the target's flags beside -Oz and lld as
   the linker, once with each compiler, and their programs and libraries are
@@ -51,6 +55,11 @@ CROSS_FORMAT = 1
 LEVEL = "-Oz"
 OBJECT_TARGETS = ("thumbv7m", "thumbv6m", "riscv32")
 LINKED_TARGETS = ("aarch64",)
+# The object suites: mlcc's settings beside clang, by suite (the issue's K=4 trials and
+# its 20-evaluation search per file). The search is run only when asked for.
+OBJECT_SUITES = {"objects": {}, "objects-trials": {"MLCC_TRIALS": "4"},
+                 "objects-search": {"MLCC_SEARCH": "20"}}
+DEFAULT_OBJECT_SUITES = ("objects", "objects-trials")
 # Debian's aarch64 cross toolchain is installed without GNU ld: clang links with lld-19,
 # which (unlike GNU ld) refuses a version script naming a symbol the build left out
 # unless told not to (zlib's gz_intmax).
@@ -183,22 +192,24 @@ def logged_build(project: Project, root: Path, jobs: int) -> dict:
     return summary
 
 
-def object_suite(project: Project, tree: Path, target: str, root: Path, jobs: int) -> dict:
-    """The objects suite of one project for one target, from its logged x86-64 build `tree`."""
-    run = {"project": project.name, "target": target, "suite": "objects", "date": now_utc(),
+def object_suite(project: Project, tree: Path, target: str, root: Path, jobs: int,
+                 suite: str = "objects") -> dict:
+    """An object suite (OBJECT_SUITES) of one project for one target, from its logged
+    x86-64 build `tree`."""
+    run = {"project": project.name, "target": target, "suite": suite, "date": now_utc(),
            "ok": False, "error": None}
     units = project_units(tree)
     if not units:
         run["error"] = f"the x86-64 build logged no unit ({tree / 'mlcc.log'})"
         return run
-    outdir = root / target
+    outdir = root / (target if suite == "objects" else f"{target}-{suite}")
     shutil.rmtree(outdir, ignore_errors=True)
     runtime = outdir / "run"
     runtime.mkdir(parents=True, mode=0o700)
     log = outdir / "mlcc.log"
     clang, clangxx = compilers(Config("clang", LEVEL))
     env = mlcc_environment(pj.build_env(clang, clangxx), "single", log, outdir / "decisions")
-    env.update(XDG_RUNTIME_DIR=str(runtime), MLCC_SERVER_IDLE="600")
+    env.update(XDG_RUNTIME_DIR=str(runtime), MLCC_SERVER_IDLE="600", **OBJECT_SUITES[suite])
     try:
         run.update(compile_units(units, target, outdir, jobs, env))
     finally:
@@ -298,7 +309,8 @@ def cross_projects(projects: Sequence[Project], only: Sequence[str]) -> list[Pro
 def run(*, only: Sequence[str] = (), json_path: Path = DEFAULT_CROSS_RESULTS, markdown: Path | None = None,
         workdir: Path | None = None, jobs: int = 2, fresh: bool = False, report_only: bool = False,
         write_docs: bool = True, command: str = "", object_targets: Sequence[str] = OBJECT_TARGETS,
-        linked_targets: Sequence[str] = LINKED_TARGETS) -> int:
+        linked_targets: Sequence[str] = LINKED_TARGETS,
+        object_suites: Sequence[str] = DEFAULT_OBJECT_SUITES) -> int:
     """`mlcc-tool bench --profile cross`; returns 1 if a run failed, else 0."""
     from rich.console import Console
 
@@ -321,27 +333,27 @@ def run(*, only: Sequence[str] = (), json_path: Path = DEFAULT_CROSS_RESULTS, ma
     results["invocations"].append(invocation)
 
     if not report_only:
-        todo = [(p, t, "objects") for p in selected for t in object_targets]
+        todo = [(p, t, s) for s in object_suites for p in selected for t in object_targets]
         todo += [(p, t, "linked") for p in selected if p.cross_link for t in linked_targets]
         todo = [(p, t, s) for p, t, s in todo if not results["runs"].get(run_key(p.name, t, s), {}).get("ok")]
         console.print(f"{len(selected)} projects; {len(todo)} (project, target, suite) runs to do")
         for project, target, suite in todo:
             root = workdir / project.name
             started = time.monotonic()
-            if suite == "objects":
+            if suite in OBJECT_SUITES:
                 tree = _logged_tree(results, project, root, jobs, console)
                 if tree is None:
                     record = {"project": project.name, "target": target, "suite": suite, "ok": False,
                               "error": results["trees"][project.name]["error"]}
                 else:
-                    record = object_suite(project, tree, target, root, jobs)
+                    record = object_suite(project, tree, target, root, jobs, suite)
             else:
                 record = linked_suite(project, target, root, jobs)
             results["runs"][run_key(project.name, target, suite)] = record
             save_results(json_path, results)
             status = "[green]ok[/]" if record["ok"] else f"[red]failed[/] {(record.get('error') or '')[:200]}"
             extra = (f", {len(record['skipped'])} of {record['units'] - record['duplicates']} units skipped"
-                     if suite == "objects" and record["ok"] else "")
+                     if suite in OBJECT_SUITES and record["ok"] else "")
             console.print(f"{project.name:14} {target:9} {suite:8} {status} "
                           f"({time.monotonic() - started:.0f} s{extra})")
     invocation["loadavg_end"] = loadavg()

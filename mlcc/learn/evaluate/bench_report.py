@@ -585,8 +585,10 @@ def print_tables(console, sections: list[dict], speed: dict | None) -> None:
 
 CROSS_BEGIN = "<!-- cross: written by `mlcc-tool bench --profile cross` from docs/bench-cross-results.json; rerun it, do not edit -->"
 CROSS_END = "<!-- end of cross -->"
-SUITES = ("objects", "linked")
+SUITES = ("objects", "objects-trials", "objects-search", "linked")
 SUITE_TITLES = {"objects": "object files (units of the x86-64 build, compiled again; no link)",
+                "objects-trials": "object files, mlcc with -fmlcc-trials=4",
+                "objects-search": "object files, mlcc with -fmlcc-search=20 (the room)",
                 "linked": "built and linked with the project's own build system"}
 
 
@@ -611,7 +613,7 @@ def summarize_cross_run(run: dict | None) -> dict:
     """One project for one target in one suite: paired sizes, units skipped and failed."""
     if not run or not run.get("ok"):
         return {"ok": False, "error": (run or {}).get("error") or "not built"}
-    if run["suite"] == "objects":
+    if run["suite"].startswith("objects"):
         row = _pairs(run["clang"]["objects"], run["mlcc"]["objects"], run["clang"]["code"],
                      run["mlcc"]["code"])
         log = run["mlcc"].get("log") or {}
@@ -725,7 +727,7 @@ def cross_rows(section: dict) -> list[tuple[str, ...]]:
 def cross_notes(section: dict) -> list[str]:
     """What a target's table does not show: failures, mlcc's own failures, why units were skipped."""
     t, notes = section["total"], []
-    if t.get("files") is not None and section["suite"] == "objects":
+    if t.get("files") is not None and section["suite"].startswith("objects"):
         notes.append(f"{t['units']} units compiled for {section['target']} by both compilers; "
                      f"{t['skipped']} skipped (clang-19 failed: the target's headers lack what they "
                      f"need), {t['mlcc_failed']} where clang succeeded but mlcc failed, "
