@@ -182,17 +182,18 @@ def random_pipeline(rng: random.Random, space, opt_level: str) -> tuple[Pass, ..
     return (ALWAYS_INLINE,) + tuple(rng.choices(space, k=rng.randint(8, 30)))
 
 
-def mutate(rng: random.Random, pipeline, space, opt_level: str) -> tuple[Pass, ...]:
+def mutate(rng: random.Random, pipeline, space, opt_level: str,
+           target: str = "x86_64") -> tuple[Pass, ...]:
     """One local edit: insert, delete, swap or replace a pass (clang's pipeline and
     the leading always-inline stay); with a tuned clang pipeline in it (`clang[...]`),
-    also toggle one of its knobs."""
+    also toggle one of its knobs, the knobs of `target` included."""
     items = list(pipeline)
     editable = [i for i, p in enumerate(items) if not _fixed(p)]
     tuned = [i for i, p in enumerate(items) if knobs.names_clang(p.name)]
     op = rng.choice(("insert", "delete", "swap", "replace") + (("knob",) if tuned else ()))
     if op == "knob":
         i = rng.choice(tuned)
-        toggled = rng.choice(knobs.toggles(items[i].name, opt_level))
+        toggled = rng.choice(knobs.toggles(items[i].name, opt_level, target))
         items[i] = Pass("module", toggled if toggled != CLANG else "clang[]")
         return tuple(items)
     first = 1 if items and items[0] == ALWAYS_INLINE else 0

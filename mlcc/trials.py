@@ -117,7 +117,7 @@ class UnitBuilder:
         Returns the best build and each pipeline's size by name (None: failed)."""
         import random
 
-        from mlcc import passes
+        from mlcc import passes, targets
         from mlcc.record import file_digest
 
         job = self.job
@@ -131,6 +131,8 @@ class UnitBuilder:
 
         rng = random.Random(file_digest(job.bitcode))
         space = passes.load_space()
+        known = targets.of_triple(job.triple) if job.triple else None
+        target = known.name if known else targets.HOST  # whose knobs an edit may add
         results: list[Built] = []
         sizes: dict[str, int | None] = {}
 
@@ -154,8 +156,8 @@ class UnitBuilder:
                 break
             parent = ranked[0] if rng.random() < 0.6 else rng.choice(ranked)
             child = passes.bounded(passes.to_opt(passes.mutate(
-                rng, passes.editable(parent.pipeline.name, job.opt_level), space, job.opt_level)),
-                instructions)
+                rng, passes.editable(parent.pipeline.name, job.opt_level), space, job.opt_level,
+                target)), instructions)
             if child not in sizes:
                 evaluate(child)
         if not results:

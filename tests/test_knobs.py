@@ -236,3 +236,20 @@ def test_the_machine_outliner_leaves_hardened_code_alone(hardening, tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stderr == ""
     assert _outlined(tmp_path / "r.o") == 0
+
+
+def test_local_edits_add_the_knobs_of_the_units_target():
+    """A search on a Thumb unit may add Arm's knobs; one on an x86-64 unit never does."""
+    import random
+
+    start = passes.parse_simple("clang[mergefunc]")
+    space = passes.load_space()
+
+    def added(target: str) -> set[str]:
+        rng = random.Random(5)
+        children = [passes.mutate(rng, start, space, "z", target) for _ in range(400)]
+        return {k for c in children for p in c if p.name.startswith("clang[")
+                for k in knobs.knobs_of(p.name)}
+
+    assert "arm-promote-constant" in added("thumbv7m")
+    assert "arm-promote-constant" not in added("x86_64")

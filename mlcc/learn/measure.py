@@ -85,7 +85,8 @@ class Measurer:
         self.prep = prep
         job = UnitJob(_plan(prep.unit), "", prep.bitcode, Settings(no_cache=True, server=False),
                       Toolchain(clang=prep.clang), tempfile.mkdtemp(prefix="measure-", dir=workdir),
-                      prep.unit.id, target_flags=prep.target_flags, clang_text=prep.clang_pipeline)
+                      prep.unit.id, target_flags=prep.target_flags, clang_text=prep.clang_pipeline,
+                      triple=prep.triple)
         self.builder = UnitBuilder(job)
 
     def size(self, pipeline: str, *, timeout: float = 300) -> int | None:

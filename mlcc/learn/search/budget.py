@@ -79,7 +79,8 @@ def long_search(unit: Unit, budget: int, with_data: bool = False
                         codegen_args=unit.codegen_args, output=None, emit_assembly=False)
         settings = Settings(no_cache=True, server=False)
         builder = UnitBuilder(UnitJob(plan, search.OPT_LEVEL, prep.bitcode, settings, Toolchain(clang=prep.clang), tmp,
-                                      "unit", target_flags=prep.target_flags, clang_text=prep.clang_pipeline))
+                                      "unit", target_flags=prep.target_flags, clang_text=prep.clang_pipeline,
+                                      triple=prep.triple))
         decision = model.choose(prep.bitcode, search.OPT_LEVEL, settings, triple=prep.triple)
         start = search_start(decision)
         _, sizes = builder.search(start, budget)

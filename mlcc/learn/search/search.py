@@ -313,7 +313,7 @@ def _measure_unit(job: Job, files: dict[str, str]) -> list[dict]:
                 if not valid:
                     break
                 best = min(sorted(valid), key=lambda p: valid[p])
-                candidate = pl.to_opt(pl.mutate(rng, pl.editable(best, level), space, level))
+                candidate = pl.to_opt(pl.mutate(rng, pl.editable(best, level), space, level, TARGET))
                 if candidate not in sizes:
                     run(candidate)
     return rows
