@@ -158,8 +158,12 @@ def choose(bitcode: str, opt_level: str, settings, via: str = "in process",
             warn_once(f"{broken}; compiling with clang's own pipelines")
         default = CLANG if settings.model == "none" else target.default(opt_level)
         if default != CLANG:  # slow passes only on units small enough, as for a model's choice
-            return replace(_forced(bitcode, default), source=f"{target.name} default (no model for -O{opt_level})",
-                           trial_sets=target.trial_sets(opt_level))
+            forced, sets = _forced(bitcode, default), target.trial_sets(opt_level)
+            # ranked as a model's candidates are: -fmlcc-search starts from the default and
+            # the pipelines of the largest trial set, so it finds at least what trials find
+            ranked = tuple(dict.fromkeys((forced.pipeline, *(sets[-1] if sets else ()))))
+            return replace(forced, source=f"{target.name} default (no model for -O{opt_level})",
+                           trial_sets=sets, ranked=ranked)
         return Decision(CLANG, f"clang-default: no model for {target.name} -O{opt_level}")
     from mlcc.errors import MlccError
     try:

@@ -158,3 +158,19 @@ def test_explain_names_the_target_and_what_it_gets(tmp_path):
     assert host.returncode == 0, host.stderr
     result = json.loads(host.stdout)
     assert result["target"].startswith("x86_64-") and result["candidates"]
+
+
+def test_a_search_on_a_target_without_a_model_starts_from_its_default_and_trials(tmp_path):
+    """`-fmlcc-search` tries the target's default and its largest trial set's pipelines
+    first, as it tries a model's ranked candidates: it finds at least what trials find."""
+    from mlcc.settings import Settings
+
+    thumb = targets.named("thumbv7m")
+    work = _work(tmp_path)
+    bitcode = tmp_path / "u.bc"
+    subprocess.run(["clang-19", *thumb.flags, "-Oz", "-Xclang", "-disable-llvm-passes", "-emit-llvm",
+                    "-c", SOURCE, "-o", str(bitcode)], cwd=work, check=True)
+    decision = model.choose(str(bitcode), "z", Settings(), triple="thumbv7m-unknown-none-eabi")
+    sets = thumb.trial_sets("z")
+    assert decision.ranked[0] == decision.pipeline == thumb.default("z")
+    assert set(sets[-1]) <= set(decision.ranked) and len(set(decision.ranked)) == len(decision.ranked)
