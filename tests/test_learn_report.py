@@ -45,3 +45,19 @@ def test_project_rows_weigh_each_project_by_its_bytes():
     header, _, big, small = report.project_rows(data, chosen=np.array([1, 1, 0]), fixed=0)
     assert big == "| big | 2 | 1,000 (91%) | 5.00% | 0.00% | 5.00% |"
     assert small == "| small | 1 | 100 (9%) | 0.00% | 0.00% | 50.00% |"
+
+
+def test_the_room_summary_weighs_projects_and_counts_larger_files():
+    """Each unit's size picked from its search (clang's first, the default second): total
+    gain over all bytes, geometric mean over projects, files larger than clang's."""
+    from mlcc.learn.report import targets_report
+
+    rows = [{"project": "a", "clang": 1000, "sizes": [1000, 900, 800]},
+            {"project": "a", "clang": 100, "sizes": [100, 110, 95]},
+            {"project": "b", "clang": 100, "sizes": [100, 100, 100]}]
+    room = targets_report._search_summary(rows, lambda sizes: min(sizes))
+    single = targets_report._search_summary(rows, lambda sizes: sizes[1])
+    assert round(room["total"], 3) == round(100 * (1 - 995 / 1200), 3) and room["larger"] == 0
+    assert single["larger"] == 1 and round(single["total"], 3) == round(100 * (1 - 1110 / 1200), 3)
+    # project a: 1010/1100, project b: 1.0
+    assert round(single["geomean"], 3) == round(100 * (1 - (1010 / 1100) ** 0.5), 3)
