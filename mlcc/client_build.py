@@ -3,7 +3,8 @@ and install it as `mlcc` and `mlcc++`.
 
 The client carries what it needs to know as compile-time constants: the Python
 that runs mlcc, this package's directory (for its fallback and for starting the
-server) and the server's socket name, which hashes those and the protocol
+server) and the server's socket name, which hashes the Python (its binary and
+prefix, whatever name it was started by), the directory and the protocol
 (`compile_server.socket_name`). So a client belongs to one mlcc install; after
 moving or reinstalling mlcc (a `pip install` writes Python console scripts over
 it), run `mlcc-tool install-client` again. Edits and upgrades of mlcc in place
@@ -33,19 +34,18 @@ def _c_string(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def config_header(driver: str, python: str = sys.executable,
-                  parent: str | None = None) -> str:
-    """mlcc-client-config.h for the client of `driver` ("c" or "c++")."""
+def config_header(driver: str, parent: str | None = None) -> str:
+    """mlcc-client-config.h for the client of `driver` ("c" or "c++") run by this Python."""
     parent = parent or compile_server.package_parent()
     path_setup = (f"import sys; sys.path[:] = [{parent!r}] + [p for p in sys.path if p]; ")
     entry = "main_cxx" if driver == "c++" else "main_c"
     fallback = path_setup + f"del sys.argv[0]; from mlcc.cli import {entry}; {entry}()"
     server = path_setup + "from mlcc.compile_server import main; sys.exit(main())"
     values = {
-        "MLCC_PYTHON": _c_string(python),
+        "MLCC_PYTHON": _c_string(sys.executable),
         "MLCC_FALLBACK_CODE": _c_string(fallback),
         "MLCC_SERVER_CODE": _c_string(server),
-        "MLCC_SOCKET_NAME": _c_string(compile_server.socket_name(python, parent)),
+        "MLCC_SOCKET_NAME": _c_string(compile_server.socket_name(parent)),
         "MLCC_DEFAULT_DRIVER": _c_string(driver),
         "MLCC_PROTOCOL": str(compile_server.PROTOCOL),
         "MLCC_RETRY_AFTER": str(int(compile_server.RETRY_AFTER)),
@@ -91,7 +91,7 @@ def is_client(path) -> bool:
         data = Path(path).read_bytes()
     except OSError:
         return False
-    name = compile_server.socket_name(sys.executable, compile_server.package_parent())
+    name = compile_server.socket_name(compile_server.package_parent())
     return data[:4] == b"\x7fELF" and name.encode() in data
 
 

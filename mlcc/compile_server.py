@@ -58,11 +58,12 @@ RETRY_AFTER = 300.0  # seconds clients run in process after a server failed to s
 _LIBRARIES = ("numpy", "onnxruntime", "llvmlite")
 
 
-def socket_name(python: str, package_parent: str) -> str:
-    """The socket's file name for a server run by `python` on the mlcc package in
+def socket_name(package_parent: str) -> str:
+    """The socket's file name for a server run by this Python on the mlcc package in
     `package_parent`: another mlcc install, Python or protocol gets its own server."""
     import hashlib
-    h = hashlib.sha256(f"{PROTOCOL}\0{python}\0{package_parent}".encode()).hexdigest()
+    from mlcc.user_dirs import this_python
+    h = hashlib.sha256(f"{PROTOCOL}\0{this_python()}\0{package_parent}".encode()).hexdigest()
     return f"{SOCKET_PREFIX}{h[:16]}.sock"
 
 

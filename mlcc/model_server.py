@@ -22,7 +22,7 @@ import socket
 import sys
 import time
 
-from mlcc.user_dirs import runtime_dir
+from mlcc.user_dirs import runtime_dir, this_python
 
 PROTOCOL = 1
 START_WAIT = 2.0      # seconds a compile waits for a server it started (it listens in ~0.1 s)
@@ -44,7 +44,7 @@ def socket_path(directory: str) -> str:
     """The socket of the server that runs this very code (short: sun_path holds 108 bytes)."""
     import hashlib
     here = os.path.dirname(os.path.abspath(__file__))
-    h = hashlib.sha256(f"{PROTOCOL}\0{sys.executable}\0{here}".encode())
+    h = hashlib.sha256(f"{PROTOCOL}\0{this_python()}\0{here}".encode())
     for name in _CODE:
         try:
             st = os.stat(os.path.join(here, name))
@@ -163,7 +163,7 @@ def servers(directory: str | None = None) -> list[dict]:
         return []
     from mlcc import compile_server
     current = {socket_path(directory), os.path.join(directory, compile_server.socket_name(
-        sys.executable, compile_server.package_parent()))}
+        compile_server.package_parent()))}
     return [{**answer, "socket": path, "current": path in current}
             for path, answer in _ask_each(directory, "status")]
 

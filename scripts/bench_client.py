@@ -50,7 +50,7 @@ def _server_cpu(runtime: Path) -> float:
 
 def _start_server(runtime: Path, env: dict, exec_in_server: bool) -> None:
     (runtime / "mlcc").mkdir(mode=0o700, exist_ok=True)
-    sock = runtime / "mlcc" / compile_server.socket_name(sys.executable, str(ROOT))
+    sock = runtime / "mlcc" / compile_server.socket_name(str(ROOT))
     code = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); "
             "from mlcc.compile_server import main; sys.exit(main())")
     argv = [sys.executable, "-c", code, str(sock)] + (["--exec-in-server"] if exec_in_server else [])

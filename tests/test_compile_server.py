@@ -50,7 +50,7 @@ def _env(runtime: Path, **extra) -> dict:
 
 
 def _sock(runtime: Path) -> Path:
-    name = compile_server.socket_name(sys.executable, compile_server.package_parent())
+    name = compile_server.socket_name(compile_server.package_parent())
     return runtime / "mlcc" / name
 
 

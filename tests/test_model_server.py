@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -173,3 +174,26 @@ def test_the_server_passes_the_trial_sets_on(work: Path, runtime: Path, monkeypa
     assert via.startswith("server") and served is not None
     alone = model.rank(str(bitcode), "z", path)
     assert served.trial_sets == alone.trial_sets and len(alone.trial_sets) == len(alone.ranked) - 1
+
+
+def test_one_python_by_another_name_has_the_same_servers(tmp_path: Path):
+    """`python3` and `python` (links to one binary) are one Python: a client built by one
+    and `mlcc-tool` run by the other name the same sockets; a venv is a Python of its own."""
+    from mlcc import compile_server
+    parent = compile_server.package_parent()
+    code = ("from mlcc import compile_server, model_server; "
+            "print(model_server.socket_path('/run'), compile_server.socket_name('/pkg'))")
+
+    def names(python) -> list[str]:
+        proc = subprocess.run([str(python), "-c", code], env={**os.environ, "PYTHONPATH": parent},
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.split()
+
+    alias = tmp_path / "python-by-another-name"
+    alias.symlink_to(os.path.realpath(sys.executable))
+    assert names(alias) == names(sys.executable)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    other = names(venv / "bin" / "python")
+    assert [a != b for a, b in zip(other, names(sys.executable))] == [True, True]

@@ -89,12 +89,25 @@ def test_a_wheel_installed_in_a_clean_venv_uses_its_bundled_models(tmp_path: Pat
     assert "model: size-Os.onnx sha256:" in version.stdout
 
 
-def test_an_install_without_its_models_says_so_once_per_build(tmp_path: Path):
+def _mlcc_of(package: Path, bindir: Path, env: dict) -> dict:
+    """`env` with `mlcc` running `package`. The Python entry point takes the package
+    from PYTHONPATH; a native client (MLCC_TEST_CLIENT=1) runs the package it was built
+    for, whatever PYTHONPATH says, so `package` gets a client of its own, as an install
+    of it would."""
+    if os.environ.get("MLCC_TEST_CLIENT") != "1":
+        return env
+    subprocess.run([sys.executable, "-m", "mlcc.client_build", "--bindir", str(bindir)], env=env,
+                   cwd=package, check=True, capture_output=True, timeout=120)
+    return {**env, "PATH": f"{bindir}{os.pathsep}{env['PATH']}"}
+
+
+def test_an_install_without_its_models_says_so_once_per_build(tmp_path: Path, runtime: Path):
     package = _package_copy(tmp_path / "pkg", with_models=False)
     work = tmp_path / "work"
     work.mkdir()
     (work / "hash.c").write_text(_SOURCE)
-    env = _user_env(PYTHONPATH=str(package))
+    env = _mlcc_of(package, tmp_path / "bin",
+                   _user_env(PYTHONPATH=str(package), XDG_RUNTIME_DIR=str(runtime)))
     # one build: three compiles in one process group, as under make
     build = "mlcc -Oz -c hash.c -o a.o && mlcc -Oz -c hash.c -o b.o && mlcc -Oz -c hash.c -o c.o"
     proc = subprocess.run(["sh", "-c", build], cwd=work, env=env, capture_output=True, text=True,
