@@ -158,3 +158,23 @@ def test_explain_names_the_target_and_what_it_gets(tmp_path):
     assert host.returncode == 0, host.stderr
     result = json.loads(host.stdout)
     assert result["target"].startswith("x86_64-") and result["candidates"]
+
+
+@pytest.mark.parametrize("name", [t for t in targets.table() if t != targets.HOST])
+def test_a_target_ships_a_model_only_when_it_beats_its_default(name):
+    """A target's model (mlcc/models/size-<target>-Oz.onnx) is bundled only when
+    `train model` found it beats the target's default by TARGET_MODEL_MIN_POINTS on
+    validation, in total and in project geomean, for every seed
+    (models/data/model-<target>-Oz.json); otherwise the default alone ships."""
+    from mlcc.learn.train import train
+
+    bundled = model.bundled_model_path("z", name)
+    result_file = MODELS / "data" / f"model-{name}-Oz.json"
+    if not result_file.exists():
+        assert not bundled.exists()
+        return
+    result = json.loads(result_file.read_text())
+    ships = all(train.beats_default(run["validation"] | {"best_single_fixed": run["validation"]["default"]})
+                for run in result["seeds"])
+    assert result["ships_model"] == ships
+    assert bundled.exists() == ships
