@@ -287,15 +287,16 @@ def _user_settings():
         return settings_mod.Settings(model=os.environ.get("MLCC_MODEL", ""))
 
 
-def identity(opt_level: str = "z", settings=None) -> str:
-    """A short description of the model in use at -O`opt_level`, and why there is none."""
+def identity(opt_level: str = "z", settings=None, target: str = HOST_TARGET) -> str:
+    """A short description of the model in use at -O`opt_level` for `target`, and why
+    there is none."""
     settings = _user_settings() if settings is None else settings
     if settings.model == "none":
         return "model: none (MLCC_MODEL=none), clang's own pipelines"
-    broken = missing_bundled(opt_level, settings)
+    broken = missing_bundled(opt_level, settings) if target == HOST_TARGET else None
     if broken:
         return f"model: none, clang's own pipelines at -O{opt_level}: {broken}"
-    path = settings.model or str(bundled_model_path(opt_level))
+    path = settings.model or str(bundled_model_path(opt_level, target))
     try:
         m = load(path)
     except ModelError as exc:

@@ -357,7 +357,7 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
                             info.triple)
             measured = {c: measure_one(prep, c) for c in m.candidates}
     result = {
-        "source": source, "flags": argv, "target": info.triple, "model": model.identity(cmd.opt_level),
+        "source": source, "flags": argv, "target": info.triple, "model": model.identity(cmd.opt_level, target=target.name),
         "chosen": decision.pipeline, "decision": decision.source,
         "candidates": [{"pipeline": c, "predicted_vs_clang": scores[i],
                         "measured_bytes": measured.get(c)} for i, c in enumerate(m.candidates)],

@@ -174,3 +174,23 @@ def test_a_search_on_a_target_without_a_model_starts_from_its_default_and_trials
     sets = thumb.trial_sets("z")
     assert decision.ranked[0] == decision.pipeline == thumb.default("z")
     assert set(sets[-1]) <= set(decision.ranked) and len(set(decision.ranked)) == len(decision.ranked)
+
+
+@pytest.mark.parametrize("name", [t for t in targets.table() if t != targets.HOST])
+def test_a_target_ships_a_model_only_when_it_beats_its_default(name):
+    """A target's model (mlcc/models/size-<target>-Oz.onnx) is bundled only when
+    `train model` found it beats the target's default by TARGET_MODEL_MIN_POINTS on
+    validation, in total and in project geomean, for every seed
+    (models/data/model-<target>-Oz.json); otherwise the default alone ships."""
+    from mlcc.learn.train import train
+
+    bundled = model.bundled_model_path("z", name)
+    result_file = MODELS / "data" / f"model-{name}-Oz.json"
+    if not result_file.exists():
+        assert not bundled.exists()
+        return
+    result = json.loads(result_file.read_text())
+    ships = all(train.beats_default(run["validation"] | {"best_single_fixed": run["validation"]["default"]})
+                for run in result["seeds"])
+    assert result["ships_model"] == ships
+    assert bundled.exists() == ships

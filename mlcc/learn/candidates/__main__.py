@@ -2,6 +2,7 @@
 
     python -m mlcc.learn.candidates choose [--wrapped-only]    # models/data/candidates-O<level>.json
     python -m mlcc.learn.candidates tune-default               # models/data/default-O<level>.json
+    MLCC_LEARN_TARGET=thumbv7m python -m mlcc.learn.candidates for-target  # candidates-thumbv7m-Oz.json
     python -m mlcc.learn.candidates codegen-sweep --sample walk --count 120
     python -m mlcc.learn.candidates slow-bound [--time 20]
     python -m mlcc.learn.candidates ship-targets               # mlcc/data/targets.toml from the targets' searches
@@ -14,7 +15,7 @@ import sys
 import click
 
 from mlcc.learn import entry
-from mlcc.learn.candidates import candidates, codegen_sweep, ship_targets, slow_bound, tune_default
+from mlcc.learn.candidates import candidates, codegen_sweep, for_target, ship_targets, slow_bound, tune_default
 
 
 @click.group()
@@ -24,6 +25,7 @@ def main() -> None:
 
 main.add_command(candidates.main, "choose")
 main.add_command(tune_default.main, "tune-default")
+main.add_command(for_target.main, "for-target")
 main.add_command(codegen_sweep.main, "codegen-sweep")
 main.add_command(slow_bound.main, "slow-bound")
 main.add_command(ship_targets.main, "ship-targets")

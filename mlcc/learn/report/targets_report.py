@@ -7,11 +7,14 @@ tuned default, the trial sets and x86-64's default (what the target got
 before) on the training sample and on the validation projects (total-bytes
 gain, geometric mean of per-project gains, files larger than clang's), the
 room (each training unit's best of every measured pipeline), and what the
-driver ships (mlcc/data/targets.toml). A second table puts single-shot and
-trials beside the room on the validation projects: the driver's own
-20-evaluation search per file (`search budget --all --long 20` with
-MLCC_LEARN_TARGET, `models/data/search-budget-all-<target>-O<level>.json`),
-against which issue 25 measures a target whose room is below 5 %.
+driver ships (mlcc/data/targets.toml). Below it, single-shot and trials beside
+the room on the validation projects: the driver's own 20-evaluation search per
+file (`search budget --all --long 20` with MLCC_LEARN_TARGET,
+`models/data/search-budget-all-<target>-O<level>.json`), against which issue 25
+measures a target whose room is below 5 %. A second table, between its own
+markers, shows each target's trained models (`train model`,
+`models/data/model-<target>-O<level>.json`) against the target's default, and
+whether the model ships.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from mlcc.learn.paths import DOCS, MODELS
 REPORT = DOCS / "TARGETS.md"
 BEGIN = "<!-- targets table: written by `python -m mlcc.learn.report targets`; rerun it, do not edit -->"
 END = "<!-- end of targets table -->"
+MODELS_BEGIN = "<!-- target models table: written by `python -m mlcc.learn.report targets`; rerun it, do not edit -->"
+MODELS_END = "<!-- end of target models table -->"
 
 
 def result_file(target: str, level: str):
@@ -134,14 +139,48 @@ def defaults(level: str) -> list[str]:
     return lines
 
 
+def _scored(row: dict) -> str:
+    return (f"{row['total_gain_pct']:+.2f} % | {row['project_geomean_gain_pct']:+.2f} % | "
+            f"{row['larger_units']} of {row['units']}")
+
+
+def model_rows(level: str) -> list[str]:
+    """The target models table's lines for -O`level`: per target and seed, the model and
+    the target's default on validation, and out of fold on the training projects."""
+    lines = ["| target | seed | family, margin | validation: model total | project geomean | files larger | "
+             "default total | project geomean | files larger | candidates' oracle total | train CV: model total | "
+             "project geomean | default total | project geomean | ships |",
+             "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    for name in targets.table():
+        path = MODELS / "data" / f"model-{name}-O{level}.json"
+        if name == targets.HOST or not path.exists():
+            continue
+        result = json.loads(path.read_text())
+        for i, run in enumerate(result["seeds"]):
+            cv = run["train_cv"]
+            ships = ("model" if result["ships_model"] else "default alone") if i == 0 else ""
+            lines.append(f"| {name} | {run['seed']} | {run['family']}, {run['margin']} | "
+                         f"{_scored(run['validation']['model'])} | {_scored(run['validation']['default'])} | "
+                         f"{run['validation']['model']['oracle_total_gain_pct']:+.2f} % | "
+                         f"{cv['model']['total_gain_pct']:+.2f} % | {cv['model']['project_geomean_gain_pct']:+.2f} % | "
+                         f"{cv['default']['total_gain_pct']:+.2f} % | {cv['default']['project_geomean_gain_pct']:+.2f} % | "
+                         f"{ships} |")
+    return lines
+
+
+def _between(text: str, begin: str, end: str, body: list[str]) -> str:
+    if begin not in text or end not in text:
+        raise click.ClickException(f"{REPORT} lacks the markers {begin!r} and {end!r}")
+    head, rest = text.split(begin, 1)
+    return head + "\n".join([begin, *body, end]) + rest.split(end, 1)[1]
+
+
 @click.command()
 @click.option("--level", type=click.Choice(["z", "s"]), default="z", show_default=True)
 def main(level: str) -> None:
     """Write the targets table into docs/TARGETS.md."""
     text = REPORT.read_text()
-    if BEGIN not in text or END not in text:
-        raise click.ClickException(f"{REPORT} lacks the targets table's markers")
-    body = [BEGIN, "", f"At -O{level}. Positive: smaller than clang-19's own pipeline.", "",
+    body = ["", f"At -O{level}. Positive: smaller than clang-19's own pipeline.", "",
             *rows(level), "", "The tuned defaults, against x86-64's:", "", *defaults(level), ""]
     room = room_rows(level)
     if len(room) > 2:
@@ -149,7 +188,9 @@ def main(level: str) -> None:
                  "20-evaluation search (`-fmlcc-search=20`: clang's pipeline, the default and the largest "
                  "trial set's pipelines first, then local edits of the best, the target's knobs included). "
                  "Trials K=4 are from the table above (its validation units).", "", *room, ""]
-    body += [END]
-    head, rest = text.split(BEGIN, 1)
-    REPORT.write_text(head + "\n".join(body) + rest.split(END, 1)[1])
+    text = _between(text, BEGIN, END, body)
+    text = _between(text, MODELS_BEGIN, MODELS_END,
+                    ["", f"At -O{level}, gains against clang-19's own pipeline (positive: smaller); "
+                         "files larger than clang's.", "", *model_rows(level), ""])
+    REPORT.write_text(text)
     click.echo(f"wrote {REPORT}")

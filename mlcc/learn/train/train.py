@@ -23,7 +23,7 @@ import click
 import numpy as np
 from rich.console import Console
 
-from mlcc import features, knobs, model_file, passes
+from mlcc import features, knobs, model_file, passes, targets
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.corpus.manifest import MANIFEST_FILE
 from mlcc.learn.search import search
@@ -100,12 +100,16 @@ def build_dataset(units: list[dict], candidates: list[str], store: search.Store,
 
 
 def labeled_splits(units: list[dict], candidates: list[str], store: search.Store, bitcode_of,
-                   table: Path = search.FEATURES_TABLE) -> tuple[Dataset, Dataset]:
+                   table: Path = search.FEATURES_TABLE, default: str | None = None) -> tuple[Dataset, Dataset]:
     """The training and validation units measured with every candidate, the default moved
-    to the front (`default_first`): candidate 0 is what a unit gets unless another is
-    predicted smaller."""
+    to the front: candidate 0 is what a unit gets unless another is predicted smaller.
+    It is `default` when given (a target's shipped default, which its model must beat),
+    else the best tuned clang pipeline on the training units (`default_first`)."""
     data = build_dataset(units, candidates, store, bitcode_of, table)
-    candidates = default_first(candidates, data.subset([u["split"] == "train" for u in data.units]))
+    if default is not None:
+        candidates = [default] + [c for c in candidates if c != default]
+    else:
+        candidates = default_first(candidates, data.subset([u["split"] == "train" for u in data.units]))
     data = build_dataset(units, candidates, store, bitcode_of, table)
     return (data.subset([u["split"] == "train" for u in data.units]),
             data.subset([u["split"] == "validation" for u in data.units]))
@@ -227,16 +231,23 @@ def default_first(candidates: list[str], train: Dataset) -> list[str]:
 
 
 def score(data: Dataset, chosen: np.ndarray) -> dict:
-    """Total and geomean gain over clang of a choice, and what the oracle would get."""
+    """Total and geomean gain over clang of a choice, and what the oracle would get.
+    `geomean_gain_pct` is over units; `project_geomean_gain_pct` over projects' totals
+    (each project weighs the same: what docs/TARGETS.md reports)."""
     sizes = data.R[np.arange(len(chosen)), chosen] * data.clang
     oracle = data.R.min(axis=1) * data.clang
     total_clang = data.clang.sum()
     ratio = sizes / data.clang
     default = data.R[:, 0] * data.clang
+    groups = data.groups
+    project_ratios = [sizes[groups == p].sum() / data.clang[groups == p].sum() for p in sorted(set(groups))]
     return {
         "units": int(len(chosen)),
+        "projects": len(project_ratios),
         "total_gain_pct": float(100.0 * (total_clang - sizes.sum()) / total_clang),
         "geomean_gain_pct": float(100.0 * (1 - np.exp(np.mean(np.log(ratio))))),
+        "project_geomean_gain_pct": float(100.0 * (1 - np.exp(np.mean(np.log(project_ratios)))))
+        if project_ratios else 0.0,
         "oracle_total_gain_pct": float(100.0 * (total_clang - oracle.sum()) / total_clang),
         "larger_units": int((ratio > 1.0 + 1e-12).sum()),
         "larger_than_default_units": int((sizes > default * (1.0 + 1e-12)).sum()),
@@ -337,12 +348,12 @@ class Fitted:
     cv: dict
 
 
-def fit(train: Dataset, families: tuple[str, ...], console: Console) -> Fitted:
+def fit(train: Dataset, families: tuple[str, ...], console: Console, seed: int = 0) -> Fitted:
     """Compare `families` by cross-validation on `train`; refit the best on all of it."""
     cv: dict[str, dict] = {}
     for fam in families:
         start = time.perf_counter()
-        pred, _ = cross_validate(train, fam)
+        pred, _ = cross_validate(train, fam, seed=seed)
         margin = best_margin(train, pred)
         cv[fam] = {"margin": margin, **score(train, choose(pred, margin)),
                    "seconds": round(time.perf_counter() - start, 1)}
@@ -352,7 +363,7 @@ def fit(train: Dataset, families: tuple[str, ...], console: Console) -> Fitted:
     bound = MAX_LARGER_SHARE * len(train.units)
     family = max(cv, key=lambda f: (cv[f]["larger_than_default_units"] <= bound,
                                     cv[f]["total_gain_pct"]))
-    model = fit_model(family, train)
+    model = fit_model(family, train, seed=seed)
     return Fitted(model, family, cv[family]["margin"], cv)
 
 
@@ -365,6 +376,21 @@ def validate(fitted: Fitted, train: Dataset, valid: Dataset) -> dict:
             "best_single_fixed": {"pipeline": train.candidates[0],
                                   "rule": "best mean gain over the training projects",
                                   **score(valid, np.zeros(len(valid.units), dtype=int))}}
+
+
+# A target other than x86-64 ships its model (mlcc/models/size-<target>-O<level>.onnx,
+# where the driver looks) only when it beats the default the target ships without one by
+# this many points on the validation projects, in total and in the geometric mean of the
+# projects' gains, for every seed trained (issue 25); otherwise the default alone stays,
+# and the compile saves the features and the inference.
+TARGET_MODEL_MIN_POINTS = 0.5
+
+
+def beats_default(validation: dict) -> bool:
+    """The rule above, for one trained model's `validate` result."""
+    model, default = validation["model"], validation["best_single_fixed"]
+    return (model["total_gain_pct"] - default["total_gain_pct"] >= TARGET_MODEL_MIN_POINTS
+            and model["project_geomean_gain_pct"] - default["project_geomean_gain_pct"] >= TARGET_MODEL_MIN_POINTS)
 
 
 def model_metadata(fitted: Fitted, train: Dataset, level: str, training_data: dict,
@@ -397,9 +423,11 @@ def _write_model_file(out: Path, blob: bytes) -> str:
 def print_validation(console: Console, validation: dict) -> None:
     if validation:
         m, fixed = validation["model"], validation["best_single_fixed"]
-        console.print(f"validation ({m['units']} units): model {m['total_gain_pct']:.2f}% total, "
+        console.print(f"validation ({m['units']} units): model {m['total_gain_pct']:.2f}% total "
+                      f"({m['project_geomean_gain_pct']:.2f}% project geomean), "
                       f"oracle {m['oracle_total_gain_pct']:.2f}%, best fixed "
-                      f"{fixed['total_gain_pct']:.2f}%, larger {m['larger_units']}")
+                      f"{fixed['total_gain_pct']:.2f}% ({fixed['project_geomean_gain_pct']:.2f}%), "
+                      f"larger {m['larger_units']} (fixed {fixed['larger_units']})")
 
 
 def stamp_trial_sets(path: Path, train: Dataset) -> str:
@@ -426,41 +454,89 @@ def stamp_trial_sets(path: Path, train: Dataset) -> str:
     return _write_model_file(path, onx.SerializeToString())
 
 
+TARGET_RESULT = search.DATA / f"model-{search.TAG}.json"  # a target's trained models and the rule's verdict
+
+
 @click.command()
 @click.option("--family", type=click.Choice(("auto",) + FAMILIES), default="auto", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=MODEL_FILE, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help=f"Where to write the model [default: {MODEL_FILE}; for a target other than x86-64, "
+                   "only when it beats the target's default (TARGET_MODEL_MIN_POINTS)].")
+@click.option("--seeds", default=1, show_default=True,
+              help="Train with seeds 0..N-1 to see the seed's noise; the model written is seed 0's.")
 @click.option("--stamp-trial-sets", "stamp_only", is_flag=True,
               help="Only add the trial sets to the model at --out (made before they existed); no training.")
-def main(family: str, out: Path, stamp_only: bool) -> None:
+def main(family: str, out: Path | None, seeds: int, stamp_only: bool) -> None:
     """Train on the training projects, export the model with its metadata."""
     console = Console(stderr=True)
     manifest = json.loads(MANIFEST_FILE.read_text())
-    candidates = json.loads(search.CANDIDATES.read_text())["pipelines"]
+    chosen = json.loads(search.CANDIDATES.read_text())
+    candidates = chosen["pipelines"]
     assert candidates[0] == search.CLANG_PIPELINE
+    # a target's candidates name its shipped default (`candidates for-target`): the model's
+    # candidate 0, so that it is measured against what it would replace
     train, valid = labeled_splits(manifest["units"], candidates, search.Store(),
-                                  search.corpus_bitcode(Layout.from_environment()))
+                                  search.corpus_bitcode(Layout.from_environment()),
+                                  default=chosen.get("default"))
     candidates = train.candidates
     if stamp_only:
-        digest = stamp_trial_sets(out, train)
-        console.print(f"[green]trial sets written into {out} (sha256 {digest})")
+        digest = stamp_trial_sets(out or MODEL_FILE, train)
+        console.print(f"[green]trial sets written into {out or MODEL_FILE} (sha256 {digest})")
         return
-    console.print(f"default pipeline (the best tuned clang pipeline by mean gain over training projects): {candidates[0]}",
-                  markup=False)
+    console.print(f"default pipeline ({'the target' + chr(39) + 's shipped default' if chosen.get('default') else 'the best tuned clang pipeline by mean gain over training projects'}): "
+                  f"{candidates[0]}", markup=False)
     console.print(f"{len(train.units)} training units ({len(set(train.groups))} projects), "
                   f"{len(valid.units)} validation units, {len(candidates)} candidates")
     if len(train.units) < 20:
         raise click.ClickException("too few labeled training units: run `search label` first")
 
-    fitted = fit(train, FAMILIES if family == "auto" else (family,), console)
-    validation = validate(fitted, train, valid)
     training_data = {
         "manifest_sha256": file_sha256(MANIFEST_FILE),
         "measurements_sha256": file_sha256(search.MEASUREMENTS),
         "train_units": len(train.units), "train_projects": sorted(set(train.groups)),
         "validation_projects": sorted(set(valid.groups)),
     }
+    runs = []
+    for seed in range(seeds):
+        if seeds > 1:
+            console.print(f"seed {seed}")
+        fitted = fit(train, FAMILIES if family == "auto" else (family,), console, seed)
+        validation = validate(fitted, train, valid)
+        print_validation(console, validation)
+        runs.append((seed, fitted, validation))
+    seed, fitted, validation = runs[0]
     metadata = model_metadata(fitted, train, search.OPT_LEVEL, training_data, validation)
+    if search.TARGET != targets.HOST:
+        ships = bool(validation) and all(beats_default(v) for _, _, v in runs)
+        write_target_result(runs, train, valid, training_data, ships)
+        console.print(f"{search.TARGET}: the model {'beats' if ships else 'does not beat'} the target's default "
+                      f"by {TARGET_MODEL_MIN_POINTS} points on validation (total and project geomean, "
+                      f"every seed) -> {TARGET_RESULT}")
+        if out is None and not ships:
+            if MODEL_FILE.exists():
+                MODEL_FILE.unlink()  # an older model that qualified no longer does
+            console.print(f"not shipped: {search.TARGET} keeps its default alone (mlcc/data/targets.toml)")
+            return
+    out = out or MODEL_FILE
     digest = write_model(fitted, train, metadata, out)
     console.print(f"[green]wrote {out} ({out.stat().st_size // 1024} KiB, {fitted.family}, "
                   f"sha256 {digest})")
-    print_validation(console, validation)
+
+
+def write_target_result(runs: list, train: Dataset, valid: Dataset, training_data: dict, ships: bool) -> None:
+    """A target's models, one per seed: how each was chosen (grouped CV on the training
+    projects), how it and the default do on validation, and the rule's verdict."""
+    default_train = score(train, np.zeros(len(train.units), dtype=int))
+    result = {
+        "target": search.TARGET, "opt_level": search.OPT_LEVEL, "candidates": train.candidates,
+        "rule": f"ships when the model beats candidate 0 (the target's default) by >= {TARGET_MODEL_MIN_POINTS} "
+                "points on validation in total and in the geomean of project gains, for every seed",
+        "ships_model": ships,
+        "training_data": {**training_data, "validation_units": len(valid.units)},
+        "seeds": [{"seed": seed, "family": fitted.family, "margin": fitted.margin,
+                   "train_cv": {"model": fitted.cv[fitted.family], "default": default_train},
+                   "cv_families": fitted.cv,
+                   "validation": {"model": validation["model"], "default": validation["best_single_fixed"]}}
+                  for seed, fitted, validation in runs],
+    }
+    TARGET_RESULT.write_text(json.dumps(result, indent=1) + "\n")
