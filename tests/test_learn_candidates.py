@@ -127,3 +127,16 @@ def test_ship_targets_rewrites_only_a_targets_default_and_trials():
     assert ship_targets.ships(ok)
     assert not ship_targets.ships({"checked": {"train": {"total_gain_pct": 2.0},
                                                "validation": {"total_gain_pct": -0.1}}})
+
+
+def test_pruning_drops_the_knob_whose_removal_costs_least():
+    from mlcc.learn.candidates import prune_default
+
+    best = "clang[no-lsr,jump-tables-16,no-block-placement]"
+    removals = prune_default.without_each(best)
+    assert sorted(removals) == sorted(["clang[jump-tables-16,no-block-placement]",
+                                       "clang[no-lsr,no-block-placement]", "clang[no-lsr,jump-tables-16]"])
+    scored = {best: 3.0, "clang[jump-tables-16,no-block-placement]": 2.2,
+              "clang[no-lsr,no-block-placement]": 2.9, "clang[no-lsr,jump-tables-16]": 3.01}
+    assert prune_default.weakest(best, scored) == "clang[no-lsr,jump-tables-16]"
+    assert prune_default.weakest("clang", {"clang": 0.0}) is None  # nothing to remove

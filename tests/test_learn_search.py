@@ -39,6 +39,12 @@ def test_the_learning_side_counts_what_mlcc_runs_on_units_over_the_bound():
     assert search.as_run({CLANG: 100, slow: 80}, big) == {CLANG: 100}  # what runs: not measured yet
     assert search.bounded_pipelines([CLANG, slow, fast], big) == [CLANG, fast]
     assert search.bounded_pipelines([CLANG, slow, fast], 10) == [CLANG, slow, fast]
+    # a pipeline measured only as what runs instead of it (the default on a big unit) is found
+    # when wanted, and one measured under neither name stays missing, not failed
+    measured_bounded = {CLANG: 100, fast: 90}
+    assert search.as_run(measured_bounded, big) == {CLANG: 100, fast: 90}
+    assert search.as_run(measured_bounded, big, [slow]) == {CLANG: 100, fast: 90, slow: 90}
+    assert search.as_run(measured_bounded, 10, [slow]) == {CLANG: 100, fast: 90}
 
 
 def test_the_label_sample_is_seeded_and_smallest_first():

@@ -2,6 +2,7 @@
 
     python -m mlcc.learn.candidates choose [--wrapped-only]    # models/data/candidates-O<level>.json
     python -m mlcc.learn.candidates tune-default               # models/data/default-O<level>.json
+    MLCC_LEARN_TARGET=thumbv7m python -m mlcc.learn.candidates prune-default  # its knobs, on every training unit
     MLCC_LEARN_TARGET=thumbv7m python -m mlcc.learn.candidates for-target  # candidates-thumbv7m-Oz.json
     python -m mlcc.learn.candidates codegen-sweep --sample walk --count 120
     python -m mlcc.learn.candidates slow-bound [--time 20]
@@ -15,7 +16,8 @@ import sys
 import click
 
 from mlcc.learn import entry
-from mlcc.learn.candidates import candidates, codegen_sweep, for_target, ship_targets, slow_bound, tune_default
+from mlcc.learn.candidates import (candidates, codegen_sweep, for_target, prune_default, ship_targets,
+                                   slow_bound, tune_default)
 
 
 @click.group()
@@ -25,6 +27,7 @@ def main() -> None:
 
 main.add_command(candidates.main, "choose")
 main.add_command(tune_default.main, "tune-default")
+main.add_command(prune_default.main, "prune-default")
 main.add_command(for_target.main, "for-target")
 main.add_command(codegen_sweep.main, "codegen-sweep")
 main.add_command(slow_bound.main, "slow-bound")

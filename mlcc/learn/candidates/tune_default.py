@@ -135,6 +135,36 @@ def best_of(scored: dict[str, float]) -> str:
     return max(sorted(scored), key=lambda p: scored[p])
 
 
+def check(best: str, measured: list[str], units: list[dict], manifest: dict, bitcode_of,
+          store: search.Store, engine: Engine, counts: dict[str, float]) -> dict:
+    """Trial sets chosen from the `measured` pipelines on the training `units`, then the
+    default `best` and the largest set measured on every validation unit: `default`,
+    `trial_sets` and `checked` (each split's summary, its trials', x86-64's default's
+    for another target, and the training units' room), as the result file keeps them."""
+    sets = trial_sets(measured, units, store.by_unit(counts, measured), TRIALS_K)
+    host_default = tuned_default(search.DATA / f"default-O{search.OPT_LEVEL}.json")
+    validation = [u for u in search.units_of(manifest, "validation") if bitcode_of(u).exists()]
+    counts.update(search.instruction_counts(validation, bitcode_of))
+    compared = [host_default] if search.TARGET != targets.HOST and host_default else []
+    measure([search.CLANG_PIPELINE, best, *sets[-1], *compared], validation, store, engine,
+            "default and trials on validation", counts)
+    checked = {}
+    by_unit = store.by_unit(counts, [best, *measured, *compared])
+    for split, sample in (("train", units), ("validation", validation)):
+        checked[split] = summary(sizes_of([best], sample, by_unit), sample, by_unit)
+        checked[split]["trials"] = summary(sizes_of(sets[-1], sample, by_unit, with_clang=True), sample, by_unit)
+        if compared:  # what the target got before its own search: x86-64's default
+            checked[split]["host_default"] = summary(sizes_of(compared, sample, by_unit), sample, by_unit)
+        if split == "train":  # the room: each unit's best of every pipeline this search measured
+            best_each = {u["id"]: min(v for v in by_unit[u["id"]].values() if v)
+                         for u in sample if any(by_unit.get(u["id"], {}).values())}
+            checked[split]["oracle"] = summary(best_each, sample, by_unit)
+        for what, row in (("default", checked[split]), (f"trials K={len(sets[-1])}", checked[split]["trials"])):
+            click.echo(f"{split}, {what}: {row['total_gain_pct']}% in total, {row['geomean_gain_pct']}% geomean, "
+                       f"{row['larger_files']} of {row['units']} files larger")
+    return {"default": best, "trial_sets": sets, "checked": checked}
+
+
 @click.command()
 @click.option("--limit", default=450, show_default=True,
               help="Training units: a seeded sample (`search.label_sample`) of those in this corpus.")
@@ -161,14 +191,14 @@ def main(limit: int, rounds: int, min_gain: float, jobs: int, backend: str) -> N
     if search.TARGET != targets.HOST and host_default:
         start.append(host_default)  # what this target got before it had a search of its own
     measure(start, units, store, engine, "default start", counts)
-    scored = gains(start, units, store.by_unit(counts))
+    scored = gains(start, units, store.by_unit(counts, start))
     best = best_of(scored)
     history = [{"round": 0, "pipelines": scored, "best": best}]
     for round_no in range(1, rounds + 1):
         tried = [best] + [t for t in knobs.toggles(best, search.OPT_LEVEL, search.TARGET)
                           if passes.eligible(t)]
         measure(tried, units, store, engine, f"default round {round_no}", counts)
-        scored = gains(tried, units, store.by_unit(counts))
+        scored = gains(tried, units, store.by_unit(counts, tried))
         # every change that helped on its own, taken at once: one more pipeline per round,
         # which saves the rounds a far start (x86-64's default on another target) would take
         helped = [t for t in tried[1:] if scored.get(t, float("-inf")) >= scored[best] + min_gain]
@@ -177,7 +207,7 @@ def main(limit: int, rounds: int, min_gain: float, jobs: int, backend: str) -> N
             combined = knobs.name(have ^ {k for t in helped for k in set(knobs.knobs_of(t)) ^ have})
             if passes.eligible(combined) and combined not in scored:
                 measure([combined], units, store, engine, f"default round {round_no}, combined", counts)
-                scored.update(gains([combined], units, store.by_unit(counts)))
+                scored.update(gains([combined], units, store.by_unit(counts, [combined])))
         new = best_of(scored)
         if scored[new] < scored[best] + min_gain:
             new = best  # a step within noise of staying put is not taken
@@ -187,31 +217,11 @@ def main(limit: int, rounds: int, min_gain: float, jobs: int, backend: str) -> N
             break
         best = new
     measured = sorted({p for h in history for p in h["pipelines"]} - {search.CLANG_PIPELINE})
-    sets = trial_sets(measured, units, store.by_unit(counts), TRIALS_K)
-    validation = [u for u in search.units_of(manifest, "validation") if bitcode_of(u).exists()]
-    counts.update(search.instruction_counts(validation, bitcode_of))
-    compared = [host_default] if search.TARGET != targets.HOST and host_default else []
-    measure([search.CLANG_PIPELINE, best, *sets[-1], *compared], validation, store, engine,
-            "default and trials on validation", counts)
-    checked = {}
-    for split, sample in (("train", units), ("validation", validation)):
-        by_unit = store.by_unit(counts)
-        checked[split] = summary(sizes_of([best], sample, by_unit), sample, by_unit)
-        checked[split]["trials"] = summary(sizes_of(sets[-1], sample, by_unit, with_clang=True), sample, by_unit)
-        if compared:  # what the target got before its own search: x86-64's default
-            checked[split]["host_default"] = summary(sizes_of(compared, sample, by_unit), sample, by_unit)
-        if split == "train":  # the room: each unit's best of every pipeline this search measured
-            best_each = {u["id"]: min(v for v in by_unit[u["id"]].values() if v)
-                         for u in sample if any(by_unit.get(u["id"], {}).values())}
-            checked[split]["oracle"] = summary(best_each, sample, by_unit)
-        for what, row in (("default", checked[split]), (f"trials K={len(sets[-1])}", checked[split]["trials"])):
-            click.echo(f"{split}, {what}: {row['total_gain_pct']}% in total, {row['geomean_gain_pct']}% geomean, "
-                       f"{row['larger_files']} of {row['units']} files larger")
+    checked = check(best, measured, units, manifest, bitcode_of, store, engine, counts)
     result = {"opt_level": search.OPT_LEVEL, "target": search.TARGET, "units": len(units),
-              "min_gain": min_gain, "checked": checked,
+              "min_gain": min_gain, **checked,
               "projects": len({u["project"] for u in units}),
               "rule": "mean over training projects of the project's total gain (percent)",
-              "default": best, "gain_pct": history[-1]["pipelines"][best], "trial_sets": sets,
-              "rounds": history}
+              "gain_pct": history[-1]["pipelines"][best], "rounds": history}
     DEFAULT_FILE.write_text(json.dumps(result, indent=1) + "\n")
     click.echo(f"default: {best} -> {DEFAULT_FILE}")

@@ -84,15 +84,17 @@ class Store:
     def has(self, unit: str, pipeline: str) -> bool:
         return (unit, pipeline) in self.sizes
 
-    def by_unit(self, instructions: dict[str, float] | None = None) -> dict[str, dict[str, int | None]]:
+    def by_unit(self, instructions: dict[str, float] | None = None,
+                wanted=()) -> dict[str, dict[str, int | None]]:
         """unit -> pipeline -> size. With the units' `instructions`, the sizes are those of
-        what mlcc runs for each pipeline (`as_run`)."""
+        what mlcc runs for each pipeline (`as_run`), the `wanted` pipelines included
+        where only what runs instead of them was measured."""
         out: dict[str, dict[str, int | None]] = defaultdict(dict)
         for (unit, pipeline), size in self.sizes.items():
             out[unit][pipeline] = size
         if instructions is not None:
             for unit, sizes in out.items():
-                out[unit] = as_run(sizes, instructions.get(unit))
+                out[unit] = as_run(sizes, instructions.get(unit), wanted)
         return out
 
     def append(self, rows: list[dict]) -> None:
@@ -108,16 +110,18 @@ class Store:
             self.sizes[(r["unit"], r["pipeline"])] = r["size"]
 
 
-def as_run(sizes: dict[str, int | None], instructions: float | None) -> dict[str, int | None]:
+def as_run(sizes: dict[str, int | None], instructions: float | None, wanted=()) -> dict[str, int | None]:
     """One unit's measured sizes as mlcc gets them: a pipeline with a slow pass has, on a
     unit over the bound, the size of what runs instead (`passes.bounded`), or none yet
-    when that one is not measured. The table keeps what was measured."""
+    when that one is not measured. The table keeps what was measured, under the names
+    measured: a `wanted` pipeline that was never measured under its own name (only what
+    runs instead of it) is added."""
     out = {}
-    for pipeline, size in sizes.items():
+    for pipeline in [*sizes, *(p for p in wanted if p not in sizes)]:
         run = pl.bounded(pipeline, instructions)
-        if run == pipeline:
-            out[pipeline] = size
-        elif run in sizes:
+        if run == pipeline and pipeline in sizes:
+            out[pipeline] = sizes[pipeline]
+        elif run != pipeline and run in sizes:
             out[pipeline] = sizes[run]
     return out
 
