@@ -129,14 +129,20 @@ def test_ship_targets_rewrites_only_a_targets_default_and_trials():
                                                "validation": {"total_gain_pct": -0.1}}})
 
 
-def test_pruning_drops_the_knob_whose_removal_costs_least():
+def test_pruning_drops_a_knob_only_when_it_earns_nothing_in_total_and_in_project_mean():
     from mlcc.learn.candidates import prune_default
 
     best = "clang[no-lsr,jump-tables-16,no-block-placement]"
-    removals = prune_default.without_each(best)
-    assert sorted(removals) == sorted(["clang[jump-tables-16,no-block-placement]",
-                                       "clang[no-lsr,no-block-placement]", "clang[no-lsr,jump-tables-16]"])
-    scored = {best: 3.0, "clang[jump-tables-16,no-block-placement]": 2.2,
-              "clang[no-lsr,no-block-placement]": 2.9, "clang[no-lsr,jump-tables-16]": 3.01}
-    assert prune_default.weakest(best, scored) == "clang[no-lsr,jump-tables-16]"
-    assert prune_default.weakest("clang", {"clang": 0.0}) is None  # nothing to remove
+    without_lsr, without_jt, without_bp = ("clang[jump-tables-16,no-block-placement]",
+                                           "clang[no-lsr,no-block-placement]", "clang[no-lsr,jump-tables-16]")
+    assert sorted(prune_default.without_each(best)) == sorted([without_lsr, without_jt, without_bp])
+    scored = {best: {"total": 3.0, "mean": 2.8},
+              without_lsr: {"total": 2.5, "mean": 2.3},    # no-lsr earns its place in both
+              without_jt: {"total": 3.3, "mean": 2.83},    # jump-tables-16 costs bytes: dropped
+              without_bp: {"total": 2.8, "mean": 2.81}}    # no-block-placement earns 0.2 in total
+    assert prune_default.free_removals(best, scored, 0.05) == [without_jt]
+    assert prune_default.free_removals(best, scored, 0.3) == [without_jt, without_bp]
+    assert prune_default.without_all(best, [without_jt, without_bp]) == "clang[no-lsr]"
+    del scored[without_jt]
+    assert prune_default.free_removals(best, scored, 0.05) == []
+    assert prune_default.free_removals("clang", {"clang": {"total": 0.0, "mean": 0.0}}, 0.05) == []

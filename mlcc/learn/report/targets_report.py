@@ -26,6 +26,7 @@ import click
 
 from mlcc import knobs, targets
 from mlcc.learn.paths import DOCS, MODELS
+from mlcc.learn.search import budget
 
 REPORT = DOCS / "TARGETS.md"
 BEGIN = "<!-- targets table: written by `python -m mlcc.learn.report targets`; rerun it, do not edit -->"
@@ -99,24 +100,28 @@ def room_rows(level: str) -> list[str]:
     driver's 20-evaluation search (clang's pipeline, the default and the largest trial
     set's pipelines first, then local edits); the issue's bar where the room is below
     5 %: single-shot 80 % of it, trials 90 %."""
-    lines = ["| target | units | room: search of 20, total | geomean | single-shot (default): total | geomean | "
-             "files larger | share of the room | trials K=4: total | share of the room | bar met (80 % / 90 %) |",
-             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+    lines = ["| target | units | clang's bytes that are initialized data | room: search of 20, total | geomean | "
+             "single-shot (default): total | geomean | files larger | share of the room | trials K=4: total | "
+             "share of the room | bar met (80 % / 90 %) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
     for name in targets.table():
         path, result = budget_file(name, level), result_file(name, level)
         if name == targets.HOST or not path.exists() or not result.exists():
             continue
-        rows_ = [r for r in json.loads(path.read_text())["rows"]
-                 if r["clang"] and len(r["sizes"]) > 1 and r["sizes"][1]]
+        searched = json.loads(path.read_text())
+        rows_ = [r for r in searched["rows"] if r["clang"] and len(r["sizes"]) > 1 and r["sizes"][1]]
         if not rows_:
             continue
+        data = 100.0 * sum(r.get("clang_data") or 0 for r in rows_) / sum(r["clang"] for r in rows_)
         room = _search_summary(rows_, lambda sizes: min(s for s in sizes if s))
         single = _search_summary(rows_, lambda sizes: sizes[1])  # the default, evaluated second
         trials = json.loads(result.read_text())["checked"]["validation"]["trials"]["total_gain_pct"]
         share = (lambda x: f"{100 * x / room['total']:.0f} %") if room["total"] > 0 else (lambda x: "-")
         met = (f"{'yes' if single['total'] >= 0.8 * room['total'] else 'no'} / "
                f"{'yes' if trials >= 0.9 * room['total'] else 'no'}")
-        lines.append(f"| {name} | {room['units']} | {room['total']:+.2f} % | {room['geomean']:+.2f} % | "
+        stale = "" if searched.get("model") == budget.model_digest(name, level) else \
+            " (searched from a default it no longer ships)"
+        lines.append(f"| {name}{stale} | {room['units']} | {data:.0f} % | {room['total']:+.2f} % | {room['geomean']:+.2f} % | "
                      f"{single['total']:+.2f} % | {single['geomean']:+.2f} % | {single['larger']} | "
                      f"{share(single['total'])} | {trials:+.2f} % | {share(trials)} | {met} |")
     return lines

@@ -99,13 +99,13 @@ def search_unit(job: tuple[Unit, int], files: dict[str, str]) -> dict:
             "budget": budget, "starts": len(start), "sizes": list(sizes.values())}
 
 
-def model_digest() -> str:
+def model_digest(name: str = search.TARGET, level: str = search.OPT_LEVEL) -> str:
     """What guides the searches: the short sha256 of the bundled model, or, for a
     target without one (MLCC_LEARN_TARGET), its shipped default and trial sets."""
-    target = targets.named(search.TARGET)
-    if search.TARGET == targets.HOST:
-        return model.load(str(model.bundled_model_path(search.OPT_LEVEL))).digest
-    shipped = json.dumps([target.default(search.OPT_LEVEL), target.trial_sets(search.OPT_LEVEL)])
+    target = targets.named(name)
+    if name == targets.HOST:
+        return model.load(str(model.bundled_model_path(level))).digest
+    shipped = json.dumps([target.default(level), target.trial_sets(level)])
     return "default:" + hashlib.sha256(shipped.encode()).hexdigest()[:12]
 
 
