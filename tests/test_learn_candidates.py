@@ -146,3 +146,6 @@ def test_pruning_drops_a_knob_only_when_it_earns_nothing_in_total_and_in_project
     del scored[without_jt]
     assert prune_default.free_removals(best, scored, 0.05) == []
     assert prune_default.free_removals("clang", {"clang": {"total": 0.0, "mean": 0.0}}, 0.05) == []
+    # losses are held to the tuned default's scores: 0.03 a round cannot add up
+    assert prune_default.free_removals(best, scored, 0.05, {"total": 3.0, "mean": 2.8}) == []
+    assert prune_default.free_removals(best, scored, 0.05, {"total": 2.79, "mean": 2.8}) == [without_bp]

@@ -7,9 +7,10 @@ code of every file, which is where files larger than clang's come from. This ste
 holds the default to the two figures issue 25 reports, on all the training units:
 the total-bytes gain and the mean of the projects' gains. Each round measures the
 default without each of its knobs; a knob stays when removing it costs `--min-gain`
-points in either figure. The others are dropped all at once when that costs less
-than `--min-gain` in both figures too, and otherwise the one whose removal gains
-most (the two figures averaged); it stops when every knob left earns its place.
+points in either figure against the tuned default (so that small losses cannot add
+up over rounds). The others are dropped all at once when that costs less than
+`--min-gain` in both figures too, and otherwise the one whose removal gains most
+(the two figures averaged); it stops when every knob left earns its place.
 Then it chooses the trial sets again, on every training unit, from the pruned
 default, the removals it measured and the previous trial sets' pipelines, and
 checks the result on the validation projects, as `tune-default` does (the
@@ -57,16 +58,21 @@ def scores(pipelines: list[str], units: list[dict], by_unit: dict) -> dict[str, 
     return out
 
 
-def costs_little(scored: dict[str, dict[str, float]], best: str, other: str, min_gain: float) -> bool:
-    """True when `other` loses less than `min_gain` points against `best` in total and in
+def costs_little(scored: dict[str, dict[str, float]], reference: dict[str, float], other: str,
+                 min_gain: float) -> bool:
+    """True when `other` loses less than `min_gain` points against the `reference` scores
+    (the tuned default's, so that rounds of small losses cannot add up) in total and in
     mean project gain."""
-    return other in scored and all(scored[other][k] > scored[best][k] - min_gain for k in ("total", "mean"))
+    return other in scored and all(scored[other][k] > reference[k] - min_gain for k in ("total", "mean"))
 
 
-def free_removals(best: str, scored: dict[str, dict[str, float]], min_gain: float) -> list[str]:
-    """The knob removals that cost little, the one that gains most (both figures averaged)
-    first: the knobs that do not earn their place."""
-    free = [p for p in without_each(best) if costs_little(scored, best, p, min_gain)]
+def free_removals(best: str, scored: dict[str, dict[str, float]], min_gain: float,
+                  reference: dict[str, float] | None = None) -> list[str]:
+    """The knob removals that cost little against `reference` (`best`'s scores when not
+    given), the one that gains most (both figures averaged) first: the knobs that do not
+    earn their place."""
+    reference = reference or scored[best]
+    free = [p for p in without_each(best) if costs_little(scored, reference, p, min_gain)]
     return sorted(free, key=lambda p: (-(scored[p]["total"] + scored[p]["mean"]), p))
 
 
@@ -96,11 +102,13 @@ def main(min_gain: float, rounds: int, jobs: int, backend: str) -> None:
     store, engine = search.Store(), Engine(backend, jobs)
     counts = search.instruction_counts(units, bitcode_of)
     history = []
+    reference = None  # the tuned default's scores: what every round is held to
     for round_no in range(1, rounds + 1):
         tried = [search.CLANG_PIPELINE, best, *without_each(best)]
         measure(tried, units, store, engine, f"prune round {round_no}", counts)
         scored = scores(tried, units, store.by_unit(counts, tried))
-        free = free_removals(best, scored, min_gain)
+        reference = reference or scored[best]
+        free = free_removals(best, scored, min_gain, reference)
         if not free:
             history.append({"round": round_no, "from": best, "pipelines": scored, "best": best})
             click.echo(f"prune round {round_no}: every knob of {best} earns its place {scored[best]}")
@@ -111,7 +119,7 @@ def main(min_gain: float, rounds: int, jobs: int, backend: str) -> None:
             if passes.eligible(combined):
                 measure([combined], units, store, engine, f"prune round {round_no}, combined", counts)
                 scored.update(scores([combined], units, store.by_unit(counts, [combined])))
-                if costs_little(scored, best, combined, min_gain):
+                if costs_little(scored, reference, combined, min_gain):
                     new = combined
         history.append({"round": round_no, "from": best, "pipelines": scored, "best": new})
         click.echo(f"prune round {round_no}: {best} {scored[best]} -> {new} {scored[new]}")
