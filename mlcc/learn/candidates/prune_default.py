@@ -18,10 +18,12 @@ validation units only score it).
 
     MLCC_LEARN_TARGET=thumbv7m python -m mlcc.learn.candidates prune-default --jobs 2
 
-Resumable (measurements already in the table are not redone). Rewrites
-`models/data/default-<target>-O<level>.json`: the pruned `default`, its
-`trial_sets` and `checked`, and the rounds under `pruned`; `ship-targets` then
-puts it in mlcc/data/targets.toml.
+Resumable (measurements already in the table are not redone). Writes
+`models/data/pruned-<target>-O<level>.json`: the pruned `default`, its `trial_sets`
+and `checked`, and the rounds under `pruned`. With `--adopt` it also rewrites the
+target's `default-<target>-O<level>.json` with them, which `ship-targets` then puts
+in mlcc/data/targets.toml: adopt only what the cross bench confirms (the pruned
+Thumb defaults were measured and not adopted, docs/TARGETS.md).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.engine import Engine, engine_option
 from mlcc.learn.search import search
 from mlcc.learn.train import train
+
+PRUNED_FILE = search.DATA / f"pruned-{search.TAG}.json"
 
 
 def without_each(pipeline: str) -> list[str]:
@@ -87,8 +91,9 @@ def without_all(best: str, removals: list[str]) -> str:
               help="Points a knob must add on the training units, in total or in mean project gain, to stay.")
 @click.option("--rounds", default=4, show_default=True, help="At most this many rounds of removals.")
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
+@click.option("--adopt", is_flag=True, help="Also make the pruned default the target's tuned default.")
 @engine_option
-def main(min_gain: float, rounds: int, jobs: int, backend: str) -> None:
+def main(min_gain: float, rounds: int, jobs: int, adopt: bool, backend: str) -> None:
     """Drop the knobs of the tuned default that do not earn their place on every training unit."""
     if not DEFAULT_FILE.exists():
         raise click.ClickException(f"{DEFAULT_FILE} is missing: run `tune-default` first")
@@ -129,6 +134,11 @@ def main(min_gain: float, rounds: int, jobs: int, backend: str) -> None:
     measure(pool, units, store, engine, "trial pipelines on every training unit", counts)
     result = check(best, [p for p in pool if p != search.CLANG_PIPELINE], units, manifest, bitcode_of,
                    store, engine, counts)
-    previous.update(result, pruned={"units": len(units), "min_gain": min_gain, "rounds": history})
-    DEFAULT_FILE.write_text(json.dumps(previous, indent=1) + "\n")
-    click.echo(f"default: {best} -> {DEFAULT_FILE}")
+    pruned = {"target": search.TARGET, "opt_level": search.OPT_LEVEL, "from": tuned_default(), **result,
+              "pruned": {"units": len(units), "min_gain": min_gain, "rounds": history}}
+    PRUNED_FILE.write_text(json.dumps(pruned, indent=1) + "\n")
+    click.echo(f"pruned default: {best} -> {PRUNED_FILE}")
+    if adopt:
+        previous.update(result, pruned=pruned["pruned"])
+        DEFAULT_FILE.write_text(json.dumps(previous, indent=1) + "\n")
+        click.echo(f"adopted: {DEFAULT_FILE}")
