@@ -117,7 +117,7 @@ class UnitBuilder:
         Returns the best build and each pipeline's size by name (None: failed)."""
         import random
 
-        from mlcc import passes, targets
+        from mlcc import model, passes, targets
         from mlcc.record import file_digest
 
         job = self.job
@@ -131,7 +131,7 @@ class UnitBuilder:
 
         rng = random.Random(file_digest(job.bitcode))
         space = passes.load_space()
-        known = targets.of_triple(job.triple) if job.triple else None
+        known = model.target_of(job.triple)
         target = known.name if known else targets.HOST  # whose knobs an edit may add
         results: list[Built] = []
         sizes: dict[str, int | None] = {}
