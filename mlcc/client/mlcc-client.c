@@ -253,7 +253,10 @@ static void wait_gone(pid_t pid) {
 /* The command through the server; returns only to fall back to this process. */
 static void run_in_server(int fd, const char *sock) {
     catch_signals();
-    if (!send_request(fd)) return;
+    /* A stale server answers "R" and hangs up without reading: a slow client's request
+     * then fails to send, and that answer still waits to be read. Either way the
+     * server now sees the request end. */
+    if (!send_request(fd)) shutdown(fd, SHUT_WR);
     sigset_t forwarded, old;
     sigemptyset(&forwarded);
     for (size_t i = 0; i < N_FORWARDED; i++) sigaddset(&forwarded, k_forwarded[i]);
