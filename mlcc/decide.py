@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mlcc import codegen, model, model_server
 from mlcc.cache import open_cache  # noqa: F401 (the driver's door to the cache)
@@ -58,6 +58,22 @@ def decision_key(job: UnitJob) -> str | None:
                     identity, settings.trials, settings.search, settings.pipeline, job.opt_level)
 
 
+def codegen_variants(decision: model.Decision, job: UnitJob) -> tuple[str, ...]:
+    """The target's code generation variants of its default (`codegen_variants` in
+    data/targets.toml) when `decision` is that default: built from its one opt run, as
+    its slow passes were bounded for this unit; () otherwise."""
+    target = model.target_of(job.triple)
+    variants = target.variants(job.opt_level) if target is not None else ()
+    if not variants:
+        return ()
+    default = target.default(job.opt_level)
+    if decision.instructions is not None:
+        from mlcc import passes
+        default = passes.bounded(default, decision.instructions)
+        variants = tuple(passes.bounded(v, decision.instructions) for v in variants)
+    return variants if decision.pipeline == default else ()
+
+
 def decide(job: UnitJob, builder: UnitBuilder,
            key: str | None) -> tuple[model.Decision, Built | None, str]:
     """The pipeline for a unit: from the cache under `key`, else the model (and trials or
@@ -81,6 +97,10 @@ def decide(job: UnitJob, builder: UnitBuilder,
         built, sizes = builder.best_of(trials)
         decision = model.Decision(built.pipeline.name, decision.source + f", best of {len(sizes)} trials",
                                   decision.ranked, decision.scores, decision.via)
+    elif not settings.pipeline and not job.plan.lto and (variants := codegen_variants(decision, job)):
+        built, sizes = builder.best_of([job.pipeline(name) for name in (decision.pipeline, *variants)])
+        decision = replace(decision, pipeline=built.pipeline.name,
+                           source=decision.source + f", smallest of {len(sizes)} code generations")
     if cache is not None:
         cache.put(key, {"pipeline": decision.pipeline, "source": decision.source,
                         "scores": decision.scores, "trial_sizes": sizes})

@@ -34,6 +34,9 @@ class Target:
     drop: tuple[str, ...] = ()        # flag prefixes an x86-64 command loses for it
     defaults: dict[str, str] = field(default_factory=dict)  # level -> pipeline without a model
     trials: dict[str, list] = field(default_factory=dict)   # level -> trial sets of 1, 2, ... pipelines
+    # level -> pipelines that differ from the default in code generation only: single-shot
+    # generates code from the default's one opt run with each too, and keeps the smallest
+    codegen_variants: dict[str, list] = field(default_factory=dict)
     link: tuple[str, ...] = ()        # what a program's link adds after the program
     emulator: tuple[str, ...] = ()    # the qemu-user command that runs its programs here
     stdout: str = "stdout"            # the emulator's stream its programs' standard output arrives on
@@ -53,6 +56,10 @@ class Target:
         """What single-shot runs at -O`opt_level` when no model ships for this target."""
         return self.defaults.get(opt_level, "clang")
 
+    def variants(self, opt_level: str) -> tuple[str, ...]:
+        """The default's code generation variants at -O`opt_level` (`codegen_variants`)."""
+        return tuple(self.codegen_variants.get(opt_level, ()))
+
     def trial_sets(self, opt_level: str) -> tuple[tuple[str, ...], ...]:
         """What `-fmlcc-trials=K` builds (besides clang's) when no model ships: the K-th set."""
         return tuple(tuple(s) for s in self.trials.get(opt_level, ()))
@@ -70,7 +77,8 @@ def table() -> dict[str, Target]:
     return {name: Target(name, tuple(e["arches"]), words(e, "flags"),
                          tuple(e.get("packages", ())), tuple(e.get("drop", ())),
                          dict(e.get("default", {})), dict(e.get("trials", {})),
-                         words(e, "link"), words(e, "emulator"), e.get("stdout", "stdout"))
+                         dict(e.get("codegen_variants", {})), words(e, "link"),
+                         words(e, "emulator"), e.get("stdout", "stdout"))
             for name, e in entries.items()}
 
 

@@ -407,6 +407,34 @@ def test_cross_profile_on_a_fixture_counts_skipped_units(tmp_path: Path, runtime
     assert sections[1]["total"]["files_larger"] == 0
 
 
+def test_a_targets_changed_entry_redoes_only_the_suites_it_made(tmp_path: Path) -> None:
+    """Flags or default: every suite of the target. Code generation variants: single-shot
+    (objects, linked). Trial sets: the trials suite. Other targets keep their runs."""
+    from mlcc.learn.evaluate import bench_cross
+    identity = bench_cross.environment_identity()
+    path = tmp_path / "cross.json"
+    runs = {f"p|{t}|{s}": {"project": "p", "target": t, "suite": s, "ok": True}
+            for t in ("thumbv7m", "riscv32") for s in ("objects", "objects-trials")}
+    path.write_text(json.dumps({"format": bench_cross.CROSS_FORMAT, "identity": identity, "runs": runs}))
+
+    def kept(change: dict) -> set[str]:
+        new = json.loads(json.dumps(identity))
+        new["targets"]["thumbv7m"].update(change)
+        return set(bench_cross.load_results(path, new, fresh=False)[0]["runs"])
+
+    riscv = {"p|riscv32|objects", "p|riscv32|objects-trials"}
+    assert kept({}) == set(runs)
+    assert kept({"default": "clang[no-lsr]"}) == riscv
+    assert kept({"codegen_variants": ["clang[no-lsr]"]}) == riscv | {"p|thumbv7m|objects-trials"}
+    assert kept({"trials": []}) == riscv | {"p|thumbv7m|objects"}
+    # recorded before variants and trial sets were part of the identity: none, and today's
+    old = json.loads(json.dumps(identity))
+    for entry in old["targets"].values():
+        del entry["codegen_variants"], entry["trials"]
+    assert bench_cross.stale_suites(old["targets"]["riscv32"], identity["targets"]["riscv32"]) == (
+        set() if not identity["targets"]["riscv32"]["codegen_variants"] else {"objects", "linked"})
+
+
 def test_cross_section_goes_before_reproduce_and_is_replaced_in_place() -> None:
     page = "# Benchmarks\n\n## -Oz\n\ntable\n\n## Reproduce\n\nmake bench\n"
     once = bench_report.with_cross_section(page, ["## Other targets", "old"])

@@ -1,6 +1,7 @@
 """The code generation sweep (`python -m mlcc.learn.candidates codegen-sweep`): how option
 sets combine with the default's own arguments, what its summary counts, and that clang-19
-takes every option set it would measure."""
+takes every option set it would measure, on every target; and how `codegen-variants`
+chooses from the sweep."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import subprocess
 
 import pytest
 
-from mlcc.learn.candidates import codegen_sweep
+from mlcc import knobs, targets
+from mlcc.learn.candidates import codegen_sweep, codegen_variants
 
 CLANG19 = shutil.which("clang-19")
 BASE = ("-mllvm", "-enable-machine-outliner=always", "-mllvm", "-min-jump-table-entries=16")
@@ -43,3 +45,60 @@ def test_clang_19_accepts_every_option_set(tmp_path):
         done = subprocess.run([CLANG19, "-Oz", *args, "-c", str(source), "-o", str(tmp_path / "t.o")],
                               capture_output=True, text=True)
         assert done.returncode == 0, (name, done.stderr)
+
+
+@pytest.mark.skipif(CLANG19 is None, reason="needs clang-19")
+@pytest.mark.parametrize("name", [t for t in targets.table() if t != targets.HOST])
+def test_clang_19_accepts_every_option_set_of_a_cross_target(name, tmp_path):
+    """An option clang does not know fails the build, which the sweep records as a
+    failure, not as a finding."""
+    target = targets.named(name)
+    source = tmp_path / "t.c"
+    source.write_text("int f(int x) { switch (x) { case 1: return 3; case 2: return 7; } return x; }\n")
+    default = target.default("z")
+    for set_name, options in codegen_sweep.option_sets(name, default).items():
+        args = [a for o in options for a in ("-mllvm", o)]
+        done = subprocess.run([CLANG19, *target.flags, "-Oz", *args, "-c", str(source),
+                               "-o", str(tmp_path / "t.o")], capture_output=True, text=True)
+        assert done.returncode == 0, (name, set_name, done.stderr)
+
+
+def test_a_without_set_leaves_one_of_the_defaults_code_generation_knobs_out():
+    default = targets.named("thumbv7m").default("z")
+    sets = codegen_sweep.option_sets("thumbv7m", default)
+    undone = [n for n in sets if n.startswith(codegen_sweep.WITHOUT)]
+    codegen_knobs = [k for k in knobs.knobs_of(default) if knobs.table()[k].get("codegen")]
+    assert undone == [codegen_sweep.WITHOUT + k for k in codegen_knobs] and undone
+    lean = codegen_sweep.without(default, "no-block-placement")
+    assert set(knobs.knobs_of(default)) - set(knobs.knobs_of(lean)) == {"no-block-placement"}
+    # x86-64 keeps the sets its sweep measured
+    assert codegen_sweep.option_sets(targets.HOST, default) is codegen_sweep.OPTION_SETS
+
+
+def test_variants_are_chosen_greedily_on_what_each_unit_keeps():
+    units = {"a": {"project": "p", "sizes": {"baseline": 100, "x": 90, "y": 95, "z": 100}},
+             "b": {"project": "p", "sizes": {"baseline": 100, "x": 100, "y": 95, "z": None}},
+             "c": {"project": "q", "sizes": {"baseline": 100, "x": 105, "y": 100, "z": 99}}}
+    # x saves 10, y 10 (5 + 5): the earlier wins the tie; then y saves 5 more (b), z 1 (c)
+    assert codegen_variants.greedy(units, ["x", "y", "z"], 1) == ["x"]
+    assert codegen_variants.greedy(units, ["x", "y", "z"], 3) == ["x", "y", "z"]
+    assert codegen_variants.greedy(units, ["z"], 3) == ["z"]
+    assert codegen_variants.greedy({"a": units["a"]}, ["x", "y", "z"], 3) == ["x"]  # y then saves nothing
+    clang = {"a": 92, "b": 100, "c": 100}
+    score = codegen_variants.against_clang(units, clang, ["x"])
+    # a 90 (smaller than 92), b 100, c 100: p 190/192, q 100/100
+    assert score["larger"] == 0 and score["units"] == 3
+    assert score["total_pct"] == pytest.approx(100 * (1 - 290 / 292), abs=1e-3)
+    assert score["project_geomean_pct"] == pytest.approx(100 * (1 - (190 / 192) ** 0.5), abs=1e-3)
+    assert codegen_variants.against_clang(units, clang, [])["larger"] == 1
+
+
+def test_only_knob_edits_of_the_default_become_pipelines():
+    default = targets.named("thumbv7m").default("z")
+    lean = codegen_variants.knob_edit(default, "without-no-block-placement", [], "thumbv7m")
+    assert lean == codegen_sweep.without(default, "no-block-placement")
+    rerun = codegen_variants.knob_edit(default, "outliner-rerun", ["-machine-outliner-reruns=1"], "thumbv7m")
+    assert set(knobs.knobs_of(rerun)) - set(knobs.knobs_of(default)) == {"outliner-rerun"}
+    # a knob of other targets, and an option set no knob has
+    assert codegen_variants.knob_edit(default, "thumb1-tbb", ["-arm-synthesize-thumb-1-tbb"], "thumbv7m") is None
+    assert codegen_variants.knob_edit(default, "no-branch-fold", ["-disable-branch-fold"], "thumbv7m") is None

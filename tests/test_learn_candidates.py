@@ -123,6 +123,11 @@ def test_ship_targets_rewrites_only_a_targets_default_and_trials():
     assert parsed["b"] == {"arches": ["b"], "default": {"z": "clang", "s": "clang"}}
     back = tomllib.loads(ship_targets.rewrite(out, "a", {"z": "clang", "s": "clang"}, {}))["targets"]["a"]
     assert back == {"arches": ["a"], "default": {"z": "clang", "s": "clang"}}
+    # the default's code generation variants go with it, and go when it goes
+    varied = ship_targets.rewrite(out, "a", {"z": "clang[no-lsr]", "s": "clang"}, {},
+                                  {"z": ["clang[no-lsr,no-block-placement]"]})
+    assert tomllib.loads(varied)["targets"]["a"]["codegen_variants"] == {"z": ["clang[no-lsr,no-block-placement]"]}
+    assert "codegen_variants" not in tomllib.loads(ship_targets.rewrite(varied, "a", {"z": "clang"}, {}))["targets"]["a"]
     ok = {"checked": {"train": {"total_gain_pct": 2.0}, "validation": {"total_gain_pct": 0.0}}}
     assert ship_targets.ships(ok)
     assert not ship_targets.ships({"checked": {"train": {"total_gain_pct": 2.0},

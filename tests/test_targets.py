@@ -63,15 +63,24 @@ def test_each_target_compiles_with_its_headers_and_gets_what_its_entry_says(name
     entry = json.loads(log.read_text().splitlines()[-1])
     assert targets.arch_of(entry["target"]) in target.arches
     default = target.default("z")
-    assert entry["pipeline"] == default
     if default == "clang":
+        assert entry["pipeline"] == default
         subprocess.run(["clang-19", *flags, "-o", "c.o"], cwd=work, check=True)
         assert (work / "m.o").read_bytes() == (work / "c.o").read_bytes()
-    else:
-        assert entry["decision"].startswith(f"{name} default")
-        forced = _run([MLCC, *flags, "-o", "f.o", f"-fmlcc-pipeline={default}"], work, tmp_path)
+        return
+    assert entry["decision"].startswith(f"{name} default")
+    # the default and its code generation variants, each forced: the smallest (the
+    # earliest of equals) is what single-shot gives
+    objects = []
+    for i, pipe in enumerate((default, *target.variants("z"))):
+        forced = _run([MLCC, *flags, "-o", f"f{i}.o", f"-fmlcc-pipeline={pipe}"], work, tmp_path)
         assert forced.returncode == 0, forced.stderr
-        assert (work / "m.o").read_bytes() == (work / "f.o").read_bytes()
+        objects.append((len((work / f"f{i}.o").read_bytes()), i, pipe))
+    size, i, pipe = min(objects)
+    assert entry["pipeline"] == pipe
+    assert (work / "m.o").read_bytes() == (work / f"f{i}.o").read_bytes()
+    if target.variants("z"):
+        assert entry["decision"].endswith(f", smallest of {len(objects)} code generations")
 
 
 def test_an_unknown_target_gets_clangs_bytes_and_one_warning_per_build(tmp_path):
@@ -194,3 +203,36 @@ def test_a_target_ships_a_model_only_when_it_beats_its_default(name):
                 for run in result["seeds"])
     assert result["ships_model"] == ships
     assert bundled.exists() == ships
+
+
+@pytest.mark.parametrize("name", list(targets.table()))
+def test_code_generation_variants_differ_from_the_default_in_code_generation_only(name):
+    """So that single-shot builds them all from the default's one opt run."""
+    target = targets.named(name)
+    opt_side = {"drop", "replace", "append"}
+    for level in ("z", "s"):
+        default = set(knobs.knobs_of(target.default(level)))
+        for variant in target.variants(level):
+            changed = set(knobs.knobs_of(variant)) ^ default
+            assert changed and not any(opt_side & set(knobs.table()[k]) for k in changed), variant
+
+
+@pytest.mark.parametrize("name", [t for t in targets.table() if t != targets.HOST])
+def test_a_targets_variants_are_the_ones_chosen_for_its_default(name):
+    """targets.toml ships the variants `candidates codegen-variants` chose on the
+    training units for the shipped default (models/data/codegen-variants-<t>-Oz.json)."""
+    from mlcc.learn.candidates import ship_targets
+    target = targets.named(name)
+    assert list(target.variants("z")) == ship_targets.chosen_variants(name, "z", target.default("z"))
+
+
+def test_one_opt_run_serves_the_default_and_its_variants(tmp_path):
+    thumb = next((t for t in targets.table().values() if t.variants("z")), None)
+    if thumb is None:
+        pytest.skip("no target ships code generation variants")
+    work = _work(tmp_path)
+    proc = _run([MLCC, *thumb.flags, "-Oz", "-c", SOURCE, "-o", "m.o"], work, tmp_path, MLCC_TRACE="1")
+    assert proc.returncode == 0, proc.stderr
+    programs = [Path(line.split()[2]).name for line in proc.stderr.splitlines()
+                if line.startswith("mlcc: + ")]
+    assert sum(p.startswith("opt") for p in programs) == 1, programs

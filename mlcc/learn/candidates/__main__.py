@@ -5,6 +5,7 @@
     MLCC_LEARN_TARGET=thumbv7m python -m mlcc.learn.candidates prune-default  # its knobs, on every training unit
     MLCC_LEARN_TARGET=thumbv7m python -m mlcc.learn.candidates for-target  # candidates-thumbv7m-Oz.json
     python -m mlcc.learn.candidates codegen-sweep --sample walk --count 120
+    MLCC_LEARN_TARGET=thumbv7m python -m mlcc.learn.candidates codegen-variants  # from its sweeps
     python -m mlcc.learn.candidates slow-bound [--time 20]
     python -m mlcc.learn.candidates ship-targets               # mlcc/data/targets.toml from the targets' searches
 """
@@ -16,8 +17,8 @@ import sys
 import click
 
 from mlcc.learn import entry
-from mlcc.learn.candidates import (candidates, codegen_sweep, for_target, prune_default, ship_targets,
-                                   slow_bound, tune_default)
+from mlcc.learn.candidates import (candidates, codegen_sweep, codegen_variants, for_target,
+                                   prune_default, ship_targets, slow_bound, tune_default)
 
 
 @click.group()
@@ -30,6 +31,7 @@ main.add_command(tune_default.main, "tune-default")
 main.add_command(prune_default.main, "prune-default")
 main.add_command(for_target.main, "for-target")
 main.add_command(codegen_sweep.main, "codegen-sweep")
+main.add_command(codegen_variants.main, "codegen-variants")
 main.add_command(slow_bound.main, "slow-bound")
 main.add_command(ship_targets.main, "ship-targets")
 

@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from mlcc import knobs
+from mlcc import knobs, targets
 from mlcc.learn.candidates import tune_default
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.engine import Engine, engine_option
@@ -86,6 +86,54 @@ OPTION_SETS = {
     "no-mergeicmps": ["-disable-mergeicmps"],
 }
 
+# The sets for a target other than x86-64 (MLCC_LEARN_TARGET): the target-neutral ones
+# above, each of the default's own code generation knobs left out (`without-<knob>`),
+# and the options of that target's code generator (none change the ABI).
+WITHOUT = "without-"
+TARGET_SETS = {
+    "outliner-rerun": ["-machine-outliner-reruns=1"],
+    "outliner-rerun-2": ["-machine-outliner-reruns=2"],
+    "no-global-merge": ["-enable-global-merge=false"],
+    "global-merge-const": ["-global-merge-on-const"],
+    "global-merge-external-off": ["-global-merge-on-external=false"],
+    "ext-tsp-placement": ["-enable-ext-tsp-block-placement"],
+}
+ARM_SETS = {
+    "arm-promote-constant": ["-arm-promote-constant"],
+    "no-arm-promote-constant": ["-arm-promote-constant=false"],
+    "arm-promote-constant-16": ["-arm-promote-constant-max-size=16"],
+    "no-arm-load-store-opt": ["-arm-load-store-opt=false"],
+    "no-arm-adjust-jump-tables": ["-arm-adjust-jump-tables=false"],
+    "thumb1-tbb": ["-arm-synthesize-thumb-1-tbb"],
+}
+RISCV_SETS = {
+    "riscv-jump-tables-16": ["-riscv-min-jump-table-entries=16"],
+    "riscv-jump-tables-4": ["-riscv-min-jump-table-entries=4"],
+    "riscv-global-merge": ["-riscv-enable-global-merge"],
+    "riscv-no-sink-fold": ["-riscv-enable-sink-fold=false"],
+    "riscv-no-copy-propagation": ["-riscv-enable-copy-propagation=false"],
+    "riscv-machine-combiner": ["-riscv-enable-machine-combiner"],
+}
+_X86_ONLY = ("early-ifcvt", "no-machine-combiner", "no-lea-opt", "no-avoid-sfb", "br-merging-off",
+             "no-anyext-load-promotion", "no-call-frame-opt", "no-domain-reassignment", "fsrm-memcpy")
+
+
+def option_sets(target: str, default: str) -> dict[str, list[str]]:
+    """The option sets swept on `target`'s units on top of `default`; a set named
+    `without-<knob>` (an empty list) leaves that knob of the default out."""
+    if target == targets.HOST:
+        return OPTION_SETS
+    own = {"thumbv7m": ARM_SETS, "thumbv6m": ARM_SETS, "riscv32": RISCV_SETS}.get(target, {})
+    neutral = {k: v for k, v in OPTION_SETS.items() if k not in _X86_ONLY}
+    table = knobs.table()
+    undo = {WITHOUT + k: [] for k in knobs.knobs_of(default) if table[k].get("codegen")}
+    return {**neutral, **undo, **TARGET_SETS, **own}
+
+
+def without(default: str, knob: str) -> str:
+    """`default` with one of its knobs left out."""
+    return knobs.name([k for k in knobs.knobs_of(default) if k != knob])
+
 
 def merged(base: tuple[str, ...], options: list[str]) -> list[str]:
     """`base` (pairs of `-mllvm`, option) with `options` added as `-mllvm` options;
@@ -103,6 +151,7 @@ def _sweep_unit(job: tuple[Unit, str, dict, list[str]], files: dict[str, str]) -
     """Worker: one unit's baseline and option-set sizes (None for a failure), its
     bitcode where the engine put it (`files`)."""
     unit, default, known, names = job
+    sets = option_sets(search.TARGET, default)
     unit = replace(unit, bitcode=files[unit.bitcode])
     with tempfile.TemporaryDirectory(prefix="mlcc-sweep-") as tmp:
         try:
@@ -116,7 +165,12 @@ def _sweep_unit(job: tuple[Unit, str, dict, list[str]], files: dict[str, str]) -
         sizes = dict(known)
         for name in ["baseline", *names]:
             if name not in sizes:
-                extra = base if name == "baseline" else merged(base, OPTION_SETS[name])
+                if name == "baseline":
+                    extra = base
+                elif name.startswith(WITHOUT):
+                    extra = knobs.codegen_args(without(default, name[len(WITHOUT):]), unit.codegen_args)
+                else:
+                    extra = merged(base, sets[name])
                 sizes[name] = generate(prep, optimized, extra, os.path.join(tmp, "o.o"))
         return unit.id, sizes
 
@@ -141,8 +195,9 @@ def summary(results: dict, names: list[str]) -> dict[str, dict]:
 
 
 @click.command()
-@click.option("--sample", type=click.Choice(["walk", "label"]), default="walk", show_default=True,
-              help="walk: small units of every project; label: the training units `label` measures.")
+@click.option("--sample", type=click.Choice(["walk", "label", "validation"]), default="walk",
+              show_default=True, help="walk: small units of every project; label: the training "
+              "units `label` measures (--count 0: all); validation: the validation units.")
 @click.option("--count", default=120, show_default=True)
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
 @engine_option
@@ -152,15 +207,20 @@ def main(sample: str, count: int, jobs: int, backend: str) -> None:
     if not default:
         raise click.ClickException("no tuned default yet: run `python -m mlcc.learn.candidates tune-default`")
     manifest = search.load_manifest()
-    units = (search.walk_sample(manifest, count) if sample == "walk" else
-             search.label_sample(search.units_of(manifest, "train"), count))
+    if sample == "validation":
+        units = search.units_of(manifest, "validation")
+    elif sample == "walk":
+        units = search.walk_sample(manifest, count)
+    else:
+        units = search.label_sample(search.units_of(manifest, "train"), count)
     layout = Layout.from_environment()
     out = search.DATA / f"codegen-sweep-{search.TAG}-{sample}.json"
     saved = json.loads(out.read_text()) if out.exists() else {}
     # each default's measurements are kept: the knobs were chosen on an earlier one
     by_default = saved.get("by_default", {})
     results = by_default.get(default, {}).get("units", {})
-    names = list(OPTION_SETS)
+    sets = option_sets(search.TARGET, default)
+    names = list(sets)
     jobs_left = []
     for u in units:
         unit_dir = search.unit_dir(layout, u["project"])
@@ -176,7 +236,7 @@ def main(sample: str, count: int, jobs: int, backend: str) -> None:
     def save() -> None:
         by_default[default] = {"summary": summary(results, names), "units": results}
         out.write_text(json.dumps({"opt_level": search.OPT_LEVEL, "sample": sample,
-                                   "option_sets": OPTION_SETS, "by_default": by_default},
+                                   "option_sets": sets, "by_default": by_default},
                                   indent=1) + "\n")
 
     swept = Engine(backend, jobs).map(_sweep_unit, jobs_left, title=f"codegen sweep {sample}",

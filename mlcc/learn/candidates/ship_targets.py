@@ -4,9 +4,11 @@ For every target but x86-64 with a `tune-default` result
 (`models/data/default-<target>-O<level>.json`), the target's `default` and
 `trials` for the level become the result's when its default is no worse than
 clang's own pipeline in total on the training sample and on the validation
-projects, and clang's own (no trial sets) otherwise. Only those two lines of
-the target's entry are rewritten; the rest of the file, comments included, is
-kept.
+projects, and clang's own (no trial sets) otherwise. With the default go its
+code generation variants (`codegen_variants`) that `candidates codegen-variants`
+chose for that very default (`models/data/codegen-variants-<target>-O<level>.json`).
+Only those lines of the target's entry are rewritten; the rest of the file,
+comments included, is kept.
 """
 
 from __future__ import annotations
@@ -31,17 +33,30 @@ def _inline(table: dict) -> str:
     return "{ " + ", ".join(f"{k} = {json.dumps(v)}" for k, v in sorted(table.items(), reverse=True)) + " }"
 
 
-def rewrite(text: str, name: str, defaults: dict, trials: dict) -> str:
-    """`text` with the `default` and `trials` lines of `[targets.<name>]` set."""
+def rewrite(text: str, name: str, defaults: dict, trials: dict, variants: dict | None = None) -> str:
+    """`text` with the `default`, `trials` and `codegen_variants` lines of
+    `[targets.<name>]` set."""
     head, sep, rest = text.partition(f"[targets.{name}]\n")
     if not sep:
         raise click.ClickException(f"{targets.TARGETS_FILE} has no [targets.{name}]")
     body, nxt, tail = rest.partition("\n[")
-    lines = [line for line in body.splitlines() if not re.match(r"(default|trials) = ", line)]
+    lines = [line for line in body.splitlines()
+             if not re.match(r"(default|trials|codegen_variants) = ", line)]
     lines.append(f"default = {_inline(defaults)}")
     if trials:
         lines.append(f"trials = {_inline(trials)}")
+    if variants:
+        lines.append(f"codegen_variants = {_inline(variants)}")
     return head + sep + "\n".join(lines) + ("\n" + nxt + tail if nxt else "\n")
+
+
+def chosen_variants(name: str, level: str, default: str) -> list[str]:
+    """The code generation variants `candidates codegen-variants` chose for `default`."""
+    path = MODELS / "data" / f"codegen-variants-{name}-O{level}.json"
+    if not path.exists():
+        return []
+    result = json.loads(path.read_text())
+    return list(result["ships"]) if result["default"] == default else []
 
 
 @click.command()
@@ -57,9 +72,14 @@ def main(level: str) -> None:
         shipped = ships(result)
         defaults = {**target.defaults, level: result["default"] if shipped else "clang"}
         trials = {k: v for k, v in target.trials.items() if k != level}
+        variants = {k: v for k, v in target.codegen_variants.items() if k != level}
         if shipped:
             trials[level] = result["trial_sets"]
-        text = rewrite(text, name, defaults, trials)
-        click.echo(f"{name} -O{level}: {'the tuned default' if shipped else 'clang'}")
+            chosen = chosen_variants(name, level, result["default"])
+            if chosen:
+                variants[level] = chosen
+        text = rewrite(text, name, defaults, trials, variants)
+        click.echo(f"{name} -O{level}: {'the tuned default' if shipped else 'clang'}, "
+                   f"{len(variants.get(level, []))} code generation variant(s)")
     targets.TARGETS_FILE.write_text(text)
     targets.table.cache_clear()

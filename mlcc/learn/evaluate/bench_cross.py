@@ -262,19 +262,36 @@ def linked_suite(project: Project, target: str, root: Path, jobs: int) -> dict:
 
 
 def environment_identity() -> dict:
-    """What the numbers depend on: the toolchain, and per target its flags and default."""
+    """What the numbers depend on: the toolchain, and per target its flags, default, the
+    default's code generation variants (single-shot) and trial sets (trials)."""
     from mlcc.learn.evaluate.bench import environment_identity as host_identity
 
     ident = {k: v for k, v in host_identity().items() if k != "model"}
-    ident["targets"] = {name: {"flags": list(targets.named(name).flags), "drop": list(targets.named(name).drop),
-                               "default": targets.named(name).default(LEVEL[-1])}
-                        for name in (*OBJECT_TARGETS, *LINKED_TARGETS)}
+    level = LEVEL[-1]
+    ident["targets"] = {t.name: {"flags": list(t.flags), "drop": list(t.drop), "default": t.default(level),
+                                 "codegen_variants": list(t.variants(level)),
+                                 "trials": [list(s) for s in t.trial_sets(level)]}
+                        for t in map(targets.named, (*OBJECT_TARGETS, *LINKED_TARGETS))}
     return ident
 
 
+def stale_suites(old: dict | None, new: dict) -> set[str] | None:
+    """The suites of one target that a change of its identity entry makes stale: None for
+    all of them (flags or default). An entry recorded before the variants or trial sets
+    were part of it had none and the trial sets of the day, respectively."""
+    if old is None or any(old.get(k) != new[k] for k in ("flags", "drop", "default")):
+        return None
+    stale = set()
+    if old.get("codegen_variants", []) != new["codegen_variants"]:
+        stale |= {"objects", "linked"}
+    if "trials" in old and old["trials"] != new["trials"]:
+        stale.add("objects-trials")
+    return stale
+
+
 def load_results(path: Path, identity: dict, fresh: bool) -> tuple[dict, str]:
-    """The results file when it fits this setup (a target whose flags or default changed
-    loses its runs), else a new one; and a note."""
+    """The results file when it fits this setup (a target whose flags, default, variants or
+    trial sets changed loses the runs they made), else a new one; and a note."""
     new = {"format": CROSS_FORMAT, "identity": identity, "invocations": [], "trees": {}, "runs": {}}
     if fresh or not path.exists():
         return new, ""
@@ -286,12 +303,19 @@ def load_results(path: Path, identity: dict, fresh: bool) -> tuple[dict, str]:
         return {k: v for k, v in ident.items() if k != "targets"}
     if old.get("format") != CROSS_FORMAT or toolchain(old.get("identity", {})) != toolchain(identity):
         return new, f"{path} was made with another mlcc or clang: starting afresh"
-    changed = {t for t, v in identity["targets"].items() if old["identity"].get("targets", {}).get(t) != v}
-    old["runs"] = {k: r for k, r in old["runs"].items() if r.get("target") not in changed}
+    before = old["identity"].get("targets", {})
+    stale = {t: stale_suites(before.get(t), v) for t, v in identity["targets"].items()}
+
+    def kept(run: dict) -> bool:
+        suites = stale.get(run.get("target"), set())
+        return suites is not None and run.get("suite") not in suites
+
+    old["runs"] = {k: r for k, r in old["runs"].items() if kept(r)}
     old["identity"] = identity
     note = f"resuming from {path} ({sum(r.get('ok', False) for r in old['runs'].values())} runs)"
-    if changed:
-        note += f"; {', '.join(sorted(changed))} changed (flags or default): redone"
+    redone = sorted(t if s is None else f"{t} ({', '.join(sorted(s))})" for t, s in stale.items() if s != set())
+    if redone:
+        note += f"; changed (flags, default, variants or trial sets), redone: {', '.join(redone)}"
     return old, note
 
 
