@@ -386,6 +386,9 @@ def test_cross_profile_on_a_fixture_counts_skipped_units(tmp_path: Path, runtime
     assert total["code_mlcc"] == run["mlcc"]["code"]["obj/sum.o"]
     for key in ("bytes_gain", "geomean_gain", "code_gain"):
         assert total[key] is not None
+    # CPU of the paired file's compiles (clang's cc1, mlcc's tools) only, a real figure
+    assert run["clang"]["cpu"] > 0 and run["mlcc"]["cpu"] > 0
+    assert total["cpu_ratio"] == pytest.approx(run["mlcc"]["cpu"] / run["clang"]["cpu"])
     assert total["files_smaller"] + total["files_same"] + total["files_larger"] == 1
     assert total["reasons"] == {"'sys/socket.h' file not found": 1}
     lines = bench_report.cross_lines(results, [section])

@@ -42,14 +42,21 @@ MIN_STEP_PCT = 0.1
 def knob_edit(default: str, name: str, option_set: list[str], target: str) -> str | None:
     """The pipeline that is `default` with the sweep's set `name` as a knob edit: one of
     its own code generation knobs left out (`without-<knob>`), or a knob of `target`
-    added whose options are exactly the set. None when the set is no knob edit."""
+    added whose options are exactly the set (in place of a knob of the default that
+    sets the same option). None when the set is no knob edit."""
     if name.startswith(codegen_sweep.WITHOUT):
         return codegen_sweep.without(default, name[len(codegen_sweep.WITHOUT):])
     own = knobs.knobs_of(default)
+    table = knobs.table()
     wanted = [arg for o in option_set for arg in ("-mllvm", o)]
-    for k, entry in knobs.table().items():
+
+    def options(knob: str) -> set[str]:
+        return {arg.split("=", 1)[0] for arg in table[knob].get("codegen", [])[1::2]}
+
+    for k, entry in table.items():
         if k not in own and entry.get("codegen") == wanted and target in entry.get("targets", [target]):
-            return knobs.name([*own, k])
+            # in place of the default's knob that sets the same options (jump tables)
+            return knobs.name([*(x for x in own if not options(x) & options(k)), k])
     return None
 
 

@@ -124,11 +124,41 @@ def _first_error(exc: ToolFailed) -> str:
     return ((errors or lines or [str(exc)])[0])[:300]
 
 
+def run_timed(argv: list[str], cwd: str, env: dict[str, str], timeout: float) -> tuple[int, str, float]:
+    """Run one compile: its exit status (killed at `timeout` seconds), its stderr, and the
+    CPU seconds it and the processes it waited for used (clang's cc1; mlcc's clang, opt
+    and code generation)."""
+    import signal
+    import subprocess
+    import tempfile
+    import threading
+
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+
+        def kill() -> None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            timer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait
+        err.seek(0)
+        stderr = err.read().decode(errors="replace")
+    return proc.returncode, stderr, usage.ru_utime + usage.ru_stime
+
+
 def compile_units(units: Sequence[Unit], target: str, outdir: Path, jobs: int,
                   mlcc_env: dict[str, str]) -> dict:
     """Compile every unit for `target` with clang-19 and with mlcc (objects under `outdir`);
     the record of the (project, target) pair: sizes per compiler, skipped and failed units."""
-    from mlcc.process import run_tool
     from mlcc.toolchain import find
 
     programs = {("clang", "c"): find("clang"), ("clang", "c++"): find("clang++")}
@@ -143,19 +173,23 @@ def compile_units(units: Sequence[Unit], target: str, outdir: Path, jobs: int,
             seen.add((unit.cwd, tuple(tokens)))
             commands[unit.path] = (unit, tokens)
 
-    def compile_one(job: tuple[str, str]) -> tuple[str, str, tuple[int, int] | str]:
+    def compile_one(job: tuple[str, str]) -> tuple[str, str, tuple[int, int] | str, float]:
         path, compiler = job
         unit, tokens = commands[path]
         out = outdir / compiler / path
         out.parent.mkdir(parents=True, exist_ok=True)
         out.unlink(missing_ok=True)
+        argv = [programs[(compiler, unit.driver)], *tokens, "-o", str(out)]
         try:
-            run_tool([programs[(compiler, unit.driver)], *tokens, "-o", str(out)], cwd=unit.cwd,
-                     env=env[compiler], capture_stdout=True, capture_stderr=True,
-                     timeout=COMPILE_TIMEOUT)
-            return path, compiler, sizes(out)
-        except (ToolFailed, OSError, ValueError) as exc:
-            return path, compiler, (_first_error(exc) if isinstance(exc, ToolFailed) else str(exc))
+            code, stderr, cpu = run_timed(argv, unit.cwd, env[compiler], COMPILE_TIMEOUT)
+        except OSError as exc:
+            return path, compiler, str(exc), 0.0
+        if code != 0:
+            return path, compiler, _first_error(ToolFailed(argv, code, stderr)), cpu
+        try:
+            return path, compiler, sizes(out), cpu
+        except (OSError, ValueError) as exc:
+            return path, compiler, str(exc), cpu
 
     record: dict = {"units": len(units), "duplicates": len(units) - len(commands),
                     "clang": {"objects": {}, "code": {}}, "mlcc": {"objects": {}, "code": {}},
@@ -163,17 +197,23 @@ def compile_units(units: Sequence[Unit], target: str, outdir: Path, jobs: int,
     start = time.monotonic()
     jobs_ = [(path, compiler) for path in commands for compiler in ("clang", "mlcc")]
     with ThreadPoolExecutor(max(1, jobs)) as pool:
-        outcomes = {(path, compiler): result for path, compiler, result in pool.map(compile_one, jobs_)}
+        outcomes = {(path, compiler): (result, cpu)
+                    for path, compiler, result, cpu in pool.map(compile_one, jobs_)}
+    for compiler in ("clang", "mlcc"):
+        record[compiler]["cpu"] = 0.0  # CPU seconds of the paired units' compiles
     for path in commands:
-        clang, mlcc = outcomes[(path, "clang")], outcomes[(path, "mlcc")]
+        (clang, clang_cpu), (mlcc, mlcc_cpu) = outcomes[(path, "clang")], outcomes[(path, "mlcc")]
         if isinstance(clang, str):
             record["skipped"][path] = clang  # for both compilers alike
         elif isinstance(mlcc, str):
             record["mlcc_failed"][path] = mlcc
         else:
-            for compiler, (total, code) in (("clang", clang), ("mlcc", mlcc)):
+            for compiler, (total, code), cpu in (("clang", clang, clang_cpu), ("mlcc", mlcc, mlcc_cpu)):
                 record[compiler]["objects"][path] = total
                 record[compiler]["code"][path] = code
+                record[compiler]["cpu"] += cpu
+    for compiler in ("clang", "mlcc"):
+        record[compiler]["cpu"] = round(record[compiler]["cpu"], 3)
     record["wall"] = round(time.monotonic() - start, 2)
     return record
 
@@ -214,7 +254,9 @@ def object_suite(project: Project, tree: Path, target: str, root: Path, jobs: in
         run.update(compile_units(units, target, outdir, jobs, env))
     finally:
         from mlcc import model_server
-        model_server.stop_all(str(runtime / "mlcc"))
+        servers = model_server.stop_all(str(runtime / "mlcc"))
+    if "mlcc" in run:  # the servers' CPU is the build's too
+        run["mlcc"]["cpu"] = round(run["mlcc"]["cpu"] + servers["cpu"], 3)
     if log.exists():
         with open(log, errors="replace") as f:
             summary = aggregate_log(parse_log(f))

@@ -619,12 +619,15 @@ def summarize_cross_run(run: dict | None) -> dict:
         log = run["mlcc"].get("log") or {}
         row.update(units=run["units"] - run["duplicates"], skipped=len(run["skipped"]),
                    mlcc_failed=len(run["mlcc_failed"]), model_pipelines=log.get("model_pipelines", 0),
-                   fallbacks=log.get("fallbacks", 0), reasons=skip_reasons(run["skipped"]))
+                   fallbacks=log.get("fallbacks", 0), reasons=skip_reasons(run["skipped"]),
+                   cpu_clang=run["clang"].get("cpu"), cpu_mlcc=run["mlcc"].get("cpu"))
+        row["cpu_ratio"] = _ratio(row["cpu_mlcc"], row["cpu_clang"])
     else:
         clang, mlcc = run["clang"], run["mlcc"]
         row = _pairs(clang["artifacts"], mlcc["artifacts"], clang.get("artifact_code", {}),
                      mlcc.get("artifact_code", {}))
         row.update(units=0, skipped=0, mlcc_failed=0, model_pipelines=0, fallbacks=0, reasons={},
+                   cpu_clang=clang.get("cpu"), cpu_mlcc=mlcc.get("cpu"),
                    cpu_ratio=_ratio(mlcc.get("cpu"), clang.get("cpu")))
     row["ok"] = True
     return row
@@ -673,6 +676,10 @@ def _cross_totals(rows: list[dict]) -> dict:
                 "files_same", "files_larger", "units", "skipped", "mlcc_failed", "model_pipelines",
                 "fallbacks"):
         total[key] = sum(r[key] for r in rows)
+    timed = [r for r in rows if r.get("cpu_clang") is not None and r.get("cpu_mlcc") is not None]
+    # runs recorded before the bench timed compiles have no CPU: no ratio unless all do
+    total["cpu_ratio"] = (_ratio(sum(r["cpu_mlcc"] for r in timed), sum(r["cpu_clang"] for r in timed))
+                          if timed and len(timed) == len(rows) else None)
     total["bytes_gain"] = gain(total["bytes_clang"], total["bytes_mlcc"])
     total["code_gain"] = gain(total["code_clang"], total["code_mlcc"])
     total["geomean_gain"] = geomean_gain(rows, key="bytes")
@@ -687,7 +694,7 @@ def _cross_totals(rows: list[dict]) -> dict:
 
 CROSS_SUMMARY_HEADER = ("target", "suite", "projects", "files", "skipped", "bytes clang", "bytes mlcc",
                         "gain", "geomean per project", "code clang", "code mlcc", "code gain",
-                        "files −/=/+")
+                        "files −/=/+", "CPU mlcc/clang")
 CROSS_HEADER = ("project", "lang", "units", "skipped", "files", "bytes clang", "bytes mlcc", "gain",
                 "code clang", "code mlcc", "code gain", "files −/=/+")
 
@@ -698,13 +705,14 @@ def cross_summary_rows(sections: list[dict]) -> list[tuple[str, ...]]:
     for s in sections:
         t = s["total"]
         if t.get("files") is None:
-            out.append((s["target"], s["suite"], "0", *("—",) * 10))
+            out.append((s["target"], s["suite"], "0", *("—",) * 11))
             continue
         out.append((s["target"], s["suite"], str(t["projects"]), str(t["files"]), str(t["skipped"]),
                     fmt_bytes(t["bytes_clang"]), fmt_bytes(t["bytes_mlcc"]), fmt_gain(t["bytes_gain"]),
                     fmt_gain(t["geomean_gain"]), fmt_bytes(t["code_clang"]), fmt_bytes(t["code_mlcc"]),
                     fmt_gain(t["code_gain"]),
-                    f"{t['files_smaller']}/{t['files_same']}/{t['files_larger']}"))
+                    f"{t['files_smaller']}/{t['files_same']}/{t['files_larger']}",
+                    fmt_ratio(t.get("cpu_ratio"))))
     return out
 
 
@@ -776,7 +784,9 @@ def cross_lines(results: dict, sections: list[dict]) -> list[str]:
            "`.rodata` with subsections), *code* the `.text` sections alone; *gain*: how much "
            "smaller mlcc's is (positive: mlcc smaller); *projects*: those with files to compare "
            "(a project whose every unit was skipped adds its skips only); *geomean per project*: "
-           "the geometric mean of their gains; *files −/=/+*: files smaller / the same / larger with mlcc.",
+           "the geometric mean of their gains; *files −/=/+*: files smaller / the same / larger with mlcc; "
+           "*CPU mlcc/clang*: the CPU seconds of mlcc's compiles of the paired files (with the "
+           "processes they ran and mlcc's servers) over clang's, from the runs that timed them.",
            ""]
     out += _md_table(CROSS_SUMMARY_HEADER, cross_summary_rows(sections), left=2)
     out += [""]
