@@ -55,18 +55,26 @@ def decision_key(job: UnitJob) -> str | None:
     settings = job.settings
     identity = model.identity_for(job.opt_level, settings, job.triple)
     return make_key(job.bitcode, job.plan.codegen_args, job.target_flags,
-                    identity, settings.trials, settings.search, settings.pipeline, job.opt_level)
+                    identity, settings.trials, settings.search, settings.pipeline, job.opt_level,
+                    *_target_variants(job))
+
+
+def _target_variants(job: UnitJob) -> tuple[str, ...]:
+    """The unit's target's code generation variants, unless the settings turn them off."""
+    if not job.settings.codegen_variants:
+        return ()
+    target = model.target_of(job.triple)
+    return target.variants(job.opt_level) if target is not None else ()
 
 
 def codegen_variants(decision: model.Decision, job: UnitJob) -> tuple[str, ...]:
     """The target's code generation variants of its default (`codegen_variants` in
     data/targets.toml) when `decision` is that default: built from its one opt run, as
     its slow passes were bounded for this unit; () otherwise."""
-    target = model.target_of(job.triple)
-    variants = target.variants(job.opt_level) if target is not None else ()
+    variants = _target_variants(job)
     if not variants:
         return ()
-    default = target.default(job.opt_level)
+    default = model.target_of(job.triple).default(job.opt_level)
     if decision.instructions is not None:
         from mlcc import passes
         default = passes.bounded(default, decision.instructions)

@@ -473,8 +473,10 @@ def retrain(directories, out, work, level, explore_units, n_random, greedy, k_ma
               help="--profile cross: the object suites to run (repeatable; default: objects, "
                    "mlcc single-shot, and objects-trials, -fmlcc-trials=4; objects-search is "
                    "-fmlcc-search=20, 20 builds a unit).")
+@click.option("--cross-target", "cross_targets", multiple=True, metavar="TARGET",
+              help="--profile cross: only these targets (repeatable; default: all of them).")
 def bench(profile, only, json_path, fresh, redo, driver_speed, report_only, markdown, plots_dir, no_docs,
-          workdir, jobs, cross_suites) -> None:
+          workdir, jobs, cross_suites, cross_targets) -> None:
     """Code size and build time of real projects built with mlcc against clang-19.
 
     Writes a table, the results file, docs/BENCHMARKS.md, plots in docs/img/ and the
@@ -486,18 +488,28 @@ def bench(profile, only, json_path, fresh, redo, driver_speed, report_only, mark
     from mlcc.learn.evaluate import bench as bench_lib
 
     command = shlex.join(["mlcc-tool", *sys.argv[1:]])
-    if cross_suites and profile != "cross":
-        raise click.UsageError("--cross-suite goes with --profile cross")
+    if (cross_suites or cross_targets) and profile != "cross":
+        raise click.UsageError("--cross-suite and --cross-target go with --profile cross")
     if profile == "cross":
         from mlcc.learn.evaluate import bench_cross
 
         if driver_speed or redo or plots_dir:
             raise click.UsageError("--profile cross takes neither --driver-speed, --redo nor --plots")
+        known = (*bench_cross.OBJECT_TARGETS, *bench_cross.LINKED_TARGETS)
+        unknown = [t for t in cross_targets if t not in known]
+        if unknown:
+            raise click.UsageError(f"--cross-target {unknown[0]}: the cross profile has {', '.join(known)}")
+
+        def chosen(names: tuple[str, ...]) -> tuple[str, ...]:
+            return tuple(t for t in names if not cross_targets or t in cross_targets)
+
         try:
             status = bench_cross.run(only=only, json_path=json_path or bench_lib.DEFAULT_CROSS_RESULTS,
                                      markdown=markdown, workdir=workdir, jobs=jobs, fresh=fresh,
                                      report_only=report_only, write_docs=not no_docs, command=command,
-                                     object_suites=cross_suites or bench_cross.DEFAULT_OBJECT_SUITES)
+                                     object_suites=cross_suites or bench_cross.DEFAULT_OBJECT_SUITES,
+                                     object_targets=chosen(bench_cross.OBJECT_TARGETS),
+                                     linked_targets=chosen(bench_cross.LINKED_TARGETS))
         except MlccError as exc:
             raise click.ClickException(str(exc))
         sys.exit(status)

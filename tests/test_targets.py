@@ -236,3 +236,22 @@ def test_one_opt_run_serves_the_default_and_its_variants(tmp_path):
     programs = [Path(line.split()[2]).name for line in proc.stderr.splitlines()
                 if line.startswith("mlcc: + ")]
     assert sum(p.startswith("opt") for p in programs) == 1, programs
+
+
+def test_codegen_variants_can_be_turned_off(tmp_path):
+    """`-fmlcc-no-codegen-variants` (MLCC_CODEGEN_VARIANTS=0): the default alone, its bytes,
+    one code generation; the decision cache keeps the two apart."""
+    thumb = next((t for t in targets.table().values() if t.variants("z")), None)
+    if thumb is None:
+        pytest.skip("no target ships code generation variants")
+    work = _work(tmp_path)
+    log = tmp_path / "log.jsonl"
+    flags = [*thumb.flags, "-Oz", "-c", SOURCE, f"-fmlcc-log={log}"]
+    for argv in ([*flags, "-o", "on.o"], [*flags, "-o", "off.o", "-fmlcc-no-codegen-variants"],
+                 [*flags, "-o", "forced.o", f"-fmlcc-pipeline={thumb.default('z')}"]):
+        proc = _run([MLCC, *argv], work, tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    on, off, _ = [json.loads(line) for line in log.read_text().splitlines()]
+    assert "code generations" in on["decision"] and "code generations" not in off["decision"]
+    assert off["pipeline"] == thumb.default("z")
+    assert (work / "off.o").read_bytes() == (work / "forced.o").read_bytes()

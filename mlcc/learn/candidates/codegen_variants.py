@@ -174,7 +174,8 @@ def main(count: int) -> None:
                       f"{r['train_saved_pct']:+.2f}", f"{r['validation_saved_pct']:+.2f}",
                       f"{v['total_pct']:+.2f}", f"{v['project_geomean_pct']:+.2f}",
                       f"{v['larger']} of {v['units']}")
-    Console().print(table)
+    console = Console()
+    (console if console.is_terminal else Console(width=200)).print(table)
     click.echo(f"ships {len(ships)} variant(s): {', '.join(ships) or 'none'} "
                f"(each saves {MIN_STEP_PCT} % on training); `candidates ship-targets` writes them")
     click.echo(f"-> {out}")
