@@ -118,8 +118,10 @@ def _target_candidates(opt_level: str, target: str) -> tuple[list[str], str] | N
     if target == targets.HOST:
         return None
     entry = targets.named(target)
-    pipelines = [entry.default(opt_level), *(p for s in entry.trial_sets(opt_level) for p in s)]
-    return pipelines, f"{targets.TARGETS_FILE.name}: {target}'s default and trial sets"
+    pipelines = [entry.default(opt_level), *entry.variants(opt_level),
+                 *(p for s in entry.trial_sets(opt_level) for p in s)]
+    return list(dict.fromkeys(pipelines)), (f"{targets.TARGETS_FILE.name}: {target}'s default, its code "
+                                            f"generation variants and trial sets")
 
 
 def candidate_pipelines(opt_level: str = "z", target: str = targets.HOST) -> tuple[list[str], str]:
