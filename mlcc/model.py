@@ -267,12 +267,19 @@ def identities() -> str:
 
 
 def target_summary(settings) -> str:
-    """What single-shot runs for each known target: its model, else its default."""
+    """What single-shot runs for each known target: its model, else its default (and the
+    default's code generation variants, unless turned off)."""
     from mlcc import targets
+
+    def single_shot(t, level: str) -> str:
+        if model_path(level, settings, t.name):
+            return f"-O{level} model"
+        variants = len(t.variants(level)) if settings.codegen_variants else 0
+        return f"-O{level} {t.default(level)}" + (f" + {variants} code generation variants" if variants else "")
+
     parts = []
     for t in targets.table().values():
-        runs = [f"-O{level} " + ("model" if model_path(level, settings, t.name) else t.default(level))
-                for level in SHIPPED_LEVELS]
+        runs = [single_shot(t, level) for level in SHIPPED_LEVELS]
         parts.append(f"{t.name} {', '.join(runs)}")
     return "; ".join(parts)
 
