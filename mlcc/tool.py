@@ -322,10 +322,14 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
         path = None if target is None else model.model_path(cmd.opt_level, Settings(), target.name)
         if path is None:  # nothing learned to explain: say what single-shot runs instead
             decision = model.choose(bitcode, cmd.opt_level, Settings(server=False), triple=info.triple)
+            # single-shot also builds these from the default's opt run, the smallest kept
+            variants = list(target.variants(cmd.opt_level)) if target is not None else []
             result = {"source": source, "flags": argv, "target": info.triple, "model": None,
-                      "chosen": decision.pipeline, "decision": decision.source}
+                      "chosen": decision.pipeline, "decision": decision.source,
+                      "codegen_variants": variants}
+            also = f", and {len(variants)} code generation variants, the smallest kept" if variants else ""
             click.echo(json.dumps(result, indent=2) if as_json else
-                       f"{source} {' '.join(argv)}  ->  {decision.pipeline} ({decision.source}; "
+                       f"{source} {' '.join(argv)}  ->  {decision.pipeline}{also} ({decision.source}; "
                        f"target {info.triple})")
             return
         try:

@@ -163,6 +163,7 @@ def test_explain_names_the_target_and_what_it_gets(tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["target"].startswith("thumbv7m-") and result["chosen"] == thumb.default("z")
+    assert result["codegen_variants"] == list(thumb.variants("z"))
     host = _run(["mlcc-tool", "explain", SOURCE, "--json", "-Oz"], work, tmp_path)
     assert host.returncode == 0, host.stderr
     result = json.loads(host.stdout)
