@@ -7,7 +7,10 @@ then runs once with the default's own codegen arguments (the baseline) and
 once per option set of `OPTION_SETS` on top of them (an option the default
 already sets is replaced, so `min-jump-table-entries=12` can be compared with
 the default's 16). A knob is what earns its place here and then in
-`tune_default` on the units the model is trained on.
+`tune_default` on the units the model is trained on. On another target
+(MLCC_LEARN_TARGET) the sets are `option_sets`: the target-neutral ones, each
+code generation knob of its default left out, and the target's own options;
+`codegen_variants` chooses that target's variants from them.
 
 Resumable: a unit already measured with an option set is not redone. Writes
 `models/data/codegen-sweep-O<level>-<sample>.json`: for each default swept (an
