@@ -43,6 +43,11 @@ def name(knobs) -> str:
     return f"clang[{','.join(chosen)}]" if chosen else "clang"
 
 
+def without(element: str, knob: str) -> str:
+    """The `clang[...]` element with one of its knobs left out."""
+    return name(set(knobs_of(element)) - {knob})
+
+
 def knobs_of(element: str) -> tuple[str, ...]:
     """The knobs of a `clang[...]` element (empty for plain `clang`)."""
     match = _ELEMENT.fullmatch(element)

@@ -27,10 +27,6 @@ from mlcc.learn.measure import Measurer, Unit, prepare
 from mlcc.learn.search import budget, search
 
 
-def without(default: str, knob: str) -> str:
-    return knobs.name(set(knobs.knobs_of(default)) - {knob})
-
-
 def measure_unit(job: tuple[Unit, str], files: dict[str, str]) -> dict:
     """Worker: one unit's sizes with clang's pipeline, the default and each knob left out."""
     unit, default = job
@@ -39,7 +35,7 @@ def measure_unit(job: tuple[Unit, str], files: dict[str, str]) -> dict:
         measurer = Measurer(prepare(unit, tmp), tmp)
         row = {"unit": unit.id, "project": unit.project, "clang": measurer.size(search.CLANG_PIPELINE),
                "default": measurer.size(default)}
-        row["without"] = {k: measurer.size(without(default, k)) for k in knobs.knobs_of(default)}
+        row["without"] = {k: measurer.size(knobs.without(default, k)) for k in knobs.knobs_of(default)}
     return row
 
 

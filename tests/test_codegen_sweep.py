@@ -69,7 +69,7 @@ def test_a_without_set_leaves_one_of_the_defaults_code_generation_knobs_out():
     undone = [n for n in sets if n.startswith(codegen_sweep.WITHOUT)]
     codegen_knobs = [k for k in knobs.knobs_of(default) if knobs.table()[k].get("codegen")]
     assert undone == [codegen_sweep.WITHOUT + k for k in codegen_knobs] and undone
-    lean = codegen_sweep.without(default, "no-block-placement")
+    lean = knobs.without(default, "no-block-placement")
     assert set(knobs.knobs_of(default)) - set(knobs.knobs_of(lean)) == {"no-block-placement"}
     # x86-64 keeps the sets its sweep measured
     assert codegen_sweep.option_sets(targets.HOST, default) is codegen_sweep.OPTION_SETS
@@ -96,7 +96,7 @@ def test_variants_are_chosen_greedily_on_what_each_unit_keeps():
 def test_only_knob_edits_of_the_default_become_pipelines():
     default = targets.named("thumbv7m").default("z")
     lean = codegen_variants.knob_edit(default, "without-no-block-placement", [], "thumbv7m")
-    assert lean == codegen_sweep.without(default, "no-block-placement")
+    assert lean == knobs.without(default, "no-block-placement")
     rerun = codegen_variants.knob_edit(default, "outliner-rerun", ["-machine-outliner-reruns=1"], "thumbv7m")
     assert set(knobs.knobs_of(rerun)) - set(knobs.knobs_of(default)) == {"outliner-rerun"}
     # a knob of other targets, and an option set no knob has

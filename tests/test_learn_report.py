@@ -55,8 +55,8 @@ def test_the_room_summary_weighs_projects_and_counts_larger_files():
     rows = [{"project": "a", "clang": 1000, "sizes": [1000, 900, 800]},
             {"project": "a", "clang": 100, "sizes": [100, 110, 95]},
             {"project": "b", "clang": 100, "sizes": [100, 100, 100]}]
-    room = targets_report._search_summary(rows, lambda r: min(r["sizes"]))
-    single = targets_report._search_summary(rows, lambda r: r["sizes"][1])
+    room = targets_report.size_summary(rows, lambda r: min(r["sizes"]))
+    single = targets_report.size_summary(rows, lambda r: r["sizes"][1])
     assert round(room["total"], 3) == round(100 * (1 - 995 / 1200), 3) and room["larger"] == 0
     assert single["larger"] == 1 and round(single["total"], 3) == round(100 * (1 - 1110 / 1200), 3)
     # project a: 1010/1100, project b: 1.0

@@ -133,11 +133,6 @@ def option_sets(target: str, default: str) -> dict[str, list[str]]:
     return {**neutral, **undo, **TARGET_SETS, **own}
 
 
-def without(default: str, knob: str) -> str:
-    """`default` with one of its knobs left out."""
-    return knobs.name([k for k in knobs.knobs_of(default) if k != knob])
-
-
 def merged(base: tuple[str, ...], options: list[str]) -> list[str]:
     """`base` (pairs of `-mllvm`, option) with `options` added as `-mllvm` options;
     one that names an option `base` sets replaces it."""
@@ -171,7 +166,7 @@ def _sweep_unit(job: tuple[Unit, str, dict, list[str]], files: dict[str, str]) -
                 if name == "baseline":
                     extra = base
                 elif name.startswith(WITHOUT):
-                    extra = knobs.codegen_args(without(default, name[len(WITHOUT):]), unit.codegen_args)
+                    extra = knobs.codegen_args(knobs.without(default, name[len(WITHOUT):]), unit.codegen_args)
                 else:
                     extra = merged(base, sets[name])
                 sizes[name] = generate(prep, optimized, extra, os.path.join(tmp, "o.o"))

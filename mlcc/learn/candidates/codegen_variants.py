@@ -23,7 +23,6 @@ files larger than clang's (clang's sizes from the 20-evaluation search,
 from __future__ import annotations
 
 import json
-import math
 
 import click
 from rich.console import Console
@@ -31,6 +30,7 @@ from rich.table import Table
 
 from mlcc import knobs
 from mlcc.learn.candidates import codegen_sweep, tune_default
+from mlcc.learn.report.targets_report import size_summary
 from mlcc.learn.search import budget, search
 
 MAX_VARIANTS = 3
@@ -45,7 +45,7 @@ def knob_edit(default: str, name: str, option_set: list[str], target: str) -> st
     added whose options are exactly the set (in place of a knob of the default that
     sets the same option). None when the set is no knob edit."""
     if name.startswith(codegen_sweep.WITHOUT):
-        return codegen_sweep.without(default, name[len(codegen_sweep.WITHOUT):])
+        return knobs.without(default, name[len(codegen_sweep.WITHOUT):])
     own = knobs.knobs_of(default)
     table = knobs.table()
     wanted = [arg for o in option_set for arg in ("-mllvm", o)]
@@ -81,13 +81,16 @@ def greedy(units: dict, names: list[str], count: int) -> list[str]:
     return chosen
 
 
+def smallest(row: dict, chosen: list[str]) -> int:
+    """A unit's smallest size of the default (`baseline`) and the sets `chosen`."""
+    return min(row["sizes"][n] for n in ["baseline", *chosen] if row["sizes"].get(n))
+
+
 def saved_pct(units: dict, chosen: list[str]) -> float:
     """How much smaller (percent) the units are in total, each taking its smallest of the
     default and `chosen`, than with the default alone."""
     base = sum(r["sizes"]["baseline"] for r in units.values())
-    best = sum(min(r["sizes"][n] for n in ["baseline", *chosen] if r["sizes"].get(n))
-               for r in units.values())
-    return 100.0 * (1 - best / base)
+    return 100.0 * (1 - sum(smallest(r, chosen) for r in units.values()) / base)
 
 
 def shipped(chosen: list[str], train_units: dict) -> list[str]:
@@ -104,22 +107,10 @@ def shipped(chosen: list[str], train_units: dict) -> list[str]:
 def against_clang(units: dict, clang: dict, chosen: list[str]) -> dict:
     """Total gain, geometric mean of per-project gains (percent) and files larger than
     clang's, each unit taking its smallest of the default and `chosen`."""
-    per_project: dict[str, list[int]] = {}
-    larger = 0
-    for u, r in units.items():
-        if u not in clang:
-            continue
-        size = min(r["sizes"][n] for n in ["baseline", *chosen] if r["sizes"].get(n))
-        tot = per_project.setdefault(r["project"], [0, 0])
-        tot[0] += size
-        tot[1] += clang[u]
-        larger += size > clang[u]
-    ours = sum(t[0] for t in per_project.values())
-    theirs = sum(t[1] for t in per_project.values())
-    geo = math.exp(sum(math.log(t[0] / t[1]) for t in per_project.values()) / len(per_project))
-    return {"total_pct": round(100.0 * (1 - ours / theirs), 3),
-            "project_geomean_pct": round(100.0 * (1 - geo), 3),
-            "larger": larger, "units": sum(u in clang for u in units)}
+    rows = [{**r, "clang": clang[u]} for u, r in units.items() if u in clang]
+    summary = size_summary(rows, lambda r: smallest(r, chosen))
+    return {"total_pct": round(summary["total"], 3), "project_geomean_pct": round(summary["geomean"], 3),
+            "larger": summary["larger"], "units": summary["units"]}
 
 
 def _units(sample: str, default: str) -> dict:

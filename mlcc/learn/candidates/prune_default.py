@@ -45,8 +45,7 @@ PRUNED_FILE = search.DATA / f"pruned-{search.TAG}.json"
 
 def without_each(pipeline: str) -> list[str]:
     """`pipeline` with one of its knobs removed, for each knob (those opt can run)."""
-    have = knobs.knobs_of(pipeline)
-    return [p for p in (knobs.name(set(have) - {k}) for k in have) if passes.eligible(p)]
+    return [p for p in (knobs.without(pipeline, k) for k in knobs.knobs_of(pipeline)) if passes.eligible(p)]
 
 
 def scores(pipelines: list[str], units: list[dict], by_unit: dict) -> dict[str, dict[str, float]]:

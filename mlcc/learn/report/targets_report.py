@@ -78,7 +78,7 @@ def budget_file(target: str, level: str):
     return MODELS / "data" / f"search-budget-all-{target}-O{level}.json"
 
 
-def _search_summary(rows: list[dict], pick) -> dict:
+def size_summary(rows: list[dict], pick) -> dict:
     """Total gain, geometric mean of per-project gains and files larger than clang's when
     each unit's size is `pick(row)` (its `sizes` in evaluation order, clang's first)."""
     projects: dict[str, list[int]] = {}
@@ -138,10 +138,10 @@ def room_rows(level: str) -> list[str]:
         if not rows_:
             continue
         data = 100.0 * sum(r.get("clang_data") or 0 for r in rows_) / sum(r["clang"] for r in rows_)
-        room = _search_summary(rows_, lambda r: min(s for s in r["sizes"] if s))
-        single = _search_summary(rows_, lambda r: r["sizes"][1])  # the default, evaluated second
+        room = size_summary(rows_, lambda r: min(s for s in r["sizes"] if s))
+        single = size_summary(rows_, lambda r: r["sizes"][1])  # the default, evaluated second
         saved = variant_savings(name, level)
-        varied = _search_summary(rows_, lambda r: r["sizes"][1] - saved.get(r["unit"], 0)) if saved else None
+        varied = size_summary(rows_, lambda r: r["sizes"][1] - saved.get(r["unit"], 0)) if saved else None
         trials = json.loads(result.read_text())["checked"]["validation"]["trials"]["total_gain_pct"]
         share = (lambda x: f"{100 * x / room['total']:.0f} %") if room["total"] > 0 else (lambda x: "-")
         met = (f"{'yes' if single['total'] >= 0.8 * room['total'] else 'no'} / "
