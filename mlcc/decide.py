@@ -106,9 +106,11 @@ def decide(job: UnitJob, builder: UnitBuilder,
         decision = model.Decision(built.pipeline.name, decision.source + f", best of {len(sizes)} trials",
                                   decision.ranked, decision.scores, decision.via)
     elif not settings.pipeline and not job.plan.lto and (variants := codegen_variants(decision, job)):
-        built, sizes = builder.best_of([job.pipeline(name) for name in (decision.pipeline, *variants)])
+        built, sizes, left_out = builder.best_generation(
+            job.pipeline(decision.pipeline), [job.pipeline(name) for name in variants])
+        unchanged = f" ({left_out} left out: no loop or switch they act on)" if left_out else ""
         decision = replace(decision, pipeline=built.pipeline.name,
-                           source=decision.source + f", smallest of {len(sizes)} code generations")
+                           source=decision.source + f", smallest of {len(sizes)} code generations{unchanged}")
     if cache is not None:
         cache.put(key, {"pipeline": decision.pipeline, "source": decision.source,
                         "scores": decision.scores, "trial_sizes": sizes})

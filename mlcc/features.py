@@ -60,7 +60,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mlcc import ir_counts
+from mlcc import ir_counts, ir_reader
 from mlcc.errors import FeatureError
 
 __all__ = [
@@ -122,17 +122,6 @@ _SCHEMA_OPCODES = frozenset(
 # Extraction
 
 
-def _read(bitcode_path) -> tuple[bytes, str]:
-    try:
-        with open(bitcode_path, "rb") as fh:
-            data = fh.read()
-    except OSError as exc:
-        raise FeatureError(f"cannot read bitcode file {os.fspath(bitcode_path)!r}: {exc.strerror or exc}") from exc
-    if not data:
-        raise FeatureError(f"cannot parse {os.fspath(bitcode_path)!r}: empty file")
-    return data, os.fspath(bitcode_path)
-
-
 def extract_feature_dict(bitcode_path: str | os.PathLike) -> dict[str, float]:
     """Every feature of the schema, by name (same values as
     :func:`extract_features`)."""
@@ -152,7 +141,7 @@ def extract_features(bitcode_path: str | os.PathLike) -> np.ndarray:
     Raises :class:`FeatureError` when the file cannot be read or is not
     LLVM bitcode.
     """
-    data, shown = _read(bitcode_path)
+    data, shown = ir_reader.read_bitcode(bitcode_path)
     return _vectorize(ir_counts.count(data, shown))
 
 

@@ -12,15 +12,14 @@ tens of microseconds per instruction), batches the calls per function with
 ``map``, reads the operands only where a feature needs them, and classifies
 each distinct operand value once.  ``scripts/bench_features.py`` measures it
 against ``clang-19 -Oz -c``.  Imports stay lean: ``llvmlite.binding``,
-``numpy`` and the standard library.
+``numpy`` and the standard library; the module is read and its entry points
+prototyped by :mod:`mlcc.ir_reader`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import gc
-import threading
 from collections import Counter, defaultdict, deque
 from functools import partial
 from itertools import accumulate, chain, compress
@@ -28,7 +27,9 @@ from operator import attrgetter
 
 import numpy as np
 
+from mlcc import ir_reader
 from mlcc.errors import FeatureError
+from mlcc.ir_reader import Api, iterate, pointer
 
 # --------------------------------------------------------------------------
 # LLVM facts
@@ -84,102 +85,6 @@ _SMALL_FUNC_INSTS = 10
 
 
 # --------------------------------------------------------------------------
-# Raw access to llvmlite's C entry points
-
-class _Api:
-    """ctypes prototypes on llvmlite's shared library, taking and returning
-    plain integers, so that the hot loop does not build llvmlite objects."""
-
-    def __init__(self) -> None:
-        import llvmlite.binding as llvm
-        from llvmlite.binding import ffi
-
-        self.llvm = llvm
-        # The same shared object llvmlite loaded (dlopen returns the same
-        # handle), with function objects of our own so that llvmlite's
-        # argtypes stay untouched.  PyDLL: these calls are short and never
-        # call back into Python, so they keep the GIL (releasing and taking
-        # it again would cost more than most of the calls themselves).
-        lib = ctypes.PyDLL(ffi.lib._name)
-        lock = getattr(ffi.lib, "_lock", None)
-        self.lock = lock if lock is not None else contextlib.nullcontext()
-        vp = ctypes.c_void_p
-        # Handles come back as plain ints, NULL as 0 (c_size_t, not
-        # c_void_p, which would give None): 0 is the end-of-iteration
-        # sentinel and numpy arrays of pointers need no filtering of None.
-        h = ctypes.c_size_t
-
-        class _OwnedStr(ctypes.c_char_p):
-            # A subclass so that ctypes hands back the object (not bytes):
-            # we read .value and free the pointer ourselves.
-            pass
-
-        def fn(name, restype, *argtypes):
-            f = getattr(lib, name)
-            f.restype = restype
-            f.argtypes = list(argtypes)
-            return f
-
-        self.functions_iter = fn("LLVMPY_ModuleFunctionsIter", h, vp)
-        self.functions_next = fn("LLVMPY_FunctionsIterNext", h, vp)
-        self.functions_dispose = fn("LLVMPY_DisposeFunctionsIter", None, vp)
-        self.globals_iter = fn("LLVMPY_ModuleGlobalsIter", h, vp)
-        self.globals_next = fn("LLVMPY_GlobalsIterNext", h, vp)
-        self.globals_dispose = fn("LLVMPY_DisposeGlobalsIter", None, vp)
-        self.blocks_iter = fn("LLVMPY_FunctionBlocksIter", h, vp)
-        self.blocks_next = fn("LLVMPY_BlocksIterNext", h, vp)
-        self.blocks_dispose = fn("LLVMPY_DisposeBlocksIter", None, vp)
-        self.insts_iter = fn("LLVMPY_BlockInstructionsIter", h, vp)
-        self.insts_next = fn("LLVMPY_InstructionsIterNext", h, vp)
-        self.insts_dispose = fn("LLVMPY_DisposeInstructionsIter", None, vp)
-        self.ops_iter = fn("LLVMPY_InstructionOperandsIter", h, vp)
-        self.ops_next = fn("LLVMPY_OperandsIterNext", h, vp)
-        self.ops_dispose = fn("LLVMPY_DisposeOperandsIter", None, vp)
-        self.attrs_iter = fn("LLVMPY_FunctionAttributesIter", h, vp)
-        self.attrs_next = fn("LLVMPY_AttributeListIterNext", _OwnedStr, vp)
-        self.attrs_dispose = fn("LLVMPY_DisposeAttributeListIter", None, vp)
-        self.opcode_name = fn("LLVMPY_GetOpcodeName", _OwnedStr, vp)
-        self.value_name = fn("LLVMPY_GetValueName", ctypes.c_char_p, vp)
-        self.dispose_string = fn("LLVMPY_DisposeString", None, _OwnedStr)
-        self.value_kind = fn("LLVMPY_GetValueKind", ctypes.c_int, vp)
-        self.is_declaration = fn("LLVMPY_IsDeclaration", ctypes.c_int, vp)
-        self.linkage = fn("LLVMPY_GetLinkage", ctypes.c_int, vp)
-        self.type_of = fn("LLVMPY_TypeOf", h, vp)
-        self.global_value_type = fn("LLVMPY_GlobalGetValueType", h, vp)
-        self.return_type = fn("LLVMPY_GetReturnType", h, vp)
-        self.is_vararg = fn("LLVMPY_IsFunctionVararg", ctypes.c_int, vp)
-        self.type_kind = fn("LLVMPY_GetTypeKind", ctypes.c_int, vp)
-        self.type_bit_width = fn("LLVMPY_GetTypeBitWidth", ctypes.c_uint64, vp)
-        self.const_int_words = fn("LLVMPY_GetConstantIntNumWords", ctypes.c_uint, vp)
-        self.const_int_raw = fn(
-            "LLVMPY_GetConstantIntRawValue", ctypes.POINTER(ctypes.c_uint64), vp, ctypes.POINTER(ctypes.c_bool)
-        )
-        self.abi_size = fn("LLVMPY_ABISizeOfType", ctypes.c_longlong, vp, vp)
-
-
-_API: _Api | None = None
-_API_LOCK = threading.Lock()
-
-
-def _api() -> _Api:
-    global _API
-    if _API is None:
-        with _API_LOCK:
-            if _API is None:
-                _API = _Api()
-    return _API
-
-
-def _iterate(api_next, it) -> list:
-    """All values of an llvmlite iterator handle, as integer pointers."""
-    return list(iter(partial(api_next, it), 0))
-
-
-def _ptr(obj) -> int:
-    return ctypes.cast(obj._ptr, ctypes.c_void_p).value
-
-
-# --------------------------------------------------------------------------
 # Counting
 
 
@@ -187,46 +92,27 @@ def count(data: bytes, shown: str) -> dict:
     """The counts of the module in `data` (bitcode; `shown` names it in errors), by
     feature name, and its opcodes under ``_opcodes``. Raises FeatureError when it
     is not LLVM bitcode."""
-    api = _api()
+    api = ir_reader.api()
     # The walk allocates hundreds of thousands of small objects and no
     # cycles: the cyclic GC would only rescan them over and over.
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _count(api, api.llvm, data, shown)
+        with ir_reader.open_module(data, shown) as mod:
+            td = api.llvm.create_target_data(mod.data_layout)
+            try:
+                return _Extractor(api, pointer(mod), pointer(td)).run()
+            except FeatureError as exc:
+                raise FeatureError(f"{shown!r}: {exc}") from None
+            finally:
+                td.close()
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _count(api: _Api, llvm, data: bytes, shown: str) -> dict:
-    with api.lock:
-        ctx = llvm.create_context()
-        try:
-            try:
-                mod = llvm.parse_bitcode(data, context=ctx)
-            except RuntimeError as exc:
-                # llvmlite: "LLVM bitcode parsing error\n<LLVM's message>"
-                lines = str(exc).splitlines()[1:] or ["not LLVM bitcode"]
-                detail = " ".join(" ".join(lines).split())
-                raise FeatureError(f"cannot parse {shown!r} as LLVM bitcode: {detail}") from None
-            try:
-                td = llvm.create_target_data(mod.data_layout)
-                try:
-                    values = _Extractor(api, _ptr(mod), _ptr(td)).run()
-                except FeatureError as exc:
-                    raise FeatureError(f"{shown!r}: {exc}") from None
-                finally:
-                    td.close()
-            finally:
-                mod.close()
-        finally:
-            ctx.close()
-    return values
-
-
 class _Extractor:
-    def __init__(self, api: _Api, mod: int, td: int) -> None:
+    def __init__(self, api: Api, mod: int, td: int) -> None:
         self.api = api
         self.mod = mod
         self.td = td
@@ -237,7 +123,7 @@ class _Extractor:
         api = self.api
         it = api.functions_iter(self.mod)
         try:
-            funcs = _iterate(api.functions_next, it)
+            funcs = iterate(api.functions_next, it)
         finally:
             api.functions_dispose(it)
         return funcs
@@ -246,7 +132,7 @@ class _Extractor:
         api = self.api
         it = api.globals_iter(self.mod)
         try:
-            gvs = _iterate(api.globals_next, it)
+            gvs = iterate(api.globals_next, it)
         finally:
             api.globals_dispose(it)
         return gvs
@@ -390,7 +276,7 @@ class _Extractor:
         for f in defined:
             bi = blocks_iter(f)
             try:
-                blocks = _iterate(blocks_next, bi)
+                blocks = iterate(blocks_next, bi)
             finally:
                 blocks_dispose(bi)
             if not blocks:

@@ -78,7 +78,23 @@ def definitions(pipelines) -> dict[str, dict]:
 
 
 def _edit(entry: dict) -> dict:
-    return {key: value for key, value in entry.items() if key not in ("levels", "targets")}
+    return {key: value for key, value in entry.items() if key not in ("levels", "targets", "acts_on")}
+
+
+# The fewest cases a switch needs before any jump-table threshold can make it a table
+# (LLVM's default minimum; the knobs only raise it, RISC-V's own is 5).
+SWITCH_TABLE_CASES = 4
+
+
+def may_differ(element: str, other: str, shape) -> bool:
+    """False when the `clang[...]` elements `element` and `other` differ only in knobs that
+    act on what a module of this `shape` (`ir_reader.Shape`) does not have (`acts_on`:
+    loops, switches of SWITCH_TABLE_CASES or more): both then give the same object."""
+    present = {"loops": shape.has_cycle, "switches": shape.largest_switch >= SWITCH_TABLE_CASES}
+    differing = set(knobs_of(element)) ^ set(knobs_of(other))
+    if not differing or not (is_element(element) and is_element(other)):
+        return element != other
+    return any(present.get(table().get(k, {}).get("acts_on"), True) for k in differing)
 
 
 def unknown_in(pipeline_text: str) -> list[str]:

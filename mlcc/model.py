@@ -180,10 +180,10 @@ def _forced(bitcode: str, forced: str) -> Decision:
     from mlcc import passes
     if not passes.runs_slow(forced):
         return Decision(pipeline=forced, source="forced")
-    from mlcc import features
+    from mlcc import ir_reader  # the count alone: no features, no numpy
     from mlcc.errors import MlccError
     try:
-        instructions = features.instruction_count(features.extract_features(bitcode))
+        instructions = float(ir_reader.shape(bitcode).instructions)
     except MlccError:
         return Decision(pipeline=forced, source="forced")  # not counted: as given
     return Decision(pipeline=passes.bounded(forced, instructions), source="forced",

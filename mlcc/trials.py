@@ -100,6 +100,25 @@ class UnitBuilder:
             raise ToolFailed([self.job.tools.opt], 1, "every trial pipeline failed")
         return self._finish(results), sizes
 
+    def best_generation(self, default: Pipeline,
+                        variants: list[Pipeline]) -> tuple[Built, dict[str, int | None], int]:
+        """`best_of` the default and its code generation variants (pipelines that differ
+        from it in `codegen` knobs only, so all share its one opt run), leaving out each
+        variant that cannot change this unit's object: its knobs act only on loops or
+        switches that the optimized module lacks (`knobs.may_differ`). Returns the best
+        build, each built pipeline's size by name and how many variants were left out."""
+        from mlcc import ir_reader, knobs
+        from mlcc.errors import MlccError
+
+        try:
+            shape = ir_reader.shape(self.optimize(default))
+        except MlccError:  # opt failed (best_of says so) or the module cannot be read
+            shape = None
+        kept = [v for v in variants
+                if shape is None or knobs.may_differ(default.name, v.name, shape)]
+        built, sizes = self.best_of([default, *kept])
+        return built, sizes, len(variants) - len(kept)
+
     def _finish(self, results: list[Built]) -> Built:
         """The smallest object wins (ties: the earliest built); as assembly for -S."""
         best = min(results, key=lambda b: b.size)
@@ -122,10 +141,10 @@ class UnitBuilder:
 
         job = self.job
         if instructions is None:
-            from mlcc import features
+            from mlcc import ir_reader
             from mlcc.errors import MlccError
             try:
-                instructions = features.extract_feature_dict(job.bitcode)["TotalInsts"]
+                instructions = float(ir_reader.shape(job.bitcode).instructions)
             except MlccError:
                 instructions = float("inf")  # not counted: no slow pass
 
