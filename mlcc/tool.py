@@ -473,10 +473,11 @@ def retrain(directories, out, work, level, explore_units, n_random, greedy, k_ma
               help="Where projects are built (default: $MLCC_DATA/bench, else ~/.cache/mlcc/bench).")
 @click.option("--jobs", "-j", default=2, show_default=True, help="Parallel jobs of each build.")
 @click.option("--cross-suite", "cross_suites", multiple=True,
-              type=click.Choice(["objects", "objects-trials", "objects-search"]),
+              type=click.Choice(["objects", "objects-client", "objects-trials", "objects-search"]),
               help="--profile cross: the object suites to run (repeatable; default: objects, "
                    "mlcc single-shot, and objects-trials, -fmlcc-trials=4; objects-search is "
-                   "-fmlcc-search=20, 20 builds a unit).")
+                   "-fmlcc-search=20, 20 builds a unit; objects-client is single-shot through "
+                   "the native client and its compile server).")
 @click.option("--cross-target", "cross_targets", multiple=True, metavar="TARGET",
               help="--profile cross: only these targets (repeatable; default: all of them).")
 def bench(profile, only, json_path, fresh, redo, driver_speed, report_only, markdown, plots_dir, no_docs,

@@ -435,7 +435,7 @@ def test_a_targets_changed_entry_redoes_only_the_suites_it_made(tmp_path: Path) 
     for entry in old["targets"].values():
         del entry["codegen_variants"], entry["trials"]
     assert bench_cross.stale_suites(old["targets"]["riscv32"], identity["targets"]["riscv32"]) == (
-        set() if not identity["targets"]["riscv32"]["codegen_variants"] else {"objects", "linked"})
+        set() if not identity["targets"]["riscv32"]["codegen_variants"] else {"objects", "objects-client", "linked"})
 
 
 def test_cross_section_goes_before_reproduce_and_is_replaced_in_place() -> None:

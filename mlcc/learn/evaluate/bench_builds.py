@@ -10,9 +10,12 @@ returns the record of one such build (`bench_measure` says what it holds).
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
+import functools
 import os
 import shutil
+import tempfile
 import time
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -37,10 +40,14 @@ LEVELS = ("-Oz", "-Os")
 # project rebuilt (it runs after "single").
 # "fixed" forces the model's default (its candidate 0, the best fixed pipeline on the training
 # projects) on every unit with MLCC_PIPELINE: the model's per-file choice must beat it.
-MODES = {"single": 0, "trials": DEFAULT_TRIALS, "warm": 0, "fixed": 0}
+# "client" is single-shot with mlcc's native client as CC and CXX (mlcc/client_build.py,
+# built for the run): its warm compile server runs the driver, and its CPU, with
+# everything the server ran, is the build's.
+MODES = {"single": 0, "trials": DEFAULT_TRIALS, "warm": 0, "fixed": 0, "client": 0}
 MODE_TITLES = {"single": "single-shot", "trials": f"trials (MLCC_TRIALS={MODES['trials']})",
                "warm": "single-shot rebuild, warm cache",
-               "fixed": "the model's default pipeline on every unit (MLCC_PIPELINE)"}
+               "fixed": "the model's default pipeline on every unit (MLCC_PIPELINE)",
+               "client": "single-shot through the native client and compile server"}
 
 
 # --------------------------------------------------------------------------- projects and profiles
@@ -73,7 +80,7 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile("quick", ("-Oz",), ("single", "warm"), True, runs_tiny=3, runs_large=1),
+    "quick": Profile("quick", ("-Oz",), ("single", "warm", "client"), True, runs_tiny=3, runs_large=1),
     "full": Profile("full", LEVELS, tuple(MODES), False, runs_tiny=7, runs_large=3),
 }
 
@@ -198,10 +205,23 @@ def compilers(config: Config) -> tuple[str, str]:
     if config.compiler == "clang":
         from mlcc.toolchain import find
         return find("clang"), find("clang++")
+    if config.mode == "client":
+        return native_client()
     cc, cxx = pj.find_compiler("mlcc"), pj.find_compiler("mlcc++")
     if cc is None or cxx is None:
         raise MlccError("mlcc/mlcc++ are not on PATH: install mlcc (pip install -e .)")
     return cc, cxx
+
+
+@functools.lru_cache(maxsize=1)
+def native_client() -> tuple[str, str]:
+    """mlcc's native client (`mlcc`, `mlcc++`), built once per run into a directory of
+    its own from this tree's source."""
+    from mlcc import client_build
+    bindir = Path(tempfile.mkdtemp(prefix="mlcc-bench-client-"))
+    atexit.register(shutil.rmtree, bindir, ignore_errors=True)
+    cc, cxx = client_build.build(bindir)
+    return str(cc), str(cxx)
 
 
 def decision_cache(workdir: Path, config: Config) -> Path:

@@ -16,6 +16,10 @@ mlcc against clang-19 at -Oz, side by side in one run, in two suites:
   `-fmlcc-trials=4` (`MLCC_TRIALS`) and `-fmlcc-search=20` (`MLCC_SEARCH`), clang
   compiled again beside them; the search (20 builds a unit) runs only when asked
   (`--cross-suite objects-search`).
+- *objects-client*: the *objects* compiles with mlcc's native client and its warm
+  compile server (`mlcc/client_build.py`, built for the run), which take Python's
+  start-up and imports out of every compile (issue 26): the same objects, the CPU of
+  the clients, the server and everything it ran counted as mlcc's.
 - *linked*, for aarch64 Linux: the projects marked `cross_link` are built and
   linked with their own build system, the target's flags beside -Oz and lld as
   the linker, once with each compiler, and their programs and libraries are
@@ -45,7 +49,7 @@ from mlcc.learn.evaluate.bench import (DEFAULT_CROSS_RESULTS, byte_compile_mlcc,
                                        git_revision, machine, save_results)
 from mlcc.learn.evaluate.bench_builds import (PROFILES, Config, Project, build, check_not_in_corpus,
                                               compilers, corpus_packages, load_projects,
-                                              mlcc_environment, select_projects)
+                                              mlcc_environment, native_client, select_projects)
 from mlcc.learn.evaluate.bench_measure import (aggregate_log, find_objects, loadavg, now_utc,
                                                parse_log, sizes)
 from mlcc.learn.evaluate.bench_report import (cross_lines, print_cross_tables, summarize_cross,
@@ -58,7 +62,9 @@ LINKED_TARGETS = ("aarch64",)
 # The object suites: mlcc's settings beside clang, by suite (the issue's K=4 trials and
 # its 20-evaluation search per file). The search is run only when asked for.
 OBJECT_SUITES = {"objects": {}, "objects-trials": {"MLCC_TRIALS": "4"},
-                 "objects-search": {"MLCC_SEARCH": "20"}}
+                 "objects-search": {"MLCC_SEARCH": "20"}, "objects-client": {}}
+# Suites whose mlcc is the native client (the compile server runs the driver)
+CLIENT_SUITES = ("objects-client",)
 DEFAULT_OBJECT_SUITES = ("objects", "objects-trials")
 # Debian's aarch64 cross toolchain is installed without GNU ld: clang links with lld-19,
 # which (unlike GNU ld) refuses a version script naming a symbol the build left out
@@ -156,13 +162,14 @@ def run_timed(argv: list[str], cwd: str, env: dict[str, str], timeout: float) ->
 
 
 def compile_units(units: Sequence[Unit], target: str, outdir: Path, jobs: int,
-                  mlcc_env: dict[str, str]) -> dict:
-    """Compile every unit for `target` with clang-19 and with mlcc (objects under `outdir`);
-    the record of the (project, target) pair: sizes per compiler, skipped and failed units."""
+                  mlcc_env: dict[str, str], client: tuple[str, str] | None = None) -> dict:
+    """Compile every unit for `target` with clang-19 and with mlcc (objects under `outdir`;
+    mlcc is the native client `client` (C, C++) when given); the record of the
+    (project, target) pair: sizes per compiler, skipped and failed units."""
     from mlcc.toolchain import find
 
     programs = {("clang", "c"): find("clang"), ("clang", "c++"): find("clang++")}
-    programs[("mlcc", "c")], programs[("mlcc", "c++")] = compilers(Config("mlcc", LEVEL, "single"))
+    programs[("mlcc", "c")], programs[("mlcc", "c++")] = client or compilers(Config("mlcc", LEVEL, "single"))
     env = {"clang": {k: v for k, v in mlcc_env.items() if not k.startswith("MLCC_")}, "mlcc": mlcc_env}
     commands: dict[str, tuple[Unit, list[str]]] = {}
     seen: set[tuple] = set()
@@ -250,8 +257,9 @@ def object_suite(project: Project, tree: Path, target: str, root: Path, jobs: in
     clang, clangxx = compilers(Config("clang", LEVEL))
     env = mlcc_environment(pj.build_env(clang, clangxx), "single", log, outdir / "decisions")
     env.update(XDG_RUNTIME_DIR=str(runtime), MLCC_SERVER_IDLE="600", **OBJECT_SUITES[suite])
+    client = native_client() if suite in CLIENT_SUITES else None
     try:
-        run.update(compile_units(units, target, outdir, jobs, env))
+        run.update(compile_units(units, target, outdir, jobs, env, client))
     finally:
         from mlcc import model_server
         servers = model_server.stop_all(str(runtime / "mlcc"))
@@ -325,7 +333,7 @@ def stale_suites(old: dict | None, new: dict) -> set[str] | None:
         return None
     stale = set()
     if old.get("codegen_variants", []) != new["codegen_variants"]:
-        stale |= {"objects", "linked"}
+        stale |= {"objects", "objects-client", "linked"}
     if "trials" in old and old["trials"] != new["trials"]:
         stale.add("objects-trials")
     return stale

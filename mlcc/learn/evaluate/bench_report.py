@@ -18,7 +18,7 @@ from mlcc.learn.evaluate.bench_measure import STAGES
 
 # The issues' targets (mode -> build CPU over clang's), reported and never enforced:
 # single-shot builds at most 1.3x clang's, a warm-cache rebuild within 15%.
-TIME_TARGETS = {"single": 1.3, "warm": 1.15}
+TIME_TARGETS = {"single": 1.3, "warm": 1.15, "client": 1.25}  # "client": issue 26's single-shot target
 TIME_TARGET = TIME_TARGETS["single"]
 STAGE_TITLES = {"frontend": "front end", "target": "target probe",
                 "model": "model", "opt": "opt", "codegen": "codegen",
@@ -585,8 +585,9 @@ def print_tables(console, sections: list[dict], speed: dict | None) -> None:
 
 CROSS_BEGIN = "<!-- cross: written by `mlcc-tool bench --profile cross` from docs/bench-cross-results.json; rerun it, do not edit -->"
 CROSS_END = "<!-- end of cross -->"
-SUITES = ("objects", "objects-trials", "objects-search", "linked")
+SUITES = ("objects", "objects-client", "objects-trials", "objects-search", "linked")
 SUITE_TITLES = {"objects": "object files (units of the x86-64 build, compiled again; no link)",
+                "objects-client": "object files, mlcc through its native client and compile server",
                 "objects-trials": "object files, mlcc with -fmlcc-trials=4",
                 "objects-search": "object files, mlcc with -fmlcc-search=20 (the room)",
                 "linked": "built and linked with the project's own build system"}
