@@ -102,6 +102,14 @@ def run(argv, default_driver: str, served: bool = False) -> int:
         from mlcc.lto import LtoLink, run_link
         if isinstance(plan, LtoLink):
             run_link(plan, clang_argv, settings)
+        from mlcc.plan import tiny_sources
+        if tiny_sources(plan, settings):
+            # the log names a lone unit's source, and its output when that is an object file
+            unit = plan.units[0] if len(plan.units) == 1 else None
+            logged = {"source": unit.source} if unit else {}
+            if unit and unit.output and not unit.emit_assembly:
+                logged["output"] = unit.output
+            run_plain_clang(cmd.driver, clang_argv, "tiny source", settings, logged)
         from mlcc import driver  # the optimizing path: model, cache, temporary files
         return driver.execute(plan, settings)
     except NotServed:

@@ -13,11 +13,13 @@ from mlcc.settings import Settings
 from mlcc.toolchain import find
 
 
-def run_plain_clang(cmd_driver: str, clang_argv, reason: str, settings: Settings) -> None:
-    """Replace this process by clang with the user's arguments; log why first."""
+def run_plain_clang(cmd_driver: str, clang_argv, reason: str, settings: Settings,
+                    logged: dict | None = None) -> None:
+    """Replace this process by clang with the user's arguments; log why first (with
+    `logged` added: a tiny source's source and output)."""
     clang = find("clang++" if cmd_driver == "c++" else "clang")
     if settings.log:
         from mlcc import record
-        record.append_log(settings.log, {"path": "clang", "reason": reason,
-                                         "cwd": os.getcwd(), "argv": list(clang_argv)})
+        record.append_log(settings.log, {"path": "clang", "reason": reason, "driver": cmd_driver,
+                                         "cwd": os.getcwd(), "argv": list(clang_argv), **(logged or {})})
     exec_tool([clang, *clang_argv])

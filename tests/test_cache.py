@@ -165,7 +165,7 @@ def _seconds(entry: dict, stage: str) -> float:
 @pytest.mark.parametrize("mode", ["-c", "-S"])
 def test_warm_rebuild_takes_the_output_from_the_cache(small_unit, mode, work: Path, tmp_path: Path):
     cache, log = tmp_path / "cache", tmp_path / "log"
-    env = _env(cache, MLCC_LOG=str(log), MLCC_SMALL_UNIT=small_unit)
+    env = _env(cache, MLCC_LOG=str(log), MLCC_SMALL_UNIT=small_unit, MLCC_TINY_SOURCE="0")
     out = "u.s" if mode == "-S" else "u.o"
     for name in ("a", "b"):
         proc = subprocess.run([MLCC, "-Oz", mode, "src/util.c", "-o", f"{name}-{out}"], cwd=work,
@@ -177,7 +177,8 @@ def test_warm_rebuild_takes_the_output_from_the_cache(small_unit, mode, work: Pa
     assert _seconds(warm, "opt") == _seconds(warm, "codegen") == 0.0
     assert (work / f"a-{out}").read_bytes() == (work / f"b-{out}").read_bytes()
     nocache = subprocess.run([MLCC, "-Oz", mode, "src/util.c", "-o", f"c-{out}"], cwd=work,
-                             env=_env(cache, MLCC_SMALL_UNIT=small_unit, MLCC_NO_CACHE="1"))
+                             env=_env(cache, MLCC_SMALL_UNIT=small_unit, MLCC_TINY_SOURCE="0",
+                                      MLCC_NO_CACHE="1"))
     assert nocache.returncode == 0
     assert (work / f"c-{out}").read_bytes() == (work / f"a-{out}").read_bytes()
 

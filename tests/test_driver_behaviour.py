@@ -435,7 +435,7 @@ def test_small_units_go_to_clang_whole_and_match_it(mode: str, work: Path, tmp_p
     log = tmp_path / "log"
     suffix = ".o" if mode == "-c" else ".s"
     proc = _run([MLCC, "-Oz", mode, "src/util.c", "-o", "a" + suffix], work,
-                _env(MLCC_SMALL_UNIT="8192", MLCC_LOG=str(log), MLCC_VERBOSE="1"))
+                _env(MLCC_SMALL_UNIT="8192", MLCC_TINY_SOURCE="0", MLCC_LOG=str(log), MLCC_VERBOSE="1"))
     assert proc.returncode == 0, proc.stderr
     assert "(clang-default: small unit)" in proc.stderr
     subprocess.run(["clang-19", "-Oz", mode, "src/util.c", "-o", "b" + suffix], cwd=work, check=True)
@@ -446,12 +446,58 @@ def test_small_units_go_to_clang_whole_and_match_it(mode: str, work: Path, tmp_p
 
 
 def test_small_unit_threshold_zero_asks_the_model(work: Path, tmp_path: Path):
+    """... even for a tiny source: the tiny-source rule stands in for the small-unit one."""
     log = tmp_path / "log"
     proc = _run([MLCC, "-Oz", "-c", "src/util.c", "-o", "a.o"], work,
-                _env(MLCC_SMALL_UNIT="0", MLCC_LOG=str(log)))
+                _env(MLCC_SMALL_UNIT="0", MLCC_TINY_SOURCE="1000", MLCC_LOG=str(log)))
     assert proc.returncode == 0, proc.stderr
     entry = json.loads(log.read_text())
     assert entry["decision"] != "clang-default: small unit" and "opt" in entry["seconds"]
+
+
+@pytest.mark.parametrize("argv", [["-c", "src/util.c", "-o", "a.o"], ["-S", "src/util.c", "-o", "a.s"],
+                                  ["src/main.c", "src/util.c", "-o", "app"]],
+                         ids=["object", "assembly", "compile and link"])
+def test_a_tiny_source_goes_to_clang_whole_without_its_front_end_run_first(argv, work: Path, tmp_path: Path):
+    """A source with under `tiny_source` bytes of code (directives not counted) is taken to
+    be a small unit: clang alone compiles it, in one process; the output is clang's and the
+    log says why, naming the source and the object."""
+    log = tmp_path / "log"
+    env = _env(MLCC_SMALL_UNIT="8192", MLCC_LOG=str(log), MLCC_TRACE="1")
+    proc = _run([MLCC, "-Oz", *argv], work, env)
+    assert proc.returncode == 0, proc.stderr
+    traced = [line for line in proc.stderr.splitlines() if line.startswith("mlcc: + ")]
+    assert len(traced) == 1 and traced[0].endswith(" -Oz " + " ".join(argv)), traced  # clang, nothing before
+    theirs = [a.replace("a.", "b.") if a.startswith("a.") else "app2" if a == "app" else a for a in argv]
+    subprocess.run(["clang-19", "-Oz", *theirs], cwd=work, check=True)
+    if argv[-1] != "app":
+        assert (work / argv[-1]).read_bytes() == (work / theirs[-1]).read_bytes()
+    entry = json.loads(log.read_text())
+    assert (entry["path"], entry["reason"]) == ("clang", "tiny source")
+    if argv[0] == "-c":
+        assert (entry["source"], entry["output"]) == ("src/util.c", "a.o")
+
+
+@pytest.mark.parametrize("extra", [{"MLCC_TINY_SOURCE": "0"}, {"MLCC_TINY_SOURCE": "100"},
+                                   {"MLCC_TRIALS": "1"}, {"MLCC_PIPELINE": "clang"}],
+                         ids=["off", "threshold below the source", "trials", "forced pipeline"])
+def test_a_tiny_source_takes_mlccs_path_when_asked(extra, work: Path, tmp_path: Path):
+    log = tmp_path / "log"
+    proc = _run([MLCC, "-Oz", "-c", "src/util.c", "-o", "a.o"], work,
+                _env(MLCC_SMALL_UNIT="8192", MLCC_LOG=str(log), **extra))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(log.read_text())["path"] == "optimize"
+
+
+def test_code_bytes_leave_out_directives(tmp_path: Path):
+    from mlcc.plan import TINY_SOURCE_READ, code_bytes
+    src = tmp_path / "c.c"
+    src.write_text("#include <stdio.h>\n#define LONG(x) \\\n   ((x) + 1)\n  int f(void) { return 1; }  \n\n")
+    assert code_bytes(str(src), 1000) == len("int f(void) { return 1; }")
+    assert code_bytes(str(src), 10) == 10
+    assert code_bytes(str(tmp_path / "missing.c"), 1000) == 1000
+    src.write_bytes(b"#define A 1\n" * (TINY_SOURCE_READ // 12 + 1))
+    assert code_bytes(str(src), 1000) == 1000  # too long to read: not tiny
 
 
 def test_opt_limit_scales_with_the_front_end():

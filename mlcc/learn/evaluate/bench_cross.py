@@ -101,7 +101,8 @@ def units_from_log(log: Path, root: Path) -> list[Unit]:
         entries = parse_log(f)
     units: dict[str, Unit] = {}
     for e in entries:
-        if e.get("path") != "optimize" or not e.get("output") or e.get("size") is None:
+        tiny = e.get("path") == "clang" and e.get("reason") == "tiny source"  # compiled by clang alone
+        if not e.get("output") or not (tiny or (e.get("path") == "optimize" and e.get("size") is not None)):
             continue  # a pass-through command, or assembly output
         cwd = e.get("cwd") or str(root)
         path = os.path.relpath(os.path.normpath(os.path.join(cwd, e["output"])), root)
