@@ -115,8 +115,8 @@ def stamp() -> tuple:
 def _warm_up() -> None:
     """Import and load what commands need, once, before the first fork."""
     import json, shutil, subprocess, tempfile, tomllib  # noqa: F401  (the compile path's)
-    from mlcc import args, cli, driver, features, ir_counts, model, plain, plan, settings  # noqa: F401
-    ir_counts._api()
+    from mlcc import args, cli, driver, features, ir_reader, model, plain, plan, settings  # noqa: F401
+    ir_reader.api()
     for level in model.SHIPPED_LEVELS:
         try:
             model.load(str(model.bundled_model_path(level)))
