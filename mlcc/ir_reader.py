@@ -41,7 +41,7 @@ class Api:
         vp = ctypes.c_void_p
         # Handles come back as plain ints, NULL as 0 (c_size_t, not
         # c_void_p, which would give None): 0 is the end-of-iteration
-        # sentinel and numpy arrays of pointers need no filtering of None.
+        # sentinel and ir_counts' numpy arrays of pointers need no filtering of None.
         h = ctypes.c_size_t
 
         class _OwnedStr(ctypes.c_char_p):
@@ -157,7 +157,7 @@ class Shape:
 
     instructions: int     # of its defined functions: the TotalInsts feature
     has_cycle: bool       # some function's control flow has a cycle (so maybe a loop)
-    largest_switch: int   # cases of its largest switch (0: none)
+    largest_switch: int   # cases of its largest switch with two or more (0: none)
 
 
 def shape(path) -> Shape:

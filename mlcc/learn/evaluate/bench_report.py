@@ -199,19 +199,29 @@ def time_verdict(total: dict, startup: float | None = None, mode: str = "single"
                  f"{fmt_seconds(b['opt'])}, codegen {fmt_seconds(b['codegen'])}), plus what only "
                  f"mlcc does ({only_mlcc or 'nothing measurable'})")
         commands = total["units"] + total["plain_commands"]
-        if startup is not None:
-            text += (f", plus Python start-up in each of its {commands:.0f} commands: "
-                     + _startup_text(startup, commands, interpreter))
-        text += "."
-        if total.get("server_cpu"):
-            text += (f" The model runs in a model server per build (its CPU, "
-                     f"{fmt_seconds(total['server_cpu'])}, is counted in mlcc's): it loads numpy, "
-                     "onnxruntime and llvmlite once instead of in every compiler process.")
-        text += (" What would remove the rest: a small native launcher that execs clang for the "
-                 f"{total['plain_commands']:.0f} pass-through commands (links, configure probes) "
-                 "without starting Python, and running the chosen pipeline inside clang (a pass "
-                 "plugin) instead of three tool processes and two bitcode round trips per unit. "
-                 "Units under `small_unit` bytes of bitcode already go to clang whole.")
+        if mode == "client":
+            text += (f". The native client execs clang itself for the {total['plain_commands']:.0f} "
+                     "pass-through commands, and the compile server, whose CPU and its children's "
+                     f"({fmt_seconds(total.get('server_cpu'))}) are counted in mlcc's, runs the rest "
+                     "with Python, numpy, onnxruntime, llvmlite and the model loaded once. What would "
+                     "remove the rest: running the chosen pipeline inside clang (a pass plugin) instead "
+                     "of three tool processes and two bitcode round trips per unit.")
+        else:
+            if startup is not None:
+                text += (f", plus Python start-up in each of its {commands:.0f} commands: "
+                         + _startup_text(startup, commands, interpreter))
+            text += "."
+            if total.get("server_cpu"):
+                text += (f" The model runs in a model server per build (its CPU, "
+                         f"{fmt_seconds(total['server_cpu'])}, is counted in mlcc's): it loads numpy, "
+                         "onnxruntime and llvmlite once instead of in every compiler process.")
+            text += (" What would remove the rest: mlcc's native client (the *single-shot through the "
+                     "native client* section), which execs clang for the "
+                     f"{total['plain_commands']:.0f} pass-through commands (links, configure probes) "
+                     "without starting Python, and running the chosen pipeline inside clang (a pass "
+                     "plugin) instead of three tool processes and two bitcode round trips per unit. "
+                     "Units under `small_unit` bytes of bitcode, and sources under `tiny_source` bytes "
+                     "of code, already go to clang whole.")
         if b["overhead"] < 0:
             text += (" The stages add up to more than the build's CPU time: the machine was "
                      "loaded and they include waiting for a CPU.")
