@@ -514,6 +514,8 @@ def main(argv=None) -> int:
         print("usage: python -m mlcc.compile_server SOCKET [--exec-in-server]", file=sys.stderr)
         return 2
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from mlcc import model_server
+    model_server.private_tmpdir(argv[0])  # a command's child takes its own TMPDIR back
     from mlcc import settings as settings_mod
     from mlcc.errors import MlccError
     try:

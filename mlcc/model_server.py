@@ -316,8 +316,16 @@ def main(argv=None) -> int:
         print("usage: python -m mlcc.model_server SOCKET IDLE_SECONDS", file=sys.stderr)
         return 2
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    private_tmpdir(argv[0])
     serve(argv[0], float(argv[1]))
     return 0
+
+
+def private_tmpdir(socket: str) -> None:
+    """A server's own files go beside its socket, in the private runtime directory, not in
+    the TMPDIR of the command that started it: onnxruntime writes `.ses` there when
+    imported, and a build may clean or check its TMPDIR."""
+    os.environ["TMPDIR"] = os.path.dirname(os.path.abspath(socket))
 
 
 if __name__ == "__main__":

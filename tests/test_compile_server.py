@@ -383,3 +383,16 @@ def test_another_user_cannot_connect(client, work: Path, runtime: Path):
         assert '"kind": "compile"' in _connect_as(0, 0, path)  # the owner still gets answers
     finally:
         os.chmod(runtime / "mlcc", 0o700)
+
+
+def test_a_server_leaves_nothing_in_the_tmpdir_of_the_command_that_started_it(client, work: Path,
+                                                                            runtime: Path, tmp_path: Path):
+    """The servers' own files (onnxruntime writes `.ses` into TMPDIR when imported) go to the
+    private runtime directory; the command's temporary files are its own and removed."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = _env(runtime, TMPDIR=str(tmpdir))
+    assert _run([client, "-Oz", "-c", "src/util.c", "-o", "first.o"], work, env).returncode == 0
+    _wait_server(runtime)
+    assert _run([client, "-Oz", "-c", "src/util.c", "-o", "served.o"], work, env).returncode == 0
+    assert list(tmpdir.iterdir()) == []
