@@ -64,11 +64,12 @@ $PY -m pip install -q --disable-pip-version-check -e '.[ray]' \
 # an editable install would otherwise compile every module from source in every
 # compiler process, 25-90 ms each (a wheel install compiles them at install time).
 $PY -m compileall -q mlcc
-# With --client: the native client (mlcc/client/mlcc-client.c, built with clang-19)
-# over the Python console scripts mlcc and mlcc++, so that commands run in a warm
-# compile server (docs/USAGE.md). Opt-in until it meets its speed targets and the
-# whole suite runs through it (MLCC_TEST_CLIENT=1); without it mlcc works the same.
-if [ "${1:-}" = "--client" ] || [ "${2:-}" = "--client" ]; then
+# The native client (mlcc/client/mlcc-client.c, built with clang-19) over the Python
+# console scripts mlcc and mlcc++, so that commands run in a warm compile server
+# (docs/USAGE.md): the same outputs, less CPU on every measure taken (docs/DESIGN.md),
+# and the whole suite runs through it. --no-client keeps the Python scripts; without
+# the client mlcc works the same, only slower.
+if [ "${1:-}" != "--no-client" ] && [ "${2:-}" != "--no-client" ]; then
   $PY -m mlcc.client_build || echo "setup: the native client was not built; mlcc runs as Python" >&2
 fi
 

@@ -301,8 +301,9 @@ def test_a_warm_link_reads_its_options_from_the_decision_cache(work: Path, tmp_p
     target table or knob file (link time, issue 27), and links the same program."""
     assert run(["clang-19", "-Oz", "-flto=thin", "-c", "main.c", "util.c"], work).returncode == 0
     cache = tmp_path / "decisions"
-    mlcc = Path(sys.executable).parent / "mlcc"  # the console script, not a shell wrapper
-    argv = [str(mlcc), "-Oz", "-flto=thin", "-fuse-ld=lld", "main.o", "util.o"]
+    # the Python entry point itself (the `mlcc` installed may be the native client)
+    python_mlcc = ["-c", "import sys; del sys.argv[0]; from mlcc.cli import main_c; main_c()", "mlcc"]
+    argv = [*python_mlcc, "-Oz", "-flto=thin", "-fuse-ld=lld", "main.o", "util.o"]
     cold = run([sys.executable, "-X", "importtime", *argv, "-o", "cold"], work, MLCC_CACHE=str(cache))
     warm = run([sys.executable, "-X", "importtime", *argv, "-o", "warm"], work, MLCC_CACHE=str(cache))
     assert cold.returncode == warm.returncode == 0, warm.stderr
@@ -311,7 +312,7 @@ def test_a_warm_link_reads_its_options_from_the_decision_cache(work: Path, tmp_p
         assert f" {module}\n" not in warm.stderr, module
     assert (work / "cold").read_bytes() == (work / "warm").read_bytes()
     # another setting, another answer: clang's own link
-    forced = run(["mlcc", *argv[1:], "-o", "forced"], work, MLCC_CACHE=str(cache), MLCC_PIPELINE="clang")
+    forced = run(["mlcc", *argv[3:], "-o", "forced"], work, MLCC_CACHE=str(cache), MLCC_PIPELINE="clang")
     assert forced.returncode == 0
-    assert run(["clang-19", *argv[1:], "-o", "clang"], work).returncode == 0
+    assert run(["clang-19", *argv[3:], "-o", "clang"], work).returncode == 0
     assert (work / "forced").read_bytes() == (work / "clang").read_bytes()
