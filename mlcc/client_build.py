@@ -49,6 +49,7 @@ def config_header(driver: str, parent: str | None = None) -> str:
         "MLCC_DEFAULT_DRIVER": _c_string(driver),
         "MLCC_PROTOCOL": str(compile_server.PROTOCOL),
         "MLCC_RETRY_AFTER": str(int(compile_server.RETRY_AFTER)),
+        "MLCC_START_WAIT": str(int(compile_server.START_WAIT)),
     }
     return ("/* written by mlcc/client_build.py */\n"
             + "".join(f"#define {k} {v}\n" for k, v in values.items()))

@@ -53,6 +53,7 @@ MAGIC = b"MLCC"
 SOCKET_PREFIX = "compile-"
 LOCK_WAIT = 10.0  # seconds a new server waits for the stale one it replaces to let go
 RETRY_AFTER = 300.0  # seconds clients run in process after a server failed to start (the client's)
+START_WAIT = 5.0  # seconds at most a client waits for a starting server to listen (the client's)
 
 # Third-party code the server keeps imported: an upgrade restarts it.
 _LIBRARIES = ("numpy", "onnxruntime", "llvmlite")
@@ -491,12 +492,26 @@ def serve(path: str, idle: float, exec_in_client: bool = True) -> None:
         _unlink(marker)  # one runs already
         return
     try:
-        _warm_up()  # before listening: meanwhile, clients run commands themselves
-        server.listen()
-        _unlink(marker)  # a failed start keeps it: clients then wait RETRY_AFTER
+        try:
+            _warm_up()  # before listening: meanwhile, clients wait (START_WAIT at most)
+            server.listen()
+        except BaseException:
+            _say_failed(marker)
+            raise
+        _unlink(marker)
         server.loop()
     finally:
         server.stop_listening()
+
+
+def _say_failed(marker: str) -> None:
+    """Keep the start marker, not empty: waiting clients stop waiting, and for
+    RETRY_AFTER clients run commands themselves without starting another server."""
+    try:
+        with open(marker, "a") as f:
+            f.write("failed\n")
+    except OSError:
+        pass
 
 
 def _unlink(path: str) -> None:

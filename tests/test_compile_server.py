@@ -396,3 +396,50 @@ def test_a_server_leaves_nothing_in_the_tmpdir_of_the_command_that_started_it(cl
     _wait_server(runtime)
     assert _run([client, "-Oz", "-c", "src/util.c", "-o", "served.o"], work, env).returncode == 0
     assert list(tmpdir.iterdir()) == []
+
+
+def test_the_first_command_waits_for_the_server_it_starts(client, work: Path, runtime: Path):
+    """No server yet: the command starts one and waits for it to listen (no CPU spent
+    meanwhile) instead of running as Python in its own process, with a model server of
+    its own beside it."""
+    log = work / "log.jsonl"
+    env = _env(runtime, MLCC_LOG=str(log))
+    proc = _run([client, "-Oz", "-c", "src/util.c", "-o", "a.o"], work, env)
+    assert proc.returncode == 0 and proc.stderr == b""
+    assert json.loads(log.read_text())["model_via"] == "compile server"
+    assert [s["kind"] for s in model_server.servers(str(runtime / "mlcc"))] == ["compile"]
+    alone = _run([*PYTHON_MLCC, "-Oz", "-c", "src/util.c", "-o", "b.o"], work,
+                 _env(runtime, MLCC_SERVER="0"))
+    assert alone.returncode == 0
+    assert (work / "a.o").read_bytes() == (work / "b.o").read_bytes()
+
+
+def test_a_server_that_failed_to_start_is_not_waited_for(client, work: Path, runtime: Path):
+    """A start marker the failed server filled in: clients run commands themselves at
+    once, and start no other server until RETRY_AFTER has passed."""
+    (runtime / "mlcc").mkdir(mode=0o700)
+    Path(str(_sock(runtime)) + ".spawned").write_text("failed\n")
+    log = work / "log.jsonl"
+    started = time.monotonic()
+    proc = _run([client, "-Oz", "-c", "src/util.c", "-o", "a.o"], work,
+                _env(runtime, MLCC_LOG=str(log), MLCC_SERVER="0"))
+    assert proc.returncode == 0 and proc.stderr == b""
+    assert time.monotonic() - started < compile_server.START_WAIT
+    assert json.loads(log.read_text())["model_via"] == "in process"
+    assert not _sock(runtime).exists()
+
+
+def test_the_server_says_when_it_cannot_start(runtime: Path, monkeypatch):
+    """A server whose start fails fills in the marker its client made."""
+    directory = runtime / "mlcc"
+    directory.mkdir(mode=0o700)
+    path = str(directory / "compile-test.sock")
+    Path(path + ".spawned").touch()
+
+    def broken():
+        raise OSError("no room")
+
+    monkeypatch.setattr(compile_server, "_warm_up", broken)
+    with pytest.raises(OSError):
+        compile_server.serve(path, idle=1.0)
+    assert Path(path + ".spawned").read_text() == "failed\n"

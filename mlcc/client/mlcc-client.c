@@ -10,14 +10,16 @@
  * the command, and exits with the child's exit code, or dies of its signal.
  * When the server answers "exec clang with these arguments" it execs them itself.
  *
- * No server (first use, idle exit, a stale socket), a server that cannot take
+ * No server (first use, idle exit, a stale socket): a server is started in the
+ * background, and the command waits for it to listen (a few tenths of a second;
+ * at most MLCC_START_WAIT seconds). A server that does not come up, cannot take
  * the command or dies during it: the Python entry point runs the command in
- * this process (exec, same argv and environment), and a server is started in
- * the background for the next command.
+ * this process (exec, same argv and environment).
  *
  * Built by mlcc/client_build.py (`mlcc-tool install-client`), which writes
  * mlcc-client-config.h: MLCC_PYTHON, MLCC_FALLBACK_CODE, MLCC_SERVER_CODE,
- * MLCC_SOCKET_NAME, MLCC_PROTOCOL, MLCC_DEFAULT_DRIVER, MLCC_RETRY_AFTER.
+ * MLCC_SOCKET_NAME, MLCC_PROTOCOL, MLCC_DEFAULT_DRIVER, MLCC_RETRY_AFTER,
+ * MLCC_START_WAIT.
  * C99 and POSIX (plus Linux's SCM_RIGHTS details); nothing beyond libc.
  */
 #define _GNU_SOURCE
@@ -124,20 +126,24 @@ static int runtime_dir(char *out, size_t size) {
     return S_ISDIR(st.st_mode) && st.st_uid == getuid() && !(st.st_mode & 077);
 }
 
-/* Start a server for `sock` unless one is starting or failed to start lately. */
-static void start_server(const char *sock) {
+/* Start a server for `sock` unless one is starting or failed to start lately; return
+ * whether one is starting (this client started it, or another did under
+ * MLCC_START_WAIT seconds ago and it has not said it failed). */
+static int start_server(const char *sock) {
     char marker[PATH_MAX];
-    if (snprintf(marker, sizeof marker, "%s.spawned", sock) >= (int)sizeof marker) return;
+    if (snprintf(marker, sizeof marker, "%s.spawned", sock) >= (int)sizeof marker) return 0;
     for (int attempt = 0;; attempt++) {
         int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (fd >= 0) { close(fd); break; }
         struct stat st;
-        if (errno != EEXIST || attempt > 0 || stat(marker, &st) != 0) return;
-        if (time(NULL) - st.st_mtime < MLCC_RETRY_AFTER) return;  /* starting, or failed */
+        if (errno != EEXIST || attempt > 0 || stat(marker, &st) != 0) return 0;
+        time_t age = time(NULL) - st.st_mtime;
+        if (age < MLCC_RETRY_AFTER)  /* starting (empty), or failed to start (not empty) */
+            return st.st_size == 0 && age < MLCC_START_WAIT;
         unlink(marker);
     }
     pid_t pid = fork();
-    if (pid < 0) return;
+    if (pid < 0) { unlink(marker); return 0; }
     if (pid == 0) {
         setsid();
         if (fork() != 0) _exit(0);
@@ -150,6 +156,28 @@ static void start_server(const char *sock) {
         _exit(127);
     }
     while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    return 1;
+}
+
+/* A socket connected to the server that is starting at `addr`, polled until it
+ * listens; -1 when it has not within MLCC_START_WAIT seconds of its start, or says
+ * it failed. Waiting costs no CPU; the command as Python in this process costs more
+ * than the server takes to come up, and would start a model server of its own. */
+static int wait_for_server(const struct sockaddr_un *addr) {
+    char marker[PATH_MAX];
+    if (snprintf(marker, sizeof marker, "%s.spawned", addr->sun_path) >= (int)sizeof marker) return -1;
+    struct timespec five_ms = {0, 5 * 1000 * 1000};
+    for (int gone = 0; !gone;) {
+        nanosleep(&five_ms, NULL);
+        struct stat st;
+        gone = stat(marker, &st) != 0;  /* the server listens (or one ran already) */
+        if (!gone && (st.st_size != 0 || time(NULL) - st.st_mtime >= MLCC_START_WAIT)) return -1;
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) return -1;
+        if (connect(fd, (const struct sockaddr *)addr, sizeof *addr) == 0) return fd;
+        close(fd);
+    }
+    return -1;
 }
 
 /* ---- talking to the server -------------------------------------------------- */
@@ -374,9 +402,11 @@ int main(int argc, char **argv) {
     int rc;
     while ((rc = connect(fd, (struct sockaddr *)&addr, sizeof addr)) < 0 && errno == EINTR) {}
     if (rc < 0) {
-        if (errno == ENOENT || errno == ECONNREFUSED || errno == ENOTSOCK) start_server(sock);
+        int starting = 0;
+        if (errno == ENOENT || errno == ECONNREFUSED || errno == ENOTSOCK) starting = start_server(sock);
         close(fd);
-        run_in_process();
+        fd = starting ? wait_for_server(&addr) : -1;
+        if (fd < 0) run_in_process();
     }
     run_in_server(fd, sock);
     run_in_process();
