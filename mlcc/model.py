@@ -119,6 +119,18 @@ def model_path(opt_level: str, settings, target: str = HOST_TARGET) -> str | Non
     return str(path) if path.exists() else None
 
 
+def deciding_model(opt_level: str, settings, target) -> str | None:
+    """The model file that decides a unit of `target` (targets.Target) at -O`opt_level`
+    with these settings: `model_path`, but None where single-shot runs the target's
+    default instead of asking its bundled model (`single_shot` in data/targets.toml) and
+    the settings name no model and ask for no trials or search."""
+    path = model_path(opt_level, settings, target.name)
+    if (path is not None and not settings.model and not settings.trials and not settings.search
+            and not target.asks_model(opt_level)):
+        return None
+    return path
+
+
 def missing_bundled(opt_level: str, settings=None) -> str | None:
     """What is wrong when mlcc should use its bundled x86-64 model for -O`opt_level` and
     the install lacks it (a package built without its data), else None."""
@@ -151,7 +163,7 @@ def choose(bitcode: str, opt_level: str, settings, via: str = "in process",
         if opt_level in SHIPPED_LEVELS and settings.model != "none":
             warn_once(f"mlcc has no pipelines for target {triple}; compiling with clang's own pipeline")
         return Decision(CLANG, f"clang-default: no model for target {triple}")
-    path = model_path(opt_level, settings, target.name)
+    path = deciding_model(opt_level, settings, target)
     if path is None:
         broken = missing_bundled(opt_level, settings) if target.name == HOST_TARGET else None
         if broken:  # -fmlcc-search or -fmlcc-collect got here without nothing_to_decide's word
@@ -162,8 +174,10 @@ def choose(bitcode: str, opt_level: str, settings, via: str = "in process",
             # ranked as a model's candidates are: -fmlcc-search starts from the default and
             # the pipelines of the largest trial set, so it finds at least what trials find
             ranked = tuple(dict.fromkeys((forced.pipeline, *(sets[-1] if sets else ()))))
-            return replace(forced, source=f"{target.name} default (no model for -O{opt_level})",
-                           trial_sets=sets, ranked=ranked)
+            why = ("its model ranks only trials and search" if not (target.asks_model(opt_level) or broken)
+                   else f"no model for -O{opt_level}")
+            return replace(forced, source=f"{target.name} default ({why})",
+                           trial_sets=sets, ranked=ranked, via=via)
         return Decision(CLANG, f"clang-default: no model for {target.name} -O{opt_level}")
     from mlcc.errors import MlccError
     try:
@@ -246,7 +260,7 @@ def identity_for(opt_level: str, settings, triple: str = "") -> str:
     target = target_of(triple)
     if target is None:
         return f"none:{triple}"
-    path = model_path(opt_level, settings, target.name)
+    path = deciding_model(opt_level, settings, target)
     if path is None:
         return f"default:{target.name}:{CLANG if settings.model == 'none' else target.default(opt_level)}"
     try:
@@ -272,10 +286,12 @@ def target_summary(settings) -> str:
     from mlcc import targets
 
     def single_shot(t, level: str) -> str:
-        if model_path(level, settings, t.name):
+        if deciding_model(level, settings, t):
             return f"-O{level} model"
         variants = len(t.variants(level)) if settings.codegen_variants else 0
-        return f"-O{level} {t.default(level)}" + (f" + {variants} code generation variants" if variants else "")
+        ranks = " (its model ranks trials)" if model_path(level, settings, t.name) else ""
+        return (f"-O{level} {t.default(level)}" + (f" + {variants} code generation variants" if variants else "")
+                + ranks)
 
     parts = []
     for t in targets.table().values():

@@ -65,7 +65,7 @@ def choose(bitcode: str, opt_level: str, settings, triple: str = ""):
     if warm:
         return model.choose(bitcode, opt_level, settings, via="compile server", triple=triple)
     target = None if settings.pipeline else model.target_of(triple)
-    path = None if target is None else model.model_path(opt_level, settings, target.name)
+    path = None if target is None else model.deciding_model(opt_level, settings, target)
     if path is None or not settings.server:
         return model.choose(bitcode, opt_level, settings, triple=triple)
     decision, via = ask(bitcode, opt_level, path, settings.server_idle, target.name)

@@ -40,6 +40,9 @@ class Target:
     link: tuple[str, ...] = ()        # what a program's link adds after the program
     emulator: tuple[str, ...] = ()    # the qemu-user command that runs its programs here
     stdout: str = "stdout"            # the emulator's stream its programs' standard output arrives on
+    # level -> "model" (the default) or "default": whether single-shot asks the bundled
+    # model, or runs `default` (its candidate 0) without reading the unit
+    single_shot: dict[str, str] = field(default_factory=dict)
 
     @property
     def runs_programs(self) -> bool:
@@ -55,6 +58,10 @@ class Target:
     def default(self, opt_level: str) -> str:
         """What single-shot runs at -O`opt_level` when no model ships for this target."""
         return self.defaults.get(opt_level, "clang")
+
+    def asks_model(self, opt_level: str) -> bool:
+        """Whether single-shot at -O`opt_level` asks the bundled model (`single_shot`)."""
+        return self.single_shot.get(opt_level, "model") == "model"
 
     def variants(self, opt_level: str) -> tuple[str, ...]:
         """The default's code generation variants at -O`opt_level` (`codegen_variants`)."""
@@ -78,7 +85,8 @@ def table() -> dict[str, Target]:
                          tuple(e.get("packages", ())), tuple(e.get("drop", ())),
                          dict(e.get("default", {})), dict(e.get("trials", {})),
                          dict(e.get("codegen_variants", {})), words(e, "link"),
-                         words(e, "emulator"), e.get("stdout", "stdout"))
+                         words(e, "emulator"), e.get("stdout", "stdout"),
+                         dict(e.get("single_shot", {})))
             for name, e in entries.items()}
 
 

@@ -319,7 +319,7 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
             raise click.ClickException(str(exc))
         info = decide.target_info(tools.clang, unit.codegen_args, bitcode, cache=None)
         target = model.target_of(info.triple)
-        path = None if target is None else model.model_path(cmd.opt_level, Settings(), target.name)
+        path = None if target is None else model.deciding_model(cmd.opt_level, Settings(), target)
         if path is None:  # nothing learned to explain: say what single-shot runs instead
             decision = model.choose(bitcode, cmd.opt_level, Settings(server=False), triple=info.triple)
             # single-shot also builds these from the default's opt run, the smallest kept

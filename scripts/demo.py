@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Compile the demo sources with clang-19 and with mlcc at -Oz and -Os; print the
-sizes, the wall times and the pipeline the model chose for each file.
+sizes, the wall times and the pipeline mlcc ran for each file.
 
 The sources (scripts/demo/*.c: a calculator, a ring buffer with CRC framing, a
 protocol state machine, a command shell, string utilities) are each large enough
-to take the model's route: a unit under 8 KiB of bitcode goes to clang whole.
+to take mlcc's route: a unit under 8 KiB of bitcode goes to clang whole.
 Sizes are the objective mlcc optimizes: bytes of .text/.data/.rodata in the
 object file (mlcc.objective.object_size). `-fmlcc-no-cache` makes every run a
 real compile.
@@ -40,19 +40,21 @@ def compile_one(argv: list[str]) -> tuple[float, str]:
 
 
 def pipeline_name(pipeline: str, decision: str, candidates: list[str]) -> str:
-    """A short name for the pipeline mlcc ran: its candidate number in the model."""
-    if not decision.startswith("model"):
-        return f"clang's own ({decision})"
+    """A short name for the pipeline mlcc ran: its candidate number in the model, and
+    what decided it (the model, or single-shot's default: docs/MODEL.md)."""
     if pipeline in candidates:
         index = candidates.index(pipeline)
-        return f"candidate {index}" + (" (the model's default)" if index == 0 else "")
+        who = "the model's choice" if decision.startswith("model") else decision
+        return f"candidate {index} ({'the default; ' if index == 0 else ''}{who})"
+    if pipeline == "clang":
+        return f"clang's own ({decision})"
     return pipeline if len(pipeline) < 40 else pipeline[:37] + "..."
 
 
 def run_level(level: str, sources: list[str], tmp: Path) -> None:
     candidates = load(str(bundled_model_path(level[1:]))).candidates
     print(f"\n{'-' + level:<14}{'clang bytes':>12}{'mlcc bytes':>12}{'gain':>8}"
-          f"{'clang s':>9}{'mlcc s':>8}  pipeline the model chose")
+          f"{'clang s':>9}{'mlcc s':>8}  pipeline mlcc ran")
     totals = [0, 0, 0.0, 0.0]
     chosen = set()
     for src in sources:

@@ -1,5 +1,5 @@
-"""The demo (scripts/demo.py) shows the model at work: its sources take the model's
-route, and the demo prints the pipeline the model chose."""
+"""The demo (scripts/demo.py) shows mlcc at work: its sources take mlcc's route, and
+the demo prints the pipeline mlcc ran, by its number among the model's candidates."""
 
 from __future__ import annotations
 

@@ -59,8 +59,10 @@ def test_bundled_model_carries_its_metadata(level):
 
 
 def test_model_decides_for_real_code(work: Path, tmp_path: Path):
+    """A model the settings name decides single-shot (the bundled one ranks trials only:
+    targets.toml's single_shot)."""
     log = tmp_path / "log"
-    env = _env(tmp_path, MLCC_LOG=str(log))
+    env = _env(tmp_path, MLCC_LOG=str(log), MLCC_MODEL=str(BUNDLED))
     proc = subprocess.run([MLCC, "-Oz", "src/main.c", "src/util.c", "-o", "prog"], cwd=work,
                           env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

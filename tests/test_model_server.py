@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import mlcc_env
-from mlcc import model_server
+from mlcc import model, model_server
 
 FIXTURE = Path(__file__).parent / "data" / "compare"
 MLCC = shutil.which("mlcc")
@@ -32,9 +32,11 @@ def work(tmp_path: Path) -> Path:
 def _compile(work: Path, runtime: Path, out: str, **extra) -> dict:
     """Compile src/util.c at -Oz (no decision cache); return its MLCC_LOG entry."""
     log = work / f"{out}.log"
-    # the model server serves the Python entry point (the compile server has the model itself)
+    # the model server serves the Python entry point (the compile server has the model
+    # itself), where a model decides: named, single-shot asks it (the bundled one ranks
+    # only trials: targets.toml's single_shot)
     env = mlcc_env(MLCC_NO_CACHE="1", MLCC_LOG=str(log), XDG_RUNTIME_DIR=str(runtime),
-                   MLCC_COMPILE_SERVER="0", **extra)
+                   MLCC_COMPILE_SERVER="0", **{"MLCC_MODEL": str(model.bundled_model_path("z")), **extra})
     proc = subprocess.run([MLCC, "-Oz", "-c", "src/util.c", "-o", out], cwd=work, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr

@@ -77,9 +77,10 @@ def test_a_wheel_installed_in_a_clean_venv_uses_its_bundled_models(tmp_path: Pat
                            cwd=work, env=env, capture_output=True, text=True, check=True)
     assert where.stdout.startswith(str(venv))
     for level in ("z", "s"):
+        # trials ask the bundled model (single-shot runs its default: targets.toml)
         proc = subprocess.run([str(venv / "bin" / "mlcc"), f"-O{level}", "-c", "hash.c",
-                               "-fmlcc-verbose"], cwd=work, env=env, capture_output=True,
-                              text=True, timeout=300)
+                               "-fmlcc-verbose", "-fmlcc-trials=2"], cwd=work, env=env,
+                              capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr
         assert "(model " in proc.stderr, proc.stderr
         assert "warning" not in proc.stderr

@@ -172,7 +172,9 @@ def test_explain_names_the_target_and_what_it_gets(tmp_path):
     host = _run(["mlcc-tool", "explain", SOURCE, "--json", "-Oz"], work, tmp_path)
     assert host.returncode == 0, host.stderr
     result = json.loads(host.stdout)
-    assert result["target"].startswith("x86_64-") and result["candidates"]
+    host_target = targets.named(targets.HOST)
+    assert result["target"].startswith("x86_64-")
+    assert result["candidates"] if host_target.asks_model("z") else result["chosen"] == host_target.default("z")
 
 
 def test_a_search_on_a_target_without_a_model_starts_from_its_default_and_trials(tmp_path):
@@ -261,3 +263,56 @@ def test_codegen_variants_can_be_turned_off(tmp_path):
     assert "code generations" in on["decision"] and "code generations" not in off["decision"]
     assert off["pipeline"] == thumb.default("z")
     assert (work / "off.o").read_bytes() == (work / "forced.o").read_bytes()
+
+
+@pytest.mark.parametrize("level", model.SHIPPED_LEVELS)
+def test_single_shot_asks_the_bundled_model_only_when_it_beats_its_default(level):
+    """x86-64's bundled models came before the rule a target's model ships by (it must
+    beat the target's default by TARGET_MODEL_MIN_POINTS on validation); where one does
+    not, single-shot runs its candidate 0 alone (`single_shot = "default"`), and the model
+    ranks only trials and search. `default` names that candidate 0, so nothing drifts
+    when the model is retrained."""
+    from mlcc.learn.train.train import TARGET_MODEL_MIN_POINTS
+
+    host = targets.named(targets.HOST)
+    bundled = model.load(str(model.bundled_model_path(level)))
+    validation = json.loads(bundled.metadata()["mlcc.validation"])
+    beats = (validation["model"]["total_gain_pct"] - validation["best_single_fixed"]["total_gain_pct"]
+             >= TARGET_MODEL_MIN_POINTS)
+    assert host.asks_model(level) == beats
+    if not beats:
+        assert host.default(level) == bundled.candidates[0]
+
+
+def test_single_shot_runs_the_default_without_reading_the_unit(tmp_path, monkeypatch):
+    """Where single-shot runs the default alone: no features, no inference, and the
+    slow passes bounded as for the model's choice. Trials, search and a model the
+    settings name still ask the model."""
+    from mlcc import features
+    from mlcc.settings import Settings
+
+    host = targets.named(targets.HOST)
+    level = next((lv for lv in model.SHIPPED_LEVELS if not host.asks_model(lv)), None)
+    if level is None:
+        pytest.skip("every bundled model decides single-shot")
+    work = _work(tmp_path)
+    bitcode = tmp_path / "u.bc"
+    subprocess.run(["clang-19", f"-O{level}", "-Xclang", "-disable-llvm-passes", "-emit-llvm",
+                    "-c", SOURCE, "-o", str(bitcode)], cwd=work, check=True)
+    asked = model.choose(str(bitcode), level, Settings(server=False, trials=2))
+    assert asked.source.startswith("model ") and asked.scores
+
+    def unread(*_a, **_k):
+        raise AssertionError("single-shot read the unit's features")
+
+    monkeypatch.setattr(features, "extract_features", unread)
+    decision = model.choose(str(bitcode), level, Settings(server=False))
+    assert decision.pipeline == host.default(level) and not decision.scores
+    assert decision.source == "x86_64 default (its model ranks only trials and search)"
+    assert decision.instructions is not None  # counted for the bound on slow passes
+    monkeypatch.undo()
+    named = model.choose(str(bitcode), level, Settings(server=False, model=str(model.bundled_model_path(level))))
+    assert named.source.startswith("model ")
+    # what the cache keys decisions by tells the two apart
+    assert (model.identity_for(level, Settings()) !=
+            model.identity_for(level, Settings(trials=2)))
