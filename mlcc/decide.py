@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, replace
 
-from mlcc import codegen, model, model_server
+from mlcc import codegen, model, model_server, pipeline
 from mlcc.cache import open_cache  # noqa: F401 (the driver's door to the cache)
 from mlcc.job import UnitJob
 from mlcc.settings import Settings
@@ -60,26 +60,41 @@ def decision_key(job: UnitJob) -> str | None:
 
 
 def _target_variants(job: UnitJob) -> tuple[str, ...]:
-    """The unit's target's code generation variants, unless the settings turn them off."""
+    """What single-shot builds beside the target's default, unless the settings turn
+    that off: its code generation variants, then the other pipelines it names (`also`)."""
     if not job.settings.codegen_variants:
         return ()
     target = model.target_of(job.triple)
-    return target.variants(job.opt_level) if target is not None else ()
+    return (*target.variants(job.opt_level), *target.also_built(job.opt_level)) if target is not None else ()
 
 
-def codegen_variants(decision: model.Decision, job: UnitJob) -> tuple[str, ...]:
-    """The target's code generation variants of its default (`codegen_variants` in
-    data/targets.toml) when `decision` is that default: built from its one opt run, as
-    its slow passes were bounded for this unit; () otherwise."""
-    variants = _target_variants(job)
-    if not variants:
-        return ()
-    default = model.target_of(job.triple).default(job.opt_level)
+def single_shot_builds(decision: model.Decision, job: UnitJob) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """What single-shot builds beside `decision` when it is the unit's target's default
+    (data/targets.toml): the default's code generation variants (`codegen_variants`,
+    built from its one opt run, as its slow passes were bounded for this unit) and
+    other pipelines (`also`: clang's own on the cross targets, so that no object is
+    larger than clang's); ((), ()) otherwise, or when the settings turn them off."""
+    if not _target_variants(job):
+        return (), ()
+    target = model.target_of(job.triple)
+    default = target.default(job.opt_level)
+    variants = target.variants(job.opt_level)
     if decision.instructions is not None:
         from mlcc import passes
         default = passes.bounded(default, decision.instructions)
         variants = tuple(passes.bounded(v, decision.instructions) for v in variants)
-    return variants if decision.pipeline == default else ()
+    if decision.pipeline != default:
+        return (), ()
+    return variants, tuple(p for p in target.also_built(job.opt_level) if p != default)
+
+
+def _builds_note(built: int, left_out: int, also: tuple[str, ...]) -> str:
+    """The decision's note on single-shot's extra builds, for the log."""
+    unchanged = f" ({left_out} left out: no loop or switch they act on)" if left_out else ""
+    if not also:
+        return f", smallest of {built} code generations{unchanged}"
+    others = " and ".join("clang's pipeline" if p == pipeline.CLANG else p for p in also)
+    return f", smallest of {built} builds: the default's code generations{unchanged} and {others}"
 
 
 def decide(job: UnitJob, builder: UnitBuilder,
@@ -105,12 +120,13 @@ def decide(job: UnitJob, builder: UnitBuilder,
         built, sizes = builder.best_of(trials)
         decision = model.Decision(built.pipeline.name, decision.source + f", best of {len(sizes)} trials",
                                   decision.ranked, decision.scores, decision.via)
-    elif not settings.pipeline and not job.plan.lto and (variants := codegen_variants(decision, job)):
+    elif not settings.pipeline and not job.plan.lto and any(extra := single_shot_builds(decision, job)):
+        variants, also = extra
         built, sizes, left_out = builder.best_generation(
-            job.pipeline(decision.pipeline), [job.pipeline(name) for name in variants])
-        unchanged = f" ({left_out} left out: no loop or switch they act on)" if left_out else ""
+            job.pipeline(decision.pipeline), [job.pipeline(name) for name in variants],
+            [job.pipeline(name) for name in also])
         decision = replace(decision, pipeline=built.pipeline.name,
-                           source=decision.source + f", smallest of {len(sizes)} code generations{unchanged}")
+                           source=decision.source + _builds_note(len(sizes), left_out, also))
     if cache is not None:
         cache.put(key, {"pipeline": decision.pipeline, "source": decision.source,
                         "scores": decision.scores, "trial_sizes": sizes})

@@ -42,7 +42,7 @@ class Settings:
     pipeline: str = ""           # force a pipeline ("clang" = clang's own), skip the model
     small_unit: int = 8192       # bitcode bytes under which clang's pipeline runs, model unasked
     tiny_source: int = 1000      # code bytes under which a source goes to clang whole, front end unrun
-    codegen_variants: bool = True  # single-shot also builds the target's code generation variants (targets.toml)
+    codegen_variants: bool = True  # single-shot also builds the target's code generation variants and `also` pipelines (targets.toml)
     server: bool = True          # keep the model loaded in a background process for the build
     server_idle: float = 60.0    # seconds that process (and the compile server) wait idle before exiting
     compile_server: bool = True  # the native client hands commands to a warm compile server

@@ -43,6 +43,9 @@ class Target:
     # level -> "model" (the default) or "default": whether single-shot asks the bundled
     # model, or runs `default` (its candidate 0) without reading the unit
     single_shot: dict[str, str] = field(default_factory=dict)
+    # level -> other pipelines single-shot builds from the unit's bitcode beside the
+    # default and its variants, keeping the smallest object (clang's own: none larger)
+    also: dict[str, list] = field(default_factory=dict)
 
     @property
     def runs_programs(self) -> bool:
@@ -62,6 +65,10 @@ class Target:
     def asks_model(self, opt_level: str) -> bool:
         """Whether single-shot at -O`opt_level` asks the bundled model (`single_shot`)."""
         return self.single_shot.get(opt_level, "model") == "model"
+
+    def also_built(self, opt_level: str) -> tuple[str, ...]:
+        """The pipelines single-shot builds beside the default at -O`opt_level` (`also`)."""
+        return tuple(self.also.get(opt_level, ()))
 
     def variants(self, opt_level: str) -> tuple[str, ...]:
         """The default's code generation variants at -O`opt_level` (`codegen_variants`)."""
@@ -86,7 +93,7 @@ def table() -> dict[str, Target]:
                          dict(e.get("default", {})), dict(e.get("trials", {})),
                          dict(e.get("codegen_variants", {})), words(e, "link"),
                          words(e, "emulator"), e.get("stdout", "stdout"),
-                         dict(e.get("single_shot", {})))
+                         dict(e.get("single_shot", {})), dict(e.get("also", {})))
             for name, e in entries.items()}
 
 

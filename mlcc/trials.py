@@ -100,13 +100,14 @@ class UnitBuilder:
             raise ToolFailed([self.job.tools.opt], 1, "every trial pipeline failed")
         return self._finish(results), sizes
 
-    def best_generation(self, default: Pipeline,
-                        variants: list[Pipeline]) -> tuple[Built, dict[str, int | None], int]:
-        """`best_of` the default and its code generation variants (pipelines that differ
-        from it in `codegen` knobs only, so all share its one opt run), leaving out each
-        variant that cannot change this unit's object: its knobs act only on loops or
-        switches that the optimized module lacks (`knobs.may_differ`). Returns the best
-        build, each built pipeline's size by name and how many variants were left out."""
+    def best_generation(self, default: Pipeline, variants: list[Pipeline],
+                        also: list[Pipeline] = ()) -> tuple[Built, dict[str, int | None], int]:
+        """`best_of` the default, its code generation variants (pipelines that differ
+        from it in `codegen` knobs only, so all share its one opt run) and `also` (built
+        last: the default wins ties), leaving out each variant that cannot change this
+        unit's object: its knobs act only on loops or switches that the optimized module
+        lacks (`knobs.may_differ`). Returns the best build, each built pipeline's size by
+        name and how many variants were left out."""
         from mlcc import ir_reader, knobs
         from mlcc.errors import MlccError
 
@@ -116,7 +117,7 @@ class UnitBuilder:
             shape = None
         kept = [v for v in variants
                 if shape is None or knobs.may_differ(default.name, v.name, shape)]
-        built, sizes = self.best_of([default, *kept])
+        built, sizes = self.best_of([default, *kept, *also])
         return built, sizes, len(variants) - len(kept)
 
     def _finish(self, results: list[Built]) -> Built:

@@ -55,6 +55,8 @@ def test_each_target_compiles_with_its_headers_and_gets_what_its_entry_says(name
     installs): the log names clang's triple, the decision is the target's measured
     default, and the object is the one that pipeline gives (clang's own bytes for
     `clang`)."""
+    from mlcc.objective import object_size
+
     target = targets.named(name)
     work = _work(tmp_path)
     log = tmp_path / "log.jsonl"
@@ -70,20 +72,22 @@ def test_each_target_compiles_with_its_headers_and_gets_what_its_entry_says(name
         assert (work / "m.o").read_bytes() == (work / "c.o").read_bytes()
         return
     assert entry["decision"].startswith(f"{name} default")
-    # the default and its code generation variants, each forced: the smallest (the
-    # earliest of equals) is what single-shot gives
+    # the default, its code generation variants and the other pipelines single-shot
+    # builds (`also`), each forced: the smallest (the earliest of equals) is what
+    # single-shot gives
     objects = []
-    for i, pipe in enumerate((default, *target.variants("z"))):
+    for i, pipe in enumerate((default, *target.variants("z"), *target.also_built("z"))):
         forced = _run([MLCC, *flags, "-o", f"f{i}.o", f"-fmlcc-pipeline={pipe}"], work, tmp_path)
         assert forced.returncode == 0, forced.stderr
-        objects.append((len((work / f"f{i}.o").read_bytes()), i, pipe))
+        objects.append((object_size(work / f"f{i}.o"), i, pipe))
     size, i, pipe = min(objects)
     assert entry["pipeline"] == pipe
     assert (work / "m.o").read_bytes() == (work / f"f{i}.o").read_bytes()
     if target.variants("z"):
         # a variant left out (its knobs act on loops or switches the unit lacks) gives the
         # default's bytes: the same smallest, as the check above shows
-        built, left_out = re.search(r", smallest of (\d+) code generations(?: \((\d+) left out[^)]*\))?$",
+        built, left_out = re.search(r", smallest of (\d+) (?:code generations|builds: the default's code "
+                                    r"generations)(?: \((\d+) left out[^)]*\))?(?: and [^,]*)?$",
                                     entry["decision"]).groups()
         assert int(built) + int(left_out or 0) == len(objects)
 
@@ -243,7 +247,8 @@ def test_one_opt_run_serves_the_default_and_its_variants(tmp_path):
     assert proc.returncode == 0, proc.stderr
     programs = [Path(line.split()[2]).name for line in proc.stderr.splitlines()
                 if line.startswith("mlcc: + ")]
-    assert sum(p.startswith("opt") for p in programs) == 1, programs
+    # and one more for each other pipeline single-shot builds (`also`)
+    assert sum(p.startswith("opt") for p in programs) == 1 + len(thumb.also_built("z")), programs
 
 
 def test_codegen_variants_can_be_turned_off(tmp_path):
@@ -316,3 +321,25 @@ def test_single_shot_runs_the_default_without_reading_the_unit(tmp_path, monkeyp
     # what the cache keys decisions by tells the two apart
     assert (model.identity_for(level, Settings()) !=
             model.identity_for(level, Settings(trials=2)))
+
+
+@pytest.mark.parametrize("name", [t for t in targets.table() if targets.named(t).also_built("z")])
+def test_single_shot_with_clangs_pipeline_beside_makes_no_object_larger_than_clangs(name, tmp_path):
+    """Where a target's single-shot also builds clang's own pipeline, no object it keeps is
+    larger than clang's, and where clang's is the smallest the bytes are clang's."""
+    from mlcc.objective import object_size
+
+    target = targets.named(name)
+    assert "clang" in target.also_built("z")
+    work = _work(tmp_path)
+    log = tmp_path / "log.jsonl"
+    for source in sorted(p.name for p in DEMO.glob("*.c")):
+        flags = [*target.flags, "-Oz", "-c", source]
+        proc = _run([MLCC, *flags, "-o", "m.o", f"-fmlcc-log={log}"], work, tmp_path)
+        assert proc.returncode == 0, proc.stderr
+        subprocess.run(["clang-19", *flags, "-o", "c.o"], cwd=work, check=True)
+        entry = json.loads(log.read_text().splitlines()[-1])
+        assert "clang's pipeline" in entry["decision"], entry["decision"]
+        assert object_size(work / "m.o") <= object_size(work / "c.o"), source
+        if entry["pipeline"] == "clang":
+            assert (work / "m.o").read_bytes() == (work / "c.o").read_bytes(), source

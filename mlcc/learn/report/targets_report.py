@@ -125,7 +125,7 @@ def room_rows(level: str) -> list[str]:
     5 %: single-shot 80 % of it, trials 90 %."""
     lines = ["| target | units | clang's bytes that are initialized data | room: search of 20, total | geomean | "
              "default alone: total | geomean | files larger | share of the room | "
-             "single-shot (the default and its code generation variants): total | geomean | files larger | "
+             "single-shot (the default, its code generation variants, and clang's pipeline where it builds that too): total | geomean | files larger | "
              "share of the room | trials K=4: total | share of the room | bar met (80 % / 90 %) |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
              "| ---: | --- |"]
@@ -141,7 +141,11 @@ def room_rows(level: str) -> list[str]:
         room = size_summary(rows_, lambda r: min(s for s in r["sizes"] if s))
         single = size_summary(rows_, lambda r: r["sizes"][1])  # the default, evaluated second
         saved = variant_savings(name, level)
-        varied = size_summary(rows_, lambda r: r["sizes"][1] - saved.get(r["unit"], 0)) if saved else None
+        # single-shot also builds clang's own pipeline beside the default (`also`)
+        with_clang = "clang" in targets.named(name).also_built(level)
+        varied = size_summary(rows_, lambda r: min(r["sizes"][1] - saved.get(r["unit"], 0),
+                                                   r["clang"] if with_clang else math.inf)) \
+            if saved or with_clang else None
         trials = json.loads(result.read_text())["checked"]["validation"]["trials"]["total_gain_pct"]
         share = (lambda x: f"{100 * x / room['total']:.0f} %") if room["total"] > 0 else (lambda x: "-")
         met = (f"{'yes' if single['total'] >= 0.8 * room['total'] else 'no'} / "
