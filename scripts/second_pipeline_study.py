@@ -17,9 +17,15 @@ For each rule, on the validation units: the total gain against clang's pipeline,
 the files larger than clang's, and the share of units that run the second pipeline
 (counted and weighted by instructions, which an opt run's time follows).
 
-    MLCC_LEARN_TARGET=thumbv7m python scripts/second_pipeline_study.py
+    MLCC_LEARN_TARGET=thumbv7m python scripts/second_pipeline_study.py [--optimized]
 
 writes models/data/second-pipeline-<t>-Oz.json (docs/MODEL.md, issue 28's table).
+`--optimized` also gives the classifier the features of the default's optimized
+module (what a second stage reads after the one opt run single-shot does anyway).
+They need the target's corpus (`make corpus`, then `python -m mlcc.learn.corpus
+derive --target <t>`): each unit's default is run once with opt and its module read,
+and the rows are kept in `models/data/features-optimized-v1-<t>-Oz.jsonl.gz` (a rerun
+reads them back; units it lacks are computed, two at a time).
 """
 
 from __future__ import annotations
@@ -40,6 +46,64 @@ from mlcc.learn.paths import MODELS  # noqa: E402
 from variant_gate_study import variant_option_sets  # noqa: E402
 
 THRESHOLDS = (0.2, 0.35, 0.5)
+
+
+def _optimized_row(args) -> dict | None:
+    """One unit's features after the target's default (bounded as the driver bounds
+    it): a row of the optimized-features table, or None when the unit cannot be read."""
+    import tempfile
+
+    from mlcc import passes
+    from mlcc.learn import measure
+
+    unit_dir, unit_id, default, instructions = args
+    try:
+        unit = measure.Unit.load(Path(unit_dir), unit_id)
+    except (OSError, ValueError, KeyError):
+        return None
+    with tempfile.TemporaryDirectory(prefix="mlcc-optfeat-") as tmp:
+        try:
+            prep = measure.prepare(unit, tmp)
+        except Exception:  # a unit whose tools fail has no row
+            return None
+        out = str(Path(tmp) / "optimized.bc")
+        if not measure.optimize(prep, passes.bounded(default, instructions), out):
+            return None
+        try:
+            vector = features.extract_features(out)
+        except features.FeatureError:
+            return None
+    return {"unit": unit_id, "schema": features.schema_hash(), "default": default,
+            "features": [float(x) for x in vector]}
+
+
+def optimized_features(name: str, wanted: dict) -> dict:
+    """unit -> features of its default's optimized module, for the units of `wanted`
+    ({unit: (project, instructions)}), from the table, computing what it lacks."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from mlcc.learn.corpus.layout import Layout
+
+    table = MODELS / "data" / f"features-optimized-v{features.SCHEMA_VERSION}-{name}-Oz.jsonl.gz"
+    default, schema = targets.named(name).default("z"), features.schema_hash()
+    out = {}
+    if table.exists():
+        with gzip.open(table, "rt") as f:
+            for line in f:
+                row = json.loads(line)
+                if row["schema"] == schema and row["default"] == default:
+                    out[row["unit"]] = np.array(row["features"], float)
+    layout = Layout.from_environment()
+    missing = [(str(layout.units(project, "z", name)), unit, default, instructions)
+               for unit, (project, instructions) in wanted.items() if unit not in out]
+    if missing:
+        print(f"  optimizing {len(missing)} units with the default for their features", flush=True)
+        with ProcessPoolExecutor(2) as pool:
+            rows = [r for r in pool.map(_optimized_row, missing, chunksize=4) if r]
+        with open(table, "ab") as f:
+            f.write(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode(), mtime=0))
+        out.update({r["unit"]: np.array(r["features"], float) for r in rows})
+    return out
 
 
 def measured(name: str) -> dict[str, dict[str, int]]:
@@ -70,7 +134,7 @@ def load(name: str, sample: str, sets: list[str], seconds: list[str], feats: dic
     """Per unit of the sample: features, clang's size, the default's, each variant's,
     and each candidate second pipeline's."""
     units = sample_units(name, sample, targets.named(name).default("z"), sizes)
-    rows = []
+    rows, ids = [], []
     for unit, r in units.items():
         s, m = r["sizes"], sizes.get(unit, {})
         if unit not in feats or not s.get("baseline") or not all(s.get(v) for v in sets):
@@ -79,11 +143,18 @@ def load(name: str, sample: str, sets: list[str], seconds: list[str], feats: dic
             continue
         rows.append((feats[unit], r["project"], m["clang"], s["baseline"], [s[v] for v in sets],
                      [m[p] for p in seconds]))
-    return {"X": np.array([x for x, *_ in rows]), "project": [p for _, p, *_ in rows],
+        ids.append(unit)
+    return {"unit": ids, "X": np.array([x for x, *_ in rows]), "project": [p for _, p, *_ in rows],
             "clang": np.array([c for _, _, c, *_ in rows], float),
             "default": np.array([d for *_, d, _, _ in rows], float),
             "variants": np.array([v for *_, v, _ in rows], float).reshape(len(rows), len(sets)),
             "second": np.array([s for *_, s in rows], float)}
+
+
+def keep(d: dict, mask: list[bool]) -> dict:
+    """The rows of `d` where `mask` holds."""
+    m = np.array(mask)
+    return {k: ([x for x, ok in zip(v, mask) if ok] if isinstance(v, list) else v[m]) for k, v in d.items()}
 
 
 def smallest(d: dict) -> np.ndarray:
@@ -126,6 +197,8 @@ def learned(train: dict, validation: dict, j: int, inputs: str, threshold: float
             return pre
         if inputs == "sizes":
             return after_single_shot(d)
+        if inputs == "optimized features and sizes":
+            return np.column_stack([np.log1p(np.maximum(d["optimized"], 0)), after_single_shot(d)])
         return np.column_stack([pre, after_single_shot(d)])
 
     single = smallest(train)
@@ -151,9 +224,19 @@ def main() -> int:
             feats[entry["unit"]] = np.array(entry["features"], float)
     sizes = measured(name)
     train, validation = (load(name, s, sets, seconds, feats, sizes) for s in ("label", "validation"))
+    optimized = "--optimized" in sys.argv[1:]
+    if optimized:
+        insts = features.FEATURE_NAMES.index("TotalInsts")
+        wanted = {u: (p, float(x[insts])) for d in (train, validation)
+                  for u, p, x in zip(d["unit"], d["project"], d["X"])}
+        table = optimized_features(name, wanted)
+        train, validation = (keep(d, [u in table for u in d["unit"]]) for d in (train, validation))
+        for d in (train, validation):
+            d["optimized"] = np.array([table[u] for u in d["unit"]])
     n = len(validation["clang"])
     none = np.zeros(n, bool)
     result = {"target": name, "default": default, "variants": list(target.variants("z")),
+              "optimized_features": optimized,
               "second_pipelines": seconds, "train_units": len(train["clang"]), "validation_units": n,
               "single_shot": score(none, 0, validation),
               "single_shot_train": score(np.zeros(len(train["clang"]), bool), 0, train), "rules": {}}
@@ -164,7 +247,8 @@ def main() -> int:
         label = "clang's own" if second == "clang" else f"trial pipeline {trial.index(second) + 1}"
         wins = smallest(validation) > validation["second"][:, j]
         rules = {"always": np.ones(n, bool), "oracle": wins}
-        for inputs in ("features", "sizes", "features and sizes"):
+        for inputs in ("features", "sizes", "features and sizes",
+                       *(("optimized features and sizes",) if optimized else ())):
             for threshold in THRESHOLDS:
                 rules[f"learned on {inputs}, p >= {threshold}"] = learned(train, validation, j, inputs, threshold)
         scored = {rule: score(run, j, validation) for rule, run in rules.items()}
