@@ -319,7 +319,7 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
             raise click.ClickException(str(exc))
         info = decide.target_info(tools.clang, unit.codegen_args, bitcode, cache=None)
         target = model.target_of(info.triple)
-        path = None if target is None else model.deciding_model(cmd.opt_level, Settings(), target)
+        path = None if target is None else model.model_path(cmd.opt_level, Settings(), target.name)
         if path is None:  # nothing learned to explain: say what single-shot runs instead
             decision = model.choose(bitcode, cmd.opt_level, Settings(server=False), triple=info.triple)
             # single-shot also builds these from the default's opt run, the smallest kept
@@ -337,11 +337,17 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
         except MlccError as exc:
             raise click.ClickException(str(exc))
         raw = features.extract_features(bitcode)
+        try:  # the model's own ranking, which trials start from
+            ranked = model.rank(bitcode, cmd.opt_level, path, target.name)
+        except MlccError as exc:
+            raise click.ClickException(f"the model was not used: {exc}")
+        if not ranked.scores:  # a model for another level
+            raise click.ClickException(f"the model was not used: {ranked.source}")
+        # what single-shot runs: the model's choice, or the target's default where the
+        # model does not decide single-shot (targets.toml's single_shot)
         decision = model.choose(bitcode, cmd.opt_level, Settings(server=False), triple=info.triple)
-        if not decision.scores:  # the model was refused (another target's, another level's)
-            raise click.ClickException(f"the model was not used: {decision.source}")
-        scores = [decision.scores[c] for c in m.candidates]
-        chosen = m.candidates.index(decision.pipeline)
+        scores = [ranked.scores[c] for c in m.candidates]
+        chosen = m.candidates.index(ranked.pipeline) if ranked.pipeline in m.candidates else 0
         medians = model_file.get(m.metadata(), "feature_medians", [])
         weights = []
         if medians:  # each feature in turn set to its training median (transformed)
@@ -362,7 +368,7 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
             measured = {c: measure_one(prep, c) for c in m.candidates}
     result = {
         "source": source, "flags": argv, "target": info.triple, "model": model.identity(cmd.opt_level, target=target.name),
-        "chosen": decision.pipeline, "decision": decision.source,
+        "chosen": decision.pipeline, "decision": decision.source, "model_choice": ranked.pipeline,
         "candidates": [{"pipeline": c, "predicted_vs_clang": scores[i],
                         "measured_bytes": measured.get(c)} for i, c in enumerate(m.candidates)],
         "features": weights,
@@ -377,7 +383,10 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
     console.print(f"[bold]{escape(source)}[/] {escape(' '.join(argv))}  ->  "
                   f"[green]{escape(decision.pipeline)}[/] ({escape(decision.source)}; "
                   f"target {escape(info.triple)})")
-    ft = Table(title="features that weighed most (change of the chosen prediction at the median)")
+    if ranked.pipeline != decision.pipeline:
+        console.print(f"the model ranks candidate {chosen} first ([bold]*[/] below), which trials and "
+                      f"search start from")
+    ft = Table(title="features that weighed most (change of the model's first choice's prediction at the median)")
     ft.add_column("feature")
     ft.add_column("value", justify="right")
     ft.add_column("effect", justify="right")
@@ -393,7 +402,7 @@ def explain(source: str, flags: tuple[str, ...], measure: bool, as_json: bool, t
     from mlcc.pipeline import CLANG
     clang_bytes = measured.get(CLANG)
     for i, c in enumerate(m.candidates):
-        mark = "*" if c == decision.pipeline else ""
+        mark = "*" if c == ranked.pipeline else ""
         row = [f"{i}{mark}", f"{scores[i]:.4f}"]
         if measure:
             b = measured.get(c)
