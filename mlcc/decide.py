@@ -56,10 +56,10 @@ def decision_key(job: UnitJob) -> str | None:
     identity = model.identity_for(job.opt_level, settings, job.triple)
     return make_key(job.bitcode, job.plan.codegen_args, job.target_flags,
                     identity, settings.trials, settings.search, settings.pipeline, job.opt_level,
-                    *_target_variants(job))
+                    *_extra_builds(job))
 
 
-def _target_variants(job: UnitJob) -> tuple[str, ...]:
+def _extra_builds(job: UnitJob) -> tuple[str, ...]:
     """What single-shot builds beside the target's default, unless the settings turn
     that off: its code generation variants, then the other pipelines it names (`also`)."""
     if not job.settings.codegen_variants:
@@ -74,7 +74,7 @@ def single_shot_builds(decision: model.Decision, job: UnitJob) -> tuple[tuple[st
     built from its one opt run, as its slow passes were bounded for this unit) and
     other pipelines (`also`: clang's own on the cross targets, so that no object is
     larger than clang's); ((), ()) otherwise, or when the settings turn them off."""
-    if not _target_variants(job):
+    if not _extra_builds(job):
         return (), ()
     target = model.target_of(job.triple)
     default = target.default(job.opt_level)

@@ -288,10 +288,12 @@ def target_summary(settings) -> str:
     def single_shot(t, level: str) -> str:
         if deciding_model(level, settings, t):
             return f"-O{level} model"
-        variants = len(t.variants(level)) if settings.codegen_variants else 0
+        extra = []
+        if settings.codegen_variants:  # what single-shot builds beside the default
+            extra = [f"{len(t.variants(level))} code generation variants"] if t.variants(level) else []
+            extra += ["clang's pipeline" if p == CLANG else p for p in t.also_built(level)]
         ranks = " (its model ranks trials)" if model_path(level, settings, t.name) else ""
-        return (f"-O{level} {t.default(level)}" + (f" + {variants} code generation variants" if variants else "")
-                + ranks)
+        return f"-O{level} {t.default(level)}" + (f" + {', '.join(extra)}" if extra else "") + ranks
 
     parts = []
     for t in targets.table().values():

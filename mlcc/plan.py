@@ -300,8 +300,12 @@ def make_plan(cmd: Command) -> PlainClang | OptimizePlan | lto.LtoLink:
 # A source with fewer bytes of code than `tiny_source` (lines that are not preprocessor
 # directives, so that a configure probe's #defines do not count) is taken to be a small
 # unit without running the front end to find out: clang compiles it alone, as the small-
-# unit rule would, in one process instead of two. On 1,445 training units whose sources
-# were at hand, 255 have under 1,000 bytes of code and 6 of those are not small units
+# unit rule would, in one process instead of two. The code of the project's own headers
+# it includes counts too (found as the preprocessor finds them: beside the including
+# file for "x.h", then -iquote, -I and -include's; system headers are not read): a
+# header-only library's implementation file, `#define LIB_IMPLEMENTATION` and one
+# `#include "lib.h"`, is all code. On 1,445 training units whose sources were at hand,
+# 255 have under 1,000 bytes of code of their own and 6 of those are not small units
 # (tables and code from included files; docs/DESIGN.md).
 TINY_SOURCE_READ = 256 * 1024  # a longer file is not read: it is not tiny
 
@@ -312,28 +316,96 @@ def tiny_sources(plan: OptimizePlan, settings) -> bool:
     if (not settings.tiny_source or not settings.small_unit or settings.trials or settings.search
             or settings.pipeline or settings.collect):
         return False
-    return all(code_bytes(u.source, settings.tiny_source) < settings.tiny_source for u in plan.units)
+    return all(code_bytes(u.source, settings.tiny_source, u.frontend_args) < settings.tiny_source
+               for u in plan.units)
 
 
-def code_bytes(path: str, limit: int) -> int:
-    """Bytes of `path` outside preprocessor directives (continued lines included) and
-    whitespace at line ends, counted up to `limit`; `limit` for a file that cannot be read
-    or is longer than TINY_SOURCE_READ."""
+def code_bytes(path: str, limit: int, args=()) -> int:
+    """Bytes of code in `path` and the project headers it includes (`args` are the
+    compile's flags: -iquote, -I, -include), counted up to `limit`: lines outside
+    preprocessor directives, without the whitespace at their ends. `limit` for a file
+    that cannot be read or is longer than TINY_SOURCE_READ."""
+    quote, angled, forced = _include_dirs(args)
+    # -include FILE is read as `#include "FILE"` from the working directory
+    pending = [path, *(f for f in (_find_header((True, name), os.path.join(".", "-"), quote, angled)
+                                   for name in forced) if f is not None)]
+    seen: set[str] = set()
+    count = 0
+    while pending:
+        current = pending.pop()
+        real = os.path.realpath(current)
+        if real in seen:
+            continue
+        seen.add(real)
+        lines = _read_lines(current)
+        if lines is None:
+            return limit
+        directive = False
+        for line in lines:
+            text = line.strip()
+            if directive or text.startswith(b"#"):
+                directive = text.endswith(b"\\")
+                header = _include_of(text)
+                if header is not None:
+                    found = _find_header(header, current, quote, angled)
+                    if found is not None:
+                        pending.append(found)
+                continue
+            count += len(text)
+            if count >= limit:
+                return limit
+    return count
+
+
+def _read_lines(path: str) -> list[bytes] | None:
     try:
         if os.path.getsize(path) > TINY_SOURCE_READ:
-            return limit
+            return None
         with open(path, "rb") as f:
-            data = f.read()
+            return f.read().split(b"\n")
     except OSError:
-        return limit
-    count = 0
-    directive = False
-    for line in data.split(b"\n"):
-        text = line.strip()
-        if directive or text.startswith(b"#"):
-            directive = text.endswith(b"\\")
-            continue
-        count += len(text)
-        if count >= limit:
-            return limit
-    return count
+        return None
+
+
+def _include_of(directive: bytes) -> tuple[bool, str] | None:
+    """(quoted, name) of an `#include "name"` or `#include <name>` line, else None."""
+    rest = directive[1:].lstrip()
+    if not rest.startswith(b"include"):
+        return None
+    rest = rest[len(b"include"):].lstrip()
+    if rest[:1] == b'"' and b'"' in rest[1:]:
+        return True, os.fsdecode(rest[1:rest.index(b'"', 1)])
+    if rest[:1] == b"<" and b">" in rest:
+        return False, os.fsdecode(rest[1:rest.index(b">")])
+    return None
+
+
+def _find_header(header: tuple[bool, str], includer: str, quote, angled) -> str | None:
+    """Where the preprocessor finds a project header: "x.h" beside the including file,
+    then in -iquote directories; both forms in -I directories. None for anything else
+    (system headers are not counted)."""
+    quoted, name = header
+    dirs = [os.path.dirname(includer) or ".", *quote, *angled] if quoted else list(angled)
+    for d in dirs:
+        candidate = os.path.join(d, name)
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def _include_dirs(args) -> tuple[list[str], list[str], list[str]]:
+    """The -iquote and -I directories and the -include files of a compile's flags."""
+    quote, angled, forced = [], [], []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        for flag, into in (("-iquote", quote), ("-include", forced), ("-I", angled)):
+            if a == flag and i + 1 < len(args):
+                into.append(args[i + 1])
+                i += 1
+                break
+            if a.startswith(flag) and len(a) > len(flag) and not (flag == "-I" and a == "-I-"):
+                into.append(a[len(flag):].lstrip("=") if flag != "-I" else a[2:])
+                break
+        i += 1
+    return quote, angled, forced

@@ -500,6 +500,41 @@ def test_code_bytes_leave_out_directives(tmp_path: Path):
     assert code_bytes(str(src), 1000) == 1000  # too long to read: not tiny
 
 
+def test_code_bytes_count_the_project_headers_a_source_includes(tmp_path: Path, monkeypatch):
+    """A header-only library's implementation file is all code from its header: the code
+    of project headers counts (beside the file for "x.h", -iquote, -I, -include), that of
+    system headers does not, and a header is read once."""
+    from mlcc.plan import code_bytes
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "inc").mkdir()
+    (tmp_path / "inc" / "lib.h").write_text("int twice(int x) { return 2 * x; }\n" * 50)
+    (tmp_path / "inc" / "config.h").write_text("#pragma once\n#define HAVE_X 1\n")
+    (tmp_path / "impl.c").write_text('#define LIB_IMPLEMENTATION\n#include "inc/lib.h"\n')
+    (tmp_path / "angled.c").write_text("#include <lib.h>\nint y;\n")
+    (tmp_path / "probe.c").write_text('#include <stdio.h>\n#include "config.h"\nint main(void) { return 0; }\n')
+    (tmp_path / "loop.h").write_text('#include "loop.h"\nint z;\n')
+    assert code_bytes("impl.c", 1000) == 1000
+    assert code_bytes("angled.c", 1000) == len("int y;")  # <lib.h> is a system header here
+    assert code_bytes("angled.c", 1000, ("-Iinc",)) == 1000
+    assert code_bytes("probe.c", 1000, ("-I", "inc")) == len("int main(void) { return 0; }")
+    assert code_bytes("probe.c", 1000, ("-Iinc", "-include", "lib.h")) == 1000
+    assert code_bytes("loop.h", 1000) == len("int z;")
+
+
+def test_a_header_only_librarys_implementation_file_is_not_a_tiny_source(work: Path, tmp_path: Path):
+    """`#define LIB_IMPLEMENTATION` and `#include "lib.h"`: a few bytes of its own, the
+    library's code from the header, so it takes mlcc's path."""
+    (work / "src" / "lib.h").write_text("".join(
+        f"int f{i}(int x) {{ int s = 0; for (int k = 0; k < x; k++) s += k * {i}; return s; }}\n"
+        for i in range(60)))
+    (work / "src" / "lib.c").write_text('#define LIB_IMPLEMENTATION\n#include "lib.h"\n')
+    log = tmp_path / "log"
+    proc = _run([MLCC, "-Oz", "-c", "src/lib.c", "-o", "lib.o"], work,
+                _env(MLCC_SMALL_UNIT="8192", MLCC_LOG=str(log)))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(log.read_text())["path"] == "optimize"
+
+
 def test_opt_limit_scales_with_the_front_end():
     """opt or codegen may take 30x the front end's time, at least 60 s, at most `timeout`."""
     from mlcc.driver import stage_timeout
