@@ -314,13 +314,15 @@ def linked_suite(project: Project, target: str, root: Path, jobs: int) -> dict:
 
 def environment_identity() -> dict:
     """What the numbers depend on: the toolchain, and per target its flags, default, the
-    default's code generation variants (single-shot) and trial sets (trials)."""
+    default's code generation variants and the other pipelines single-shot builds
+    (`also`), and trial sets (trials)."""
     from mlcc.learn.evaluate.bench import environment_identity as host_identity
 
     ident = {k: v for k, v in host_identity().items() if k != "model"}
     level = LEVEL[-1]
     ident["targets"] = {t.name: {"flags": list(t.flags), "drop": list(t.drop), "default": t.default(level),
                                  "codegen_variants": list(t.variants(level)),
+                                 "also": list(t.also_built(level)),
                                  "trials": [list(s) for s in t.trial_sets(level)]}
                         for t in map(targets.named, (*OBJECT_TARGETS, *LINKED_TARGETS))}
     return ident
@@ -333,7 +335,8 @@ def stale_suites(old: dict | None, new: dict) -> set[str] | None:
     if old is None or any(old.get(k) != new[k] for k in ("flags", "drop", "default")):
         return None
     stale = set()
-    if old.get("codegen_variants", []) != new["codegen_variants"]:
+    if (old.get("codegen_variants", []) != new["codegen_variants"]
+            or old.get("also", []) != new.get("also", [])):
         stale |= {"objects", "objects-client", "linked"}
     if "trials" in old and old["trials"] != new["trials"]:
         stale.add("objects-trials")
