@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 
 from mlcc import lto
-from mlcc.args import OPTIMIZABLE_LANGUAGES, Arg, Command, Mode, extension
+from mlcc.args import OPTIMIZABLE_LANGUAGES, Arg, Command, Mode, extension, scan
 
 # Optimization levels where mlcc runs its own pipeline (clang's otherwise).
 OPTIMIZED_LEVELS = ("s", "z")
@@ -325,10 +325,8 @@ def code_bytes(path: str, limit: int, args=()) -> int:
     compile's flags: -iquote, -I, -include), counted up to `limit`: lines outside
     preprocessor directives, without the whitespace at their ends. `limit` for a file
     that cannot be read or is longer than TINY_SOURCE_READ."""
-    quote, angled, forced = _include_dirs(args)
-    # -include FILE is read as `#include "FILE"` from the working directory
-    pending = [path, *(f for f in (_find_header((True, name), os.path.join(".", "-"), quote, angled)
-                                   for name in forced) if f is not None)]
+    paths = None  # (-iquote dirs, -I dirs, -include files), scanned once a file is read whole
+    pending = [path]
     seen: set[str] = set()
     count = 0
     while pending:
@@ -341,19 +339,26 @@ def code_bytes(path: str, limit: int, args=()) -> int:
         if lines is None:
             return limit
         directive = False
+        headers = []
         for line in lines:
             text = line.strip()
             if directive or text.startswith(b"#"):
                 directive = text.endswith(b"\\")
                 header = _include_of(text)
                 if header is not None:
-                    found = _find_header(header, current, quote, angled)
-                    if found is not None:
-                        pending.append(found)
+                    headers.append(header)
                 continue
             count += len(text)
             if count >= limit:
                 return limit
+        # looked for only once the file is read whole under the limit: most sources are
+        # not tiny, and they cost no flag scan and no file system lookups
+        found = [(h, os.path.dirname(current) or ".") for h in headers]
+        if paths is None:
+            paths = _include_paths(args)
+            # -include FILE is read as `#include "FILE"` from the working directory
+            found += [((True, name), ".") for name in paths[2]]
+        pending.extend(f for f in (_find_header(h, here, *paths[:2]) for h, here in found) if f is not None)
     return count
 
 
@@ -380,12 +385,12 @@ def _include_of(directive: bytes) -> tuple[bool, str] | None:
     return None
 
 
-def _find_header(header: tuple[bool, str], includer: str, quote, angled) -> str | None:
-    """Where the preprocessor finds a project header: "x.h" beside the including file,
-    then in -iquote directories; both forms in -I directories. None for anything else
-    (system headers are not counted)."""
+def _find_header(header: tuple[bool, str], here: str, quote, angled) -> str | None:
+    """Where the preprocessor finds a project header: "x.h" in `here` (the including
+    file's directory), then in -iquote directories; both forms in -I directories. None
+    for anything else (system headers are not counted)."""
     quoted, name = header
-    dirs = [os.path.dirname(includer) or ".", *quote, *angled] if quoted else list(angled)
+    dirs = [here, *quote, *angled] if quoted else list(angled)
     for d in dirs:
         candidate = os.path.join(d, name)
         if os.path.isfile(candidate):
@@ -393,19 +398,11 @@ def _find_header(header: tuple[bool, str], includer: str, quote, angled) -> str 
     return None
 
 
-def _include_dirs(args) -> tuple[list[str], list[str], list[str]]:
-    """The -iquote and -I directories and the -include files of a compile's flags."""
-    quote, angled, forced = [], [], []
-    i = 0
-    while i < len(args):
-        a = args[i]
-        for flag, into in (("-iquote", quote), ("-include", forced), ("-I", angled)):
-            if a == flag and i + 1 < len(args):
-                into.append(args[i + 1])
-                i += 1
-                break
-            if a.startswith(flag) and len(a) > len(flag) and not (flag == "-I" and a == "-I-"):
-                into.append(a[len(flag):].lstrip("=") if flag != "-I" else a[2:])
-                break
-        i += 1
-    return quote, angled, forced
+def _include_paths(tokens) -> tuple[list[str], list[str], list[str]]:
+    """The -iquote and -I directories and the -include files among a compile's flags,
+    as `args.scan` reads them."""
+    found: dict[str, list[str]] = {"-iquote": [], "-I": [], "-include": []}
+    for a in scan(list(tokens), "c")[0]:
+        if a.name in found and a.value and a.value != "-":  # -I- splits nothing here
+            found[a.name].append(a.value)
+    return found["-iquote"], found["-I"], found["-include"]

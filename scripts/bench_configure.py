@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -34,14 +33,10 @@ sys.path.insert(0, str(ROOT))
 from mlcc import model_server  # noqa: E402
 from mlcc.learn.evaluate import bench_builds  # noqa: E402
 from mlcc.learn.evaluate import projects as pj  # noqa: E402
+from mlcc.learn.evaluate.bench_measure import children_cpu  # noqa: E402
 from mlcc.toolchain import find  # noqa: E402
 
 STEPS = {"configure": ["./configure", "CFLAGS=-Oz"], "make": ["make", "-j2"]}
-
-
-def children_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
 
 
 def pristine_tree(package: str, workdir: Path) -> Path:

@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mlcc import features, targets  # noqa: E402
 from mlcc.learn.paths import MODELS  # noqa: E402
+from mlcc.learn.search import search  # noqa: E402
 from variant_gate_study import variant_option_sets  # noqa: E402
 
 THRESHOLDS = (0.2, 0.35, 0.5)
@@ -107,14 +108,10 @@ def optimized_features(name: str, wanted: dict) -> dict:
 
 
 def measured(name: str) -> dict[str, dict[str, int]]:
-    """unit -> pipeline -> object size, from the target's measurement table."""
-    out: dict[str, dict[str, int]] = {}
-    with gzip.open(MODELS / "data" / f"measurements-{name}-Oz.jsonl.gz", "rt") as f:
-        for line in f:
-            r = json.loads(line)
-            if int(r["size"]) > 0:
-                out.setdefault(r["unit"], {})[r["pipeline"]] = int(r["size"])
-    return out
+    """unit -> pipeline -> object size, from the target's measurement table (failures left out)."""
+    table = search.Store(MODELS / "data" / f"measurements-{name}-Oz.jsonl.gz")
+    return {unit: {p: size for p, size in sizes.items() if size}
+            for unit, sizes in table.by_unit().items()}
 
 
 def sample_units(name: str, sample: str, default: str, sizes: dict) -> dict:
@@ -125,9 +122,8 @@ def sample_units(name: str, sample: str, default: str, sizes: dict) -> dict:
     if sweep.exists():
         return next(iter(json.loads(sweep.read_text())["by_default"].values()))["units"]
     split = "train" if sample == "label" else sample
-    manifest = json.loads((MODELS / "corpus-manifest.json").read_text())
     return {u["id"]: {"project": u["project"], "sizes": {"baseline": sizes[u["id"]].get(default)}}
-            for u in manifest["units"] if u["split"] == split and u["id"] in sizes}
+            for u in search.units_of(search.load_manifest(), split) if u["id"] in sizes}
 
 
 def load(name: str, sample: str, sets: list[str], seconds: list[str], feats: dict, sizes: dict) -> dict:
