@@ -17,11 +17,16 @@ For each rule, on the validation units: the total gain against clang's pipeline,
 the files larger than clang's, and the share of units that run the second pipeline
 (counted and weighted by instructions, which an opt run's time follows).
 
-    MLCC_LEARN_TARGET=thumbv7m python scripts/second_pipeline_study.py [--optimized]
+    MLCC_LEARN_TARGET=thumbv7m python scripts/second_pipeline_study.py [--optimized] [--knob-builds]
 
 writes models/data/second-pipeline-<t>-Oz.json (docs/MODEL.md, issue 28's table).
 `--optimized` also gives the classifier the features of the default's optimized
 module (what a second stage reads after the one opt run single-shot does anyway).
+`--knob-builds` also scores clang's pipeline with one code generation knob
+(`clang[<knob>]`, every `codegen` knob of the target in `mlcc/data/clang-knobs.toml`)
+as a third build beside clang's own: it shares clang's opt run and costs one code
+generation. The units lacking them are measured first (the corpus is needed; the
+rows go into the measurement table, two units at a time)
 They need the target's corpus (`make corpus`, then `python -m mlcc.learn.corpus
 derive --target <t>`): each unit's default is run once with opt and its module read,
 and the rows are kept in `models/data/features-optimized-v1-<t>-Oz.jsonl.gz` (a rerun
@@ -41,7 +46,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from mlcc import features, targets  # noqa: E402
+from mlcc import features, knobs, targets  # noqa: E402
 from mlcc.learn.paths import MODELS  # noqa: E402
 from mlcc.learn.search import search  # noqa: E402
 from variant_gate_study import variant_option_sets  # noqa: E402
@@ -112,6 +117,29 @@ def measured(name: str) -> dict[str, dict[str, int]]:
     table = search.Store(MODELS / "data" / f"measurements-{name}-Oz.jsonl.gz")
     return {unit: {p: size for p, size in sizes.items() if size}
             for unit, sizes in table.by_unit().items()}
+
+
+def knob_builds(name: str) -> list[str]:
+    """clang's pipeline with each code generation knob the target may use."""
+    return [f"clang[{k}]" for k, edit in knobs.table().items()
+            if edit.get("codegen") and name in edit.get("targets", [name])]
+
+
+def measure_missing(name: str, pipelines: list[str]) -> None:
+    """Measure `pipelines` on the training and validation units of the target's corpus
+    that lack them, into its measurement table (resumable: each unit's rows as they come)."""
+    from mlcc.learn.corpus.layout import Layout
+    from mlcc.learn.engine import Engine
+
+    store = search.Store(MODELS / "data" / f"measurements-{name}-Oz.jsonl.gz")
+    have, layout = store.by_unit(), Layout.from_environment()
+    manifest = search.load_manifest()
+    units = search.units_of(manifest, "train") + search.units_of(manifest, "validation")
+    jobs = [search.corpus_job(u, layout, [p for p in pipelines if p not in have.get(u["id"], {})],
+                              have.get(u["id"], {}))
+            for u in units if "clang" in have.get(u["id"], {})
+            and any(p not in have[u["id"]] for p in pipelines)]
+    search.run_jobs(jobs, store, Engine("local", 2), f"clang's pipeline with a knob ({name})")
 
 
 def sample_units(name: str, sample: str, default: str, sizes: dict) -> dict:
@@ -216,6 +244,10 @@ def main() -> int:
     default = target.default("z")
     trial = [p for p in (target.trial_sets("z") or ((),))[-1] if p != default]
     seconds = ["clang", *trial]
+    knob_pipelines = knob_builds(name) if "--knob-builds" in sys.argv[1:] else []
+    if knob_pipelines:
+        measure_missing(name, knob_pipelines)
+        seconds += knob_pipelines
     feats = {}
     with gzip.open(MODELS / "data" / f"features-v1-{name}-Oz.jsonl.gz", "rt") as f:
         for line in f:
@@ -243,10 +275,11 @@ def main() -> int:
     print(f"  single-shot today: validation {result['single_shot']}")
     print(f"                     training {result['single_shot_train']}")
     for j, second in enumerate(seconds):
-        label = "clang's own" if second == "clang" else f"trial pipeline {trial.index(second) + 1}"
+        label = ("clang's own" if second == "clang" else "clang's with a knob" if second in knob_pipelines
+                 else f"trial pipeline {trial.index(second) + 1}")
         wins = smallest(validation) > validation["second"][:, j]
         rules = {"always": np.ones(n, bool), "oracle": wins}
-        for inputs in ("features", "sizes", "features and sizes",
+        for inputs in () if second in knob_pipelines else ("features", "sizes", "features and sizes",
                        *(("optimized features and sizes",) if optimized else ())):
             for threshold in THRESHOLDS:
                 rules[f"learned on {inputs}, p >= {threshold}"] = learned(train, validation, j, inputs, threshold)
