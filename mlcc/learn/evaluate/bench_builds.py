@@ -81,7 +81,10 @@ class Profile:
 
 PROFILES = {
     "quick": Profile("quick", ("-Oz",), ("single", "warm", "client"), True, runs_tiny=3, runs_large=1),
-    "full": Profile("full", LEVELS, tuple(MODES), False, runs_tiny=7, runs_large=3),
+    # "fixed" is what x86-64 single-shot runs since it runs the models' default alone
+    # (`single_shot` in mlcc/data/targets.toml), and the `mlcc` that "single" finds on
+    # PATH is the native client that "client" builds: both would build the same again.
+    "full": Profile("full", LEVELS, ("single", "trials", "warm"), False, runs_tiny=7, runs_large=3),
 }
 
 
@@ -224,6 +227,16 @@ def native_client() -> tuple[str, str]:
     return str(cc), str(cxx)
 
 
+def entry_of(compiler: str) -> str:
+    """"client" when `compiler` is mlcc's native client (an executable file, what
+    `scripts/setup.sh` installs), "python" when it is the Python entry script."""
+    try:
+        with open(compiler, "rb") as f:
+            return "client" if f.read(4) == b"\x7fELF" else "python"
+    except OSError:
+        return "python"
+
+
 def decision_cache(workdir: Path, config: Config) -> Path:
     """The decision cache of an mlcc build: fresh for a cold build; for "warm", the
     one the single-shot build at the same level filled (beside the work directories)."""
@@ -269,6 +282,7 @@ def build(project: Project, config: Config, workdir: Path, jobs: int,
         # a model server of this build's own, alive until counted (see below)
         runtime.mkdir(mode=0o700)
         env.update(XDG_RUNTIME_DIR=str(runtime), MLCC_SERVER_IDLE="600")
+        run["entry"] = entry_of(cc)
     b = pj.Build(workdir=workdir, cc=cc, cxx=cxx, opt=opt, jobs=jobs, log=log, env=env)
     values = {"opt": opt, "jobs": str(jobs), "src": str(b.src), "build": str(b.builddir),
               "cc": cc, "cxx": cxx}

@@ -18,7 +18,8 @@ from mlcc.learn.evaluate.bench_measure import STAGES
 
 # The issues' targets (mode -> build CPU over clang's), reported and never enforced:
 # single-shot builds at most 1.3x clang's, a warm-cache rebuild within 15%.
-TIME_TARGETS = {"single": 1.3, "warm": 1.15, "client": 1.25}  # "client": issue 26's single-shot target
+# issue 26's targets for the build's CPU against clang's
+TIME_TARGETS = {"single": 1.25, "warm": 1.05, "client": 1.25, "trials": 2.5}
 TIME_TARGET = TIME_TARGETS["single"]
 STAGE_TITLES = {"frontend": "front end", "target": "target probe",
                 "model": "model", "opt": "opt", "codegen": "codegen",
@@ -71,6 +72,7 @@ def summarize_pair(clang: dict | None, mlcc: dict | None) -> dict:
     row["output_hits"] = mlcc["mlcc"].get("output_hits", 0)
     row["breakdown"] = mlcc["breakdown"]
     row["server_cpu"] = float((mlcc.get("model_servers") or {}).get("cpu", 0.0))
+    row["entry"] = mlcc.get("entry", "python")  # runs before the key went through Python
     return row
 
 
@@ -132,6 +134,8 @@ def _totals(rows: list[dict]) -> dict:
     total["cpu_ratio"] = _ratio(total["mlcc_cpu"], total["clang_cpu"])
     total["breakdown"] = {k: round(sum(r["breakdown"][k] for r in rows), 3)
                           for k in (*STAGES, "overhead")}
+    entries = {r.get("entry", "python") for r in rows}
+    total["entry"] = entries.pop() if len(entries) == 1 else "mixed"
     return total
 
 
@@ -174,9 +178,11 @@ def time_verdict(total: dict, startup: float | None = None, mode: str = "single"
     if mode == "fixed":
         return text + "; no target: this build is the yardstick for the model's choice, not a way to build."
     if target is None:
-        return text + ("; each trial is one more code generation per unit the model decides for, and one more opt "
-                       "unless an earlier trial had the same opt part (the pipelines differ in codegen knobs only).")
+        return text + "."
     text += f"; target ≤ {target:g}×: {'met' if ratio <= target else 'not met'}."
+    if mode == "trials":
+        return text + (" Each trial is one more code generation per unit, and one more opt unless an "
+                       "earlier trial had the same opt part (the pipelines differ in codegen knobs only).")
     if total.get("output_hits"):
         text += (f" {total['output_hits']:.0f} of its {total['units']:.0f} units took their object "
                  "from the cache: only the front end ran for them (it makes the bitcode the "
@@ -199,7 +205,7 @@ def time_verdict(total: dict, startup: float | None = None, mode: str = "single"
                  f"{fmt_seconds(b['opt'])}, codegen {fmt_seconds(b['codegen'])}), plus what only "
                  f"mlcc does ({only_mlcc or 'nothing measurable'})")
         commands = total["units"] + total["plain_commands"]
-        if mode == "client":
+        if mode == "client" or total.get("entry") == "client":
             text += (f". The native client execs clang itself for the {total['plain_commands']:.0f} "
                      "pass-through commands, and the compile server, whose CPU and its children's "
                      f"({fmt_seconds(total.get('server_cpu'))}) are counted in mlcc's, runs the rest "
