@@ -221,10 +221,42 @@ def _sqlite_amalgamation() -> Path:
         raise MlccError(f"cannot get sqlite3.c: {exc}") from None
 
 
-def _timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
-    """(wall, CPU) seconds of one command run to completion."""
+def _process_cpu(pid: int) -> float | None:
+    """CPU seconds so far of process `pid` and of its children it has waited for."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+    except OSError:
+        return None
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / os.sysconf("SC_CLK_TCK")
+
+
+_server_pids: dict[Path, list[int]] = {}
+
+
+def _servers_cpu(runtime: Path | None) -> float:
+    """CPU seconds so far of the servers in `runtime`'s mlcc/ (their finished children
+    included): what the native client's compiles cost outside the client's process.
+    Read from /proc, the servers asked for their pids only when one is new or gone (an
+    answer costs the server a fork, which would be counted)."""
+    if runtime is None:
+        return 0.0
+    pids = _server_pids.get(runtime, [])
+    cpu = [_process_cpu(pid) for pid in pids]
+    if not pids or None in cpu:
+        from mlcc import model_server
+        pids = _server_pids[runtime] = [int(s["pid"]) for s in model_server.servers(str(runtime / "mlcc"))]
+        cpu = [_process_cpu(pid) for pid in pids]
+    return sum(c for c in cpu if c is not None)
+
+
+def _timed(argv: list[str], env: dict[str, str], cwd: Path,
+           runtime: Path | None = None) -> tuple[float, float]:
+    """(wall, CPU) seconds of one command run to completion; the CPU includes what the
+    servers in `runtime` spent meanwhile."""
     from mlcc.process import run_tool
 
+    served = _servers_cpu(runtime)
     before, start = children_cpu(), time.perf_counter()
     old = os.getcwd()
     os.chdir(cwd)
@@ -232,7 +264,8 @@ def _timed(argv: list[str], env: dict[str, str], cwd: Path) -> tuple[float, floa
         run_tool(argv, env=env, capture_stdout=True, capture_stderr=True)
     finally:
         os.chdir(old)
-    return time.perf_counter() - start, children_cpu() - before
+    wall, cpu = time.perf_counter() - start, children_cpu() - before
+    return wall, cpu + _servers_cpu(runtime) - served
 
 
 def driver_speed(runs_tiny: int, runs_large: int, workdir: Path,
@@ -250,8 +283,13 @@ def driver_speed(runs_tiny: int, runs_large: int, workdir: Path,
     files = [("tiny.c", tiny, runs_tiny), ("sqlite3.c", _sqlite_amalgamation(), runs_large)]
     base_env = {k: v for k, v in os.environ.items()
                 if not k.startswith("MLCC_") or k in KEPT_MLCC_VARIABLES}
-    # one compile on its own: the model loads in the compiler process, no server
-    base_env.update(MLCC_CONFIG=os.devnull, MLCC_TRIALS="0", MLCC_SEARCH="0", MLCC_SERVER="0")
+    # one compile on its own: the model loads in the compiler process, no model server;
+    # the native client's compile server runs in a runtime directory of the benchmark's
+    # own, so that its CPU is counted with each command's (_timed) and it stops after
+    runtime = workdir / "run"
+    runtime.mkdir(mode=0o700)
+    base_env.update(MLCC_CONFIG=os.devnull, MLCC_TRIALS="0", MLCC_SEARCH="0", MLCC_SERVER="0",
+                    XDG_RUNTIME_DIR=str(runtime))
     out: dict = {"date": now_utc(), "loadavg_before": loadavg(), "files": {}}
     for label, source, runs in files:
         obj = workdir / "out.o"
@@ -280,7 +318,7 @@ def driver_speed(runs_tiny: int, runs_large: int, workdir: Path,
             for name, (argv, env) in variants.items():  # interleaved: load changes hit all
                 progress(f"{label}: run {i + 1}/{runs}, {name}")
                 size_before = log.stat().st_size if log.exists() else 0
-                wall, cpu = _timed(argv, env, source.parent)
+                wall, cpu = _timed(argv, env, source.parent, runtime if name.startswith("mlcc") else None)
                 stages = {}
                 if "MLCC_LOG" in env and log.exists():
                     with open(log, errors="replace") as f:
@@ -300,5 +338,7 @@ def driver_speed(runs_tiny: int, runs_large: int, workdir: Path,
                                             {s: round(y, 4) for s, y in x.items()})
                                         for k, x in v.items()}
         out["files"][label] = result
+    from mlcc import model_server
+    model_server.stop_all(str(runtime / "mlcc"))
     out["loadavg_after"] = loadavg()
     return out
