@@ -478,3 +478,12 @@ def test_a_build_through_the_native_client_is_told_as_such(tmp_path: Path) -> No
     assert "native client execs clang itself for the 5 pass-through commands" in text
     assert "Python start-up" not in text
     assert "Python start-up" in bench_report.time_verdict({**total, "entry": "python"}, startup=0.08, mode="single")
+
+
+def test_driver_speed_reads_a_process_cpu_from_proc() -> None:
+    """The driver-speed benchmark counts the compile server's CPU by its /proc entry."""
+    import os
+    cpu = bench_measure._process_cpu(os.getpid())
+    assert cpu is not None and cpu > 0
+    assert bench_measure._process_cpu(2 ** 22 + 1) is None  # above any pid_max: no such process
+    assert bench_measure._servers_cpu(None) == 0.0
