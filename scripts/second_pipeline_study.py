@@ -26,8 +26,8 @@ module (what a second stage reads after the one opt run single-shot does anyway)
 (`clang[<knob>]`, every `codegen` knob of the target in `mlcc/data/clang-knobs.toml`)
 as a third build beside clang's own: it shares clang's opt run and costs one code
 generation. The units lacking them are measured first (the corpus is needed; the
-rows go into the measurement table, two units at a time)
-They need the target's corpus (`make corpus`, then `python -m mlcc.learn.corpus
+rows go into the measurement table, two units at a time).
+The optimized features need the target's corpus (`make corpus`, then `python -m mlcc.learn.corpus
 derive --target <t>`): each unit's default is run once with opt and its module read,
 and the rows are kept in `models/data/features-optimized-v1-<t>-Oz.jsonl.gz` (a rerun
 reads them back; units it lacks are computed, two at a time).
