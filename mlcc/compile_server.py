@@ -459,6 +459,14 @@ def _text_stream(fd: int, mode: str, *, line_buffering: bool, errors: str = "str
                             line_buffering=line_buffering)
 
 
+def process_cpu(pid: int) -> float:
+    """CPU seconds so far of process `pid` and of the children it has waited for (utime,
+    stime, cutime, cstime in /proc); raises OSError when there is no such process."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / os.sysconf("SC_CLK_TCK")
+
+
 def _answer_status(conn: socket.socket, server: _Server) -> None:
     """The model server's `status`/`stop` answer, for `mlcc-tool server` and the
     benchmarks: CPU seconds count the commands' children (clang, opt) too."""
@@ -471,10 +479,7 @@ def _answer_status(conn: socket.socket, server: _Server) -> None:
         data += chunk
     request = json.loads(data)
     parent = os.getppid()
-    with open(f"/proc/{parent}/stat", "rb") as f:
-        fields = f.read().rsplit(b")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = sum(int(fields[i]) for i in (11, 12, 13, 14)) / ticks  # utime stime cutime cstime
+    cpu = process_cpu(parent)
     if request.get("op") == "stop":
         # before the answer: once the asker has it, it hangs up, and the server then
         # stops this child as it stops any command nobody waits for

@@ -41,6 +41,7 @@ from mlcc import knobs, passes, targets  # noqa: E402
 from mlcc.learn.corpus.layout import Layout  # noqa: E402
 from mlcc.learn.measure import Unit, generate, optimize, prepare  # noqa: E402
 from mlcc.learn.paths import MODELS  # noqa: E402
+from mlcc.learn.report.targets_report import size_summary  # noqa: E402
 from mlcc.learn.search import search  # noqa: E402
 
 
@@ -85,18 +86,11 @@ def _unit_row(args) -> dict | None:
 
 
 def gains(rows: list[dict], key: str) -> dict:
-    clang = sum(r["clang"] for r in rows)
-    size = sum(r[key] for r in rows)
-    by_project: dict[str, list[int]] = {}
-    for r in rows:
-        by_project.setdefault(r["project"], [0, 0])
-        by_project[r["project"]][0] += r["clang"]
-        by_project[r["project"]][1] += r[key]
-    import math
-    geo = math.exp(sum(math.log(b / a) for a, b in by_project.values()) / len(by_project))
-    return {"total_gain_pct": round(100 * (1 - size / clang), 3),
-            "project_geomean_gain_pct": round(100 * (1 - geo), 3),
-            "larger": sum(r[key] > r["clang"] for r in rows)}
+    """Total gain, geometric mean of per-project gains and files larger than clang's when
+    each unit's size is its `key` (`targets_report.size_summary`)."""
+    s = size_summary(rows, lambda r: r[key])
+    return {"total_gain_pct": round(s["total"], 3), "project_geomean_gain_pct": round(s["geomean"], 3),
+            "larger": s["larger"]}
 
 
 @click.command()

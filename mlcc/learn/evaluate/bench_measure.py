@@ -222,13 +222,13 @@ def _sqlite_amalgamation() -> Path:
 
 
 def _process_cpu(pid: int) -> float | None:
-    """CPU seconds so far of process `pid` and of its children it has waited for."""
+    """CPU seconds so far of process `pid` and of its children it has waited for; None
+    when it is gone (`compile_server.process_cpu`)."""
+    from mlcc.compile_server import process_cpu
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
+        return process_cpu(pid)
     except OSError:
         return None
-    return sum(int(fields[i]) for i in (11, 12, 13, 14)) / os.sysconf("SC_CLK_TCK")
 
 
 _server_pids: dict[Path, list[int]] = {}
