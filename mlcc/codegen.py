@@ -97,3 +97,25 @@ def generate(clang: str, unit: UnitPlan, bitcode: str, out: str, *,
     argv = [clang, *args, *_color(args), "-S" if unit.emit_assembly else "-c", bitcode, "-o", out]
     proc = run_tool(argv, timeout=timeout, capture_stderr=True)
     return proc.stderr.decode(errors="replace") if proc.stderr else ""
+
+
+# What clang's pipeline runs before its pipeline-start extension point, where mlcc's
+# pass plugin runs the chosen pipeline: not again in it.
+_BEFORE_PIPELINE_START = ("annotation2metadata", "forceattrs")
+
+
+def optimize_and_generate(clang: str, plugin: str, unit: UnitPlan, bitcode: str, passes: str,
+                          out: str, *, extra_args=(), timeout=None) -> str:
+    """`passes` (opt's syntax) on `bitcode`, then code generation into `out`, in one clang
+    process through mlcc's pass plugin (mlcc/plugin/mlcc-pipeline.cpp): the object opt
+    and `generate` make, without opt's process and a bitcode round trip. Objects only,
+    not LTO. Returns clang's stderr; raises ToolFailed, also when the plugin refuses."""
+    head = passes.split(",", len(_BEFORE_PIPELINE_START))
+    if tuple(head[:len(_BEFORE_PIPELINE_START)]) == _BEFORE_PIPELINE_START:
+        passes = head[-1] if len(head) > len(_BEFORE_PIPELINE_START) else ""
+    args = [*unit.codegen_args, *extra_args, f"-fpass-plugin={plugin}"]
+    argv = [clang, *args, *_color(args), "-c", bitcode, "-o", out]
+    # module(...): the parser takes a bare list for a pipeline of its first pass's kind
+    env = dict(os.environ, MLCC_PLUGIN_PASSES=f"module({passes})")
+    proc = run_tool(argv, timeout=timeout, capture_stderr=True, env=env)
+    return proc.stderr.decode(errors="replace") if proc.stderr else ""

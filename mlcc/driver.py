@@ -148,6 +148,9 @@ class Outcome:
     cache: str = "off"             # the decision cache: "hit", "miss" or "off"
     output_cache: str = "off"      # the output cache (mlcc/output_cache.py)
     triple: str = ""               # the target clang compiles the unit for ("" when not asked)
+    # how the object was made: "clang" (clang's pipeline, one process), "plugin" (the
+    # chosen pipeline inside clang, mlcc/plugin_build.py), "opt+clang", or "cache"
+    route: str = "clang"
 
 
 def _with_clangs_pipeline(job: UnitJob, output: str) -> tuple[str, bool]:
@@ -189,8 +192,11 @@ def _optimize_unit(job: UnitJob) -> Outcome:
         builder = UnitBuilder(job)
         key = decide.decision_key(job)
         decision, built, cache_note = decide.decide(job, builder, key)
+        route = "cache"
 
         def build() -> tuple[str, str]:
+            nonlocal route
+            route = "clang"
             if built is None and decision.pipeline == pipeline.CLANG and not unit.emit_assembly:
                 # clang's own pipeline in one clang process from the bitcode: the object opt
                 # and code generation give, without the extra process and bitcode round trip
@@ -200,7 +206,8 @@ def _optimize_unit(job: UnitJob) -> Outcome:
                 with job.timings.stage("codegen"):
                     return output, codegen.generate(job.tools.clang, unit, job.bitcode, output,
                                                     clang_passes=True)
-            done = built or builder.build(job.pipeline(decision.pipeline))
+            done = built or builder.build_in_one(job.pipeline(decision.pipeline))
+            route = done.route
             return done.output, done.diagnostics
 
         if key is not None:
@@ -216,7 +223,7 @@ def _optimize_unit(job: UnitJob) -> Outcome:
             print(f"mlcc: warning: {exc}; compiled {unit.source} with clang's own pipeline",
                   file=sys.stderr)
         return Outcome(output, diagnostics, decision, str(exc), cache_note, output_note, job.triple)
-    return Outcome(output, diagnostics, decision, None, cache_note, output_note, job.triple)
+    return Outcome(output, diagnostics, decision, None, cache_note, output_note, job.triple, route)
 
 
 def _suffix(unit: UnitPlan) -> str:
@@ -285,6 +292,7 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
             "pipeline": decision.pipeline if not outcome.fallback else pipeline.CLANG,
             "decision": decision.source, "scores": decision.scores, "fallback": outcome.fallback,
             "model_via": decision.via, "cache": outcome.cache, "output_cache": outcome.output_cache,
+            "route": outcome.route if outcome.output_cache != "hit" else "cache",
             "seconds": timings.rounded(),
             "size": None if unit.emit_assembly or unit.lto else object_size(outcome.output)})
     return outcome.output

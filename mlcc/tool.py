@@ -89,7 +89,21 @@ def _route() -> dict:
         how = f"native client + compile server (pid {servers[0]['pid']})"
     else:
         how = "native client; its compile server starts with the next command"
-    return {"mlcc": found, "native_client": client, "compile_servers": len(servers), "how": how}
+    return {"mlcc": found, "native_client": client, "compile_servers": len(servers), "how": how,
+            "plugin": _plugin()}
+
+
+def _plugin() -> str:
+    """Whether opt's work runs inside clang, through mlcc's pass plugin."""
+    from mlcc import plugin_build, toolchain
+    from mlcc.errors import ToolchainMissing
+    try:
+        found = plugin_build.installed(toolchain.find("clang"))
+    except (ToolchainMissing, OSError):
+        found = None
+    if found is None:
+        return "not built for this clang: opt and clang run apart (`mlcc-tool install-client` builds it)"
+    return f"{found}: a unit's one chosen pipeline runs inside clang"
 
 
 @main.command("version")
@@ -108,6 +122,7 @@ def version(as_json: bool = False) -> None:
     click.echo(f"  cache    {c['directory']} ({c['entries']} entries, {c['bytes']} bytes; "
                f"{c['outputs']} outputs, {c['output_bytes']} bytes)")
     click.echo(f"  route    {report['route']['mlcc'] or 'mlcc not on PATH'}: {report['route']['how']}")
+    click.echo(f"  plugin   {report['route']['plugin']}")
 
 
 @main.group()
@@ -198,14 +213,19 @@ def server_stop() -> None:
               help="Where to put mlcc and mlcc++ (default: this Python's scripts directory, "
                    "over the Python console scripts).")
 def install_client(bindir: Path | None) -> None:
-    """Build the native client with clang-19 and install it as mlcc and mlcc++."""
-    from mlcc import client_build
+    """Build the native client with clang-19 and install it as mlcc and mlcc++; build
+    mlcc's pass plugin for clang-19 (a warning if LLVM's headers are missing)."""
+    from mlcc import client_build, plugin_build
     from mlcc.errors import MlccError
     try:
         for path in client_build.build(bindir or client_build.default_bindir()):
             click.echo(f"installed {path}")
     except (MlccError, OSError) as exc:
         raise click.ClickException(f"cannot build the native client: {exc}")
+    try:
+        click.echo(f"installed {plugin_build.build()}")
+    except (MlccError, OSError) as exc:
+        click.echo(f"mlcc: warning: cannot build the pass plugin: {exc}; opt and clang run apart", err=True)
 
 
 @main.command()

@@ -23,10 +23,11 @@ class Built:
     """One pipeline's result for a unit: optimized bitcode, output file, its size."""
 
     pipeline: Pipeline
-    optimized: str
+    optimized: str        # "" when opt ran inside clang (route "plugin")
     output: str
     diagnostics: str
     size: int | None
+    route: str = "opt+clang"  # or "plugin": opt's work and code generation in one clang
 
 
 class UnitBuilder:
@@ -46,6 +47,30 @@ class UnitBuilder:
     def build(self, pipe: Pipeline, *, assembly: bool | None = None) -> Built:
         """opt with `pipe`, then code generation; raises ToolFailed."""
         return self.generate(pipe, self.optimize(pipe), assembly=assembly)
+
+    def build_in_one(self, pipe: Pipeline) -> Built:
+        """`build`'s object from one clang process, where mlcc's pass plugin is built for
+        this clang (mlcc/plugin_build.py), the `plugin` setting is on and the unit is an
+        object outside LTO; else, or
+        when that clang fails or refuses (its pipeline would run more than the chosen
+        one), `build` itself. The object is the same (tests/test_plugin_route.py)."""
+        from mlcc import plugin_build
+        plan = self.job.plan
+        plugin = (plugin_build.installed(self.job.tools.clang)
+                  if self.job.settings.plugin and not (plan.lto or plan.emit_assembly) else None)
+        if plugin is None:
+            return self.build(pipe)
+        out = self._path(".o")
+        try:
+            with self.job.timings.stage("codegen"):  # opt's work included
+                diagnostics = codegen.optimize_and_generate(
+                    self.job.tools.clang, plugin, plan, self.job.bitcode, pipe.passes, out,
+                    extra_args=pipe.codegen_args, timeout=self.timeout)
+        except ToolFailed as exc:
+            if exc.timed_out:  # opt and clang would take as long
+                raise
+            return self.build(pipe)
+        return Built(pipe, "", out, diagnostics, object_size(out), route="plugin")
 
     def optimize(self, pipe: Pipeline) -> str:
         """opt's output for `pipe`: run once per opt text, so that pipelines that differ

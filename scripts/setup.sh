@@ -27,6 +27,8 @@ for tool in qemu-aarch64 qemu-arm qemu-riscv32; do
 done
 # clang's profile runtime (libclang_rt.profile.a), for profiled builds' instrumented step
 [ -e /usr/lib/llvm-19/lib/clang/19/lib/linux/libclang_rt.profile-x86_64.a ] || need_apt=1
+# LLVM's headers, to build mlcc's pass plugin (mlcc/plugin_build.py)
+[ -e /usr/lib/llvm-19/include/llvm/Passes/PassPlugin.h ] || need_apt=1
 if [ "$need_apt" = 1 ]; then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -q
@@ -36,7 +38,8 @@ if [ "$need_apt" = 1 ]; then
     csmith libcsmith-dev valgrind dpkg-dev ccache xz-utils bzip2 ca-certificates \
     libnewlib-arm-none-eabi gcc-arm-none-eabi picolibc-riscv64-unknown-elf gcc-riscv64-unknown-elf \
     libc6-dev-arm64-cross \
-    libgcc-12-dev-arm64-cross libstdc++-12-dev-arm64-cross qemu-user libclang-rt-19-dev
+    libgcc-12-dev-arm64-cross libstdc++-12-dev-arm64-cross qemu-user libclang-rt-19-dev \
+    llvm-19-dev
 fi
 
 # deb-src lines let the tests fetch real projects with `apt-get source`.
@@ -72,6 +75,11 @@ $PY -m compileall -q mlcc
 if [ "${1:-}" != "--no-client" ] && [ "${2:-}" != "--no-client" ]; then
   $PY -m mlcc.client_build || echo "setup: the native client was not built; mlcc runs as Python" >&2
 fi
+
+# The pass plugin (mlcc/plugin/mlcc-pipeline.cpp, built with clang++-19 against LLVM 19's
+# headers): clang runs a chosen pipeline and generates code in one process, the same
+# objects as opt and then clang (docs/DESIGN.md). Without it mlcc runs opt and clang.
+$PY -m mlcc.plugin_build || echo "setup: the pass plugin was not built; mlcc runs opt and clang apart" >&2
 
 if [ "${1:-}" = "--demo" ] || [ "${2:-}" = "--demo" ]; then
   PATH="$PWD/.venv/bin:$PATH" $PY scripts/demo.py

@@ -1,0 +1,189 @@
+"""The plugin route (mlcc/plugin_build.py, mlcc/plugin/mlcc-pipeline.cpp): clang runs the
+pipeline mlcc chose and generates code in one process. Its objects must be the bytes
+opt and then clang make for the same decision (`-fmlcc-no-plugin`), on real projects'
+units too; where the plugin cannot give those (a sanitizer's pass would run after the
+chosen pipeline), mlcc takes the three-process route by itself."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import mlcc_env
+
+from mlcc import plugin_build
+
+MLCC = shutil.which("mlcc")
+CLANG19 = shutil.which("clang-19")
+
+needs_plugin = pytest.mark.skipif(
+    CLANG19 is None or shutil.which("llvm-config-19") is None,
+    reason="needs clang-19 and LLVM 19's headers (llvm-19-dev, installed by scripts/setup.sh)")
+
+SOURCE = r"""
+#include <stdio.h>
+#include <string.h>
+struct entry { const char *name; int weight; struct entry *next; };
+static struct entry pool[64];
+static int used;
+struct entry *add(const char *name, int weight, struct entry *head) {
+  if (used == 64) return head;
+  struct entry *e = &pool[used++];
+  e->name = name; e->weight = weight; e->next = head;
+  return e;
+}
+int total(const struct entry *e) { int t = 0; for (; e; e = e->next) t += e->weight; return t; }
+const char *kind(int c) {
+  switch (c) {
+  case 0: return "zero"; case 1: return "one"; case 2: return "two"; case 3: return "three";
+  case 4: return "four"; case 5: return "five"; case 6: return "six"; default: return "many";
+  }
+}
+int main(int argc, char **argv) {
+  struct entry *head = 0;
+  for (int i = 1; i < argc; i++) head = add(argv[i], (int)strlen(argv[i]), head);
+  printf("%d %s\n", total(head), kind(argc));
+  return 0;
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def plugin() -> str:
+    """The plugin for clang-19, built if this tree has none yet."""
+    found = plugin_build.installed(CLANG19)
+    return found or str(plugin_build.build(CLANG19))
+
+
+def _compile(work: Path, source: str, out: str, *flags: str, **env) -> dict:
+    """`mlcc -c`, as a user runs it; returns its log line."""
+    log = work / f"{out}.log"
+    done = subprocess.run([MLCC, *flags, "-c", source, "-o", out], cwd=work,
+                          env=mlcc_env(None, MLCC_NO_CACHE="1", MLCC_LOG=str(log), **env),
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr
+    return json.loads(log.read_text().splitlines()[-1])
+
+
+@needs_plugin
+@pytest.mark.parametrize("level", ["-Oz", "-Os"])
+def test_the_plugin_route_gives_the_objects_opt_and_clang_give(tmp_path, plugin, level):
+    (tmp_path / "u.c").write_text(SOURCE)
+    one = _compile(tmp_path, "u.c", "one.o", level)
+    apart = _compile(tmp_path, "u.c", "apart.o", level, "-fmlcc-no-plugin")
+    assert one["route"] == "plugin" and apart["route"] == "opt+clang"
+    assert one["pipeline"] == apart["pipeline"] != "clang"
+    assert one["seconds"]["opt"] == 0 < apart["seconds"]["opt"]
+    assert (tmp_path / "one.o").read_bytes() == (tmp_path / "apart.o").read_bytes()
+    # and the program still runs
+    subprocess.run([CLANG19, "one.o", "-o", "prog"], cwd=tmp_path, check=True)
+    ran = subprocess.run(["./prog", "ab", "cde"], cwd=tmp_path, capture_output=True, text=True)
+    assert ran.stdout == "5 three\n"
+
+
+@needs_plugin
+def test_the_plugin_refuses_when_clang_would_run_more_than_the_chosen_pipeline(tmp_path, plugin):
+    """A sanitizer's pass is required: clang would run it after the chosen pipeline (which
+    has it already). mlcc hands sanitized units to clang whole, but should one get here,
+    the plugin fails the compile with one error instead of instrumenting twice."""
+    (tmp_path / "u.c").write_text(SOURCE)
+    flags = ("-Oz", "-fsanitize=address")
+    subprocess.run([CLANG19, *flags, "-Xclang", "-disable-llvm-passes", "-emit-llvm", "-c", "u.c",
+                    "-o", "u.bc"], cwd=tmp_path, check=True)
+    done = subprocess.run([CLANG19, *flags, f"-fpass-plugin={plugin}", "-c", "u.bc", "-o", "u.o"],
+                          cwd=tmp_path, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "MLCC_PLUGIN_PASSES": "module(function(sroa))"})
+    assert done.returncode == 1, done.stderr
+    assert "mlcc-pipeline: clang's pipeline would run AddressSanitizerPass after the chosen one" in done.stderr
+    assert "Stack dump" not in done.stderr and not (tmp_path / "u.o").exists()
+
+
+@needs_plugin
+def test_when_the_plugin_route_fails_mlcc_runs_opt_and_clang_without_a_word(tmp_path, plugin):
+    """A plugin clang cannot load (here: not a plugin at all) costs one clang run; the
+    object is opt and clang's, with no warning and no fallback to clang's pipeline."""
+    (tmp_path / "u.c").write_text(SOURCE)
+    (tmp_path / "broken.so").write_text("not a plugin\n")
+    code = ("import sys; from mlcc import plugin_build; "
+            f"plugin_build.installed = lambda clang: {str(tmp_path / 'broken.so')!r}; "
+            "from mlcc.cli import main_c; sys.argv = ['mlcc', *sys.argv[1:]]; main_c()")
+    log = tmp_path / "broken.log"
+    done = subprocess.run([sys.executable, "-c", code, "-Oz", "-c", "u.c", "-o", "broken.o"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                          env=mlcc_env(None, MLCC_NO_CACHE="1", MLCC_LOG=str(log)))
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    line = json.loads(log.read_text().splitlines()[-1])
+    assert line["route"] == "opt+clang" and line["fallback"] is None
+    _compile(tmp_path, "u.c", "apart.o", "-Oz", "-fmlcc-no-plugin")
+    assert (tmp_path / "broken.o").read_bytes() == (tmp_path / "apart.o").read_bytes()
+
+
+@needs_plugin
+def test_assembly_output_and_lto_keep_the_three_process_route(tmp_path, plugin):
+    (tmp_path / "u.c").write_text(SOURCE)
+    assert _compile(tmp_path, "u.c", "u.s", "-Oz", "-S")["route"] == "opt+clang"
+    assert _compile(tmp_path, "u.c", "u.o", "-Oz", "-flto")["route"] == "opt+clang"
+
+
+@needs_plugin
+def test_a_plugin_is_found_only_for_the_clang_it_was_built_for(tmp_path, plugin):
+    other = tmp_path / "clang"
+    shutil.copy2(CLANG19, other)
+    other.touch()  # another binary: another size or time, another stamp
+    assert plugin_build.installed(CLANG19) == plugin
+    assert plugin_build.installed(str(other)) is None
+
+
+@needs_plugin
+def test_the_plugin_reports_a_pipeline_it_cannot_read_as_a_clang_error(tmp_path, plugin):
+    """No crash, no stack dump, no object: one error line, and mlcc goes on without it."""
+    (tmp_path / "u.c").write_text(SOURCE)
+    subprocess.run([CLANG19, "-Oz", "-Xclang", "-disable-llvm-passes", "-emit-llvm", "-c", "u.c",
+                    "-o", "u.bc"], cwd=tmp_path, check=True)
+    done = subprocess.run([CLANG19, "-Oz", f"-fpass-plugin={plugin}", "-c", "u.bc", "-o", "u.o"],
+                          cwd=tmp_path, capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "MLCC_PLUGIN_PASSES": "module(no-such-pass)"})
+    assert done.returncode == 1
+    assert "mlcc-pipeline: unknown module pass 'no-such-pass'" in done.stderr
+    assert "Stack dump" not in done.stderr and not (tmp_path / "u.o").exists()
+
+
+# ----------------------------------------------------------------- real projects' units
+
+def _units(recipe: str, tmp_path: Path) -> tuple[Path, list[str], list[str]]:
+    """A bench project's source directory, its C units and the flags its build gives them."""
+    from mlcc.learn.evaluate import projects
+    src = projects.extract_source(projects.fetch_source(recipe), tmp_path / recipe)
+    if recipe == "lua5.4":
+        return src / "src", sorted(p.name for p in (src / "src").glob("*.c")), [
+            "-std=gnu99", "-DLUA_COMPAT_5_3", "-DLUA_USE_LINUX"]
+    return src, sorted(p.name for p in src.glob("*.c")), ["-D_LARGEFILE64_SOURCE=1"]
+
+
+@needs_plugin
+@pytest.mark.projects
+@pytest.mark.parametrize("recipe", ["lua5.4", "zlib"])
+def test_every_unit_of_a_bench_project_is_the_same_object_through_the_plugin(tmp_path, plugin, recipe):
+    """Each unit at -Oz and -Os, through the plugin and through opt and clang: the same
+    bytes, and the plugin route taken wherever a chosen pipeline ran."""
+    src, units, flags = _units(recipe, tmp_path)
+    assert len(units) >= 10
+    took_plugin = 0
+    for level in ("-Oz", "-Os"):
+        for unit in units:
+            stem = f"{Path(unit).stem}{level}"
+            one = _compile(src, unit, f"{stem}.one.o", level, *flags)
+            apart = _compile(src, unit, f"{stem}.apart.o", level, *flags, "-fmlcc-no-plugin")
+            assert one["pipeline"] == apart["pipeline"], unit
+            assert (src / f"{stem}.one.o").read_bytes() == (src / f"{stem}.apart.o").read_bytes(), (
+                f"{unit} {level}: the plugin's object differs from opt and clang's")
+            if apart["route"] == "opt+clang":
+                assert one["route"] == "plugin", unit
+                took_plugin += 1
+    assert took_plugin >= len(units)
