@@ -48,18 +48,19 @@ class UnitBuilder:
         """opt with `pipe`, then code generation; raises ToolFailed."""
         return self.generate(pipe, self.optimize(pipe), assembly=assembly)
 
-    def build_in_one(self, pipe: Pipeline) -> Built:
+    def build_in_one(self, pipe: Pipeline, *, assembly: bool | None = None) -> Built:
         """`build`'s object from one clang process, where mlcc's pass plugin is built for
-        this clang (mlcc/plugin_build.py), the `plugin` setting is on and the unit is an
-        object outside LTO; else, or
-        when that clang fails or refuses (its pipeline would run more than the chosen
-        one), `build` itself. The object is the same (tests/test_plugin_route.py)."""
+        this clang (mlcc/plugin_build.py), the `plugin` setting is on and the output is an
+        object outside LTO; else, or when that clang fails or refuses (its pipeline would
+        run more than the chosen one), `build` itself. The object is the same
+        (tests/test_plugin_route.py); the plugin's build has no optimized bitcode."""
         from mlcc import plugin_build
         plan = self.job.plan
+        to_object = not (plan.emit_assembly if assembly is None else assembly)
         plugin = (plugin_build.installed(self.job.tools.clang)
-                  if self.job.settings.plugin and not (plan.lto or plan.emit_assembly) else None)
+                  if self.job.settings.plugin and to_object and not plan.lto else None)
         if plugin is None:
-            return self.build(pipe)
+            return self.build(pipe, assembly=assembly)
         out = self._path(".o")
         try:
             with self.job.timings.stage("codegen"):  # opt's work included
@@ -69,7 +70,7 @@ class UnitBuilder:
         except ToolFailed as exc:
             if exc.timed_out:  # opt and clang would take as long
                 raise
-            return self.build(pipe)
+            return self.build(pipe, assembly=assembly)
         return Built(pipe, "", out, diagnostics, object_size(out), route="plugin")
 
     def optimize(self, pipe: Pipeline) -> str:
@@ -110,12 +111,18 @@ class UnitBuilder:
 
     def best_of(self, pipelines: list[Pipeline]) -> tuple[Built, dict[str, int | None]]:
         """Build every pipeline as an object; the smallest wins (ties: the earlier one).
-        Also returns each pipeline's size by name (None: failed)."""
+        Also returns each pipeline's size by name (None: failed). A pipeline whose opt
+        part no other one here shares, and that no earlier build ran, is built in one
+        clang process where the plugin allows (`build_in_one`)."""
+        from collections import Counter
         results: list[Built] = []
         sizes: dict[str, int | None] = {}
+        shared = Counter(p.passes for p in pipelines)
         for p in pipelines:
+            alone = shared[p.passes] == 1 and p.passes not in self._optimized
             try:
-                built = self.build(p, assembly=False)
+                built = (self.build_in_one(p, assembly=False) if alone
+                         else self.build(p, assembly=False))
             except ToolFailed:
                 sizes[p.name] = None
                 continue
@@ -149,7 +156,8 @@ class UnitBuilder:
         """The smallest object wins (ties: the earliest built); as assembly for -S."""
         best = min(results, key=lambda b: b.size)
         if self.job.plan.emit_assembly:
-            best = self.generate(best.pipeline, best.optimized, assembly=True)
+            optimized = best.optimized or self.optimize(best.pipeline)  # "": built by the plugin
+            best = self.generate(best.pipeline, optimized, assembly=True)
         return best
 
     def search(self, start: list[str], budget: int,

@@ -20,11 +20,11 @@ from mlcc.learn.evaluate.bench_measure import STAGES
 # single-shot at most 1.25x clang's, three trials 2.5x, a warm-cache rebuild 1.05x.
 TIME_TARGETS = {"single": 1.25, "warm": 1.05, "client": 1.25, "trials": 2.5}
 TIME_TARGET = TIME_TARGETS["single"]
-# What the split route's extra processes would take, and why it is not done.
-ONE_PROCESS = ("running the chosen pipeline inside clang instead of three tool processes and two "
-               "bitcode round trips per unit; clang takes no pass pipeline of its user's (a pass "
-               "plugin can add passes at its extension points, not drop or replace clang's), so mlcc "
-               "does so only where its decision is clang's own pipeline.")
+# What is left of the split route, and why.
+ONE_PROCESS = ("the front end's own process and its bitcode file: the decision and the output "
+               "cache are keyed by that bitcode (a warm rebuild runs the front end alone), so it "
+               "comes before anything else; and opt's own process where a unit's several builds "
+               "share one opt run (trials, the cross targets' code generation variants).")
 STAGE_TITLES = {"frontend": "front end", "target": "target probe",
                 "model": "model", "opt": "opt", "codegen": "codegen",
                 "fallback": "fallback", "overhead": "overhead"}
@@ -205,8 +205,12 @@ def time_verdict(total: dict, startup: float | None = None, mode: str = "single"
         only_mlcc = ", ".join(f"{STAGE_TITLES[k]} {fmt_seconds(b[k])}"
                               for k in ("target", "model", "fallback") if b[k] > 0)
         text += (f" The extra {fmt_seconds(extra)} of CPU: each unit mlcc optimizes itself runs "
-                 f"clang's work as three tool processes instead of one, a small unit as two (front end {fmt_seconds(b['frontend'])}, opt "
-                 f"{fmt_seconds(b['opt'])}, codegen {fmt_seconds(b['codegen'])}), plus what only "
+                 "clang's work as two clang processes instead of one (the front end, then the "
+                 "pipeline and code generation: clang's own pipeline, or the chosen one through "
+                 "mlcc's pass plugin), and as three tool processes where it builds one opt "
+                 f"run several ways or the plugin is not built (front end {fmt_seconds(b['frontend'])}, "
+                 f"opt {fmt_seconds(b['opt'])}, codegen {fmt_seconds(b['codegen'])}, which holds "
+                 "opt's work where it ran inside clang), plus what only "
                  f"mlcc does ({only_mlcc or 'nothing measurable'})")
         commands = total["units"] + total["plain_commands"]
         if mode == "client" or total.get("entry") == "client":
