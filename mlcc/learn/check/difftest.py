@@ -437,6 +437,7 @@ def _check_config(config: Config, seed: int, program: str, expected: Run, tmp: s
                                     "stderr": stderr.strip()[-2000:]})
     if not config.pipeline:
         result["pipelines"][config.name] = pipeline
+    result["routes"][config.name] = entry.get("route", "")
     actual = run_binary(exe, timeout, target.emulator, target.stdout)
     if actual.status == "timeout":
         result["timeouts"]["mlcc"] += 1
@@ -467,7 +468,7 @@ def check_program(job: tuple) -> dict:
     timeout = run_limit(target, timeout)
     start = time.monotonic()
     result = {"seed": seed, "status": "compared", "reason": "", "builds": 0, "runs": 0,
-              "mismatches": [], "fallbacks": [], "pipelines": {},
+              "mismatches": [], "fallbacks": [], "pipelines": {}, "routes": {},
               "timeouts": {"reference": 0, "mlcc": 0}, "configs": [c.name for c in configs]}
 
     def skip(reason: str) -> dict:
@@ -543,6 +544,13 @@ def summarize(results: dict[str, dict], configs: list[Config], meta: dict) -> di
         for name, p in r.get("pipelines", {}).items():
             chosen.setdefault(name, {})
             chosen[name][p] = chosen[name].get(p, 0) + 1
+    # how each configuration's objects were made (the log's `route`: "plugin" inside clang,
+    # "opt+clang", "clang"), so that a campaign says which route it checked
+    routes: dict[str, dict[str, int]] = {}
+    for r in compared:
+        for name, route in r.get("routes", {}).items():
+            routes.setdefault(name, {})
+            routes[name][route] = routes[name].get(route, 0) + 1
     seconds = [r["seconds"] for r in done if "seconds" in r]
     return {
         **meta,
@@ -558,6 +566,7 @@ def summarize(results: dict[str, dict], configs: list[Config], meta: dict) -> di
                      "mlcc_retried": sum(r["timeouts"]["mlcc"] for r in done)},
         "fallbacks": [{"seed": r["seed"], **f} for r in done for f in r["fallbacks"]],
         "model_choices": chosen,
+        "routes": routes,
         "seconds_per_program": round(sum(seconds) / len(seconds), 2) if seconds else None,
         "results": {k: results[k] for k in sorted(results, key=int)},
     }
