@@ -226,7 +226,7 @@ def test_a_mismatch_leaves_a_runnable_reproducer(tmp_path, forced, target):
     program = tmp_path / "program.c"
     program.write_text(PRINTS)
     config = Config("Oz-pipeline00", "z", (f"-fmlcc-pipeline={forced}",), forced)
-    result = {"builds": 0, "runs": 0, "mismatches": [], "fallbacks": [], "pipelines": {},
+    result = {"builds": 0, "runs": 0, "mismatches": [], "fallbacks": [], "pipelines": {}, "routes": {},
               "timeouts": {"reference": 0, "mlcc": 0}}
     work = tmp_path / "work"
     work.mkdir()
