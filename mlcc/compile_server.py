@@ -87,12 +87,12 @@ def route() -> str:
 # --- the server ---------------------------------------------------------------
 
 def stamp() -> tuple:
-    """What the running code is made of: mlcc's modules, data and models, the Python
-    and the libraries kept imported (path, size, time of each file). A change means
-    the server runs stale code."""
+    """What the running code is made of: mlcc's modules, data, models and pass plugin,
+    the Python and the libraries kept imported (path, size, time of each file). A
+    change means the server runs stale code."""
     here = os.path.dirname(os.path.abspath(__file__))
     paths = [sys.executable]
-    for sub in ("", "data", "models"):
+    for sub in ("", "data", "models", "plugin"):
         directory = os.path.join(here, sub)
         try:
             paths.extend(os.path.join(directory, n) for n in sorted(os.listdir(directory))
@@ -116,7 +116,11 @@ def stamp() -> tuple:
 def _warm_up() -> None:
     """Import and load what commands need, once, before the first fork."""
     import json, shutil, subprocess, tempfile, tomllib  # noqa: F401  (the compile path's)
-    from mlcc import args, cli, driver, features, ir_reader, model, plain, plan, settings  # noqa: F401
+    # every module a command may import: what a child imports itself costs every command
+    from mlcc import (args, cache, cli, codegen, decide, driver, features, frontend,  # noqa: F401
+                      ir_reader, job, knobs, link, lto, model, notices, objective, output_cache,
+                      passes, pipeline, plain, plan, plugin_build, process, profile_heat, record,
+                      settings, targets, toolchain, trials, user_dirs)
     ir_reader.api()
     for level in model.SHIPPED_LEVELS:
         try:
