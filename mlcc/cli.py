@@ -27,9 +27,13 @@ def _driver_from_name(program: str, default: str) -> str:
 
 
 def _print_version_extra() -> None:
-    from mlcc import model
+    from mlcc import model, plugin_build
     from mlcc.compile_server import route
-    print(f"mlcc {__version__} ({model.identities()}; {route()})")
+    from mlcc.toolchain import find
+    plugin = plugin_build.installed(find("clang"))
+    pipelines = ("chosen pipelines inside clang (pass plugin)" if plugin
+                 else "chosen pipelines through opt (no pass plugin built for this clang)")
+    print(f"mlcc {__version__} ({model.identities()}; {route()}; {pipelines})")
 
 
 def _reopen_closed_streams() -> None:

@@ -134,10 +134,25 @@ def test_assembly_output_and_lto_keep_the_three_process_route(tmp_path, plugin):
 
 
 @needs_plugin
-def test_a_plugin_is_found_only_for_the_clang_it_was_built_for(tmp_path, plugin):
+def test_version_says_whether_pipelines_run_inside_clang(tmp_path, plugin):
+    done = subprocess.run([MLCC, "--version"], capture_output=True, text=True, env=mlcc_env(None))
+    assert "chosen pipelines inside clang (pass plugin)" in done.stdout.splitlines()[-1]
+    done = subprocess.run([MLCC, "--version"], capture_output=True, text=True,
+                          env=mlcc_env(None, MLCC_CLANG=str(_other_clang(tmp_path))))
+    assert "no pass plugin built for this clang" in done.stdout.splitlines()[-1]
+
+
+def _other_clang(tmp_path: Path) -> Path:
+    """A copy of clang-19 under another stamp: no plugin is built for it."""
     other = tmp_path / "clang"
     shutil.copy2(CLANG19, other)
     other.touch()  # another binary: another size or time, another stamp
+    return other
+
+
+@needs_plugin
+def test_a_plugin_is_found_only_for_the_clang_it_was_built_for(tmp_path, plugin):
+    other = _other_clang(tmp_path)
     assert plugin_build.installed(CLANG19) == plugin
     assert plugin_build.installed(str(other)) is None
 
