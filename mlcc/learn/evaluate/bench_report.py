@@ -21,10 +21,10 @@ from mlcc.learn.evaluate.bench_measure import STAGES
 TIME_TARGETS = {"single": 1.25, "warm": 1.05, "client": 1.25, "trials": 2.5}
 TIME_TARGET = TIME_TARGETS["single"]
 # What is left of the split route, and why.
-ONE_PROCESS = ("the front end's own process and its bitcode file: the decision and the output "
-               "cache are keyed by that bitcode (a warm rebuild runs the front end alone), so it "
-               "comes before anything else; and opt's own process where a unit's several builds "
-               "share one opt run (trials, the cross targets' code generation variants).")
+SPLIT_LEFT = ("What is left of the split route: the front end's own process and its bitcode "
+              "file, since the decision and the output cache are keyed by that bitcode (a warm "
+              "rebuild runs the front end alone); and opt's own process where a unit's several "
+              "builds share one opt run (trials, the cross targets' code generation variants).")
 STAGE_TITLES = {"frontend": "front end", "target": "target probe",
                 "model": "model", "opt": "opt", "codegen": "codegen",
                 "fallback": "fallback", "overhead": "overhead"}
@@ -217,8 +217,8 @@ def time_verdict(total: dict, startup: float | None = None, mode: str = "single"
             text += (f". The native client execs clang itself for the {total['plain_commands']:.0f} "
                      "pass-through commands, and the compile server, whose CPU and its children's "
                      f"({fmt_seconds(total.get('server_cpu'))}) are counted in mlcc's, runs the rest "
-                     "with Python, numpy, onnxruntime, llvmlite and the model loaded once. What would "
-                     "remove the rest: " + ONE_PROCESS)
+                     "with Python, numpy, onnxruntime, llvmlite and the model loaded once. "
+                     + SPLIT_LEFT)
         else:
             if startup is not None:
                 text += (f", plus Python start-up in each of its {commands:.0f} commands: "
@@ -228,10 +228,10 @@ def time_verdict(total: dict, startup: float | None = None, mode: str = "single"
                 text += (f" The model runs in a model server per build (its CPU, "
                          f"{fmt_seconds(total['server_cpu'])}, is counted in mlcc's): it loads numpy, "
                          "onnxruntime and llvmlite once instead of in every compiler process.")
-            text += (" What would remove the rest: mlcc's native client (the *single-shot through the "
-                     "native client* section), which execs clang for the "
+            text += (" What would remove most of the rest: mlcc's native client (the *single-shot "
+                     "through the native client* section), which execs clang for the "
                      f"{total['plain_commands']:.0f} pass-through commands (links, configure probes) "
-                     "without starting Python, and " + ONE_PROCESS + " "
+                     "without starting Python. " + SPLIT_LEFT + " "
                      "Units under `small_unit` bytes of bitcode, and sources under `tiny_source` bytes "
                      "of code, already go to clang whole.")
         if b["overhead"] < 0:
