@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 
 from mlcc import __version__
 
@@ -70,6 +71,60 @@ def _die_of(signum: int) -> int:
     return 128 + signum  # only if the signal is blocked
 
 
+@dataclass
+class Route:
+    """What a command line is: "plain" (clang as given, after logging `reason`),
+    "version", "lto" (an LTO link of `plan`) or "optimize" (`plan`'s units)."""
+
+    kind: str
+    driver: str
+    clang_argv: list
+    settings: object = None
+    reason: str = ""
+    logged: dict | None = None
+    plan: object = None
+
+
+def decide_route(argv, default_driver: str, served: bool = False) -> Route:
+    """Read a command line (`argv[0]` is the program's path), in this process's
+    directory and environment, into its `Route`, with no side effect: the compile
+    server decides pass-through commands this way without a fork. Raises what `run`
+    handles (NotServed when `served` and the settings turn the server off)."""
+    driver_kind = _driver_from_name(argv[0], default_driver)
+    clang_argv = list(argv[1:])
+    from mlcc import settings as settings_mod
+    clang_argv, flags = settings_mod.split_mlcc_flags(clang_argv)
+    settings = settings_mod.load(flags)
+    if served and not settings.compile_server:
+        raise NotServed
+    if settings.disable:
+        return Route("plain", driver_kind, clang_argv, settings, "MLCC_DISABLE")
+    from mlcc.args import parse
+    cmd = parse(clang_argv, driver_kind)
+    if clang_argv == ["--version"]:
+        return Route("version", driver_kind, clang_argv, settings)
+    from mlcc.plan import PlainClang, make_plan
+    plan = make_plan(cmd)
+    if isinstance(plan, PlainClang):
+        return Route("plain", cmd.driver, clang_argv, settings, plan.reason)
+    from mlcc.model import nothing_to_decide
+    reason = nothing_to_decide(cmd.opt_level, settings)
+    if reason:
+        return Route("plain", cmd.driver, clang_argv, settings, reason)
+    from mlcc.lto import LtoLink
+    if isinstance(plan, LtoLink):
+        return Route("lto", cmd.driver, clang_argv, settings, plan=plan)
+    from mlcc.plan import tiny_sources
+    if tiny_sources(plan, settings):
+        # the log names a lone unit's source, and its output when that is an object file
+        unit = plan.units[0] if len(plan.units) == 1 else None
+        logged = {"source": unit.source} if unit else {}
+        if unit and unit.output and not unit.emit_assembly:
+            logged["output"] = unit.output
+        return Route("plain", cmd.driver, clang_argv, settings, "tiny source", logged)
+    return Route("optimize", cmd.driver, clang_argv, settings, plan=plan)
+
+
 def run(argv, default_driver: str, served: bool = False) -> int:
     """Run one compiler command line (`argv[0]` is the program's path); return its exit
     code. `served`: in a compile server's child, which raises NotServed when the
@@ -83,39 +138,18 @@ def run(argv, default_driver: str, served: bool = False) -> int:
     driver_kind = _driver_from_name(argv[0], default_driver)
     clang_argv = list(argv[1:])
     try:
-        from mlcc import settings as settings_mod
-        clang_argv, flags = settings_mod.split_mlcc_flags(clang_argv)
-        settings = settings_mod.load(flags)
-        if served and not settings.compile_server:
-            raise NotServed
-        from mlcc.plain import run_plain_clang
-        if settings.disable:
-            run_plain_clang(driver_kind, clang_argv, "MLCC_DISABLE", settings)
-        from mlcc.args import parse
-        cmd = parse(clang_argv, driver_kind)
-        if clang_argv == ["--version"]:
-            return _version(driver_kind)
-        from mlcc.plan import PlainClang, make_plan
-        plan = make_plan(cmd)
-        if isinstance(plan, PlainClang):
-            run_plain_clang(cmd.driver, clang_argv, plan.reason, settings)
-        from mlcc.model import nothing_to_decide
-        reason = nothing_to_decide(cmd.opt_level, settings)
-        if reason:
-            run_plain_clang(cmd.driver, clang_argv, reason, settings)
-        from mlcc.lto import LtoLink, run_link
-        if isinstance(plan, LtoLink):
-            run_link(plan, clang_argv, settings)
-        from mlcc.plan import tiny_sources
-        if tiny_sources(plan, settings):
-            # the log names a lone unit's source, and its output when that is an object file
-            unit = plan.units[0] if len(plan.units) == 1 else None
-            logged = {"source": unit.source} if unit else {}
-            if unit and unit.output and not unit.emit_assembly:
-                logged["output"] = unit.output
-            run_plain_clang(cmd.driver, clang_argv, "tiny source", settings, logged)
+        route = decide_route(argv, default_driver, served)
+        driver_kind, clang_argv = route.driver, route.clang_argv
+        if route.kind == "plain":
+            from mlcc.plain import run_plain_clang
+            run_plain_clang(route.driver, route.clang_argv, route.reason, route.settings, route.logged)
+        if route.kind == "version":
+            return _version(route.driver)
+        if route.kind == "lto":
+            from mlcc.lto import run_link
+            run_link(route.plan, route.clang_argv, route.settings)
         from mlcc import driver  # the optimizing path: model, cache, temporary files
-        return driver.execute(plan, settings)
+        return driver.execute(route.plan, route.settings)
     except NotServed:
         raise
     except KeyboardInterrupt as exc:
@@ -129,6 +163,8 @@ def run(argv, default_driver: str, served: bool = False) -> int:
         print(f"mlcc: warning: internal error ({type(exc).__name__}: {exc}); "
               "running plain clang", file=sys.stderr)
         try:
+            from mlcc.settings import split_mlcc_flags
+            clang_argv = split_mlcc_flags(clang_argv)[0]  # clang is not to see mlcc's own
             from mlcc.toolchain import find
             from mlcc.process import exec_tool
             exec_tool([find("clang++" if driver_kind == "c++" else "clang"), *clang_argv])

@@ -54,6 +54,7 @@ SOCKET_PREFIX = "compile-"
 LOCK_WAIT = 10.0  # seconds a new server waits for the stale one it replaces to let go
 RETRY_AFTER = 300.0  # seconds clients run in process after a server failed to start (the client's)
 START_WAIT = 5.0  # seconds at most a client waits for a starting server to listen (the client's)
+REQUEST_WAIT = 2.0  # seconds the server waits for a connected client's request
 
 # Third-party code the server keeps imported: an upgrade restarts it.
 _LIBRARIES = ("numpy", "onnxruntime", "llvmlite")
@@ -144,7 +145,7 @@ class _Server:
         self.lock = None
         self.stopping = False
         self.status = {"kind": "compile", "started": time.time(), "idle": idle, "answered": 0,
-                       "exec": "client" if exec_in_client else "server"}
+                       "answered_unforked": 0, "exec": "client" if exec_in_client else "server"}
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(self.wake_w)
         # a flag, not the pipe's bytes: a child that gets SIGTERM before it resets its
@@ -268,23 +269,51 @@ class _Server:
             _send(conn, b"R", b"the compile server's code changed on disk")
             conn.close()
             return
+        request = self._read(conn)
+        if request is False:
+            return
+        if request is not None and self.exec_in_client and _pass_through_here(conn, request):
+            self.status["answered"] += 1
+            self.status["answered_unforked"] += 1
+            return
         try:
             pid = os.fork()
         except OSError:
             _send(conn, b"F", b"fork failed")
+            _close_fds(request)
             conn.close()
             return
         if pid == 0:
             try:
-                _child(conn, self)
+                _child(conn, self, request)
             finally:
                 os._exit(70)
+        _close_fds(request)  # the child has them
         self.status["answered"] += 1
         pidfd = os.pidfd_open(pid)
         self.children[pid] = (pidfd, conn)
         self.selector.register(pidfd, selectors.EVENT_READ, ("child", pid))
         self.hangups.register(conn.fileno(), 0)
         self.hung_up[conn.fileno()] = pid
+
+    def _read(self, conn: socket.socket):
+        """The client's request, read here (None: a status request, which a child
+        answers; False: unreadable, the client told to run the command itself)."""
+        conn.settimeout(REQUEST_WAIT)  # a client that stops talking must not hold the server
+        try:
+            if conn.recv(1, socket.MSG_PEEK) == b"{":
+                return None
+            request = _read_request(conn)
+        except (OSError, ValueError, struct.error) as exc:
+            _send(conn, b"F", f"bad request: {exc}".encode())
+            conn.close()
+            return False
+        finally:
+            try:
+                conn.settimeout(None)
+            except OSError:
+                pass
+        return request
 
     def _reap(self, pid: int) -> None:
         pidfd, conn = self.children.pop(pid)
@@ -323,8 +352,9 @@ def _send(conn: socket.socket, kind: bytes, payload: bytes) -> None:
 
 # --- the child: one command ------------------------------------------------------
 
-def _child(conn: socket.socket, server: _Server) -> None:
-    """Become the client's command and run it; never returns."""
+def _child(conn: socket.socket, server: _Server, request: dict | None) -> None:
+    """Become the client's command (`request`; None: a status request) and run it;
+    never returns."""
     import signal
     signal.set_wakeup_fd(-1)
     for fd in server.own_fds():
@@ -338,17 +368,13 @@ def _child(conn: socket.socket, server: _Server) -> None:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     _die_with_parent(signal.SIGTERM)
-    conn.settimeout(10.0)  # a client that stops talking must not leave a child behind
-    try:
-        first = conn.recv(1, socket.MSG_PEEK)
-        if first == b"{":
+    if request is None:
+        conn.settimeout(10.0)  # a client that stops talking must not leave a child behind
+        try:
             _answer_status(conn, server)
-            os._exit(0)
-        request = _read_request(conn)
-    except (OSError, ValueError, struct.error) as exc:
-        _send(conn, b"F", f"bad request: {exc}".encode())
+        except (OSError, ValueError) as exc:
+            _send(conn, b"F", f"bad request: {exc}".encode())
         os._exit(0)
-    conn.settimeout(None)
     _send(conn, b"P", struct.pack("<i", os.getpid()))
     try:
         _become(request)
@@ -377,6 +403,58 @@ def _child(conn: socket.socket, server: _Server) -> None:
         except (OSError, ValueError):
             pass
     os._exit(code)
+
+
+def _close_fds(request) -> None:
+    """Close the client's streams as received here (a child has its own copies)."""
+    for fd in (request or {}).get("fds", ()):
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _pass_through_here(conn: socket.socket, request: dict) -> bool:
+    """Answer a command that goes to clang as given (`cli.decide_route`: a link, a
+    configure probe, -E, a tiny source) without forking: the route is decided in this
+    process, in the client's directory, umask and environment for the time it takes,
+    the reason logged, and the client told to exec clang. False (nothing said to the
+    client, nothing logged) when the command is anything else, when deciding it would
+    print or warn (MLCC_TRACE, a missing model) or fails: a child then runs it as before."""
+    if request["environ"].get("MLCC_TRACE") == "1":
+        return False
+    import io
+    from mlcc import cli, notices, plain, toolchain
+    umask, environ, argv0 = os.umask(request["umask"]), dict(os.environ), sys.argv
+    stderr, said = sys.stderr, io.StringIO()
+    try:
+        sys.stderr = said  # anything said here belongs on the client's stderr: a child says it
+        notices.refusing = True
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["environ"])
+        sys.argv = list(request["argv"])  # toolchain.find must not take the client for clang
+        toolchain.find.cache_clear()  # found on the client's PATH, not on another's
+        route = cli.decide_route(request["argv"], request["driver"], served=True)
+        if route.kind != "plain" or said.getvalue():
+            return False
+        argv = plain.plain_command(route.driver, route.clang_argv, route.reason, route.settings,
+                                   route.logged)
+    except (Exception, cli.NotServed):
+        return False
+    finally:
+        notices.refusing = False
+        sys.stderr = stderr
+        toolchain.find.cache_clear()
+        sys.argv = argv0
+        os.environ.clear()
+        os.environ.update(environ)
+        os.umask(umask)
+        os.chdir("/")  # the server's own (`serve`)
+    _send(conn, b"E", b"\0".join(os.fsencode(a) for a in argv))
+    _close_fds(request)
+    conn.close()
+    return True
 
 
 def _die_with_parent(signum: int) -> None:
@@ -495,6 +573,8 @@ def _answer_status(conn: socket.socket, server: _Server) -> None:
 
 def serve(path: str, idle: float, exec_in_client: bool = True) -> None:
     """Serve commands at `path` until idle for `idle` seconds, stopped, or stale."""
+    path = os.path.abspath(path)
+    os.chdir("/")  # a build directory the server started in may go; commands say their own
     server = _Server(path, idle, exec_in_client)
     marker = path + ".spawned"  # made by the client that started this server
     if not server.take_lock():

@@ -34,9 +34,19 @@ def _build_id() -> str:
     return f"{group}-{started}"
 
 
+class WouldWarn(Exception):
+    """Raised by `warn_once` while `refusing` is set: the compile server deciding a
+    command in its own process (which has not the client's stderr) leaves it to a child."""
+
+
+refusing = False
+
+
 def warn_once(message: str) -> None:
     """`mlcc: warning: MESSAGE` on stderr, once per build (every time when there is no
     private runtime directory to note it in)."""
+    if refusing:
+        raise WouldWarn(message)
     from mlcc.user_dirs import runtime_dir
 
     directory = runtime_dir()

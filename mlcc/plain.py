@@ -13,13 +13,19 @@ from mlcc.settings import Settings
 from mlcc.toolchain import find
 
 
-def run_plain_clang(cmd_driver: str, clang_argv, reason: str, settings: Settings,
-                    logged: dict | None = None) -> None:
-    """Replace this process by clang with the user's arguments; log why first (with
-    `logged` added: a tiny source's source and output)."""
+def plain_command(cmd_driver: str, clang_argv, reason: str, settings: Settings,
+                  logged: dict | None = None) -> list[str]:
+    """clang with the user's arguments, after logging why (with `logged` added: a tiny
+    source's source and output)."""
     clang = find("clang++" if cmd_driver == "c++" else "clang")
     if settings.log:
         from mlcc import record
         record.append_log(settings.log, {"path": "clang", "reason": reason, "driver": cmd_driver,
                                          "cwd": os.getcwd(), "argv": list(clang_argv), **(logged or {})})
-    exec_tool([clang, *clang_argv])
+    return [clang, *clang_argv]
+
+
+def run_plain_clang(cmd_driver: str, clang_argv, reason: str, settings: Settings,
+                    logged: dict | None = None) -> None:
+    """Replace this process by clang with the user's arguments (`plain_command`)."""
+    exec_tool(plain_command(cmd_driver, clang_argv, reason, settings, logged))

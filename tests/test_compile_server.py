@@ -119,6 +119,39 @@ def test_exit_codes_and_diagnostics_are_those_of_the_python_entry(client, work: 
     assert "native client, compile server pid" in version
 
 
+def test_pass_through_commands_are_answered_without_a_fork_and_logged_as_before(
+        client, work: Path, runtime: Path, tmp_path: Path):
+    """A link, -E, a tiny source: the server decides them in its own process, in the
+    client's directory and environment (its PATH finds clang, its MLCC_LOG is written,
+    relative to its directory), and the client execs clang. Anything that would print
+    (an unknown -fmlcc option) still gets a child, and says it."""
+    _start(client, work, runtime)
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    wrapper = bindir / "clang"  # the client's MLCC_CLANG: it must be the one exec'd
+    wrapper.write_text(f"#!/bin/sh\necho \"$@\" >> {tmp_path / 'ran'}\nexec {shutil.which('clang-19')} \"$@\"\n")
+    wrapper.chmod(0o755)
+    env = _env(runtime, MLCC_LOG="log.jsonl", MLCC_CLANG=str(bindir / "clang"), MLCC_SMALL_UNIT="8192")
+    before = _status(runtime)[0]["answered_unforked"]
+    for argv in (["-E", "src/util.c", "-o", "u.i"], ["-Oz", "-c", "src/util.c", "-o", "tiny.o"],
+                 ["-O2", "src/main.c", "src/util.c", "src/lib.c", "-o", "prog"]):
+        done = _run([client, *argv], work, env)
+        assert done.returncode == 0 and done.stderr == b"", (argv, done.stderr)
+        before += 1
+        assert _status(runtime)[0]["answered_unforked"] == before, argv
+    entries = [json.loads(line) for line in (work / "log.jsonl").read_text().splitlines()]
+    assert [e["path"] for e in entries] == ["clang"] * 3
+    assert {e["cwd"] for e in entries} == {str(work)}
+    assert entries[1]["reason"] == "tiny source"
+    subprocess.run(["clang-19", "-Oz", "-c", "src/util.c", "-o", "clang.o"], cwd=work, check=True)
+    assert (work / "tiny.o").read_bytes() == (work / "clang.o").read_bytes()
+    bad = _run([client, "-fmlcc-no-such-option", "-c", "src/util.c"], work, env)
+    theirs = _run([*PYTHON_MLCC, "-fmlcc-no-such-option", "-c", "src/util.c"], work, env)
+    assert bad.returncode == theirs.returncode != 0 and bad.stderr == theirs.stderr
+    assert _status(runtime)[0]["answered_unforked"] == before
+    assert len((tmp_path / "ran").read_text().splitlines()) >= 3
+
+
 def test_standard_streams_and_directory_are_the_callers(client, work: Path, runtime: Path):
     _start(client, work, runtime)
     env = _env(runtime)
