@@ -13,11 +13,14 @@ for each command it forks a child, which becomes the command's process
 the code path of the Python entry point. The server sends the child's exit
 status or the signal that killed it back to the client, which exits the same way.
 
-A pass-through command (link, `-E`, configure probes, `-O0`) is decided in the
-child; the child then hands clang's argv to the client, which execs clang itself
-(faster than exec'ing it from the forked server, whose address space is large:
-scripts/bench_client.py). clang then sees the client's own environment and
-directory, as it would under the Python entry point.
+A pass-through command (link, `-E`, configure probes, `-O0`, a tiny source) is
+decided in the server's own process, without a fork (`_pass_through_here`: the
+client's directory, umask and environment are lent to it while `cli.decide_route`
+reads the command and the reason is logged), and the server hands clang's argv to
+the client, which execs clang itself (faster than exec'ing it from a forked server,
+whose address space is large: scripts/bench_client.py). clang then sees the client's
+own environment and directory, as it would under the Python entry point. A command
+whose deciding would print or warn gets a child, as every other command does.
 
 Protocol (one connection per command; PROTOCOL in the socket's name):
   client -> server  b"MLCC", u32 protocol, u32 length, then NUL-terminated fields:
