@@ -272,8 +272,11 @@ class _Server:
             _send(conn, b"R", b"the compile server's code changed on disk")
             conn.close()
             return
-        request = self._read(conn)
-        if request is False:
+        try:
+            request = _read_here(conn)
+        except (OSError, ValueError, struct.error) as exc:
+            _send(conn, b"F", f"bad request: {exc}".encode())
+            conn.close()
             return
         if request is not None and self.exec_in_client and _pass_through_here(conn, request):
             self.status["answered"] += 1
@@ -298,25 +301,6 @@ class _Server:
         self.selector.register(pidfd, selectors.EVENT_READ, ("child", pid))
         self.hangups.register(conn.fileno(), 0)
         self.hung_up[conn.fileno()] = pid
-
-    def _read(self, conn: socket.socket):
-        """The client's request, read here (None: a status request, which a child
-        answers; False: unreadable, the client told to run the command itself)."""
-        conn.settimeout(REQUEST_WAIT)  # a client that stops talking must not hold the server
-        try:
-            if conn.recv(1, socket.MSG_PEEK) == b"{":
-                return None
-            request = _read_request(conn)
-        except (OSError, ValueError, struct.error) as exc:
-            _send(conn, b"F", f"bad request: {exc}".encode())
-            conn.close()
-            return False
-        finally:
-            try:
-                conn.settimeout(None)
-            except OSError:
-                pass
-        return request
 
     def _reap(self, pid: int) -> None:
         pidfd, conn = self.children.pop(pid)
@@ -406,6 +390,16 @@ def _child(conn: socket.socket, server: _Server, request: dict | None) -> None:
         except (OSError, ValueError):
             pass
     os._exit(code)
+
+
+def _read_here(conn: socket.socket) -> dict | None:
+    """The client's request, read in the server (None: a status request, which a child
+    answers); raises OSError, ValueError or struct.error for one it cannot read."""
+    conn.settimeout(REQUEST_WAIT)  # a client that stops talking must not hold the server
+    try:
+        return None if conn.recv(1, socket.MSG_PEEK) == b"{" else _read_request(conn)
+    finally:
+        conn.settimeout(None)
 
 
 def _close_fds(request) -> None:

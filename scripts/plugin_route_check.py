@@ -23,50 +23,35 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-LEVELS = ("-Oz", "-Os")
+from mlcc.learn.corpus import derive
+from mlcc.learn.evaluate import bench_cross
+
+LEVELS = ("z", "s")
 
 
-def units(workdir: Path) -> list[dict]:
-    """The optimized units of every project's x86-64 build under `workdir` whose
-    source is still there."""
-    found = []
-    for log in sorted(workdir.glob("cross/*/x86_64/mlcc.log")):
-        project = log.parts[-3]
-        for line in log.read_text().splitlines():
-            entry = json.loads(line)
-            if entry.get("path") == "optimize" and (Path(entry["cwd"]) / entry["source"]).exists():
-                # (configure's conftest.c probes are gone once configure is done)
-                found.append({"project": project, "cwd": entry["cwd"], "argv": entry["argv"],
-                              "driver": entry.get("driver", "c"), "source": entry["source"]})
-    return found
+def units(workdir: Path) -> list[tuple[str, bench_cross.Unit]]:
+    """(project, unit) for the units of every project's x86-64 build under `workdir`
+    whose objects it left (configure and CMake probes left out, as the benches do)."""
+    return [(tree.parent.name, u) for tree in sorted(workdir.glob(f"cross/*/{bench_cross.LOGGED_TREE}"))
+            for u in bench_cross.project_units(tree)]
 
 
-def _command(unit: dict, level: str, out: str) -> list[str]:
-    """The unit's command at `level`, its object into `out`, no dependency file."""
-    argv, skip = [], False
-    for arg in unit["argv"]:
-        if skip:
-            skip = False
-            continue
-        if arg in ("-o", "-MF", "-MT", "-MQ"):
-            skip = True
-            continue
-        if arg in ("-MD", "-MMD") or arg.startswith(("-Wp,-M", "-o")):
-            continue
-        argv.append(level if arg in LEVELS else arg)
-    return ["mlcc++" if unit["driver"] == "c++" else "mlcc", *argv, "-o", out]
+def _command(unit: bench_cross.Unit, level: str, out: str) -> list[str]:
+    """The unit's command at `level` ("z", "s"), the unit alone, its object into `out`."""
+    tokens = derive.one_unit(derive.relevel(list(unit.argv), level), unit.driver, unit.source)
+    return ["mlcc++" if unit.driver == "c++" else "mlcc", *tokens, "-o", out]
 
 
-def check(unit: dict, level: str, scratch: Path, index: int) -> dict:
+def check(project: str, unit: bench_cross.Unit, level: str, scratch: Path, index: int) -> dict:
     """One unit at one level, both routes: its routes and whether the bytes agree."""
-    result = {"project": unit["project"], "source": unit["source"], "level": level}
+    result = {"project": project, "source": unit.source, "level": f"-O{level}"}
     objects = {}
     for name, extra in (("plugin", ()), ("apart", ("-fmlcc-no-plugin",))):
-        out = scratch / f"{index}{level}.{name}.o"
-        log = scratch / f"{index}{level}.{name}.log"
+        out = scratch / f"{index}-O{level}.{name}.o"
+        log = scratch / f"{index}-O{level}.{name}.log"
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLCC_")}
         env.update(MLCC_NO_CACHE="1", MLCC_LOG=str(log))
-        done = subprocess.run([*_command(unit, level, str(out)), *extra], cwd=unit["cwd"], env=env,
+        done = subprocess.run([*_command(unit, level, str(out)), *extra], cwd=unit.cwd, env=env,
                               capture_output=True, text=True, timeout=1200)
         if done.returncode != 0 or not log.exists():
             result[name] = f"failed: {done.stderr.strip()[-300:]}"
@@ -87,17 +72,17 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     todo = units(args.workdir)
     if not todo:
-        print(f"no optimized units under {args.workdir}/cross/*/x86_64/mlcc.log", file=sys.stderr)
+        print(f"no units under {args.workdir}/cross/*/{bench_cross.LOGGED_TREE}", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory(prefix="plugin-check-") as tmp, ThreadPoolExecutor(args.jobs) as pool:
-        jobs = [pool.submit(check, u, level, Path(tmp), i)
-                for i, u in enumerate(todo) for level in LEVELS]
+        jobs = [pool.submit(check, project, u, level, Path(tmp), i)
+                for i, (project, u) in enumerate(todo) for level in LEVELS]
         results = [j.result() for j in jobs]
     compared = [r for r in results if "same" in r]
     summary = {
         "command": "python scripts/plugin_route_check.py --workdir " + str(args.workdir)
                    + " --out " + str(args.out),
-        "units": len(todo), "levels": list(LEVELS), "builds_compared": len(compared),
+        "units": len(todo), "levels": [f"-O{level}" for level in LEVELS], "builds_compared": len(compared),
         "identical": sum(r["same"] for r in compared),
         "different": [r for r in compared if not r["same"]],
         "failed": [r for r in results if "same" not in r],
