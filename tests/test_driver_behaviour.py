@@ -172,6 +172,25 @@ def test_temporary_files_never_in_the_working_directory(work: Path, tmp_path: Pa
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("mlcc-")]
 
 
+@pytest.mark.parametrize("argv", [
+    ["-Oz", "-c", "src/bad.c"],                        # the front end fails
+    ["-Oz", "-c", "src/asmerr.c", "-o", "a.o"],          # code generation fails
+    ["-Oz", "src/undefined.c", "src/main.c", "-o", "prog"],  # the link fails
+], ids=["front-end", "codegen", "link"])
+def test_a_failed_command_leaves_no_temporary_files(work: Path, tmp_path: Path, argv):
+    """A command that fails as clang's does removes what it made under TMPDIR, and
+    leaves nothing new in the working directory (small units optimized too)."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    before = set(os.listdir(work))
+    proc = _run([MLCC, *argv], work, _env(TMPDIR=str(scratch), MLCC_SMALL_UNIT="0",
+                                           MLCC_TINY_SOURCE="0"))
+    assert proc.returncode != 0
+    _no_traceback(proc)
+    assert set(os.listdir(work)) == before
+    assert not list(scratch.iterdir())
+
+
 def test_tmpdir_on_another_file_system_still_puts_the_output_in_place(work: Path, tmp_path: Path):
     """The object is built under TMPDIR; on another file system it cannot be renamed into
     place, so it is copied beside the output and renamed there: same bytes, the mode

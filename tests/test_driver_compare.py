@@ -59,6 +59,8 @@ CASES = [
     Case("version", "--version", stdout="prefix"),
     Case("dumpmachine", "-dumpmachine"),
     Case("dumpversion", "-dumpversion"),
+    Case("V", "-V"),  # configure's probes for the compiler's version
+    Case("qversion", "-qversion"),
     Case("print-prog-name", "-print-prog-name=ld"),
     Case("print-file-name", "-print-file-name=crtbegin.o"),
     Case("print-search-dirs", "-print-search-dirs"),
@@ -125,6 +127,13 @@ CASES = [
     Case("frame-pointer", "-Oz -fno-omit-frame-pointer -c src/util.c"),
     Case("Wa-option", "-Oz -Wa,--noexecstack -c src/util.c"),
     Case("fno-builtin", "-Oz -fno-builtin -c src/util.c"),
+    Case("flags-kept-in-order", "-Oz -fno-builtin -fbuiltin -fno-strict-aliasing -fstrict-aliasing "
+         "-c src/util.c"),
+    Case("fpie-object", "-Oz -fPIE -c src/util.c"),
+    Case("mcpu", "-Oz -mcpu=znver3 -c src/util.c"),
+    Case("split-dwarf", "-Oz -g -gsplit-dwarf -c src/util.c"),
+    Case("profile-generate", "-Oz -fprofile-generate -c src/util.c"),
+    Case("color-forced", "-Oz -fcolor-diagnostics -Wall -c src/warn.c"),
     # C++
     Case("cxx-object", "-Oz -c src/app.cpp", driver="c++"),
     Case("cxx-link", "-Oz src/app.cpp -o app", driver="c++", run="./app"),
