@@ -108,11 +108,24 @@ def test_log_records_each_unit_and_survives_parallel_writers(work: Path, tmp_pat
     assert len(objects) == 1, "same input must give the same object"
 
 
-def test_log_says_why_plain_clang(work: Path, tmp_path: Path):
+@pytest.mark.parametrize("argv, reason", [
+    (["-O2", "-c", "src/util.c"], "-O2"),
+    (["-Oz", "-E", "src/util.c", "-o", "u.i"], "preprocess"),
+    (["-Oz", "-c", "src/util.c", "-o"], "-o without its argument"),
+    (["-Oz", "-mllvm", "-inline-threshold=1", "-c", "src/util.c"], "-mllvm"),
+    (["-Oz", "-S", "-emit-llvm", "src/util.c"], "-emit-llvm"),
+    (["-Oz", "-fprofile-generate", "-c", "src/util.c"], "profile flags"),
+    (["-Oz", "-save-temps", "-c", "src/util.c"], "-save-temps"),
+], ids=["O2", "E", "o-missing", "mllvm", "emit-llvm", "profile", "save-temps"])
+def test_log_says_why_plain_clang(work: Path, tmp_path: Path, argv, reason):
+    """A command mlcc leaves to clang is clang's, exit code and messages, and the log
+    says why (tiny sources are another reason: off here)."""
     log = tmp_path / "build.log"
-    assert _run([MLCC, "-O2", "-c", "src/util.c"], work, _env(MLCC_LOG=str(log))).returncode == 0
+    ours = _run([MLCC, *argv], work, _env(MLCC_LOG=str(log), MLCC_TINY_SOURCE="0"))
+    theirs = _run(["clang-19", *argv], work)
+    assert ours.returncode == theirs.returncode and ours.stderr == theirs.stderr
     entry = json.loads(log.read_text())
-    assert entry["path"] == "clang" and entry["reason"] == "-O2"
+    assert entry["path"] == "clang" and entry["reason"] == reason
 
 
 def _big_source(path: Path, functions: int = 4000) -> None:
