@@ -108,6 +108,44 @@ def test_log_records_each_unit_and_survives_parallel_writers(work: Path, tmp_pat
     assert len(objects) == 1, "same input must give the same object"
 
 
+def _stderr_on_a_terminal(argv, cwd: Path, env: dict) -> bytes:
+    """What `argv` writes to its stderr when that is a terminal (a pseudo-terminal)."""
+    import pty
+    main_fd, sub_fd = pty.openpty()
+    try:
+        proc = subprocess.run(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=sub_fd, timeout=600)
+        os.close(sub_fd)
+        sub_fd = -1
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(main_fd, 65536)
+            except OSError:  # EIO: every writer has closed it
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(main_fd)
+        if sub_fd >= 0:
+            os.close(sub_fd)
+    assert proc.returncode == 0
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize("pipeline", ["clang", ""], ids=["clang-pipeline", "model"])
+def test_warnings_on_a_terminal_are_coloured_as_clangs(work: Path, tmp_path: Path, pipeline):
+    """On a terminal clang colours its diagnostics; so does mlcc, whose front end and
+    code generation run with their stderr captured."""
+    argv = ["-Oz", "-Wall", "-c", "src/warn.c", "-o", "w.o"]
+    theirs = _stderr_on_a_terminal(["clang-19", *argv], work, _env())
+    ours = _stderr_on_a_terminal([MLCC, *argv], work,
+                                 _env(MLCC_PIPELINE=pipeline, MLCC_TINY_SOURCE="0", MLCC_SMALL_UNIT="0"))
+    assert b"\x1b[" in theirs
+    assert ours == theirs
+
+
 @pytest.mark.parametrize("argv, reason", [
     (["-O2", "-c", "src/util.c"], "-O2"),
     (["-Oz", "-E", "src/util.c", "-o", "u.i"], "preprocess"),
