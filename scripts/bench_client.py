@@ -2,13 +2,18 @@
 client with a warm compile server (the client exec'ing clang for pass-through
 commands, and, to compare, the server's child exec'ing it).
 
-    python scripts/bench_client.py [--rounds 20] [--json out.json]
+    python scripts/bench_client.py [--rounds 20] [--json out.json] [--cold]
 
 Each round runs every variant of every case once, interleaved; the table gives
 the median wall time, its ratio to clang's, and the mean CPU per command (the
 command's own processes plus, for the client, the server's CPU spent meanwhile,
 its children's included). No decision or output cache (MLCC_NO_CACHE=1): every
 command does its whole work. The numbers in docs/DESIGN.md come from this script.
+
+`--cold` measures a build's first commands instead, when no server runs: each
+round, in a new runtime directory, the client runs COLD_SEQUENCE one command after
+the other (the first starts the server and waits for it), and clang-19 runs the
+same commands; the table gives each step's median wall time.
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ CASES = {
 }
 # mlcc's settings of a case (clang ignores them)
 CASE_ENV = {"-Oz -c empty.c, tiny-source off (front end, then clang on the bitcode)": {"MLCC_TINY_SOURCE": "0"}}
+# a build's first commands, as a configure script begins: probes, then a compile
+COLD_SEQUENCE = (["-Oz", "-c", "empty.c", "-o", "empty.o"], ["-E", "small.c", "-o", "small.i"],
+                 ["-Oz", "small.c", "-o", "small"], ["-Oz", "-c", "calc.c", "-o", "calc.o"])
 SMALL_C = "#include <stdio.h>\nint main(void) { puts(\"hi\"); return 0; }\n"
 
 
@@ -66,10 +74,41 @@ def _start_server(runtime: Path, env: dict, exec_in_server: bool) -> None:
         time.sleep(0.05)
 
 
+def cold_rounds(client: str, env: dict, work: Path, rounds: int) -> list[dict]:
+    """COLD_SEQUENCE's wall times, median over `rounds`: the client with no server
+    running at first, and clang-19."""
+    wall: dict[tuple[int, str], list[float]] = {}
+    for _ in range(rounds):
+        runtime = Path(tempfile.mkdtemp(prefix="mlcc-cold-", dir="/tmp"))
+        try:
+            for name, prefix, venv in (("clang-19", ["clang-19"], env),
+                                       ("mlcc, client, no server at first", [client],
+                                        {**env, "XDG_RUNTIME_DIR": str(runtime)})):
+                for step, argv in enumerate(COLD_SEQUENCE):
+                    start = time.perf_counter()
+                    proc = subprocess.run([*prefix, *argv], cwd=work, env=venv,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                    wall.setdefault((step, name), []).append(time.perf_counter() - start)
+                    if proc.returncode != 0:
+                        raise SystemExit(f"{name} {argv}: {proc.stderr.decode()}")
+        finally:
+            model_server.stop_all(str(runtime / "mlcc"))
+            shutil.rmtree(runtime, ignore_errors=True)
+    rows = []
+    for step, argv in enumerate(COLD_SEQUENCE):
+        base = statistics.median(wall[step, "clang-19"])
+        for name in ("clang-19", "mlcc, client, no server at first"):
+            median = statistics.median(wall[step, name])
+            rows.append({"step": step + 1, "command": " ".join(argv), "variant": name,
+                         "wall_ms": round(1000 * median, 1), "ratio": round(median / base, 2)})
+    return rows
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--cold", action="store_true", help="a build's first commands, no server running")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="mlcc-bench-client-"))
@@ -81,6 +120,16 @@ def main() -> int:
         shutil.copy(ROOT / "scripts" / "demo" / "calc.c", work / "calc.c")
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLCC_")}
         env.update(MLCC_NO_CACHE="1", PYTHONPATH=str(ROOT))
+        if args.cold:
+            rows = cold_rounds(client, env, work, args.rounds)
+            print(f"median of {args.rounds} rounds, each with a new runtime directory\n")
+            print("| step | command | variant | wall (ms) | x clang |")
+            print("| ---: | --- | --- | ---: | ---: |")
+            for r in rows:
+                print(f"| {r['step']} | `{r['command']}` | {r['variant']} | {r['wall_ms']} | {r['ratio']} |")
+            if args.json:
+                args.json.write_text(json.dumps(rows, indent=2) + "\n")
+            return 0
         runtimes = {"client": Path(tempfile.mkdtemp(prefix="mlcc-bc-", dir="/tmp")),
                     "client, exec in server": Path(tempfile.mkdtemp(prefix="mlcc-bc-", dir="/tmp"))}
         for name, runtime in runtimes.items():

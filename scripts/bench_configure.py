@@ -2,6 +2,7 @@
 clang-19 (issue 26's "configure + make" figure).
 
     python scripts/bench_configure.py [--package libyaml] [--rounds 3] [--json out.json]
+                                      [--warm-server]
 
 The package is a Debian source package with an autotools build (default: libyaml,
 one of the benchmark projects, none of them in the model's corpus). Its sources are
@@ -11,7 +12,9 @@ interleaved: `./configure CC=... CFLAGS=-Oz`, then `make -j2`. mlcc starts cold 
 every round: a new runtime directory (so a new compile server, whose start-up and CPU,
 its children's included, count as mlcc's) and an empty decision cache. The table gives
 the median over the rounds of wall seconds and CPU seconds (the build's processes plus
-the servers'), and mlcc's ratio to clang's.
+the servers'), and mlcc's ratio to clang's. `--warm-server` starts mlcc's compile
+server (one `-c` of an empty file) before each round's configure: what the cold
+start costs.
 """
 
 from __future__ import annotations
@@ -49,8 +52,9 @@ def pristine_tree(package: str, workdir: Path) -> Path:
     return tree
 
 
-def build_once(tree: Path, compiler: str, cc: str, workdir: Path) -> dict:
-    """One configure and make of a fresh copy of `tree` with `cc`: seconds per step."""
+def build_once(tree: Path, compiler: str, cc: str, workdir: Path, warm_server: bool = False) -> dict:
+    """One configure and make of a fresh copy of `tree` with `cc`: seconds per step
+    (with mlcc's server started first, `warm_server`)."""
     copy = workdir / compiler
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(tree, copy, symlinks=True)
@@ -59,6 +63,10 @@ def build_once(tree: Path, compiler: str, cc: str, workdir: Path) -> dict:
     env.update(XDG_RUNTIME_DIR=str(runtime), MLCC_CONFIG=os.devnull,
                MLCC_CACHE=str(workdir / "decisions"), MLCC_NO_CACHE="0")
     shutil.rmtree(workdir / "decisions", ignore_errors=True)
+    if warm_server and compiler == "mlcc":
+        (runtime / "empty.c").write_text("")
+        subprocess.run([cc, "-c", str(runtime / "empty.c"), "-o", str(runtime / "empty.o")],
+                       env=env, check=True)
     out = {}
     try:
         for step, argv in STEPS.items():
@@ -78,6 +86,8 @@ def main() -> int:
     parser.add_argument("--package", default="libyaml")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--warm-server", action="store_true",
+                        help="start mlcc's compile server before each configure")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "mlcc-bench-configure")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
@@ -86,7 +96,7 @@ def main() -> int:
     runs: dict[str, list[dict]] = {name: [] for name in compilers}
     for _ in range(args.rounds):
         for name, cc in compilers.items():
-            runs[name].append(build_once(tree, name, cc, args.workdir))
+            runs[name].append(build_once(tree, name, cc, args.workdir, args.warm_server))
 
     def median(name: str, step: str, what: str) -> float:
         values = []
@@ -111,6 +121,7 @@ def main() -> int:
               f"{row['cpu']['mlcc']:6.2f} ({row['cpu']['ratio']:.2f}x)")
     if args.json:
         args.json.write_text(json.dumps({"package": args.package, "rounds": args.rounds,
+                                         "warm_server": args.warm_server,
                                          "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                                          "table": table, "runs": runs}, indent=1) + "\n")
     return 0

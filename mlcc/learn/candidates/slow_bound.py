@@ -7,7 +7,12 @@ the tuned default with and without the IR outliner):
   the training and the validation units when the slow pass runs only on units
   of at most B instructions, for several B, and the best of the two per unit;
 - with `--time N`, opt's time for both on N units spread over sizes plus the
-  largest ones, with their instruction counts (median of `--repeat` runs).
+  largest ones, with their instruction counts (median of `--repeat` runs);
+- the same sizes under a second bound, on the unit's largest function (the
+  `max_func_insts` feature, before optimization), the bound in use kept: the IR
+  outliner's time grows with each function's size times its similar regions
+  (LLVM 19 builds a `CodeExtractorAnalysisCache` of the whole function for every
+  region it weighs), so one large function can cost more than a large unit.
 
 docs/MODEL.md, "The bounded IR outliner", quotes both.
 """
@@ -30,6 +35,7 @@ from mlcc.learn.measure import Unit, optimize, prepare
 from mlcc.learn.search import search
 
 BOUNDS = (2_000, 5_000, 10_000, 20_000, 50_000, math.inf)
+FUNCTION_BOUNDS = (500, 1_000, 1_500, 2_000, 3_000, 5_000, math.inf)
 
 
 def default_with_outliner() -> str:
@@ -42,12 +48,8 @@ def default_with_outliner() -> str:
 
 def size_rows(split: str, slow: str, fast: str, counts: dict[str, float], by_unit: dict) -> list[tuple]:
     """(instructions, clang, fast, slow) bytes of every unit measured with all three."""
-    rows = []
-    for u in search.units_of(search.load_manifest(), split):
-        sizes = by_unit.get(u["id"], {})
-        if u["id"] in counts and all(sizes.get(p) for p in (search.CLANG_PIPELINE, fast, slow)):
-            rows.append((counts[u["id"]], sizes[search.CLANG_PIPELINE], sizes[fast], sizes[slow]))
-    return rows
+    return [r for u in search.units_of(search.load_manifest(), split)
+            for r in size_rows_of(u, slow, fast, counts, by_unit)]
 
 
 def print_sizes(split: str, rows: list[tuple]) -> None:
@@ -61,6 +63,37 @@ def print_sizes(split: str, rows: list[tuple]) -> None:
         click.echo(f"  bound {bound:>8,.0f}: {len(rows) - len(within):4d} units over; "
                    f"slow pass within {100 * (1 - slow / clang):.2f} %, "
                    f"best of the two within {100 * (1 - best / clang):.2f} %")
+
+
+def largest_functions(units: list[dict], bitcode_of) -> dict[str, float]:
+    """Each unit's largest function in instructions (`max_func_insts`), from the features."""
+    from mlcc import features
+    column = features.FEATURE_NAMES.index("max_func_insts")
+    return {unit: float(row[column]) for unit, row in search.feature_table(units, bitcode_of).items()}
+
+
+def print_function_bounds(split: str, slow: str, fast: str, counts: dict[str, float],
+                          largest: dict[str, float], by_unit: dict) -> None:
+    """Sizes when the slow pass also skips units whose largest function is over a bound."""
+    rows = [(largest[u["id"]], *r) for u in search.units_of(search.load_manifest(), split)
+            if u["id"] in largest
+            for r in size_rows_of(u, slow, fast, counts, by_unit)]
+    clang = sum(r[2] for r in rows)
+    click.echo(f"{split}, with a bound on the largest function too ({passes.SLOW_BOUND:,} instructions "
+               f"per unit kept):")
+    for bound in FUNCTION_BOUNDS:
+        skipped = [r for r in rows if r[0] > bound or r[1] > passes.SLOW_BOUND]
+        size = sum(r[3] if (r[0] > bound or r[1] > passes.SLOW_BOUND) else r[4] for r in rows)
+        click.echo(f"  largest function {bound:>8,.0f}: {len(skipped):4d} units without the slow pass "
+                   f"({sum(r[1] for r in skipped):,.0f} instructions); {100 * (1 - size / clang):.3f} %")
+
+
+def size_rows_of(u: dict, slow: str, fast: str, counts: dict[str, float], by_unit: dict) -> list[tuple]:
+    """`size_rows`' row of one unit, if it has one."""
+    sizes = by_unit.get(u["id"], {})
+    if u["id"] in counts and all(sizes.get(p) for p in (search.CLANG_PIPELINE, fast, slow)):
+        return [(counts[u["id"]], sizes[search.CLANG_PIPELINE], sizes[fast], sizes[slow])]
+    return []
 
 
 def time_units(units: list[dict], slow: str, fast: str, repeat: int, counts: dict[str, float]) -> None:
@@ -103,6 +136,9 @@ def main(slow: str | None, timed: int, repeat: int) -> None:
     counts = search.instruction_counts(units, bitcode_of)
     for split in ("train", "validation"):
         print_sizes(split, size_rows(split, slow, fast, counts, by_unit))
+    largest = largest_functions(units, bitcode_of)
+    for split in ("train", "validation"):
+        print_function_bounds(split, slow, fast, counts, largest, by_unit)
     if timed:
         train_units = sorted((u for u in units if u["split"] == "train"),
                              key=lambda u: (counts.get(u["id"], 0), u["id"]))
