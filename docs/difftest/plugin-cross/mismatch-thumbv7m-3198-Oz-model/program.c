@@ -1,0 +1,2178 @@
+/*
+ * This is a RANDOMLY GENERATED PROGRAM.
+ *
+ * Generator: csmith 2.3.0
+ * Git version: 30dccd7
+ * Options:   --seed 3198
+ * Seed:      3198
+ */
+
+#include "csmith.h"
+
+
+static long __undefined;
+
+/* --- Struct/Union Declarations --- */
+#pragma pack(push)
+#pragma pack(1)
+struct S0 {
+   const int32_t  f0;
+   int32_t  f1;
+   uint64_t  f2;
+   int64_t  f3;
+   const volatile uint32_t  f4;
+   int8_t  f5;
+   int32_t  f6;
+   volatile int32_t  f7;
+};
+#pragma pack(pop)
+
+/* --- GLOBAL VARIABLES --- */
+static uint32_t g_13[8] = {0x46A1C17CL,0x46A1C17CL,0x46A1C17CL,0x46A1C17CL,0x46A1C17CL,0x46A1C17CL,0x46A1C17CL,0x46A1C17CL};
+static uint64_t g_16 = 0x83DC0E3E7631615ELL;
+static uint8_t g_68 = 5UL;
+static volatile struct S0 g_85 = {-1L,0x0B0B8B0EL,0x1355901A7003B9FELL,0x9F19B52D9B6EF542LL,0xE5571BE3L,0xBDL,6L,1L};/* VOLATILE GLOBAL g_85 */
+static uint64_t g_93[8][5] = {{0xCAFB12B2C9D536C3LL,0UL,0x2BF2DCFCB68B63C9LL,18446744073709551614UL,0UL},{0xCAFB12B2C9D536C3LL,1UL,4UL,18446744073709551614UL,18446744073709551614UL},{0x2BF2DCFCB68B63C9LL,1UL,0x2BF2DCFCB68B63C9LL,0UL,18446744073709551614UL},{0xCAFB12B2C9D536C3LL,0UL,0x2BF2DCFCB68B63C9LL,18446744073709551614UL,0UL},{0xCAFB12B2C9D536C3LL,1UL,4UL,18446744073709551614UL,18446744073709551614UL},{0x2BF2DCFCB68B63C9LL,1UL,0x2BF2DCFCB68B63C9LL,0UL,18446744073709551614UL},{0xCAFB12B2C9D536C3LL,0UL,0x2BF2DCFCB68B63C9LL,18446744073709551614UL,0UL},{0xCAFB12B2C9D536C3LL,1UL,4UL,0x2BF2DCFCB68B63C9LL,0x2BF2DCFCB68B63C9LL}};
+static uint64_t *g_92 = &g_93[4][1];
+static int64_t g_98 = (-10L);
+static uint32_t g_99[2][7] = {{0x354EEA37L,0x354EEA37L,0x354EEA37L,0x354EEA37L,0x354EEA37L,0x354EEA37L,0x354EEA37L},{18446744073709551612UL,18446744073709551615UL,18446744073709551612UL,18446744073709551615UL,18446744073709551612UL,18446744073709551615UL,18446744073709551612UL}};
+static int8_t g_121[4][2] = {{0xDDL,(-1L)},{0xDDL,0xDDL},{(-1L),0xDDL},{0xDDL,(-1L)}};
+static uint64_t **g_132[5] = {(void*)0,(void*)0,(void*)0,(void*)0,(void*)0};
+static int32_t *g_133 = (void*)0;
+static int32_t g_136 = (-1L);
+static volatile uint32_t g_137 = 18446744073709551606UL;/* VOLATILE GLOBAL g_137 */
+static uint64_t g_149 = 0x161E74A9F0F70EDCLL;
+static uint64_t * const g_148 = &g_149;
+static uint64_t * const *g_147 = &g_148;
+static uint16_t g_169[1] = {0x2B3FL};
+static int32_t ** volatile g_172 = &g_133;/* VOLATILE GLOBAL g_172 */
+static struct S0 g_175 = {2L,0x40E15510L,0xE241EA34FD0DEDD1LL,-1L,0x7DBC3B14L,1L,7L,0x3D9F3A56L};/* VOLATILE GLOBAL g_175 */
+static struct S0 g_176 = {8L,1L,0xF1901878830C378FLL,0xCF680477419847BFLL,0x707698F8L,-5L,0xCEFE97C8L,-1L};/* VOLATILE GLOBAL g_176 */
+static volatile uint32_t g_190[2][2] = {{1UL,1UL},{1UL,1UL}};
+static uint32_t g_210[5][5] = {{0xC2955467L,5UL,5UL,0xC2955467L,5UL},{0xE6D5E1E2L,0xE6D5E1E2L,0x6D523453L,0xE6D5E1E2L,0xE6D5E1E2L},{5UL,0xC2955467L,5UL,5UL,0xC2955467L},{0xE6D5E1E2L,1UL,1UL,0xE6D5E1E2L,1UL},{0xC2955467L,0xC2955467L,1UL,0xC2955467L,0xC2955467L}};
+static int32_t g_211 = (-1L);
+static volatile int64_t g_215[10] = {(-1L),0xED249FA4DF0E4EAFLL,0x86A65F4457210762LL,0x86A65F4457210762LL,0xED249FA4DF0E4EAFLL,(-1L),0xED249FA4DF0E4EAFLL,0x86A65F4457210762LL,0x86A65F4457210762LL,0xED249FA4DF0E4EAFLL};
+static volatile int64_t g_216 = 0x2A01C24B06535910LL;/* VOLATILE GLOBAL g_216 */
+static volatile int64_t g_217 = (-2L);/* VOLATILE GLOBAL g_217 */
+static volatile int32_t g_218 = 0x287C9091L;/* VOLATILE GLOBAL g_218 */
+static volatile int32_t g_219 = 0L;/* VOLATILE GLOBAL g_219 */
+static volatile int8_t g_220[1] = {0L};
+static uint16_t g_221 = 0UL;
+static int32_t ** const  volatile g_226 = (void*)0;/* VOLATILE GLOBAL g_226 */
+static uint64_t g_238 = 18446744073709551610UL;
+static int32_t g_243 = 0x0AF24343L;
+static int32_t ** const  volatile g_259 = (void*)0;/* VOLATILE GLOBAL g_259 */
+static const uint32_t g_324[2][9][10] = {{{1UL,0xCC0E75EAL,18446744073709551613UL,0x7DB87A81L,2UL,0x5508F23AL,0x5508F23AL,2UL,0x7DB87A81L,18446744073709551613UL},{2UL,2UL,0xBDF8DBB8L,1UL,1UL,0x5508F23AL,0x7D9B1459L,0x5508F23AL,1UL,1UL},{1UL,0x6A2EB4F2L,1UL,0x5508F23AL,0xF77C6C28L,18446744073709551613UL,0x7D9B1459L,0x7D9B1459L,18446744073709551613UL,0xF77C6C28L},{0xBDF8DBB8L,2UL,2UL,0xBDF8DBB8L,1UL,1UL,0x5508F23AL,0x7D9B1459L,0x5508F23AL,1UL},{18446744073709551613UL,0xCC0E75EAL,1UL,0xCC0E75EAL,18446744073709551613UL,0x7DB87A81L,2UL,0x5508F23AL,0x5508F23AL,2UL},{0x7D9B1459L,0x7DB87A81L,0xBDF8DBB8L,0xBDF8DBB8L,0x7DB87A81L,0x7D9B1459L,0xF77C6C28L,2UL,18446744073709551613UL,2UL},{0xCC0E75EAL,0xBDF8DBB8L,18446744073709551613UL,0x5508F23AL,18446744073709551613UL,0xBDF8DBB8L,0xCC0E75EAL,0xF77C6C28L,1UL,1UL},{0xCC0E75EAL,1UL,0x7D9B1459L,1UL,1UL,0x7D9B1459L,1UL,0xCC0E75EAL,0x7DB87A81L,0xF77C6C28L},{0x7D9B1459L,1UL,0xCC0E75EAL,0x7DB87A81L,0xF77C6C28L,0x7DB87A81L,0xCC0E75EAL,1UL,0x7D9B1459L,1UL}},{{18446744073709551613UL,0xBDF8DBB8L,0xCC0E75EAL,0xF77C6C28L,1UL,1UL,0xF77C6C28L,0xCC0E75EAL,0xBDF8DBB8L,18446744073709551613UL},{0xBDF8DBB8L,0x7DB87A81L,0x7D9B1459L,0xF77C6C28L,2UL,18446744073709551613UL,2UL,0xF77C6C28L,0x7D9B1459L,0x7DB87A81L},{1UL,0xCC0E75EAL,18446744073709551613UL,0x7DB87A81L,2UL,0x5508F23AL,0x5508F23AL,2UL,0x7DB87A81L,18446744073709551613UL},{2UL,0x5508F23AL,2UL,0x7DB87A81L,18446744073709551613UL,0xCC0E75EAL,1UL,0xCC0E75EAL,18446744073709551613UL,0x7DB87A81L},{0x7DB87A81L,0xF77C6C28L,0x7DB87A81L,0xCC0E75EAL,1UL,0x7D9B1459L,1UL,1UL,0x7D9B1459L,1UL},{2UL,0x5508F23AL,0x5508F23AL,2UL,0x7DB87A81L,18446744073709551613UL,0xCC0E75EAL,1UL,0xCC0E75EAL,18446744073709551613UL},{0x7D9B1459L,0x6A2EB4F2L,0x7DB87A81L,0x6A2EB4F2L,0x7D9B1459L,0xBDF8DBB8L,0x5508F23AL,0xCC0E75EAL,0xCC0E75EAL,0x5508F23AL},{1UL,0xBDF8DBB8L,2UL,2UL,0xBDF8DBB8L,1UL,1UL,0x5508F23AL,0x7D9B1459L,0x5508F23AL},{0x6A2EB4F2L,2UL,0x7D9B1459L,0xCC0E75EAL,0x7D9B1459L,2UL,0x6A2EB4F2L,1UL,18446744073709551613UL,18446744073709551613UL}}};
+static const struct S0 *g_374 = &g_176;
+static const struct S0 ** volatile g_373 = &g_374;/* VOLATILE GLOBAL g_373 */
+static const volatile uint32_t *g_401 = &g_190[0][1];
+static const volatile uint32_t **g_400 = &g_401;
+static struct S0 g_413[9] = {{4L,-1L,1UL,8L,0x44D3AF96L,0x0DL,9L,0x9B0ED257L},{0xB0593DF1L,0xCE807D02L,0xF47F2ABCD455895ELL,4L,0xF6090569L,-1L,-10L,-1L},{0xB0593DF1L,0xCE807D02L,0xF47F2ABCD455895ELL,4L,0xF6090569L,-1L,-10L,-1L},{4L,-1L,1UL,8L,0x44D3AF96L,0x0DL,9L,0x9B0ED257L},{0xB0593DF1L,0xCE807D02L,0xF47F2ABCD455895ELL,4L,0xF6090569L,-1L,-10L,-1L},{0xB0593DF1L,0xCE807D02L,0xF47F2ABCD455895ELL,4L,0xF6090569L,-1L,-10L,-1L},{4L,-1L,1UL,8L,0x44D3AF96L,0x0DL,9L,0x9B0ED257L},{0xB0593DF1L,0xCE807D02L,0xF47F2ABCD455895ELL,4L,0xF6090569L,-1L,-10L,-1L},{0xB0593DF1L,0xCE807D02L,0xF47F2ABCD455895ELL,4L,0xF6090569L,-1L,-10L,-1L}};
+static int32_t ** volatile g_447 = &g_133;/* VOLATILE GLOBAL g_447 */
+static int32_t ** const  volatile g_455 = &g_133;/* VOLATILE GLOBAL g_455 */
+static int16_t g_475[8][7][4] = {{{0x5664L,0L,5L,0x4B63L},{(-9L),0x9FBDL,(-9L),0xB8D1L},{0xEC49L,(-1L),(-6L),0xA7D5L},{0L,0x04ABL,0xA7D5L,(-1L)},{0xCB53L,0x36B1L,0xA7D5L,0x1ECEL},{0L,0xCB53L,(-6L),0x5664L},{0xEC49L,5L,(-9L),(-9L)}},{{(-9L),(-9L),5L,0xEC49L},{0x5664L,(-6L),0xCB53L,0L},{0x1ECEL,0xA7D5L,0x36B1L,0xCB53L},{(-1L),0xA7D5L,0x04ABL,0L},{0xA7D5L,(-6L),(-1L),0xEC49L},{0xB8D1L,(-9L),0x9FBDL,(-9L)},{0x4B63L,5L,0L,0x5664L}},{{0xB6C5L,0xCB53L,0L,0x1ECEL},{0x9FBDL,0x36B1L,0xF81BL,(-1L)},{0x9FBDL,0x04ABL,0L,0xA7D5L},{0xB6C5L,(-1L),0L,0xB8D1L},{0x4B63L,0x9FBDL,0x9FBDL,0x4B63L},{0xB8D1L,0L,(-1L),0xB6C5L},{0xA7D5L,0L,0x04ABL,0x9FBDL}},{{(-1L),0xF81BL,0x36B1L,0x9FBDL},{0x1ECEL,0L,0xCB53L,0xB6C5L},{0x5664L,0L,5L,0x4B63L},{(-9L),0x9FBDL,(-9L),0xB8D1L},{0xEC49L,(-1L),(-6L),0xA7D5L},{0L,0x04ABL,0xA7D5L,(-1L)},{0xCB53L,0x36B1L,0xA7D5L,0x1ECEL}},{{0L,0xCB53L,(-6L),0x5664L},{0xEC49L,5L,(-9L),(-9L)},{(-9L),(-9L),0xF81BL,(-9L)},{0L,0x36B1L,(-6L),0x9FBDL},{0x92C4L,0xB6C5L,5L,(-6L)},{0xB8D1L,0xB6C5L,0xEC49L,0x9FBDL},{0xB6C5L,0x36B1L,0xB8D1L,(-9L)}},{{0xCB53L,0L,0x9E95L,0L},{9L,0xF81BL,0x9FBDL,0L},{(-1L),(-6L),0xA7D5L,0x92C4L},{0x9E95L,5L,0x1ECEL,0xB8D1L},{0x9E95L,0xEC49L,0xA7D5L,0xB6C5L},{(-1L),0xB8D1L,0x9FBDL,0xCB53L},{9L,0x9E95L,0x9E95L,9L}},{{0xCB53L,0x9FBDL,0xB8D1L,(-1L)},{0xB6C5L,0xA7D5L,0xEC49L,0x9E95L},{0xB8D1L,0x1ECEL,5L,0x9E95L},{0x92C4L,0xA7D5L,(-6L),(-1L)},{0L,0x9FBDL,0xF81BL,9L},{0L,0x9E95L,0L,0xCB53L},{(-9L),0xB8D1L,0x36B1L,0xB6C5L}},{{0x9FBDL,0xEC49L,0xB6C5L,0xB8D1L},{(-6L),5L,0xB6C5L,0x92C4L},{0x9FBDL,(-6L),0x36B1L,0L},{(-9L),0xF81BL,0L,0L},{0L,0L,0xF81BL,(-9L)},{0L,0x36B1L,(-6L),0x9FBDL},{0x92C4L,0xB6C5L,5L,(-6L)}}};
+static uint16_t *g_478 = (void*)0;
+static uint16_t ** volatile g_477 = &g_478;/* VOLATILE GLOBAL g_477 */
+static struct S0 g_509 = {1L,2L,0xB756C9350D898D58LL,0L,0x61B2BC97L,0x4CL,0xE45F899AL,0L};/* VOLATILE GLOBAL g_509 */
+static const volatile uint64_t * volatile **g_519 = (void*)0;
+static const volatile uint64_t * volatile ** volatile *g_518 = &g_519;
+static uint64_t *g_542 = &g_175.f2;
+static int32_t * volatile g_567 = &g_243;/* VOLATILE GLOBAL g_567 */
+static int16_t g_591 = 0x97EAL;
+static uint32_t g_600 = 0xB11D2D30L;
+static struct S0 g_620 = {-9L,1L,18446744073709551608UL,1L,4294967295UL,0x4BL,0L,0xF5F3E4B1L};/* VOLATILE GLOBAL g_620 */
+static const int8_t g_626 = (-1L);
+static volatile int32_t *g_633 = &g_413[3].f7;
+static volatile int32_t ** volatile g_632 = &g_633;/* VOLATILE GLOBAL g_632 */
+static volatile int32_t ** volatile *g_631 = &g_632;
+static volatile int32_t ** volatile **g_630[2][9][5] = {{{&g_631,&g_631,&g_631,&g_631,&g_631},{&g_631,&g_631,&g_631,(void*)0,&g_631},{&g_631,&g_631,&g_631,&g_631,&g_631},{&g_631,&g_631,&g_631,&g_631,&g_631},{&g_631,&g_631,&g_631,&g_631,&g_631},{&g_631,&g_631,&g_631,&g_631,&g_631},{&g_631,&g_631,&g_631,&g_631,&g_631},{&g_631,&g_631,&g_631,(void*)0,&g_631},{&g_631,&g_631,&g_631,&g_631,&g_631}},{{&g_631,&g_631,&g_631,&g_631,&g_631},{&g_631,&g_631,&g_631,&g_631,&g_631},{&g_631,&g_631,&g_631,&g_631,&g_631},{&g_631,&g_631,&g_631,&g_631,&g_631},{&g_631,&g_631,&g_631,(void*)0,&g_631},{&g_631,&g_631,&g_631,&g_631,&g_631},{&g_631,&g_631,&g_631,&g_631,&g_631},{&g_631,&g_631,&g_631,&g_631,&g_631},{&g_631,&g_631,&g_631,&g_631,(void*)0}}};
+static volatile int8_t *g_638 = &g_85.f5;
+static volatile int8_t * volatile *g_637 = &g_638;
+static struct S0 g_674 = {8L,6L,0x1F04F9B0CB956CB9LL,-9L,0x7F885C56L,6L,0xF8AD1B15L,0x293CA48FL};/* VOLATILE GLOBAL g_674 */
+static struct S0 *g_673 = &g_674;
+static volatile int32_t *g_677 = &g_509.f7;
+static struct S0 g_681 = {0x51693C9BL,0x7F156B49L,0x46D413C303BB4B24LL,-1L,4294967295UL,1L,0x73E2B31EL,0L};/* VOLATILE GLOBAL g_681 */
+static const int8_t *g_685 = &g_121[1][1];
+static const int8_t **g_684[4][8] = {{&g_685,&g_685,&g_685,&g_685,&g_685,&g_685,&g_685,&g_685},{&g_685,&g_685,&g_685,&g_685,(void*)0,&g_685,&g_685,&g_685},{&g_685,(void*)0,&g_685,&g_685,(void*)0,&g_685,(void*)0,&g_685},{&g_685,(void*)0,&g_685,&g_685,&g_685,&g_685,(void*)0,&g_685}};
+static const int8_t *** volatile g_683 = &g_684[2][6];/* VOLATILE GLOBAL g_683 */
+static volatile struct S0 g_688[10][4] = {{{-1L,0x82E94894L,0x935AF32BE493B070LL,0x7651C2A7CC1AC87DLL,0x1211DD32L,0xD2L,0x8FE511C4L,4L},{0xB43A14D9L,1L,18446744073709551611UL,0x7C94A8C72708A86ELL,0x76B8ED95L,8L,0x1EF09D8CL,0L},{-1L,0x82E94894L,0x935AF32BE493B070LL,0x7651C2A7CC1AC87DLL,0x1211DD32L,0xD2L,0x8FE511C4L,4L},{0x93F199D7L,2L,0xE244A5408892AC53LL,1L,4294967289UL,0x8AL,0L,0x137729A0L}},{{9L,-1L,18446744073709551610UL,-7L,0UL,0x03L,0xBCEA1C22L,0L},{0xB43A14D9L,1L,18446744073709551611UL,0x7C94A8C72708A86ELL,0x76B8ED95L,8L,0x1EF09D8CL,0L},{-2L,-9L,0x559EC7659C3D2AE5LL,1L,0xD5DA5917L,1L,0x45A026E6L,-1L},{0xB43A14D9L,1L,18446744073709551611UL,0x7C94A8C72708A86ELL,0x76B8ED95L,8L,0x1EF09D8CL,0L}},{{9L,-1L,18446744073709551610UL,-7L,0UL,0x03L,0xBCEA1C22L,0L},{0x93F199D7L,2L,0xE244A5408892AC53LL,1L,4294967289UL,0x8AL,0L,0x137729A0L},{-1L,0x82E94894L,0x935AF32BE493B070LL,0x7651C2A7CC1AC87DLL,0x1211DD32L,0xD2L,0x8FE511C4L,4L},{0xB43A14D9L,1L,18446744073709551611UL,0x7C94A8C72708A86ELL,0x76B8ED95L,8L,0x1EF09D8CL,0L}},{{-1L,0x82E94894L,0x935AF32BE493B070LL,0x7651C2A7CC1AC87DLL,0x1211DD32L,0xD2L,0x8FE511C4L,4L},{0xB43A14D9L,1L,18446744073709551611UL,0x7C94A8C72708A86ELL,0x76B8ED95L,8L,0x1EF09D8CL,0L},{-1L,0x82E94894L,0x935AF32BE493B070LL,0x7651C2A7CC1AC87DLL,0x1211DD32L,0xD2L,0x8FE511C4L,4L},{0x93F199D7L,2L,0xE244A5408892AC53LL,1L,4294967289UL,0x8AL,0L,0x137729A0L}},{{9L,-1L,18446744073709551610UL,-7L,0UL,0x03L,0xBCEA1C22L,0L},{0xB43A14D9L,1L,18446744073709551611UL,0x7C94A8C72708A86ELL,0x76B8ED95L,8L,0x1EF09D8CL,0L},{-2L,-9L,0x559EC7659C3D2AE5LL,1L,0xD5DA5917L,1L,0x45A026E6L,-1L},{0xB43A14D9L,1L,18446744073709551611UL,0x7C94A8C72708A86ELL,0x76B8ED95L,8L,0x1EF09D8CL,0L}},{{9L,-1L,18446744073709551610UL,-7L,0UL,0x03L,0xBCEA1C22L,0L},{0x93F199D7L,2L,0xE244A5408892AC53LL,1L,4294967289UL,0x8AL,0L,0x137729A0L},{-1L,0x82E94894L,0x935AF32BE493B070LL,0x7651C2A7CC1AC87DLL,0x1211DD32L,0xD2L,0x8FE511C4L,4L},{0xB43A14D9L,1L,18446744073709551611UL,0x7C94A8C72708A86ELL,0x76B8ED95L,8L,0x1EF09D8CL,0L}},{{-1L,0x82E94894L,0x935AF32BE493B070LL,0x7651C2A7CC1AC87DLL,0x1211DD32L,0xD2L,0x8FE511C4L,4L},{0xB43A14D9L,1L,18446744073709551611UL,0x7C94A8C72708A86ELL,0x76B8ED95L,8L,0x1EF09D8CL,0L},{-1L,0x82E94894L,0x935AF32BE493B070LL,0x7651C2A7CC1AC87DLL,0x1211DD32L,0xD2L,0x8FE511C4L,4L},{0x93F199D7L,2L,0xE244A5408892AC53LL,1L,4294967289UL,0x8AL,0L,0x137729A0L}},{{9L,-1L,18446744073709551610UL,-7L,0UL,0x03L,0xBCEA1C22L,0L},{0xB43A14D9L,1L,18446744073709551611UL,0x7C94A8C72708A86ELL,0x76B8ED95L,8L,0x1EF09D8CL,0L},{-2L,-9L,0x559EC7659C3D2AE5LL,1L,0xD5DA5917L,1L,0x45A026E6L,-1L},{0xB43A14D9L,1L,18446744073709551611UL,0x7C94A8C72708A86ELL,0x76B8ED95L,8L,0x1EF09D8CL,0L}},{{9L,-1L,18446744073709551610UL,-7L,0UL,0x03L,0xBCEA1C22L,0L},{0x93F199D7L,2L,0xE244A5408892AC53LL,1L,4294967289UL,0x8AL,0L,0x137729A0L},{-1L,0x82E94894L,0x935AF32BE493B070LL,0x7651C2A7CC1AC87DLL,0x1211DD32L,0xD2L,0x8FE511C4L,4L},{0xB43A14D9L,1L,18446744073709551611UL,0x7C94A8C72708A86ELL,0x76B8ED95L,8L,0x1EF09D8CL,0L}},{{-1L,0x82E94894L,0x935AF32BE493B070LL,0x7651C2A7CC1AC87DLL,0x1211DD32L,0xD2L,0x8FE511C4L,4L},{0xB43A14D9L,1L,18446744073709551611UL,0x7C94A8C72708A86ELL,0x76B8ED95L,8L,0x1EF09D8CL,0L},{-1L,0x82E94894L,0x935AF32BE493B070LL,0x7651C2A7CC1AC87DLL,0x1211DD32L,0xD2L,0x8FE511C4L,4L},{0x93F199D7L,2L,0xE244A5408892AC53LL,1L,4294967289UL,0x8AL,0L,0x137729A0L}}};
+static volatile struct S0 g_698 = {0xB172F635L,0x85B3631EL,18446744073709551615UL,0L,4294967290UL,5L,0L,-1L};/* VOLATILE GLOBAL g_698 */
+static uint8_t g_791[8][6][5] = {{{0UL,0UL,4UL,0UL,0UL},{1UL,0UL,1UL,1UL,0UL},{0UL,1UL,1UL,0UL,1UL},{0UL,0UL,4UL,0UL,0UL},{1UL,0UL,1UL,1UL,0UL},{0UL,1UL,1UL,0UL,1UL}},{{0UL,0UL,4UL,0UL,0UL},{1UL,0UL,1UL,1UL,0UL},{0UL,1UL,1UL,0UL,1UL},{0UL,0UL,4UL,0UL,0UL},{1UL,0UL,1UL,1UL,0UL},{0UL,1UL,1UL,0UL,1UL}},{{0UL,0UL,4UL,0UL,0UL},{1UL,0UL,1UL,1UL,0UL},{0UL,1UL,1UL,0UL,1UL},{0UL,0UL,4UL,0UL,0UL},{1UL,0UL,1UL,1UL,0UL},{0UL,1UL,1UL,0UL,1UL}},{{0UL,0UL,4UL,0UL,0UL},{1UL,0UL,1UL,1UL,0UL},{0UL,1UL,1UL,0UL,1UL},{0UL,0UL,4UL,0UL,0UL},{1UL,0UL,1UL,1UL,0UL},{0UL,1UL,1UL,1UL,4UL}},{{1UL,1UL,0UL,1UL,1UL},{4UL,1UL,4UL,4UL,1UL},{1UL,4UL,4UL,1UL,4UL},{1UL,1UL,0UL,1UL,1UL},{4UL,1UL,4UL,4UL,1UL},{1UL,4UL,4UL,1UL,4UL}},{{1UL,1UL,0UL,1UL,1UL},{4UL,1UL,4UL,4UL,1UL},{1UL,4UL,4UL,1UL,4UL},{1UL,1UL,0UL,1UL,1UL},{4UL,1UL,4UL,4UL,1UL},{1UL,4UL,4UL,1UL,4UL}},{{1UL,1UL,0UL,1UL,1UL},{4UL,1UL,4UL,4UL,1UL},{1UL,4UL,4UL,1UL,4UL},{1UL,1UL,0UL,1UL,1UL},{4UL,1UL,4UL,4UL,1UL},{1UL,4UL,4UL,1UL,4UL}},{{1UL,1UL,0UL,1UL,1UL},{4UL,1UL,4UL,4UL,1UL},{1UL,4UL,4UL,1UL,4UL},{1UL,1UL,0UL,1UL,1UL},{4UL,1UL,4UL,4UL,1UL},{1UL,4UL,4UL,1UL,4UL}}};
+static volatile struct S0 g_831 = {0xC7D2BC81L,1L,1UL,0L,4294967295UL,0x9FL,-1L,0x98BAB606L};/* VOLATILE GLOBAL g_831 */
+static uint32_t *g_835[7] = {&g_600,&g_600,&g_600,&g_600,&g_600,&g_600,&g_600};
+static uint32_t **g_834 = &g_835[3];
+static uint16_t g_889[7][8][4] = {{{0xF082L,1UL,0x489AL,0x1AD4L},{0x489AL,0x1AD4L,6UL,0x9AFFL},{0xFBD7L,2UL,0x5A40L,0x0FC9L},{2UL,1UL,1UL,65530UL},{0x019CL,0x2A65L,1UL,1UL},{0xF082L,2UL,0x847DL,2UL},{0x037CL,65529UL,65529UL,0x037CL},{0x019CL,2UL,1UL,6UL}},{{0x0FC9L,1UL,0x5A40L,65535UL},{3UL,0x42A4L,1UL,65535UL},{0x489AL,1UL,0x9AFFL,6UL},{0x429EL,2UL,1UL,0x037CL},{0xFBD7L,65529UL,1UL,2UL},{1UL,2UL,0xDDF1L,1UL},{3UL,0x2A65L,1UL,65530UL},{0x037CL,1UL,0x5A40L,0x3548L}},{{0x83C8L,0x489AL,0x847DL,0x27EBL},{65529UL,0x9AFFL,0xB4B9L,0x9AFFL},{0x9AFFL,1UL,0x2AACL,0x3653L},{0UL,6UL,0x5469L,0xCB13L},{0xDDF1L,0x019CL,65530UL,0x3548L},{0xDDF1L,0x847DL,0x5469L,0xDDF1L},{0UL,0x3548L,0x2AACL,0x5469L},{0x9AFFL,0x42A4L,0xB4B9L,0xC30AL}},{{65529UL,1UL,0x847DL,1UL},{0x83C8L,0x019CL,0x5A40L,0x5469L},{1UL,0x9AFFL,0x429EL,1UL},{6UL,0x847DL,0x2AACL,0x9AFFL},{1UL,0x2B01L,0xCB13L,0xCB13L},{1UL,1UL,0x429EL,1UL},{0xDDF1L,1UL,0x27EBL,0x489AL},{0x83C8L,0x3548L,1UL,0x27EBL}},{{6UL,0x3548L,0xB4B9L,0x489AL},{0x3548L,1UL,0xCB64L,1UL},{0UL,1UL,0x847DL,0xCB13L},{1UL,0x2B01L,65530UL,0x9AFFL},{1UL,0x847DL,1UL,1UL},{0UL,0x9AFFL,0xCB13L,0x5469L},{0x489AL,0x019CL,0xB4B9L,1UL},{1UL,1UL,0x5469L,0xC30AL}},{{0x83C8L,0x42A4L,0x83C8L,0x5469L},{1UL,0x3548L,0x429EL,0xDDF1L},{65529UL,0x847DL,0xCB64L,0x3548L},{1UL,0x019CL,0xCB64L,0xCB13L},{65529UL,6UL,0x429EL,0x3653L},{1UL,1UL,0x83C8L,0x9AFFL},{0x83C8L,0x9AFFL,0x5469L,0x27EBL},{1UL,0x489AL,0xB4B9L,0x3548L}},{{0x489AL,1UL,0xCB13L,0xC30AL},{0UL,65529UL,1UL,0xCB13L},{1UL,0x42A4L,65530UL,0x489AL},{1UL,0x847DL,0x847DL,1UL},{0UL,0x489AL,0xCB64L,0x5469L},{0x3548L,0x2B01L,0xB4B9L,0x3653L},{6UL,1UL,1UL,0x3653L},{0x83C8L,0x2B01L,0x27EBL,0x5469L}}};
+static const int64_t *g_961 = &g_413[3].f3;
+static const int64_t * volatile * volatile g_960 = &g_961;/* VOLATILE GLOBAL g_960 */
+static const int64_t * volatile * volatile * volatile g_962 = &g_960;/* VOLATILE GLOBAL g_962 */
+static int16_t g_995 = 0x88E5L;
+static uint8_t g_1014 = 0UL;
+static int32_t *g_1029 = &g_243;
+static int32_t ** volatile g_1028 = &g_1029;/* VOLATILE GLOBAL g_1028 */
+static uint16_t *g_1047 = &g_169[0];
+static const struct S0 ** volatile ** volatile g_1083 = (void*)0;/* VOLATILE GLOBAL g_1083 */
+static const struct S0 ** volatile ** volatile g_1084 = (void*)0;/* VOLATILE GLOBAL g_1084 */
+static const struct S0 ** volatile ** volatile g_1085 = (void*)0;/* VOLATILE GLOBAL g_1085 */
+static const struct S0 ** volatile *g_1086 = &g_373;
+static int64_t **g_1133[10] = {(void*)0,(void*)0,(void*)0,(void*)0,(void*)0,(void*)0,(void*)0,(void*)0,(void*)0,(void*)0};
+static int64_t ***g_1132[5][3] = {{&g_1133[5],&g_1133[5],&g_1133[5]},{&g_1133[5],&g_1133[5],&g_1133[5]},{&g_1133[5],&g_1133[5],&g_1133[5]},{&g_1133[5],&g_1133[5],&g_1133[5]},{&g_1133[5],&g_1133[5],&g_1133[5]}};
+static int8_t g_1164 = 7L;
+static uint8_t g_1187[5] = {255UL,255UL,255UL,255UL,255UL};
+static int8_t g_1229 = 0xABL;
+static volatile uint64_t g_1238 = 18446744073709551615UL;/* VOLATILE GLOBAL g_1238 */
+static const uint64_t ***g_1408 = (void*)0;
+static int32_t ** volatile g_1444 = &g_133;/* VOLATILE GLOBAL g_1444 */
+static int32_t ** volatile g_1504 = (void*)0;/* VOLATILE GLOBAL g_1504 */
+static int32_t ** volatile g_1505 = &g_1029;/* VOLATILE GLOBAL g_1505 */
+static const int32_t *g_1563 = &g_674.f0;
+static const int32_t ** volatile g_1562 = &g_1563;/* VOLATILE GLOBAL g_1562 */
+static struct S0 **g_1690[5][3][4] = {{{&g_673,&g_673,(void*)0,&g_673},{&g_673,&g_673,&g_673,&g_673},{&g_673,&g_673,&g_673,(void*)0}},{{&g_673,&g_673,(void*)0,&g_673},{&g_673,&g_673,&g_673,&g_673},{&g_673,&g_673,(void*)0,(void*)0}},{{&g_673,&g_673,(void*)0,&g_673},{&g_673,&g_673,(void*)0,&g_673},{&g_673,&g_673,&g_673,(void*)0}},{{&g_673,&g_673,(void*)0,&g_673},{&g_673,&g_673,&g_673,&g_673},{&g_673,&g_673,&g_673,(void*)0}},{{&g_673,&g_673,(void*)0,&g_673},{&g_673,&g_673,&g_673,&g_673},{&g_673,&g_673,(void*)0,(void*)0}}};
+static struct S0 ***g_1689 = &g_1690[0][1][2];
+static struct S0 ****g_1688[2][5] = {{(void*)0,(void*)0,&g_1689,(void*)0,(void*)0},{&g_1689,(void*)0,&g_1689,&g_1689,(void*)0}};
+static struct S0 ****g_1692 = &g_1689;
+static int64_t * const g_1701 = (void*)0;
+static int64_t * const *g_1700 = &g_1701;
+static int64_t * const **g_1699 = &g_1700;
+static int64_t * const ** const *g_1698 = &g_1699;
+static volatile int64_t g_1780[1][6][8] = {{{0xE062B7B3F91C0D8ALL,0xE062B7B3F91C0D8ALL,(-1L),1L,1L,1L,(-1L),0xE062B7B3F91C0D8ALL},{0xE062B7B3F91C0D8ALL,0x71308B96A4027EB3LL,1L,(-1L),(-1L),1L,0x71308B96A4027EB3LL,0xE062B7B3F91C0D8ALL},{0x71308B96A4027EB3LL,0x2EBF3C0EDAC840E5LL,0xE062B7B3F91C0D8ALL,1L,0xE062B7B3F91C0D8ALL,0x2EBF3C0EDAC840E5LL,0x71308B96A4027EB3LL,0x71308B96A4027EB3LL},{0x2EBF3C0EDAC840E5LL,1L,1L,1L,1L,0x2EBF3C0EDAC840E5LL,(-1L),0x2EBF3C0EDAC840E5LL},{1L,0x2EBF3C0EDAC840E5LL,(-1L),0x2EBF3C0EDAC840E5LL,1L,1L,1L,1L},{0x2EBF3C0EDAC840E5LL,0x71308B96A4027EB3LL,0x71308B96A4027EB3LL,0x2EBF3C0EDAC840E5LL,0xE062B7B3F91C0D8ALL,1L,0xE062B7B3F91C0D8ALL,0x2EBF3C0EDAC840E5LL}}};
+static int32_t ** volatile g_1829 = &g_1029;/* VOLATILE GLOBAL g_1829 */
+static int32_t g_1846[7][8] = {{0x2DB33A3BL,7L,0xF6A3E61FL,0xF6A3E61FL,7L,0x2DB33A3BL,0x47D344ACL,0xD7C48DBEL},{(-1L),0x25D553B6L,(-2L),1L,4L,0x358DA145L,0x25D553B6L,(-6L)},{0xD66CE308L,0x2DB33A3BL,0xD7C48DBEL,1L,(-1L),0xBB892E30L,4L,0xD7C48DBEL},{0xA0E8B28FL,(-1L),(-2L),0xF6A3E61FL,(-2L),(-1L),0xA0E8B28FL,0L},{(-6L),0L,4L,(-2L),0x47D344ACL,1L,1L,(-2L)},{0x2DB33A3BL,(-1L),0x430FBF38L,0xD7C48DBEL,0x47D344ACL,0x2DB33A3BL,7L,0xF6A3E61FL},{(-6L),0xCD886571L,(-2L),(-2L),(-2L),(-2L),0xCD886571L,(-6L)}};
+static int16_t *g_1881 = &g_591;
+static int16_t *g_1882 = &g_475[5][4][3];
+static struct S0 g_1923 = {4L,0xB6BCCC34L,0xF580529D92E538C9LL,1L,1UL,-2L,0L,0L};/* VOLATILE GLOBAL g_1923 */
+static int32_t ** volatile g_1966[4][7] = {{&g_1029,&g_1029,&g_133,&g_133,&g_1029,&g_1029,&g_133},{&g_1029,(void*)0,&g_1029,(void*)0,&g_1029,(void*)0,&g_1029},{&g_1029,&g_133,&g_133,&g_1029,&g_1029,&g_133,&g_133},{(void*)0,(void*)0,(void*)0,(void*)0,(void*)0,(void*)0,(void*)0}};
+static volatile struct S0 g_1976 = {0x9C4ED41EL,0x2BB57271L,0xDEA9E7A84633A137LL,0xD57A4356590796AFLL,0UL,0x16L,0xDB93E93DL,0x20617CF6L};/* VOLATILE GLOBAL g_1976 */
+static const struct S0 g_2017[4][1] = {{{6L,-5L,6UL,0x301312291FC1A801LL,4294967295UL,7L,0xC041663DL,1L}},{{-3L,0xF3E56AB1L,1UL,0x7CB2E6C22EF40E22LL,2UL,0xC0L,-10L,0x1BB1DB9BL}},{{6L,-5L,6UL,0x301312291FC1A801LL,4294967295UL,7L,0xC041663DL,1L}},{{-3L,0xF3E56AB1L,1UL,0x7CB2E6C22EF40E22LL,2UL,0xC0L,-10L,0x1BB1DB9BL}}};
+
+
+/* --- FORWARD DECLARATIONS --- */
+static uint16_t  func_1(void);
+static int32_t  func_2(int32_t  p_3, uint16_t  p_4, int16_t  p_5, const int16_t  p_6, int16_t  p_7);
+static uint64_t  func_18(uint32_t  p_19, uint32_t  p_20, uint64_t * p_21, uint64_t * p_22);
+static uint64_t * func_27(uint64_t * p_28, uint64_t * p_29, uint32_t  p_30, uint32_t  p_31, uint16_t  p_32);
+static uint64_t * func_33(uint64_t  p_34, const uint32_t  p_35, int32_t  p_36);
+static uint64_t  func_39(int16_t  p_40, const uint32_t  p_41, int32_t  p_42);
+static const uint32_t  func_44(uint8_t  p_45, int16_t  p_46, uint64_t * p_47, uint32_t  p_48);
+static int16_t  func_49(int64_t  p_50, uint64_t  p_51, uint32_t  p_52, uint64_t * p_53);
+static int64_t  func_54(uint64_t * p_55, int16_t  p_56, int32_t  p_57, int32_t  p_58, uint64_t * const  p_59);
+static uint64_t * func_60(uint64_t * p_61, uint8_t  p_62, const int8_t  p_63, int8_t  p_64, uint64_t * p_65);
+
+
+/* --- FUNCTIONS --- */
+/* ------------------------------------------ */
+/* 
+ * reads : g_13 g_68 g_16 g_85 g_93 g_121 g_99 g_133 g_137 g_169 g_172 g_98 g_175 g_176 g_190 g_210 g_149 g_221 g_220 g_238 g_243 g_217 g_147 g_148 g_92 g_136 g_373 g_400 g_374 g_447 g_455 g_475 g_477 g_324 g_509 g_518 g_542 g_567 g_413.f2 g_413.f5 g_413.f0 g_215 g_630 g_637 g_638 g_591 g_631 g_632 g_633 g_413.f7 g_216 g_673 g_677 g_683 g_688 g_698 g_681.f4 g_681.f5 g_674.f1 g_681.f3 g_413.f3 g_674.f6 g_685 g_401 g_413.f6 g_674.f5 g_674.f3 g_791 g_620.f5 g_831 g_834 g_620 g_889 g_960 g_962 g_961 g_995 g_1014 g_681.f6 g_1028 g_1029 g_681.f2 g_1229 g_1047 g_1238 g_835 g_600 g_681.f0 g_1187 g_1086 g_1444 g_1164 g_1505 g_211 g_681.f1 g_1562 g_674.f0 g_519 g_1688 g_1563 g_1829 g_1846 g_1976 g_1881 g_1882
+ * writes: g_68 g_92 g_98 g_99 g_16 g_121 g_132 g_137 g_147 g_85.f7 g_133 g_190 g_175.f7 g_176.f5 g_210 g_211 g_221 g_238 g_243 g_175.f5 g_374 g_93 g_176.f3 g_149 g_85.f3 g_169 g_475 g_477 g_591 g_600 g_413.f2 g_413.f3 g_413.f7 g_673 g_684 g_509.f7 g_175.f3 g_509.f5 g_674.f5 g_175.f2 g_674.f3 g_633 g_791 g_136 g_889 g_960 g_620.f1 g_681.f3 g_681.f6 g_1029 g_478 g_1047 g_1014 g_1086 g_674.f6 g_1238 g_176.f6 g_995 g_681.f5 g_1408 g_1164 g_175.f6 g_681.f1 g_176.f2 g_175.f1 g_1563 g_509.f3 g_1688 g_1692 g_1698 g_85.f1 g_831.f3 g_1690 g_509.f1 g_620.f5 g_1846 g_620.f3
+ */
+static uint16_t  func_1(void)
+{ /* block id: 0 */
+    int64_t l_8 = 0xD0D3F7BF48C443EBLL;
+    uint64_t *l_14 = (void*)0;
+    uint64_t *l_15[1];
+    int32_t l_17 = 0xFBC9FA8BL;
+    uint8_t l_43 = 0x3DL;
+    uint8_t *l_66 = (void*)0;
+    uint8_t *l_67 = &g_68;
+    int16_t *l_571[5];
+    uint64_t *l_572 = &g_413[3].f2;
+    uint64_t l_573 = 0UL;
+    int8_t l_1655 = (-1L);
+    uint64_t **l_1657 = &l_572;
+    uint64_t *l_1658 = &g_674.f2;
+    uint32_t l_1661[4][5][2] = {{{4294967294UL,4294967295UL},{4294967295UL,0x72F161B4L},{0xF56EA0F1L,0x3CF64FABL},{4294967294UL,0xF56EA0F1L},{0x3CF64FABL,0x72F161B4L}},{{0x3CF64FABL,0xF56EA0F1L},{4294967294UL,0x3CF64FABL},{0xF56EA0F1L,0x72F161B4L},{4294967295UL,4294967295UL},{4294967294UL,4294967295UL}},{{4294967295UL,0x72F161B4L},{0xF56EA0F1L,0x3CF64FABL},{4294967294UL,0xF56EA0F1L},{0x3CF64FABL,0x72F161B4L},{0x3CF64FABL,0xF56EA0F1L}},{{4294967294UL,0x3CF64FABL},{0xF56EA0F1L,0x72F161B4L},{4294967295UL,4294967295UL},{4294967294UL,4294967295UL},{4294967295UL,0x72F161B4L}}};
+    int8_t l_1662 = 0x06L;
+    int32_t *l_1845 = &g_1846[6][1];
+    uint32_t l_1886 = 18446744073709551607UL;
+    uint16_t l_1914 = 65534UL;
+    int32_t l_1941[9][4] = {{0x8BF37F8DL,0x8BF37F8DL,0x565A4739L,0x754AD47AL},{0x1BF513C7L,0x8BF37F8DL,0x754AD47AL,0x754AD47AL},{0x8BF37F8DL,0x8BF37F8DL,0x565A4739L,0x754AD47AL},{0x1BF513C7L,0x8BF37F8DL,0x754AD47AL,0x754AD47AL},{0x8BF37F8DL,0x8BF37F8DL,0x565A4739L,0x754AD47AL},{0x1BF513C7L,0x8BF37F8DL,0x754AD47AL,0x754AD47AL},{0x8BF37F8DL,0x8BF37F8DL,0x565A4739L,0x754AD47AL},{0x1BF513C7L,0x8BF37F8DL,0x754AD47AL,0x754AD47AL},{0x8BF37F8DL,0x8BF37F8DL,0x565A4739L,0x754AD47AL}};
+    int32_t l_1942[7][4] = {{1L,0xFB1063DAL,0x37DCD671L,0x83E937FCL},{0x403B2354L,0x4FB7BB03L,0x403B2354L,0x83E937FCL},{0x37DCD671L,0xFB1063DAL,1L,0x885C4860L},{1L,0L,0xFB1063DAL,0xFB1063DAL},{0x30944E3AL,0x30944E3AL,0xFB1063DAL,0x403B2354L},{1L,0L,1L,0L},{0x37DCD671L,1L,0x403B2354L,1L}};
+    uint32_t l_1961[3][8][4] = {{{1UL,0x97C97330L,0xD9E44DAFL,0UL},{8UL,0x97C97330L,0xC44D4F96L,0xC44D4F96L},{0x97C97330L,0x97C97330L,0x6B9F6ACBL,0UL},{0xC86A2715L,0x97C97330L,0UL,0xC44D4F96L},{1UL,0x97C97330L,0xD9E44DAFL,0UL},{8UL,0x97C97330L,0xC44D4F96L,0xC44D4F96L},{0x97C97330L,0x97C97330L,0x6B9F6ACBL,0UL},{0xC86A2715L,0x97C97330L,0UL,0xC44D4F96L}},{{1UL,0x97C97330L,0xD9E44DAFL,0UL},{8UL,0x97C97330L,0xC44D4F96L,0xC44D4F96L},{0x97C97330L,0x97C97330L,0x6B9F6ACBL,0UL},{0xC86A2715L,0x97C97330L,0UL,0xC44D4F96L},{1UL,0x97C97330L,0xD9E44DAFL,0UL},{8UL,0x97C97330L,0xC44D4F96L,0xC44D4F96L},{0x97C97330L,0x97C97330L,0x6B9F6ACBL,0UL},{0xC86A2715L,0x97C97330L,0UL,0xC44D4F96L}},{{1UL,0x97C97330L,0xD9E44DAFL,0UL},{8UL,0x97C97330L,0xC44D4F96L,0xC44D4F96L},{0x97C97330L,0x97C97330L,0x6B9F6ACBL,0UL},{0xC86A2715L,0x97C97330L,0UL,0xC44D4F96L},{1UL,0x97C97330L,0xD9E44DAFL,0UL},{8UL,0x97C97330L,0xC44D4F96L,0xC44D4F96L},{0x97C97330L,0x97C97330L,0x6B9F6ACBL,0UL},{0xC86A2715L,0x97C97330L,0UL,0xC44D4F96L}}};
+    struct S0 ***l_2018[2];
+    int16_t l_2019 = 0x88C1L;
+    int i, j, k;
+    for (i = 0; i < 1; i++)
+        l_15[i] = &g_16;
+    for (i = 0; i < 5; i++)
+        l_571[i] = (void*)0;
+    for (i = 0; i < 2; i++)
+        l_2018[i] = &g_1690[0][1][2];
+    if (((*l_1845) ^= func_2(l_8, ((safe_rshift_func_uint16_t_u_u(((safe_lshift_func_int8_t_s_s((((l_17 |= g_13[7]) == func_18((safe_lshift_func_uint16_t_u_s(((((safe_add_func_int64_t_s_s(((l_8 > (((*l_1657) = func_27(func_33(((((safe_mod_func_uint16_t_u_u((func_39(l_43, func_44(((g_475[5][4][3] = func_49(func_54(func_60(l_15[0], ((*l_67) |= l_8), (safe_lshift_func_uint8_t_u_u((!(-10L)), 1)), (1L <= (0xB407CB0BE945D447LL < g_13[7])), &g_16), g_324[1][5][3], l_8, g_509.f2, g_148), g_176.f2, l_8, g_542)) < 65535UL), l_8, l_572, l_573), l_43) <= l_43), 0xC69BL)) , &l_573) == (void*)0) , 0x1291391CFA0ADD14LL), l_43, l_573), g_542, g_509.f2, l_1655, l_1655)) != l_1658)) == 0x19L), l_573)) && 4294967295UL) && l_1655) && 65530UL), 2)), l_43, &l_573, &l_573)) & 0UL), 6)) >= 6L), l_1661[1][2][1])) > l_1661[2][4][0]), g_620.f6, g_1187[1], l_1662)))
+    { /* block id: 863 */
+        uint16_t l_1852[2][6] = {{0x990BL,0x990BL,0x990BL,0x990BL,0x990BL,0x990BL},{0x990BL,0x990BL,0x990BL,0x990BL,0x990BL,0x990BL}};
+        int8_t l_1861 = 0x18L;
+        struct S0 *****l_1874 = &g_1692;
+        int32_t l_1913 = 0x67DDC865L;
+        int16_t l_1918 = 0x3731L;
+        uint64_t l_1932 = 0x0EA73645E4330337LL;
+        int32_t l_1943 = 0L;
+        int32_t l_1945 = 0xD6CEF1E1L;
+        int32_t l_1946 = (-1L);
+        int16_t l_1948 = 0x2760L;
+        int32_t l_1949 = 0xFF187F6BL;
+        int32_t l_1950[5];
+        uint32_t *l_1962 = &g_13[4];
+        int32_t *l_1967[4] = {&l_1943,&l_1943,&l_1943,&l_1943};
+        uint64_t ***l_1969 = (void*)0;
+        uint64_t ****l_1968 = &l_1969;
+        int i, j;
+        for (i = 0; i < 5; i++)
+            l_1950[i] = 0L;
+        if ((**g_1562))
+        { /* block id: 864 */
+            const int64_t l_1856[3] = {(-8L),(-8L),(-8L)};
+            struct S0 ****l_1908 = &g_1689;
+            const uint32_t l_1909 = 1UL;
+            int32_t l_1911 = 0x1E323E97L;
+            int32_t l_1912 = 0L;
+            uint16_t l_1922 = 0x02AFL;
+            volatile int32_t *l_1933 = &g_674.f7;
+            int32_t l_1944[4];
+            int64_t l_1947 = 0x04647C1B49FCB7BELL;
+            int32_t *l_1965 = (void*)0;
+            int i;
+            for (i = 0; i < 4; i++)
+                l_1944[i] = 8L;
+            (*g_677) = (~g_175.f1);
+            for (g_681.f1 = 1; (g_681.f1 >= 0); g_681.f1 -= 1)
+            { /* block id: 868 */
+                int64_t *l_1855 = &g_681.f3;
+                int32_t l_1869 = 0x170B4601L;
+                struct S0 **** const l_1870 = &g_1689;
+                uint16_t l_1936[6] = {0xB152L,0xB152L,0xB152L,0xB152L,0xB152L,0xB152L};
+                int32_t *l_1938 = &l_17;
+                int32_t *l_1939 = &l_1913;
+                int32_t *l_1940[1];
+                uint64_t l_1951[7][7] = {{0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL},{0x0CDA0ACDAD3D0856LL,0x0CDA0ACDAD3D0856LL,0x0CDA0ACDAD3D0856LL,0x0CDA0ACDAD3D0856LL,0x0CDA0ACDAD3D0856LL,0x0CDA0ACDAD3D0856LL,0x0CDA0ACDAD3D0856LL},{0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL},{0x0CDA0ACDAD3D0856LL,0x0CDA0ACDAD3D0856LL,0x0CDA0ACDAD3D0856LL,0x0CDA0ACDAD3D0856LL,0x0CDA0ACDAD3D0856LL,0x0CDA0ACDAD3D0856LL,0x0CDA0ACDAD3D0856LL},{0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL},{0x0CDA0ACDAD3D0856LL,0x0CDA0ACDAD3D0856LL,0x0CDA0ACDAD3D0856LL,0x0CDA0ACDAD3D0856LL,0x0CDA0ACDAD3D0856LL,0x0CDA0ACDAD3D0856LL,0x0CDA0ACDAD3D0856LL},{0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL,0x1B1F78AFB4C1E1D0LL}};
+                int i, j;
+                for (i = 0; i < 1; i++)
+                    l_1940[i] = &g_1846[6][1];
+            }
+        }
+        else
+        { /* block id: 919 */
+            int32_t l_1970 = 0x00EF1CA8L;
+            const uint64_t * const **l_1978 = (void*)0;
+            const uint64_t * const ***l_1977 = &l_1978;
+            for (g_243 = 0; (g_243 <= 1); g_243 += 1)
+            { /* block id: 922 */
+                uint8_t l_1971[3][1][7] = {{{254UL,254UL,254UL,254UL,254UL,254UL,254UL}},{{0UL,0x71L,0UL,0x71L,0UL,0x71L,0UL}},{{254UL,254UL,254UL,254UL,254UL,254UL,254UL}}};
+                int32_t l_1991 = 0x5CD7C5B8L;
+                int i, j, k;
+                l_1970 = (g_620.f0 != (l_1968 == (void*)0));
+                ++l_1971[0][0][5];
+                for (g_175.f2 = 0; (g_175.f2 <= 1); g_175.f2 += 1)
+                { /* block id: 927 */
+                    int16_t l_1988[7] = {0x3F13L,0x3F13L,0x3F13L,0x3F13L,0x3F13L,0x3F13L,0x3F13L};
+                    int32_t l_1992 = (-5L);
+                    int32_t l_1993 = 0xD0CAD2E0L;
+                    int i;
+                    for (g_620.f3 = 0; g_620.f3 < 2; g_620.f3 += 1)
+                    {
+                        for (l_1943 = 0; l_1943 < 7; l_1943 += 1)
+                        {
+                            g_99[g_620.f3][l_1943] = 0x3E96460AL;
+                        }
+                    }
+                    if ((*g_633))
+                        continue;
+                    l_1993 &= (safe_add_func_int32_t_s_s(((g_1976 , &g_519) == l_1977), (safe_sub_func_int32_t_s_s((safe_div_func_uint16_t_u_u(((-1L) != ((((*g_1882) = (*g_1881)) > (l_1991 = (safe_rshift_func_uint16_t_u_s((safe_unary_minus_func_int64_t_s(((l_1988[5] = ((*l_1845) = (l_1970 > g_169[0]))) || (safe_sub_func_uint32_t_u_u((((*g_685) ^ l_1970) < (*l_1845)), l_1971[1][0][4]))))), 6)))) >= l_1992)), l_1970)), l_1970))));
+                }
+            }
+        }
+    }
+    else
+    { /* block id: 938 */
+        int64_t *l_1994 = &g_413[3].f3;
+        int32_t l_1997 = (-2L);
+        uint32_t *l_2003[7][7] = {{&g_210[1][0],&g_210[2][0],&g_210[2][0],&g_210[1][0],&l_1961[0][4][3],&l_1961[0][4][3],&g_210[1][0]},{&l_1961[0][4][3],(void*)0,&l_1961[0][4][3],&l_1961[0][4][3],(void*)0,&l_1961[0][4][3],&g_210[2][0]},{(void*)0,&g_210[1][0],&g_210[2][0],&g_13[7],&g_13[7],&g_210[2][0],&g_210[1][0]},{(void*)0,&g_210[2][0],&l_1961[0][4][3],(void*)0,&l_1961[0][4][3],&l_1961[0][4][3],(void*)0},{&l_1961[0][4][3],&g_210[1][0],&l_1961[0][4][3],&l_1961[0][4][3],&g_210[1][0],&g_210[2][0],&g_210[2][0]},{&g_210[1][0],(void*)0,&g_210[2][0],(void*)0,&g_210[1][0],&g_210[2][0],&g_13[7]},{&g_13[7],&g_210[2][0],&l_1961[0][4][3],&g_13[7],&l_1961[0][4][3],&g_210[2][0],&g_13[7]}};
+        int8_t *l_2010 = &g_674.f5;
+        int8_t **l_2009 = &l_2010;
+        int8_t ***l_2008[3][7][2] = {{{(void*)0,&l_2009},{&l_2009,&l_2009},{&l_2009,&l_2009},{&l_2009,(void*)0},{&l_2009,&l_2009},{&l_2009,&l_2009},{&l_2009,&l_2009}},{{&l_2009,&l_2009},{(void*)0,&l_2009},{&l_2009,(void*)0},{&l_2009,&l_2009},{&l_2009,(void*)0},{&l_2009,&l_2009},{(void*)0,&l_2009}},{{&l_2009,&l_2009},{(void*)0,&l_2009},{&l_2009,(void*)0},{&l_2009,&l_2009},{&l_2009,(void*)0},{&l_2009,&l_2009},{(void*)0,&l_2009}}};
+        int8_t ****l_2011 = &l_2008[0][0][1];
+        const struct S0 * const ***l_2012 = (void*)0;
+        const struct S0 * const l_2016 = &g_2017[3][0];
+        const struct S0 * const *l_2015 = &l_2016;
+        const struct S0 * const **l_2014 = &l_2015;
+        const struct S0 * const ***l_2013 = &l_2014;
+        int64_t **l_2020 = &l_1994;
+        int32_t *l_2021 = &l_1942[3][1];
+        int i, j, k;
+        (*l_2021) &= (((*l_1994) = (-4L)) && ((*l_1845) == (safe_sub_func_int8_t_s_s(0L, (((((*l_2020) = func_27((*l_1657), func_33(l_1997, ((safe_mod_func_uint32_t_u_u((l_17 = (safe_div_func_uint16_t_u_u((~(*l_1845)), (*l_1845)))), (safe_rshift_func_uint16_t_u_s((*l_1845), 7)))) , (((safe_lshift_func_int8_t_s_s((((*l_2013) = ((((*l_2011) = l_2008[0][0][1]) == &g_684[2][6]) , (void*)0)) != l_2018[1]), 0)) && (*l_1845)) & 0xCC22L)), (*l_1845)), g_136, l_2019, l_1997)) == (void*)0) , &l_1961[1][0][1]) != &g_210[2][0])))));
+    }
+    return (*l_1845);
+}
+
+
+/* ------------------------------------------ */
+/* 
+ * reads : g_176.f2 g_688.f2 g_400 g_401 g_175.f2 g_1688 g_685 g_121 g_92 g_169 g_633 g_688.f3 g_1563 g_175.f0 g_674.f0 g_542 g_677 g_1086 g_373 g_1014 g_509.f1 g_681.f3 g_681.f1 g_638 g_85.f5 g_674.f5 g_637 g_1829 g_961 g_413.f3 g_960 g_620.f5 g_243
+ * writes: g_176.f2 g_1688 g_1692 g_16 g_169 g_413.f7 g_1698 g_85.f1 g_681.f5 g_190 g_674.f5 g_243 g_98 g_509.f7 g_374 g_1014 g_175.f7 g_831.f3 g_175.f6 g_1690 g_509.f1 g_681.f3 g_681.f1 g_1164 g_1029 g_176.f3 g_620.f5
+ */
+static int32_t  func_2(int32_t  p_3, uint16_t  p_4, int16_t  p_5, const int16_t  p_6, int16_t  p_7)
+{ /* block id: 775 */
+    const int8_t **l_1670[1][5] = {{(void*)0,(void*)0,(void*)0,(void*)0,(void*)0}};
+    int8_t **l_1672 = (void*)0;
+    int32_t l_1685[4][3] = {{(-5L),0x22182387L,1L},{(-5L),(-5L),0x22182387L},{(-7L),0x22182387L,0x22182387L},{0x22182387L,7L,1L}};
+    uint32_t *l_1687 = &g_210[2][4];
+    const struct S0 *l_1733 = &g_620;
+    int32_t l_1750 = 0L;
+    int64_t l_1762 = 0xB33C4955979B2B6BLL;
+    uint16_t **l_1823 = &g_1047;
+    uint16_t ***l_1822 = &l_1823;
+    uint16_t ****l_1821 = &l_1822;
+    int64_t *l_1838 = &g_176.f3;
+    int32_t *l_1839 = &g_243;
+    int32_t l_1842 = 0x42DB2C8AL;
+    int8_t *l_1843 = &g_620.f5;
+    int32_t *l_1844 = &l_1750;
+    int i, j;
+    for (g_176.f2 = (-25); (g_176.f2 >= 37); ++g_176.f2)
+    { /* block id: 778 */
+        const int8_t ***l_1671 = &l_1670[0][0];
+        uint64_t ***l_1674[9] = {&g_132[0],&g_132[0],&g_132[0],&g_132[0],&g_132[0],&g_132[0],&g_132[0],&g_132[0],&g_132[0]};
+        uint64_t ****l_1673 = &l_1674[5];
+        int32_t l_1686 = 1L;
+        struct S0 *****l_1691 = &g_1688[0][0];
+        uint16_t *l_1693 = &g_169[0];
+        int64_t * const l_1697 = &g_98;
+        int64_t * const *l_1696[2][10][6] = {{{&l_1697,&l_1697,(void*)0,&l_1697,(void*)0,&l_1697},{&l_1697,&l_1697,(void*)0,&l_1697,&l_1697,&l_1697},{(void*)0,(void*)0,(void*)0,&l_1697,&l_1697,(void*)0},{&l_1697,(void*)0,&l_1697,(void*)0,&l_1697,&l_1697},{&l_1697,&l_1697,(void*)0,(void*)0,(void*)0,&l_1697},{&l_1697,&l_1697,(void*)0,&l_1697,&l_1697,&l_1697},{(void*)0,&l_1697,(void*)0,&l_1697,&l_1697,&l_1697},{&l_1697,&l_1697,&l_1697,&l_1697,&l_1697,(void*)0},{&l_1697,&l_1697,(void*)0,&l_1697,(void*)0,&l_1697},{&l_1697,&l_1697,(void*)0,&l_1697,&l_1697,&l_1697}},{{(void*)0,(void*)0,(void*)0,&l_1697,&l_1697,(void*)0},{&l_1697,(void*)0,&l_1697,(void*)0,&l_1697,&l_1697},{&l_1697,&l_1697,(void*)0,(void*)0,(void*)0,&l_1697},{&l_1697,&l_1697,(void*)0,&l_1697,&l_1697,&l_1697},{(void*)0,&l_1697,(void*)0,&l_1697,&l_1697,&l_1697},{&l_1697,&l_1697,&l_1697,&l_1697,&l_1697,(void*)0},{&l_1697,&l_1697,(void*)0,&l_1697,(void*)0,&l_1697},{&l_1697,&l_1697,(void*)0,&l_1697,&l_1697,&l_1697},{(void*)0,(void*)0,(void*)0,&l_1697,&l_1697,(void*)0},{&l_1697,(void*)0,&l_1697,(void*)0,&l_1697,&l_1697}}};
+        int64_t * const **l_1695 = &l_1696[0][5][2];
+        int64_t * const ** const *l_1694[9] = {(void*)0,&l_1695,(void*)0,&l_1695,(void*)0,&l_1695,(void*)0,&l_1695,(void*)0};
+        int32_t l_1730 = 0xD688B245L;
+        int16_t *l_1745 = &g_995;
+        uint64_t l_1760 = 0xA2FB76D9684ACC34LL;
+        int32_t l_1763 = 3L;
+        int32_t l_1773 = 3L;
+        int32_t l_1774 = 0xD1791F48L;
+        int32_t l_1775 = 0x3912F05CL;
+        int32_t l_1776 = 0xDFDEC0ECL;
+        int32_t l_1777 = 5L;
+        int32_t l_1778 = 4L;
+        int32_t l_1782 = 1L;
+        int32_t l_1788 = 0x89B8D522L;
+        int32_t l_1789 = 0L;
+        int32_t l_1790 = 0xE002F9DCL;
+        int32_t l_1791 = 0x594C5B9AL;
+        int32_t l_1795 = (-4L);
+        int32_t l_1797 = 0xADA0B325L;
+        int32_t l_1799 = 0x5DF11310L;
+        int32_t l_1800[10] = {(-1L),(-1L),(-1L),(-1L),(-1L),(-1L),(-1L),(-1L),(-1L),(-1L)};
+        int8_t l_1804 = (-1L);
+        int i, j, k;
+        (*g_633) = (((*l_1693) |= (safe_div_func_uint64_t_u_u(((*g_92) = (safe_lshift_func_uint8_t_u_s(((~(((g_688[1][0].f2 , ((*l_1671) = l_1670[0][0])) == l_1672) == ((l_1673 == (void*)0) & (safe_mod_func_uint64_t_u_u(((*g_400) == (((g_1692 = ((safe_rshift_func_uint8_t_u_s(g_175.f2, 5)) , ((*l_1691) = (((((((safe_div_func_int32_t_s_s((((safe_div_func_uint32_t_u_u(((safe_div_func_uint16_t_u_u((l_1685[2][2] , 0x89F4L), p_3)) || l_1686), 0x03A429FCL)) != l_1685[2][2]) || l_1685[2][0]), l_1685[3][1])) , l_1687) == (void*)0) , 0xF268D678L) , p_6) , 65528UL) , g_1688[1][2])))) == &g_1689) , l_1687)), 0x5CCDDA46E15B16C8LL))))) & 0xA61251E4L), (*g_685)))), 0xED9D6B456D535C0ELL))) == 0x9F59L);
+        g_1698 = l_1694[5];
+        for (g_85.f1 = 0; g_85.f1 < 2; g_85.f1 += 1)
+        {
+            for (g_681.f5 = 0; g_681.f5 < 2; g_681.f5 += 1)
+            {
+                g_190[g_85.f1][g_681.f5] = 0x54273717L;
+            }
+        }
+        for (g_674.f5 = 0; (g_674.f5 > (-1)); g_674.f5--)
+        { /* block id: 789 */
+            int32_t ****l_1718[4];
+            uint32_t l_1805 = 18446744073709551613UL;
+            int i;
+            for (i = 0; i < 4; i++)
+                l_1718[i] = (void*)0;
+            for (p_3 = 0; (p_3 > (-20)); p_3--)
+            { /* block id: 792 */
+                int32_t l_1732 = (-1L);
+                const struct S0 **l_1734 = &l_1733;
+                int32_t l_1764 = 0x3A2B0E79L;
+                int64_t l_1765 = 0xE49F258A4A866DD2LL;
+                int32_t l_1766[10] = {0L,0L,0L,0L,0L,0L,0L,0L,0L,0L};
+                int32_t l_1798 = (-7L);
+                int i;
+                for (g_243 = 8; (g_243 > 16); g_243 = safe_add_func_int64_t_s_s(g_243, 7))
+                { /* block id: 795 */
+                    uint8_t l_1711 = 255UL;
+                    int32_t l_1731 = 0x8CF82D41L;
+                    (*g_677) = (((!(safe_lshift_func_uint16_t_u_u(l_1711, 9))) || (l_1732 &= (safe_add_func_uint32_t_u_u((safe_add_func_int32_t_s_s((((l_1685[3][2] > (((safe_mod_func_int32_t_s_s(l_1711, g_688[1][0].f3)) ^ ((*l_1697) = ((((void*)0 != l_1718[1]) , (safe_mul_func_uint16_t_u_u((!0x3996EE6B72049432LL), (safe_add_func_uint64_t_u_u((safe_rshift_func_uint16_t_u_u((safe_lshift_func_uint16_t_u_u((safe_sub_func_int8_t_s_s(((l_1685[0][1] && (l_1686 || (*g_1563))) && l_1730), p_7)), l_1711)), l_1731)), (*g_542)))))) < p_6))) <= 0UL)) , p_3) <= p_3), 0xE2629560L)), p_4)))) && l_1685[3][2]);
+                }
+                (*l_1734) = ((**g_1086) = l_1733);
+                for (g_1014 = 0; (g_1014 >= 7); g_1014++)
+                { /* block id: 804 */
+                    int32_t l_1739 = (-10L);
+                    int32_t l_1768 = 0x4FBB058FL;
+                    int32_t l_1769 = 0L;
+                    int32_t l_1770 = (-10L);
+                    int32_t l_1772 = 0x2424A32FL;
+                    int32_t l_1779 = 0x30E7970CL;
+                    int32_t l_1781[8][10] = {{0x48784F6DL,1L,1L,0L,0L,0xF140BADDL,0x28840F94L,0xEEEFCE34L,(-1L),0xEEEFCE34L},{0xA7CEB35FL,0xF9A5698EL,1L,(-1L),1L,0xF9A5698EL,0xA7CEB35FL,0x48784F6DL,0xAE5C7FAAL,0x00E58EC5L},{(-4L),(-7L),3L,0x00E58EC5L,0xCDE14612L,0xEAD217C3L,1L,0xE3F1D5CFL,(-1L),0x48784F6DL},{0xE3F1D5CFL,(-7L),0xC884B257L,3L,0xF140BADDL,(-9L),0xA7CEB35FL,0x00E58EC5L,0x00E58EC5L,0xA7CEB35FL},{0xC884B257L,0xF9A5698EL,0xEAD217C3L,0xEAD217C3L,0xF9A5698EL,0xC884B257L,0x28840F94L,0xA88AB0EDL,0xA27C533DL,(-4L)},{(-1L),1L,0xA7CEB35FL,0xF140BADDL,0xEAD217C3L,0x48784F6DL,0xA27C533DL,0x2CB3117FL,0x7CF9CC90L,0xE3F1D5CFL},{(-1L),0xEEEFCE34L,(-1L),(-7L),(-9L),0xC884B257L,0xE3F1D5CFL,0xF9A5698EL,0xE3F1D5CFL,0xC884B257L},{0xC884B257L,0xE3F1D5CFL,0xF9A5698EL,0xE3F1D5CFL,0xC884B257L,(-9L),(-7L),(-1L),0xEEEFCE34L,(-1L)}};
+                    uint32_t l_1801[5] = {0xC8DAB7E9L,0xC8DAB7E9L,0xC8DAB7E9L,0xC8DAB7E9L,0xC8DAB7E9L};
+                    int i, j;
+                    for (g_175.f7 = 0; g_175.f7 < 5; g_175.f7 += 1)
+                    {
+                        for (g_831.f3 = 0; g_831.f3 < 3; g_831.f3 += 1)
+                        {
+                            for (g_175.f6 = 0; g_175.f6 < 4; g_175.f6 += 1)
+                            {
+                                g_1690[g_175.f7][g_831.f3][g_175.f6] = &g_673;
+                            }
+                        }
+                    }
+                }
+                --l_1805;
+            }
+            for (l_1686 = 23; (l_1686 != (-15)); l_1686 = safe_sub_func_int16_t_s_s(l_1686, 1))
+            { /* block id: 823 */
+                uint16_t l_1814 = 65535UL;
+                for (g_509.f1 = (-25); (g_509.f1 < 23); ++g_509.f1)
+                { /* block id: 826 */
+                    for (g_681.f3 = 0; (g_681.f3 <= 22); ++g_681.f3)
+                    { /* block id: 829 */
+                        l_1814--;
+                    }
+                }
+                if (p_7)
+                    break;
+                for (g_681.f1 = 0; (g_681.f1 <= 0); g_681.f1 += 1)
+                { /* block id: 839 */
+                    int8_t *l_1826 = &g_1164;
+                    int i;
+                    l_1685[2][2] = (((g_169[g_681.f1] <= ((*l_1826) = (((*g_638) && ((safe_mod_func_uint16_t_u_u((g_674.f5 | ((safe_mod_func_int16_t_s_s(((void*)0 == l_1821), ((safe_mul_func_uint16_t_u_u(65532UL, (18446744073709551615UL != ((p_4 >= p_3) & p_6)))) || p_6))) || p_3)), 1UL)) && (**g_637))) != g_169[g_681.f1]))) | 1L) || 4294967292UL);
+                    return l_1814;
+                }
+            }
+        }
+    }
+    for (p_7 = 6; (p_7 >= 2); p_7 -= 1)
+    { /* block id: 849 */
+        int32_t *l_1827 = &l_1685[2][2];
+        int32_t **l_1828 = &l_1827;
+        (*g_1829) = ((*l_1828) = l_1827);
+    }
+    l_1750 ^= 0xDCA995F1L;
+    (*g_633) = ((*l_1844) = (p_6 , ((safe_rshift_func_int16_t_s_s(((safe_sub_func_uint8_t_u_u((((l_1685[0][0] |= (*g_961)) == (((safe_mod_func_uint8_t_u_u(((((*l_1821) != (((*l_1838) = (**g_960)) , &g_477)) | ((p_4 || ((*l_1839) = l_1750)) >= (l_1750 | (((*l_1843) |= (((((((safe_lshift_func_int8_t_s_u((((l_1842 &= p_6) , 0xD9247FD6L) , p_4), 7)) | 0x5DL) >= p_7) <= p_7) & 4UL) == p_6) ^ p_4)) || (*g_685))))) <= (*g_1563)), l_1750)) && (*l_1839)) && 0x45325ED48B1DCEFFLL)) , p_7), 0xE8L)) <= p_7), p_5)) < p_4)));
+    return p_6;
+}
+
+
+/* ------------------------------------------ */
+/* 
+ * reads :
+ * writes:
+ */
+static uint64_t  func_18(uint32_t  p_19, uint32_t  p_20, uint64_t * p_21, uint64_t * p_22)
+{ /* block id: 772 */
+    uint16_t l_1659 = 1UL;
+    uint16_t l_1660 = 5UL;
+    l_1659 ^= 0x258B88DEL;
+    return l_1660;
+}
+
+
+/* ------------------------------------------ */
+/* 
+ * reads :
+ * writes:
+ */
+static uint64_t * func_27(uint64_t * p_28, uint64_t * p_29, uint32_t  p_30, uint32_t  p_31, uint16_t  p_32)
+{ /* block id: 769 */
+    uint64_t *l_1656 = &g_620.f2;
+    return l_1656;
+}
+
+
+/* ------------------------------------------ */
+/* 
+ * reads : g_542 g_175.f2 g_518 g_519 g_509.f3 g_791 g_688.f7 g_148 g_149 g_509.f0 g_211 g_243 g_632 g_633 g_413.f7
+ * writes: g_509.f3 g_243 g_413.f7
+ */
+static uint64_t * func_33(uint64_t  p_34, const uint32_t  p_35, int32_t  p_36)
+{ /* block id: 755 */
+    uint16_t l_1625 = 0x344CL;
+    int32_t l_1628 = 0x438C5B46L;
+    int32_t l_1636 = (-1L);
+    uint64_t l_1637 = 0UL;
+    int32_t l_1638 = 1L;
+    int32_t l_1640 = (-2L);
+    int32_t l_1641 = 1L;
+    int32_t l_1642 = 0x22CB9679L;
+    int32_t l_1643 = 0x8AD32C05L;
+    int32_t l_1644 = 0x23B8C866L;
+    int32_t l_1645 = 9L;
+    int32_t l_1647[4][9][3] = {{{0x527DA544L,0x8037BC41L,(-9L)},{9L,0xA209A54BL,0L},{0x6AA453E1L,0x8037BC41L,0x8037BC41L},{0xBEBD9BDCL,1L,0xC97CEEC9L},{0x6AA453E1L,0x5B732878L,0x7785E880L},{9L,0L,0xC97CEEC9L},{0x527DA544L,(-1L),0x8037BC41L},{0x5096DE0BL,0L,0L},{0x164EF22FL,0x5B732878L,(-9L)}},{{0x5096DE0BL,1L,0x98F3BDF4L},{0x527DA544L,0x8037BC41L,(-9L)},{9L,0xA209A54BL,0L},{0x6AA453E1L,0x8037BC41L,0x8037BC41L},{0xBEBD9BDCL,1L,0xC97CEEC9L},{0x6AA453E1L,0x5B732878L,0x7785E880L},{9L,0L,0xC97CEEC9L},{0x527DA544L,(-1L),0x8037BC41L},{0x5096DE0BL,0L,0L}},{{0x164EF22FL,0x5B732878L,(-9L)},{0x5096DE0BL,1L,0x98F3BDF4L},{0x527DA544L,0x8037BC41L,(-9L)},{9L,0xA209A54BL,0L},{0x6AA453E1L,0x8037BC41L,0x8037BC41L},{0xBEBD9BDCL,1L,0xC97CEEC9L},{0x6AA453E1L,0x5B732878L,0x7785E880L},{9L,0L,0xC97CEEC9L},{0x527DA544L,(-1L),0x8037BC41L}},{{0x5096DE0BL,0L,0L},{0x164EF22FL,0x5B732878L,(-9L)},{0x5096DE0BL,1L,0x98F3BDF4L},{0x527DA544L,0x8037BC41L,(-9L)},{0L,(-10L),0x08AEDB5DL},{(-9L),9L,9L},{0x98F3BDF4L,0x16AF542FL,0x14035C33L},{(-9L),0L,0xDE178F90L},{0L,0x08AEDB5DL,0x14035C33L}}};
+    uint64_t *l_1652 = &l_1637;
+    uint64_t *l_1653 = &l_1637;
+    uint64_t *l_1654 = (void*)0;
+    int i, j, k;
+    for (p_36 = 0; (p_36 >= (-30)); p_36 = safe_sub_func_uint32_t_u_u(p_36, 8))
+    { /* block id: 758 */
+        int32_t *l_1624[7] = {&g_243,(void*)0,(void*)0,&g_243,(void*)0,(void*)0,&g_243};
+        int64_t *l_1629 = &g_509.f3;
+        uint32_t l_1639 = 0UL;
+        int64_t l_1646 = 0L;
+        int32_t l_1648[3];
+        uint8_t l_1649 = 0x7CL;
+        int i;
+        for (i = 0; i < 3; i++)
+            l_1648[i] = 0x86FCDD00L;
+        g_243 ^= ((*g_542) != ((((safe_sub_func_int32_t_s_s((l_1638 &= (safe_unary_minus_func_int32_t_s((((safe_div_func_int32_t_s_s((l_1625 ^= ((*g_518) != (void*)0)), p_36)) || (safe_mod_func_uint64_t_u_u(p_34, ((*l_1629) |= (l_1628 &= (0L | p_36)))))) == (((safe_mul_func_uint16_t_u_u(((4L > (safe_mod_func_int64_t_s_s((((safe_div_func_int32_t_s_s(l_1636, g_791[0][3][3])) ^ p_35) >= g_688[1][0].f7), (*g_148)))) | l_1637), g_509.f0)) >= l_1637) < 0x95C0L))))), g_211)) || p_36) , l_1639) <= 0x8A97L));
+        if (l_1628)
+            continue;
+        (*g_633) = (**g_632);
+        l_1649--;
+    }
+    return l_1654;
+}
+
+
+/* ------------------------------------------ */
+/* 
+ * reads :
+ * writes:
+ */
+static uint64_t  func_39(int16_t  p_40, const uint32_t  p_41, int32_t  p_42)
+{ /* block id: 753 */
+    uint32_t l_1614 = 0UL;
+    return l_1614;
+}
+
+
+/* ------------------------------------------ */
+/* 
+ * reads : g_413.f2 g_509.f7 g_413.f5 g_509.f0 g_68 g_509.f2 g_169 g_324 g_93 g_542 g_175.f2 g_136 g_509.f1 g_13 g_85.f4 g_509.f5 g_121 g_210 g_373 g_374 g_413.f0 g_215 g_630 g_637 g_638 g_85.f5 g_567 g_243 g_176.f3 g_591 g_631 g_632 g_633 g_413.f7 g_216 g_673 g_677 g_683 g_688 g_698 g_681.f4 g_238 g_681.f5 g_674.f1 g_681.f3 g_149 g_92 g_16 g_455 g_133 g_475 g_413.f3 g_674.f6 g_685 g_400 g_401 g_190 g_413.f6 g_85.f0 g_98 g_791 g_85.f3 g_148 g_620.f5 g_176.f6 g_172 g_831 g_834 g_447 g_620 g_674.f3 g_889 g_175 g_176 g_960 g_962 g_961 g_137 g_995 g_1014 g_1028 g_509.f6 g_1029 g_681.f2 g_85.f2 g_1229 g_1047 g_1238 g_835 g_600 g_681.f0 g_1187 g_221 g_674.f5 g_1086 g_99 g_1444 g_1164 g_1505 g_211 g_681.f1 g_1562 g_85.f6 g_674.f0 g_681.f6
+ * writes: g_475 g_591 g_68 g_600 g_149 g_413.f2 g_413.f3 g_413.f7 g_673 g_243 g_684 g_169 g_509.f7 g_99 g_133 g_175.f3 g_509.f5 g_674.f5 g_175.f2 g_98 g_674.f3 g_633 g_791 g_136 g_210 g_889 g_16 g_960 g_620.f1 g_681.f3 g_681.f6 g_1029 g_478 g_1047 g_1014 g_1086 g_674.f6 g_1238 g_176.f6 g_85.f7 g_995 g_681.f5 g_176.f3 g_1408 g_1164 g_175.f5 g_175.f6 g_681.f1 g_176.f2 g_211 g_175.f1 g_238 g_1563
+ */
+static const uint32_t  func_44(uint8_t  p_45, int16_t  p_46, uint64_t * p_47, uint32_t  p_48)
+{ /* block id: 241 */
+    int16_t l_598 = 0L;
+    int32_t l_612 = (-1L);
+    int32_t l_618 = (-6L);
+    struct S0 *l_619 = &g_620;
+    const int8_t **l_634 = (void*)0;
+    uint64_t ***l_663 = (void*)0;
+    uint64_t ****l_662 = &l_663;
+    int32_t l_738[5] = {1L,1L,1L,1L,1L};
+    uint16_t l_762[9][6] = {{65527UL,0x2B33L,1UL,65527UL,1UL,0x2B33L},{65527UL,1UL,65527UL,0x3308L,65526UL,0x1393L},{1UL,65527UL,65527UL,8UL,8UL,65527UL},{65527UL,65527UL,0x4EE7L,1UL,65526UL,8UL},{0x2B33L,1UL,0x3308L,0x4EE7L,1UL,0x4EE7L},{0x3308L,0x2B33L,0x3308L,0x1393L,65527UL,8UL},{0xF57FL,0x1393L,0x4EE7L,65535UL,65527UL,65527UL},{65535UL,65527UL,65527UL,65535UL,0x4EE7L,0x1393L},{0xF57FL,8UL,65527UL,0x1393L,0x3308L,0x2B33L}};
+    uint32_t l_808 = 4294967295UL;
+    int16_t l_849 = 0x9DA1L;
+    uint32_t *l_945 = (void*)0;
+    uint8_t * const l_1015 = &g_1014;
+    const uint32_t l_1027 = 1UL;
+    int32_t l_1049 = 0xE5B670E5L;
+    int32_t *l_1110[10] = {&g_243,&l_738[0],&g_243,&l_738[0],&g_243,&l_738[0],&g_243,&l_738[0],&g_243,&l_738[0]};
+    int64_t *l_1129 = &g_674.f3;
+    int64_t **l_1128 = &l_1129;
+    int64_t ***l_1127 = &l_1128;
+    uint64_t l_1162 = 7UL;
+    int8_t l_1246 = 0x89L;
+    int64_t *****l_1501 = (void*)0;
+    int i, j;
+    if (p_46)
+    { /* block id: 242 */
+        int16_t *l_587 = (void*)0;
+        int16_t *l_588 = (void*)0;
+        int16_t *l_589 = &g_475[5][4][3];
+        int16_t *l_590 = &g_591;
+        int32_t l_594 = 0L;
+        uint8_t *l_595 = &g_68;
+        uint64_t l_599[5][7] = {{0x1A346220F1C06413LL,5UL,0x1A346220F1C06413LL,0x1A346220F1C06413LL,5UL,0x1A346220F1C06413LL,0x1A346220F1C06413LL},{0x9C93B5CBE0D11236LL,0x9C93B5CBE0D11236LL,0x454FA5633EEFDE23LL,0x9C93B5CBE0D11236LL,0x9C93B5CBE0D11236LL,0x454FA5633EEFDE23LL,0x9C93B5CBE0D11236LL},{5UL,0x1A346220F1C06413LL,0x1A346220F1C06413LL,5UL,0x1A346220F1C06413LL,0x1A346220F1C06413LL,5UL},{0x9679E9AFD7154D09LL,0x9C93B5CBE0D11236LL,0x9679E9AFD7154D09LL,0x9679E9AFD7154D09LL,0x9C93B5CBE0D11236LL,0x9679E9AFD7154D09LL,0x9679E9AFD7154D09LL},{5UL,5UL,0UL,5UL,5UL,0UL,5UL}};
+        int32_t l_601 = 0x10803A24L;
+        int32_t *l_617[7] = {&g_176.f1,&g_176.f1,&g_176.f1,&g_176.f1,&g_176.f1,&g_176.f1,&g_176.f1};
+        uint32_t l_621 = 3UL;
+        uint8_t l_639 = 3UL;
+        int32_t **l_660 = &g_133;
+        int32_t ***l_659 = &l_660;
+        int64_t l_682[8][5] = {{0x92DFCE7FC3D92F16LL,9L,(-5L),9L,0x92DFCE7FC3D92F16LL},{0xCBDF713FBC1D3AE5LL,0L,0xAA9E2FB1039C0E08LL,0x92DFCE7FC3D92F16LL,0xFF9E3918982411A5LL},{0xCBDF713FBC1D3AE5LL,0xFF9E3918982411A5LL,1L,0xB66E9F1E18DB2BDDLL,0xB66E9F1E18DB2BDDLL},{0x92DFCE7FC3D92F16LL,0x7960DF3A84352E30LL,0x92DFCE7FC3D92F16LL,0L,0xFF9E3918982411A5LL},{0x3CAAF556D8798416LL,0xB66E9F1E18DB2BDDLL,0xFF9E3918982411A5LL,0L,0x92DFCE7FC3D92F16LL},{0xFF9E3918982411A5LL,1L,0xB66E9F1E18DB2BDDLL,0xB66E9F1E18DB2BDDLL,1L},{1L,(-9L),0xFF9E3918982411A5LL,0x92DFCE7FC3D92F16LL,0xAA9E2FB1039C0E08LL},{0x7960DF3A84352E30LL,(-9L),0x92DFCE7FC3D92F16LL,9L,(-5L)}};
+        int8_t *l_697 = &g_176.f5;
+        int8_t **l_696 = &l_697;
+        uint64_t ** const *l_721[6];
+        uint64_t ** const **l_720 = &l_721[1];
+        uint64_t ** const ***l_719 = &l_720;
+        uint16_t l_761 = 0x506EL;
+        uint32_t **l_836 = (void*)0;
+        int32_t l_840 = 0x55B988C1L;
+        int32_t l_842[1][1];
+        int8_t l_914[9] = {0x6CL,0xB6L,0x6CL,0xB6L,0x6CL,0xB6L,0x6CL,0xB6L,0x6CL};
+        struct S0 **l_915 = &l_619;
+        int8_t *l_974 = &g_674.f5;
+        int64_t l_976 = 0x259578A11A2C9892LL;
+        uint64_t **l_1001 = &g_92;
+        int64_t **l_1069 = (void*)0;
+        uint32_t *l_1144 = &g_99[0][4];
+        uint8_t l_1190 = 0x75L;
+        uint16_t l_1197 = 0x8E9EL;
+        int32_t l_1237[8] = {(-1L),(-1L),(-1L),(-1L),(-1L),(-1L),(-1L),(-1L)};
+        uint32_t l_1247 = 1UL;
+        const struct S0 ***l_1263 = (void*)0;
+        const struct S0 ****l_1262[4][6] = {{&l_1263,&l_1263,&l_1263,(void*)0,&l_1263,&l_1263},{&l_1263,&l_1263,(void*)0,(void*)0,&l_1263,&l_1263},{&l_1263,&l_1263,(void*)0,&l_1263,&l_1263,&l_1263},{(void*)0,&l_1263,&l_1263,(void*)0,&l_1263,(void*)0}};
+        int32_t *l_1267[4] = {&l_738[2],&l_738[2],&l_738[2],&l_738[2]};
+        int i, j;
+        for (i = 0; i < 6; i++)
+            l_721[i] = &g_132[1];
+        for (i = 0; i < 1; i++)
+        {
+            for (j = 0; j < 1; j++)
+                l_842[i][j] = 0xF84FCF67L;
+        }
+lbl_1030:
+        l_601 ^= ((safe_lshift_func_uint16_t_u_s((safe_add_func_int16_t_s_s((g_600 = (((safe_add_func_uint64_t_u_u((((*p_47) != (safe_rshift_func_uint8_t_u_u((((safe_div_func_int8_t_s_s((g_509.f7 != (!(((*l_595) ^= ((safe_mul_func_int16_t_s_s(((*l_590) = ((*l_589) = 0L)), (safe_div_func_int32_t_s_s(g_413[3].f5, 0x37BE4DDFL)))) ^ (g_509.f0 , l_594))) | g_509.f2))), ((((safe_mul_func_uint8_t_u_u((g_169[0] & 1L), g_324[1][5][1])) ^ l_594) > l_598) || g_93[3][1]))) , 0xE8L) >= l_598), 1))) == l_594), (*g_542))) <= l_599[4][2]) <= g_136)), g_93[4][1])), 1)) <= p_46);
+        if (((((*l_595) = (safe_add_func_uint8_t_u_u((safe_mul_func_int16_t_s_s((g_509.f1 >= ((safe_sub_func_int32_t_s_s((safe_mul_func_int8_t_s_s(g_13[6], 0x66L)), (&p_47 == (void*)0))) ^ (safe_add_func_int16_t_s_s(((((l_612 ^ ((((l_618 |= (((*l_590) = (safe_lshift_func_uint16_t_u_u(((l_612 >= (((&g_478 != ((safe_add_func_int8_t_s_s(g_85.f4, g_509.f5)) , (void*)0)) ^ g_121[3][1]) | g_210[2][1])) ^ (-3L)), 8))) < l_599[4][2])) , (*g_373)) != l_619) & p_46)) < 0x6E4CA60FL) >= l_621) , g_413[3].f0), p_45)))), g_509.f2)), p_45))) || g_215[6]) != 0x6344L))
+        { /* block id: 251 */
+            int8_t *l_622 = &g_509.f5;
+            const int8_t **l_623 = (void*)0;
+            const int8_t *l_625 = &g_626;
+            const int8_t **l_624 = &l_625;
+            int32_t *l_627[6][8] = {{&l_618,&l_618,&l_601,&l_618,&l_618,&l_601,&l_618,&l_618},{&l_601,&l_618,(void*)0,(void*)0,&l_618,&l_601,(void*)0,&l_618},{&l_618,&l_601,(void*)0,&l_618,&l_601,&l_601,&l_618,(void*)0},{&l_618,&l_618,&l_601,&l_618,&l_618,&l_601,&l_618,&l_618},{&l_601,&l_618,(void*)0,(void*)0,&l_618,&l_601,(void*)0,&l_618},{&l_618,&l_601,(void*)0,&l_618,&l_601,&l_601,&l_618,(void*)0}};
+            uint64_t ***l_648 = &g_132[3];
+            uint64_t ****l_647[5][2] = {{&l_648,&l_648},{(void*)0,&l_648},{&l_648,(void*)0},{&l_648,&l_648},{(void*)0,&l_648}};
+            int64_t l_706 = 0xFC30B47CA7AB0B3BLL;
+            int32_t ****l_712 = (void*)0;
+            int32_t l_763 = 0xBC62CB4DL;
+            uint32_t l_845 = 1UL;
+            uint32_t l_850[4][4][4] = {{{0xE0F43974L,0UL,0UL,0xE0F43974L},{0UL,0xE0F43974L,0UL,0UL},{0xE0F43974L,0xE0F43974L,0x2BEF3EC1L,0xE0F43974L},{0xE0F43974L,0UL,0UL,0xE0F43974L}},{{0UL,0xE0F43974L,0UL,0UL},{0xE0F43974L,0xE0F43974L,0x2BEF3EC1L,0xE0F43974L},{0xE0F43974L,0UL,0UL,0xE0F43974L},{0UL,0xE0F43974L,0UL,0UL}},{{0xE0F43974L,0xE0F43974L,0x2BEF3EC1L,0xE0F43974L},{0xE0F43974L,0UL,0UL,0xE0F43974L},{0UL,0xE0F43974L,0UL,0UL},{0xE0F43974L,0xE0F43974L,0x2BEF3EC1L,0xE0F43974L}},{{0xE0F43974L,0UL,0UL,0xE0F43974L},{0UL,0xE0F43974L,0UL,0UL},{0xE0F43974L,0xE0F43974L,0x2BEF3EC1L,0xE0F43974L},{0xE0F43974L,0UL,0UL,0xE0F43974L}}};
+            uint64_t ****l_1012 = (void*)0;
+            uint16_t *l_1043 = &g_169[0];
+            int32_t *l_1109 = &l_618;
+            int i, j, k;
+            if ((l_594 = (l_622 != ((*l_624) = l_622))))
+            { /* block id: 254 */
+                int32_t l_649 = 7L;
+                struct S0 *l_678[10] = {(void*)0,(void*)0,&g_175,&g_413[0],&g_175,(void*)0,(void*)0,&g_175,&g_413[0],&g_175};
+                int32_t l_707 = 5L;
+                int i;
+                if (((safe_add_func_int16_t_s_s(((g_630[1][7][4] != (void*)0) | (0xBD536578L & (l_634 != (((safe_lshift_func_uint16_t_u_s(0x4641L, 15)) || p_46) , g_637)))), ((p_46 > l_639) & (*g_638)))) && 0x6CCBC552L))
+                { /* block id: 255 */
+                    int8_t * const *l_646 = (void*)0;
+                    int32_t l_656 = (-3L);
+                    int64_t *l_657 = (void*)0;
+                    int64_t *l_658 = &g_413[3].f3;
+                    int32_t ***l_661[10] = {(void*)0,(void*)0,&l_660,(void*)0,(void*)0,&l_660,(void*)0,(void*)0,&l_660,(void*)0};
+                    struct S0 *l_680 = &g_681;
+                    int i;
+                    l_618 ^= (*g_567);
+                    for (g_149 = (-18); (g_149 < 17); g_149++)
+                    { /* block id: 259 */
+                        return p_45;
+                    }
+                    if ((p_48 || ((--p_45) != (safe_mul_func_int8_t_s_s((((void*)0 != l_646) || ((l_647[0][0] != (((((((((*l_658) = ((l_649 ^ ((safe_sub_func_int32_t_s_s((safe_lshift_func_int8_t_s_u(p_46, g_324[1][5][3])), (safe_rshift_func_uint8_t_u_s((((*p_47) = ((l_656 = 1UL) | (**g_637))) <= p_46), 0)))) , l_649)) > g_176.f3)) == g_93[1][0]) > p_48) == 0xF5L) , l_659) == l_661[3]) ^ p_48) , l_662)) || 0xE845L)), 250UL)))))
+                    { /* block id: 266 */
+                        struct S0 **l_675 = &g_673;
+                        int32_t l_676 = (-10L);
+                        (***g_631) &= (safe_lshift_func_int16_t_s_u(((*l_590) &= 0x5173L), 11));
+                        (*g_567) = ((safe_unary_minus_func_int8_t_s(((safe_add_func_uint16_t_u_u((((*l_658) = g_216) || 1UL), ((-7L) && ((g_591 <= (((p_45 , (safe_div_func_uint64_t_u_u(((&l_649 != (void*)0) ^ (((safe_mul_func_int16_t_s_s((((*l_675) = g_673) == (void*)0), p_48)) , 0xD3A2B732L) , 0xC1FE179EF8FD29A8LL)), l_676))) || 0x8FL) >= (*p_47))) >= (-1L))))) , (*g_638)))) , 1L);
+                        (*g_633) = (&l_676 == g_677);
+                    }
+                    else
+                    { /* block id: 273 */
+                        struct S0 **l_679[7] = {&g_673,&l_678[2],&l_678[2],&g_673,&l_678[2],&l_678[2],&g_673};
+                        int i;
+                        (*g_633) = (-8L);
+                        l_680 = l_678[9];
+                        l_682[6][2] = 0L;
+                        (*g_683) = l_634;
+                    }
+                }
+                else
+                { /* block id: 279 */
+                    uint16_t l_703 = 65526UL;
+                    int32_t l_722 = (-2L);
+                    for (l_598 = 0; (l_598 >= (-19)); l_598 = safe_sub_func_int8_t_s_s(l_598, 2))
+                    { /* block id: 282 */
+                        uint16_t *l_704 = &g_169[0];
+                        int32_t l_705[7][4] = {{0xED897F5BL,(-10L),9L,9L},{0x4B2AAA23L,0x4B2AAA23L,0xFF9DF49CL,(-10L)},{(-10L),0xED897F5BL,0xFF9DF49CL,0xED897F5BL},{0x4B2AAA23L,0xBBCC1DDFL,0xFF9DF49CL,0x4B2AAA23L},{0xBBCC1DDFL,(-10L),(-10L),0xBBCC1DDFL},{(-10L),0xBBCC1DDFL,1L,9L},{(-10L),1L,(-10L),0xFF9DF49CL}};
+                        int i, j;
+                        l_707 ^= (g_688[1][0] , (l_706 = (((safe_mul_func_uint16_t_u_u(((((((safe_mul_func_uint16_t_u_u((safe_mod_func_int8_t_s_s((+((*l_589) = (((*l_590) ^= (l_696 != (void*)0)) != ((g_698 , 0xFC67L) || 0x31ADL)))), p_48)), (safe_mul_func_uint16_t_u_u(((safe_rshift_func_uint16_t_u_u(l_703, ((*l_704) &= (((p_45 <= (-4L)) , 0x8B36D16CB2AD70F7LL) || 18446744073709551609UL)))) & l_705[1][0]), p_46)))) || g_681.f4) <= p_48) == l_705[5][3]) | g_238) , 0x6422L), 0x53C1L)) >= g_121[1][1]) || p_46)));
+                        if ((***g_631))
+                            continue;
+                        (*g_677) = p_45;
+                        (***g_631) = (p_46 <= 0UL);
+                    }
+                    if (((((((safe_mod_func_uint16_t_u_u((safe_div_func_uint64_t_u_u((p_48 ^ ((&l_662 != (((*g_542) || ((((*l_595) = 3UL) != (&g_631 == l_712)) || ((*p_47) || ((safe_div_func_int32_t_s_s((((safe_sub_func_uint16_t_u_u(((**g_637) >= (safe_mod_func_uint8_t_u_u((((((void*)0 != p_47) | 0xE7EF0FC8L) < 0L) >= l_703), 0x86L))), g_121[1][1])) >= 0xAFL) , (**g_632)), 0x1CC4C995L)) , l_612)))) , l_719)) , l_703)), g_681.f5)), (-4L))) ^ p_46) , l_598) && g_85.f5) , (*p_47)) ^ 0x74B65FF5D59AC9F5LL))
+                    { /* block id: 293 */
+                        l_601 |= (*g_633);
+                        l_722 = 0xF5367710L;
+                    }
+                    else
+                    { /* block id: 296 */
+                        uint32_t *l_735 = (void*)0;
+                        uint32_t *l_736 = &g_99[1][4];
+                        int32_t l_737 = 8L;
+                        int64_t *l_739 = (void*)0;
+                        int64_t *l_740 = &g_175.f3;
+                        l_738[2] &= (((((safe_unary_minus_func_int32_t_s(((void*)0 != p_47))) && ((safe_mod_func_int8_t_s_s((((safe_sub_func_uint64_t_u_u((g_698.f6 == (g_674.f1 != l_682[5][3])), 0x8EB65AB2673FCF9CLL)) <= ((255UL | (safe_mul_func_uint16_t_u_u((g_324[1][5][3] >= (safe_lshift_func_uint16_t_u_u((((*l_736) = ((safe_lshift_func_int16_t_s_s((!(0xE0A563E88AE77274LL || (*p_47))), 2)) >= l_649)) , p_48), 7))), g_681.f3))) ^ g_93[4][1])) ^ g_149), (-7L))) < 1L)) , p_48) , l_737) & 0x0BD5B639L);
+                        (*l_660) = &l_618;
+                        l_738[4] ^= ((*g_92) == ((*l_740) = (0x099123DDL || (**g_455))));
+                        g_243 ^= ((safe_add_func_int32_t_s_s((**g_632), ((((**l_660) = 1L) == ((6UL ^ ((safe_lshift_func_int8_t_s_u(((safe_rshift_func_uint8_t_u_s((p_45 = ((safe_mul_func_int8_t_s_s(l_737, (g_413[3].f2 && p_48))) && ((*l_589) = (safe_add_func_int64_t_s_s(g_475[5][4][3], (g_413[3].f3 == 0x6FL)))))), l_737)) | p_48), p_48)) & p_48)) , g_674.f6)) <= (*g_685)))) <= (*g_542));
+                    }
+                    return (**g_400);
+                }
+                (*g_677) = (safe_rshift_func_uint8_t_u_s((((*p_47) = (*g_542)) , ((((*l_590) = (l_707 = l_707)) || g_413[3].f6) | (safe_mod_func_int8_t_s_s((safe_div_func_int16_t_s_s((((*l_622) = (safe_add_func_uint8_t_u_u((safe_div_func_uint64_t_u_u((l_649 == ((p_45 && (((*l_659) = &g_133) == ((*g_638) , (*g_631)))) > l_761)), l_762[8][4])), l_763))) , g_85.f0), p_45)), (*g_685))))), 5));
+            }
+            else
+            { /* block id: 315 */
+                int32_t *l_768[5];
+                uint64_t ***l_787 = &g_132[1];
+                uint8_t l_816 = 0UL;
+                int16_t l_826 = 0xE625L;
+                int32_t *l_827 = &l_738[2];
+                const uint8_t l_848 = 0xE4L;
+                int i;
+                for (i = 0; i < 5; i++)
+                    l_768[i] = &l_763;
+                for (g_674.f5 = 15; (g_674.f5 == 4); g_674.f5--)
+                { /* block id: 318 */
+                    int64_t *l_786 = &g_98;
+                    (*g_633) ^= (((safe_lshift_func_uint8_t_u_u(((((void*)0 == l_768[4]) <= ((*l_786) ^= (safe_mul_func_uint8_t_u_u((safe_sub_func_int64_t_s_s((safe_lshift_func_uint16_t_u_u((p_46 & (safe_mod_func_uint32_t_u_u((l_768[4] != ((safe_rshift_func_int16_t_s_u(((*l_589) &= (-1L)), 8)) , l_768[3])), (safe_div_func_int8_t_s_s(((*l_622) = (l_618 && (--(*g_542)))), (safe_rshift_func_int8_t_s_u((+g_413[3].f0), ((l_622 == (void*)0) & l_762[0][5])))))))), l_612)), g_121[0][0])), 252UL)))) <= 0x84L), p_48)) | p_45) , 0x722565CBL);
+                    l_601 ^= ((void*)0 == l_787);
+                    for (g_674.f3 = 0; (g_674.f3 >= (-18)); g_674.f3--)
+                    { /* block id: 327 */
+                        int32_t l_790 = 0x9D7C3197L;
+                        (**g_631) = (*g_632);
+                        g_791[3][2][1]--;
+                        if ((*g_633))
+                            continue;
+                    }
+                }
+                for (l_621 = (-23); (l_621 <= 38); l_621++)
+                { /* block id: 335 */
+                    int32_t * const *l_805 = &l_627[3][2];
+                    int32_t * const **l_804 = &l_805;
+                    uint16_t *l_806 = (void*)0;
+                    uint16_t *l_807[9][1][3] = {{{(void*)0,(void*)0,&g_169[0]}},{{&g_169[0],&l_762[3][2],&g_169[0]}},{{&l_762[3][2],&g_169[0],&g_169[0]}},{{(void*)0,(void*)0,&g_169[0]}},{{&g_169[0],&l_762[3][2],&g_169[0]}},{{&l_762[3][2],&g_169[0],&g_169[0]}},{{(void*)0,(void*)0,&g_169[0]}},{{&g_169[0],&l_762[3][2],&g_169[0]}},{{&l_762[3][2],&g_169[0],&g_169[0]}}};
+                    int64_t *l_821 = &l_682[3][2];
+                    uint32_t *l_833 = &g_99[1][4];
+                    uint32_t **l_832 = &l_833;
+                    int32_t l_843 = 0x93BF7AB8L;
+                    int32_t l_844 = 0xDC84F6C8L;
+                    int i, j, k;
+                    if ((((safe_lshift_func_uint8_t_u_s(((safe_mul_func_int8_t_s_s((((*l_595) = (((safe_mul_func_int16_t_s_s((safe_mul_func_uint8_t_u_u(g_85.f3, ((((void*)0 == l_804) < (l_808 = p_48)) & (safe_unary_minus_func_int8_t_s(((*g_148) < ((safe_lshift_func_uint8_t_u_u((safe_rshift_func_int8_t_s_s((g_620.f5 == l_762[8][4]), ((--g_169[0]) < p_48))), 2)) , l_816))))))), p_46)) || p_46) || 0xA8A749F0L)) == 0xE7L), g_475[5][4][3])) > 1L), 0)) ^ p_45) < (*p_47)))
+                    { /* block id: 339 */
+                        l_826 ^= (l_738[2] = ((**g_637) && (safe_add_func_uint16_t_u_u((safe_mul_func_uint8_t_u_u((((p_47 == l_821) & p_46) >= (safe_mul_func_uint8_t_u_u((safe_sub_func_uint32_t_u_u(((p_46 & ((void*)0 == &g_374)) & 0xFDL), (g_688[1][0].f6 <= p_46))), 0x8DL))), g_176.f6)), 3UL))));
+                        l_827 = ((**l_659) = &l_618);
+                    }
+                    else
+                    { /* block id: 344 */
+                        int32_t *l_828 = &g_243;
+                        (*g_455) = l_828;
+                    }
+                    if (((safe_div_func_int16_t_s_s(p_46, (*l_827))) , (**g_172)))
+                    { /* block id: 347 */
+                        uint16_t **l_838 = &l_807[6][0][0];
+                        uint16_t ***l_837[5][7] = {{&l_838,&l_838,&l_838,(void*)0,&l_838,&l_838,&l_838},{(void*)0,&l_838,&l_838,(void*)0,&l_838,&l_838,(void*)0},{&l_838,&l_838,&l_838,&l_838,&l_838,&l_838,&l_838},{&l_838,(void*)0,&l_838,&l_838,&l_838,&l_838,(void*)0},{&l_838,&l_838,&l_838,&l_838,&l_838,&l_838,&l_838}};
+                        int i, j;
+                        (*g_633) = (&g_477 == (((g_831 , l_832) != (l_836 = g_834)) , l_837[4][0]));
+                        if ((**g_447))
+                            continue;
+                    }
+                    else
+                    { /* block id: 351 */
+                        int64_t l_839 = (-2L);
+                        int32_t l_841[2][1][10];
+                        int i, j, k;
+                        for (i = 0; i < 2; i++)
+                        {
+                            for (j = 0; j < 1; j++)
+                            {
+                                for (k = 0; k < 10; k++)
+                                    l_841[i][j][k] = 0x8F9053F3L;
+                            }
+                        }
+                        l_845--;
+                        return l_848;
+                    }
+                    (*g_133) = (*g_677);
+                }
+                l_850[3][2][3]++;
+            }
+            if (p_45)
+            { /* block id: 359 */
+                uint32_t *l_861 = &l_808;
+                int32_t l_872 = 0x3D47435FL;
+                int8_t *l_885 = (void*)0;
+                const uint32_t l_886 = 1UL;
+                uint32_t *l_887 = &g_210[2][0];
+                uint32_t l_888 = 18446744073709551609UL;
+                int16_t l_955 = 9L;
+                uint64_t **** const *l_958 = &l_647[0][1];
+                int32_t l_959 = 0L;
+                int8_t *l_975 = &l_914[7];
+                const uint64_t *l_1000 = (void*)0;
+                const uint64_t **l_999 = &l_1000;
+                if (((safe_mod_func_int64_t_s_s((l_738[0] && p_46), (safe_sub_func_uint8_t_u_u(((safe_lshift_func_int8_t_s_s(((safe_sub_func_uint64_t_u_u((((--(*l_861)) <= (safe_sub_func_uint32_t_u_u((g_889[4][1][0] = (safe_lshift_func_int16_t_s_u(((((*g_567) = (safe_mod_func_uint16_t_u_u(65530UL, (safe_add_func_int8_t_s_s(l_872, ((safe_sub_func_int64_t_s_s((safe_lshift_func_uint16_t_u_s(p_48, 2)), (((*l_887) = ((safe_add_func_int8_t_s_s(((*l_622) = ((safe_lshift_func_int8_t_s_s((safe_mul_func_int16_t_s_s(((((g_136 ^= (((*l_595) = ((*l_619) , (safe_sub_func_int8_t_s_s(1L, ((0x49F041E7FE8DFD7CLL ^ (l_872 , (*p_47))) , 249UL))))) & p_48)) , l_885) == l_885) & p_45), 0x9B50L)), p_46)) <= 65535UL)), l_886)) > l_886)) > l_888))) >= (*p_47))))))) ^ p_48) && g_688[1][0].f7), 11))), p_45))) | p_46), p_46)) && 0xF32A2D31806183B7LL), 7)) , g_93[6][2]), p_46)))) <= p_48))
+                { /* block id: 367 */
+                    uint32_t l_899 = 0UL;
+                    if (p_46)
+                    { /* block id: 368 */
+                        l_594 = p_46;
+                        (*l_660) = &l_618;
+                    }
+                    else
+                    { /* block id: 371 */
+                        int8_t ***l_896 = &l_696;
+                        int32_t l_902 = (-10L);
+                        uint16_t *l_916 = &g_889[3][6][3];
+                        int64_t *l_919 = (void*)0;
+                        int64_t *l_920[8][8] = {{&l_682[6][2],&g_175.f3,&g_620.f3,&l_682[7][3],&g_98,&g_620.f3,&l_682[6][2],&l_706},{&g_175.f3,&l_682[7][3],&g_175.f3,&g_413[3].f3,&l_682[7][3],&g_620.f3,&g_509.f3,&g_620.f3},{&g_620.f3,&g_175.f3,(void*)0,&g_175.f3,&g_620.f3,&l_682[6][2],&g_413[3].f3,&g_620.f3},{&g_620.f3,&l_706,&l_682[6][2],&g_620.f3,&g_98,&l_682[7][3],&g_620.f3,&g_175.f3},{&l_706,&g_620.f3,&l_682[6][2],&g_413[3].f3,&g_620.f3,&g_620.f3,&g_413[3].f3,&l_682[6][2]},{&g_98,&g_98,(void*)0,&g_620.f3,&g_176.f3,(void*)0,&g_509.f3,&g_98},{&g_620.f3,&l_706,&g_175.f3,&g_620.f3,&g_509.f3,&g_175.f3,&l_682[6][2],&g_98},{&l_706,&g_620.f3,&g_620.f3,&g_620.f3,&g_620.f3,&g_620.f3,&l_706,&l_682[6][2]}};
+                        int i, j;
+                        g_243 |= (((l_899 = ((safe_sub_func_int32_t_s_s((**g_632), l_888)) > ((safe_add_func_uint8_t_u_u(g_475[5][4][3], (safe_sub_func_uint32_t_u_u(p_45, (l_896 == l_896))))) & (safe_mod_func_uint64_t_u_u((*p_47), (-1L)))))) && ((p_46 , (void*)0) == (void*)0)) , 0x710EC1CCL);
+                        (***g_631) = (l_902 = ((safe_sub_func_uint16_t_u_u((((l_902 || (safe_rshift_func_int8_t_s_u((safe_div_func_int8_t_s_s((safe_mod_func_int8_t_s_s(p_45, (+(g_413[3].f3 = ((safe_div_func_int64_t_s_s((safe_mul_func_int16_t_s_s(g_674.f3, l_738[4])), l_914[2])) > (((*l_916) ^= (l_915 != &l_619)) | (((((safe_mod_func_int8_t_s_s(((void*)0 != &g_791[3][0][3]), (-1L))) < l_598) < (*p_47)) , 0x7E96037BL) > 0x80BF6A78L))))))), p_48)), p_45))) == 0x3B2CL) , p_46), p_46)) & 0x4CL));
+                    }
+                }
+                else
+                { /* block id: 379 */
+                    int64_t *l_938 = (void*)0;
+                    int32_t l_939[10][1][1] = {{{0x2B373FADL}},{{1L}},{{0x2B373FADL}},{{1L}},{{0x2B373FADL}},{{1L}},{{0x2B373FADL}},{{1L}},{{0x2B373FADL}},{{1L}}};
+                    int32_t **l_991 = &l_627[3][2];
+                    int8_t *l_1004[1];
+                    uint64_t *****l_1013 = &l_647[0][0];
+                    int i, j, k;
+                    for (i = 0; i < 1; i++)
+                        l_1004[i] = &l_914[2];
+                    if ((((((((*g_374) , (l_888 < 9UL)) <= (safe_lshift_func_int8_t_s_s((g_121[0][0] ^ (g_674.f3 = ((safe_sub_func_uint64_t_u_u(((*g_92) = ((((safe_add_func_uint32_t_u_u(l_618, l_888)) , ((((((safe_rshift_func_uint8_t_u_s((safe_sub_func_uint16_t_u_u(((((((!(safe_rshift_func_int16_t_s_s((((*l_595) |= ((safe_div_func_uint16_t_u_u((safe_mul_func_uint8_t_u_u(l_612, l_738[2])), 0x7EF5L)) , p_46)) , 0L), p_46))) , g_475[6][4][3]) && 0x41148AA7L) & l_886) >= 1UL) < 1L), p_48)), 4)) ^ 0xAFC4L) | l_888) || 18446744073709551606UL) == 0L) ^ 1L)) >= 6UL) ^ 4294967289UL)), (*g_542))) , (-1L)))), l_872))) & l_939[2][0][0]) , (void*)0) == (void*)0) <= g_169[0]))
+                    { /* block id: 383 */
+                        uint32_t *l_946 = &l_850[3][2][3];
+                        (*g_677) = ((safe_sub_func_int16_t_s_s((!(&g_791[3][2][1] == ((((safe_rshift_func_int8_t_s_u((0L && (l_945 == l_946)), ((*l_595) = l_872))) || (safe_sub_func_uint64_t_u_u((((**l_915) , &g_518) != (((((safe_mod_func_int64_t_s_s((safe_add_func_uint32_t_u_u((safe_div_func_uint32_t_u_u(l_955, (((safe_lshift_func_int16_t_s_u(4L, l_939[8][0][0])) & (-6L)) || l_618))), 0xBF3B3A3FL)), p_46)) ^ p_46) && g_238) || 9L) , l_958)), (*p_47)))) < l_738[3]) , (void*)0))), 0x9A0CL)) >= l_612);
+                        l_959 = (-10L);
+                        (*g_962) = g_960;
+                    }
+                    else
+                    { /* block id: 388 */
+                        int16_t l_969 = (-1L);
+                        int8_t **l_972 = (void*)0;
+                        int8_t **l_973 = &l_885;
+                        int32_t l_977 = 0x0B173D6FL;
+                        int32_t ***l_992 = &l_991;
+                        l_977 = (((safe_lshift_func_uint16_t_u_s(l_939[2][0][0], 9)) != (l_738[1] &= ((l_939[2][0][0] | ((*l_589) = ((safe_add_func_uint8_t_u_u(p_45, ((l_969 = (++(*l_861))) != (((*g_374) , (p_46 == ((((*l_887) = g_136) || ((safe_add_func_int16_t_s_s((l_872 = (((l_974 = ((*l_973) = ((*l_696) = l_885))) != l_975) ^ p_48)), l_762[7][3])) , 0xFF62C719L)) != l_976))) , 0UL)))) , 0x645CL))) , (**g_960)))) , 0x02234DA8L);
+                        g_243 ^= (safe_mod_func_uint32_t_u_u(g_137, (safe_mod_func_int32_t_s_s(p_48, ((safe_add_func_int8_t_s_s((safe_mod_func_int16_t_s_s((l_939[3][0][0] <= ((*g_685) ^ ((safe_add_func_uint8_t_u_u(((*p_47) <= ((safe_add_func_int64_t_s_s(p_46, (((!(((*l_659) = (*l_659)) != ((*l_992) = l_991))) , ((-2L) || 0UL)) >= p_46))) , l_762[0][3])), p_46)) >= g_681.f3))), 0x0C42L)), l_808)) | 0xE9L)))));
+                    }
+                    (*g_633) = ((safe_lshift_func_uint8_t_u_s(g_995, ((((safe_lshift_func_uint16_t_u_s(((((((((~((l_999 != (l_1001 = &p_47)) , ((*l_861)--))) , l_1004[0]) == ((*l_696) = l_1004[0])) | (safe_add_func_int16_t_s_s((~((*l_975) |= ((*g_638) , (((((safe_mod_func_int16_t_s_s(p_45, (l_618 = (safe_div_func_int32_t_s_s(((l_1012 != ((*l_1013) = (void*)0)) != p_48), l_738[1]))))) ^ 0x4CL) <= (*p_47)) & p_46) ^ g_1014)))), 0x4ACAL))) , l_1004[0]) != l_1015) , &l_976) != p_47), 11)) & l_598) , 0xF06075ABL) , p_45))) , l_955);
+                    for (l_639 = 0; (l_639 >= 12); l_639++)
+                    { /* block id: 412 */
+                        (*g_633) = (l_958 == l_1013);
+                        (*l_660) = (void*)0;
+                    }
+                    return l_955;
+                }
+                for (g_620.f1 = 23; (g_620.f1 >= (-25)); --g_620.f1)
+                { /* block id: 420 */
+                    (***g_631) |= (safe_mod_func_int64_t_s_s(l_738[2], (*p_47)));
+                }
+                (**l_659) = &l_872;
+            }
+            else
+            { /* block id: 424 */
+                for (p_48 = 0; p_48 < 8; p_48 += 1)
+                {
+                    for (g_681.f3 = 0; g_681.f3 < 5; g_681.f3 += 1)
+                    {
+                        l_682[p_48][g_681.f3] = (-10L);
+                    }
+                }
+            }
+            for (g_681.f6 = 0; (g_681.f6 <= (-9)); g_681.f6--)
+            { /* block id: 429 */
+                int32_t ***l_1026 = &l_660;
+                int64_t *l_1041 = &g_175.f3;
+                int32_t * const l_1080 = &g_176.f6;
+                uint64_t l_1081 = 0x8465C82C9E74B1FCLL;
+                int32_t **l_1111 = (void*)0;
+                int32_t **l_1112 = &l_627[2][7];
+                for (l_601 = 7; (l_601 < (-4)); --l_601)
+                { /* block id: 432 */
+                    int64_t *l_1042 = &g_681.f3;
+                    int32_t l_1048 = 0x99A4C769L;
+                    int64_t **l_1068 = &l_1041;
+                    int64_t ***l_1067 = &l_1068;
+                    int16_t l_1082[6] = {0x2B18L,0x174AL,0x174AL,0x2B18L,0x174AL,0x174AL};
+                    int i;
+                    if (((void*)0 == l_1026))
+                    { /* block id: 433 */
+                        return l_1027;
+                    }
+                    else
+                    { /* block id: 435 */
+                        int64_t *l_1040[9] = {&g_674.f3,&l_976,&l_976,&g_674.f3,&l_976,&l_976,&g_674.f3,&l_976,&l_976};
+                        int64_t **l_1039[6];
+                        uint16_t **l_1044 = &g_478;
+                        uint16_t *l_1046 = &g_889[0][7][3];
+                        uint16_t **l_1045[5];
+                        int i;
+                        for (i = 0; i < 6; i++)
+                            l_1039[i] = &l_1040[0];
+                        for (i = 0; i < 5; i++)
+                            l_1045[i] = &l_1046;
+                        (*g_1028) = ((**l_1026) = &l_618);
+                        if (p_45)
+                            goto lbl_1030;
+                        l_1049 ^= (safe_rshift_func_int16_t_s_u(((*l_589) = ((65535UL < (safe_div_func_uint64_t_u_u(((*p_47) , (safe_mul_func_uint8_t_u_u(g_475[5][4][3], (((((safe_rshift_func_uint8_t_u_s(((*l_1015) ^= ((((l_1041 = (void*)0) != l_1042) || (((((*l_1044) = l_1043) == (g_1047 = &l_762[8][4])) || ((*l_622) = p_48)) ^ (((**l_660) = l_738[1]) != l_598))) ^ (***g_962))), p_48)) && l_808) >= 0L) < (*g_961)) > g_413[3].f5)))), l_1048))) || p_48)), g_176.f1));
+                        (**l_659) = &l_738[2];
+                    }
+                    if ((***l_1026))
+                        continue;
+                    (***l_1026) = ((~l_618) , (safe_div_func_uint64_t_u_u((**l_660), (safe_mod_func_uint16_t_u_u((((*g_542) = (*p_47)) <= ((*g_92) , ((*g_92) = (*p_47)))), ((*l_589) &= (safe_unary_minus_func_int16_t_s(0x35A9L))))))));
+                    if ((((safe_div_func_uint8_t_u_u(((((*l_619) , &l_660) == (void*)0) && (*g_961)), ((((safe_lshift_func_uint8_t_u_u((**l_660), 4)) <= (safe_mul_func_uint16_t_u_u(((!((safe_rshift_func_int16_t_s_u((safe_mul_func_uint16_t_u_u((((*l_1067) = &l_1042) == l_1069), (((2L | (safe_rshift_func_int8_t_s_s(0x1CL, 6))) < g_509.f6) | l_762[2][2]))), 15)) != 0xE957L)) & (*g_92)), l_1048))) , g_889[4][1][0]) , 0x92L))) || l_1048) || 1UL))
+                    { /* block id: 455 */
+                        uint32_t *l_1074 = &l_621;
+                        l_842[0][0] &= ((***l_1026) , ((safe_sub_func_uint64_t_u_u(((((l_1048 > ((((*l_1074) ^= 4294967293UL) && ((((safe_add_func_int16_t_s_s(p_46, g_243)) , &l_1049) != ((safe_unary_minus_func_int32_t_s((safe_add_func_int32_t_s_s((**g_1028), ((l_1080 == (void*)0) && 0x8C27F0859928A36FLL))))) , &l_612)) || p_45)) && l_1081)) ^ (*g_133)) > 1L) & (***l_659)), (**l_660))) ^ l_1082[0]));
+                        g_1086 = &g_373;
+                    }
+                    else
+                    { /* block id: 459 */
+                        (***l_659) = 0xD706B030L;
+                        if (p_45)
+                            break;
+                        (*g_133) ^= (safe_sub_func_int32_t_s_s(0x78E890A5L, (***g_631)));
+                        if (p_46)
+                            continue;
+                    }
+                }
+                for (g_591 = 24; (g_591 >= 11); g_591 = safe_sub_func_uint64_t_u_u(g_591, 7))
+                { /* block id: 468 */
+                    uint32_t l_1092 = 18446744073709551615UL;
+                    uint32_t *l_1108 = &g_210[2][0];
+                    (*g_1029) = (+((l_1092 & (safe_lshift_func_int8_t_s_u((((*g_92) = (safe_lshift_func_int16_t_s_u((((p_46 < ((-7L) && g_791[3][2][1])) != ((*g_961) & (safe_lshift_func_uint8_t_u_u((safe_div_func_int8_t_s_s(0L, (**g_637))), 2)))) && ((((~((safe_add_func_int8_t_s_s((((*l_1108) |= ((((safe_sub_func_int32_t_s_s((safe_div_func_int64_t_s_s((g_674.f3 = (g_176.f6 && (g_681.f2 || (*g_1029)))), p_46)), p_48)) || l_1049) , (void*)0) != (void*)0)) != p_48), 1UL)) >= p_46)) > p_48) > g_85.f2) != p_46)), l_808))) ^ p_46), p_48))) & 0x0BL));
+                    l_1110[1] = l_1109;
+                }
+                (*l_1112) = ((*l_660) = &l_842[0][0]);
+            }
+            for (l_763 = (-9); (l_763 > 18); l_763 = safe_add_func_uint8_t_u_u(l_763, 9))
+            { /* block id: 480 */
+                if (p_46)
+                    break;
+            }
+        }
+        else
+        { /* block id: 483 */
+            uint32_t l_1115 = 0xE39E5040L;
+            int8_t ***l_1138 = &l_696;
+            int32_t l_1163 = 0L;
+            int32_t l_1166 = 0xCF141932L;
+            int32_t l_1169 = (-1L);
+            int32_t l_1171 = 0x09915FDFL;
+            int32_t l_1172 = 0x2E138267L;
+            int32_t l_1173 = 0x59C1A60CL;
+            int32_t l_1174 = 0x0D2BDB0DL;
+            int32_t l_1175 = 0L;
+            int32_t l_1176 = 0x15598324L;
+            int32_t l_1177 = 0xE2C14F96L;
+            uint64_t l_1232 = 0xFBB06CAE2AF9778FLL;
+            if (g_681.f3)
+                goto lbl_1030;
+            l_1115++;
+            for (g_674.f6 = 4; (g_674.f6 >= 0); g_674.f6 -= 1)
+            { /* block id: 488 */
+                uint8_t l_1141 = 0xDEL;
+                int64_t l_1145 = 0x860FF59A44385D67LL;
+                int8_t *l_1148 = (void*)0;
+                int32_t l_1153[2];
+                const uint16_t *l_1183 = &l_762[8][4];
+                const uint16_t **l_1182 = &l_1183;
+                const uint16_t ***l_1181 = &l_1182;
+                int8_t ***l_1228 = &l_696;
+                int64_t l_1236 = 0x3CCEF2742AFB7B38LL;
+                int i;
+                for (i = 0; i < 2; i++)
+                    l_1153[i] = 2L;
+                for (g_681.f3 = 0; (g_681.f3 <= 4); g_681.f3 += 1)
+                { /* block id: 491 */
+                    int64_t ***l_1126 = &l_1069;
+                    int64_t ****l_1130 = (void*)0;
+                    int64_t ****l_1131[3][5];
+                    int8_t *l_1142 = &g_681.f5;
+                    int32_t l_1143[8][5][6] = {{{0xC400396CL,0x0617FDC8L,0x8E3EFF6CL,(-10L),0xD06A93DDL,1L},{(-10L),0xD06A93DDL,1L,0x0467B3D6L,(-1L),(-1L)},{0x3E0C1253L,0xD06A93DDL,1L,1L,0xD06A93DDL,0x3E0C1253L},{0xD06A93DDL,0x0617FDC8L,0x140E6107L,2L,0x0467B3D6L,0x688CE5ECL},{1L,0x140E6107L,0x269A717EL,0x0617FDC8L,(-1L),1L}},{{0x140E6107L,0x0467B3D6L,0x0617FDC8L,0x0467B3D6L,0x140E6107L,1L},{0xB2319D16L,1L,(-1L),0x140E6107L,1L,1L},{2L,0x3E0C1253L,1L,1L,1L,1L},{0xC400396CL,(-1L),(-1L),0xC400396CL,0x8E3EFF6CL,1L},{1L,0x688CE5ECL,0x0617FDC8L,(-10L),0x0467B3D6L,1L}},{{0x0617FDC8L,2L,0x269A717EL,0x3E0C1253L,0x0467B3D6L,0x3E0C1253L},{(-1L),0x688CE5ECL,(-1L),0xD06A93DDL,0x8E3EFF6CL,2L},{1L,(-1L),0x140E6107L,1L,1L,0x8E3EFF6CL},{(-10L),0x3E0C1253L,0xD06A93DDL,1L,1L,0xD06A93DDL},{1L,1L,0x688CE5ECL,0xD06A93DDL,0x140E6107L,(-1L)}},{{(-1L),0x0467B3D6L,1L,0x3E0C1253L,(-1L),0x688CE5ECL},{0x0617FDC8L,(-1L),1L,(-10L),1L,(-1L)},{1L,(-10L),0x688CE5ECL,0xC400396CL,0xB2319D16L,0xD06A93DDL},{0xC400396CL,0xB2319D16L,0xD06A93DDL,1L,0x269A717EL,0x8E3EFF6CL},{2L,0xB2319D16L,0x140E6107L,0x140E6107L,0xB2319D16L,2L}},{{0xB2319D16L,(-10L),(-1L),0x0467B3D6L,1L,0x3E0C1253L},{0x140E6107L,(-1L),0x269A717EL,0x0617FDC8L,(-1L),1L},{0x140E6107L,0x0467B3D6L,0x0617FDC8L,0x0467B3D6L,0x140E6107L,1L},{0xB2319D16L,1L,(-1L),0x140E6107L,1L,1L},{2L,0x3E0C1253L,1L,1L,1L,1L}},{{0xC400396CL,(-1L),(-1L),0xC400396CL,0x8E3EFF6CL,1L},{1L,0x688CE5ECL,0x0617FDC8L,(-10L),0x0467B3D6L,1L},{0x0617FDC8L,2L,0x269A717EL,0x3E0C1253L,0x0467B3D6L,0x3E0C1253L},{(-1L),0x688CE5ECL,(-1L),0xD06A93DDL,0x8E3EFF6CL,2L},{1L,(-1L),0x140E6107L,1L,1L,0x8E3EFF6CL}},{{(-10L),0x3E0C1253L,0xD06A93DDL,1L,1L,0xD06A93DDL},{1L,1L,0x688CE5ECL,0xD06A93DDL,0x140E6107L,(-1L)},{(-1L),0x0467B3D6L,1L,0x3E0C1253L,(-1L),0x688CE5ECL},{0x0617FDC8L,(-1L),1L,(-10L),1L,(-1L)},{1L,(-10L),0x688CE5ECL,0xC400396CL,0xB2319D16L,0xD06A93DDL}},{{0xC400396CL,0xB2319D16L,0xD06A93DDL,1L,0x269A717EL,0x8E3EFF6CL},{2L,(-1L),(-1L),(-1L),(-1L),0x0467B3D6L},{(-1L),0xC400396CL,0x8E3EFF6CL,1L,0x0617FDC8L,2L},{(-1L),0x8E3EFF6CL,1L,(-10L),0x269A717EL,0x140E6107L},{(-1L),1L,(-10L),1L,(-1L),0x0617FDC8L}}};
+                    uint16_t l_1178 = 65531UL;
+                    const struct S0 **l_1189 = &g_374;
+                    const struct S0 ***l_1188 = &l_1189;
+                    int i, j, k;
+                    for (i = 0; i < 3; i++)
+                    {
+                        for (j = 0; j < 5; j++)
+                            l_1131[i][j] = &l_1127;
+                    }
+                }
+                l_1190++;
+                (*g_677) ^= ((safe_div_func_uint32_t_u_u(p_45, (safe_rshift_func_uint16_t_u_u(0x344DL, 3)))) != 0xEFA2L);
+                ++l_1197;
+                for (l_621 = 0; (l_621 <= 4); l_621 += 1)
+                { /* block id: 524 */
+                    int32_t l_1242 = (-1L);
+                    int32_t l_1243 = 0xE1F40904L;
+                    int32_t l_1244 = 0xAFFBF099L;
+                    int32_t l_1245 = 0xEFBBF9A7L;
+                    int i, j;
+                    if (g_210[g_674.f6][g_674.f6])
+                        break;
+                    if ((l_1153[0] = (!((safe_mul_func_uint16_t_u_u((safe_unary_minus_func_int16_t_s((safe_div_func_int32_t_s_s((&p_48 != (void*)0), ((g_176.f5 <= ((~g_509.f5) != ((safe_mul_func_uint8_t_u_u(((+(((safe_add_func_int8_t_s_s((safe_lshift_func_int16_t_s_u(((((((safe_div_func_int16_t_s_s((-8L), (safe_mul_func_int8_t_s_s((&g_684[1][5] == ((safe_lshift_func_int16_t_s_s(((safe_sub_func_uint16_t_u_u(1UL, p_46)) >= ((((((safe_lshift_func_uint8_t_u_s(((safe_add_func_uint64_t_u_u((safe_mod_func_uint32_t_u_u(p_46, p_46)), 0x9355205369A8FBB9LL)) && 0x9189L), 1)) , g_210[g_674.f6][g_674.f6]) || 0x14F3L) > p_45) | g_175.f7) , g_210[g_674.f6][g_674.f6])), 3)) , l_1228)), g_1229)))) < 0x37C4A214L) ^ g_169[0]) & (-1L)) & p_45) == g_210[g_674.f6][g_674.f6]), (*g_1047))), p_46)) , 0xE10E37FAL) , 0L)) , g_674.f1), 0x5CL)) || p_48))) & 0x2136AE0A6B120C67LL))))), p_48)) > 0xE1A5L))))
+                    { /* block id: 527 */
+                        int32_t *l_1230 = (void*)0;
+                        int32_t l_1231 = 7L;
+                        (*l_660) = (((***l_1127) |= l_1153[0]) , l_1230);
+                        if (p_45)
+                            break;
+                        l_1232--;
+                    }
+                    else
+                    { /* block id: 532 */
+                        int32_t l_1235 = 0xC8728A4AL;
+                        int32_t l_1241[6];
+                        int i;
+                        for (i = 0; i < 6; i++)
+                            l_1241[i] = (-1L);
+                        ++g_1238;
+                        --l_1247;
+                    }
+                }
+            }
+            for (l_1247 = 0; (l_1247 > 37); l_1247 = safe_add_func_int8_t_s_s(l_1247, 3))
+            { /* block id: 540 */
+                if (p_45)
+                    break;
+                if ((0xBDL <= ((void*)0 == l_619)))
+                { /* block id: 542 */
+                    const int64_t l_1252[1] = {0x6EF798500E0FB026LL};
+                    int i;
+                    return l_1252[0];
+                }
+                else
+                { /* block id: 544 */
+                    uint32_t l_1253[8][2][8] = {{{0x57695431L,18446744073709551615UL,0x57695431L,1UL,0x82A899F3L,18446744073709551615UL,18446744073709551607UL,0x0B4A853DL},{0x0A9326DFL,0x0B4A853DL,18446744073709551615UL,18446744073709551615UL,18446744073709551615UL,1UL,0x82A899F3L,0x9A97B6B2L}},{{0x0A9326DFL,9UL,1UL,0UL,0x82A899F3L,0x82A899F3L,0UL,1UL},{0x57695431L,0x57695431L,3UL,18446744073709551615UL,0x0B4A853DL,9UL,0xADF17B31L,0xF5508BAFL}},{{5UL,18446744073709551615UL,0x82A899F3L,9UL,0x5EF689F3L,0x9A97B6B2L,18446744073709551615UL,0xF5508BAFL},{18446744073709551615UL,1UL,18446744073709551615UL,18446744073709551615UL,0x0A9326DFL,18446744073709551615UL,18446744073709551615UL,1UL}},{{18446744073709551607UL,3UL,0x0A9326DFL,0UL,0x343B6DEEL,1UL,1UL,0x9A97B6B2L},{18446744073709551615UL,0x82A899F3L,0xF5508BAFL,18446744073709551615UL,18446744073709551607UL,0xCA77B849L,1UL,0x0B4A853DL}},{{18446744073709551615UL,18446744073709551615UL,0x0A9326DFL,1UL,1UL,0x0A9326DFL,18446744073709551615UL,18446744073709551615UL},{1UL,0x0A9326DFL,18446744073709551615UL,18446744073709551615UL,0x57695431L,0UL,18446744073709551615UL,5UL}},{{18446744073709551615UL,0xF5508BAFL,0x82A899F3L,18446744073709551615UL,18446744073709551615UL,0UL,0xADF17B31L,18446744073709551615UL},{0UL,0x0A9326DFL,3UL,18446744073709551607UL,3UL,0x0A9326DFL,0UL,0x343B6DEEL}},{{18446744073709551615UL,18446744073709551615UL,1UL,18446744073709551615UL,0xADF17B31L,0xCA77B849L,0x82A899F3L,0x57695431L},{9UL,0x82A899F3L,18446744073709551615UL,5UL,0xADF17B31L,1UL,18446744073709551607UL,18446744073709551607UL}},{{18446744073709551615UL,3UL,0x57695431L,0x57695431L,3UL,18446744073709551615UL,0x0B4A853DL,9UL},{0UL,1UL,9UL,0x0A9326DFL,18446744073709551615UL,0x9A97B6B2L,0xCA77B849L,0x5EF689F3L}}};
+                    int i, j, k;
+                    if ((0xEAF75097L || l_1253[1][0][7]))
+                    { /* block id: 545 */
+                        uint32_t l_1259 = 0xAE8851E4L;
+                        struct S0 ***l_1261 = &l_915;
+                        struct S0 **** const l_1260 = &l_1261;
+                        (*g_633) = (safe_mod_func_uint8_t_u_u((0xC1L <= (safe_unary_minus_func_uint64_t_u((safe_mul_func_int8_t_s_s((l_1259 || p_45), (l_1260 != (l_1262[3][4] = (void*)0))))))), (*g_685)));
+                        return (**g_834);
+                    }
+                    else
+                    { /* block id: 549 */
+                        const uint16_t l_1266 = 0x47F2L;
+                        (**g_632) = (((*l_595)--) , 0x1EA840BDL);
+                        if ((**g_1028))
+                            break;
+                        (*g_567) = p_46;
+                        (*g_1029) = l_1266;
+                    }
+                    (**l_659) = l_1267[0];
+                    for (g_176.f6 = 0; g_176.f6 < 4; g_176.f6 += 1)
+                    {
+                        for (g_85.f7 = 0; g_85.f7 < 6; g_85.f7 += 1)
+                        {
+                            l_1262[g_176.f6][g_85.f7] = (void*)0;
+                        }
+                    }
+                    l_1177 &= ((**g_1028) = 0L);
+                }
+            }
+        }
+    }
+    else
+    { /* block id: 563 */
+        const uint64_t ****l_1284 = (void*)0;
+        const uint64_t *****l_1283[1];
+        uint16_t ***l_1339 = (void*)0;
+        int32_t l_1351[2];
+        int32_t *l_1364 = &g_211;
+        uint16_t l_1417 = 65535UL;
+        int32_t *l_1433 = &l_618;
+        uint32_t l_1456 = 1UL;
+        int64_t ****l_1500 = &l_1127;
+        int64_t *****l_1499[3][2][8] = {{{(void*)0,&l_1500,&l_1500,(void*)0,&l_1500,(void*)0,(void*)0,(void*)0},{(void*)0,(void*)0,&l_1500,(void*)0,(void*)0,&l_1500,&l_1500,&l_1500}},{{(void*)0,(void*)0,&l_1500,&l_1500,(void*)0,(void*)0,&l_1500,(void*)0},{&l_1500,&l_1500,&l_1500,&l_1500,&l_1500,&l_1500,&l_1500,(void*)0}},{{(void*)0,(void*)0,&l_1500,&l_1500,&l_1500,&l_1500,&l_1500,&l_1500},{&l_1500,(void*)0,&l_1500,&l_1500,(void*)0,&l_1500,&l_1500,(void*)0}}};
+        uint64_t l_1530 = 0x0E047EE8F6307A56LL;
+        const int64_t l_1557 = 1L;
+        uint16_t * const * const l_1559[4][9][2] = {{{&g_478,&g_478},{&g_478,&g_478},{&g_478,(void*)0},{&g_478,(void*)0},{&g_478,&g_478},{&g_478,&g_478},{&g_478,(void*)0},{&g_478,(void*)0},{&g_478,&g_478}},{{&g_478,&g_478},{&g_478,(void*)0},{&g_478,(void*)0},{&g_478,&g_478},{&g_478,&g_478},{&g_478,(void*)0},{&g_478,(void*)0},{&g_478,&g_478},{&g_478,&g_478}},{{&g_478,(void*)0},{&g_478,(void*)0},{&g_478,&g_478},{&g_478,&g_478},{&g_478,(void*)0},{&g_478,(void*)0},{&g_478,&g_478},{&g_478,&g_478},{&g_478,(void*)0}},{{&g_478,(void*)0},{&g_478,&g_478},{&g_478,&g_478},{&g_478,(void*)0},{&g_478,(void*)0},{&g_478,&g_478},{&g_478,&g_478},{&g_478,(void*)0},{&g_478,(void*)0}}};
+        struct S0 **l_1576 = &l_619;
+        struct S0 ***l_1575 = &l_1576;
+        struct S0 ****l_1574 = &l_1575;
+        int16_t *l_1597 = (void*)0;
+        int i, j, k;
+        for (i = 0; i < 1; i++)
+            l_1283[i] = &l_1284;
+        for (i = 0; i < 2; i++)
+            l_1351[i] = 0x00535A82L;
+lbl_1439:
+        for (g_995 = (-21); (g_995 <= (-10)); ++g_995)
+        { /* block id: 566 */
+            uint8_t l_1280 = 0x0EL;
+            uint32_t l_1281 = 3UL;
+            int32_t l_1285 = 0xF1F4A6B8L;
+            struct S0 *l_1297 = &g_175;
+            uint32_t *l_1326[7][1];
+            uint32_t l_1378[10] = {0x5D5AFAD7L,18446744073709551611UL,18446744073709551611UL,0x5D5AFAD7L,18446744073709551611UL,18446744073709551611UL,0x5D5AFAD7L,18446744073709551611UL,18446744073709551611UL,0x5D5AFAD7L};
+            int i, j;
+            for (i = 0; i < 7; i++)
+            {
+                for (j = 0; j < 1; j++)
+                    l_1326[i][j] = &g_99[1][4];
+            }
+            l_1285 = (((*l_619) , (((safe_sub_func_uint32_t_u_u((safe_mod_func_uint64_t_u_u((*p_47), ((*l_1129) = (1UL ^ (safe_sub_func_int64_t_s_s((safe_lshift_func_uint16_t_u_u((((safe_lshift_func_uint16_t_u_s(l_1280, ((***g_962) > l_1281))) & 0x83L) <= (~l_1281)), 10)), (l_1283[0] != &l_662))))))), g_98)) < 0UL) >= 0xC3E4B0FFE6076109LL)) && p_46);
+            for (g_600 = 0; (g_600 != 29); g_600++)
+            { /* block id: 571 */
+                int8_t *l_1290 = &g_681.f5;
+                uint64_t l_1304[9][8] = {{0x2D5579E08283752ELL,18446744073709551607UL,0x2D5579E08283752ELL,1UL,6UL,1UL,18446744073709551615UL,0xC60027C23BB60D36LL},{0UL,6UL,18446744073709551615UL,1UL,1UL,18446744073709551615UL,6UL,0UL},{0UL,1UL,0x0365FD31DE208F18LL,0x2D5579E08283752ELL,6UL,0x14112977AB752358LL,18446744073709551615UL,0x14112977AB752358LL},{0x2D5579E08283752ELL,0x4913A84A26437EEELL,0xC60027C23BB60D36LL,0x4913A84A26437EEELL,0x2D5579E08283752ELL,0x14112977AB752358LL,18446744073709551607UL,6UL},{18446744073709551615UL,1UL,0x4913A84A26437EEELL,0xC098F0BC0F08AD98LL,18446744073709551615UL,18446744073709551615UL,0xC098F0BC0F08AD98LL,0x4913A84A26437EEELL},{6UL,6UL,0x4913A84A26437EEELL,0UL,0x0365FD31DE208F18LL,1UL,18446744073709551607UL,18446744073709551615UL},{18446744073709551615UL,18446744073709551607UL,0xC60027C23BB60D36LL,6UL,0xC60027C23BB60D36LL,18446744073709551607UL,18446744073709551615UL,18446744073709551615UL},{18446744073709551607UL,1UL,0x0365FD31DE208F18LL,0UL,0x4913A84A26437EEELL,6UL,6UL,0x4913A84A26437EEELL},{0xC098F0BC0F08AD98LL,18446744073709551615UL,18446744073709551615UL,0xC098F0BC0F08AD98LL,0x4913A84A26437EEELL,1UL,18446744073709551615UL,6UL}};
+                int8_t *l_1305 = &g_674.f5;
+                int32_t *l_1432 = (void*)0;
+                int32_t **l_1434[9][4][3] = {{{(void*)0,&g_1029,&l_1433},{&l_1433,(void*)0,&l_1432},{&g_1029,&g_1029,(void*)0},{&l_1110[1],&g_1029,&l_1433}},{{&l_1433,&g_1029,&l_1110[1]},{&l_1433,&l_1110[1],&l_1433},{&l_1432,(void*)0,&g_133},{&l_1110[1],(void*)0,&l_1432}},{{&l_1432,&l_1433,&l_1433},{&g_1029,&l_1432,&l_1110[1]},{&l_1433,&l_1433,&g_1029},{&l_1433,&l_1432,&l_1110[1]}},{{&l_1110[1],(void*)0,&l_1110[1]},{&l_1110[8],&l_1110[8],(void*)0},{&l_1110[1],&l_1432,&l_1433},{&l_1110[1],&l_1110[1],&l_1432}},{{&l_1110[1],&g_1029,&l_1432},{&l_1432,&l_1110[1],&l_1432},{&g_1029,&g_1029,&l_1433},{&l_1432,&l_1110[1],(void*)0}},{{(void*)0,&l_1110[1],&l_1110[1]},{&l_1432,(void*)0,&l_1110[1]},{(void*)0,&l_1433,&g_1029},{&l_1110[1],&l_1432,&l_1110[1]}},{{&l_1432,&l_1432,&g_1029},{&g_1029,&l_1432,&l_1110[1]},{&l_1110[0],&l_1433,&l_1432},{&l_1433,(void*)0,&l_1110[8]}},{{(void*)0,&l_1110[1],(void*)0},{(void*)0,&l_1110[1],&l_1432},{&g_133,&g_1029,&l_1433},{&l_1432,&l_1110[1],&l_1432}},{{&g_1029,&g_1029,&l_1110[0]},{&l_1432,&l_1110[1],&g_1029},{&g_133,&l_1432,&g_1029},{(void*)0,&l_1110[8],&g_1029}}};
+                int i, j, k;
+                if (((((safe_rshift_func_int8_t_s_u(1L, 4)) == (g_509.f5 == ((*l_1305) = (((*l_1290) = p_45) || ((safe_div_func_uint64_t_u_u(((safe_sub_func_int8_t_s_s((safe_sub_func_uint32_t_u_u((((void*)0 == l_1297) , g_413[3].f0), (p_46 ^ ((safe_mod_func_int32_t_s_s((safe_add_func_uint32_t_u_u(p_46, (((safe_mod_func_int32_t_s_s((0xB258L <= 0x256CL), 0x687D76F3L)) | l_1304[5][3]) == (*p_47)))), 0x8A4F027FL)) && l_1304[6][6])))), g_688[1][0].f2)) <= (-1L)), l_1280)) <= 0UL))))) > g_98) , 0xDB26003CL))
+                { /* block id: 574 */
+                    for (g_176.f3 = (-24); (g_176.f3 < (-23)); g_176.f3++)
+                    { /* block id: 577 */
+                        return p_45;
+                    }
+                }
+                else
+                { /* block id: 580 */
+                    uint32_t l_1327 = 18446744073709551615UL;
+                    uint8_t *l_1328 = &g_791[7][1][1];
+                    int16_t *l_1362 = &g_475[5][4][3];
+                    const uint64_t *l_1407 = &g_175.f2;
+                    const uint64_t **l_1406 = &l_1407;
+                    const uint64_t ***l_1405 = &l_1406;
+                    (*g_677) = (safe_add_func_uint64_t_u_u((safe_add_func_uint8_t_u_u((safe_rshift_func_int8_t_s_s(((g_681.f0 != (safe_mul_func_int8_t_s_s(((*l_1290) = p_48), ((*l_1328) = (safe_mod_func_uint32_t_u_u(0x346C9BEAL, (0x4D5B3781L ^ (safe_add_func_uint8_t_u_u((((p_45 && (((((safe_lshift_func_uint8_t_u_u((++(*l_1015)), p_45)) | (*p_47)) > (((safe_mul_func_int16_t_s_s(((((void*)0 != l_1326[3][0]) || g_85.f5) > g_1187[2]), p_45)) > l_1304[5][4]) != p_48)) , p_45) , l_1327)) & l_1285) && p_45), 1UL))))))))) , (-1L)), l_1280)), g_93[4][1])), (*p_47)));
+                    (*g_1029) |= (safe_div_func_int8_t_s_s(((safe_lshift_func_uint16_t_u_s(((safe_sub_func_uint16_t_u_u(p_45, (g_509.f2 | (((l_1304[5][3] > (safe_rshift_func_int8_t_s_u(p_46, 2))) > (safe_lshift_func_uint16_t_u_s((*g_1047), g_175.f3))) >= p_46)))) ^ (l_1339 == (void*)0)), g_674.f3)) >= p_45), (**g_637)));
+                    (*g_447) = ((*p_47) , &l_738[0]);
+                    if (((((((safe_mod_func_uint32_t_u_u((safe_sub_func_int8_t_s_s((((*g_133) = (!(safe_sub_func_uint8_t_u_u((safe_sub_func_int16_t_s_s(((l_1351[1] < ((*g_374) , (safe_sub_func_uint16_t_u_u(l_1304[3][6], (l_1281 >= (safe_sub_func_uint8_t_u_u(((*p_47) == (*p_47)), (safe_mod_func_int64_t_s_s((((*g_542) = ((g_688[1][0].f6 ^ (safe_mul_func_int16_t_s_s((safe_rshift_func_uint16_t_u_s((((*l_1362) = (0x6555D8F2L && p_45)) > p_46), 9)), 0x31EBL))) <= l_1304[5][3])) < l_1351[1]), 0xE380A5B74FD7F09ELL))))))))) , 0x4068L), 65532UL)), p_46)))) == 0UL), p_48)), p_46)) == (*p_47)) && g_85.f3) > 0xA3260ED5C2469D58LL) <= p_48) < 0UL))
+                    { /* block id: 590 */
+                        int32_t *l_1363 = &g_674.f1;
+                        (*g_633) = (((((*l_1129) = l_1327) & (*p_47)) , l_1363) == l_1364);
+                    }
+                    else
+                    { /* block id: 593 */
+                        uint16_t *l_1386 = &g_889[4][1][0];
+                        int32_t l_1389 = (-3L);
+                        uint64_t *****l_1420 = &l_662;
+                        uint32_t *l_1428 = &g_210[3][0];
+                        (*g_677) = ((++(*g_1047)) < ((0x04BDCB8A5FC2A2BALL & (((*l_1015) = ((safe_div_func_uint16_t_u_u(((((+(safe_sub_func_uint32_t_u_u((g_210[0][0] ^= ((safe_lshift_func_uint16_t_u_s((((((safe_rshift_func_uint16_t_u_u((l_1304[5][3] >= l_1378[0]), 1)) & (0x1ECC9585L ^ g_221)) | 0x63L) != ((*l_1328) |= (safe_mod_func_uint64_t_u_u(((((safe_rshift_func_int16_t_s_s(p_48, 6)) && 0x14L) != (!(((*l_1305) &= ((safe_sub_func_uint16_t_u_u((++(*l_1386)), (((**g_632) == l_1389) ^ p_48))) <= l_1389)) && (**g_637)))) || l_1304[8][4]), (-9L))))) || 0UL), p_46)) & 9L)), g_221))) || l_1378[0]) >= 0UL) > p_45), 0x2104L)) || 0xBAD68C29L)) == p_46)) >= l_1389));
+                        (*g_1029) ^= ((safe_add_func_uint32_t_u_u((safe_mod_func_uint16_t_u_u((safe_sub_func_uint32_t_u_u(0x53051DC5L, ((((((safe_mul_func_uint16_t_u_u(((*l_1386) = (safe_sub_func_uint64_t_u_u(((*p_47) = (safe_lshift_func_uint16_t_u_u(l_1351[1], 13))), p_48))), 0x4F73L)) >= (((((!((*l_1015)--)) , ((l_1389 , (void*)0) != (g_1408 = l_1405))) | (((((safe_mul_func_int8_t_s_s((((safe_sub_func_int16_t_s_s(p_45, g_176.f1)) , 0UL) , p_48), p_48)) & l_1327) <= l_1378[0]) , 0x39L) , l_1389)) , 0L) ^ g_190[1][1])) && 1UL) < 0xC1EFE723L) , (*g_685)) <= (-1L)))), l_1389)), g_681.f5)) >= g_509.f0);
+                        (*g_1029) ^= (((safe_mod_func_int32_t_s_s(((((*l_1428) = (safe_mul_func_int8_t_s_s((((l_1417 == (((safe_div_func_uint32_t_u_u((((*g_92) = ((((*l_1420) = &l_663) == (void*)0) & (-1L))) , (safe_mul_func_uint16_t_u_u(((p_45 , l_1351[1]) < (safe_div_func_uint16_t_u_u(((((safe_add_func_int8_t_s_s((+l_1417), ((void*)0 == &g_478))) , (***g_1086)) , g_99[1][4]) ^ (-5L)), l_1389))), 1L))), l_1417)) || l_1280) > 1L)) == (-5L)) | l_1304[1][5]), (*g_685)))) <= 0x8A5A2F66L) == 1L), (*g_133))) , p_48) || (**g_172));
+                    }
+                }
+                for (g_674.f5 = 13; (g_674.f5 <= 16); g_674.f5++)
+                { /* block id: 614 */
+                    int32_t **l_1431[8][7] = {{&l_1110[1],&g_1029,&g_133,&g_1029,&g_1029,&g_1029,&g_133},{&l_1110[1],&l_1110[1],&g_133,&l_1110[4],&g_1029,&g_133,&g_1029},{&g_133,&g_133,&g_133,&g_133,&g_1029,&l_1110[1],&g_133},{&g_1029,&g_1029,&l_1110[1],&l_1110[1],&g_1029,&g_1029,(void*)0},{&g_133,&g_133,&l_1110[1],&g_1029,&g_1029,&l_1110[1],&g_133},{&g_1029,(void*)0,&g_1029,&g_1029,&l_1110[1],&l_1110[1],&g_1029},{&l_1110[1],&g_133,&l_1110[1],&g_1029,&g_133,&g_133,&g_133},{&l_1110[4],&g_1029,&g_133,&g_1029,&l_1110[4],&g_133,&l_1110[1]}};
+                    int i, j;
+                    l_1433 = (l_1432 = &l_738[2]);
+                    l_1110[1] = &l_738[1];
+                }
+                l_1433 = l_1432;
+            }
+        }
+        for (p_46 = 0; (p_46 < (-19)); p_46 = safe_sub_func_int16_t_s_s(p_46, 8))
+        { /* block id: 624 */
+            int32_t l_1443 = 0L;
+            int64_t ****l_1458 = (void*)0;
+            uint16_t **l_1465 = (void*)0;
+            uint16_t ***l_1464 = &l_1465;
+            int32_t l_1477 = 0xD8750469L;
+            (***g_631) = p_48;
+            for (l_618 = 0; (l_618 == 17); ++l_618)
+            { /* block id: 628 */
+                uint8_t l_1445[10] = {0x02L,0x81L,0xD2L,0xD2L,0x81L,0x02L,0x81L,0xD2L,0xD2L,0x81L};
+                uint64_t **l_1448 = &g_92;
+                int64_t *** const *l_1455[8];
+                int i;
+                for (i = 0; i < 8; i++)
+                    l_1455[i] = &g_1132[4][2];
+                for (g_149 = 0; (g_149 <= 9); g_149 += 1)
+                { /* block id: 631 */
+                    uint16_t *l_1442 = &l_762[3][1];
+                    uint32_t *l_1457 = &g_210[3][4];
+                    int64_t *****l_1459 = &l_1458;
+                    const int8_t l_1461 = 0x8EL;
+                    for (l_1049 = 2; (l_1049 <= 9); l_1049 += 1)
+                    { /* block id: 634 */
+                        if ((*g_1029))
+                            break;
+                        if (g_175.f1)
+                            goto lbl_1439;
+                    }
+                    for (g_176.f3 = 9; (g_176.f3 >= 0); g_176.f3 -= 1)
+                    { /* block id: 640 */
+                        int i;
+                        (*g_1029) = ((safe_lshift_func_int8_t_s_s(((*g_961) && (*p_47)), 0)) <= ((void*)0 == l_1442));
+                        (*g_1444) = (l_1443 , &l_1351[1]);
+                        if (l_1445[3])
+                            continue;
+                    }
+                    (*g_633) = ((*g_567) = (safe_div_func_uint16_t_u_u(((l_1448 != (void*)0) | (safe_lshift_func_int8_t_s_s((safe_rshift_func_int16_t_s_u((safe_mod_func_int32_t_s_s((l_1455[5] == ((*l_1459) = (((*l_1457) = (l_1456 <= ((*l_1015) = g_413[3].f6))) , l_1458))), g_136)), (~0x4A4F99B2L))), 4))), l_1461)));
+                    if ((***g_631))
+                        break;
+                }
+                for (g_674.f3 = 0; (g_674.f3 > (-27)); --g_674.f3)
+                { /* block id: 654 */
+                    uint16_t ****l_1466 = &l_1464;
+                    int32_t l_1473 = 1L;
+                    int8_t *l_1476 = &g_1164;
+                    const int32_t l_1489 = (-1L);
+                    int32_t l_1490 = 3L;
+                    int16_t *l_1497 = (void*)0;
+                    int16_t *l_1498 = &l_849;
+                    l_1477 = ((((*l_1466) = l_1464) != (void*)0) > ((safe_add_func_uint16_t_u_u((safe_div_func_uint32_t_u_u(p_48, (safe_lshift_func_int16_t_s_u(g_68, l_1473)))), 0UL)) , ((((*g_1047) |= 0x77E3L) , 1UL) & (((safe_rshift_func_int16_t_s_u((((*l_1476) &= ((void*)0 == &l_1433)) == g_688[1][0].f2), p_46)) , g_620.f1) >= p_46))));
+                    l_1490 |= (safe_mod_func_uint32_t_u_u((p_45 , (safe_rshift_func_uint16_t_u_u(((((safe_sub_func_uint64_t_u_u(((safe_rshift_func_int8_t_s_s((g_175.f5 = 0x5EL), 5)) <= ((p_48 & (safe_unary_minus_func_uint8_t_u((safe_mod_func_int16_t_s_s(g_698.f1, (l_1443 || (l_1473 = p_46))))))) ^ 251UL)), 7L)) != (p_46 < 3UL)) < (*g_1047)) | l_1489), p_48))), (*g_1029)));
+                    (***g_631) = (safe_mod_func_int64_t_s_s((((((0xBC6D0C20L & (65535UL || g_169[0])) ^ (l_1477 = ((*g_685) <= p_45))) & (safe_sub_func_uint64_t_u_u(((safe_div_func_int16_t_s_s(g_413[3].f5, p_45)) , (((*l_1498) = (-5L)) , 0xB50DEFDC8C7AD78CLL)), p_45))) || g_698.f4) | p_45), (*p_47)));
+                }
+                l_1501 = (l_1477 , l_1499[1][1][6]);
+            }
+            (*g_633) &= p_46;
+            for (g_175.f6 = 0; (g_175.f6 < 5); g_175.f6 = safe_add_func_uint32_t_u_u(g_175.f6, 9))
+            { /* block id: 671 */
+                return (**g_834);
+            }
+        }
+        (*g_1505) = &l_738[2];
+        for (g_681.f3 = 0; (g_681.f3 <= 6); g_681.f3 += 1)
+        { /* block id: 678 */
+            uint32_t l_1512[9] = {0xA4A6518CL,0x6BC067ACL,0xA4A6518CL,0x6BC067ACL,0xA4A6518CL,0x6BC067ACL,0xA4A6518CL,0x6BC067ACL,0xA4A6518CL};
+            int64_t ****l_1558 = &l_1127;
+            int16_t *l_1596 = &g_591;
+            int i;
+            for (g_681.f1 = 0; (g_681.f1 <= 1); g_681.f1 += 1)
+            { /* block id: 681 */
+                int32_t **l_1506 = (void*)0;
+                int32_t **l_1507 = &l_1110[6];
+                uint32_t l_1509 = 0xAC5EC272L;
+                int32_t l_1544 = (-1L);
+                int i;
+                (*l_1507) = &l_1351[g_681.f1];
+                for (g_176.f2 = 0; (g_176.f2 <= 1); g_176.f2 += 1)
+                { /* block id: 685 */
+                    int32_t l_1508 = (-3L);
+                    uint32_t *l_1537 = &g_210[2][0];
+                    uint8_t *l_1542 = &g_791[3][2][1];
+                    int16_t *l_1543 = &g_475[5][4][3];
+                    int i, j;
+                    (*l_1507) = g_835[g_681.f3];
+                    l_1509--;
+                    g_243 ^= ((((void*)0 != p_47) ^ l_1512[4]) && (l_1544 ^= (safe_lshift_func_int16_t_s_u(g_13[7], (safe_mod_func_uint32_t_u_u((((safe_mul_func_uint16_t_u_u((p_45 > ((((safe_mul_func_int16_t_s_s(((*l_1543) = (safe_div_func_int32_t_s_s((l_1508 = (((safe_add_func_int64_t_s_s(((safe_sub_func_int32_t_s_s(((*g_1029) = (((!(safe_sub_func_int16_t_s_s(l_1530, ((((*g_1047) = (l_1351[g_681.f1] |= ((((((*l_1364) ^= ((safe_mod_func_uint8_t_u_u(((l_1512[4] || (p_46 >= ((safe_rshift_func_int16_t_s_s((((*l_1537)++) | (safe_mul_func_uint16_t_u_u((((g_413[3].f2 , (***g_631)) || 0xA36091B1L) != 1L), 2L))), 15)) , l_1508))) && (*p_47)), p_48)) || 4294967295UL)) , (void*)0) == l_1542) != p_46) & (*p_47)))) == g_995) ^ l_1508)))) > 4L) || (*g_148))), 1UL)) > 0x0AEDL), p_45)) && (*p_47)) , l_1512[7])), 4294967295UL))), p_46)) & 0L) != g_176.f2) > p_48)), p_45)) == p_48) && p_48), p_48))))));
+                }
+            }
+            for (g_175.f1 = 0; (g_175.f1 <= 6); g_175.f1 += 1)
+            { /* block id: 701 */
+                int16_t l_1560 = 0xBEA8L;
+                const int32_t *l_1561 = &g_175.f0;
+                const struct S0 *l_1566[10][2] = {{&g_175,(void*)0},{(void*)0,&g_175},{(void*)0,(void*)0},{&g_175,(void*)0},{(void*)0,&g_175},{(void*)0,(void*)0},{&g_175,(void*)0},{(void*)0,&g_175},{(void*)0,(void*)0},{&g_175,(void*)0}};
+                const uint16_t l_1573 = 1UL;
+                uint8_t l_1579 = 0x66L;
+                int32_t l_1605 = 0L;
+                uint16_t *l_1611 = &g_889[1][7][1];
+                int i, j;
+                for (g_238 = 0; (g_238 <= 1); g_238 += 1)
+                { /* block id: 704 */
+                    const int32_t l_1564 = 0L;
+                    int i;
+                    l_1351[g_238] = l_1351[g_238];
+                    for (g_98 = 0; (g_98 <= 6); g_98 += 1)
+                    { /* block id: 708 */
+                        int i, j, k;
+                        (*g_1562) = ((!((!(safe_mod_func_uint64_t_u_u(((*g_542) = (*p_47)), (p_45 , (safe_add_func_uint8_t_u_u((4294967290UL == ((safe_add_func_int16_t_s_s((safe_sub_func_uint16_t_u_u(p_46, (safe_rshift_func_uint8_t_u_u(l_1557, ((&g_1132[3][1] == l_1558) , (&g_478 != l_1559[2][2][0])))))), l_1512[4])) & 0xB770E791850DB0DBLL)), p_48)))))) < l_1560)) , l_1561);
+                        (*g_677) = p_46;
+                        return l_1564;
+                    }
+                }
+                (*g_1029) = 1L;
+                for (g_243 = 0; (g_243 <= 3); g_243 += 1)
+                { /* block id: 718 */
+                    int16_t l_1565 = 0xF796L;
+                    int32_t l_1589 = 0xAA399FB6L;
+                    int32_t l_1592 = 0xBC18D9A3L;
+                    for (g_149 = 0; (g_149 <= 3); g_149 += 1)
+                    { /* block id: 721 */
+                        (*g_1029) = ((l_1565 < (p_45 == p_45)) , ((p_45 , l_1566[9][1]) != (void*)0));
+                    }
+                    if (((***g_962) > (((((safe_mod_func_uint16_t_u_u((safe_mod_func_uint16_t_u_u((safe_div_func_uint64_t_u_u((*p_47), (*g_148))), (-8L))), ((*l_1561) | 0L))) <= l_1573) , l_1574) != (void*)0) ^ 0x4376D090C9FB1269LL)))
+                    { /* block id: 724 */
+                        int8_t *l_1588[7][6][6] = {{{&g_681.f5,&g_121[1][1],&g_674.f5,&g_620.f5,&g_674.f5,&g_121[1][1]},{(void*)0,&g_175.f5,&g_121[1][1],&g_620.f5,&g_175.f5,&g_674.f5},{&g_681.f5,&g_674.f5,&g_121[1][1],&g_1229,(void*)0,(void*)0},{&g_121[1][1],&g_620.f5,&g_620.f5,&g_121[1][1],&g_674.f5,&g_121[1][1]},{&g_121[1][1],&g_674.f5,&g_121[1][1],&g_1229,&g_620.f5,&g_121[1][1]},{&g_674.f5,(void*)0,&g_620.f5,&g_175.f5,&g_620.f5,(void*)0}},{{&g_1229,&g_674.f5,&g_175.f5,&g_175.f5,&g_674.f5,&g_620.f5},{&g_674.f5,&g_620.f5,&g_175.f5,&g_1229,(void*)0,(void*)0},{&g_121[1][1],&g_620.f5,&g_620.f5,&g_121[1][1],&g_674.f5,&g_121[1][1]},{&g_121[1][1],&g_674.f5,&g_121[1][1],&g_1229,&g_620.f5,&g_121[1][1]},{&g_674.f5,(void*)0,&g_620.f5,&g_175.f5,&g_620.f5,(void*)0},{&g_1229,&g_674.f5,&g_175.f5,&g_175.f5,&g_674.f5,&g_620.f5}},{{&g_674.f5,&g_620.f5,&g_175.f5,&g_1229,(void*)0,(void*)0},{&g_121[1][1],&g_620.f5,&g_620.f5,&g_121[1][1],&g_674.f5,&g_121[1][1]},{&g_121[1][1],&g_674.f5,&g_121[1][1],&g_1229,&g_620.f5,&g_121[1][1]},{&g_674.f5,(void*)0,&g_620.f5,&g_175.f5,&g_620.f5,(void*)0},{&g_1229,&g_674.f5,&g_175.f5,&g_175.f5,&g_674.f5,&g_620.f5},{&g_674.f5,&g_620.f5,&g_175.f5,&g_1229,(void*)0,(void*)0}},{{&g_121[1][1],&g_620.f5,&g_620.f5,&g_121[1][1],&g_674.f5,&g_121[1][1]},{&g_121[1][1],&g_674.f5,&g_121[1][1],&g_1229,&g_620.f5,&g_121[1][1]},{&g_674.f5,(void*)0,&g_620.f5,&g_175.f5,&g_620.f5,(void*)0},{&g_1229,&g_674.f5,&g_175.f5,&g_175.f5,&g_674.f5,&g_620.f5},{&g_674.f5,&g_620.f5,&g_175.f5,&g_1229,(void*)0,(void*)0},{&g_121[1][1],&g_620.f5,&g_620.f5,&g_121[1][1],&g_674.f5,&g_121[1][1]}},{{&g_121[1][1],&g_674.f5,&g_121[1][1],&g_1229,&g_620.f5,&g_121[1][1]},{&g_674.f5,(void*)0,&g_620.f5,&g_175.f5,&g_620.f5,(void*)0},{&g_1229,&g_674.f5,&g_175.f5,&g_175.f5,&g_674.f5,&g_620.f5},{&g_674.f5,&g_620.f5,&g_175.f5,&g_1229,(void*)0,(void*)0},{&g_121[1][1],&g_620.f5,&g_620.f5,&g_121[1][1],&g_674.f5,&g_121[1][1]},{&g_121[1][1],&g_674.f5,&g_121[1][1],&g_1229,&g_620.f5,&g_121[1][1]}},{{&g_674.f5,(void*)0,&g_620.f5,&g_175.f5,&g_620.f5,(void*)0},{&g_1229,&g_674.f5,&g_175.f5,&g_175.f5,&g_674.f5,&g_620.f5},{&g_674.f5,&g_620.f5,&g_175.f5,&g_1229,(void*)0,(void*)0},{&g_121[1][1],&g_620.f5,&g_620.f5,&g_121[1][1],&g_674.f5,&g_121[1][1]},{&g_121[1][1],(void*)0,&g_1229,&g_121[1][1],&g_620.f5,&g_1229},{&g_620.f5,&g_1229,&g_620.f5,&g_674.f5,&g_620.f5,&g_1229}},{{&g_121[1][1],(void*)0,&g_681.f5,&g_674.f5,(void*)0,&g_620.f5},{&g_620.f5,&g_620.f5,&g_681.f5,&g_121[1][1],&g_1229,&g_1229},{&g_175.f5,&g_620.f5,&g_620.f5,&g_175.f5,(void*)0,&g_1229},{&g_175.f5,(void*)0,&g_1229,&g_121[1][1],&g_620.f5,&g_1229},{&g_620.f5,&g_1229,&g_620.f5,&g_674.f5,&g_620.f5,&g_1229},{&g_121[1][1],(void*)0,&g_681.f5,&g_674.f5,(void*)0,&g_620.f5}}};
+                        int32_t l_1598 = 0xD9E9E407L;
+                        int i, j, k;
+                        (*g_677) = (safe_mod_func_int8_t_s_s(((((*g_1047) = (l_1579 <= (((safe_div_func_uint64_t_u_u((safe_div_func_int32_t_s_s((safe_sub_func_uint16_t_u_u((safe_add_func_int8_t_s_s((l_1589 = p_45), ((safe_add_func_int64_t_s_s(((l_1592 |= ((*l_1129) &= (p_48 & 0x599BL))) <= 0xC7315203499C2522LL), (safe_mod_func_int32_t_s_s((((0UL != (safe_unary_minus_func_int64_t_s((((g_475[5][0][1] &= ((*l_1596) |= ((*g_961) , ((l_1597 = l_1596) != (void*)0)))) && p_46) <= l_1565)))) | (**g_1028)) < p_46), l_1598)))) ^ 65535UL))), 0UL)), l_1565)), (*p_47))) == 0x1ED7L) && g_85.f6))) != 0xEB45L) || g_698.f0), g_674.f0));
+                        if (p_48)
+                            break;
+                        l_1605 = (safe_mul_func_uint16_t_u_u((--(*g_1047)), (safe_lshift_func_uint8_t_u_s(9UL, 0))));
+                    }
+                    else
+                    { /* block id: 736 */
+                        uint32_t l_1606[7];
+                        uint16_t **l_1612 = &g_478;
+                        int i;
+                        for (i = 0; i < 7; i++)
+                            l_1606[i] = 0x73A1FD71L;
+                        (*g_1029) = ((((((l_1566[2][0] != (l_1606[0] , l_619)) == (safe_mod_func_int64_t_s_s(((safe_mul_func_uint8_t_u_u((255UL ^ (p_45 || (l_1512[7] == 8L))), (((*l_1612) = l_1611) == l_1596))) && l_1512[4]), 0xAC51A85C7D184FC2LL))) > 2L) <= p_48) < g_1187[1]) || l_1606[2]);
+                    }
+                }
+            }
+        }
+    }
+    for (g_175.f6 = 3; (g_175.f6 >= 0); g_175.f6 -= 1)
+    { /* block id: 746 */
+        int32_t l_1613 = 0xDAEDDE82L;
+        (*g_677) = (l_1613 &= (**g_1505));
+        return p_46;
+    }
+    l_1110[1] = (*g_1028);
+    return (*g_401);
+}
+
+
+/* ------------------------------------------ */
+/* 
+ * reads : g_68 g_190 g_176.f2 g_13 g_175.f2 g_92 g_16 g_324 g_567
+ * writes: g_68 g_98 g_475 g_243
+ */
+static int16_t  func_49(int64_t  p_50, uint64_t  p_51, uint32_t  p_52, uint64_t * p_53)
+{ /* block id: 233 */
+    uint64_t l_545 = 18446744073709551615UL;
+    int32_t l_550 = 0xF1B9D4CFL;
+    uint8_t *l_551 = &g_68;
+    int64_t *l_556 = &g_98;
+    uint64_t l_561 = 1UL;
+    int16_t *l_566 = &g_475[5][4][3];
+    int64_t l_568 = 0x47AB691BCEE16E1ALL;
+    int32_t *l_569 = (void*)0;
+    int32_t *l_570 = &g_243;
+    (*g_567) = (safe_lshift_func_int16_t_s_u((l_545 , ((safe_sub_func_uint8_t_u_u((((((*l_551) &= l_550) , (safe_sub_func_int32_t_s_s((safe_add_func_int64_t_s_s(g_190[1][1], ((*l_556) = (-1L)))), l_545))) , (safe_div_func_uint32_t_u_u(((((*l_566) = ((&g_475[2][0][0] != (((safe_rshift_func_uint8_t_u_s(1UL, 7)) | ((l_561 , (safe_sub_func_uint8_t_u_u((safe_mul_func_uint16_t_u_u(((g_176.f2 != g_13[4]) >= (*p_53)), 0x37C4L)), l_550))) <= l_545)) , &g_475[5][4][3])) <= (*p_53))) < 0xD88AL) ^ (*g_92)), l_561))) ^ 0UL), g_324[0][3][1])) <= l_550)), p_52));
+    (*l_570) = l_568;
+    return p_51;
+}
+
+
+/* ------------------------------------------ */
+/* 
+ * reads : g_149 g_243 g_176.f0
+ * writes: g_475 g_98 g_243
+ */
+static int64_t  func_54(uint64_t * p_55, int16_t  p_56, int32_t  p_57, int32_t  p_58, uint64_t * const  p_59)
+{ /* block id: 228 */
+    uint16_t l_527 = 0x989AL;
+    int64_t *l_533 = (void*)0;
+    int64_t *l_534 = &g_98;
+    int32_t *l_541 = &g_243;
+    (*l_541) &= ((&g_210[2][0] == (void*)0) , (((*p_59) , ((safe_rshift_func_uint8_t_u_s(l_527, 5)) == (l_527 | ((*l_534) = (!(safe_lshift_func_int16_t_s_s((g_475[0][0][1] = l_527), 15))))))) , (safe_mul_func_uint8_t_u_u((p_58 >= (0xFF09L != (safe_lshift_func_uint8_t_u_s((safe_sub_func_int32_t_s_s(p_58, p_58)), 1)))), 1L))));
+    return g_176.f0;
+}
+
+
+/* ------------------------------------------ */
+/* 
+ * reads : g_16 g_85 g_13 g_93 g_121 g_99 g_68 g_133 g_137 g_169 g_172 g_98 g_175 g_176 g_190 g_210 g_149 g_221 g_220 g_238 g_243 g_217 g_147 g_148 g_92 g_136 g_373 g_400 g_374 g_447 g_455 g_475 g_477 g_324 g_509 g_518
+ * writes: g_92 g_98 g_99 g_16 g_121 g_132 g_68 g_137 g_147 g_85.f7 g_133 g_190 g_175.f7 g_176.f5 g_210 g_211 g_221 g_238 g_243 g_175.f5 g_374 g_93 g_176.f3 g_149 g_85.f3 g_169 g_475 g_477
+ */
+static uint64_t * func_60(uint64_t * p_61, uint8_t  p_62, const int8_t  p_63, int8_t  p_64, uint64_t * p_65)
+{ /* block id: 3 */
+    uint64_t **l_88 = (void*)0;
+    uint64_t **l_89 = (void*)0;
+    uint64_t *l_91 = &g_16;
+    uint64_t **l_90[9];
+    int32_t l_94 = 0xE4374F1EL;
+    uint16_t l_95 = 7UL;
+    uint16_t *l_96 = &l_95;
+    int32_t *l_97[1][3];
+    int8_t l_178 = 0xBBL;
+    uint8_t l_201 = 1UL;
+    uint8_t l_228 = 255UL;
+    uint64_t l_273 = 18446744073709551615UL;
+    int32_t l_277 = 0x5CBA9923L;
+    int32_t ** const  volatile *l_281 = (void*)0;
+    const struct S0 * const l_372 = &g_175;
+    int32_t l_393 = 0x0E91001CL;
+    uint32_t *l_432 = (void*)0;
+    uint32_t *l_433[9];
+    uint32_t l_434 = 0xB2C73C4EL;
+    int64_t **l_439 = (void*)0;
+    int64_t *l_441 = &g_413[3].f3;
+    int64_t **l_440 = &l_441;
+    int32_t l_442[4];
+    uint64_t l_449 = 4UL;
+    int i, j;
+    for (i = 0; i < 9; i++)
+        l_90[i] = &l_91;
+    for (i = 0; i < 1; i++)
+    {
+        for (j = 0; j < 3; j++)
+            l_97[i][j] = &l_94;
+    }
+    for (i = 0; i < 9; i++)
+        l_433[i] = &g_210[2][0];
+    for (i = 0; i < 4; i++)
+        l_442[i] = 0xD76A118DL;
+    if ((safe_sub_func_uint64_t_u_u(0x333DB9622CFB6473LL, (g_16 < (+(safe_div_func_int16_t_s_s((((0x3978D11E8E103CA5LL == (safe_mod_func_uint16_t_u_u(((((safe_rshift_func_int8_t_s_u(2L, 6)) & (p_64 , ((g_85 , g_13[7]) >= ((g_99[1][4] = (g_98 = ((safe_mul_func_uint16_t_u_u(((*l_96) = ((((p_65 = &g_16) != (g_92 = &g_16)) && l_94) >= l_95)), 0x614AL)) | l_94))) <= p_63)))) | (*p_61)) | g_93[4][1]), p_64))) < 0x2CL) , 0xEF5DL), g_13[7])))))))
+    { /* block id: 9 */
+        uint16_t l_100 = 0x4B5AL;
+        int32_t l_123 = 5L;
+        int32_t l_135 = 0L;
+        int32_t l_193 = 0xC2D246E6L;
+        int32_t l_214 = 0x884AE361L;
+        if ((l_100 = p_62))
+        { /* block id: 11 */
+            int8_t l_109[8];
+            int32_t l_124 = 0x316972AEL;
+            int i;
+            for (i = 0; i < 8; i++)
+                l_109[i] = (-1L);
+            for (g_16 = (-13); (g_16 <= 4); g_16 = safe_add_func_int64_t_s_s(g_16, 8))
+            { /* block id: 14 */
+                int8_t *l_119 = (void*)0;
+                int8_t *l_120 = &g_121[1][1];
+                int32_t l_122 = (-3L);
+                uint64_t l_125[5] = {7UL,7UL,7UL,7UL,7UL};
+                int i;
+                l_124 = ((l_123 = (((*p_61) >= (safe_div_func_uint8_t_u_u((safe_mul_func_int8_t_s_s(((l_122 = ((p_64 == ((((((safe_div_func_uint16_t_u_u(g_13[7], l_109[3])) <= g_85.f2) ^ ((((safe_mul_func_uint16_t_u_u(((!(safe_mul_func_uint8_t_u_u(1UL, 0UL))) <= ((safe_rshift_func_int8_t_s_s((safe_lshift_func_int8_t_s_u(((*l_120) |= (((0x9D48F2AEL >= l_100) , g_93[2][1]) , p_64)), 3)), 5)) || l_100)), p_63)) , g_99[1][4]) < 0x24AAD4D87CD7C510LL) && g_121[1][1])) | p_62) & g_99[1][4]) | g_99[1][4])) != p_63)) & 0x2C2A8D2DEF253AD3LL), g_13[7])), p_63))) , g_85.f3)) , l_122);
+                --l_125[4];
+                for (l_100 = 0; (l_100 < 40); l_100 = safe_add_func_int16_t_s_s(l_100, 6))
+                { /* block id: 22 */
+                    uint64_t ***l_130 = (void*)0;
+                    uint64_t ***l_131 = &l_90[0];
+                    g_132[3] = ((*l_131) = &g_92);
+                    return p_61;
+                }
+            }
+        }
+        else
+        { /* block id: 28 */
+            const uint64_t l_168 = 0xA3A19F56D68B9C3BLL;
+            int32_t *l_170 = &l_94;
+            for (g_68 = 0; (g_68 <= 0); g_68 += 1)
+            { /* block id: 31 */
+                int64_t l_134 = 0x49DEFB7DDE48D452LL;
+                uint32_t l_150[7];
+                int32_t l_151 = 0x38682D76L;
+                int8_t *l_162 = &g_121[0][0];
+                int i;
+                for (i = 0; i < 7; i++)
+                    l_150[i] = 0xC00C08B1L;
+                for (l_123 = 0; (l_123 >= 0); l_123 -= 1)
+                { /* block id: 34 */
+                    uint32_t l_166[6] = {9UL,9UL,0xF1547C54L,9UL,9UL,0xF1547C54L};
+                    int64_t *l_173 = &l_134;
+                    int64_t *l_174 = &g_98;
+                    int32_t **l_177 = &l_97[g_68][l_123];
+                    int i, j;
+                    for (g_98 = 4; (g_98 >= 0); g_98 -= 1)
+                    { /* block id: 37 */
+                        int i, j;
+                        l_97[l_123][(g_68 + 2)] = g_133;
+                        if (l_134)
+                            break;
+                    }
+                    --g_137;
+                    if ((l_134 >= (safe_div_func_uint16_t_u_u(g_85.f7, 1L))))
+                    { /* block id: 42 */
+                        uint64_t * const l_146 = (void*)0;
+                        uint64_t * const *l_145[4] = {&l_146,&l_146,&l_146,&l_146};
+                        uint64_t * const **l_144[3][9][1] = {{{&l_145[0]},{(void*)0},{(void*)0},{(void*)0},{&l_145[0]},{(void*)0},{(void*)0},{(void*)0},{&l_145[0]}},{{(void*)0},{(void*)0},{(void*)0},{&l_145[0]},{(void*)0},{(void*)0},{(void*)0},{&l_145[0]},{(void*)0}},{{(void*)0},{(void*)0},{&l_145[0]},{(void*)0},{(void*)0},{(void*)0},{&l_145[0]},{(void*)0},{(void*)0}}};
+                        uint8_t l_152 = 0UL;
+                        const uint64_t l_155 = 4UL;
+                        int i, j, k;
+                        g_85.f7 &= (l_150[3] = (safe_add_func_uint16_t_u_u(0UL, ((g_147 = &p_65) == &p_61))));
+                        if (l_150[4])
+                            break;
+                        ++l_152;
+                        l_135 ^= l_155;
+                    }
+                    else
+                    { /* block id: 49 */
+                        int32_t *l_165 = &l_151;
+                        int8_t *l_167 = (void*)0;
+                        int32_t **l_171 = (void*)0;
+                        g_85.f7 = ((safe_lshift_func_uint8_t_u_u(0xADL, (((safe_rshift_func_uint8_t_u_s((((g_93[4][3] & ((safe_sub_func_int8_t_s_s(p_64, g_121[1][1])) <= (g_93[4][1] || g_85.f2))) , l_162) != &p_63), ((*l_165) &= (safe_mod_func_uint64_t_u_u(((l_165 != g_133) != l_166[3]), g_99[1][4]))))) >= l_168) || 0x688DL))) <= g_169[0]);
+                        (*g_172) = l_170;
+                    }
+                    (*g_172) = ((*l_177) = ((((*l_170) != ((*l_174) ^= ((*l_173) = 0x385F19456CBE952DLL))) <= ((((p_63 , g_99[0][6]) < (g_175 , (((*p_61) == p_64) || ((g_176 , p_64) , p_62)))) != 0x81L) < 9L)) , (void*)0));
+                }
+                if (l_178)
+                    break;
+            }
+        }
+        for (l_100 = 0; (l_100 <= 4); l_100 += 1)
+        { /* block id: 64 */
+            int32_t l_179[6] = {(-1L),(-1L),(-1L),(-1L),(-1L),(-1L)};
+            int i;
+            if ((l_179[0] <= ((safe_mod_func_int64_t_s_s((((p_62 , 8UL) > ((((safe_add_func_int16_t_s_s(g_176.f4, 3UL)) && p_64) , p_63) | (safe_div_func_uint32_t_u_u(1UL, l_179[4])))) == p_64), 0xB9802BA47188FCF7LL)) , 1L)))
+            { /* block id: 65 */
+                int8_t l_186[10] = {1L,1L,1L,1L,1L,1L,1L,1L,1L,1L};
+                int32_t l_187 = 0x7A14AA7FL;
+                int32_t l_188 = 3L;
+                int32_t l_189 = 0x6C09E53FL;
+                int32_t **l_194 = &g_133;
+                int8_t *l_198[6][10] = {{(void*)0,(void*)0,(void*)0,(void*)0,&g_175.f5,(void*)0,&g_121[0][1],&l_186[4],&l_186[4],&g_121[0][1]},{&g_175.f5,&l_178,(void*)0,(void*)0,&l_178,&g_175.f5,&l_186[2],&l_186[4],&g_175.f5,&g_175.f5},{(void*)0,&g_175.f5,(void*)0,&l_186[6],&l_186[4],&l_186[6],(void*)0,&g_175.f5,(void*)0,&g_175.f5},{(void*)0,(void*)0,&l_186[6],&l_186[2],&l_186[6],&g_175.f5,&g_175.f5,&l_186[6],&l_186[2],&l_186[6]},{&g_175.f5,&g_175.f5,&l_186[6],&l_186[2],&l_186[6],(void*)0,(void*)0,&g_121[0][1],(void*)0,(void*)0},{(void*)0,&l_186[6],&l_186[4],&l_186[6],(void*)0,&g_175.f5,(void*)0,&g_175.f5,&g_175.f5,&g_175.f5}};
+                int i, j;
+                ++g_190[1][1];
+                g_175.f7 |= l_193;
+                (*l_194) = (*g_172);
+                l_179[1] ^= ((+((p_63 & (g_176.f5 = ((p_64 = (g_121[2][0] |= (safe_mul_func_uint8_t_u_u(l_135, 5UL)))) , g_13[7]))) , 0x9FL)) , 1L);
+            }
+            else
+            { /* block id: 73 */
+                uint32_t l_212 = 1UL;
+                int8_t l_213 = 0L;
+                int i;
+                g_132[l_100] = ((((l_213 |= (l_179[0] = (safe_div_func_int16_t_s_s(((((g_85 , (void*)0) != ((l_201 < ((p_64 < (safe_rshift_func_int16_t_s_u((safe_mod_func_uint16_t_u_u(((safe_mod_func_int8_t_s_s((safe_lshift_func_int8_t_s_s(g_175.f2, ((g_211 = (g_210[2][0] &= 0x737966B2L)) > (l_212 = (0xCDL != (&l_94 != (void*)0)))))), g_176.f0)) > g_149), p_63)), 12))) , g_13[7])) , (void*)0)) && 0x71544CB16B9FED0CLL) & g_175.f5), g_149)))) == (-6L)) && l_135) , &p_65);
+            }
+            return p_61;
+        }
+        ++g_221;
+        for (p_64 = 5; (p_64 <= (-28)); --p_64)
+        { /* block id: 86 */
+            int32_t **l_227 = &l_97[0][0];
+            (*l_227) = &l_214;
+        }
+    }
+    else
+    { /* block id: 89 */
+        uint32_t l_237 = 0x68CEC908L;
+        uint16_t l_250[6] = {1UL,1UL,1UL,1UL,1UL,1UL};
+        int32_t l_251 = (-1L);
+        uint64_t *l_254 = &g_93[4][1];
+        const uint32_t *l_323 = &g_324[1][5][3];
+        uint64_t l_390[2][3][2] = {{{0UL,0x45E1BE1A0FEFC58FLL},{0x45E1BE1A0FEFC58FLL,0UL},{0x45E1BE1A0FEFC58FLL,0x45E1BE1A0FEFC58FLL}},{{0UL,0x45E1BE1A0FEFC58FLL},{0x45E1BE1A0FEFC58FLL,0UL},{0x45E1BE1A0FEFC58FLL,0x45E1BE1A0FEFC58FLL}}};
+        struct S0 *l_429 = &g_176;
+        struct S0 **l_428 = &l_429;
+        int i, j, k;
+        l_228 |= ((void*)0 != &g_221);
+        g_238 |= (safe_lshift_func_int16_t_s_s((((p_64 >= (0x88L <= (safe_mod_func_int16_t_s_s(((p_64 > 0xA2L) | (safe_add_func_int32_t_s_s(((65535UL != ((g_220[0] <= 0x50L) != ((p_64 < p_64) || 0xAEA3714A4212A552LL))) , l_237), p_63))), 1UL)))) <= g_176.f3) , p_62), 10));
+        if ((safe_sub_func_uint64_t_u_u((safe_sub_func_int16_t_s_s(((((g_243 ^= p_63) > (p_63 != 1UL)) ^ (g_121[3][1] &= (g_175.f5 = l_237))) ^ ((((p_62 | (safe_mod_func_uint16_t_u_u(0x39E3L, ((l_251 |= (safe_sub_func_int8_t_s_s((safe_mod_func_int8_t_s_s(l_250[4], g_93[4][1])), (((*l_96) &= ((((((void*)0 == &l_90[0]) > l_237) >= l_250[1]) && g_220[0]) , g_85.f3)) != 65527UL)))) & p_62)))) || g_137) == g_68) < l_237)), g_99[0][1])), l_237)))
+        { /* block id: 97 */
+            uint64_t *l_255[5][1] = {{&g_238},{(void*)0},{&g_238},{(void*)0},{&g_238}};
+            int32_t l_256 = 0xA0884B38L;
+            uint64_t ***l_292 = (void*)0;
+            uint16_t *l_331[9] = {(void*)0,&g_169[0],&g_169[0],&g_169[0],&g_169[0],&g_169[0],&g_169[0],&g_169[0],&g_169[0]};
+            int i, j;
+lbl_309:
+            for (g_16 = 10; (g_16 < 11); g_16 = safe_add_func_int8_t_s_s(g_16, 1))
+            { /* block id: 100 */
+                return p_61;
+            }
+            if ((((p_65 = l_254) == (p_61 = l_255[0][0])) || ((void*)0 != &g_220[0])))
+            { /* block id: 105 */
+                int16_t l_298 = 1L;
+                int32_t ** const *l_300 = (void*)0;
+                int32_t l_308 = 0xD083F399L;
+                const uint32_t *l_321 = &g_99[1][0];
+                uint16_t *l_343 = &l_250[3];
+                uint8_t l_346 = 3UL;
+                int8_t l_367 = 1L;
+lbl_328:
+                l_256 = (((void*)0 != &g_132[1]) == g_217);
+                for (l_228 = 9; (l_228 == 1); l_228 = safe_sub_func_uint16_t_u_u(l_228, 6))
+                { /* block id: 109 */
+                    int32_t **l_260 = &g_133;
+                    uint32_t *l_276[4] = {(void*)0,(void*)0,(void*)0,(void*)0};
+                    int32_t l_278 = 0xC3FC2EA9L;
+                    uint8_t *l_279 = &g_68;
+                    int64_t l_314 = (-1L);
+                    const uint32_t **l_322[8][10] = {{&l_321,(void*)0,&l_321,&l_321,(void*)0,&l_321,&l_321,(void*)0,&l_321,&l_321},{&l_321,&l_321,(void*)0,(void*)0,&l_321,(void*)0,&l_321,(void*)0,(void*)0,&l_321},{&l_321,&l_321,&l_321,&l_321,&l_321,&l_321,&l_321,&l_321,&l_321,&l_321},{&l_321,&l_321,&l_321,&l_321,&l_321,&l_321,&l_321,&l_321,&l_321,&l_321},{&l_321,(void*)0,(void*)0,&l_321,&l_321,(void*)0,(void*)0,&l_321,(void*)0,&l_321},{&l_321,&l_321,&l_321,&l_321,&l_321,&l_321,&l_321,&l_321,&l_321,&l_321},{&l_321,&l_321,&l_321,&l_321,&l_321,&l_321,&l_321,&l_321,&l_321,&l_321},{(void*)0,&l_321,(void*)0,&l_321,(void*)0,(void*)0,&l_321,&l_321,(void*)0,(void*)0}};
+                    uint64_t ***l_336 = &l_88;
+                    int32_t l_369 = 0xC1D93898L;
+                    int i, j;
+                    (*l_260) = &l_94;
+                    if (((safe_mul_func_uint8_t_u_u(((*l_279) = ((safe_mod_func_uint32_t_u_u((((safe_lshift_func_int16_t_s_u((0x6C6EL >= (safe_mod_func_uint8_t_u_u((((void*)0 == &g_217) >= (safe_mul_func_int8_t_s_s((g_85 , ((g_99[1][6] = ((safe_div_func_int16_t_s_s(l_273, (safe_sub_func_int32_t_s_s(p_63, 0xCCECE4D9L)))) || (((*l_260) = (*g_172)) == (void*)0))) , g_176.f7)), l_277))), l_256))), l_250[3])) , &l_95) != &g_221), l_278)) , 0x06L)), 0x54L)) >= 254UL))
+                    { /* block id: 114 */
+                        int32_t ** const  volatile **l_280 = (void*)0;
+                        uint64_t ****l_293 = &l_292;
+                        uint64_t l_299[2];
+                        int32_t ** const **l_301 = &l_300;
+                        int64_t *l_302 = (void*)0;
+                        uint64_t ****l_303 = (void*)0;
+                        uint64_t ****l_304 = (void*)0;
+                        uint64_t ***l_306[10] = {&g_132[3],&l_90[6],&l_90[6],&g_132[3],&l_90[6],&l_90[6],&g_132[3],&l_90[6],&l_90[6],&g_132[3]};
+                        uint64_t ****l_305 = &l_306[7];
+                        int64_t *l_307 = &g_98;
+                        int i;
+                        for (i = 0; i < 2; i++)
+                            l_299[i] = 1UL;
+                        l_281 = &g_259;
+                        (**l_260) = ((safe_unary_minus_func_uint8_t_u(l_256)) , p_64);
+                        l_308 &= (safe_mul_func_uint16_t_u_u(((g_175.f1 || ((((+(0x69CC728F5A6B9E02LL ^ ((safe_mul_func_int8_t_s_s((g_176.f0 | 0x95D468399CC1797ALL), ((l_256 >= (safe_mul_func_int8_t_s_s(g_85.f4, (((*g_92) = (safe_div_func_uint64_t_u_u((((*l_307) = (((*l_293) = l_292) == ((*l_305) = (((**l_260) &= (((*l_301) = ((safe_sub_func_int64_t_s_s(((safe_rshift_func_int16_t_s_u(((l_298 > ((*p_65) | l_256)) , p_63), g_175.f3)) , l_298), l_299[0])) , l_300)) == l_281)) , (void*)0)))) , 0xB2E53EB804E71DC6LL), (**g_147)))) , g_169[0])))) <= 0L))) || 0xC04DL))) | g_176.f1) ^ p_62) , l_251)) == 1UL), p_62));
+                        if (g_68)
+                            goto lbl_309;
+                    }
+                    else
+                    { /* block id: 125 */
+                        (**l_260) &= ((void*)0 != &g_147);
+                        return p_61;
+                    }
+                    if ((safe_mod_func_int64_t_s_s(((safe_add_func_uint16_t_u_u((((**l_260) >= (l_251 = l_314)) , (safe_lshift_func_int16_t_s_s((safe_mod_func_int32_t_s_s((((((0xCDB4L != (g_169[0] > (safe_add_func_uint64_t_u_u(((l_237 , (void*)0) != ((1L == ((l_323 = l_321) != &g_137)) , (void*)0)), 9L)))) , &g_324[1][5][3]) != l_321) >= p_63) , p_62), p_62)), 3))), 0x18A4L)) , p_62), l_298)))
+                    { /* block id: 131 */
+                        int32_t *l_327 = &l_251;
+                        (*l_260) = ((safe_rshift_func_uint8_t_u_u(0xEEL, 0)) , l_327);
+                        (*l_260) = (void*)0;
+                        if (p_64)
+                            goto lbl_328;
+                    }
+                    else
+                    { /* block id: 135 */
+                        uint32_t *l_339 = &g_210[0][4];
+                        uint8_t *l_340 = &l_201;
+                        int16_t *l_368 = &l_298;
+                        (**l_260) ^= (1L && ((((((--(*l_279)) , l_331[4]) == (((safe_mul_func_uint8_t_u_u(0x4BL, (safe_mod_func_int32_t_s_s(((void*)0 != l_336), (safe_rshift_func_uint8_t_u_u(((*l_340) = (((*l_339) = (g_175.f1 != 4294967295UL)) | 4294967295UL)), (safe_lshift_func_uint8_t_u_s(p_62, 5)))))))) >= 0x14264617ACAAF1FELL) , l_343)) < 0xA0B42B69L) && g_176.f1) > 0x4B7DB339L));
+                        (**l_260) = ((((g_176 , (0x545102AEL ^ p_62)) , &p_62) == (void*)0) < (((*l_96) = (safe_div_func_uint64_t_u_u(l_346, (safe_div_func_uint64_t_u_u((safe_lshift_func_uint8_t_u_s(((safe_mul_func_int8_t_s_s(((((*l_279) = (**l_260)) && (((~((**l_260) | 0xF4876AAA291E3C11LL)) == p_63) > 1UL)) , p_62), p_64)) != 6UL), 5)), (-5L)))))) == p_63));
+                        if (p_62)
+                            continue;
+                        l_369 &= (l_251 = (safe_mod_func_int8_t_s_s(0x15L, ((p_64 ^ ((&g_324[1][5][3] == &g_324[1][5][3]) == (safe_mul_func_int16_t_s_s(((void*)0 != &g_148), ((*l_368) = (g_136 | ((safe_lshift_func_uint16_t_u_u((safe_mod_func_int8_t_s_s((safe_sub_func_uint64_t_u_u((1UL >= (safe_add_func_int16_t_s_s((~p_62), l_367))), (**l_260))), (-10L))), 8)) | g_221))))))) ^ (-1L)))));
+                    }
+                    if (p_62)
+                        continue;
+                }
+                for (g_238 = 0; (g_238 >= 30); g_238++)
+                { /* block id: 152 */
+                    uint64_t *l_375 = (void*)0;
+                    int8_t *l_387 = &g_121[1][1];
+                    int32_t l_391[10] = {0xE73476CDL,0xE73476CDL,0xE73476CDL,0xE73476CDL,0xE73476CDL,0xE73476CDL,0xE73476CDL,0xE73476CDL,0xE73476CDL,0xE73476CDL};
+                    uint32_t *l_392[6][6] = {{&l_237,&l_237,&l_237,&l_237,&l_237,&l_237},{&l_237,&l_237,&l_237,&l_237,&l_237,&l_237},{&l_237,&l_237,&l_237,&l_237,&l_237,&l_237},{&l_237,&l_237,&l_237,&l_237,&l_237,&l_237},{&l_237,&l_237,&l_237,&l_237,&l_237,&l_237},{&l_237,&l_237,&l_237,&l_237,&l_237,&l_237}};
+                    int i, j;
+                    (*g_373) = l_372;
+                    l_393 = ((&p_62 != (((g_210[3][4] = ((((l_375 = l_254) != (p_65 = p_65)) || (safe_mul_func_uint8_t_u_u(l_256, p_64))) , (safe_mul_func_int16_t_s_s((((p_62 && (safe_rshift_func_uint16_t_u_u((safe_lshift_func_uint8_t_u_s((((safe_lshift_func_uint16_t_u_u((((*l_387) = (!((void*)0 != &g_68))) != (safe_rshift_func_uint8_t_u_u((0x41ABL != 0x9D74L), 1))), l_390[0][1][0])) <= l_251) < l_391[6]), 4)), 12))) == g_169[0]) || 0x0067L), 0xE661L)))) == p_63) , &p_62)) > g_85.f0);
+                    if (l_250[4])
+                        continue;
+                    l_308 = (1UL | (p_64 | (g_175.f0 || ((*l_387) = (0xE4F73BC8AFDABBB0LL > ((*l_375)++))))));
+                }
+            }
+            else
+            { /* block id: 164 */
+                for (l_178 = 24; (l_178 > (-15)); l_178 = safe_sub_func_int16_t_s_s(l_178, 3))
+                { /* block id: 167 */
+                    int16_t l_404 = 0xD0C1L;
+                    l_404 = ((g_400 == (void*)0) != (safe_lshift_func_int8_t_s_s(g_16, 1)));
+                }
+                for (l_228 = (-12); (l_228 <= 19); l_228 = safe_add_func_uint32_t_u_u(l_228, 2))
+                { /* block id: 172 */
+                    int32_t * const l_407 = &l_251;
+                    int32_t **l_408 = &g_133;
+                    (*l_408) = l_407;
+                }
+            }
+        }
+        else
+        { /* block id: 176 */
+            int32_t l_411 = 0xB5BA0EBDL;
+            struct S0 *l_412 = &g_413[3];
+            struct S0 **l_426 = (void*)0;
+            struct S0 **l_427 = &l_412;
+            l_251 = (safe_sub_func_int32_t_s_s(l_411, (g_210[2][0] |= ((&g_92 != &p_61) , (((*p_61) , (*g_373)) != l_412)))));
+            l_251 ^= ((safe_rshift_func_uint16_t_u_s((((p_64 != ((*p_61) < ((safe_lshift_func_int16_t_s_s(g_98, (safe_lshift_func_uint16_t_u_s(l_411, 2)))) > (((((((safe_lshift_func_int8_t_s_s((safe_mul_func_uint8_t_u_u((p_62 = (((*l_427) = &g_413[6]) == l_372)), l_411)), g_176.f7)) < p_63) == 3L) || 0L) >= g_176.f1) , p_63) , 0x9AL)))) <= 65535UL) , 65528UL), 2)) , 0L);
+        }
+        l_251 &= ((void*)0 != l_428);
+    }
+lbl_480:
+    l_442[1] ^= ((safe_sub_func_uint32_t_u_u((l_434 = 0xC77AE552L), (safe_lshift_func_int8_t_s_u(g_176.f0, 4)))) | (0UL | (safe_add_func_uint8_t_u_u((((*l_440) = l_91) == (void*)0), p_62))));
+    for (g_176.f3 = 0; (g_176.f3 != (-29)); g_176.f3 = safe_sub_func_uint16_t_u_u(g_176.f3, 1))
+    { /* block id: 190 */
+        int32_t *l_446 = &g_243;
+        int32_t l_476[9] = {0x7EDF8D05L,0x7EDF8D05L,0x7EDF8D05L,0x7EDF8D05L,0x7EDF8D05L,0x7EDF8D05L,0x7EDF8D05L,0x7EDF8D05L,0x7EDF8D05L};
+        int i;
+        if ((((-7L) <= (safe_unary_minus_func_int8_t_s(p_62))) ^ g_176.f7))
+        { /* block id: 191 */
+            (*g_447) = l_446;
+        }
+        else
+        { /* block id: 193 */
+            int32_t **l_448 = &l_97[0][2];
+            (*l_448) = l_446;
+            --l_449;
+            for (g_149 = 11; (g_149 <= 13); ++g_149)
+            { /* block id: 198 */
+                int32_t *l_469 = &l_94;
+                uint32_t l_523 = 0xF74BD747L;
+                for (l_228 = 0; (l_228 <= 1); l_228 += 1)
+                { /* block id: 201 */
+                    int32_t **l_454 = (void*)0;
+                    int32_t **l_470 = &g_133;
+                    int16_t *l_473 = (void*)0;
+                    int16_t *l_474 = &g_475[5][4][3];
+                    uint64_t *l_487 = &l_449;
+                    uint64_t *l_488 = &l_273;
+                    uint64_t *l_489 = &g_175.f2;
+                    uint64_t *l_490 = &g_238;
+                    uint64_t *l_491 = (void*)0;
+                    uint64_t *l_492 = (void*)0;
+                    uint64_t *l_493 = (void*)0;
+                    uint64_t *l_494 = (void*)0;
+                    uint64_t *l_495 = &g_93[4][1];
+                    uint64_t *l_496 = &g_238;
+                    uint64_t *l_497 = &g_93[4][1];
+                    uint64_t *l_498 = &g_238;
+                    uint64_t *l_499 = &l_273;
+                    uint64_t *l_500 = &g_176.f2;
+                    uint64_t *l_501 = &g_16;
+                    uint64_t *l_502 = &g_175.f2;
+                    uint64_t *l_503[2][3][6] = {{{&l_273,(void*)0,&g_413[3].f2,(void*)0,&l_273,(void*)0},{&g_176.f2,(void*)0,&g_176.f2,(void*)0,&g_176.f2,(void*)0},{&l_273,(void*)0,&g_413[3].f2,(void*)0,&l_273,(void*)0}},{{&g_176.f2,(void*)0,&g_176.f2,(void*)0,&g_176.f2,(void*)0},{&l_273,(void*)0,&g_413[3].f2,(void*)0,&l_273,(void*)0},{&g_176.f2,(void*)0,&g_176.f2,(void*)0,&g_176.f2,(void*)0}}};
+                    uint64_t *l_504 = &g_413[3].f2;
+                    uint64_t *l_505[3];
+                    uint64_t *l_506 = &l_449;
+                    uint64_t *l_507 = (void*)0;
+                    uint64_t *l_508[1];
+                    uint64_t ** const l_486[7][10] = {{&l_508[0],&l_494,&l_495,&l_488,&l_496,&l_496,&l_488,&l_495,&l_494,&l_508[0]},{&l_493,&l_508[0],&l_492,&l_491,&l_505[2],&l_488,&l_487,&l_499,&l_504,&l_501},{&l_492,&l_490,&l_503[1][1][2],&l_508[0],&l_505[2],&l_494,&l_498,&l_494,&l_505[2],&l_508[0]},{&l_505[2],&l_487,&l_505[2],&l_493,&l_496,&l_491,&l_501,&l_503[1][1][2],&l_497,&l_506},{&l_487,&l_496,&l_498,&l_492,&l_501,&l_502,&l_495,&l_503[1][1][2],&l_503[1][1][2],&l_495},{&l_504,&l_497,&l_505[2],&l_505[2],&l_497,&l_504,&l_503[1][1][2],&l_494,&l_500,&l_498},{&l_490,&l_489,&l_503[1][1][2],&l_487,&l_507,&l_497,&l_502,&l_499,&l_488,&l_492}};
+                    uint64_t ** const * const l_485 = &l_486[4][7];
+                    uint64_t ** const * const *l_484 = &l_485;
+                    int32_t l_524 = 0x12B4ED70L;
+                    int i, j, k;
+                    for (i = 0; i < 3; i++)
+                        l_505[i] = &l_449;
+                    for (i = 0; i < 1; i++)
+                        l_508[i] = &g_149;
+                    for (g_85.f3 = 0; g_85.f3 < 1; g_85.f3 += 1)
+                    {
+                        g_169[g_85.f3] = 0x481AL;
+                    }
+                    (*g_455) = ((*l_448) = l_446);
+                    if ((safe_sub_func_uint32_t_u_u(g_99[l_228][(l_228 + 4)], (safe_mod_func_uint16_t_u_u((safe_rshift_func_int16_t_s_s(((*l_474) |= (((!(safe_div_func_int8_t_s_s((safe_rshift_func_uint16_t_u_u(((*l_446) || p_62), 7)), g_99[l_228][(l_228 + 4)]))) && ((safe_mul_func_uint8_t_u_u((((*l_470) = l_469) != (l_446 = l_469)), p_64)) == (((-7L) == (safe_mul_func_uint8_t_u_u(((g_220[0] == g_176.f0) , 255UL), 0xB1L))) <= 0x5D5FL))) == 0xB0L)), 6)), l_476[5])))))
+                    { /* block id: 208 */
+                        uint16_t ** volatile *l_479 = &g_477;
+                        (*l_479) = g_477;
+                        if (l_228)
+                            goto lbl_480;
+                    }
+                    else
+                    { /* block id: 211 */
+                        uint8_t *l_481 = &l_201;
+                        uint64_t ** const * const *l_482 = (void*)0;
+                        uint64_t ** const * const **l_483[8];
+                        uint16_t l_520 = 0x9362L;
+                        int i;
+                        for (i = 0; i < 8; i++)
+                            l_483[i] = &l_482;
+                        (*l_448) = (((*l_481) = g_324[0][2][0]) , &l_476[5]);
+                        if (p_63)
+                            continue;
+                        (*l_446) = ((l_484 = l_482) != ((g_509 , ((safe_div_func_int64_t_s_s((safe_rshift_func_uint16_t_u_s(0x7BAFL, 15)), (++(*l_496)))) ^ (safe_div_func_int32_t_s_s(1L, 4294967295UL)))) , g_518));
+                        --l_520;
+                    }
+                    l_524 = ((*g_133) = l_523);
+                }
+                if ((*l_446))
+                    break;
+            }
+        }
+    }
+    return p_61;
+}
+
+
+
+
+/* ---------------------------------------- */
+int main (int argc, char* argv[])
+{
+    int i, j, k;
+    int print_hash_value = 0;
+    if (argc == 2 && strcmp(argv[1], "1") == 0) print_hash_value = 1;
+    platform_main_begin();
+    crc32_gentab();
+    func_1();
+    for (i = 0; i < 8; i++)
+    {
+        transparent_crc(g_13[i], "g_13[i]", print_hash_value);
+        if (print_hash_value) printf("index = [%d]\n", i);
+
+    }
+    transparent_crc(g_16, "g_16", print_hash_value);
+    transparent_crc(g_68, "g_68", print_hash_value);
+    transparent_crc(g_85.f0, "g_85.f0", print_hash_value);
+    transparent_crc(g_85.f1, "g_85.f1", print_hash_value);
+    transparent_crc(g_85.f2, "g_85.f2", print_hash_value);
+    transparent_crc(g_85.f3, "g_85.f3", print_hash_value);
+    transparent_crc(g_85.f4, "g_85.f4", print_hash_value);
+    transparent_crc(g_85.f5, "g_85.f5", print_hash_value);
+    transparent_crc(g_85.f6, "g_85.f6", print_hash_value);
+    transparent_crc(g_85.f7, "g_85.f7", print_hash_value);
+    for (i = 0; i < 8; i++)
+    {
+        for (j = 0; j < 5; j++)
+        {
+            transparent_crc(g_93[i][j], "g_93[i][j]", print_hash_value);
+            if (print_hash_value) printf("index = [%d][%d]\n", i, j);
+
+        }
+    }
+    transparent_crc(g_98, "g_98", print_hash_value);
+    for (i = 0; i < 2; i++)
+    {
+        for (j = 0; j < 7; j++)
+        {
+            transparent_crc(g_99[i][j], "g_99[i][j]", print_hash_value);
+            if (print_hash_value) printf("index = [%d][%d]\n", i, j);
+
+        }
+    }
+    for (i = 0; i < 4; i++)
+    {
+        for (j = 0; j < 2; j++)
+        {
+            transparent_crc(g_121[i][j], "g_121[i][j]", print_hash_value);
+            if (print_hash_value) printf("index = [%d][%d]\n", i, j);
+
+        }
+    }
+    transparent_crc(g_136, "g_136", print_hash_value);
+    transparent_crc(g_137, "g_137", print_hash_value);
+    transparent_crc(g_149, "g_149", print_hash_value);
+    for (i = 0; i < 1; i++)
+    {
+        transparent_crc(g_169[i], "g_169[i]", print_hash_value);
+        if (print_hash_value) printf("index = [%d]\n", i);
+
+    }
+    transparent_crc(g_175.f0, "g_175.f0", print_hash_value);
+    transparent_crc(g_175.f1, "g_175.f1", print_hash_value);
+    transparent_crc(g_175.f2, "g_175.f2", print_hash_value);
+    transparent_crc(g_175.f3, "g_175.f3", print_hash_value);
+    transparent_crc(g_175.f4, "g_175.f4", print_hash_value);
+    transparent_crc(g_175.f5, "g_175.f5", print_hash_value);
+    transparent_crc(g_175.f6, "g_175.f6", print_hash_value);
+    transparent_crc(g_175.f7, "g_175.f7", print_hash_value);
+    transparent_crc(g_176.f0, "g_176.f0", print_hash_value);
+    transparent_crc(g_176.f1, "g_176.f1", print_hash_value);
+    transparent_crc(g_176.f2, "g_176.f2", print_hash_value);
+    transparent_crc(g_176.f3, "g_176.f3", print_hash_value);
+    transparent_crc(g_176.f4, "g_176.f4", print_hash_value);
+    transparent_crc(g_176.f5, "g_176.f5", print_hash_value);
+    transparent_crc(g_176.f6, "g_176.f6", print_hash_value);
+    transparent_crc(g_176.f7, "g_176.f7", print_hash_value);
+    for (i = 0; i < 2; i++)
+    {
+        for (j = 0; j < 2; j++)
+        {
+            transparent_crc(g_190[i][j], "g_190[i][j]", print_hash_value);
+            if (print_hash_value) printf("index = [%d][%d]\n", i, j);
+
+        }
+    }
+    for (i = 0; i < 5; i++)
+    {
+        for (j = 0; j < 5; j++)
+        {
+            transparent_crc(g_210[i][j], "g_210[i][j]", print_hash_value);
+            if (print_hash_value) printf("index = [%d][%d]\n", i, j);
+
+        }
+    }
+    transparent_crc(g_211, "g_211", print_hash_value);
+    for (i = 0; i < 10; i++)
+    {
+        transparent_crc(g_215[i], "g_215[i]", print_hash_value);
+        if (print_hash_value) printf("index = [%d]\n", i);
+
+    }
+    transparent_crc(g_216, "g_216", print_hash_value);
+    transparent_crc(g_217, "g_217", print_hash_value);
+    transparent_crc(g_218, "g_218", print_hash_value);
+    transparent_crc(g_219, "g_219", print_hash_value);
+    for (i = 0; i < 1; i++)
+    {
+        transparent_crc(g_220[i], "g_220[i]", print_hash_value);
+        if (print_hash_value) printf("index = [%d]\n", i);
+
+    }
+    transparent_crc(g_221, "g_221", print_hash_value);
+    transparent_crc(g_238, "g_238", print_hash_value);
+    transparent_crc(g_243, "g_243", print_hash_value);
+    for (i = 0; i < 2; i++)
+    {
+        for (j = 0; j < 9; j++)
+        {
+            for (k = 0; k < 10; k++)
+            {
+                transparent_crc(g_324[i][j][k], "g_324[i][j][k]", print_hash_value);
+                if (print_hash_value) printf("index = [%d][%d][%d]\n", i, j, k);
+
+            }
+        }
+    }
+    for (i = 0; i < 9; i++)
+    {
+        transparent_crc(g_413[i].f0, "g_413[i].f0", print_hash_value);
+        transparent_crc(g_413[i].f1, "g_413[i].f1", print_hash_value);
+        transparent_crc(g_413[i].f2, "g_413[i].f2", print_hash_value);
+        transparent_crc(g_413[i].f3, "g_413[i].f3", print_hash_value);
+        transparent_crc(g_413[i].f4, "g_413[i].f4", print_hash_value);
+        transparent_crc(g_413[i].f5, "g_413[i].f5", print_hash_value);
+        transparent_crc(g_413[i].f6, "g_413[i].f6", print_hash_value);
+        transparent_crc(g_413[i].f7, "g_413[i].f7", print_hash_value);
+        if (print_hash_value) printf("index = [%d]\n", i);
+
+    }
+    for (i = 0; i < 8; i++)
+    {
+        for (j = 0; j < 7; j++)
+        {
+            for (k = 0; k < 4; k++)
+            {
+                transparent_crc(g_475[i][j][k], "g_475[i][j][k]", print_hash_value);
+                if (print_hash_value) printf("index = [%d][%d][%d]\n", i, j, k);
+
+            }
+        }
+    }
+    transparent_crc(g_509.f0, "g_509.f0", print_hash_value);
+    transparent_crc(g_509.f1, "g_509.f1", print_hash_value);
+    transparent_crc(g_509.f2, "g_509.f2", print_hash_value);
+    transparent_crc(g_509.f3, "g_509.f3", print_hash_value);
+    transparent_crc(g_509.f4, "g_509.f4", print_hash_value);
+    transparent_crc(g_509.f5, "g_509.f5", print_hash_value);
+    transparent_crc(g_509.f6, "g_509.f6", print_hash_value);
+    transparent_crc(g_509.f7, "g_509.f7", print_hash_value);
+    transparent_crc(g_591, "g_591", print_hash_value);
+    transparent_crc(g_600, "g_600", print_hash_value);
+    transparent_crc(g_620.f0, "g_620.f0", print_hash_value);
+    transparent_crc(g_620.f1, "g_620.f1", print_hash_value);
+    transparent_crc(g_620.f2, "g_620.f2", print_hash_value);
+    transparent_crc(g_620.f3, "g_620.f3", print_hash_value);
+    transparent_crc(g_620.f4, "g_620.f4", print_hash_value);
+    transparent_crc(g_620.f5, "g_620.f5", print_hash_value);
+    transparent_crc(g_620.f6, "g_620.f6", print_hash_value);
+    transparent_crc(g_620.f7, "g_620.f7", print_hash_value);
+    transparent_crc(g_626, "g_626", print_hash_value);
+    transparent_crc(g_674.f0, "g_674.f0", print_hash_value);
+    transparent_crc(g_674.f1, "g_674.f1", print_hash_value);
+    transparent_crc(g_674.f2, "g_674.f2", print_hash_value);
+    transparent_crc(g_674.f3, "g_674.f3", print_hash_value);
+    transparent_crc(g_674.f4, "g_674.f4", print_hash_value);
+    transparent_crc(g_674.f5, "g_674.f5", print_hash_value);
+    transparent_crc(g_674.f6, "g_674.f6", print_hash_value);
+    transparent_crc(g_674.f7, "g_674.f7", print_hash_value);
+    transparent_crc(g_681.f0, "g_681.f0", print_hash_value);
+    transparent_crc(g_681.f1, "g_681.f1", print_hash_value);
+    transparent_crc(g_681.f2, "g_681.f2", print_hash_value);
+    transparent_crc(g_681.f3, "g_681.f3", print_hash_value);
+    transparent_crc(g_681.f4, "g_681.f4", print_hash_value);
+    transparent_crc(g_681.f5, "g_681.f5", print_hash_value);
+    transparent_crc(g_681.f6, "g_681.f6", print_hash_value);
+    transparent_crc(g_681.f7, "g_681.f7", print_hash_value);
+    for (i = 0; i < 10; i++)
+    {
+        for (j = 0; j < 4; j++)
+        {
+            transparent_crc(g_688[i][j].f0, "g_688[i][j].f0", print_hash_value);
+            transparent_crc(g_688[i][j].f1, "g_688[i][j].f1", print_hash_value);
+            transparent_crc(g_688[i][j].f2, "g_688[i][j].f2", print_hash_value);
+            transparent_crc(g_688[i][j].f3, "g_688[i][j].f3", print_hash_value);
+            transparent_crc(g_688[i][j].f4, "g_688[i][j].f4", print_hash_value);
+            transparent_crc(g_688[i][j].f5, "g_688[i][j].f5", print_hash_value);
+            transparent_crc(g_688[i][j].f6, "g_688[i][j].f6", print_hash_value);
+            transparent_crc(g_688[i][j].f7, "g_688[i][j].f7", print_hash_value);
+            if (print_hash_value) printf("index = [%d][%d]\n", i, j);
+
+        }
+    }
+    transparent_crc(g_698.f0, "g_698.f0", print_hash_value);
+    transparent_crc(g_698.f1, "g_698.f1", print_hash_value);
+    transparent_crc(g_698.f2, "g_698.f2", print_hash_value);
+    transparent_crc(g_698.f3, "g_698.f3", print_hash_value);
+    transparent_crc(g_698.f4, "g_698.f4", print_hash_value);
+    transparent_crc(g_698.f5, "g_698.f5", print_hash_value);
+    transparent_crc(g_698.f6, "g_698.f6", print_hash_value);
+    transparent_crc(g_698.f7, "g_698.f7", print_hash_value);
+    for (i = 0; i < 8; i++)
+    {
+        for (j = 0; j < 6; j++)
+        {
+            for (k = 0; k < 5; k++)
+            {
+                transparent_crc(g_791[i][j][k], "g_791[i][j][k]", print_hash_value);
+                if (print_hash_value) printf("index = [%d][%d][%d]\n", i, j, k);
+
+            }
+        }
+    }
+    transparent_crc(g_831.f0, "g_831.f0", print_hash_value);
+    transparent_crc(g_831.f1, "g_831.f1", print_hash_value);
+    transparent_crc(g_831.f2, "g_831.f2", print_hash_value);
+    transparent_crc(g_831.f3, "g_831.f3", print_hash_value);
+    transparent_crc(g_831.f4, "g_831.f4", print_hash_value);
+    transparent_crc(g_831.f5, "g_831.f5", print_hash_value);
+    transparent_crc(g_831.f6, "g_831.f6", print_hash_value);
+    transparent_crc(g_831.f7, "g_831.f7", print_hash_value);
+    for (i = 0; i < 7; i++)
+    {
+        for (j = 0; j < 8; j++)
+        {
+            for (k = 0; k < 4; k++)
+            {
+                transparent_crc(g_889[i][j][k], "g_889[i][j][k]", print_hash_value);
+                if (print_hash_value) printf("index = [%d][%d][%d]\n", i, j, k);
+
+            }
+        }
+    }
+    transparent_crc(g_995, "g_995", print_hash_value);
+    transparent_crc(g_1014, "g_1014", print_hash_value);
+    transparent_crc(g_1164, "g_1164", print_hash_value);
+    for (i = 0; i < 5; i++)
+    {
+        transparent_crc(g_1187[i], "g_1187[i]", print_hash_value);
+        if (print_hash_value) printf("index = [%d]\n", i);
+
+    }
+    transparent_crc(g_1229, "g_1229", print_hash_value);
+    transparent_crc(g_1238, "g_1238", print_hash_value);
+    for (i = 0; i < 1; i++)
+    {
+        for (j = 0; j < 6; j++)
+        {
+            for (k = 0; k < 8; k++)
+            {
+                transparent_crc(g_1780[i][j][k], "g_1780[i][j][k]", print_hash_value);
+                if (print_hash_value) printf("index = [%d][%d][%d]\n", i, j, k);
+
+            }
+        }
+    }
+    for (i = 0; i < 7; i++)
+    {
+        for (j = 0; j < 8; j++)
+        {
+            transparent_crc(g_1846[i][j], "g_1846[i][j]", print_hash_value);
+            if (print_hash_value) printf("index = [%d][%d]\n", i, j);
+
+        }
+    }
+    transparent_crc(g_1923.f0, "g_1923.f0", print_hash_value);
+    transparent_crc(g_1923.f1, "g_1923.f1", print_hash_value);
+    transparent_crc(g_1923.f2, "g_1923.f2", print_hash_value);
+    transparent_crc(g_1923.f3, "g_1923.f3", print_hash_value);
+    transparent_crc(g_1923.f4, "g_1923.f4", print_hash_value);
+    transparent_crc(g_1923.f5, "g_1923.f5", print_hash_value);
+    transparent_crc(g_1923.f6, "g_1923.f6", print_hash_value);
+    transparent_crc(g_1923.f7, "g_1923.f7", print_hash_value);
+    transparent_crc(g_1976.f0, "g_1976.f0", print_hash_value);
+    transparent_crc(g_1976.f1, "g_1976.f1", print_hash_value);
+    transparent_crc(g_1976.f2, "g_1976.f2", print_hash_value);
+    transparent_crc(g_1976.f3, "g_1976.f3", print_hash_value);
+    transparent_crc(g_1976.f4, "g_1976.f4", print_hash_value);
+    transparent_crc(g_1976.f5, "g_1976.f5", print_hash_value);
+    transparent_crc(g_1976.f6, "g_1976.f6", print_hash_value);
+    transparent_crc(g_1976.f7, "g_1976.f7", print_hash_value);
+    for (i = 0; i < 4; i++)
+    {
+        for (j = 0; j < 1; j++)
+        {
+            transparent_crc(g_2017[i][j].f0, "g_2017[i][j].f0", print_hash_value);
+            transparent_crc(g_2017[i][j].f1, "g_2017[i][j].f1", print_hash_value);
+            transparent_crc(g_2017[i][j].f2, "g_2017[i][j].f2", print_hash_value);
+            transparent_crc(g_2017[i][j].f3, "g_2017[i][j].f3", print_hash_value);
+            transparent_crc(g_2017[i][j].f4, "g_2017[i][j].f4", print_hash_value);
+            transparent_crc(g_2017[i][j].f5, "g_2017[i][j].f5", print_hash_value);
+            transparent_crc(g_2017[i][j].f6, "g_2017[i][j].f6", print_hash_value);
+            transparent_crc(g_2017[i][j].f7, "g_2017[i][j].f7", print_hash_value);
+            if (print_hash_value) printf("index = [%d][%d]\n", i, j);
+
+        }
+    }
+    platform_main_end(crc32_context ^ 0xFFFFFFFFUL, print_hash_value);
+    return 0;
+}
+
+/************************ statistics *************************
+XXX max struct depth: 1
+breakdown:
+   depth: 0, occurrence: 491
+   depth: 1, occurrence: 9
+XXX total union variables: 0
+
+XXX non-zero bitfields defined in structs: 0
+XXX zero bitfields defined in structs: 0
+XXX const bitfields defined in structs: 0
+XXX volatile bitfields defined in structs: 0
+XXX structs with bitfields in the program: 0
+breakdown:
+XXX full-bitfields structs in the program: 0
+breakdown:
+XXX times a bitfields struct's address is taken: 0
+XXX times a bitfields struct on LHS: 0
+XXX times a bitfields struct on RHS: 0
+XXX times a single bitfield on LHS: 0
+XXX times a single bitfield on RHS: 0
+
+XXX max expression depth: 67
+breakdown:
+   depth: 1, occurrence: 320
+   depth: 2, occurrence: 91
+   depth: 3, occurrence: 11
+   depth: 4, occurrence: 5
+   depth: 5, occurrence: 3
+   depth: 6, occurrence: 3
+   depth: 7, occurrence: 3
+   depth: 9, occurrence: 3
+   depth: 10, occurrence: 2
+   depth: 12, occurrence: 2
+   depth: 13, occurrence: 2
+   depth: 14, occurrence: 2
+   depth: 15, occurrence: 2
+   depth: 16, occurrence: 6
+   depth: 17, occurrence: 3
+   depth: 18, occurrence: 1
+   depth: 19, occurrence: 6
+   depth: 20, occurrence: 3
+   depth: 21, occurrence: 1
+   depth: 22, occurrence: 3
+   depth: 23, occurrence: 3
+   depth: 24, occurrence: 3
+   depth: 25, occurrence: 2
+   depth: 26, occurrence: 6
+   depth: 27, occurrence: 4
+   depth: 28, occurrence: 2
+   depth: 29, occurrence: 3
+   depth: 30, occurrence: 4
+   depth: 31, occurrence: 1
+   depth: 32, occurrence: 1
+   depth: 33, occurrence: 1
+   depth: 34, occurrence: 2
+   depth: 36, occurrence: 2
+   depth: 37, occurrence: 1
+   depth: 42, occurrence: 1
+   depth: 49, occurrence: 1
+   depth: 67, occurrence: 1
+
+XXX total number of pointers: 435
+
+XXX times a variable address is taken: 751
+XXX times a pointer is dereferenced on RHS: 207
+breakdown:
+   depth: 1, occurrence: 156
+   depth: 2, occurrence: 38
+   depth: 3, occurrence: 13
+XXX times a pointer is dereferenced on LHS: 288
+breakdown:
+   depth: 1, occurrence: 259
+   depth: 2, occurrence: 17
+   depth: 3, occurrence: 12
+XXX times a pointer is compared with null: 46
+XXX times a pointer is compared with address of another variable: 12
+XXX times a pointer is compared with another pointer: 7
+XXX times a pointer is qualified to be dereferenced: 5517
+
+XXX max dereference level: 5
+breakdown:
+   level: 0, occurrence: 0
+   level: 1, occurrence: 999
+   level: 2, occurrence: 233
+   level: 3, occurrence: 115
+   level: 4, occurrence: 9
+   level: 5, occurrence: 2
+XXX number of pointers point to pointers: 202
+XXX number of pointers point to scalars: 221
+XXX number of pointers point to structs: 12
+XXX percent of pointers has null in alias set: 33.3
+XXX average alias set size: 1.46
+
+XXX times a non-volatile is read: 1535
+XXX times a non-volatile is write: 795
+XXX times a volatile is read: 146
+XXX    times read thru a pointer: 59
+XXX times a volatile is write: 82
+XXX    times written thru a pointer: 53
+XXX times a volatile is available for access: 4.3e+03
+XXX percentage of non-volatile access: 91.1
+
+XXX forward jumps: 0
+XXX backward jumps: 7
+
+XXX stmts: 335
+XXX max block depth: 5
+breakdown:
+   depth: 0, occurrence: 26
+   depth: 1, occurrence: 28
+   depth: 2, occurrence: 34
+   depth: 3, occurrence: 60
+   depth: 4, occurrence: 80
+   depth: 5, occurrence: 107
+
+XXX percentage a fresh-made variable is used: 17.4
+XXX percentage an existing variable is used: 82.6
+********************* end of statistics **********************/
+
