@@ -79,10 +79,10 @@ def single_shot_builds(decision: model.Decision, job: UnitJob) -> tuple[tuple[st
     target = model.target_of(job.triple)
     default = target.default(job.opt_level)
     variants = target.variants(job.opt_level)
-    if decision.instructions is not None:
+    if decision.slow_size is not None:
         from mlcc import passes
-        default = passes.bounded(default, decision.instructions)
-        variants = tuple(passes.bounded(v, decision.instructions) for v in variants)
+        default = passes.bounded(default, decision.slow_size)
+        variants = tuple(passes.bounded(v, decision.slow_size) for v in variants)
     if decision.pipeline != default:
         return (), ()
     return variants, tuple(p for p in target.also_built(job.opt_level) if p != default)
@@ -112,7 +112,7 @@ def decide(job: UnitJob, builder: UnitBuilder,
     built = None
     sizes = {}
     if settings.search and not settings.pipeline:
-        built, sizes = builder.search(search_start(decision), settings.search, decision.instructions)
+        built, sizes = builder.search(search_start(decision), settings.search, decision.slow_size)
         decision = model.Decision(built.pipeline.name, decision.source + f", search of {len(sizes)}",
                                   decision.ranked, decision.scores, decision.via)
     elif settings.trials and not settings.pipeline:

@@ -69,7 +69,7 @@ __all__ = [
     "FeatureError",
     "extract_features",
     "extract_feature_dict",
-    "instruction_count",
+    "slow_pass_size",
     "schema_hash",
 ]
 
@@ -95,6 +95,7 @@ _SCHEMA = _load_schema()
 SCHEMA_VERSION: int = int(_SCHEMA["schema_version"])
 FEATURE_NAMES: tuple[str, ...] = tuple(_SCHEMA["features"])
 _TOTAL_INSTS = FEATURE_NAMES.index("TotalInsts")
+_LARGEST_FUNCTION = FEATURE_NAMES.index("max_func_insts")
 
 
 def schema_hash() -> str:
@@ -129,10 +130,12 @@ def extract_feature_dict(bitcode_path: str | os.PathLike) -> dict[str, float]:
     return dict(zip(FEATURE_NAMES, vec.tolist()))
 
 
-def instruction_count(vector) -> float:
-    """The unit's instructions (`TotalInsts`) from its feature vector: what decides
-    whether a slow pass may run on it (`passes.bounded`)."""
-    return float(vector[_TOTAL_INSTS])
+def slow_pass_size(vector) -> float:
+    """What decides whether a slow pass may run on the unit (`passes.bounded`), from its
+    feature vector: its instructions, unless its largest function is over the bound
+    (`passes.slow_pass_size`)."""
+    from mlcc import passes
+    return passes.slow_pass_size(float(vector[_TOTAL_INSTS]), float(vector[_LARGEST_FUNCTION]))
 
 
 def extract_features(bitcode_path: str | os.PathLike) -> np.ndarray:

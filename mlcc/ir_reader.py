@@ -156,6 +156,7 @@ class Shape:
     """What `shape` reads of a module."""
 
     instructions: int     # of its defined functions: the TotalInsts feature
+    largest_function: int  # instructions of its largest function: the max_func_insts feature
     has_cycle: bool       # some function's control flow has a cycle (so maybe a loop)
     largest_switch: int   # cases of its largest switch with two or more (0: none)
 
@@ -169,7 +170,7 @@ def shape(path) -> Shape:
 
 
 def _shape(a: Api, mod: int) -> Shape:
-    instructions = largest_switch = 0
+    instructions = largest_switch = largest_function = 0
     has_cycle = False
     it = a.functions_iter(mod)
     try:
@@ -185,6 +186,7 @@ def _shape(a: Api, mod: int) -> Shape:
         finally:
             a.blocks_dispose(it)
         position = {b: k for k, b in enumerate(blocks)}
+        before = instructions
         for k, block in enumerate(blocks):
             it = a.insts_iter(block)
             try:
@@ -208,4 +210,5 @@ def _shape(a: Api, mod: int) -> Shape:
                 if name.value == b"switch":  # the default, then one successor per case
                     largest_switch = max(largest_switch, len(successors) - 1)
                 a.dispose_string(name)
-    return Shape(instructions, has_cycle, largest_switch)
+        largest_function = max(largest_function, instructions - before)
+    return Shape(instructions, largest_function, has_cycle, largest_switch)

@@ -30,7 +30,7 @@ class Decision:
     ranked: tuple[str, ...] = ()                 # candidates, best predicted first
     scores: dict[str, float] = field(default_factory=dict)  # predicted size / clang's
     via: str = ""                                # where the model ran: "server", "in process (...)"
-    instructions: float | None = None            # the unit's, when the model read it (passes.bounded)
+    slow_size: float | None = None               # the unit's, when read (passes.slow_pass_size, .bounded)
     trial_sets: tuple[tuple[str, ...], ...] = () # what -fmlcc-trials=K builds, K = 1, 2, ... (trials.py)
 
 
@@ -194,14 +194,14 @@ def _forced(bitcode: str, forced: str) -> Decision:
     from mlcc import passes
     if not passes.runs_slow(forced):
         return Decision(pipeline=forced, source="forced")
-    from mlcc import ir_reader  # the count alone: no features, no numpy
+    from mlcc import ir_reader  # the counts alone: no features, no numpy
     from mlcc.errors import MlccError
     try:
-        instructions = float(ir_reader.shape(bitcode).instructions)
+        shape = ir_reader.shape(bitcode)
     except MlccError:
         return Decision(pipeline=forced, source="forced")  # not counted: as given
-    return Decision(pipeline=passes.bounded(forced, instructions), source="forced",
-                    instructions=instructions)
+    size = passes.slow_pass_size(shape.instructions, shape.largest_function)
+    return Decision(pipeline=passes.bounded(forced, size), source="forced", slow_size=size)
 
 
 def rank(bitcode: str, opt_level: str, path: str, target: str = HOST_TARGET) -> Decision:
@@ -221,13 +221,13 @@ def rank(bitcode: str, opt_level: str, path: str, target: str = HOST_TARGET) -> 
     if scores[best] > scores[0] - model.margin:
         best = 0  # candidate 0 is the default: clang's own, or the pipeline best on training projects
     # what runs on this unit: slow passes only on units small enough (passes.bounded)
-    instructions = features.instruction_count(vector)
-    ranked = tuple(dict.fromkeys(passes.bounded(model.candidates[i], instructions) for i in order))
-    return Decision(pipeline=passes.bounded(model.candidates[best], instructions),
+    size = features.slow_pass_size(vector)
+    ranked = tuple(dict.fromkeys(passes.bounded(model.candidates[i], size) for i in order))
+    return Decision(pipeline=passes.bounded(model.candidates[best], size),
                     source=f"model {model.digest}", ranked=ranked,
                     scores={model.candidates[i]: round(scores[i], 5) for i in range(len(scores))},
-                    instructions=instructions,
-                    trial_sets=tuple(tuple(dict.fromkeys(passes.bounded(p, instructions) for p in s))
+                    slow_size=size,
+                    trial_sets=tuple(tuple(dict.fromkeys(passes.bounded(p, size) for p in s))
                                      for s in model.trial_sets))
 
 

@@ -118,8 +118,8 @@ def ask(bitcode: str, opt_level: str, model_path: str, idle: float, target: str 
         decision = Decision(pipeline=str(answer["pipeline"]), source=str(answer["source"]),
                             ranked=tuple(str(p) for p in answer["ranked"]),
                             scores={str(k): float(v) for k, v in answer["scores"].items()},
-                            via=how, instructions=(None if answer.get("instructions") is None
-                                                   else float(answer["instructions"])),
+                            via=how, slow_size=(None if answer.get("slow_size") is None
+                                                else float(answer["slow_size"])),
                             trial_sets=tuple(tuple(str(p) for p in s) for s in answer.get("trial_sets", ())))
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         return None, f"in process (server failed: {type(exc).__name__})"
@@ -298,7 +298,7 @@ def _answer(conn: socket.socket, model) -> str:
                                str(request["model"]), str(request.get("target", "x86_64")))
                 reply = {"pipeline": d.pipeline, "source": d.source,
                          "ranked": list(d.ranked), "scores": d.scores,
-                         "instructions": d.instructions, "trial_sets": [list(s) for s in d.trial_sets]}
+                         "slow_size": d.slow_size, "trial_sets": [list(s) for s in d.trial_sets]}
             except MlccError as exc:
                 reply = {"error": str(exc)}
         conn.sendall(json.dumps(reply).encode())

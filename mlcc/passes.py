@@ -100,6 +100,19 @@ DISTRUSTED = ("newgvn", "elim-avail-extern", "attributor-light", "attributor-lig
 # one (`clang[...,iroutliner]`) counts as running it.
 SLOW = ("iroutliner",)
 SLOW_BOUND = 20_000
+# ... and only on units whose largest function has at most SLOW_FUNCTION_BOUND
+# instructions (the `max_func_insts` feature). LLVM 19's IR outliner builds a
+# CodeExtractorAnalysisCache of the whole function for every region it weighs, so its time
+# grows with each function's size times its similar regions: on libyaml's scanner.c (19,776
+# instructions, one function of 3,547) it took 52 % of opt. 3,000 is the largest bound of
+# `slow-bound`'s grid that keeps the training units' gain within 0.01 points of no bound.
+SLOW_FUNCTION_BOUND = 3_000
+
+
+def slow_pass_size(instructions: float, largest_function: float) -> float:
+    """What `bounded` weighs a unit by: its instructions, or infinity (no slow pass on
+    it) when its largest function has more than SLOW_FUNCTION_BOUND."""
+    return instructions if largest_function <= SLOW_FUNCTION_BOUND else float("inf")
 
 
 def _names(pipeline_text: str) -> set[str]:
@@ -123,11 +136,11 @@ def runs_slow(pipeline_text: str) -> bool:
     return bool(_names(pipeline_text).intersection(SLOW))
 
 
-def bounded(pipeline_text: str, instructions: float | None) -> str:
-    """What mlcc runs for `pipeline_text` on a unit of `instructions` instructions: the
-    pipeline without its slow passes and knobs when the unit has more than SLOW_BOUND,
-    the pipeline itself otherwise (or when the count is not known)."""
-    if instructions is None or instructions <= SLOW_BOUND or not runs_slow(pipeline_text):
+def bounded(pipeline_text: str, size: float | None) -> str:
+    """What mlcc runs for `pipeline_text` on a unit of `size` (`slow_pass_size`): the
+    pipeline without its slow passes and knobs when that is over SLOW_BOUND, the
+    pipeline itself otherwise (or when the size is not known)."""
+    if size is None or size <= SLOW_BOUND or not runs_slow(pipeline_text):
         return pipeline_text
     kept = []
     for p in parse_simple(pipeline_text):

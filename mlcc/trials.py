@@ -161,12 +161,12 @@ class UnitBuilder:
         return best
 
     def search(self, start: list[str], budget: int,
-               instructions: float | None = None) -> tuple[Built, dict[str, int | None]]:
+               slow_size: float | None = None) -> tuple[Built, dict[str, int | None]]:
         """Model-guided local search: the model's ranked candidates first (up to half the
         budget), then local edits (insert, delete, swap, replace a pass) of the best
         pipelines found so far, until `budget` evaluations. Seeded by the bitcode, so
         the same file always gets the same answer. Edits keep to what may run on a unit
-        of this many `instructions` (`passes.bounded`; counted here when not given).
+        of this `slow_size` (`passes.bounded`; counted here when not given).
         Returns the best build and each pipeline's size by name (None: failed)."""
         import random
 
@@ -174,13 +174,14 @@ class UnitBuilder:
         from mlcc.record import file_digest
 
         job = self.job
-        if instructions is None:
+        if slow_size is None:
             from mlcc import ir_reader
             from mlcc.errors import MlccError
             try:
-                instructions = float(ir_reader.shape(job.bitcode).instructions)
+                shape = ir_reader.shape(job.bitcode)
+                slow_size = passes.slow_pass_size(shape.instructions, shape.largest_function)
             except MlccError:
-                instructions = float("inf")  # not counted: no slow pass
+                slow_size = float("inf")  # not counted: no slow pass
 
         rng = random.Random(file_digest(job.bitcode))
         space = passes.load_space()
@@ -210,7 +211,7 @@ class UnitBuilder:
             parent = ranked[0] if rng.random() < 0.6 else rng.choice(ranked)
             child = passes.bounded(passes.to_opt(passes.mutate(
                 rng, passes.editable(parent.pipeline.name, job.opt_level), space, job.opt_level,
-                target)), instructions)
+                target)), slow_size)
             if child not in sizes:
                 evaluate(child)
         if not results:

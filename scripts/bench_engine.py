@@ -74,7 +74,7 @@ def label_jobs(layout: Layout, limit: int, max_bytes: int) -> list[search.Job]:
     with tempfile.TemporaryDirectory() as tmp:  # features of units not in it are added: a copy
         table = Path(tmp) / search.FEATURES_TABLE.name
         shutil.copyfile(search.FEATURES_TABLE, table)
-        counts = search.instruction_counts([u for u in units if bitcode_of(u).exists()], bitcode_of, table)
+        counts = search.slow_pass_sizes([u for u in units if bitcode_of(u).exists()], bitcode_of, table)
     jobs = (search.corpus_job(u, layout, search.bounded_pipelines(pipelines, counts.get(u["id"])), {})
             for u in units)
     return [job for job in jobs if job]

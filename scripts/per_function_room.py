@@ -108,7 +108,7 @@ def main(sample: str, jobs: int) -> None:
     with tempfile.TemporaryDirectory(prefix="mlcc-perfunc-") as tmp:
         table = Path(tmp) / "features.jsonl.gz"
         shutil.copyfile(MODELS / "data" / f"features-v1-{name}-Oz.jsonl.gz", table)
-        counts = search.instruction_counts(search.units_of(search.load_manifest(), sample),
+        counts = search.slow_pass_sizes(search.units_of(search.load_manifest(), sample),
                                            search.corpus_bitcode(Layout.from_environment()), table)
     layout = Layout.from_environment()
     work = []

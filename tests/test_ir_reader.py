@@ -58,7 +58,9 @@ def test_the_instruction_count_is_the_features_total(source, tmp_path):
         bc = tmp_path / "u.bc"
         subprocess.run([CLANG, "-Oz", *flags, "-emit-llvm", "-c", str(src), "-o", str(bc)],
                        check=True, capture_output=True, cwd=DEMO)
-        assert ir_reader.shape(bc).instructions == features.extract_feature_dict(bc)["TotalInsts"]
+        counted = features.extract_feature_dict(bc)
+        assert ir_reader.shape(bc).instructions == counted["TotalInsts"]
+        assert ir_reader.shape(bc).largest_function == counted["max_func_insts"]
 
 
 def test_cycles_and_switches_are_seen(tmp_path):
@@ -68,7 +70,7 @@ def test_cycles_and_switches_are_seen(tmp_path):
     assert ir_reader.shape(bitcode(tmp_path, BACKWARD_GOTO, name="c")).has_cycle
     six = ir_reader.shape(bitcode(tmp_path, SWITCH6, name="d"))
     assert six.largest_switch == 6 and not six.has_cycle
-    assert ir_reader.shape(bitcode(tmp_path, "int v;\n", name="e")) == ir_reader.Shape(0, False, 0)
+    assert ir_reader.shape(bitcode(tmp_path, "int v;\n", name="e")) == ir_reader.Shape(0, 0, False, 0)
 
 
 @pytest.mark.parametrize("content", [b"", b"not bitcode at all"])
@@ -89,8 +91,8 @@ def test_reading_the_shape_imports_no_numpy():
 
 
 def test_a_variant_may_differ_only_where_its_knobs_act():
-    none, loops, switch = (ir_reader.Shape(10, False, 3), ir_reader.Shape(10, True, 0),
-                           ir_reader.Shape(10, False, knobs.SWITCH_TABLE_CASES))
+    none, loops, switch = (ir_reader.Shape(10, 10, False, 3), ir_reader.Shape(10, 10, True, 0),
+                           ir_reader.Shape(10, 10, False, knobs.SWITCH_TABLE_CASES))
     base = "clang[machine-outliner,no-lsr,jump-tables-16]"
     lsr_on, tables_4 = knobs.without(base, "no-lsr"), knobs.without(base, "jump-tables-16")
     assert not knobs.may_differ(base, lsr_on, none) and not knobs.may_differ(base, lsr_on, switch)

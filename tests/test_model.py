@@ -136,8 +136,9 @@ def test_load_raises_typed_errors(tmp_path: Path):
 
 def test_a_slow_candidate_runs_only_on_units_within_the_bound(work: Path, tmp_path: Path, monkeypatch):
     """A candidate with a slow pass (the IR outliner) stands for itself on a unit of at most
-    `passes.SLOW_BOUND` instructions and for itself without that pass on a larger one: in
-    the model's choice and in the ranking trials and search start from."""
+    `passes.SLOW_BOUND` instructions whose largest function has at most
+    `passes.SLOW_FUNCTION_BOUND`, and for itself without that pass otherwise: in the
+    model's choice and in the ranking trials and search start from."""
     from mlcc import passes
 
     bitcode = tmp_path / "lib.bc"
@@ -154,12 +155,22 @@ def test_a_slow_candidate_runs_only_on_units_within_the_bound(work: Path, tmp_pa
     monkeypatch.setattr(passes, "SLOW_BOUND", count)
     within = model.rank(str(bitcode), "z", "m.onnx")
     assert (within.pipeline, within.ranked) == (slow, (slow, fast, "clang"))
-    assert within.instructions == count
+    assert within.slow_size == count
 
     monkeypatch.setattr(passes, "SLOW_BOUND", count - 1)
     over = model.rank(str(bitcode), "z", "m.onnx")
     assert (over.pipeline, over.ranked) == (fast, (fast, "clang"))
     assert set(over.scores) == {"clang", slow, fast}
+
+    # a unit within the bound whose largest function is over its own bound: the same
+    largest = features.extract_feature_dict(str(bitcode))["max_func_insts"]
+    monkeypatch.setattr(passes, "SLOW_BOUND", count)
+    monkeypatch.setattr(passes, "SLOW_FUNCTION_BOUND", largest - 1)
+    big_function = model.rank(str(bitcode), "z", "m.onnx")
+    assert (big_function.pipeline, big_function.ranked) == (fast, (fast, "clang"))
+    monkeypatch.setattr(passes, "SLOW_FUNCTION_BOUND", largest)
+    assert model.rank(str(bitcode), "z", "m.onnx").pipeline == slow
+    monkeypatch.setattr(passes, "SLOW_BOUND", count - 1)
 
     # the trial sets too: a set that held both collapses to one pipeline
     ranker = replace(ranker, trial_sets=((slow,), (slow, fast)))
@@ -198,9 +209,13 @@ def test_a_forced_slow_pipeline_is_bounded_as_the_models_choice_is(work: Path, t
     slow, fast = "clang[no-licm,iroutliner]", "clang[no-licm]"
     forcing = SimpleNamespace(pipeline=slow)
     monkeypatch.setattr(passes, "SLOW_BOUND", count)
-    assert model.choose(str(bitcode), "z", forcing) == model.Decision(slow, "forced", instructions=count)
+    assert model.choose(str(bitcode), "z", forcing) == model.Decision(slow, "forced", slow_size=count)
     monkeypatch.setattr(passes, "SLOW_BOUND", count - 1)
     assert model.choose(str(bitcode), "z", forcing).pipeline == fast
+    monkeypatch.setattr(passes, "SLOW_BOUND", count)
+    largest = features.extract_feature_dict(str(bitcode))["max_func_insts"]
+    monkeypatch.setattr(passes, "SLOW_FUNCTION_BOUND", largest - 1)
+    assert model.choose(str(bitcode), "z", forcing).pipeline == fast  # what rank would run
     # no slow pass: nothing is counted
     assert model.choose(str(bitcode), "z", SimpleNamespace(pipeline=fast)) == model.Decision(fast, "forced")
 

@@ -319,7 +319,7 @@ def test_single_shot_runs_the_default_without_reading_the_unit(tmp_path, monkeyp
     decision = model.choose(str(bitcode), level, Settings(server=False))
     assert decision.pipeline == host.default(level) and not decision.scores
     assert decision.source == "x86_64 default (its model ranks only trials and search)"
-    assert decision.instructions is not None  # counted for the bound on slow passes
+    assert decision.slow_size is not None  # counted for the bound on slow passes
     monkeypatch.undo()
     named = model.choose(str(bitcode), level, Settings(server=False, model=str(model.bundled_model_path(level))))
     assert named.source.startswith("model ")

@@ -111,7 +111,7 @@ def run(directories: list[Path], out: Path, *, work: Path | None, level: str | N
         return Path(u["dir"]) / f"{u['id']}.bc"
 
     # what decides whether a slow pass may run on a unit (passes.bounded)
-    counts = search.instruction_counts(units, bitcode_of, work / "features.jsonl.gz")
+    counts = search.slow_pass_sizes(units, bitcode_of, work / "features.jsonl.gz")
 
     def jobs_for(unit_list: list[dict], pipelines: list[str], walk: int = 0) -> list[search.Job]:
         by_unit = store.by_unit()

@@ -185,7 +185,7 @@ def main(sample: str, count: int, k_max: int, k_fixed: int, wrapped_only: bool) 
     explored = [u["id"] for u in sampled]
     store = search.Store()
     bitcode_of = search.corpus_bitcode(Layout.from_environment())
-    counts = search.instruction_counts([u for u in sampled if bitcode_of(u).exists()], bitcode_of)
+    counts = search.slow_pass_sizes([u for u in sampled if bitcode_of(u).exists()], bitcode_of)
     columns = complete_columns(store, explored, counts)
     project_of = {u["id"]: u["project"] for u in manifest["units"]}
     projects = [project_of[u] for u in measured_units(store, explored)]

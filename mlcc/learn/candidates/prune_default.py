@@ -104,7 +104,7 @@ def main(min_gain: float, rounds: int, jobs: int, adopt: bool, backend: str) -> 
     if not units:
         raise click.ClickException("no training unit is in the corpus: run `make corpus`")
     store, engine = search.Store(), Engine(backend, jobs)
-    counts = search.instruction_counts(units, bitcode_of)
+    counts = search.slow_pass_sizes(units, bitcode_of)
     history = []
     reference = None  # the tuned default's scores: what every round is held to
     for round_no in range(1, rounds + 1):

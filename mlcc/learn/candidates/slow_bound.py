@@ -27,7 +27,7 @@ import time
 
 import click
 
-from mlcc import passes
+from mlcc import features, passes
 from mlcc.learn.candidates import candidates
 from mlcc.learn.candidates.tune_default import tuned_default
 from mlcc.learn.corpus.layout import Layout
@@ -67,7 +67,6 @@ def print_sizes(split: str, rows: list[tuple]) -> None:
 
 def largest_functions(units: list[dict], bitcode_of) -> dict[str, float]:
     """Each unit's largest function in instructions (`max_func_insts`), from the features."""
-    from mlcc import features
     column = features.FEATURE_NAMES.index("max_func_insts")
     return {unit: float(row[column]) for unit, row in search.feature_table(units, bitcode_of).items()}
 
@@ -133,7 +132,10 @@ def main(slow: str | None, timed: int, repeat: int) -> None:
     by_unit = search.Store().by_unit()  # as measured: the bounds are applied here
     units = [u for u in manifest["units"] if bitcode_of(u).exists()
              and all(p in by_unit.get(u["id"], {}) for p in (search.CLANG_PIPELINE, fast, slow))]
-    counts = search.instruction_counts(units, bitcode_of)
+    # the units' instructions (TotalInsts), the bound on the largest function left out:
+    # the tables apply each bound themselves
+    counts = {u: float(row[features.FEATURE_NAMES.index("TotalInsts")])
+              for u, row in search.feature_table(units, bitcode_of).items()}
     for split in ("train", "validation"):
         print_sizes(split, size_rows(split, slow, fast, counts, by_unit))
     largest = largest_functions(units, bitcode_of)

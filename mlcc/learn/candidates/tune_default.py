@@ -144,7 +144,7 @@ def check(best: str, measured: list[str], units: list[dict], manifest: dict, bit
     sets = trial_sets(measured, units, store.by_unit(counts, measured), TRIALS_K)
     host_default = tuned_default(search.DATA / f"default-O{search.OPT_LEVEL}.json")
     validation = [u for u in search.units_of(manifest, "validation") if bitcode_of(u).exists()]
-    counts.update(search.instruction_counts(validation, bitcode_of))
+    counts.update(search.slow_pass_sizes(validation, bitcode_of))
     compared = [host_default] if search.TARGET != targets.HOST and host_default else []
     measure([search.CLANG_PIPELINE, best, *sets[-1], *compared], validation, store, engine,
             "default and trials on validation", counts)
@@ -184,7 +184,7 @@ def main(limit: int, rounds: int, min_gain: float, jobs: int, backend: str) -> N
         raise click.ClickException("none of the sampled training units is in the corpus: run `make corpus`")
     store = search.Store()
     engine = Engine(backend, jobs)
-    counts = search.instruction_counts(units, bitcode_of)
+    counts = search.slow_pass_sizes(units, bitcode_of)
     start = [search.CLANG_PIPELINE] + [p for p in candidate_pipelines()
                                        if search.is_tuned_clang(p) and passes.eligible(p)]
     host_default = tuned_default(search.DATA / f"default-O{search.OPT_LEVEL}.json")

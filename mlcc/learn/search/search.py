@@ -157,9 +157,10 @@ def corpus_bitcode(layout: Layout):
     return lambda u: unit_dir(layout, u["project"]) / f"{u['id']}.bc"
 
 
-def instruction_counts(units: list[dict], bitcode_of, table: Path = FEATURES_TABLE) -> dict[str, float]:
-    """Each unit's instruction count (`features.instruction_count`)."""
-    return {unit: features.instruction_count(row) for unit, row in feature_table(units, bitcode_of, table).items()}
+def slow_pass_sizes(units: list[dict], bitcode_of, table: Path = FEATURES_TABLE) -> dict[str, float]:
+    """Each unit's size as the bound on slow passes reads it (`features.slow_pass_size`:
+    its instructions, infinite when its largest function is over the bound)."""
+    return {unit: features.slow_pass_size(row) for unit, row in feature_table(units, bitcode_of, table).items()}
 
 
 def feature_table(units: list[dict], bitcode_of, table: Path = FEATURES_TABLE) -> dict[str, np.ndarray]:
@@ -559,7 +560,7 @@ def label(split: str, limit: int, measured: bool, jobs: int, backend: str) -> No
         if measured:
             units = [u for u in units if by_unit.get(u["id"], {}).get(CLANG_PIPELINE)]
         units = label_sample(units, limit)
-        counts = instruction_counts([u for u in units if bitcode_of(u).exists()], bitcode_of)
+        counts = slow_pass_sizes([u for u in units if bitcode_of(u).exists()], bitcode_of)
         for u in units:
             known = by_unit.get(u["id"], {})
             run = bounded_pipelines(pipelines, counts.get(u["id"]))
