@@ -130,12 +130,13 @@ def extract_feature_dict(bitcode_path: str | os.PathLike) -> dict[str, float]:
     return dict(zip(FEATURE_NAMES, vec.tolist()))
 
 
-def slow_pass_size(vector) -> float:
-    """What decides whether a slow pass may run on the unit (`passes.bounded`), from its
-    feature vector: its instructions, unless its largest function is over the bound
-    (`passes.slow_pass_size`)."""
+def slow_pass_size(vector, opt_level: str) -> float:
+    """What decides whether a slow pass may run on the unit at -O`opt_level`
+    (`passes.bounded`), from its feature vector: its instructions, unless its largest
+    function is over the level's bound (`passes.slow_pass_size`)."""
     from mlcc import passes
-    return passes.slow_pass_size(float(vector[_TOTAL_INSTS]), float(vector[_LARGEST_FUNCTION]))
+    return passes.slow_pass_size(float(vector[_TOTAL_INSTS]), float(vector[_LARGEST_FUNCTION]),
+                                 opt_level)
 
 
 def extract_features(bitcode_path: str | os.PathLike) -> np.ndarray:

@@ -157,7 +157,7 @@ def choose(bitcode: str, opt_level: str, settings, via: str = "in process",
     build. `model_server.choose` asks the build's model server first."""
     from mlcc.notices import warn_once
     if settings.pipeline:
-        return _forced(bitcode, settings.pipeline)
+        return _forced(bitcode, settings.pipeline, opt_level)
     target = target_of(triple)
     if target is None:
         if opt_level in SHIPPED_LEVELS and settings.model != "none":
@@ -170,7 +170,7 @@ def choose(bitcode: str, opt_level: str, settings, via: str = "in process",
             warn_once(f"{broken}; compiling with clang's own pipelines")
         default = CLANG if settings.model == "none" else target.default(opt_level)
         if default != CLANG:  # slow passes only on units small enough, as for a model's choice
-            forced, sets = _forced(bitcode, default), target.trial_sets(opt_level)
+            forced, sets = _forced(bitcode, default, opt_level), target.trial_sets(opt_level)
             # ranked as a model's candidates are: -fmlcc-search starts from the default and
             # the pipelines of the largest trial set, so it finds at least what trials find
             ranked = tuple(dict.fromkeys((forced.pipeline, *(sets[-1] if sets else ()))))
@@ -188,7 +188,7 @@ def choose(bitcode: str, opt_level: str, settings, via: str = "in process",
     return replace(decision, via=via)
 
 
-def _forced(bitcode: str, forced: str) -> Decision:
+def _forced(bitcode: str, forced: str, opt_level: str) -> Decision:
     """A forced pipeline ("clang" is clang's own, pipeline.CLANG), with its slow passes
     only on units small enough, as for the model's choices (passes.bounded)."""
     from mlcc import passes
@@ -200,7 +200,7 @@ def _forced(bitcode: str, forced: str) -> Decision:
         shape = ir_reader.shape(bitcode)
     except MlccError:
         return Decision(pipeline=forced, source="forced")  # not counted: as given
-    size = passes.slow_pass_size(shape.instructions, shape.largest_function)
+    size = passes.slow_pass_size(shape.instructions, shape.largest_function, opt_level)
     return Decision(pipeline=passes.bounded(forced, size), source="forced", slow_size=size)
 
 
@@ -221,7 +221,7 @@ def rank(bitcode: str, opt_level: str, path: str, target: str = HOST_TARGET) -> 
     if scores[best] > scores[0] - model.margin:
         best = 0  # candidate 0 is the default: clang's own, or the pipeline best on training projects
     # what runs on this unit: slow passes only on units small enough (passes.bounded)
-    size = features.slow_pass_size(vector)
+    size = features.slow_pass_size(vector, opt_level)
     ranked = tuple(dict.fromkeys(passes.bounded(model.candidates[i], size) for i in order))
     return Decision(pipeline=passes.bounded(model.candidates[best], size),
                     source=f"model {model.digest}", ranked=ranked,

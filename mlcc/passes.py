@@ -104,15 +104,17 @@ SLOW_BOUND = 20_000
 # instructions (the `max_func_insts` feature). LLVM 19's IR outliner builds a
 # CodeExtractorAnalysisCache of the whole function for every region it weighs, so its time
 # grows with each function's size times its similar regions: on libyaml's scanner.c (19,776
-# instructions, one function of 3,547) it took 52 % of opt. 3,000 is the largest bound of
-# `slow-bound`'s grid that keeps the training units' gain within 0.01 points of no bound.
-SLOW_FUNCTION_BOUND = 3_000
+# instructions, one function of 3,547) it took 52 % of opt. Per level: the smallest bound of
+# `slow-bound`'s grid whose training gain stays within 0.01 points of no bound (-Oz: 3,000,
+# 2.358 -> 2.354 %; at -Os none does: 5,000 costs 0.013).
+SLOW_FUNCTION_BOUND = {"z": 3_000, "s": float("inf")}
 
 
-def slow_pass_size(instructions: float, largest_function: float) -> float:
+def slow_pass_size(instructions: float, largest_function: float, opt_level: str) -> float:
     """What `bounded` weighs a unit by: its instructions, or infinity (no slow pass on
-    it) when its largest function has more than SLOW_FUNCTION_BOUND."""
-    return instructions if largest_function <= SLOW_FUNCTION_BOUND else float("inf")
+    it) when its largest function is over the level's SLOW_FUNCTION_BOUND."""
+    bound = SLOW_FUNCTION_BOUND.get(opt_level, float("inf"))
+    return instructions if largest_function <= bound else float("inf")
 
 
 def _names(pipeline_text: str) -> set[str]:

@@ -179,7 +179,8 @@ class UnitBuilder:
             from mlcc.errors import MlccError
             try:
                 shape = ir_reader.shape(job.bitcode)
-                slow_size = passes.slow_pass_size(shape.instructions, shape.largest_function)
+                slow_size = passes.slow_pass_size(shape.instructions, shape.largest_function,
+                                                  job.opt_level)
             except MlccError:
                 slow_size = float("inf")  # not counted: no slow pass
 

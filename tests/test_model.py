@@ -165,10 +165,10 @@ def test_a_slow_candidate_runs_only_on_units_within_the_bound(work: Path, tmp_pa
     # a unit within the bound whose largest function is over its own bound: the same
     largest = features.extract_feature_dict(str(bitcode))["max_func_insts"]
     monkeypatch.setattr(passes, "SLOW_BOUND", count)
-    monkeypatch.setattr(passes, "SLOW_FUNCTION_BOUND", largest - 1)
+    monkeypatch.setattr(passes, "SLOW_FUNCTION_BOUND", {"z": largest - 1})
     big_function = model.rank(str(bitcode), "z", "m.onnx")
     assert (big_function.pipeline, big_function.ranked) == (fast, (fast, "clang"))
-    monkeypatch.setattr(passes, "SLOW_FUNCTION_BOUND", largest)
+    monkeypatch.setattr(passes, "SLOW_FUNCTION_BOUND", {"z": largest})
     assert model.rank(str(bitcode), "z", "m.onnx").pipeline == slow
     monkeypatch.setattr(passes, "SLOW_BOUND", count - 1)
 
@@ -214,8 +214,9 @@ def test_a_forced_slow_pipeline_is_bounded_as_the_models_choice_is(work: Path, t
     assert model.choose(str(bitcode), "z", forcing).pipeline == fast
     monkeypatch.setattr(passes, "SLOW_BOUND", count)
     largest = features.extract_feature_dict(str(bitcode))["max_func_insts"]
-    monkeypatch.setattr(passes, "SLOW_FUNCTION_BOUND", largest - 1)
+    monkeypatch.setattr(passes, "SLOW_FUNCTION_BOUND", {"z": largest - 1})
     assert model.choose(str(bitcode), "z", forcing).pipeline == fast  # what rank would run
+    assert model.choose(str(bitcode), "s", forcing).pipeline == slow  # -Os has no such bound
     # no slow pass: nothing is counted
     assert model.choose(str(bitcode), "z", SimpleNamespace(pipeline=fast)) == model.Decision(fast, "forced")
 

@@ -79,7 +79,8 @@ def print_function_bounds(split: str, slow: str, fast: str, counts: dict[str, fl
             for r in size_rows_of(u, slow, fast, counts, by_unit)]
     clang = sum(r[2] for r in rows)
     click.echo(f"{split}, with a bound on the largest function too ({passes.SLOW_BOUND:,} instructions "
-               f"per unit kept):")
+               f"per unit kept; in use at -O{search.OPT_LEVEL}: "
+               f"{passes.SLOW_FUNCTION_BOUND.get(search.OPT_LEVEL, math.inf):,}):")
     for bound in FUNCTION_BOUNDS:
         skipped = [r for r in rows if r[0] > bound or r[1] > passes.SLOW_BOUND]
         size = sum(r[3] if (r[0] > bound or r[1] > passes.SLOW_BOUND) else r[4] for r in rows)

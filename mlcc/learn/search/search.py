@@ -160,7 +160,8 @@ def corpus_bitcode(layout: Layout):
 def slow_pass_sizes(units: list[dict], bitcode_of, table: Path = FEATURES_TABLE) -> dict[str, float]:
     """Each unit's size as the bound on slow passes reads it (`features.slow_pass_size`:
     its instructions, infinite when its largest function is over the bound)."""
-    return {unit: features.slow_pass_size(row) for unit, row in feature_table(units, bitcode_of, table).items()}
+    return {unit: features.slow_pass_size(row, OPT_LEVEL)
+            for unit, row in feature_table(units, bitcode_of, table).items()}
 
 
 def feature_table(units: list[dict], bitcode_of, table: Path = FEATURES_TABLE) -> dict[str, np.ndarray]:

@@ -88,7 +88,7 @@ def build_dataset(units: list[dict], candidates: list[str], store: search.Store,
                         for p in candidates)]
     feats = search.feature_table(measured, bitcode_of, table)
     # the sizes of what mlcc runs for each candidate on each unit (passes.bounded)
-    by_unit = {u["id"]: search.as_run(by_unit[u["id"]], features.slow_pass_size(feats[u["id"]]))
+    by_unit = {u["id"]: search.as_run(by_unit[u["id"]], features.slow_pass_size(feats[u["id"]], search.OPT_LEVEL))
                for u in measured if u["id"] in feats}
     labeled = [u for u in measured if u["id"] in by_unit and all(p in by_unit[u["id"]] for p in candidates)]
     X = np.stack([feats[u["id"]] for u in labeled]) if labeled else np.zeros((0, len(features.FEATURE_NAMES)))
