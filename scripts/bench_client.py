@@ -74,6 +74,19 @@ def _start_server(runtime: Path, env: dict, exec_in_server: bool) -> None:
         time.sleep(0.05)
 
 
+def _report(rows: list[dict], columns: dict[str, str], json_path: Path | None) -> None:
+    """`rows` as a Markdown table of `columns` (key: heading; text columns left-aligned,
+    commands in backquotes), and as JSON in `json_path` if given."""
+    text = {"command", "case", "variant"}
+    print("| " + " | ".join(columns.values()) + " |")
+    print("| " + " | ".join("---" if k in text else "---:" for k in columns) + " |")
+    for r in rows:
+        cells = [f"`{r[k]}`" if k in ("command", "case") else str(r[k]) for k in columns]
+        print("| " + " | ".join(cells) + " |")
+    if json_path:
+        json_path.write_text(json.dumps(rows, indent=2) + "\n")
+
+
 def cold_rounds(client: str, env: dict, work: Path, rounds: int) -> list[dict]:
     """COLD_SEQUENCE's wall times, median over `rounds`: the client with no server
     running at first, and clang-19."""
@@ -121,14 +134,10 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLCC_")}
         env.update(MLCC_NO_CACHE="1", PYTHONPATH=str(ROOT))
         if args.cold:
-            rows = cold_rounds(client, env, work, args.rounds)
             print(f"median of {args.rounds} rounds, each with a new runtime directory\n")
-            print("| step | command | variant | wall (ms) | x clang |")
-            print("| ---: | --- | --- | ---: | ---: |")
-            for r in rows:
-                print(f"| {r['step']} | `{r['command']}` | {r['variant']} | {r['wall_ms']} | {r['ratio']} |")
-            if args.json:
-                args.json.write_text(json.dumps(rows, indent=2) + "\n")
+            _report(cold_rounds(client, env, work, args.rounds),
+                    {"step": "step", "command": "command", "variant": "variant",
+                     "wall_ms": "wall (ms)", "ratio": "x clang"}, args.json)
             return 0
         runtimes = {"client": Path(tempfile.mkdtemp(prefix="mlcc-bc-", dir="/tmp")),
                     "client, exec in server": Path(tempfile.mkdtemp(prefix="mlcc-bc-", dir="/tmp"))}
@@ -169,12 +178,8 @@ def main() -> int:
                              "ratio": round(median / base, 2),
                              "cpu_ms": round(1000 * cpu[case, name] / args.rounds, 1)})
         print(f"median of {args.rounds} (interleaved); CPU: mean per command\n")
-        print("| command | variant | wall (ms) | x clang | CPU (ms) |")
-        print("| --- | --- | ---: | ---: | ---: |")
-        for r in rows:
-            print(f"| `{r['case']}` | {r['variant']} | {r['wall_ms']} | {r['ratio']} | {r['cpu_ms']} |")
-        if args.json:
-            args.json.write_text(json.dumps(rows, indent=2) + "\n")
+        _report(rows, {"case": "command", "variant": "variant", "wall_ms": "wall (ms)",
+                       "ratio": "x clang", "cpu_ms": "CPU (ms)"}, args.json)
         for runtime in runtimes.values():
             model_server.stop_all(str(runtime / "mlcc"))
             shutil.rmtree(runtime, ignore_errors=True)
