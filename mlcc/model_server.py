@@ -24,7 +24,7 @@ import time
 
 from mlcc.user_dirs import runtime_dir, this_python
 
-PROTOCOL = 1
+PROTOCOL = 2  # 2: the reply names the unit's `slow_size` (was `instructions`)
 START_WAIT = 2.0      # seconds a compile waits for a server it started (it listens in ~0.1 s)
 REPLY_WAIT = 60.0     # seconds a compile waits for an answer (features of a huge unit: ~2 s)
 RETRY_AFTER = 300.0   # seconds compiles do without a server that failed to start
