@@ -65,12 +65,6 @@ def print_sizes(split: str, rows: list[tuple]) -> None:
                    f"best of the two within {100 * (1 - best / clang):.2f} %")
 
 
-def largest_functions(units: list[dict], bitcode_of) -> dict[str, float]:
-    """Each unit's largest function in instructions (`max_func_insts`), from the features."""
-    column = features.FEATURE_NAMES.index("max_func_insts")
-    return {unit: float(row[column]) for unit, row in search.feature_table(units, bitcode_of).items()}
-
-
 def print_function_bounds(split: str, slow: str, fast: str, counts: dict[str, float],
                           largest: dict[str, float], by_unit: dict) -> None:
     """Sizes when the slow pass also skips units whose largest function is over a bound."""
@@ -135,11 +129,11 @@ def main(slow: str | None, timed: int, repeat: int) -> None:
              and all(p in by_unit.get(u["id"], {}) for p in (search.CLANG_PIPELINE, fast, slow))]
     # the units' instructions (TotalInsts), the bound on the largest function left out:
     # the tables apply each bound themselves
-    counts = {u: float(row[features.FEATURE_NAMES.index("TotalInsts")])
-              for u, row in search.feature_table(units, bitcode_of).items()}
+    table = search.feature_table(units, bitcode_of)
+    counts = {u: float(row[features.FEATURE_NAMES.index("TotalInsts")]) for u, row in table.items()}
+    largest = {u: float(row[features.FEATURE_NAMES.index("max_func_insts")]) for u, row in table.items()}
     for split in ("train", "validation"):
         print_sizes(split, size_rows(split, slow, fast, counts, by_unit))
-    largest = largest_functions(units, bitcode_of)
     for split in ("train", "validation"):
         print_function_bounds(split, slow, fast, counts, largest, by_unit)
     if timed:
