@@ -71,8 +71,11 @@ def test_a_without_set_leaves_one_of_the_defaults_code_generation_knobs_out():
     assert undone == [codegen_sweep.WITHOUT + k for k in codegen_knobs] and undone
     lean = knobs.without(default, "no-block-placement")
     assert set(knobs.knobs_of(default)) - set(knobs.knobs_of(lean)) == {"no-block-placement"}
-    # x86-64 keeps the sets its sweep measured
-    assert codegen_sweep.option_sets(targets.HOST, default) is codegen_sweep.OPTION_SETS
+    # x86-64: its own sets, and each code generation knob of its default left out
+    host_default = targets.named(targets.HOST).default("z")
+    host = codegen_sweep.option_sets(targets.HOST, host_default)
+    host_knobs = [k for k in knobs.knobs_of(host_default) if knobs.table()[k].get("codegen")]
+    assert list(host) == [*codegen_sweep.OPTION_SETS, *(codegen_sweep.WITHOUT + k for k in host_knobs)]
 
 
 def test_variants_are_chosen_greedily_on_what_each_unit_keeps():
@@ -102,3 +105,15 @@ def test_only_knob_edits_of_the_default_become_pipelines():
     # a knob of other targets, and an option set no knob has
     assert codegen_variants.knob_edit(default, "thumb1-tbb", ["-arm-synthesize-thumb-1-tbb"], "thumbv7m") is None
     assert codegen_variants.knob_edit(default, "no-branch-fold", ["-disable-branch-fold"], "thumbv7m") is None
+
+
+def test_the_sweep_builds_on_what_single_shot_runs(monkeypatch):
+    from mlcc.learn.candidates import tune_default
+    from mlcc.learn.search import search
+
+    monkeypatch.setattr(search, "TARGET", targets.HOST)
+    # x86-64 ships the models' candidate 0, not a tune-default result
+    assert codegen_sweep.swept_default() == targets.named(targets.HOST).default(search.OPT_LEVEL)
+    monkeypatch.setattr(search, "TARGET", "thumbv7m")
+    monkeypatch.setattr(tune_default, "tuned_default", lambda: "clang[no-lsr]")
+    assert codegen_sweep.swept_default() == "clang[no-lsr]"

@@ -2,7 +2,8 @@
 
 The `codegen` knobs (`mlcc/data/clang-knobs.toml`) are options of LLVM's code
 generator that save bytes. This step finds them: on a sample of training
-units, opt runs the tuned default's pipeline once per unit; code generation
+units, opt runs the default's pipeline once per unit (`swept_default`: the
+tuned default, or on x86-64 the bundled models' candidate 0 that single-shot runs); code generation
 then runs once with the default's own codegen arguments (the baseline) and
 once per option set of `OPTION_SETS` on top of them (an option the default
 already sets is replaced, so `min-jump-table-entries=12` can be compared with
@@ -10,7 +11,8 @@ the default's 16). A knob is what earns its place here and then in
 `tune_default` on the units the model is trained on. On another target
 (MLCC_LEARN_TARGET) the sets are `option_sets`: the target-neutral ones, each
 code generation knob of its default left out, and the target's own options;
-`codegen_variants` chooses that target's variants from them.
+`codegen_variants` chooses that target's variants from them. x86-64 sweeps its
+own sets and each of its default's code generation knobs left out.
 
 Resumable: a unit already measured with an option set is not redone. Writes
 `models/data/codegen-sweep-O<level>-<sample>.json`: for each default swept (an
@@ -124,13 +126,23 @@ _X86_ONLY = ("early-ifcvt", "no-machine-combiner", "no-lea-opt", "no-avoid-sfb",
 def option_sets(target: str, default: str) -> dict[str, list[str]]:
     """The option sets swept on `target`'s units on top of `default`; a set named
     `without-<knob>` (an empty list) leaves that knob of the default out."""
-    if target == targets.HOST:
-        return OPTION_SETS
-    own = {"thumbv7m": ARM_SETS, "thumbv6m": ARM_SETS, "riscv32": RISCV_SETS}.get(target, {})
-    neutral = {k: v for k, v in OPTION_SETS.items() if k not in _X86_ONLY}
     table = knobs.table()
     undo = {WITHOUT + k: [] for k in knobs.knobs_of(default) if table[k].get("codegen")}
+    if target == targets.HOST:
+        return {**OPTION_SETS, **undo}
+    own = {"thumbv7m": ARM_SETS, "thumbv6m": ARM_SETS, "riscv32": RISCV_SETS}.get(target, {})
+    neutral = {k: v for k, v in OPTION_SETS.items() if k not in _X86_ONLY}
     return {**neutral, **undo, **TARGET_SETS, **own}
+
+
+def swept_default() -> str | None:
+    """The default the sweep builds on: the target's `tune-default` result, whose
+    variants `ship-targets` ships with it; on x86-64, where single-shot runs the
+    bundled models' candidate 0 and no tuned default ships, that candidate 0 as
+    `mlcc/data/targets.toml` names it."""
+    if search.TARGET == targets.HOST:
+        return targets.named(targets.HOST).default(search.OPT_LEVEL)
+    return tune_default.tuned_default()
 
 
 def merged(base: tuple[str, ...], options: list[str]) -> list[str]:
@@ -201,7 +213,7 @@ def summary(results: dict, names: list[str]) -> dict[str, dict]:
 @engine_option
 def main(sample: str, count: int, jobs: int, backend: str) -> None:
     """Measure every option set of OPTION_SETS on top of the tuned default."""
-    default = tune_default.tuned_default()
+    default = swept_default()
     if not default:
         raise click.ClickException("no tuned default yet: run `python -m mlcc.learn.candidates tune-default`")
     manifest = search.load_manifest()

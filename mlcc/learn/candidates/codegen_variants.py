@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mlcc import knobs
-from mlcc.learn.candidates import codegen_sweep, tune_default
+from mlcc.learn.candidates import codegen_sweep
 from mlcc.learn.report.targets_report import size_summary
 from mlcc.learn.search import budget, search
 
@@ -128,7 +128,7 @@ def _units(sample: str, default: str) -> dict:
 @click.option("--count", default=MAX_VARIANTS, show_default=True, help="Variants at most.")
 def main(count: int) -> None:
     """Choose the target's code generation variants on the training units' sweep."""
-    default = tune_default.tuned_default()  # what the sweeps were measured on
+    default = codegen_sweep.swept_default()  # what the sweeps were measured on
     if not default:
         raise click.ClickException("no tuned default yet: run `python -m mlcc.learn.candidates tune-default`")
     sets = codegen_sweep.option_sets(search.TARGET, default)
