@@ -212,7 +212,7 @@ def summary(results: dict, names: list[str]) -> dict[str, dict]:
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
 @engine_option
 def main(sample: str, count: int, jobs: int, backend: str) -> None:
-    """Measure every option set of OPTION_SETS on top of the tuned default."""
+    """Measure every option set of `option_sets` on top of `swept_default()`."""
     default = swept_default()
     if not default:
         raise click.ClickException("no tuned default yet: run `python -m mlcc.learn.candidates tune-default`")
