@@ -487,3 +487,30 @@ def test_driver_speed_reads_a_process_cpu_from_proc() -> None:
     assert cpu is not None and cpu > 0
     assert bench_measure._process_cpu(2 ** 22 + 1) is None  # above any pid_max: no such process
     assert bench_measure._servers_cpu(None) == 0.0
+
+
+def _section(target: str, suite: str, gain: float, geomean: float) -> dict:
+    return {"target": target, "suite": suite, "rows": {},
+            "total": {"projects": 1, "files": 10, "skipped": 0, "bytes_clang": 1000,
+                      "bytes_mlcc": round(1000 * (1 - gain / 100)), "bytes_gain": gain,
+                      "geomean_gain": geomean, "code_clang": 500, "code_mlcc": 500, "code_gain": 0.0,
+                      "files_smaller": 10, "files_same": 0, "files_larger": 0, "units": 10, "mlcc_failed": 0,
+                      "model_pipelines": 0, "fallbacks": 0,
+                      "cpu_ratio": None, "reasons": {}}}
+
+
+def test_room_rows_hold_each_target_to_its_share_of_a_small_room_or_to_the_absolute_bar() -> None:
+    sections = [_section("thumbv7m", "objects", 2.0, 3.0), _section("thumbv7m", "objects-trials", 2.7, 4.0),
+                _section("thumbv7m", "objects-search", 3.0, 4.0),
+                _section("riscv32", "objects", 4.5, 4.0), _section("riscv32", "objects-trials", 5.0, 5.0),
+                _section("riscv32", "objects-search", 6.0, 6.0),
+                _section("thumbv6m", "objects", 2.0, 2.0)]  # no search: no row
+    rows = {r[0]: r for r in bench_report.room_rows(sections)}
+    assert set(rows) == {"thumbv7m", "riscv32"}
+    # a room under 5 %: 2.0 of 3.0 is 67 % (< 80 %), 2.7 of 3.0 is 90 % (met)
+    assert rows["thumbv7m"][4] == "67%" and rows["thumbv7m"][5] == "75%" and rows["thumbv7m"][7] == "90%"
+    assert rows["thumbv7m"][8].startswith("not met / met")
+    # a room of 5 % or more: the absolute bars, 4.5 ≥ 4 and 5.0 < 6
+    assert rows["riscv32"][8].startswith("met / not met")
+    lines = bench_report.cross_lines({"identity": {}, "invocations": []}, sections)
+    assert "| " + " | ".join(rows["thumbv7m"]) + " |" in lines
