@@ -116,9 +116,20 @@ def decide(job: UnitJob, builder: UnitBuilder,
         decision = model.Decision(built.pipeline.name, decision.source + f", search of {len(sizes)}",
                                   decision.ranked, decision.scores, decision.via)
     elif settings.trials and not settings.pipeline:
-        trials = [job.pipeline(name) for name in trial_pipelines(decision, settings.trials)]
-        built, sizes = builder.best_of(trials)
-        decision = model.Decision(built.pipeline.name, decision.source + f", best of {len(sizes)} trials",
+        names = trial_pipelines(decision, settings.trials)
+        variants, also = single_shot_builds(decision, job) if not job.plan.lto else ((), ())
+        if variants or also:
+            # trials keep at least what single-shot would: its default and the default's
+            # code generation variants are built too (one more opt run), and the default
+            # wins ties with what trials build after it
+            trials = [job.pipeline(n) for n in dict.fromkeys((*names, *also)) if n != decision.pipeline]
+            built, sizes, _ = builder.best_generation(
+                job.pipeline(decision.pipeline), [job.pipeline(v) for v in variants], trials)
+            note = f", best of {len(sizes)} builds: {len(trials)} trials and single-shot's"
+        else:
+            built, sizes = builder.best_of([job.pipeline(name) for name in names])
+            note = f", best of {len(sizes)} trials"
+        decision = model.Decision(built.pipeline.name, decision.source + note,
                                   decision.ranked, decision.scores, decision.via)
     elif not settings.pipeline and not job.plan.lto and any(extra := single_shot_builds(decision, job)):
         variants, also = extra

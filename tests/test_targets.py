@@ -256,6 +256,26 @@ def test_one_opt_run_serves_the_default_and_its_variants(tmp_path):
     assert sum(p.startswith("opt") for p in programs) == 1 + others, programs
 
 
+@pytest.mark.parametrize("name", [t for t in targets.table() if targets.named(t).variants("z")])
+def test_trials_keep_at_least_what_single_shot_builds(name, tmp_path):
+    """On a target whose single-shot builds more than its default (code generation
+    variants, clang's pipeline), `-fmlcc-trials=K` builds those too: its object is never
+    larger than single-shot's, and its log says so."""
+    from mlcc.objective import object_size
+
+    target = targets.named(name)
+    work = _work(tmp_path)
+    log = tmp_path / "log.jsonl"
+    flags = [*target.flags, "-Oz", "-c", SOURCE, f"-fmlcc-log={log}"]
+    for argv in ([*flags, "-o", "single.o"], [*flags, "-o", "trials.o", "-fmlcc-trials=4"]):
+        proc = _run([MLCC, *argv], work, tmp_path)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+    single, trials = [json.loads(line) for line in log.read_text().splitlines()]
+    assert object_size(work / "trials.o") <= object_size(work / "single.o")
+    built = int(re.search(r", best of (\d+) builds: \d+ trials and single-shot's$", trials["decision"]).group(1))
+    assert built >= 1 + len(target.trial_sets("z")[-1])
+
+
 def test_codegen_variants_can_be_turned_off(tmp_path):
     """`-fmlcc-no-codegen-variants` (MLCC_CODEGEN_VARIANTS=0): the default alone, its bytes,
     one code generation; the decision cache keeps the two apart."""
