@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mlcc.errors import ToolFailed
 from mlcc.process import run_tool
 
 
@@ -67,8 +68,31 @@ def reads_profile(clang_text: str) -> bool:
     return any(name in clang_text.replace("(", ",").split(",") for name in PROFILE_READERS)
 
 
+# Passes of mlcc's own pass plugin (mlcc/plugin/mlcc-pipeline.cpp) a pipeline may name:
+# opt runs them with the plugin loaded, clang with the plugin route.
+PLUGIN_PASSES = ("mlcc-inline-linkonce",)
+
+
+def names_plugin_pass(pipeline: str) -> bool:
+    return any(name in pipeline for name in PLUGIN_PASSES)
+
+
+def plugin_args(opt: str, pipeline: str) -> tuple[str, ...]:
+    """opt's arguments to load mlcc's pass plugin when `pipeline` names one of its passes;
+    ToolFailed (the pipeline cannot run, as when opt fails) when it is not built."""
+    if not names_plugin_pass(pipeline):
+        return ()
+    from mlcc import plugin_build
+    from mlcc.toolchain import find
+    found = plugin_build.installed(find("clang"))
+    if found is None:
+        raise ToolFailed([opt], 1, "mlcc's pass plugin is not built for this LLVM "
+                         "(python -m mlcc.plugin_build); the pipeline names one of its passes")
+    return (f"-load-pass-plugin={found}",)
+
+
 def run_opt(opt: str, pipeline: str, bitcode_in: str, bitcode_out: str, *,
             target_flags=(), timeout=None) -> None:
     """Optimize `bitcode_in` with the new-pass-manager `pipeline` (opt's text); stderr is captured."""
-    run_tool([opt, *target_flags, f"-passes={pipeline}", bitcode_in, "-o", bitcode_out],
-             timeout=timeout, capture_stderr=True)
+    run_tool([opt, *plugin_args(opt, pipeline), *target_flags, f"-passes={pipeline}", bitcode_in,
+              "-o", bitcode_out], timeout=timeout, capture_stderr=True)

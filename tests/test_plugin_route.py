@@ -223,3 +223,73 @@ def test_several_builds_of_a_unit_give_what_opt_and_clang_give(tmp_path, plugin,
     assert one["pipeline"] == apart["pipeline"] and one["decision"] == apart["decision"]
     assert one["opt runs"] < apart["opt runs"], (one["opt runs"], apart["opt runs"])
     assert (tmp_path / ("one-" + out)).read_bytes() == (tmp_path / ("apart-" + out)).read_bytes()
+
+
+CXX_SOURCE = r"""
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+struct Item { std::string name; int weight; };
+std::map<std::string, int> index(const std::vector<Item> &items) {
+  std::map<std::string, int> m;
+  for (const Item &i : items) m[i.name] += i.weight;
+  return m;
+}
+int main(int argc, char **argv) {
+  std::vector<Item> items;
+  for (int i = 1; i < argc; i++) items.push_back({argv[i], i});
+  std::map<std::string, int> m = index(items);
+  std::printf("%zu %d\n", m.size(), m.empty() ? 0 : m.begin()->second);
+  return 0;
+}
+"""
+
+
+def _linkonce_functions(obj: Path) -> set[str]:
+    """The weak (COMDAT, linkonce_odr) functions an object defines."""
+    nm = shutil.which("llvm-nm-19") or "llvm-nm"
+    out = subprocess.run([nm, "--defined-only", str(obj)], capture_output=True, text=True, check=True).stdout
+    return {line.split()[2] for line in out.splitlines() if len(line.split()) == 3 and line.split()[1] == "W"}
+
+
+@needs_plugin
+def test_the_inline_linkonce_knob_runs_mlccs_pass_in_clang_and_in_opt_alike(tmp_path, plugin):
+    """`inline-linkonce` names a pass of mlcc's plugin: the plugin route runs it inside
+    clang, the three-process route loads the plugin into opt; the objects are the same
+    bytes, smaller than clang's pipeline's, with fewer linkonce_odr copies, and the
+    program does what clang's does."""
+    from mlcc.objective import object_size
+
+    (tmp_path / "u.cpp").write_text(CXX_SOURCE)
+    knob = "-fmlcc-pipeline=clang[inline-linkonce]"
+    one = _compile(tmp_path, "u.cpp", "one.o", "-Oz", knob)
+    apart = _compile(tmp_path, "u.cpp", "apart.o", "-Oz", knob, "-fmlcc-no-plugin")
+    plain = _compile(tmp_path, "u.cpp", "plain.o", "-Oz", "-fmlcc-pipeline=clang")
+    assert one["route"] == "plugin" and apart["route"] == "opt+clang"
+    assert one["fallback"] is None and apart["fallback"] is None
+    assert (tmp_path / "one.o").read_bytes() == (tmp_path / "apart.o").read_bytes()
+    assert object_size(tmp_path / "one.o") < object_size(tmp_path / "plain.o")
+    assert len(_linkonce_functions(tmp_path / "one.o")) < len(_linkonce_functions(tmp_path / "plain.o"))
+    outputs = []
+    for obj in ("one.o", "plain.o"):
+        subprocess.run(["clang++-19", obj, "-o", f"{obj}.prog"], cwd=tmp_path, check=True)
+        outputs.append(subprocess.run([f"./{obj}.prog", "b", "a", "b"], cwd=tmp_path,
+                                      capture_output=True, text=True).stdout)
+    assert outputs[0] == outputs[1] == "2 2\n"
+
+
+@needs_plugin
+def test_a_pipeline_naming_a_plugin_pass_without_the_plugin_gets_clangs_object(tmp_path, plugin):
+    """No plugin built for this LLVM: opt cannot run the pipeline, so the unit gets clang's
+    own pipeline, as for any pipeline that fails, with one `mlcc:` warning."""
+    (tmp_path / "u.cpp").write_text(CXX_SOURCE)
+    code = ("import sys; from mlcc import plugin_build; plugin_build.installed = lambda clang: None; "
+            "from mlcc.cli import main_cxx; sys.argv = ['mlcc++', *sys.argv[1:]]; main_cxx()")
+    done = subprocess.run([sys.executable, "-c", code, "-Oz", "-fmlcc-pipeline=clang[inline-linkonce]",
+                           "-c", "u.cpp", "-o", "u.o"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env=mlcc_env(None, MLCC_NO_CACHE="1"))
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) <= 1
+    subprocess.run(["clang++-19", "-Oz", "-c", "u.cpp", "-o", "c.o"], cwd=tmp_path, check=True)
+    assert (tmp_path / "u.o").read_bytes() == (tmp_path / "c.o").read_bytes()

@@ -15,9 +15,14 @@
 // the three-process way instead.
 // mlcc/plugin_build.py builds it; tests/test_plugin_route.py holds the objects
 // byte-identical to the three-process route.
+//
+// It also gives pipelines a pass of mlcc's own, in clang (named in the chosen
+// pipeline) and in opt (-load-pass-plugin): `mlcc-inline-linkonce`, see below.
 
 #include "llvm/Analysis/LazyCallGraph.h"
 #include "llvm/Analysis/LoopInfo.h"
+#include "llvm/IR/Function.h"
+#include "llvm/IR/InstrTypes.h"
 #include "llvm/IR/LLVMContext.h"
 #include "llvm/IR/Module.h"
 #include "llvm/IR/PassInstrumentation.h"
@@ -32,6 +37,46 @@
 using namespace llvm;
 
 namespace {
+
+// `mlcc-inline-linkonce`: marks `alwaysinline` every linkonce_odr function (a C++
+// template or in-class method) that the unit calls from one call site only and that
+// has at most InlineLinkonceMaxInstructions instructions, unless an attribute already
+// decides its inlining. LLVM's inliner gives its bonus for the last call only to
+// functions of local linkage; a linkonce_odr function inlined at its one call is
+// dropped from the object as well. Measured per object and linked in docs/MODEL.md
+// (issue 28, "per-function inlining hints"; scripts/inline_hint_rule.py).
+constexpr unsigned InlineLinkonceMaxInstructions = 60;
+
+class InlineLinkonce : public PassInfoMixin<InlineLinkonce> {
+public:
+  PreservedAnalyses run(Module &M, ModuleAnalysisManager &) {
+    bool Changed = false;
+    for (Function &F : M) {
+      if (F.isDeclaration() || !F.hasLinkOnceODRLinkage() ||
+          F.hasFnAttribute(Attribute::NoInline) || F.hasFnAttribute(Attribute::AlwaysInline) ||
+          F.hasFnAttribute(Attribute::OptimizeNone) ||
+          F.getInstructionCount() > InlineLinkonceMaxInstructions)
+        continue;
+      unsigned Calls = 0;
+      for (User *U : F.users())
+        if (auto *Call = dyn_cast<CallBase>(U); Call && Call->getCalledOperand() == &F)
+          ++Calls;
+      if (Calls == 1) {
+        F.addFnAttr(Attribute::AlwaysInline);
+        Changed = true;
+      }
+    }
+    return Changed ? PreservedAnalyses::none() : PreservedAnalyses::all();
+  }
+};
+
+bool parseMlccPass(StringRef Name, ModulePassManager &MPM,
+                   ArrayRef<PassBuilder::PipelineElement>) {
+  if (Name != "mlcc-inline-linkonce")
+    return false;
+  MPM.addPass(InlineLinkonce());
+  return true;
+}
 
 // Set once the chosen pipeline has run: clang's own passes are skipped after it.
 bool ChosenPipelineDone = false;
@@ -91,6 +136,7 @@ LLVMContext *contextOf(Any &IR) {
 }
 
 void registerCallbacks(PassBuilder &PB) {
+  PB.registerPipelineParsingCallback(parseMlccPass);
   const char *Text = std::getenv("MLCC_PLUGIN_PASSES");
   if (Text == nullptr || *Text == '\0')
     return;
