@@ -55,7 +55,10 @@ def test_every_knob_changes_clangs_pipeline_and_opt_accepts_it(unit, knob):
         names = {e.split("<", 1)[0] for e in tuned.replace("(", ",").replace(")", ",").split(",")}
         assert edit["drop"] in {e.split("<", 1)[0] for e in text.replace("(", ",").split(",")}
         assert edit["drop"] not in names
-    subprocess.run([OPT19, f"-passes={tuned}", str(bc), "-disable-output"], check=True)
+    # a pass of mlcc's own plugin (inline-linkonce) runs with the plugin loaded, as mlcc runs opt
+    from mlcc import pipeline
+    subprocess.run([OPT19, *pipeline.plugin_args(OPT19, tuned), f"-passes={tuned}", str(bc),
+                    "-disable-output"], check=True)
 
 
 def test_an_appended_pass_runs_after_the_whole_tuned_pipeline():
