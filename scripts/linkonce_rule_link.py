@@ -8,7 +8,10 @@ with one call site and at most 60 instructions, then compiles with
 `-mllvm -forceattrs-csv-path=` naming them `alwaysinline`), and compares the linked
 artifacts and the objects with mlcc's objective (`objective.object_size`).
 
-    python scripts/linkonce_rule_link.py --project muparser --src DIR --workdir DIR
+    python scripts/linkonce_rule_link.py --project muparser --src DIR --workdir DIR [--mlcc]
+
+With `--mlcc` the two builds are mlcc++'s: x86-64's -Oz default forced, and the same
+with the `inline-linkonce` knob (the rule as mlcc's plugin pass runs it).
 
 `--src` is an unpacked source tree of the project (the bench's, e.g.
 /work/bench-work-s42b/muparser/clang-Oz/src); writes
@@ -98,13 +101,31 @@ def main() -> int:
     parser.add_argument("--project", default="muparser")
     parser.add_argument("--src", required=True, type=Path)
     parser.add_argument("--workdir", required=True, type=Path)
+    parser.add_argument("--mlcc", action="store_true",
+                        help="compare mlcc++'s x86-64 -Oz default with and without the "
+                             "inline-linkonce knob (mlcc's plugin pass) instead")
     args = parser.parse_args()
-    wrapper = args.workdir / "rule-cxx"
     args.workdir.mkdir(parents=True, exist_ok=True)
-    wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {Path(__file__).resolve()} cc \"$@\"\n")
-    wrapper.chmod(0o755)
-    result = {"project": args.project, "rule": "linkonce-one-call-small"}
-    for name, cxx in (("clang", shutil.which(CLANGXX)), ("rule", str(wrapper))):
+    if args.mlcc:
+        sys.path.insert(0, str(HERE.parent))
+        from mlcc import targets
+        default = targets.named("x86_64").default("z")
+        with_knob = default[:-1] + ",inline-linkonce]"
+        compilers = []
+        for name, pipe in (("clang", default), ("rule", with_knob)):
+            wrapper = args.workdir / f"{name}-cxx"
+            wrapper.write_text(f"#!/bin/sh\nexec {shutil.which('mlcc++')} '-fmlcc-pipeline={pipe}' \"$@\"\n")
+            wrapper.chmod(0o755)
+            compilers.append((name, str(wrapper)))
+        result = {"project": args.project, "rule": "inline-linkonce", "baseline": default,
+                  "with": with_knob}
+    else:
+        wrapper = args.workdir / "rule-cxx"
+        wrapper.write_text(f"#!/bin/sh\nexec {sys.executable} {Path(__file__).resolve()} cc \"$@\"\n")
+        wrapper.chmod(0o755)
+        compilers = [("clang", shutil.which(CLANGXX)), ("rule", str(wrapper))]
+        result = {"project": args.project, "rule": "linkonce-one-call-small"}
+    for name, cxx in compilers:
         build(args.src, args.workdir / name, cxx)
         result[name] = sizes(args.workdir / name)
     for kind in ("objects", "linked"):
@@ -115,7 +136,7 @@ def main() -> int:
         print(f"{kind}: {len(common)} files, clang {ca}, with the rule {cb}, gain {result[f'{kind}_gain_pct']} %")
         for f in common:
             print(f"  {f}: {a[f]} -> {b[f]}")
-    out = HERE.parent / "models" / "data" / f"linkonce-rule-link-{args.project}.json"
+    out = HERE.parent / "models" / "data" / f"linkonce-rule-link-{'mlcc-' if args.mlcc else ''}{args.project}.json"
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"wrote {out}")
     return 0
