@@ -34,8 +34,8 @@ import click
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from inline_hint_room import DECIDED, DEFINE, hint_sets, hintable  # noqa: E402
-from mlcc import knobs, passes  # noqa: E402
+from inline_hint_room import DECIDED, DEFINE, bounded_defaults, hint_sets, hintable  # noqa: E402
+from mlcc import knobs  # noqa: E402
 from mlcc.toolchain import find  # noqa: E402
 from mlcc.learn.corpus.layout import Layout  # noqa: E402
 from mlcc.learn.measure import Unit, generate, optimize, prepare  # noqa: E402
@@ -126,17 +126,9 @@ def main(language: str, jobs: int) -> None:
     manifest = {u["id"]: u for s in ("train", "validation") for u in search.units_of(search.load_manifest(), s)}
     rows = {r["unit"]: r for v in data["samples"].values() for r in v["rows"]}
     todo = [r for r in rows.values() if r["best"] < r["default"]]
-    # the default under the slow passes' bound, as the room study ran it (the committed
-    # feature table copied, so that it stays as `train` made it)
-    with tempfile.TemporaryDirectory(prefix="mlcc-hints-") as tmp:
-        table = Path(tmp) / "features.jsonl.gz"
-        if search.FEATURES_TABLE.exists():
-            table.write_bytes(search.FEATURES_TABLE.read_bytes())
-        counts = search.slow_pass_sizes([manifest[r["unit"]] for r in todo], search.corpus_bitcode(layout),
-                                        table)
-    work = [(str(search.unit_dir(layout, manifest[r["unit"]]["project"])), r["unit"],
-             passes.bounded(data["default"], counts.get(r["unit"])), data["trials"], data["seed"], r["best"])
-            for r in todo]
+    bounded = bounded_defaults([manifest[r["unit"]] for r in todo], data["default"], layout)
+    work = [(str(search.unit_dir(layout, manifest[r["unit"]]["project"])), r["unit"], bounded[r["unit"]],
+             data["trials"], data["seed"], r["best"]) for r in todo if r["unit"] in bounded]
     print(f"{len(work)} units to reduce", flush=True)
     with ProcessPoolExecutor(jobs) as pool:
         for out in pool.map(_reduce, work, chunksize=1):

@@ -40,14 +40,15 @@ from pathlib import Path
 import click
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from mlcc import knobs, passes, targets  # noqa: E402
 from mlcc.toolchain import find  # noqa: E402
 from mlcc.learn.corpus.layout import Layout  # noqa: E402
 from mlcc.learn.measure import Unit, generate, optimize, prepare  # noqa: E402
 from mlcc.learn.paths import MODELS  # noqa: E402
-from mlcc.learn.report.targets_report import size_summary  # noqa: E402
 from mlcc.learn.search import search  # noqa: E402
+from per_function_room import gains  # noqa: E402
 
 PROBABILITIES = (0.02, 0.05, 0.1, 0.2)
 HINTS = ("noinline", "alwaysinline")
@@ -130,12 +131,16 @@ def _unit_row(args) -> dict | None:
             "hints": hints_given, "default_seconds": round(seconds, 3)}
 
 
-def gains(rows: list[dict], key: str) -> dict:
-    """Total gain, geometric mean of per-project gains and files larger than clang's when
-    each unit's size is its `key` (`targets_report.size_summary`)."""
-    s = size_summary(rows, lambda r: r[key])
-    return {"total_gain_pct": round(s["total"], 3), "project_geomean_gain_pct": round(s["geomean"], 3),
-            "larger": s["larger"]}
+def bounded_defaults(units: list[dict], default: str, layout: Layout) -> dict[str, str]:
+    """Each unit's `default` as the driver runs it, its slow passes bounded by the unit's
+    instruction count (from a copy of the committed feature table, which stays as `train`
+    made it); units without a count are left out."""
+    with tempfile.TemporaryDirectory(prefix="mlcc-hints-") as tmp:
+        table = Path(tmp) / "features.jsonl.gz"
+        if search.FEATURES_TABLE.exists():
+            table.write_bytes(search.FEATURES_TABLE.read_bytes())
+        counts = search.slow_pass_sizes(units, search.corpus_bitcode(layout), table)
+    return {unit: passes.bounded(default, n) for unit, n in counts.items()}
 
 
 @click.command()
@@ -157,19 +162,13 @@ def main(language: str, trials: int, jobs: int, limit: int, seed: int) -> None:
         units = [u for u in search.units_of(manifest, sample) if u["language"] == language]
         if limit and len(units) > limit:
             units = sorted(random.Random(seed).sample(units, limit), key=lambda u: u["id"])
-        with tempfile.TemporaryDirectory(prefix="mlcc-hints-") as tmp:
-            table = Path(tmp) / "features.jsonl.gz"
-            # the instruction counts of the committed feature table, which stays as `train` made it
-            if search.FEATURES_TABLE.exists():
-                table.write_bytes(search.FEATURES_TABLE.read_bytes())
-            counts = search.slow_pass_sizes(units, search.corpus_bitcode(layout), table)
+        bounded = bounded_defaults(units, default, layout)
         work = []
         for u in units:
             clang = store.get(u["id"], {}).get("clang")
             directory = search.unit_dir(layout, u["project"])
-            if clang and u["id"] in counts and (directory / f"{u['id']}.bc").exists():
-                work.append((str(directory), u["id"], u["project"],
-                             passes.bounded(default, counts[u["id"]]), clang, trials, seed))
+            if clang and u["id"] in bounded and (directory / f"{u['id']}.bc").exists():
+                work.append((str(directory), u["id"], u["project"], bounded[u["id"]], clang, trials, seed))
         print(f"{name} {language} {sample}: {len(work)} units", flush=True)
         start = time.perf_counter()
         with ProcessPoolExecutor(jobs) as pool:

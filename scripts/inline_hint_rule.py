@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from inline_hint_reduce import function_facts  # noqa: E402
-from inline_hint_room import gains  # noqa: E402
-from mlcc import knobs, passes, targets  # noqa: E402
+from inline_hint_room import bounded_defaults, gains  # noqa: E402
+from mlcc import knobs, targets  # noqa: E402
 from mlcc.learn.corpus.layout import Layout  # noqa: E402
 from mlcc.learn.measure import Unit, generate, optimize, prepare  # noqa: E402
 from mlcc.learn.paths import MODELS  # noqa: E402
@@ -156,14 +156,10 @@ def main(language: str, jobs: int) -> None:
     result = {"target": name, "language": language, "default": default, "rules": list(RULES), "samples": {}}
     for sample in ("train", "validation"):
         units = [u for u in search.units_of(manifest, sample) if u["language"] == language]
-        with tempfile.TemporaryDirectory(prefix="mlcc-hints-") as tmp:
-            table = Path(tmp) / "features.jsonl.gz"
-            if search.FEATURES_TABLE.exists():
-                table.write_bytes(search.FEATURES_TABLE.read_bytes())
-            counts = search.slow_pass_sizes(units, search.corpus_bitcode(layout), table)
-        work = [(str(search.unit_dir(layout, u["project"])), u["id"], u["project"],
-                 passes.bounded(default, counts[u["id"]]), store[u["id"]]["clang"])
-                for u in units if store.get(u["id"], {}).get("clang") and u["id"] in counts]
+        bounded = bounded_defaults(units, default, layout)
+        work = [(str(search.unit_dir(layout, u["project"])), u["id"], u["project"], bounded[u["id"]],
+                 store[u["id"]]["clang"])
+                for u in units if store.get(u["id"], {}).get("clang") and u["id"] in bounded]
         with ProcessPoolExecutor(jobs) as pool:
             rows = [r for r in pool.map(_unit_row, work, chunksize=1) if r]
         summary = {key: gains(rows, key) for key in ("default", *RULES)}
