@@ -459,6 +459,7 @@ def render_markdown(results: dict, sections: list[dict], plots: dict[str, str],
             "mlcc-tool bench --profile quick   # three small projects, -Oz single-shot and warm rebuild",
             "mlcc-tool bench --driver-speed    # the driver alone, tiny file and sqlite3.c",
             "mlcc-tool bench --profile cross   # other targets: every project's units for thumbv7m, thumbv6m, riscv32; CMake projects linked for aarch64",
+            "mlcc-tool bench --profile cross --cross-suite objects-search   # the room: -fmlcc-search=20 on the same units (20 builds a unit)",
             "```", "",
             "Results accumulate in `docs/bench-results.json` (`--json PATH`), committed with "
             "this page: `mlcc-tool bench --report` writes it and the README's headline again; an interrupted run "
