@@ -26,7 +26,10 @@ from mlcc.objective import object_size
 SOURCES = sorted((Path(__file__).resolve().parent / "demo").glob("*.c"))
 
 # What -fmlcc-verbose prints for each file: "mlcc: FILE: PIPELINE (DECISION, ...)".
-VERBOSE_LINE = re.compile(r"^mlcc: (?P<source>.*): (?P<pipeline>\S+) \((?P<decision>[^,)]*)", re.M)
+# the decision: up to its first note (", ...") or the line's closing parenthesis; it may
+# hold parentheses of its own ("x86_64 default (its model ranks only trials and search)")
+VERBOSE_LINE = re.compile(r"^mlcc: (?P<source>.*): (?P<pipeline>\S+) \((?P<decision>[^,\n]*?)(?:,[^\n]*)?\)$",
+                          re.M)
 
 
 def compile_one(argv: list[str]) -> tuple[float, str]:
