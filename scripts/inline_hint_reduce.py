@@ -20,8 +20,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
-import subprocess
 import sys
 import tempfile
 from collections import Counter
@@ -34,49 +32,20 @@ import click
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from inline_hint_room import DECIDED, DEFINE, bounded_defaults, hint_sets, hintable  # noqa: E402
+from inline_hint_room import bounded_defaults, function_facts, hint_sets, hintable  # noqa: E402
 from mlcc import knobs  # noqa: E402
-from mlcc.toolchain import find  # noqa: E402
 from mlcc.learn.corpus.layout import Layout  # noqa: E402
 from mlcc.learn.measure import Unit, generate, optimize, prepare  # noqa: E402
 from mlcc.learn.paths import MODELS  # noqa: E402
 from mlcc.learn.search import search  # noqa: E402
-
-LINKAGE = re.compile(r"^define (internal|private|linkonce_odr|linkonce|weak_odr|weak|available_externally)?")
-
-
-def function_facts(bitcode: str) -> dict[str, dict]:
-    """Per defined function: linkage, instructions, call sites naming it, inlinehint, and
-    whether an attribute already decides its inlining (`decided`)."""
-    text = subprocess.run([find("opt"), "-S", bitcode, "-o", "-"], capture_output=True, text=True,
-                          check=True).stdout
-    groups = dict(re.findall(r"^attributes (#\d+) = \{ (.*) \}$", text, re.M))
-    facts, current = {}, None
-    for line in text.splitlines():
-        m = DEFINE.match(line)
-        if m:
-            attrs = line + " " + " ".join(groups.get(g, "") for g in m.group(2).split())
-            current = m.group(1)
-            facts[current] = {"linkage": (LINKAGE.match(line).group(1) or "external"),
-                              "instructions": 0, "inlinehint": "inlinehint" in attrs, "calls": 0,
-                              "decided": bool(DECIDED.search(attrs))}
-        elif line.startswith("}"):
-            current = None
-        elif current and line.startswith("  ") and not line.lstrip().startswith(";"):
-            facts[current]["instructions"] += 1
-    calls = Counter(re.findall(r"(?:call|invoke) [^@]*@([A-Za-z0-9_.$]+)\(", text))
-    for name, n in calls.items():
-        if name in facts:
-            facts[name]["calls"] = n
-    return facts
-
 
 def _reduce(args) -> dict | None:
     unit_dir, unit_id, default, trials, seed, target_size = args
     unit = Unit.load(Path(unit_dir), unit_id)
     with tempfile.TemporaryDirectory(prefix="mlcc-hints-") as tmp:
         prep = prepare(unit, tmp)
-        names = hintable(prep.bitcode)
+        facts = function_facts(prep.bitcode)
+        names = hintable(facts)
         codegen_args = knobs.codegen_args(default, unit.codegen_args)
         builds = 0
 
@@ -111,7 +80,6 @@ def _reduce(args) -> dict | None:
                 s = size(rest)
                 if s is not None and s <= best:
                     kept, best = rest, s
-        facts = function_facts(prep.bitcode)
     return {"unit": unit_id, "reproduced": True, "reduced_size": best, "builds": builds,
             "kept": [{"function": n, "hint": h, **facts.get(n, {})} for n, h in kept]}
 

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -55,23 +56,39 @@ HINTS = ("noinline", "alwaysinline")
 # attributes that already decide inlining, or forbid the other hint
 DECIDED = re.compile(r"\b(noinline|alwaysinline|optnone)\b")
 DEFINE = re.compile(r"^define [^@]*@([A-Za-z0-9_.$]+)\(.*?\)[^{]*?((?:#\d+ ?)*)\{?\s*$")
-GROUP = re.compile(r"^attributes (#\d+) = \{ (.*) \}$")
+GROUP = re.compile(r"^attributes (#\d+) = \{ (.*) \}$", re.M)
+LINKAGE = re.compile(r"^define (internal|private|linkonce_odr|linkonce|weak_odr|weak|available_externally)?")
+CALL = re.compile(r"(?:call|invoke) [^@]*@([A-Za-z0-9_.$]+)\(")
 
 
-def hintable(bitcode: str) -> list[str]:
-    """The unit's functions a hint may be given to."""
+def function_facts(bitcode: str) -> dict[str, dict]:
+    """Per defined function, in the unit's order: linkage, instructions, call sites naming
+    it, inlinehint, and whether an attribute already decides its inlining (`decided`)."""
     text = subprocess.run([find("opt"), "-S", bitcode, "-o", "-"], capture_output=True, text=True,
                           check=True).stdout
-    groups = {m.group(1): m.group(2) for m in map(GROUP.match, text.splitlines()) if m}
-    names = []
+    groups = dict(GROUP.findall(text))
+    facts, current = {}, None
     for line in text.splitlines():
         m = DEFINE.match(line)
-        if not m:
-            continue
-        attrs = line + " " + " ".join(groups.get(g, "") for g in m.group(2).split())
-        if not DECIDED.search(attrs):
-            names.append(m.group(1))
-    return names
+        if m:
+            attrs = line + " " + " ".join(groups.get(g, "") for g in m.group(2).split())
+            current = m.group(1)
+            facts[current] = {"linkage": (LINKAGE.match(line).group(1) or "external"),
+                              "instructions": 0, "inlinehint": "inlinehint" in attrs, "calls": 0,
+                              "decided": bool(DECIDED.search(attrs))}
+        elif line.startswith("}"):
+            current = None
+        elif current and line.startswith("  ") and not line.lstrip().startswith(";"):
+            facts[current]["instructions"] += 1
+    for name, n in Counter(CALL.findall(text)).items():
+        if name in facts:
+            facts[name]["calls"] = n
+    return facts
+
+
+def hintable(facts: dict[str, dict]) -> list[str]:
+    """The unit's functions a hint may be given to (`function_facts` of its bitcode)."""
+    return [name for name, f in facts.items() if not f["decided"]]
 
 
 def hint_sets(names: list[str], trials: int, rng: random.Random) -> list[list[tuple[str, str]]]:
@@ -96,7 +113,7 @@ def _unit_row(args) -> dict | None:
     with tempfile.TemporaryDirectory(prefix="mlcc-hints-") as tmp:
         try:
             prep = prepare(unit, tmp)
-            names = hintable(prep.bitcode)
+            names = hintable(function_facts(prep.bitcode))
         except Exception:  # a unit whose tools fail is left out
             return None
         codegen_args = knobs.codegen_args(default, unit.codegen_args)

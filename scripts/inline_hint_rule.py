@@ -32,8 +32,7 @@ import click
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from inline_hint_reduce import function_facts  # noqa: E402
-from inline_hint_room import bounded_defaults, gains  # noqa: E402
+from inline_hint_room import bounded_defaults, function_facts, gains  # noqa: E402
 from mlcc import knobs, targets  # noqa: E402
 from mlcc.learn.corpus.layout import Layout  # noqa: E402
 from mlcc.learn.measure import Unit, generate, optimize, prepare  # noqa: E402

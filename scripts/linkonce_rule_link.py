@@ -39,7 +39,7 @@ def compile_with_rule(argv: list[str]) -> int:
     sys.path.insert(0, str(HERE))
     if "-c" not in argv or "-o" not in argv:
         return subprocess.call([CLANGXX, *argv])
-    from inline_hint_reduce import function_facts
+    from inline_hint_room import function_facts
     from inline_hint_rule import RULES
 
     rule = RULES["linkonce-one-call-small"]

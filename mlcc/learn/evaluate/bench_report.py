@@ -766,16 +766,14 @@ def room_rows(sections: list[dict]) -> list[tuple[str, ...]]:
             return t[key] / room[key] if t and room[key] > 0 else None
 
         if room["bytes_gain"] < SMALL_ROOM_PCT:
-            met = [share(single), share(trials)]
-            verdict = " / ".join(
-                "—" if m is None else ("met" if m >= bar else "not met")
-                for m, bar in zip(met, ROOM_SHARES))
-            verdict = f"{verdict} (room under {SMALL_ROOM_PCT:g} %: {ROOM_SHARES[0]:.0%} / {ROOM_SHARES[1]:.0%})"
+            reached, bars = [share(single), share(trials)], ROOM_SHARES
+            rule = f"room under {SMALL_ROOM_PCT:g} %: {ROOM_SHARES[0]:.0%} / {ROOM_SHARES[1]:.0%}"
         else:
-            verdict = " / ".join(
-                "—" if t is None else ("met" if t["bytes_gain"] >= bar else "not met")
-                for t, bar in zip((single, trials), ABSOLUTE_BARS))
-            verdict = f"{verdict} ({ABSOLUTE_BARS[0]:g} % / {ABSOLUTE_BARS[1]:g} %)"
+            reached, bars = [t and t["bytes_gain"] for t in (single, trials)], ABSOLUTE_BARS
+            rule = f"{ABSOLUTE_BARS[0]:g} % / {ABSOLUTE_BARS[1]:g} %"
+        verdict = " / ".join("—" if r is None else ("met" if r >= bar else "not met")
+                             for r, bar in zip(reached, bars))
+        verdict = f"{verdict} ({rule})"
 
         def pct(x: float | None) -> str:
             return "—" if x is None else f"{x:.0%}"

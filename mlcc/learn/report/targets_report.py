@@ -150,7 +150,8 @@ def room_rows(level: str) -> list[str]:
         # trials as the driver builds them: clang's pipeline and the largest trial set (the
         # search's first evaluations, `starts`), and, where single-shot builds more than the
         # default, single-shot's builds too
-        largest = len(targets.named(name).trial_sets(level)[-1]) if targets.named(name).trial_sets(level) else 0
+        sets = targets.named(name).trial_sets(level)
+        largest = len(sets[-1]) if sets else 0
         if largest and all(r.get("starts", 0) == 2 + largest for r in rows_):
             trials = size_summary(rows_, lambda r: min(min(x for x in r["sizes"][:2 + largest] if x),
                                                        single_shot(r) if varied else math.inf))["total"]
