@@ -61,3 +61,37 @@ def test_the_room_summary_weighs_projects_and_counts_larger_files():
     assert single["larger"] == 1 and round(single["total"], 3) == round(100 * (1 - 1110 / 1200), 3)
     # project a: 1010/1100, project b: 1.0
     assert round(single["geomean"], 3) == round(100 * (1 - (1010 / 1100) ** 0.5), 3)
+
+
+def test_a_search_from_an_earlier_default_scores_what_the_target_ships_now(tmp_path, monkeypatch):
+    """When the room's search started from a default the target no longer ships, the
+    room table takes single-shot and trials from the shipped configuration's own builds,
+    and the room is the smaller of the search's best and those builds."""
+    from mlcc.learn.report import targets_report
+    from mlcc.learn.search import budget
+
+    searched = tmp_path / "search.json"
+    searched.write_text(json.dumps({"model": "default:earlier", "rows": [
+        # clang, the earlier default, then the search's other evaluations
+        {"unit": "u1", "project": "a", "clang": 1000, "clang_data": 0, "sizes": [1000, 990, 950]},
+        {"unit": "u2", "project": "b", "clang": 100, "clang_data": 0, "sizes": [100, 99, 98]},
+        {"unit": "u3", "project": "b", "clang": 100, "clang_data": 0, "sizes": [100, 90, 90]}]}))
+    result = tmp_path / "default.json"
+    result.write_text(json.dumps({"checked": {"validation": {"trials": {"total_gain_pct": 0.0}}}}))
+    monkeypatch.setattr(targets_report, "budget_file", lambda name, level: searched)
+    monkeypatch.setattr(targets_report, "result_file", lambda name, level: result)
+    thumb = targets_report.targets.named("thumbv7m")  # it builds clang's pipeline too (`also`)
+    monkeypatch.setattr(targets_report.targets, "table", lambda: {"thumbv7m": thumb})
+    monkeypatch.setattr(budget, "model_digest", lambda name, level: "default:now")
+    # u3 lacks a measurement of the shipped configuration: left out
+    monkeypatch.setattr(targets_report, "shipped_builds", lambda name, level: {
+        "u1": {"default": 940, "single": 930, "trials": [960, 920]},
+        "u2": {"default": 101, "single": 99, "trials": [100, 100]}})
+    cells = [c.strip() for c in targets_report.room_rows("z")[2].split("|")[1:-1]]
+    assert cells[0].startswith("thumbv7m (searched from an earlier default") and cells[1] == "2"
+    # room: u1 min(950, 920) = 920, u2 98; default alone 940 + 101; single-shot 930 + 99
+    assert cells[3] == f"{100 * (1 - 1018 / 1100):+.2f} %"
+    assert cells[5] == f"{100 * (1 - 1041 / 1100):+.2f} %" and cells[7] == "1"
+    assert cells[9] == f"{100 * (1 - 1029 / 1100):+.2f} %" and cells[11] == "0"
+    # trials: clang's, the largest set and single-shot's builds: 920 + 99
+    assert cells[13] == f"{100 * (1 - 1019 / 1100):+.2f} %"
