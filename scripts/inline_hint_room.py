@@ -148,6 +148,26 @@ def _unit_row(args) -> dict | None:
             "hints": hints_given, "default_seconds": round(seconds, 3)}
 
 
+def language_sample(manifest: dict, sample: str, language: str, limit: int, seed: int) -> list[dict]:
+    """The units of `sample` in `language`: at most `limit` of them, seeded (0: all)."""
+    units = [u for u in search.units_of(manifest, sample) if u["language"] == language]
+    if limit and len(units) > limit:
+        units = sorted(random.Random(seed).sample(units, limit), key=lambda u: u["id"])
+    return units
+
+
+def on_disk(units: list[dict], store: dict, layout: Layout) -> list[tuple[str, dict, int]]:
+    """(directory, unit, clang's size) of each unit whose clang size the measurement
+    table (`store`, by unit) has and whose bitcode the corpus holds."""
+    out = []
+    for u in units:
+        clang = store.get(u["id"], {}).get("clang")
+        directory = search.unit_dir(layout, u["project"])
+        if clang and (directory / f"{u['id']}.bc").exists():
+            out.append((str(directory), u, clang))
+    return out
+
+
 def bounded_defaults(units: list[dict], default: str, layout: Layout) -> dict[str, str]:
     """Each unit's `default` as the driver runs it, its slow passes bounded by the unit's
     instruction count (from a copy of the committed feature table, which stays as `train`
@@ -176,16 +196,10 @@ def main(language: str, trials: int, jobs: int, limit: int, seed: int) -> None:
     result = {"target": name, "language": language, "default": default, "trials": trials,
               "probabilities": list(PROBABILITIES), "seed": seed, "samples": {}}
     for sample in ("train", "validation"):
-        units = [u for u in search.units_of(manifest, sample) if u["language"] == language]
-        if limit and len(units) > limit:
-            units = sorted(random.Random(seed).sample(units, limit), key=lambda u: u["id"])
+        units = language_sample(manifest, sample, language, limit, seed)
         bounded = bounded_defaults(units, default, layout)
-        work = []
-        for u in units:
-            clang = store.get(u["id"], {}).get("clang")
-            directory = search.unit_dir(layout, u["project"])
-            if clang and u["id"] in bounded and (directory / f"{u['id']}.bc").exists():
-                work.append((str(directory), u["id"], u["project"], bounded[u["id"]], clang, trials, seed))
+        work = [(directory, u["id"], u["project"], bounded[u["id"]], clang, trials, seed)
+                for directory, u, clang in on_disk(units, store, layout) if u["id"] in bounded]
         print(f"{name} {language} {sample}: {len(work)} units", flush=True)
         start = time.perf_counter()
         with ProcessPoolExecutor(jobs) as pool:

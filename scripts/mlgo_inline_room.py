@@ -49,6 +49,7 @@ from mlcc.learn.measure import Unit, _plan, prepare  # noqa: E402
 from mlcc.learn.paths import MODELS  # noqa: E402
 from mlcc.learn.search import search  # noqa: E402
 from mlcc.objective import object_size  # noqa: E402
+from inline_hint_room import language_sample, on_disk  # noqa: E402
 from per_function_room import gains  # noqa: E402
 
 PROBABILITIES = (0.005, 0.02, 0.05, 0.2)
@@ -183,15 +184,9 @@ def main(language: str, trials: int, jobs: int, limit: int, seed: int) -> None:
     result = {"target": name, "language": language, "pipeline": "clang's own -Oz", "trials": trials,
               "probabilities": list(PROBABILITIES), "seed": seed, "samples": {}}
     for sample in ("train", "validation"):
-        units = [u for u in search.units_of(manifest, sample) if u["language"] == language]
-        if limit and len(units) > limit:
-            units = sorted(random.Random(seed).sample(units, limit), key=lambda u: u["id"])
-        work = []
-        for u in units:
-            clang = store.get(u["id"], {}).get("clang")
-            directory = search.unit_dir(layout, u["project"])
-            if clang and (directory / f"{u['id']}.bc").exists():
-                work.append((str(directory), u["id"], u["project"], clang, trials, seed))
+        units = language_sample(manifest, sample, language, limit, seed)
+        work = [(directory, u["id"], u["project"], clang, trials, seed)
+                for directory, u, clang in on_disk(units, store, layout)]
         print(f"{name} {language} {sample}: {len(work)} units", flush=True)
         start = time.perf_counter()
         with ProcessPoolExecutor(jobs) as pool:
