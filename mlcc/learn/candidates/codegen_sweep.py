@@ -129,7 +129,9 @@ def option_sets(target: str, default: str) -> dict[str, list[str]]:
     table = knobs.table()
     undo = {WITHOUT + k: [] for k in knobs.knobs_of(default) if table[k].get("codegen")}
     if target == targets.HOST:
-        return {**OPTION_SETS, **undo}
+        # the outliner's reruns and ext-TSP placement act on x86-64 too; global merging does not
+        neutral = {k: v for k, v in TARGET_SETS.items() if not k.startswith(("no-global", "global"))}
+        return {**OPTION_SETS, **undo, **neutral}
     own = {"thumbv7m": ARM_SETS, "thumbv6m": ARM_SETS, "riscv32": RISCV_SETS}.get(target, {})
     neutral = {k: v for k, v in OPTION_SETS.items() if k not in _X86_ONLY}
     return {**neutral, **undo, **TARGET_SETS, **own}
