@@ -514,3 +514,29 @@ def test_room_rows_hold_each_target_to_its_share_of_a_small_room_or_to_the_absol
     assert rows["riscv32"][8].startswith("met / not met")
     lines = bench_report.cross_lines({"identity": {}, "invocations": []}, sections)
     assert "| " + " | ".join(rows["thumbv7m"]) + " |" in lines
+
+
+def test_the_cross_section_has_plots_as_the_x86_64_section_has(tmp_path: Path) -> None:
+    """Per target the gain of every project in each suite, the per-file gains of
+    single-shot and each suite's CPU ratio: three PNG files, linked from the section."""
+    def section(target: str, suite: str, gain: float, cpu: float | None) -> dict:
+        s = _section(target, suite, gain, gain)
+        row = {**s["total"], "ok": True, "files": 2, "bytes_gain": gain, "language": "c"}
+        s["rows"] = {"zlib": row, "lua": {**row, "bytes_gain": -gain / 2},
+                     "gone": {"ok": False, "language": "c", "error": "make failed"}}
+        s["total"].update(file_gains=[gain, -0.5, 0.0], cpu_ratio=cpu)
+        return s
+
+    sections = [section("thumbv7m", "objects", 2.0, 3.4), section("thumbv7m", "objects-trials", 2.6, 7.3),
+                section("riscv32", "objects", 2.3, 3.6), section("aarch64", "linked", 5.6, None)]
+    written = bench_report.write_cross_plots(sections, tmp_path / "img")
+    assert [p.name for p in written.values()] == list(bench_report.CROSS_PLOT_TITLES.values())
+    for path in written.values():
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+    plots = {title: f"img/{path.name}" for title, path in written.items()}
+    lines = bench_report.cross_lines({"identity": {}, "invocations": []}, sections, plots)
+    assert "![CPU per target and suite](img/bench-cross-cpu.png)" in lines
+    # no timed suite: no CPU plot; nothing to compare: no plots at all
+    untimed = bench_report.write_cross_plots(sections[-1:], tmp_path / "untimed")
+    assert list(untimed) == ["size gain per project and target", "distribution of per-file gains per target"]
+    assert bench_report.write_cross_plots([], tmp_path / "none") == {} and not (tmp_path / "none").exists()

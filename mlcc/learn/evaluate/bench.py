@@ -51,7 +51,7 @@ from mlcc.learn.evaluate.bench_builds import (BUILD_TREE, LEVELS, MODE_TITLES, P
                                               configs_for, corpus_packages, load_projects,
                                               select_projects)
 from mlcc.learn.evaluate.bench_measure import driver_speed, loadavg, now_utc
-from mlcc.learn.evaluate.bench_report import (PLOT_FILES, cross_lines, fmt_seconds, print_tables,
+from mlcc.learn.evaluate.bench_report import (CROSS_PLOT_TITLES, PLOT_FILES, cross_lines, fmt_seconds, print_tables,
                                               render_markdown, summarize, summarize_cross, write_plots)
 from mlcc.learn.paths import REPO
 
@@ -217,7 +217,9 @@ def cross_section(projects) -> list[str] | None:
         results = json.loads(DEFAULT_CROSS_RESULTS.read_text())
     except (OSError, ValueError):
         return None
-    return cross_lines(results, summarize_cross(results.get("runs", {}), projects))
+    img = default_markdown().parent / "img"
+    plots = {title: f"img/{name}" for title, name in CROSS_PLOT_TITLES.items() if (img / name).exists()}
+    return cross_lines(results, summarize_cross(results.get("runs", {}), projects), plots)
 
 
 def write_readme_headline(results: dict, sections: list[dict], written: dict[str, Path]) -> bool:

@@ -53,7 +53,7 @@ from mlcc.learn.evaluate.bench_builds import (PROFILES, Config, Project, build, 
 from mlcc.learn.evaluate.bench_measure import (aggregate_log, find_objects, loadavg, now_utc,
                                                parse_log, sizes)
 from mlcc.learn.evaluate.bench_report import (cross_lines, print_cross_tables, summarize_cross,
-                                              write_cross_section)
+                                              write_cross_plots, write_cross_section)
 
 CROSS_FORMAT = 1
 LEVEL = "-Oz"
@@ -441,8 +441,14 @@ def run(*, only: Sequence[str] = (), json_path: Path = DEFAULT_CROSS_RESULTS, ma
     print_cross_tables(console, sections)
     console.print(f"results: {json_path}")
     if write_docs:
-        write_cross_section(markdown, cross_lines(results, sections))
-        console.print(f"wrote the cross section of {markdown}")
+        plots = {}
+        try:
+            written = write_cross_plots(sections, markdown.parent / "img")
+            plots = {t: os.path.relpath(p, markdown.parent) for t, p in written.items()}
+        except ImportError:
+            console.print("[yellow]matplotlib is missing (pip install -e '.[learn]'): no plots[/]")
+        write_cross_section(markdown, cross_lines(results, sections, plots))
+        console.print(f"wrote the cross section of {markdown}" + (f" and {len(plots)} plots" if plots else ""))
     failed = any(not r["ok"] for s in sections for r in s["rows"].values())
     return 1 if failed else 0
 

@@ -822,8 +822,9 @@ def cross_notes(section: dict) -> list[str]:
     return notes
 
 
-def cross_lines(results: dict, sections: list[dict]) -> list[str]:
-    """The cross profile's section of docs/BENCHMARKS.md, from its results file and summary."""
+def cross_lines(results: dict, sections: list[dict], plots: dict[str, str] | None = None) -> list[str]:
+    """The cross profile's section of docs/BENCHMARKS.md, from its results file and summary
+    (`plots`: title -> path relative to the page)."""
     from mlcc import targets
 
     builds = [i for i in results.get("invocations", []) if i.get("kind") == "build"]
@@ -869,6 +870,9 @@ def cross_lines(results: dict, sections: list[dict]) -> list[str]:
                 f"{ROOM_SHARES[1]:.0%} of the search's total.", ""]
         out += _md_table(ROOM_HEADER, room, left=1)
         out += [""]
+    if plots:
+        out += [f"![{title}]({path})" for title, path in plots.items()]
+        out += [""]
     for section in sections:
         out += [f"### {section['target']}, {SUITE_TITLES[section['suite']]}", ""]
         out += _md_table(CROSS_HEADER, cross_rows(section), left=2)
@@ -877,6 +881,95 @@ def cross_lines(results: dict, sections: list[dict]) -> list[str]:
         if notes:
             out += [*notes, ""]
     return out
+
+
+CROSS_PLOT_TITLES = {"size gain per project and target": "bench-cross-gain.png",
+                     "distribution of per-file gains per target": "bench-cross-file-gains.png",
+                     "CPU per target and suite": "bench-cross-cpu.png"}
+# what each suite is called on the plots: single-shot is `objects` (`linked` for a linked target)
+SUITE_LABELS = {"objects": "single-shot", "objects-client": "single-shot, client",
+                "objects-trials": "trials K=4", "objects-search": "search of 20", "linked": "single-shot, linked"}
+
+
+def write_cross_plots(sections: list[dict], directory: Path) -> dict[str, Path]:
+    """The cross profile's plots, as the x86-64 profile has them: per target, each
+    project's gain in every suite; the per-file gains of single-shot, a line per target;
+    and each suite's CPU over clang's. Returns {title: path}. Needs matplotlib (mlcc[learn])."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sections = [s for s in sections if s["total"].get("files")]
+    if not sections:
+        return {}
+    directory.mkdir(parents=True, exist_ok=True)
+    written: dict[str, Path] = {}
+    by_target: dict[str, list[dict]] = {}
+    for s in sections:
+        by_target.setdefault(s["target"], []).append(s)
+
+    fig, axes = plt.subplots(len(by_target), 1, figsize=(9, 2.8 * len(by_target)), squeeze=False)
+    for ax, (target, group) in zip(axes[:, 0], by_target.items()):
+        names = [n for n in dict.fromkeys(n for s in group for n, r in s["rows"].items()
+                                          if r["ok"] and r["files"])]
+        width = 0.8 / len(group)
+        for i, s in enumerate(group):
+            values = [(s["rows"].get(n) or {}).get("bytes_gain") or 0.0 for n in names]
+            ax.bar([j + i * width for j in range(len(names))], values, width,
+                   label=SUITE_LABELS.get(s["suite"], s["suite"]))
+        ax.axhline(0, color="black", linewidth=0.8)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(names))], names, rotation=20, ha="right")
+        ax.set_ylabel("% smaller")
+        ax.set_title(f"{target}: size gain per project against clang-19 -Oz", fontsize=10)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    title = "size gain per project and target"
+    written[title] = path = directory / CROSS_PLOT_TITLES[title]
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    single = [s for s in sections if s["suite"] in ("objects", "linked")]
+    every = [abs(g) for s in single for g in s["total"]["file_gains"]]
+    hi = min(max(max(every, default=0.0), 0.5), 10.0)
+    step = 2 * hi / 40
+    bins = [-hi - step / 2 + k * step for k in range(42)]  # a bin centred on 0
+    for s in single:
+        gains = [min(max(g, -hi), hi) for g in s["total"]["file_gains"]]
+        ax.hist(gains, bins=bins, histtype="step", linewidth=1.5,
+                label=f"{s['target']} {SUITE_LABELS[s['suite']]} ({len(gains)} files with bytes)")
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel(f"% smaller than clang-19 (clipped to ±{hi:.3g}%)")
+    ax.set_ylabel("files")
+    ax.set_title("Per-file size gain, single-shot")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    title = "distribution of per-file gains per target"
+    written[title] = path = directory / CROSS_PLOT_TITLES[title]
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+    timed = [s for s in sections if s["total"].get("cpu_ratio")]
+    if timed:
+        suites = [x for x in SUITES if any(s["suite"] == x for s in timed)]
+        fig, ax = plt.subplots(figsize=(8, 4))
+        width = 0.8 / len(suites)
+        for i, suite in enumerate(suites):
+            ratios = {s["target"]: s["total"]["cpu_ratio"] for s in timed if s["suite"] == suite}
+            ax.bar([j + i * width for j in range(len(by_target))], [ratios.get(t, 0.0) for t in by_target],
+                   width, label=SUITE_LABELS[suite])
+        ax.axhline(1, color="black", linewidth=0.8)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(by_target))], list(by_target))
+        ax.set_ylabel("mlcc CPU / clang CPU")
+        ax.set_title("Compile CPU against clang-19, per target and suite")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        title = "CPU per target and suite"
+        written[title] = path = directory / CROSS_PLOT_TITLES[title]
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+    return written
 
 
 def cross_block(lines: list[str]) -> list[str]:
