@@ -540,3 +540,22 @@ def test_the_cross_section_has_plots_as_the_x86_64_section_has(tmp_path: Path) -
     untimed = bench_report.write_cross_plots(sections[-1:], tmp_path / "untimed")
     assert list(untimed) == ["size gain per project and target", "distribution of per-file gains per target"]
     assert bench_report.write_cross_plots([], tmp_path / "none") == {} and not (tmp_path / "none").exists()
+
+
+def test_the_cross_section_breaks_mlccs_cpu_down_by_stage_as_the_x86_64_section_does() -> None:
+    run = {"ok": True, "target": "riscv32", "suite": "objects", "units": 3, "duplicates": 0, "skipped": {},
+           "mlcc_failed": {}, "clang": {"objects": {"a.o": 100, "b.o": 50}, "code": {"a.o": 80, "b.o": 40}, "cpu": 2.0},
+           "mlcc": {"objects": {"a.o": 90, "b.o": 50}, "code": {"a.o": 70, "b.o": 40}, "cpu": 7.0,
+                    "log": {"stages": {"frontend": 0.5, "codegen": 4.0, "opt": 1.0}, "output_hits": 1}}}
+    project = bench_builds.Project(name="p", package="p", language="c")
+    linked = {**run, "target": "aarch64", "suite": "linked", "clang": {"artifacts": {"x": 10}, "cpu": 1.0},
+              "mlcc": {"artifacts": {"x": 9}, "cpu": 2.0}}
+    sections = bench_report.summarize_cross({"p|riscv32|objects": run, "p|aarch64|linked": linked}, [project])
+    rows = bench_report.cross_time_rows(sections)
+    assert len(rows) == 1  # the linked build's CPU is the whole build's: no stages
+    row = dict(zip(bench_report.CROSS_TIME_HEADER, rows[0]))
+    assert (row["target"], row["suite"], row["objects from the output cache"]) == ("riscv32", "objects", "1")
+    assert row["codegen"] == bench_report.fmt_seconds(4.0) and row["model"] == bench_report.fmt_seconds(0.0)
+    assert row["CPU mlcc/clang"] == bench_report.fmt_ratio(3.5)
+    lines = bench_report.cross_lines({"identity": {}, "invocations": []}, sections)
+    assert "| " + " | ".join(rows[0]) + " |" in lines

@@ -644,7 +644,8 @@ def summarize_cross_run(run: dict | None) -> dict:
         row.update(units=run["units"] - run["duplicates"], skipped=len(run["skipped"]),
                    mlcc_failed=len(run["mlcc_failed"]), model_pipelines=log.get("model_pipelines", 0),
                    fallbacks=log.get("fallbacks", 0), reasons=skip_reasons(run["skipped"]),
-                   cpu_clang=run["clang"].get("cpu"), cpu_mlcc=run["mlcc"].get("cpu"))
+                   cpu_clang=run["clang"].get("cpu"), cpu_mlcc=run["mlcc"].get("cpu"),
+                   stages=dict(log.get("stages") or {}), output_hits=log.get("output_hits", 0))
         row["cpu_ratio"] = _ratio(row["cpu_mlcc"], row["cpu_clang"])
     else:
         clang, mlcc = run["clang"], run["mlcc"]
@@ -704,6 +705,11 @@ def _cross_totals(rows: list[dict]) -> dict:
     # runs recorded before the bench timed compiles have no CPU: no ratio unless all do
     total["cpu_ratio"] = (_ratio(sum(r["cpu_mlcc"] for r in timed), sum(r["cpu_clang"] for r in timed))
                           if timed and len(timed) == len(rows) else None)
+    if timed and len(timed) == len(rows):
+        total["cpu_clang"] = sum(r["cpu_clang"] for r in timed)
+        total["cpu_mlcc"] = sum(r["cpu_mlcc"] for r in timed)
+    total["stages"] = {stage: sum(r.get("stages", {}).get(stage, 0.0) for r in rows) for stage in STAGES}
+    total["output_hits"] = sum(r.get("output_hits", 0) for r in rows)
     total["bytes_gain"] = gain(total["bytes_clang"], total["bytes_mlcc"])
     total["code_gain"] = gain(total["code_clang"], total["code_mlcc"])
     total["geomean_gain"] = geomean_gain(rows, key="bytes")
@@ -737,6 +743,26 @@ def cross_summary_rows(sections: list[dict]) -> list[tuple[str, ...]]:
                     fmt_gain(t["code_gain"]),
                     f"{t['files_smaller']}/{t['files_same']}/{t['files_larger']}",
                     fmt_ratio(t.get("cpu_ratio"))))
+    return out
+
+
+CROSS_TIME_HEADER = ("target", "suite", "clang CPU", "mlcc CPU",
+                     *(STAGE_TITLES[stage] for stage in STAGES), "objects from the output cache",
+                     "CPU mlcc/clang")
+
+
+def cross_time_rows(sections: list[dict]) -> list[tuple[str, ...]]:
+    """One row per target and suite whose compiles were timed: clang's and mlcc's CPU
+    seconds and mlcc's stages summed over its units (wall seconds inside each mlcc
+    process, from `MLCC_LOG`), as the x86-64 profile's build time tables have them."""
+    out = []
+    for s in sections:
+        t = s["total"]
+        if t.get("cpu_clang") is None or s["suite"] == "linked":
+            continue
+        out.append((s["target"], s["suite"], fmt_seconds(t["cpu_clang"]), fmt_seconds(t["cpu_mlcc"]),
+                    *(fmt_seconds(t["stages"][stage]) for stage in STAGES), str(t["output_hits"]),
+                    fmt_ratio(t["cpu_ratio"])))
     return out
 
 
@@ -860,6 +886,19 @@ def cross_lines(results: dict, sections: list[dict], plots: dict[str, str] | Non
            ""]
     out += _md_table(CROSS_SUMMARY_HEADER, cross_summary_rows(sections), left=2)
     out += [""]
+    times = cross_time_rows(sections)
+    if times:
+        out += ["CPU seconds of the paired files' compiles, and mlcc's seconds per stage summed over "
+                "its units from `MLCC_LOG` (front end to bitcode, target probe, model or the "
+                "default's instruction count, opt, code generation with opt's work inside clang "
+                "where the pass plugin runs it, fallback to clang's pipeline). Stage times are "
+                "wall-clock inside each mlcc process: with two compiles at a time they include "
+                "waiting for a CPU, and can add up to more than the CPU seconds. *objects from the output cache*: units whose "
+                "bitcode and pipeline an earlier compile of the same run had (libtool compiling a "
+                "source twice, with flags the target drops or that change nothing), whose object "
+                "mlcc's output cache gave; clang compiles those again.", ""]
+        out += _md_table(CROSS_TIME_HEADER, times, left=2)
+        out += [""]
     room = room_rows(sections)
     if room:
         out += ["The room, per target: each unit's best of mlcc's own 20-evaluation search "
@@ -1004,6 +1043,14 @@ def print_cross_tables(console, sections: list[dict]) -> None:
     for row in cross_summary_rows(sections):
         table.add_row(*row)
     console.print(table)
+    times = cross_time_rows(sections)
+    if times:
+        table = Table(title="CPU and mlcc's stages, other targets")
+        for i, h in enumerate(CROSS_TIME_HEADER):
+            table.add_column(h, justify="right" if i > 1 else "left")
+        for row in times:
+            table.add_row(*row)
+        console.print(table)
     room = room_rows(sections)
     if room:
         table = Table(title="the room: what single-shot and trials reach of -fmlcc-search=20")
