@@ -472,6 +472,40 @@ PLOT_FILES = {"gain": "bench-gain.png", "files": "bench-file-gains.png",
               "time": "bench-time.png", "driver": "bench-driver.png"}
 
 
+def _grouped_bars(ax, names: list[str], series: list[tuple[str, list[float]]], rotation: int = 0) -> None:
+    """A group of bars per name, a bar per (label, values) in each, named below the group."""
+    width = 0.8 / max(len(series), 1)
+    for i, (label, values) in enumerate(series):
+        ax.bar([j + i * width for j in range(len(names))], values, width, label=label)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(names))], names, rotation=rotation,
+                  ha="right" if rotation else "center")
+
+
+def _save(plt, fig, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _file_gain_histogram(plt, series: list[tuple[str, list[float]]], title: str, ylabel: str,
+                         path: Path) -> None:
+    """A step histogram per (label, per-file gains), over the range the gains span
+    (at most ±10 %, the rest clipped to its ends), with a bin centred on 0."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    every = [abs(g) for _, gains in series for g in gains]
+    hi = min(max(max(every, default=0.0), 0.5), 10.0)
+    step = 2 * hi / 40
+    bins = [-hi - step / 2 + k * step for k in range(42)]
+    for label, gains in series:
+        ax.hist([min(max(g, -hi), hi) for g in gains], bins=bins, histtype="step", linewidth=1.5, label=label)
+    ax.axvline(0, color="black", linewidth=0.8)
+    ax.set_xlabel(f"% smaller than clang-19 (clipped to ±{hi:.3g}%)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    _save(plt, fig, path)
+
+
 def write_plots(sections: list[dict], speed: dict | None, directory: Path) -> dict[str, Path]:
     """PNG plots of the summary; returns {title: path}. Needs matplotlib (mlcc[learn])."""
     import matplotlib
@@ -501,24 +535,10 @@ def write_plots(sections: list[dict], speed: dict | None, directory: Path) -> di
         plt.close(fig)
         written["size gain per project"] = path
 
-        fig, ax = plt.subplots(figsize=(7, 4))
-        every = [abs(g) for s in sections for g in s["total"]["file_gains"]]
-        hi = min(max(max(every, default=0.0), 0.5), 10.0)  # the range the gains span, at most ±10%
-        step = 2 * hi / 40
-        bins = [-hi - step / 2 + k * step for k in range(42)]  # a bin centred on 0
-        for s in sections:
-            gains = [min(max(g, -hi), hi) for g in s["total"]["file_gains"]]
-            ax.hist(gains, bins=bins, histtype="step", linewidth=1.5,
-                    label=f"{s['level']} {MODE_TITLES[s['mode']]} ({len(gains)} files)")
-        ax.axvline(0, color="black", linewidth=0.8)
-        ax.set_xlabel(f"% smaller than clang-19 (clipped to ±{hi:.3g}%)")
-        ax.set_ylabel("object files")
-        ax.set_title("Per-file size gain")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
         path = directory / PLOT_FILES["files"]
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        _file_gain_histogram(plt, [(f"{s['level']} {MODE_TITLES[s['mode']]} ({len(g)} files)", g)
+                                   for s in sections for g in [s["total"]["file_gains"]]],
+                             "Per-file size gain", "object files", path)
         written["distribution of per-file gains"] = path
 
         s = sections[0]
@@ -952,62 +972,38 @@ def write_cross_plots(sections: list[dict], directory: Path) -> dict[str, Path]:
     for ax, (target, group) in zip(axes[:, 0], by_target.items()):
         names = [n for n in dict.fromkeys(n for s in group for n, r in s["rows"].items()
                                           if r["ok"] and r["files"])]
-        width = 0.8 / len(group)
-        for i, s in enumerate(group):
-            values = [(s["rows"].get(n) or {}).get("bytes_gain") or 0.0 for n in names]
-            ax.bar([j + i * width for j in range(len(names))], values, width,
-                   label=SUITE_LABELS.get(s["suite"], s["suite"]))
+        _grouped_bars(ax, names, [(SUITE_LABELS.get(s["suite"], s["suite"]),
+                                   [(s["rows"].get(n) or {}).get("bytes_gain") or 0.0 for n in names])
+                                  for s in group], rotation=20)
         ax.axhline(0, color="black", linewidth=0.8)
-        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(names))], names, rotation=20, ha="right")
         ax.set_ylabel("% smaller")
         ax.set_title(f"{target}: size gain per project against clang-19 -Oz", fontsize=10)
         ax.legend(fontsize=7)
-    fig.tight_layout()
     title = "size gain per project and target"
     written[title] = path = directory / CROSS_PLOT_TITLES[title]
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(plt, fig, path)
 
-    fig, ax = plt.subplots(figsize=(7, 4))
-    single = [s for s in sections if s["suite"] in ("objects", "linked")]
-    every = [abs(g) for s in single for g in s["total"]["file_gains"]]
-    hi = min(max(max(every, default=0.0), 0.5), 10.0)
-    step = 2 * hi / 40
-    bins = [-hi - step / 2 + k * step for k in range(42)]  # a bin centred on 0
-    for s in single:
-        gains = [min(max(g, -hi), hi) for g in s["total"]["file_gains"]]
-        ax.hist(gains, bins=bins, histtype="step", linewidth=1.5,
-                label=f"{s['target']} {SUITE_LABELS[s['suite']]} ({len(gains)} files with bytes)")
-    ax.axvline(0, color="black", linewidth=0.8)
-    ax.set_xlabel(f"% smaller than clang-19 (clipped to ±{hi:.3g}%)")
-    ax.set_ylabel("files")
-    ax.set_title("Per-file size gain, single-shot")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
     title = "distribution of per-file gains per target"
     written[title] = path = directory / CROSS_PLOT_TITLES[title]
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _file_gain_histogram(plt, [(f"{s['target']} {SUITE_LABELS[s['suite']]} ({len(g)} files with bytes)", g)
+                               for s in sections if s["suite"] in ("objects", "linked")
+                               for g in [s["total"]["file_gains"]]],
+                         "Per-file size gain, single-shot", "files", path)
 
     timed = [s for s in sections if s["total"].get("cpu_ratio")]
     if timed:
         suites = [x for x in SUITES if any(s["suite"] == x for s in timed)]
+        ratios = {(s["target"], s["suite"]): s["total"]["cpu_ratio"] for s in timed}
         fig, ax = plt.subplots(figsize=(8, 4))
-        width = 0.8 / len(suites)
-        for i, suite in enumerate(suites):
-            ratios = {s["target"]: s["total"]["cpu_ratio"] for s in timed if s["suite"] == suite}
-            ax.bar([j + i * width for j in range(len(by_target))], [ratios.get(t, 0.0) for t in by_target],
-                   width, label=SUITE_LABELS[suite])
+        _grouped_bars(ax, list(by_target), [(SUITE_LABELS[suite], [ratios.get((t, suite), 0.0) for t in by_target])
+                                            for suite in suites])
         ax.axhline(1, color="black", linewidth=0.8)
-        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(by_target))], list(by_target))
         ax.set_ylabel("mlcc CPU / clang CPU")
         ax.set_title("Compile CPU against clang-19, per target and suite")
         ax.legend(fontsize=8)
-        fig.tight_layout()
         title = "CPU per target and suite"
         written[title] = path = directory / CROSS_PLOT_TITLES[title]
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        _save(plt, fig, path)
     return written
 
 
