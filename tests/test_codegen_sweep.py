@@ -118,3 +118,17 @@ def test_the_sweep_builds_on_what_single_shot_runs(monkeypatch):
     monkeypatch.setattr(search, "TARGET", "thumbv7m")
     monkeypatch.setattr(tune_default, "tuned_default", lambda: "clang[no-lsr]")
     assert codegen_sweep.swept_default() == "clang[no-lsr]"
+
+
+def test_the_project_rule_keeps_one_data_heavy_project_from_deciding_the_variants():
+    # project p: one huge unit where x saves 1 %; projects q and r: small units where y saves 10 %
+    units = {"big": {"project": "p", "sizes": {"baseline": 1_000_000, "x": 990_000, "y": 1_000_000}},
+             "q1": {"project": "q", "sizes": {"baseline": 1_000, "x": 1_000, "y": 900}},
+             "r1": {"project": "r", "sizes": {"baseline": 1_000, "x": 1_000, "y": 900}}}
+    assert codegen_variants.greedy(units, ["x", "y"], 1) == ["x"]  # 10,000 bytes against 200
+    assert codegen_variants.greedy(units, ["x", "y"], 1, rule="project") == ["y"]  # 6.67 points against 0.33
+    assert codegen_variants.project_saved_pct(units, ["y"]) == pytest.approx(20 / 3)
+    assert codegen_variants.greedy(units, ["x", "y"], 2, rule="project") == ["y", "x"]
+    # each step must save MIN_STEP_PCT by the same rule: x adds a third of a point
+    assert codegen_variants.shipped(["y", "x"], units, rule="project") == ["y", "x"]
+    assert codegen_variants.shipped(["y", "x"], units) == []  # y saves 0.02 % of the total bytes

@@ -7,7 +7,9 @@ once and keep the smallest object (`codegen_variants` in mlcc/data/targets.toml)
 This step picks which variants, from the code generation sweep's sizes
 (`codegen-sweep --sample label --count 0`, every training unit): greedily, the
 option set that most lowers the training units' total bytes, each unit taking
-its smallest of the default and the sets chosen so far. Only sets that are knob
+its smallest of the default and the sets chosen so far. `--rule project` weighs
+each training project's saving equally instead (a data-heavy project no longer
+decides: docs/TARGETS.md); it writes a file of its own that nothing ships yet. Only sets that are knob
 edits of the default can ship (a knob of its own left out, or another knob
 added); the others are shown for what they would give.
 
@@ -60,24 +62,18 @@ def knob_edit(default: str, name: str, option_set: list[str], target: str) -> st
     return None
 
 
-def greedy(units: dict, names: list[str], count: int) -> list[str]:
-    """Up to `count` option sets, each the one that most lowers the total of every unit's
-    smallest size (ties: the earlier set); stops when none saves a byte."""
+def greedy(units: dict, names: list[str], count: int, rule: str = "total") -> list[str]:
+    """Up to `count` option sets, each the one that most raises `RULES[rule]` of the
+    units, each taking its smallest of the default and the sets chosen so far (ties: the
+    earlier set); stops when none raises it."""
+    score = RULES[rule]
     chosen: list[str] = []
-    best = {u: r["sizes"]["baseline"] for u, r in units.items()}
     for _ in range(count):
-        saved = {}
-        for name in names:
-            if name in chosen:
-                continue
-            saved[name] = sum(best[u] - min(best[u], r["sizes"].get(name) or best[u])
-                              for u, r in units.items())
+        now = score(units, chosen)
+        saved = {name: score(units, [*chosen, name]) - now for name in names if name not in chosen}
         if not saved or max(saved.values()) <= 0:
             break
-        pick = max(saved, key=lambda n: (saved[n], -names.index(n)))
-        chosen.append(pick)
-        for u, r in units.items():
-            best[u] = min(best[u], r["sizes"].get(pick) or best[u])
+        chosen.append(max(saved, key=lambda n: (saved[n], -names.index(n))))
     return chosen
 
 
@@ -93,12 +89,28 @@ def saved_pct(units: dict, chosen: list[str]) -> float:
     return 100.0 * (1 - sum(smallest(r, chosen) for r in units.values()) / base)
 
 
-def shipped(chosen: list[str], train_units: dict) -> list[str]:
+def project_saved_pct(units: dict, chosen: list[str]) -> float:
+    """`saved_pct` per project, averaged over the projects: a data-heavy project (one
+    whose units hold most of the bytes) weighs as much as any other."""
+    base: dict[str, int] = {}
+    best: dict[str, int] = {}
+    for r in units.values():
+        base[r["project"]] = base.get(r["project"], 0) + r["sizes"]["baseline"]
+        best[r["project"]] = best.get(r["project"], 0) + smallest(r, chosen)
+    return 100.0 * sum(1 - best[p] / base[p] for p in base) / len(base) if base else 0.0
+
+
+# What the greedy choice raises and the shipping step is measured in (`--rule`).
+RULES = {"total": saved_pct, "project": project_saved_pct}
+
+
+def shipped(chosen: list[str], train_units: dict, rule: str = "total") -> list[str]:
     """The first variants of `chosen` (greedy order) that each save MIN_STEP_PCT on
-    training on top of those before."""
+    training, by `RULES[rule]`, on top of those before."""
+    score = RULES[rule]
     kept: list[str] = []
     for name in chosen:
-        if saved_pct(train_units, [*kept, name]) - saved_pct(train_units, kept) < MIN_STEP_PCT:
+        if score(train_units, [*kept, name]) - score(train_units, kept) < MIN_STEP_PCT:
             break
         kept.append(name)
     return kept
@@ -126,7 +138,11 @@ def _units(sample: str, default: str) -> dict:
 
 @click.command()
 @click.option("--count", default=MAX_VARIANTS, show_default=True, help="Variants at most.")
-def main(count: int) -> None:
+@click.option("--rule", type=click.Choice(sorted(RULES)), default="total", show_default=True,
+              help="What the choice weighs: the training units' total bytes, or each training "
+                   "project's saving averaged over the projects. `project` writes "
+                   "codegen-variants-<target>-O<level>-project.json, which `ship-targets` does not read.")
+def main(count: int, rule: str) -> None:
     """Choose the target's code generation variants on the training units' sweep."""
     default = codegen_sweep.swept_default()  # what the sweeps were measured on
     if not default:
@@ -140,33 +156,37 @@ def main(count: int) -> None:
     rows = []
     ships: list[str] = []
     for label, names in (("knob edits", [n for n in sets if edits[n]]), ("any option set", list(sets))):
-        chosen = greedy(train_units, names, count)
+        chosen = greedy(train_units, names, count, rule)
         if label == "knob edits":
-            ships = shipped(chosen, train_units)
+            ships = shipped(chosen, train_units, rule)
         for k in range(len(chosen) + 1):
             rows.append({"from": label, "variants": chosen[:k],
                          "pipelines": [edits[n] for n in chosen[:k]] if label == "knob edits" else None,
                          "train_saved_pct": round(saved_pct(train_units, chosen[:k]), 3),
+                         "train_project_saved_pct": round(project_saved_pct(train_units, chosen[:k]), 3),
                          "validation_saved_pct": round(saved_pct(valid_units, chosen[:k]), 3),
                          "validation": against_clang(valid_units, clang, chosen[:k])})
-    out = search.DATA / f"codegen-variants-{search.TAG}.json"
-    out.write_text(json.dumps({"target": search.TARGET, "opt_level": search.OPT_LEVEL,
+    out = search.DATA / f"codegen-variants-{search.TAG}{'' if rule == 'total' else '-' + rule}.json"
+    out.write_text(json.dumps({"target": search.TARGET, "opt_level": search.OPT_LEVEL, "rule": rule,
                                "default": default, "train_units": len(train_units),
                                "validation_units": len(valid_units), "rows": rows,
                                "ships": [edits[n] for n in ships]}, indent=1) + "\n")
     table = Table(title=f"{search.TARGET} -O{search.OPT_LEVEL}: code generation variants chosen on "
                         f"{len(train_units)} training units, on {len(valid_units)} validation units")
-    for col in ("chosen from", "variants", "training: vs default %", "validation: vs default %",
+    for col in ("chosen from", "variants", "training: vs default %", "training: project mean %",
+                "validation: vs default %",
                 "vs clang %", "project geomean %", "larger than clang"):
         table.add_column(col)
     for r in rows:
         v = r["validation"]
         table.add_row(r["from"], ", ".join(r["variants"]) or "(the default alone)",
-                      f"{r['train_saved_pct']:+.2f}", f"{r['validation_saved_pct']:+.2f}",
+                      f"{r['train_saved_pct']:+.2f}", f"{r['train_project_saved_pct']:+.2f}",
+                      f"{r['validation_saved_pct']:+.2f}",
                       f"{v['total_pct']:+.2f}", f"{v['project_geomean_pct']:+.2f}",
                       f"{v['larger']} of {v['units']}")
     console = Console()
     (console if console.is_terminal else Console(width=200)).print(table)
     click.echo(f"ships {len(ships)} variant(s): {', '.join(ships) or 'none'} "
-               f"(each saves {MIN_STEP_PCT} % on training); `candidates ship-targets` writes them")
+               f"(each saves {MIN_STEP_PCT} % on training, rule {rule})"
+               + ("; `candidates ship-targets` writes them" if rule == "total" else ""))
     click.echo(f"-> {out}")
