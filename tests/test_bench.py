@@ -544,7 +544,8 @@ def test_the_cross_section_has_plots_as_the_x86_64_section_has(tmp_path: Path) -
 
 def test_the_cross_section_breaks_mlccs_cpu_down_by_stage_as_the_x86_64_section_does() -> None:
     run = {"ok": True, "target": "riscv32", "suite": "objects", "units": 3, "duplicates": 0, "skipped": {},
-           "mlcc_failed": {}, "clang": {"objects": {"a.o": 100, "b.o": 50}, "code": {"a.o": 80, "b.o": 40}, "cpu": 2.0},
+           "mlcc_failed": {},
+           "clang": {"objects": {"a.o": 100, "b.o": 50}, "code": {"a.o": 80, "b.o": 40}, "cpu": 2.0},
            "mlcc": {"objects": {"a.o": 90, "b.o": 50}, "code": {"a.o": 70, "b.o": 40}, "cpu": 7.0,
                     "log": {"stages": {"frontend": 0.5, "codegen": 4.0, "opt": 1.0}, "output_hits": 1}}}
     project = bench_builds.Project(name="p", package="p", language="c")

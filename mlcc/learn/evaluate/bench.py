@@ -51,8 +51,9 @@ from mlcc.learn.evaluate.bench_builds import (BUILD_TREE, LEVELS, MODE_TITLES, P
                                               configs_for, corpus_packages, load_projects,
                                               select_projects)
 from mlcc.learn.evaluate.bench_measure import driver_speed, loadavg, now_utc
-from mlcc.learn.evaluate.bench_report import (CROSS_PLOT_TITLES, PLOT_FILES, cross_lines, fmt_seconds, print_tables,
-                                              render_markdown, summarize, summarize_cross, write_plots)
+from mlcc.learn.evaluate.bench_report import (CROSS_PLOT_TITLES, PLOT_FILES, cross_lines, fmt_seconds,
+                                              print_tables, render_markdown, summarize, summarize_cross,
+                                              write_plots)
 from mlcc.learn.paths import REPO
 
 RESULTS_FORMAT = 1

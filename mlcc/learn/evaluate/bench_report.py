@@ -995,8 +995,8 @@ def write_cross_plots(sections: list[dict], directory: Path) -> dict[str, Path]:
         suites = [x for x in SUITES if any(s["suite"] == x for s in timed)]
         ratios = {(s["target"], s["suite"]): s["total"]["cpu_ratio"] for s in timed}
         fig, ax = plt.subplots(figsize=(8, 4))
-        _grouped_bars(ax, list(by_target), [(SUITE_LABELS[suite], [ratios.get((t, suite), 0.0) for t in by_target])
-                                            for suite in suites])
+        _grouped_bars(ax, list(by_target),
+                      [(SUITE_LABELS[suite], [ratios.get((t, suite), 0.0) for t in by_target]) for suite in suites])
         ax.axhline(1, color="black", linewidth=0.8)
         ax.set_ylabel("mlcc CPU / clang CPU")
         ax.set_title("Compile CPU against clang-19, per target and suite")
