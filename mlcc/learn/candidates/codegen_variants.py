@@ -9,9 +9,9 @@ This step picks which variants, from the code generation sweep's sizes
 option set that most lowers the training units' total bytes, each unit taking
 its smallest of the default and the sets chosen so far. `--rule project` weighs
 each training project's saving equally instead (a data-heavy project no longer
-decides: docs/TARGETS.md); it writes a file of its own that nothing ships yet. Only sets that are knob
-edits of the default can ship (a knob of its own left out, or another knob
-added); the others are shown for what they would give.
+decides: docs/TARGETS.md); it writes a file of its own that nothing ships yet.
+Only sets that are knob edits of the default can ship (a knob of its own left
+out, or another knob added); the others are shown for what they would give.
 
 The validation sweep (`--sample validation`) is read only to report: per number
 of variants, the total and per-project gains against clang's pipeline, and the
@@ -174,8 +174,7 @@ def main(count: int, rule: str) -> None:
     table = Table(title=f"{search.TARGET} -O{search.OPT_LEVEL}: code generation variants chosen on "
                         f"{len(train_units)} training units, on {len(valid_units)} validation units")
     for col in ("chosen from", "variants", "training: vs default %", "training: project mean %",
-                "validation: vs default %",
-                "vs clang %", "project geomean %", "larger than clang"):
+                "validation: vs default %", "vs clang %", "project geomean %", "larger than clang"):
         table.add_column(col)
     for r in rows:
         v = r["validation"]
