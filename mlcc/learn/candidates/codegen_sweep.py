@@ -119,6 +119,8 @@ RISCV_SETS = {
     "riscv-no-copy-propagation": ["-riscv-enable-copy-propagation=false"],
     "riscv-machine-combiner": ["-riscv-enable-machine-combiner"],
 }
+# x86-64 runs no global merge pass (the outliner's reruns and ext-TSP placement act there too)
+_NOT_X86 = ("no-global-merge", "global-merge-const", "global-merge-external-off")
 _X86_ONLY = ("early-ifcvt", "no-machine-combiner", "no-lea-opt", "no-avoid-sfb", "br-merging-off",
              "no-anyext-load-promotion", "no-call-frame-opt", "no-domain-reassignment", "fsrm-memcpy")
 
@@ -129,9 +131,7 @@ def option_sets(target: str, default: str) -> dict[str, list[str]]:
     table = knobs.table()
     undo = {WITHOUT + k: [] for k in knobs.knobs_of(default) if table[k].get("codegen")}
     if target == targets.HOST:
-        # the outliner's reruns and ext-TSP placement act on x86-64 too; global merging does not
-        neutral = {k: v for k, v in TARGET_SETS.items() if not k.startswith(("no-global", "global"))}
-        return {**OPTION_SETS, **undo, **neutral}
+        return {**OPTION_SETS, **undo, **{k: v for k, v in TARGET_SETS.items() if k not in _NOT_X86}}
     own = {"thumbv7m": ARM_SETS, "thumbv6m": ARM_SETS, "riscv32": RISCV_SETS}.get(target, {})
     neutral = {k: v for k, v in OPTION_SETS.items() if k not in _X86_ONLY}
     return {**neutral, **undo, **TARGET_SETS, **own}

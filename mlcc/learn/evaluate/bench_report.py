@@ -519,20 +519,15 @@ def write_plots(sections: list[dict], speed: dict | None, directory: Path) -> di
     if sections:
         names = [n for n in sections[0]["rows"]]
         fig, ax = plt.subplots(figsize=(max(6.0, 0.7 * len(names) + 2), 4))
-        width = 0.8 / len(sections)
-        for i, s in enumerate(sections):
-            values = [s["rows"][n].get("artifact_gain") or 0.0 for n in names]
-            xs = [j + i * width for j in range(len(names))]
-            ax.bar(xs, values, width, label=f"{s['level']} {MODE_TITLES[s['mode']]}")
+        _grouped_bars(ax, names, [(f"{s['level']} {MODE_TITLES[s['mode']]}",
+                                   [s["rows"][n].get("artifact_gain") or 0.0 for n in names])
+                                  for s in sections], rotation=30)
         ax.axhline(0, color="black", linewidth=0.8)
-        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(names))], names, rotation=30, ha="right")
         ax.set_ylabel("% smaller than clang-19")
         ax.set_title("Linked size gain per project (.text+.data+.rodata)")
         ax.legend(fontsize=8)
-        fig.tight_layout()
         path = directory / PLOT_FILES["gain"]
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        _save(plt, fig, path)
         written["size gain per project"] = path
 
         path = directory / PLOT_FILES["files"]
@@ -722,12 +717,12 @@ def _cross_totals(rows: list[dict]) -> dict:
                 "fallbacks"):
         total[key] = sum(r[key] for r in rows)
     timed = [r for r in rows if r.get("cpu_clang") is not None and r.get("cpu_mlcc") is not None]
-    # runs recorded before the bench timed compiles have no CPU: no ratio unless all do
-    total["cpu_ratio"] = (_ratio(sum(r["cpu_mlcc"] for r in timed), sum(r["cpu_clang"] for r in timed))
-                          if timed and len(timed) == len(rows) else None)
+    # runs recorded before the bench timed compiles have no CPU: no totals unless all do
+    total["cpu_ratio"] = None
     if timed and len(timed) == len(rows):
         total["cpu_clang"] = sum(r["cpu_clang"] for r in timed)
         total["cpu_mlcc"] = sum(r["cpu_mlcc"] for r in timed)
+        total["cpu_ratio"] = _ratio(total["cpu_mlcc"], total["cpu_clang"])
     total["stages"] = {stage: sum(r.get("stages", {}).get(stage, 0.0) for r in rows) for stage in STAGES}
     total["output_hits"] = sum(r.get("output_hits", 0) for r in rows)
     total["bytes_gain"] = gain(total["bytes_clang"], total["bytes_mlcc"])
