@@ -72,7 +72,7 @@ def clang_pipeline_text(clang: str, codegen_args, bitcode: str) -> str:
     return text
 
 
-def _color(args) -> list[str]:
+def color_args(args) -> list[str]:
     """Keep coloured diagnostics when stderr is a terminal (it is captured here)."""
     if sys.stderr.isatty() and not any("color-diagnostics" in a for a in args):
         return ["-fcolor-diagnostics"]
@@ -94,7 +94,7 @@ def generate(clang: str, unit: UnitPlan, bitcode: str, out: str, *,
         args = [*unit.codegen_args, "-O0"]
     else:
         args = [*unit.codegen_args, *(() if clang_passes else FRONTEND_NO_PASSES), *extra_args]
-    argv = [clang, *args, *_color(args), "-S" if unit.emit_assembly else "-c", bitcode, "-o", out]
+    argv = [clang, *args, *color_args(args), "-S" if unit.emit_assembly else "-c", bitcode, "-o", out]
     proc = run_tool(argv, timeout=timeout, capture_stderr=True)
     return proc.stderr.decode(errors="replace") if proc.stderr else ""
 
@@ -110,12 +110,18 @@ def optimize_and_generate(clang: str, plugin: str, unit: UnitPlan, bitcode: str,
     process through mlcc's pass plugin (mlcc/plugin/mlcc-pipeline.cpp): the object opt
     and `generate` make, without opt's process and a bitcode round trip. Objects only,
     not LTO. Returns clang's stderr; raises ToolFailed, also when the plugin refuses."""
+    args = [*unit.codegen_args, *extra_args, f"-fpass-plugin={plugin}"]
+    argv = [clang, *args, *color_args(args), "-c", bitcode, "-o", out]
+    env = dict(os.environ, MLCC_PLUGIN_PASSES=plugin_passes(passes))
+    proc = run_tool(argv, timeout=timeout, capture_stderr=True, env=env)
+    return proc.stderr.decode(errors="replace") if proc.stderr else ""
+
+
+def plugin_passes(passes: str) -> str:
+    """`passes` (opt's syntax) as the plugin runs them at clang's pipeline start: without
+    what clang ran before it, as one module pipeline (the parser takes a bare list for
+    a pipeline of its first pass's kind)."""
     head = passes.split(",", len(_BEFORE_PIPELINE_START))
     if tuple(head[:len(_BEFORE_PIPELINE_START)]) == _BEFORE_PIPELINE_START:
         passes = head[-1] if len(head) > len(_BEFORE_PIPELINE_START) else ""
-    args = [*unit.codegen_args, *extra_args, f"-fpass-plugin={plugin}"]
-    argv = [clang, *args, *_color(args), "-c", bitcode, "-o", out]
-    # module(...): the parser takes a bare list for a pipeline of its first pass's kind
-    env = dict(os.environ, MLCC_PLUGIN_PASSES=f"module({passes})")
-    proc = run_tool(argv, timeout=timeout, capture_stderr=True, env=env)
-    return proc.stderr.decode(errors="replace") if proc.stderr else ""
+    return f"module({passes})"

@@ -25,24 +25,35 @@ class TargetInfo:
 
 def target_info(clang: str, codegen_args, bitcode: str, cache) -> TargetInfo:
     """Asked of `clang` once per (clang, flags, directory) and remembered in `cache` (if any)."""
-    from mlcc.cache import make_text_key
-
-    if cache is not None:
-        st = os.stat(clang)
-        key = make_text_key("target-info", clang, st.st_size, st.st_mtime_ns,
-                            os.getcwd(), codegen_args)
-        entry = cache.get(key)
-        if (entry is not None and isinstance(entry.get("target_flags"), list)
-                and isinstance(entry.get("clang_pipeline"), str)
-                and isinstance(entry.get("triple"), str)):
-            return TargetInfo(tuple(entry["target_flags"]), entry["clang_pipeline"], entry["triple"])
+    known = cached_target_info(clang, codegen_args, cache)
+    if known is not None:
+        return known
     cc1 = codegen.cc1_line(clang, codegen_args, bitcode)
     info = TargetInfo(codegen.optimizer_target_flags(cc1),
                       codegen.clang_pipeline_text(clang, codegen_args, bitcode), codegen.triple(cc1))
     if cache is not None:
-        cache.put(key, {"target_flags": list(info.flags), "clang_pipeline": info.clang_pipeline,
-                        "triple": info.triple})
+        cache.put(_target_info_key(clang, codegen_args),
+                  {"target_flags": list(info.flags), "clang_pipeline": info.clang_pipeline,
+                   "triple": info.triple})
     return info
+
+
+def cached_target_info(clang: str, codegen_args, cache) -> TargetInfo | None:
+    """What `target_info` remembered for these flags in this directory, or None."""
+    if cache is None:
+        return None
+    entry = cache.get(_target_info_key(clang, codegen_args))
+    if (entry is not None and isinstance(entry.get("target_flags"), list)
+            and isinstance(entry.get("clang_pipeline"), str)
+            and isinstance(entry.get("triple"), str)):
+        return TargetInfo(tuple(entry["target_flags"]), entry["clang_pipeline"], entry["triple"])
+    return None
+
+
+def _target_info_key(clang: str, codegen_args) -> str:
+    from mlcc.cache import make_text_key
+    st = os.stat(clang)
+    return make_text_key("target-info", clang, st.st_size, st.st_mtime_ns, os.getcwd(), codegen_args)
 
 
 def decision_key(job: UnitJob) -> str | None:

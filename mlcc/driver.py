@@ -14,7 +14,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, replace
 
-from mlcc import codegen, decide, frontend, model, pipeline, profile_heat, record
+from mlcc import codegen, decide, frontend, model, one_process, pipeline, profile_heat, record
 from mlcc.args import Command
 from mlcc.errors import MlccError, OutputClosed, ToolchainMissing, ToolFailed
 from mlcc.job import Timings, UnitJob
@@ -255,8 +255,21 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
                   settings: Settings, tmp: str) -> str:
     """One source to its object (or assembly) in `tmp`; returns that file's path."""
     timings = Timings()
+    stem = f"{os.path.splitext(os.path.basename(unit.source))[0]}-{index}"
+    cache = decide.open_cache(settings)
+    route = (one_process.route_for(unit, cmd.opt_level, settings, tools, cache)
+             if cmd.opt_level in model.SHIPPED_LEVELS else None)
+    if route is not None:
+        done = one_process.build(route, unit, cmd.opt_level, settings, tools, cache, tmp, stem,
+                                 timings)
+        if done is not None:
+            _report_unit(unit, cmd, settings, timings, replace(route.decision, pipeline=done.pipeline),
+                         done.pipeline, done.diagnostics, done.output, triple=route.triple,
+                         output_cache=done.output_cache,
+                         route="cache" if done.output_cache == "hit" else one_process.ROUTE)
+            return done.output
+        timings = Timings()  # the split route's seconds alone
     with timings.stage("frontend"):
-        stem = f"{os.path.splitext(os.path.basename(unit.source))[0]}-{index}"
         bitcode = os.path.join(tmp, f"{stem}.bc")
         frontend.compile_to_bitcode(tools.clang, unit, bitcode)
     if settings.collect:
@@ -274,11 +287,25 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
         # clang's own and the best single candidate are both built, the smaller kept
         settings = replace(settings, trials=1)
     job = UnitJob(unit, cmd.opt_level, bitcode, settings, tools, tmp, stem,
-                  cache=decide.open_cache(settings), timings=timings,
+                  cache=cache, timings=timings,
                   timeout=stage_timeout(settings, timings.get("frontend")))
     outcome = _small_unit_output(job) if _small_unit(bitcode, settings) else _optimize_unit(job)
     decision = outcome.decision
-    sys.stderr.write(outcome.diagnostics)
+    _report_unit(unit, cmd, settings, timings, decision,
+                 decision.pipeline if not outcome.fallback else pipeline.CLANG,
+                 outcome.diagnostics, outcome.output, triple=outcome.triple,
+                 fallback=outcome.fallback, cache=outcome.cache,
+                 output_cache=outcome.output_cache,
+                 route=outcome.route if outcome.output_cache != "hit" else "cache")
+    return outcome.output
+
+
+def _report_unit(unit: UnitPlan, cmd: Command, settings: Settings, timings: Timings,
+                 decision: model.Decision, ran: str, diagnostics: str, output: str, *,
+                 triple: str, fallback: str | None = None, cache: str = "off",
+                 output_cache: str = "off", route: str) -> None:
+    """A compiled unit's diagnostics on stderr, its `-fmlcc-verbose` line and its log line."""
+    sys.stderr.write(diagnostics)
     if settings.verbose:
         gain = decision.scores.get(decision.pipeline)
         note = f", predicted {100 * (1 - gain):+.1f}% vs clang" if gain else ""
@@ -288,14 +315,11 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
         record.append_log(settings.log, {
             "path": "optimize", "source": unit.source, "cwd": os.getcwd(),
             "output": unit.output, "opt_level": cmd.opt_level, "argv": list(cmd.argv),
-            "driver": cmd.driver, "target": outcome.triple,
-            "pipeline": decision.pipeline if not outcome.fallback else pipeline.CLANG,
-            "decision": decision.source, "scores": decision.scores, "fallback": outcome.fallback,
-            "model_via": decision.via, "cache": outcome.cache, "output_cache": outcome.output_cache,
-            "route": outcome.route if outcome.output_cache != "hit" else "cache",
-            "seconds": timings.rounded(),
-            "size": None if unit.emit_assembly or unit.lto else object_size(outcome.output)})
-    return outcome.output
+            "driver": cmd.driver, "target": triple, "pipeline": ran,
+            "decision": decision.source, "scores": decision.scores, "fallback": fallback,
+            "model_via": decision.via, "cache": cache, "output_cache": output_cache,
+            "route": route, "seconds": timings.rounded(),
+            "size": None if unit.emit_assembly or unit.lto else object_size(output)})
 
 
 def execute(plan: OptimizePlan, settings: Settings) -> int:

@@ -22,7 +22,9 @@ MLCC = shutil.which("mlcc")
 
 
 def _env(cache: Path, **extra) -> dict:
-    return mlcc_env(cache, **extra)
+    """The split route's caches (front end, then the decision and the output keyed by its
+    bitcode); the one-process route's output cache is tests/test_one_process.py's."""
+    return mlcc_env(cache, **{"MLCC_ONE_PROCESS": "0", **extra})
 
 
 def _compile(work: Path, env: dict, *extra: str, out: str = "u.o") -> subprocess.CompletedProcess:

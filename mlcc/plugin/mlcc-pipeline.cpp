@@ -18,9 +18,23 @@
 //
 // It also gives pipelines a pass of mlcc's own, in clang (named in the chosen
 // pipeline) and in opt (-load-pass-plugin): `mlcc-inline-linkonce`, see below.
+//
+// The one-process route (mlcc/one_process.py) compiles a unit from its source in this
+// one clang, and asks two more things of the plugin, at the pipeline's start:
+// - the bound on slow passes (mlcc/passes.py, `bounded`): with MLCC_PLUGIN_SLOW_BOUND
+//   set, a module of more instructions than that runs MLCC_PLUGIN_PASSES_BOUNDED;
+// - the output cache's probe (mlcc/output_cache.py): with MLCC_PLUGIN_KEY_PREFIX and
+//   MLCC_PLUGIN_CACHE_DIR set, the key is the sha256 of the prefix, a NUL and the
+//   module's bitcode; when the cache holds an entry under it, the module is emptied
+//   (code generation then has nothing to do) and mlcc delivers the cached object.
+// What was done goes to the file MLCC_PLUGIN_REPORT names: key, hit, bounded and the
+// instruction count, one `name=value` a line.
 
+#include "llvm/ADT/StringExtras.h"
 #include "llvm/Analysis/LazyCallGraph.h"
 #include "llvm/Analysis/LoopInfo.h"
+#include "llvm/Bitcode/BitcodeWriter.h"
+#include "llvm/IR/Constants.h"
 #include "llvm/IR/Function.h"
 #include "llvm/IR/InstrTypes.h"
 #include "llvm/IR/LLVMContext.h"
@@ -30,6 +44,9 @@
 #include "llvm/Passes/PassBuilder.h"
 #include "llvm/Passes/PassPlugin.h"
 #include "llvm/Support/Error.h"
+#include "llvm/Support/FileSystem.h"
+#include "llvm/Support/SHA256.h"
+#include "llvm/Support/raw_ostream.h"
 
 #include <cstdlib>
 #include <string>
@@ -81,23 +98,99 @@ bool parseMlccPass(StringRef Name, ModulePassManager &MPM,
 // Set once the chosen pipeline has run: clang's own passes are skipped after it.
 bool ChosenPipelineDone = false;
 
-// Runs the chosen pipeline; or, when it could not be set up, fails the compile with
-// `Problem` (an error on the module's context, as clang reports a backend error).
+std::string env(const char *Name) {
+  const char *Value = std::getenv(Name);
+  return Value ? std::string(Value) : std::string();
+}
+
+// Instructions in the module's defined functions, as mlcc/ir_reader.py counts them.
+uint64_t instructionCount(const Module &M) {
+  uint64_t Count = 0;
+  for (const Function &F : M)
+    if (!F.isDeclaration())
+      Count += F.getInstructionCount();
+  return Count;
+}
+
+// The output cache's key for this module (see the top of this file).
+std::string cacheKey(const Module &M, const std::string &Prefix) {
+  SmallVector<char, 0> Bitcode;
+  raw_svector_ostream OS(Bitcode);
+  WriteBitcodeToFile(M, OS);
+  SHA256 Hash;
+  Hash.update(Prefix);
+  Hash.update(StringRef("\0", 1));
+  Hash.update(StringRef(Bitcode.data(), Bitcode.size()));
+  return toHex(Hash.final(), /*LowerCase=*/true);
+}
+
+// Everything out of the module, so that code generation has nothing to do: its object
+// is replaced by the cached one.
+void emptyModule(Module &M) {
+  M.setModuleInlineAsm("");
+  M.dropAllReferences();
+  auto Erase = [](GlobalValue &GV) {
+    GV.removeDeadConstantUsers();
+    if (!GV.use_empty())
+      GV.replaceAllUsesWith(PoisonValue::get(GV.getType()));
+    GV.eraseFromParent();
+  };
+  while (!M.ifunc_empty())
+    Erase(*M.ifunc_begin());
+  while (!M.alias_empty())
+    Erase(*M.alias_begin());
+  while (!M.global_empty())
+    Erase(*M.global_begin());
+  while (!M.empty())
+    Erase(*M.begin());
+}
+
+// Runs the chosen pipeline (or its bounded form, or nothing on a cache hit); or, when
+// it could not be set up, fails the compile with `Problem` (an error on the module's
+// context, as clang reports a backend error).
 class RunChosenPipeline : public PassInfoMixin<RunChosenPipeline> {
   ModulePassManager Chosen;
+  ModulePassManager Bounded;
+  bool HasBound;
+  uint64_t Bound;
   std::string Problem;
 
 public:
-  RunChosenPipeline(ModulePassManager Chosen, std::string Problem)
-      : Chosen(std::move(Chosen)), Problem(std::move(Problem)) {}
+  RunChosenPipeline(ModulePassManager Chosen, ModulePassManager Bounded, bool HasBound,
+                    uint64_t Bound, std::string Problem)
+      : Chosen(std::move(Chosen)), Bounded(std::move(Bounded)), HasBound(HasBound),
+        Bound(Bound), Problem(std::move(Problem)) {}
 
   PreservedAnalyses run(Module &M, ModuleAnalysisManager &MAM) {
     if (!Problem.empty()) {
       M.getContext().emitError("mlcc-pipeline: " + Problem);
       return PreservedAnalyses::all();
     }
-    PreservedAnalyses PA = Chosen.run(M, MAM);
-    ChosenPipelineDone = true;
+    uint64_t Count = instructionCount(M);
+    bool UseBounded = HasBound && Count > Bound;
+    std::string Key, CacheDir = env("MLCC_PLUGIN_CACHE_DIR");
+    bool Hit = false;
+    if (!CacheDir.empty() && std::getenv("MLCC_PLUGIN_KEY_PREFIX")) {
+      Key = cacheKey(M, env("MLCC_PLUGIN_KEY_PREFIX"));
+      Hit = sys::fs::exists(CacheDir + "/" + Key.substr(0, 2) + "/" + Key.substr(2) + ".json");
+    }
+    std::string Report = env("MLCC_PLUGIN_REPORT");
+    if (!Report.empty()) {
+      std::error_code EC;
+      raw_fd_ostream Out(Report, EC);
+      if (EC) {
+        M.getContext().emitError("mlcc-pipeline: cannot write " + Report + ": " + EC.message());
+        return PreservedAnalyses::all();
+      }
+      Out << "key=" << Key << "\nhit=" << (Hit ? 1 : 0) << "\nbounded=" << (UseBounded ? 1 : 0)
+          << "\ninstructions=" << Count << "\n";
+    }
+    PreservedAnalyses PA = PreservedAnalyses::none();
+    if (Hit)
+      emptyModule(M);
+    else
+      PA = (UseBounded ? Bounded : Chosen).run(M, MAM);
+    ChosenPipelineDone = true; // not before: the chosen passes ask whether they may run
     return PA;
   }
 
@@ -142,15 +235,25 @@ void registerCallbacks(PassBuilder &PB) {
     return;
   PassInstrumentationCallbacks *PIC = PB.getPassInstrumentationCallbacks();
   std::string Pipeline(Text);
+  std::string BoundedText = env("MLCC_PLUGIN_PASSES_BOUNDED");
+  std::string BoundText = env("MLCC_PLUGIN_SLOW_BOUND");
   PB.registerPipelineStartEPCallback(
-      [&PB, PIC, Pipeline](ModulePassManager &MPM, OptimizationLevel) {
-        ModulePassManager Chosen;
+      [&PB, PIC, Pipeline, BoundedText, BoundText](ModulePassManager &MPM, OptimizationLevel) {
+        ModulePassManager Chosen, Bounded;
         std::string Problem;
+        uint64_t Bound = 0;
+        bool HasBound = !BoundText.empty();
         if (PIC == nullptr)
           Problem = "clang gave its pass builder no instrumentation to skip its passes with";
         else if (Error Err = PB.parsePassPipeline(Chosen, Pipeline))
           Problem = toString(std::move(Err));
-        MPM.addPass(RunChosenPipeline(std::move(Chosen), std::move(Problem)));
+        else if (HasBound && (!to_integer(BoundText, Bound, 10) || BoundedText.empty()))
+          Problem = "MLCC_PLUGIN_SLOW_BOUND needs a number and MLCC_PLUGIN_PASSES_BOUNDED";
+        else if (HasBound)
+          if (Error Err = PB.parsePassPipeline(Bounded, BoundedText))
+            Problem = toString(std::move(Err));
+        MPM.addPass(RunChosenPipeline(std::move(Chosen), std::move(Bounded), HasBound, Bound,
+                                      std::move(Problem)));
       });
   if (PIC == nullptr)
     return;

@@ -1,0 +1,163 @@
+"""The one-process route: a unit whose decision needs nothing read from it, from its
+source to its object in one clang process.
+
+Where single-shot runs the target's default alone (x86-64 at -Oz and -Os: no model,
+no code generation variants, data/targets.toml), the pipeline is known before the
+front end runs, except for the bound on slow passes (`passes.bounded`), which looks
+at the unit's instruction count. So one `clang -c` of the source, with mlcc's pass
+plugin (mlcc/plugin/mlcc-pipeline.cpp), does it all: the front end, the default (or
+its bounded form, which the plugin picks from the same count mlcc/ir_reader.py
+makes), code generation with the default's knobs. The split route's front end
+process and its bitcode file are gone: issue 26, "one process per optimized unit".
+
+The output cache still works: mlcc hands the plugin the key's prefix (flags, target,
+pipelines, tools) and the cache directory; the plugin hashes the prefix and the
+module's bitcode at the pipeline's start, and on a stored entry empties the module,
+so that a warm rebuild costs the front end alone, as on the split route. The plugin
+says what it did in a small report file.
+
+A unit compiled this way never gets the small-unit rule (clang's pipeline for units
+of under `small_unit` bytes of bitcode): that needs the bitcode's size before the
+command line, whose code generation knobs are the default's, is fixed. Small units
+get the default, as any other.
+
+`build` returns None wherever the route does not apply or its clang fails; the
+caller then takes the split route, which gives clang's own diagnostics for a unit
+that does not compile and falls back to clang's pipeline for one the plugin cannot
+build.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+
+from mlcc import codegen, decide, model, passes, pipeline
+from mlcc.errors import ToolFailed
+from mlcc.job import Timings
+from mlcc.plan import UnitPlan
+from mlcc.process import run_tool
+from mlcc.settings import Settings
+from mlcc.toolchain import Toolchain
+
+ROUTE = "one process"
+
+
+@dataclass(frozen=True)
+class Route:
+    """How one unit is compiled this way: the pipeline, its bounded form, and the triple."""
+
+    decision: model.Decision
+    passes: str                     # opt's text of the default, for the plugin
+    bounded_passes: str             # ... of the default without its slow passes
+    codegen_args: tuple[str, ...]   # the default's code generation knobs (the bounded form's too)
+    target_flags: tuple[str, ...]
+    triple: str
+
+
+def route_for(unit: UnitPlan, opt_level: str, settings: Settings, tools: Toolchain,
+              cache) -> Route | None:
+    """The route for `unit`, or None when it must take the split route: anything that
+    reads the unit to decide (a model, trials, search, variants, a profile), LTO or
+    assembly output, no plugin built, or flags whose target clang has not yet been
+    asked about in this directory (the split route asks and remembers)."""
+    if (not settings.one_process or not settings.plugin or settings.trials or settings.search or settings.pipeline
+            or settings.collect or settings.model == "none" or unit.lto or unit.emit_assembly
+            or unit.profiled or not unit.whole_args
+            or passes.SLOW_FUNCTION_BOUND.get(opt_level, float("inf")) != float("inf")):
+        return None
+    info = decide.cached_target_info(tools.clang, unit.codegen_args, cache)
+    if info is None:
+        return None
+    target = model.target_of(info.triple)
+    if (target is None or model.deciding_model(opt_level, settings, target) is not None
+            or model.missing_bundled(opt_level, settings)  # the split route says so
+            or (settings.codegen_variants
+                and (target.variants(opt_level) or target.also_built(opt_level)))):
+        return None
+    default = target.default(opt_level)
+    if default == pipeline.CLANG or pipeline.names_plugin_pass(default):
+        return None
+    chosen = pipeline.parse(default, info.clang_pipeline, unit.codegen_args)
+    bounded = pipeline.parse(passes.bounded(default, passes.SLOW_BOUND + 1), info.clang_pipeline,
+                             unit.codegen_args)
+    if bounded.codegen_args != chosen.codegen_args:  # one command line serves both
+        return None
+    decision = model.Decision(default, f"{target.name} default (its model ranks only trials and "
+                              "search), one process")
+    return Route(decision, chosen.passes, bounded.passes, chosen.codegen_args, info.flags,
+                 info.triple)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """What the route gave: the object in the private directory, clang's stderr, the
+    pipeline that ran (the default or its bounded form) and the output cache's note."""
+
+    output: str
+    diagnostics: str
+    pipeline: str
+    output_cache: str   # "hit", "miss" or "off"
+
+
+def build(route: Route, unit: UnitPlan, opt_level: str, settings: Settings, tools: Toolchain,
+            cache, tmp: str, stem: str, timings: Timings) -> Compiled | None:
+    """`unit` from its source in one clang process, or from the output cache; None when
+    that clang fails (the split route then compiles the unit and speaks for it)."""
+    from mlcc import plugin_build
+    from mlcc.output_cache import OutputCache, tool_identity
+
+    plugin = plugin_build.installed(tools.clang)
+    if plugin is None:
+        return None
+    output, report = os.path.join(tmp, f"{stem}.o"), os.path.join(tmp, f"{stem}.report")
+    env = dict(os.environ, MLCC_PLUGIN_PASSES=codegen.plugin_passes(route.passes),
+               MLCC_PLUGIN_PASSES_BOUNDED=codegen.plugin_passes(route.bounded_passes),
+               MLCC_PLUGIN_SLOW_BOUND=str(passes.SLOW_BOUND), MLCC_PLUGIN_REPORT=report)
+    if cache is not None:
+        from mlcc.cache import make_text_key
+        prefix = make_text_key(ROUTE, unit.codegen_args, route.target_flags, opt_level,
+                               route.passes, route.bounded_passes, passes.SLOW_BOUND,
+                               route.codegen_args, tool_identity(tools.clang, plugin),
+                               sys.stderr.isatty())
+        env.update(MLCC_PLUGIN_KEY_PREFIX=prefix, MLCC_PLUGIN_CACHE_DIR=str(cache.directory))
+    args = [*unit.whole_args, *route.codegen_args, f"-fpass-plugin={plugin}"]
+    argv = [tools.clang, *args, *codegen.color_args(args), "-o", output, unit.source]
+
+    def run(env) -> tuple[str, dict[str, str]] | None:
+        try:
+            with timings.stage("whole"):
+                proc = run_tool(argv, timeout=settings.timeout, capture_stderr=True,
+                                        env=env)
+            with open(report) as f:
+                said = dict(line.split("=", 1) for line in f.read().split())
+        except (ToolFailed, OSError, ValueError):
+            return None
+        return (proc.stderr.decode(errors="replace") if proc.stderr else ""), said
+
+    done = run(env)
+    if done is None:
+        return None
+    diagnostics, said = done
+    ran = route.decision.pipeline
+    if said.get("bounded") == "1":
+        ran = passes.bounded(ran, passes.SLOW_BOUND + 1)
+    key = said.get("key") or None
+    if cache is None or key is None:
+        return Compiled(output, diagnostics, ran, "off")
+    outputs = OutputCache(cache)
+    if said.get("hit") == "1":
+        if outputs.fetch(key, output) is not None:
+            return Compiled(output, diagnostics, ran, "hit")
+        # the entry is there but its object is not (pruned, damaged): build it after all
+        env = {k: v for k, v in env.items() if k != "MLCC_PLUGIN_KEY_PREFIX"}
+        done = run(env)
+        if done is None:
+            return None
+        diagnostics, _ = done
+    if not diagnostics:
+        # an entry only for a quiet compile: a hit replays nothing, and the front end
+        # (which still runs then) prints its own warnings again
+        outputs.store(key, output, "")
+    return Compiled(output, diagnostics, ran, "miss")

@@ -1,0 +1,232 @@
+"""The one-process route (mlcc/one_process.py): where single-shot runs the target's
+default alone, one clang compiles the unit from its source through mlcc's pass plugin.
+Its objects must be the bytes the split route makes for the same decision (front end,
+then the pipeline and code generation), on real projects' units too; the bound on slow
+passes must fall where the split route puts it; the output cache must still serve a
+rebuild; and a unit that does not compile must get clang's diagnostics once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from conftest import mlcc_env
+
+from mlcc import passes
+
+MLCC = shutil.which("mlcc")
+CLANG19 = shutil.which("clang-19")
+
+needs_plugin = pytest.mark.skipif(
+    CLANG19 is None or shutil.which("llvm-config-19") is None,
+    reason="needs clang-19 and LLVM 19's headers (llvm-19-dev, installed by scripts/setup.sh)")
+
+SOURCE = r"""
+#include <stdio.h>
+#include <string.h>
+struct entry { const char *name; int weight; struct entry *next; };
+static struct entry pool[64];
+static int used;
+struct entry *add(const char *name, int weight, struct entry *head) {
+  if (used == 64) return head;
+  struct entry *e = &pool[used++];
+  e->name = name; e->weight = weight; e->next = head;
+  return e;
+}
+int total(const struct entry *e) { int t = 0; for (; e; e = e->next) t += e->weight; return t; }
+const char *kind(int c) {
+  switch (c) {
+  case 0: return "zero"; case 1: return "one"; case 2: return "two"; case 3: return "three";
+  case 4: return "four"; case 5: return "five"; case 6: return "six"; default: return "many";
+  }
+}
+int main(int argc, char **argv) {
+  struct entry *head = 0;
+  for (int i = 1; i < argc; i++) head = add(argv[i], (int)strlen(argv[i]), head);
+  printf("%d %s\n", total(head), kind(argc));
+  return 0;
+}
+"""
+
+
+def _compile(work: Path, source: str, out: str, cache: Path, *flags: str, ok: bool = True,
+             **env) -> tuple[dict | None, subprocess.CompletedProcess]:
+    """`mlcc -c` with the one-process route on and a cache of its own; returns its log
+    line (None when it wrote none) and the process."""
+    log = work / f"{out}.log"
+    done = subprocess.run([MLCC, *flags, "-c", source, "-o", out], cwd=work,
+                          env=mlcc_env(cache, **{"MLCC_ONE_PROCESS": "1", "MLCC_LOG": str(log), **env}),
+                          capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in done.stderr
+    if ok:
+        assert done.returncode == 0, done.stderr
+    lines = log.read_text().splitlines() if log.exists() else []
+    return (json.loads(lines[-1]) if lines else None), done
+
+
+def _split(work: Path, source: str, out: str, cache: Path, *flags: str) -> dict:
+    """The same unit through the split route: the same decision, every unit (small ones
+    too) given the default."""
+    line, _ = _compile(work, source, out, cache, *flags, MLCC_ONE_PROCESS="0", MLCC_SMALL_UNIT="0")
+    return line
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    (tmp_path / "u.c").write_text(SOURCE)
+    (tmp_path / "other.c").write_text("int other(int x) { return x * 3 + 1; }\n")
+    return tmp_path
+
+
+def _warm(work: Path, cache: Path, *flags: str) -> None:
+    """One compile with these flags: the split route asks clang about them and remembers."""
+    line, _ = _compile(work, "other.c", "other.o", cache, *flags)
+    assert line["route"] != "one process"  # nothing known yet: the split route
+
+
+@needs_plugin
+@pytest.mark.parametrize("flags", [("-Oz",), ("-Os",), ("-Oz", "-g", "-fPIC"), ("-Os", "-fno-pic")])
+def test_one_process_gives_the_split_routes_object(work, tmp_path, flags):
+    cache = tmp_path / "cache"
+    _warm(work, cache, *flags)
+    one, _ = _compile(work, "u.c", "one.o", cache, *flags)
+    apart = _split(work, "u.c", "apart.o", cache, *flags)
+    assert one["route"] == "one process" and apart["route"] == "plugin"
+    assert one["pipeline"] == apart["pipeline"] != "clang"
+    assert set(one["seconds"]) == {"whole"}
+    assert (work / "one.o").read_bytes() == (work / "apart.o").read_bytes()
+    subprocess.run([CLANG19, "-no-pie", "one.o", "-o", "prog"], cwd=work, check=True)
+    ran = subprocess.run(["./prog", "ab", "cde"], cwd=work, capture_output=True, text=True)
+    assert ran.stdout == "5 three\n"
+
+
+def _large_source(functions: int) -> str:
+    """A unit of about 70 instructions per function."""
+    body = "".join(
+        f"int f{i}(int *a, int n) {{ int s = {i}; for (int k = 0; k < n; k++) {{"
+        f" if (a[k] & {i + 1}) s += a[k] * {i + 3}; else s ^= a[k] >> 2; }}"
+        f" switch (s & 7) {{ case 0: return s; case 1: return s + {i}; case 2: return s * 3;"
+        f" case 3: return s - 7; default: return s / 5; }} }}\n" for i in range(functions))
+    return body
+
+
+@needs_plugin
+def test_the_bound_on_slow_passes_falls_where_the_split_route_puts_it(work, tmp_path):
+    """Over SLOW_BOUND instructions the default runs without the IR outliner: the plugin
+    counts the module as mlcc/ir_reader.py does, so both routes pick the same form."""
+    from mlcc import ir_reader
+    cache = tmp_path / "cache"
+    _warm(work, cache, "-Oz")
+    (work / "big.c").write_text(_large_source(400))
+    subprocess.run([CLANG19, "-Oz", "-Xclang", "-disable-llvm-passes", "-emit-llvm", "-c", "big.c",
+                    "-o", "big.bc"], cwd=work, check=True)
+    assert ir_reader.shape(str(work / "big.bc")).instructions > passes.SLOW_BOUND
+    one, _ = _compile(work, "big.c", "one.o", cache, "-Oz")
+    apart = _split(work, "big.c", "apart.o", cache, "-Oz")
+    assert one["route"] == "one process"
+    assert one["pipeline"] == apart["pipeline"] and "iroutliner" not in one["pipeline"]
+    assert (work / "one.o").read_bytes() == (work / "apart.o").read_bytes()
+    small, _ = _compile(work, "u.c", "u.o", cache, "-Oz")
+    assert "iroutliner" in small["pipeline"]
+
+
+@needs_plugin
+def test_a_rebuild_takes_the_object_from_the_output_cache(work, tmp_path):
+    cache = tmp_path / "cache"
+    _warm(work, cache, "-Oz")
+    first, _ = _compile(work, "u.c", "a.o", cache, "-Oz")
+    again, _ = _compile(work, "u.c", "b.o", cache, "-Oz")
+    assert (first["output_cache"], again["output_cache"]) == ("miss", "hit")
+    assert again["route"] == "cache" and again["size"] == first["size"]
+    assert (work / "a.o").read_bytes() == (work / "b.o").read_bytes()
+    # a stored object that went missing or bad is built again, never delivered
+    for stored in (cache / "outputs").glob("??/*"):
+        stored.write_bytes(b"damaged")
+    third, _ = _compile(work, "u.c", "c.o", cache, "-Oz")
+    assert third["output_cache"] == "miss"
+    assert (work / "c.o").read_bytes() == (work / "a.o").read_bytes()
+    # another source: another key
+    (work / "u.c").write_text(SOURCE.replace("\"many\"", "\"lots\""))
+    other, _ = _compile(work, "u.c", "d.o", cache, "-Oz")
+    assert other["output_cache"] == "miss"
+
+
+@needs_plugin
+def test_warnings_come_once_and_are_never_cached_away(work, tmp_path):
+    cache = tmp_path / "cache"
+    _warm(work, cache, "-Oz", "-Wall")
+    (work / "w.c").write_text("int f(int x) { int unused; return x + 1; }\n")
+    for out in ("a.o", "b.o"):
+        line, done = _compile(work, "w.c", out, cache, "-Oz", "-Wall")
+        assert line["route"] == "one process" and line["output_cache"] == "miss"
+        assert done.stderr.count("warning: unused variable 'unused'") == 1
+
+
+@needs_plugin
+def test_code_generations_warnings_are_clangs_own_every_time(work, tmp_path):
+    """-Wframe-larger-than comes from code generation: in one process it is worded as
+    clang words it (the source line too), and a compile that warned is not cached, so a
+    rebuild says it again."""
+    cache = tmp_path / "cache"
+    flags = ("-Oz", "-Wframe-larger-than=64")
+    _warm(work, cache, *flags)
+    (work / "frame.c").write_text("int g(char *);\nint f(void) { char b[512]; return g(b); }\n")
+    theirs = subprocess.run([CLANG19, *flags, "-c", "frame.c", "-o", "ref.o"], cwd=work,
+                            capture_output=True, text=True)
+    assert "frame size" in theirs.stderr
+    for out in ("a.o", "b.o"):
+        line, done = _compile(work, "frame.c", out, cache, *flags)
+        assert line["route"] == "one process" and line["output_cache"] == "miss"
+        assert done.stderr == theirs.stderr.replace("ref.o", out)
+
+
+@needs_plugin
+def test_a_unit_that_does_not_compile_gets_clangs_diagnostics_once(work, tmp_path):
+    cache = tmp_path / "cache"
+    _warm(work, cache, "-Oz")
+    (work / "bad.c").write_text("int f(void) { return missing; }\n")
+    (work / "bad.o").write_text("stale")
+    line, done = _compile(work, "bad.c", "bad.o", cache, "-Oz", ok=False)
+    ref = subprocess.run([CLANG19, "-Oz", "-c", "bad.c", "-o", "ref.o"], cwd=work,
+                         capture_output=True, text=True)
+    assert done.returncode == ref.returncode == 1
+    assert done.stderr == ref.stderr
+    assert line is None and not (work / "bad.o").exists()
+
+
+@needs_plugin
+def test_the_dependency_file_is_clangs(work, tmp_path):
+    cache = tmp_path / "cache"
+    _warm(work, cache, "-Oz", "-MD")
+    line, _ = _compile(work, "u.c", "sub.o", cache, "-Oz", "-MD")
+    assert line["route"] == "one process"
+    subprocess.run([CLANG19, "-Oz", "-MD", "-c", "u.c", "-o", "ref.o"], cwd=work, check=True)
+    assert (work / "sub.d").read_text() == (work / "ref.d").read_text().replace("ref.o", "sub.o")
+
+
+# ----------------------------------------------------------------- real projects' units
+
+@needs_plugin
+@pytest.mark.projects
+@pytest.mark.parametrize("recipe", ["zlib"])
+def test_every_unit_of_a_bench_project_is_the_same_object_in_one_process(tmp_path, recipe):
+    """Each unit at -Oz and -Os, in one process and split: the same bytes."""
+    from mlcc.learn.evaluate import projects
+    src = projects.extract_source(projects.fetch_source(recipe), tmp_path / recipe)
+    units = sorted(p.name for p in src.glob("*.c"))
+    assert len(units) >= 10
+    cache = tmp_path / "cache"
+    (src / "warm.c").write_text("int warm(int x) { return x; }\n")
+    for level in ("-Oz", "-Os"):
+        flags = (level, "-D_LARGEFILE64_SOURCE=1")
+        _compile(src, "warm.c", "warm.o", cache, *flags)
+        for unit in units:
+            stem = f"{Path(unit).stem}{level}"
+            one, _ = _compile(src, unit, f"{stem}.one.o", cache, *flags)
+            apart = _split(src, unit, f"{stem}.apart.o", cache, *flags)
+            assert one["route"] == "one process" and one["pipeline"] == apart["pipeline"], unit
+            assert (src / f"{stem}.one.o").read_bytes() == (src / f"{stem}.apart.o").read_bytes(), unit
