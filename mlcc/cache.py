@@ -78,6 +78,10 @@ class DecisionCache:
             return None
         return entry
 
+    def remove(self, key: str) -> None:
+        """Drop the entry under `key`, if any (never an error)."""
+        unlink_all([self._path(key)])
+
     def put(self, key: str, entry: dict) -> bool:
         """Store a decision; False when the directory cannot be written (never an error)."""
         data = json.dumps({**entry, "key": key, "created": round(time.time(), 3)}, sort_keys=True)

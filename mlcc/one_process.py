@@ -148,16 +148,18 @@ def build(route: Route, unit: UnitPlan, opt_level: str, settings: Settings, tool
         return Compiled(output, diagnostics, ran, "off")
     outputs = OutputCache(cache)
     if said.get("hit") == "1":
-        if outputs.fetch(key, output) is not None:
+        stored = outputs.fetch(key, output)
+        if stored == diagnostics:
             return Compiled(output, diagnostics, ran, "hit")
-        # the entry is there but its object is not (pruned, damaged): build it after all
+        # the stored object went missing or bad, or the compile that stored it printed
+        # more than this one's front end did (code generation's own warnings, which an
+        # emptied module cannot give again): built again, its entry dropped so that the
+        # next compile stores it afresh
+        cache.remove(key)
         env = {k: v for k, v in env.items() if k != "MLCC_PLUGIN_KEY_PREFIX"}
         done = run(env)
         if done is None:
             return None
-        diagnostics, _ = done
-    if not diagnostics:
-        # an entry only for a quiet compile: a hit replays nothing, and the front end
-        # (which still runs then) prints its own warnings again
-        outputs.store(key, output, "")
+        return Compiled(output, done[0], ran, "miss")
+    outputs.store(key, output, diagnostics)
     return Compiled(output, diagnostics, ran, "miss")

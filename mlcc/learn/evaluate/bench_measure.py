@@ -31,7 +31,7 @@ from mlcc.objective import counts, object_size, section_sizes
 from mlcc.pipeline import CLANG
 
 # Stages in MLCC_LOG's "seconds", in the order a unit goes through them.
-STAGES = ("frontend", "target", "model", "opt", "codegen", "fallback")
+STAGES = ("frontend", "target", "model", "opt", "codegen", "whole", "fallback")
 
 # Objects of CMake's compiler identification and try-compile probes are not
 # the project's (and are built without the project's flags).

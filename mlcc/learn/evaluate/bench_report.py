@@ -27,7 +27,7 @@ SPLIT_LEFT = ("What is left of the split route: the front end's own process and 
               "builds share one opt run (trials, the cross targets' code generation variants).")
 STAGE_TITLES = {"frontend": "front end", "target": "target probe",
                 "model": "model", "opt": "opt", "codegen": "codegen",
-                "fallback": "fallback", "overhead": "overhead"}
+                "whole": "one process", "fallback": "fallback", "overhead": "overhead"}
 
 
 # --------------------------------------------------------------------------- summaries (pure)
@@ -189,7 +189,7 @@ def time_verdict(total: dict, startup: float | None = None, mode: str = "single"
                        "earlier trial had the same opt part (the pipelines differ in codegen knobs only).")
     if total.get("output_hits"):
         text += (f" {total['output_hits']:.0f} of its {total['units']:.0f} units took their object "
-                 "from the cache: only the front end ran for them (it makes the bitcode the "
+                 "from the cache: only the front end ran for them (it makes the module the "
                  "cache key is hashed from, and the dependency file).")
     if ratio > target and not total["units"]:
         commands = total["plain_commands"]
