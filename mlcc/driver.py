@@ -257,7 +257,7 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
     timings = Timings()
     stem = f"{os.path.splitext(os.path.basename(unit.source))[0]}-{index}"
     cache = decide.open_cache(settings)
-    route = (one_process.route_for(unit, cmd.opt_level, settings, tools, cache)
+    route = (one_process.route_for(unit, cmd.opt_level, settings, tools, cache, tmp)
              if cmd.opt_level in model.SHIPPED_LEVELS else None)
     if route is not None:
         done = one_process.build(route, unit, cmd.opt_level, settings, tools, cache, tmp, stem,

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from mlcc import codegen, decide, model, passes, pipeline
 from mlcc.errors import ToolFailed
 from mlcc.job import Timings
-from mlcc.plan import UnitPlan
+from mlcc.plan import FRONTEND_NO_PASSES, UnitPlan
 from mlcc.process import run_tool
 from mlcc.settings import Settings
 from mlcc.toolchain import Toolchain
@@ -57,17 +57,20 @@ class Route:
 
 
 def route_for(unit: UnitPlan, opt_level: str, settings: Settings, tools: Toolchain,
-              cache) -> Route | None:
+              cache, tmp: str) -> Route | None:
     """The route for `unit`, or None when it must take the split route: anything that
     reads the unit to decide (a model, trials, search, variants, a profile), LTO or
-    assembly output, no plugin built, or flags whose target clang has not yet been
-    asked about in this directory (the split route asks and remembers)."""
+    assembly output, the decision cache off, or clang failing to say what its flags
+    target."""
     if (not settings.one_process or not settings.plugin or settings.trials or settings.search or settings.pipeline
             or settings.collect or settings.model == "none" or unit.lto or unit.emit_assembly
             or unit.profiled or not unit.whole_args
             or passes.SLOW_FUNCTION_BOUND.get(opt_level, float("inf")) != float("inf")):
         return None
-    info = decide.cached_target_info(tools.clang, unit.codegen_args, cache)
+    if cache is None:
+        return None
+    info = decide.cached_target_info(tools.clang, unit.codegen_args, cache) or _ask_target(
+        unit, tools, cache, tmp)
     if info is None:
         return None
     target = model.target_of(info.triple)
@@ -88,6 +91,19 @@ def route_for(unit: UnitPlan, opt_level: str, settings: Settings, tools: Toolcha
                               "search), one process")
     return Route(decision, chosen.passes, bounded.passes, chosen.codegen_args, info.flags,
                  info.triple)
+
+
+def _ask_target(unit: UnitPlan, tools: Toolchain, cache, tmp: str) -> decide.TargetInfo | None:
+    """`decide.target_info` for the unit's flags, asked with the bitcode of an empty source
+    in the unit's language (what clang says depends on the flags alone), and remembered
+    for the build's other units; None when clang refuses."""
+    probe = os.path.join(tmp, "target-probe.bc")
+    try:
+        run_tool([tools.clang, *unit.codegen_args, "-x", unit.language, os.devnull,
+                  *FRONTEND_NO_PASSES, "-emit-llvm", "-c", "-o", probe], capture_stderr=True)
+        return decide.target_info(tools.clang, unit.codegen_args, probe, cache)
+    except ToolFailed:
+        return None
 
 
 @dataclass(frozen=True)

@@ -52,17 +52,10 @@ def work(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def _warm(work: Path, cache: Path, *flags: str) -> None:
-    """One compile with these flags: the split route asks clang about them and remembers."""
-    line, _ = _compile(work, "other.c", "other.o", cache, *flags)
-    assert line["route"] != "one process"  # nothing known yet: the split route
-
-
 @needs_plugin
 @pytest.mark.parametrize("flags", [("-Oz",), ("-Os",), ("-Oz", "-g", "-fPIC"), ("-Os", "-fno-pic")])
 def test_one_process_gives_the_split_routes_object(work, tmp_path, flags):
     cache = tmp_path / "cache"
-    _warm(work, cache, *flags)
     one, _ = _compile(work, "u.c", "one.o", cache, *flags)
     apart = _split(work, "u.c", "apart.o", cache, *flags)
     assert one["route"] == "one process" and apart["route"] == "plugin"
@@ -72,6 +65,18 @@ def test_one_process_gives_the_split_routes_object(work, tmp_path, flags):
     subprocess.run([CLANG19, "-no-pie", "one.o", "-o", "prog"], cwd=work, check=True)
     ran = subprocess.run(["./prog", "ab", "cde"], cwd=work, capture_output=True, text=True)
     assert ran.stdout == "5 three\n"
+
+
+@needs_plugin
+def test_the_first_unit_of_a_build_takes_the_route_too(work, tmp_path):
+    """Nothing is known of the flags yet: mlcc asks clang what they target with an empty
+    source's bitcode, remembers it, and compiles the unit in one process."""
+    cache = tmp_path / "cache"
+    line, _ = _compile(work, "u.c", "a.o", cache, "-Oz", "-fPIC")
+    assert line["route"] == "one process" and set(line["seconds"]) == {"whole"}
+    assert line["target"] == "x86_64-pc-linux-gnu"
+    cxx, _ = _compile(work, "u.c", "b.o", cache, "-Oz", "-x", "c++", "-std=c++17")
+    assert cxx["route"] == "one process"
 
 
 def _large_source(functions: int) -> str:
@@ -90,7 +95,6 @@ def test_the_bound_on_slow_passes_falls_where_the_split_route_puts_it(work, tmp_
     counts the module as mlcc/ir_reader.py does, so both routes pick the same form."""
     from mlcc import ir_reader
     cache = tmp_path / "cache"
-    _warm(work, cache, "-Oz")
     (work / "big.c").write_text(_large_source(400))
     subprocess.run([CLANG19, "-Oz", "-Xclang", "-disable-llvm-passes", "-emit-llvm", "-c", "big.c",
                     "-o", "big.bc"], cwd=work, check=True)
@@ -107,7 +111,6 @@ def test_the_bound_on_slow_passes_falls_where_the_split_route_puts_it(work, tmp_
 @needs_plugin
 def test_a_rebuild_takes_the_object_from_the_output_cache(work, tmp_path):
     cache = tmp_path / "cache"
-    _warm(work, cache, "-Oz")
     first, _ = _compile(work, "u.c", "a.o", cache, "-Oz")
     again, _ = _compile(work, "u.c", "b.o", cache, "-Oz")
     assert (first["output_cache"], again["output_cache"]) == ("miss", "hit")
@@ -130,7 +133,6 @@ def test_the_front_ends_warnings_come_once_on_a_hit_too(work, tmp_path):
     """On a hit the front end still runs and warns; the stored diagnostics are the same
     words, so the object is the cached one and the warning comes once."""
     cache = tmp_path / "cache"
-    _warm(work, cache, "-Oz", "-Wall")
     (work / "w.c").write_text("int f(int x) { int unused; return x + 1; }\n")
     notes = []
     for out in ("a.o", "b.o"):
@@ -150,7 +152,6 @@ def test_code_generations_warnings_are_clangs_own_every_time(work, tmp_path):
     front end's and builds the object again, saying it again."""
     cache = tmp_path / "cache"
     flags = ("-Oz", "-Wframe-larger-than=64")
-    _warm(work, cache, *flags)
     (work / "frame.c").write_text("int g(char *);\nint f(void) { char b[512]; return g(b); }\n")
     theirs = subprocess.run([CLANG19, *flags, "-c", "frame.c", "-o", "ref.o"], cwd=work,
                             capture_output=True, text=True)
@@ -164,7 +165,6 @@ def test_code_generations_warnings_are_clangs_own_every_time(work, tmp_path):
 @needs_plugin
 def test_a_unit_that_does_not_compile_gets_clangs_diagnostics_once(work, tmp_path):
     cache = tmp_path / "cache"
-    _warm(work, cache, "-Oz")
     (work / "bad.c").write_text("int f(void) { return missing; }\n")
     (work / "bad.o").write_text("stale")
     line, done = _compile(work, "bad.c", "bad.o", cache, "-Oz", ok=False)
@@ -178,7 +178,6 @@ def test_a_unit_that_does_not_compile_gets_clangs_diagnostics_once(work, tmp_pat
 @needs_plugin
 def test_the_dependency_file_is_clangs(work, tmp_path):
     cache = tmp_path / "cache"
-    _warm(work, cache, "-Oz", "-MD")
     line, _ = _compile(work, "u.c", "sub.o", cache, "-Oz", "-MD")
     assert line["route"] == "one process"
     subprocess.run([CLANG19, "-Oz", "-MD", "-c", "u.c", "-o", "ref.o"], cwd=work, check=True)
@@ -197,10 +196,8 @@ def test_every_unit_of_a_bench_project_is_the_same_object_in_one_process(tmp_pat
     units = sorted(p.name for p in src.glob("*.c"))
     assert len(units) >= 10
     cache = tmp_path / "cache"
-    (src / "warm.c").write_text("int warm(int x) { return x; }\n")
     for level in ("-Oz", "-Os"):
         flags = (level, "-D_LARGEFILE64_SOURCE=1")
-        _compile(src, "warm.c", "warm.o", cache, *flags)
         for unit in units:
             stem = f"{Path(unit).stem}{level}"
             one, _ = _compile(src, unit, f"{stem}.one.o", cache, *flags)
