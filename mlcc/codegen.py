@@ -72,11 +72,24 @@ def clang_pipeline_text(clang: str, codegen_args, bitcode: str) -> str:
     return text
 
 
-def color_args(args) -> list[str]:
-    """Keep coloured diagnostics when stderr is a terminal (it is captured here)."""
-    if sys.stderr.isatty() and not any("color-diagnostics" in a for a in args):
-        return ["-fcolor-diagnostics"]
-    return []
+def terminal_args(args) -> list[str]:
+    """What clang gives itself when its stderr is a terminal, for a clang whose stderr is
+    captured here: coloured diagnostics, and lines wrapped at the terminal's width
+    (`COLUMNS` first, as LLVM's `Process::StandardErrColumns` reads it)."""
+    if not sys.stderr.isatty():
+        return []
+    out = [] if any("color-diagnostics" in a for a in args) else ["-fcolor-diagnostics"]
+    if not any(a.startswith("-fmessage-length") for a in args):
+        columns = os.environ.get("COLUMNS", "")
+        columns = int(columns) if columns.isdigit() else 0
+        if columns <= 0:
+            try:
+                columns = os.get_terminal_size(sys.stderr.fileno()).columns
+            except OSError:
+                columns = 0
+        if columns > 0:
+            out.append(f"-fmessage-length={columns}")
+    return out
 
 
 def generate(clang: str, unit: UnitPlan, bitcode: str, out: str, *,
@@ -94,7 +107,7 @@ def generate(clang: str, unit: UnitPlan, bitcode: str, out: str, *,
         args = [*unit.codegen_args, "-O0"]
     else:
         args = [*unit.codegen_args, *(() if clang_passes else FRONTEND_NO_PASSES), *extra_args]
-    argv = [clang, *args, *color_args(args), "-S" if unit.emit_assembly else "-c", bitcode, "-o", out]
+    argv = [clang, *args, *terminal_args(args), "-S" if unit.emit_assembly else "-c", bitcode, "-o", out]
     proc = run_tool(argv, timeout=timeout, capture_stderr=True)
     return proc.stderr.decode(errors="replace") if proc.stderr else ""
 
@@ -111,7 +124,7 @@ def optimize_and_generate(clang: str, plugin: str, unit: UnitPlan, bitcode: str,
     and `generate` make, without opt's process and a bitcode round trip. Objects only,
     not LTO. Returns clang's stderr; raises ToolFailed, also when the plugin refuses."""
     args = [*unit.codegen_args, *extra_args, f"-fpass-plugin={plugin}"]
-    argv = [clang, *args, *color_args(args), "-c", bitcode, "-o", out]
+    argv = [clang, *args, *terminal_args(args), "-c", bitcode, "-o", out]
     env = dict(os.environ, MLCC_PLUGIN_PASSES=plugin_passes(passes))
     proc = run_tool(argv, timeout=timeout, capture_stderr=True, env=env)
     return proc.stderr.decode(errors="replace") if proc.stderr else ""

@@ -139,7 +139,7 @@ def build(route: Route, unit: UnitPlan, opt_level: str, settings: Settings, tool
                                sys.stderr.isatty())
         env.update(MLCC_PLUGIN_KEY_PREFIX=prefix, MLCC_PLUGIN_CACHE_DIR=str(cache.directory))
     args = [*unit.whole_args, *route.codegen_args, f"-fpass-plugin={plugin}"]
-    argv = [tools.clang, *args, *codegen.color_args(args), "-o", output, unit.source]
+    argv = [tools.clang, *args, *codegen.terminal_args(args), "-o", output, unit.source]
 
     def run(env) -> tuple[str, dict[str, str]] | None:
         try:

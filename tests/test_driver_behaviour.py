@@ -280,7 +280,7 @@ def test_missing_clang_is_one_clear_line(work: Path):
 
 def test_missing_opt_falls_back_to_clangs_pipeline(work: Path):
     proc = _run([MLCC, "-Oz", "-c", "src/util.c", "-o", "a.o"], work,
-                _env(MLCC_OPT="/nonexistent/opt-19"))
+                _env(MLCC_OPT="/nonexistent/opt-19", MLCC_ONE_PROCESS="0"))  # one process runs no opt
     assert proc.returncode == 0
     assert "mlcc: warning: cannot find opt" in proc.stderr
     subprocess.run(["clang-19", "-Oz", "-c", "src/util.c", "-o", "b.o"], cwd=work, check=True)
@@ -507,7 +507,8 @@ def test_small_units_go_to_clang_whole_and_match_it(mode: str, work: Path, tmp_p
     log = tmp_path / "log"
     suffix = ".o" if mode == "-c" else ".s"
     proc = _run([MLCC, "-Oz", mode, "src/util.c", "-o", "a" + suffix], work,
-                _env(MLCC_SMALL_UNIT="8192", MLCC_TINY_SOURCE="0", MLCC_LOG=str(log), MLCC_VERBOSE="1"))
+                _env(MLCC_SMALL_UNIT="8192", MLCC_TINY_SOURCE="0", MLCC_LOG=str(log), MLCC_VERBOSE="1",
+                     MLCC_ONE_PROCESS="0"))  # the split route's rule (one process: the default)
     assert proc.returncode == 0, proc.stderr
     assert "(clang-default: small unit)" in proc.stderr
     subprocess.run(["clang-19", "-Oz", mode, "src/util.c", "-o", "b" + suffix], cwd=work, check=True)
@@ -521,7 +522,8 @@ def test_small_unit_threshold_zero_asks_the_model(work: Path, tmp_path: Path):
     """... even for a tiny source: the tiny-source rule stands in for the small-unit one."""
     log = tmp_path / "log"
     proc = _run([MLCC, "-Oz", "-c", "src/util.c", "-o", "a.o"], work,
-                _env(MLCC_SMALL_UNIT="0", MLCC_TINY_SOURCE="1000", MLCC_LOG=str(log)))
+                _env(MLCC_SMALL_UNIT="0", MLCC_TINY_SOURCE="1000", MLCC_LOG=str(log),
+                     MLCC_ONE_PROCESS="0"))  # the split route's rule
     assert proc.returncode == 0, proc.stderr
     entry = json.loads(log.read_text())
     assert entry["decision"] != "clang-default: small unit" and "opt" in entry["seconds"]
