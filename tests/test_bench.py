@@ -48,7 +48,8 @@ def test_log_lines_aggregate_into_seconds_per_stage() -> None:
     assert summary["cache"] == {"miss": 3}
     assert summary["output_hits"] == 1
     assert summary["stages"] == pytest.approx({"frontend": 1.75, "target": 0.15, "model": 0.8,
-                                               "opt": 0.8, "codegen": 0.9, "fallback": 0.6})
+                                               "opt": 0.8, "codegen": 0.9, "whole": 0.0,
+                                               "fallback": 0.6})
     assert summary["log_sizes"] == {"src/a.o": 100, "src/obj/b.o": 50, "src/c.o": 70}
 
 
