@@ -62,12 +62,11 @@ def route_for(unit: UnitPlan, opt_level: str, settings: Settings, tools: Toolcha
     reads the unit to decide (a model, trials, search, variants, a profile), LTO or
     assembly output, the decision cache off, or clang failing to say what its flags
     target."""
-    if (not settings.one_process or not settings.plugin or settings.trials or settings.search or settings.pipeline
-            or settings.collect or settings.model == "none" or unit.lto or unit.emit_assembly
-            or unit.profiled or not unit.whole_args
+    if (not settings.one_process or not settings.plugin or cache is None
+            or settings.trials or settings.search or settings.pipeline or settings.collect
+            or settings.model == "none" or unit.lto or unit.emit_assembly or unit.profiled
+            or not unit.whole_args
             or passes.SLOW_FUNCTION_BOUND.get(opt_level, float("inf")) != float("inf")):
-        return None
-    if cache is None:
         return None
     info = decide.cached_target_info(tools.clang, unit.codegen_args, cache) or _ask_target(
         unit, tools, cache, tmp)
@@ -118,7 +117,7 @@ class Compiled:
 
 
 def build(route: Route, unit: UnitPlan, opt_level: str, settings: Settings, tools: Toolchain,
-            cache, tmp: str, stem: str, timings: Timings) -> Compiled | None:
+          cache, tmp: str, stem: str, timings: Timings) -> Compiled | None:
     """`unit` from its source in one clang process, or from the output cache; None when
     that clang fails (the split route then compiles the unit and speaks for it)."""
     from mlcc import plugin_build
@@ -144,8 +143,7 @@ def build(route: Route, unit: UnitPlan, opt_level: str, settings: Settings, tool
     def run(env) -> tuple[str, dict[str, str]] | None:
         try:
             with timings.stage("whole"):
-                proc = run_tool(argv, timeout=settings.timeout, capture_stderr=True,
-                                        env=env)
+                proc = run_tool(argv, timeout=settings.timeout, capture_stderr=True, env=env)
             with open(report) as f:
                 said = dict(line.split("=", 1) for line in f.read().split())
         except (ToolFailed, OSError, ValueError):
