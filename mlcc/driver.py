@@ -264,7 +264,7 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
                                  timings)
         if done is not None:
             _report_unit(unit, cmd, settings, timings, replace(route.decision, pipeline=done.pipeline),
-                         done.pipeline, done.diagnostics, done.output, triple=route.triple,
+                         done.diagnostics, done.output, triple=route.triple,
                          output_cache=done.output_cache,
                          route="cache" if done.output_cache == "hit" else one_process.ROUTE)
             return done.output
@@ -291,9 +291,8 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
                   timeout=stage_timeout(settings, timings.get("frontend")))
     outcome = _small_unit_output(job) if _small_unit(bitcode, settings) else _optimize_unit(job)
     decision = outcome.decision
-    _report_unit(unit, cmd, settings, timings, decision,
-                 decision.pipeline if not outcome.fallback else pipeline.CLANG,
-                 outcome.diagnostics, outcome.output, triple=outcome.triple,
+    _report_unit(unit, cmd, settings, timings, decision, outcome.diagnostics, outcome.output,
+                 triple=outcome.triple,
                  fallback=outcome.fallback, cache=outcome.cache,
                  output_cache=outcome.output_cache,
                  route=outcome.route if outcome.output_cache != "hit" else "cache")
@@ -301,10 +300,11 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
 
 
 def _report_unit(unit: UnitPlan, cmd: Command, settings: Settings, timings: Timings,
-                 decision: model.Decision, ran: str, diagnostics: str, output: str, *,
+                 decision: model.Decision, diagnostics: str, output: str, *,
                  triple: str, fallback: str | None = None, cache: str = "off",
                  output_cache: str = "off", route: str) -> None:
-    """A compiled unit's diagnostics on stderr, its `-fmlcc-verbose` line and its log line."""
+    """A compiled unit's diagnostics on stderr, its `-fmlcc-verbose` line and its log line
+    (whose pipeline is clang's after a fallback)."""
     sys.stderr.write(diagnostics)
     if settings.verbose:
         gain = decision.scores.get(decision.pipeline)
@@ -315,7 +315,8 @@ def _report_unit(unit: UnitPlan, cmd: Command, settings: Settings, timings: Timi
         record.append_log(settings.log, {
             "path": "optimize", "source": unit.source, "cwd": os.getcwd(),
             "output": unit.output, "opt_level": cmd.opt_level, "argv": list(cmd.argv),
-            "driver": cmd.driver, "target": triple, "pipeline": ran,
+            "driver": cmd.driver, "target": triple,
+            "pipeline": pipeline.CLANG if fallback else decision.pipeline,
             "decision": decision.source, "scores": decision.scores, "fallback": fallback,
             "model_via": decision.via, "cache": cache, "output_cache": output_cache,
             "route": route, "seconds": timings.rounded(),

@@ -21,7 +21,7 @@ of under `small_unit` bytes of bitcode): that needs the bitcode's size before th
 command line, whose code generation knobs are the default's, is fixed. Small units
 get the default, as any other.
 
-`build` returns None wherever the route does not apply or its clang fails; the
+`route_for` returns None wherever the route does not apply and `build` when its clang fails; the
 caller then takes the split route, which gives clang's own diagnostics for a unit
 that does not compile and falls back to clang's pipeline for one the plugin cannot
 build.
@@ -46,27 +46,33 @@ ROUTE = "one process"
 
 @dataclass(frozen=True)
 class Route:
-    """How one unit is compiled this way: the pipeline, its bounded form, and the triple."""
+    """How one unit is compiled this way: the default and its bounded form (the same code
+    generation knobs), what the flags target, and the plugin that runs them."""
 
     decision: model.Decision
-    passes: str                     # opt's text of the default, for the plugin
-    bounded_passes: str             # ... of the default without its slow passes
-    codegen_args: tuple[str, ...]   # the default's code generation knobs (the bounded form's too)
+    chosen: pipeline.Pipeline
+    bounded: pipeline.Pipeline      # the default without its slow passes
     target_flags: tuple[str, ...]
     triple: str
+    plugin: str
 
 
 def route_for(unit: UnitPlan, opt_level: str, settings: Settings, tools: Toolchain,
               cache, tmp: str) -> Route | None:
     """The route for `unit`, or None when it must take the split route: anything that
     reads the unit to decide (a model, trials, search, variants, a profile), LTO or
-    assembly output, the decision cache off, or clang failing to say what its flags
-    target."""
+    assembly output, the decision cache off, no plugin built for this clang, or clang
+    failing to say what its flags target."""
+    from mlcc import plugin_build
+
     if (not settings.one_process or not settings.plugin or cache is None
             or settings.trials or settings.search or settings.pipeline or settings.collect
             or settings.model == "none" or unit.lto or unit.emit_assembly or unit.profiled
             or not unit.whole_args
             or passes.SLOW_FUNCTION_BOUND.get(opt_level, float("inf")) != float("inf")):
+        return None
+    plugin = plugin_build.installed(tools.clang)
+    if plugin is None:
         return None
     info = decide.cached_target_info(tools.clang, unit.codegen_args, cache) or _ask_target(
         unit, tools, cache, tmp)
@@ -88,8 +94,7 @@ def route_for(unit: UnitPlan, opt_level: str, settings: Settings, tools: Toolcha
         return None
     decision = model.Decision(default, f"{target.name} default (its model ranks only trials and "
                               "search), one process")
-    return Route(decision, chosen.passes, bounded.passes, chosen.codegen_args, info.flags,
-                 info.triple)
+    return Route(decision, chosen, bounded, info.flags, info.triple, plugin)
 
 
 def _ask_target(unit: UnitPlan, tools: Toolchain, cache, tmp: str) -> decide.TargetInfo | None:
@@ -118,26 +123,22 @@ class Compiled:
 
 def build(route: Route, unit: UnitPlan, opt_level: str, settings: Settings, tools: Toolchain,
           cache, tmp: str, stem: str, timings: Timings) -> Compiled | None:
-    """`unit` from its source in one clang process, or from the output cache; None when
-    that clang fails (the split route then compiles the unit and speaks for it)."""
-    from mlcc import plugin_build
+    """`unit` from its source in one clang process, or from the output cache (the
+    decision cache's, `cache`); None when that clang fails (the split route then
+    compiles the unit and speaks for it)."""
+    from mlcc.cache import make_text_key
     from mlcc.output_cache import OutputCache, tool_identity
 
-    plugin = plugin_build.installed(tools.clang)
-    if plugin is None:
-        return None
+    chosen, bounded = route.chosen, route.bounded
     output, report = os.path.join(tmp, f"{stem}.o"), os.path.join(tmp, f"{stem}.report")
-    env = dict(os.environ, MLCC_PLUGIN_PASSES=codegen.plugin_passes(route.passes),
-               MLCC_PLUGIN_PASSES_BOUNDED=codegen.plugin_passes(route.bounded_passes),
-               MLCC_PLUGIN_SLOW_BOUND=str(passes.SLOW_BOUND), MLCC_PLUGIN_REPORT=report)
-    if cache is not None:
-        from mlcc.cache import make_text_key
-        prefix = make_text_key(ROUTE, unit.codegen_args, route.target_flags, opt_level,
-                               route.passes, route.bounded_passes, passes.SLOW_BOUND,
-                               route.codegen_args, tool_identity(tools.clang, plugin),
-                               sys.stderr.isatty())
-        env.update(MLCC_PLUGIN_KEY_PREFIX=prefix, MLCC_PLUGIN_CACHE_DIR=str(cache.directory))
-    args = [*unit.whole_args, *route.codegen_args, f"-fpass-plugin={plugin}"]
+    prefix = make_text_key(ROUTE, unit.codegen_args, route.target_flags, opt_level,
+                           chosen.passes, bounded.passes, passes.SLOW_BOUND, chosen.codegen_args,
+                           tool_identity(tools.clang, route.plugin), sys.stderr.isatty())
+    env = dict(os.environ, MLCC_PLUGIN_PASSES=codegen.plugin_passes(chosen.passes),
+               MLCC_PLUGIN_PASSES_BOUNDED=codegen.plugin_passes(bounded.passes),
+               MLCC_PLUGIN_SLOW_BOUND=str(passes.SLOW_BOUND), MLCC_PLUGIN_REPORT=report,
+               MLCC_PLUGIN_KEY_PREFIX=prefix, MLCC_PLUGIN_CACHE_DIR=str(cache.directory))
+    args = [*unit.whole_args, *chosen.codegen_args, f"-fpass-plugin={route.plugin}"]
     argv = [tools.clang, *args, *codegen.terminal_args(args), "-o", output, unit.source]
 
     def run(env) -> tuple[str, dict[str, str]] | None:
@@ -154,11 +155,9 @@ def build(route: Route, unit: UnitPlan, opt_level: str, settings: Settings, tool
     if done is None:
         return None
     diagnostics, said = done
-    ran = route.decision.pipeline
-    if said.get("bounded") == "1":
-        ran = passes.bounded(ran, passes.SLOW_BOUND + 1)
-    key = said.get("key") or None
-    if cache is None or key is None:
+    ran = (bounded if said.get("bounded") == "1" else chosen).name
+    key = said.get("key")
+    if not key:  # the plugin did not probe: nothing to look up or keep
         return Compiled(output, diagnostics, ran, "off")
     outputs = OutputCache(cache)
     if said.get("hit") == "1":
