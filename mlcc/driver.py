@@ -247,8 +247,7 @@ def _small_unit_output(job: UnitJob) -> Outcome:
 
     output, diagnostics, output_note = fetch_or_build(
         job.cache, key, job.path(".cached" + _suffix(unit)), build)
-    return Outcome(output, diagnostics, model.Decision(pipeline.CLANG, "clang-default: small unit"),
-                   output_cache=output_note)
+    return Outcome(output, diagnostics, one_process.SMALL_UNIT, output_cache=output_note)
 
 
 def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
@@ -263,7 +262,7 @@ def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,
         done = one_process.build(route, unit, cmd.opt_level, settings, tools, cache, tmp, stem,
                                  timings)
         if done is not None:
-            _report_unit(unit, cmd, settings, timings, replace(route.decision, pipeline=done.pipeline),
+            _report_unit(unit, cmd, settings, timings, done.decision,
                          done.diagnostics, done.output, triple=route.triple,
                          output_cache=done.output_cache,
                          route="cache" if done.output_cache == "hit" else one_process.ROUTE)

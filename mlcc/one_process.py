@@ -16,10 +16,12 @@ module's bitcode at the pipeline's start, and on a stored entry empties the modu
 so that a warm rebuild costs the front end alone, as on the split route. The plugin
 says what it did in a small report file.
 
-A unit compiled this way never gets the small-unit rule (clang's pipeline for units
-of under `small_unit` bytes of bitcode): that needs the bitcode's size before the
-command line, whose code generation knobs are the default's, is fixed. Small units
-get the default, as any other.
+The small-unit rule (clang's pipeline for units of under `small_unit` bytes of
+bitcode, mlcc/driver.py) holds here too: the plugin measures the module's bitcode at
+the pipeline's start and, for a small unit, runs nothing of its own and sets the
+default's code generation knobs (all `-mllvm` options, on the command line before
+the unit was read) back to their defaults, so that clang's own pipeline and code
+generation run: clang's object, as on the split route.
 
 `route_for` returns None wherever the route does not apply and `build` when its clang fails; the
 caller then takes the split route, which gives clang's own diagnostics for a unit
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from mlcc import codegen, decide, model, passes, pipeline
 from mlcc.errors import ToolFailed
@@ -42,6 +44,7 @@ from mlcc.settings import Settings
 from mlcc.toolchain import Toolchain
 
 ROUTE = "one process"
+SMALL_UNIT = model.Decision(pipeline.CLANG, "clang-default: small unit")  # as on the split route
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Route:
     target_flags: tuple[str, ...]
     triple: str
     plugin: str
+    undo: tuple[str, ...]           # the -mllvm options a small unit sets back to defaults
 
 
 def route_for(unit: UnitPlan, opt_level: str, settings: Settings, tools: Toolchain,
@@ -92,18 +96,31 @@ def route_for(unit: UnitPlan, opt_level: str, settings: Settings, tools: Toolcha
                              unit.codegen_args)
     if bounded.codegen_args != chosen.codegen_args:  # one command line serves both
         return None
+    undo = llvm_options(chosen.codegen_args)
+    if undo is None and settings.small_unit > 0:  # a knob the plugin cannot take back
+        return None
     decision = model.Decision(default, f"{target.name} default (its model ranks only trials and "
                               "search), one process")
-    return Route(decision, chosen, bounded, info.flags, info.triple, plugin)
+    return Route(decision, chosen, bounded, info.flags, info.triple, plugin, undo or ())
+
+
+def llvm_options(codegen_args) -> tuple[str, ...] | None:
+    """The names of the options `codegen_args` gives LLVM (`-mllvm -name=value` pairs),
+    or None when it gives clang anything else."""
+    args = list(codegen_args)
+    if len(args) % 2 or any(flag != "-mllvm" for flag in args[::2]):
+        return None
+    return tuple(option.lstrip("-").split("=", 1)[0] for option in args[1::2])
 
 
 def _ask_target(unit: UnitPlan, tools: Toolchain, cache, tmp: str) -> decide.TargetInfo | None:
     """`decide.target_info` for the unit's flags, asked with the bitcode of an empty source
     in the unit's language (what clang says depends on the flags alone), and remembered
-    for the build's other units; None when clang refuses."""
+    for the build's other units; None when clang refuses. Warnings are off for the empty
+    source: `-pedantic -Werror` would make an error of its emptiness."""
     probe = os.path.join(tmp, "target-probe.bc")
     try:
-        run_tool([tools.clang, *unit.codegen_args, "-x", unit.language, os.devnull,
+        run_tool([tools.clang, *unit.codegen_args, "-w", "-x", unit.language, os.devnull,
                   *FRONTEND_NO_PASSES, "-emit-llvm", "-c", "-o", probe], capture_stderr=True)
         return decide.target_info(tools.clang, unit.codegen_args, probe, cache)
     except ToolFailed:
@@ -113,11 +130,12 @@ def _ask_target(unit: UnitPlan, tools: Toolchain, cache, tmp: str) -> decide.Tar
 @dataclass(frozen=True)
 class Compiled:
     """What the route gave: the object in the private directory, clang's stderr, the
-    pipeline that ran (the default or its bounded form) and the output cache's note."""
+    decision that ran (the default, its bounded form, or clang's pipeline for a small
+    unit) and the output cache's note."""
 
     output: str
     diagnostics: str
-    pipeline: str
+    decision: model.Decision
     output_cache: str   # "hit", "miss" or "off"
 
 
@@ -133,11 +151,15 @@ def build(route: Route, unit: UnitPlan, opt_level: str, settings: Settings, tool
     output, report = os.path.join(tmp, f"{stem}.o"), os.path.join(tmp, f"{stem}.report")
     prefix = make_text_key(ROUTE, unit.codegen_args, route.target_flags, opt_level,
                            chosen.passes, bounded.passes, passes.SLOW_BOUND, chosen.codegen_args,
-                           tool_identity(tools.clang, route.plugin), sys.stderr.isatty())
+                           settings.small_unit, tool_identity(tools.clang, route.plugin),
+                           sys.stderr.isatty())
     env = dict(os.environ, MLCC_PLUGIN_PASSES=codegen.plugin_passes(chosen.passes),
                MLCC_PLUGIN_PASSES_BOUNDED=codegen.plugin_passes(bounded.passes),
                MLCC_PLUGIN_SLOW_BOUND=str(passes.SLOW_BOUND), MLCC_PLUGIN_REPORT=report,
                MLCC_PLUGIN_KEY_PREFIX=prefix, MLCC_PLUGIN_CACHE_DIR=str(cache.directory))
+    if settings.small_unit > 0:
+        env.update(MLCC_PLUGIN_SMALL_UNIT=str(settings.small_unit),
+                   MLCC_PLUGIN_SMALL_UNDO=",".join(route.undo))
     args = [*unit.whole_args, *chosen.codegen_args, f"-fpass-plugin={route.plugin}"]
     argv = [tools.clang, *args, *codegen.terminal_args(args), "-o", output, unit.source]
 
@@ -155,7 +177,10 @@ def build(route: Route, unit: UnitPlan, opt_level: str, settings: Settings, tool
     if done is None:
         return None
     diagnostics, said = done
-    ran = (bounded if said.get("bounded") == "1" else chosen).name
+    if said.get("small") == "1":
+        ran = SMALL_UNIT
+    else:
+        ran = replace(route.decision, pipeline=(bounded if said.get("bounded") == "1" else chosen).name)
     key = said.get("key")
     if not key:  # the plugin did not probe: nothing to look up or keep
         return Compiled(output, diagnostics, ran, "off")

@@ -178,11 +178,15 @@ def main(argv=None) -> int:
         "failed": [r for r in results if "same" not in r],
         "checked_route_taken": sum(r["checked"] == logged for r in compared),
         "checked_routes": Counter(str(r["checked"]) for r in compared),
+        "checked_by_another_route": [
+            {k: r[k] for k in ("project", "source", "level", "checked", "checked_pipeline")}
+            for r in compared if r["checked"] != logged],
         "three_process_route_taken": sum(r["apart"] == "opt+clang" for r in compared),
         "projects": sorted({r["project"] for r in results}),
     }
     args.out.write_text(json.dumps(summary, indent=1) + "\n")
-    print(json.dumps({k: v for k, v in summary.items() if k not in ("different", "failed", "symbol_names_differ")}, indent=1))
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("different", "failed", "symbol_names_differ",
+                                                       "checked_by_another_route")}, indent=1))
     print(f"different: {len(summary['different'])}, failed: {len(summary['failed'])}")
     return 0 if not summary["different"] and not summary["failed"] else 1
 

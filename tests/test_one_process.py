@@ -77,6 +77,9 @@ def test_the_first_unit_of_a_build_takes_the_route_too(work, tmp_path):
     assert line["target"] == "x86_64-pc-linux-gnu"
     cxx, _ = _compile(work, "u.c", "b.o", cache, "-Oz", "-x", "c++", "-std=c++17")
     assert cxx["route"] == "one process"
+    # an empty source is an error under -pedantic -Werror (cJSON's flags): not the probe
+    strict, _ = _compile(work, "other.c", "c.o", cache, "-Oz", "-std=c89", "-pedantic", "-Werror")
+    assert strict["route"] == "one process"
 
 
 def _large_source(functions: int) -> str:
@@ -182,6 +185,43 @@ def test_the_dependency_file_is_clangs(work, tmp_path):
     assert line["route"] == "one process"
     subprocess.run([CLANG19, "-Oz", "-MD", "-c", "u.c", "-o", "ref.o"], cwd=work, check=True)
     assert (work / "sub.d").read_text() == (work / "ref.d").read_text().replace("ref.o", "sub.o")
+
+
+@needs_plugin
+@pytest.mark.parametrize("flags", [("-Oz",), ("-Os",), ("-Oz", "-g", "-fPIC")])
+def test_a_small_unit_is_clangs_object(work, tmp_path, flags):
+    """Under `small_unit` bytes of bitcode the plugin runs nothing of its own and takes
+    back the default's code generation knobs: clang's object, byte for byte, as the split
+    route gives it; from the cache too."""
+    cache = tmp_path / "cache"
+    small = {"MLCC_SMALL_UNIT": "8192", "MLCC_TINY_SOURCE": "0"}
+    one, _ = _compile(work, "other.c", "one.o", cache, *flags, **small)
+    assert (one["route"], one["decision"], one["pipeline"]) == (
+        "one process", "clang-default: small unit", "clang")
+    subprocess.run([CLANG19, *flags, "-c", "other.c", "-o", "clang.o"], cwd=work, check=True)
+    assert (work / "one.o").read_bytes() == (work / "clang.o").read_bytes()
+    apart, _ = _compile(work, "other.c", "apart.o", cache, *flags, MLCC_ONE_PROCESS="0", **small)
+    assert apart["decision"] == one["decision"] and apart["route"] != "one process"
+    assert (work / "apart.o").read_bytes() == (work / "one.o").read_bytes()
+    again, _ = _compile(work, "other.c", "again.o", cache, *flags, **small)
+    assert (again["route"], again["decision"]) == ("cache", "clang-default: small unit")
+    assert (work / "again.o").read_bytes() == (work / "one.o").read_bytes()
+
+
+@needs_plugin
+def test_the_small_unit_rule_falls_where_the_split_route_puts_it(work, tmp_path):
+    """The plugin measures the bitcode the split route's front end writes: at a threshold
+    of its size the unit is optimized on both routes, one byte over it is small on both."""
+    subprocess.run([CLANG19, "-Oz", "-c", "-emit-llvm", "-Xclang", "-disable-llvm-passes",
+                    "u.c", "-o", "u.bc"], cwd=work, check=True)
+    size = (work / "u.bc").stat().st_size
+    for threshold, decision in ((size, "x86_64 default"), (size + 1, "clang-default: small unit")):
+        env = {"MLCC_SMALL_UNIT": str(threshold), "MLCC_TINY_SOURCE": "0"}
+        for route in ("1", "0"):
+            line, _ = _compile(work, "u.c", f"u-{threshold}-{route}.o", tmp_path / f"cache{route}",
+                               "-Oz", MLCC_ONE_PROCESS=route, **env)
+            assert line["decision"].startswith(decision), (threshold, route, line["decision"])
+            assert (line["route"] == "one process") == (route == "1")
 
 
 # ----------------------------------------------------------------- real projects' units

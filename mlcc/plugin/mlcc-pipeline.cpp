@@ -27,8 +27,13 @@
 //   MLCC_PLUGIN_CACHE_DIR set, the key is the sha256 of the prefix, a NUL and the
 //   module's bitcode; when the cache holds an entry under it, the module is emptied
 //   (code generation then has nothing to do) and mlcc delivers the cached object.
-// What was done goes to the file MLCC_PLUGIN_REPORT names: key, hit, bounded and the
-// instruction count, one `name=value` a line.
+// - the small-unit rule (mlcc/driver.py, `_small_unit`): with MLCC_PLUGIN_SMALL_UNIT
+//   set, a module whose bitcode is under that many bytes gets clang's own pipeline and
+//   code generation: the plugin runs nothing of its own, and sets the code generation
+//   options MLCC_PLUGIN_SMALL_UNDO names (the chosen pipeline's -mllvm knobs, comma
+//   separated) back to their defaults before clang's passes or code generation read them.
+// What was done goes to the file MLCC_PLUGIN_REPORT names: key, hit, bounded, small,
+// the instruction count and the bitcode's bytes, one `name=value` a line.
 
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Analysis/LazyCallGraph.h"
@@ -43,6 +48,7 @@
 #include "llvm/IR/PassManager.h"
 #include "llvm/Passes/PassBuilder.h"
 #include "llvm/Passes/PassPlugin.h"
+#include "llvm/Support/CommandLine.h"
 #include "llvm/Support/Error.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/SHA256.h"
@@ -112,11 +118,18 @@ uint64_t instructionCount(const Module &M) {
   return Count;
 }
 
-// The output cache's key for this module (see the top of this file).
-std::string cacheKey(const Module &M, const std::string &Prefix) {
+// The module as bitcode, as clang's front end writes it to a file on mlcc's split route
+// (the driver asks for the use-list order with -emit-llvm-uselists): the small-unit
+// rule measures the same bytes on both routes.
+SmallVector<char, 0> bitcodeOf(const Module &M) {
   SmallVector<char, 0> Bitcode;
   raw_svector_ostream OS(Bitcode);
-  WriteBitcodeToFile(M, OS);
+  WriteBitcodeToFile(M, OS, /*ShouldPreserveUseListOrder=*/true);
+  return Bitcode;
+}
+
+// The output cache's key for a module of this bitcode (see the top of this file).
+std::string cacheKey(const SmallVector<char, 0> &Bitcode, const std::string &Prefix) {
   SHA256 Hash;
   Hash.update(Prefix);
   Hash.update(StringRef("\0", 1));
@@ -145,21 +158,37 @@ void emptyModule(Module &M) {
     Erase(*M.begin());
 }
 
-// Runs the chosen pipeline (or its bounded form, or nothing on a cache hit); or, when
-// it could not be set up, fails the compile with `Problem` (an error on the module's
-// context, as clang reports a backend error).
+// Sets each named option back to its default value, as if clang's command line had
+// not given it; the error names the first that is not an option.
+Error undoOptions(StringRef Names) {
+  StringMap<cl::Option *> &Options = cl::getRegisteredOptions();
+  SmallVector<StringRef, 8> Each;
+  Names.split(Each, ',', -1, /*KeepEmpty=*/false);
+  for (StringRef Name : Each) {
+    auto Found = Options.find(Name);
+    if (Found == Options.end())
+      return createStringError(inconvertibleErrorCode(), "no option -" + Name + " to undo");
+    Found->second->setDefault();
+  }
+  return Error::success();
+}
+
+// Runs the chosen pipeline (or its bounded form, or nothing on a cache hit or for a
+// small unit); or, when it could not be set up, fails the compile with `Problem` (an
+// error on the module's context, as clang reports a backend error).
 class RunChosenPipeline : public PassInfoMixin<RunChosenPipeline> {
   ModulePassManager Chosen;
   ModulePassManager Bounded;
   bool HasBound;
   uint64_t Bound;
+  uint64_t SmallUnit; // 0: no small-unit rule
   std::string Problem;
 
 public:
   RunChosenPipeline(ModulePassManager Chosen, ModulePassManager Bounded, bool HasBound,
-                    uint64_t Bound, std::string Problem)
+                    uint64_t Bound, uint64_t SmallUnit, std::string Problem)
       : Chosen(std::move(Chosen)), Bounded(std::move(Bounded)), HasBound(HasBound),
-        Bound(Bound), Problem(std::move(Problem)) {}
+        Bound(Bound), SmallUnit(SmallUnit), Problem(std::move(Problem)) {}
 
   PreservedAnalyses run(Module &M, ModuleAnalysisManager &MAM) {
     if (!Problem.empty()) {
@@ -169,9 +198,14 @@ public:
     uint64_t Count = instructionCount(M);
     bool UseBounded = HasBound && Count > Bound;
     std::string Key, CacheDir = env("MLCC_PLUGIN_CACHE_DIR");
+    bool Probe = !CacheDir.empty() && std::getenv("MLCC_PLUGIN_KEY_PREFIX");
+    SmallVector<char, 0> Bitcode;
+    if (Probe || SmallUnit > 0)
+      Bitcode = bitcodeOf(M);
+    bool Small = SmallUnit > 0 && Bitcode.size() < SmallUnit;
     bool Hit = false;
-    if (!CacheDir.empty() && std::getenv("MLCC_PLUGIN_KEY_PREFIX")) {
-      Key = cacheKey(M, env("MLCC_PLUGIN_KEY_PREFIX"));
+    if (Probe) {
+      Key = cacheKey(Bitcode, env("MLCC_PLUGIN_KEY_PREFIX"));
       Hit = sys::fs::exists(CacheDir + "/" + Key.substr(0, 2) + "/" + Key.substr(2) + ".json");
     }
     std::string Report = env("MLCC_PLUGIN_REPORT");
@@ -183,7 +217,13 @@ public:
         return PreservedAnalyses::all();
       }
       Out << "key=" << Key << "\nhit=" << (Hit ? 1 : 0) << "\nbounded=" << (UseBounded ? 1 : 0)
-          << "\ninstructions=" << Count << "\n";
+          << "\nsmall=" << (Small ? 1 : 0) << "\ninstructions=" << Count
+          << "\nbitcode=" << Bitcode.size() << "\n";
+    }
+    if (Small && !Hit) { // clang's own passes and code generation, without the knobs
+      if (Error Err = undoOptions(env("MLCC_PLUGIN_SMALL_UNDO")))
+        M.getContext().emitError("mlcc-pipeline: " + toString(std::move(Err)));
+      return PreservedAnalyses::all();
     }
     PreservedAnalyses PA = PreservedAnalyses::none();
     if (Hit)
@@ -237,11 +277,13 @@ void registerCallbacks(PassBuilder &PB) {
   std::string Pipeline(Text);
   std::string BoundedText = env("MLCC_PLUGIN_PASSES_BOUNDED");
   std::string BoundText = env("MLCC_PLUGIN_SLOW_BOUND");
+  std::string SmallText = env("MLCC_PLUGIN_SMALL_UNIT");
   PB.registerPipelineStartEPCallback(
-      [&PB, PIC, Pipeline, BoundedText, BoundText](ModulePassManager &MPM, OptimizationLevel) {
+      [&PB, PIC, Pipeline, BoundedText, BoundText, SmallText](ModulePassManager &MPM,
+                                                              OptimizationLevel) {
         ModulePassManager Chosen, Bounded;
         std::string Problem;
-        uint64_t Bound = 0;
+        uint64_t Bound = 0, SmallUnit = 0;
         bool HasBound = !BoundText.empty();
         if (PIC == nullptr)
           Problem = "clang gave its pass builder no instrumentation to skip its passes with";
@@ -249,11 +291,13 @@ void registerCallbacks(PassBuilder &PB) {
           Problem = toString(std::move(Err));
         else if (HasBound && (!to_integer(BoundText, Bound, 10) || BoundedText.empty()))
           Problem = "MLCC_PLUGIN_SLOW_BOUND needs a number and MLCC_PLUGIN_PASSES_BOUNDED";
+        else if (!SmallText.empty() && !to_integer(SmallText, SmallUnit, 10))
+          Problem = "MLCC_PLUGIN_SMALL_UNIT needs a number";
         else if (HasBound)
           if (Error Err = PB.parsePassPipeline(Bounded, BoundedText))
             Problem = toString(std::move(Err));
         MPM.addPass(RunChosenPipeline(std::move(Chosen), std::move(Bounded), HasBound, Bound,
-                                      std::move(Problem)));
+                                      SmallUnit, std::move(Problem)));
       });
   if (PIC == nullptr)
     return;
