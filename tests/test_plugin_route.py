@@ -90,6 +90,20 @@ def test_the_plugin_route_gives_the_objects_opt_and_clang_give(tmp_path, plugin,
 
 
 @needs_plugin
+def test_a_pipeline_that_names_a_default_pipeline_runs_in_the_plugin_too(tmp_path, plugin):
+    """`default<Oz>` inside the chosen pipeline (candidate 5 of the -Oz candidates has it)
+    calls the pipeline-start callbacks again while the plugin parses it: the plugin adds
+    nothing there, and the object is opt's and clang's (it once recursed until clang
+    crashed, and mlcc built the unit again with opt)."""
+    (tmp_path / "u.c").write_text(SOURCE)
+    chosen = "-fmlcc-pipeline=function(simplifycfg),cgscc(argpromotion),default<Oz>"
+    one = _compile(tmp_path, "u.c", "one.o", "-Oz", chosen)
+    apart = _compile(tmp_path, "u.c", "apart.o", "-Oz", chosen, "-fmlcc-no-plugin")
+    assert (one["route"], apart["route"]) == ("plugin", "opt+clang")
+    assert (tmp_path / "one.o").read_bytes() == (tmp_path / "apart.o").read_bytes()
+
+
+@needs_plugin
 def test_the_plugin_refuses_when_clang_would_run_more_than_the_chosen_pipeline(tmp_path, plugin):
     """A sanitizer's pass is required: clang would run it after the chosen pipeline (which
     has it already). mlcc hands sanitized units to clang whole, but should one get here,

@@ -104,6 +104,11 @@ bool parseMlccPass(StringRef Name, ModulePassManager &MPM,
 // Set once the chosen pipeline has run: clang's own passes are skipped after it.
 bool ChosenPipelineDone = false;
 
+// Set while the chosen pipeline is parsed: a `default<Oz>` in it builds LLVM's default
+// pipeline, which calls the pipeline-start callbacks again. There the plugin adds
+// nothing, so that the nested default is opt's (and does not recurse without end).
+bool ParsingChosen = false;
+
 std::string env(const char *Name) {
   const char *Value = std::getenv(Name);
   return Value ? std::string(Value) : std::string();
@@ -281,6 +286,9 @@ void registerCallbacks(PassBuilder &PB) {
   PB.registerPipelineStartEPCallback(
       [&PB, PIC, Pipeline, BoundedText, BoundText, SmallText](ModulePassManager &MPM,
                                                               OptimizationLevel) {
+        if (ParsingChosen)
+          return;
+        ParsingChosen = true;
         ModulePassManager Chosen, Bounded;
         std::string Problem;
         uint64_t Bound = 0, SmallUnit = 0;
@@ -296,6 +304,7 @@ void registerCallbacks(PassBuilder &PB) {
         else if (HasBound)
           if (Error Err = PB.parsePassPipeline(Bounded, BoundedText))
             Problem = toString(std::move(Err));
+        ParsingChosen = false;
         MPM.addPass(RunChosenPipeline(std::move(Chosen), std::move(Bounded), HasBound, Bound,
                                       SmallUnit, std::move(Problem)));
       });
