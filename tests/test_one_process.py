@@ -208,6 +208,15 @@ def test_a_small_unit_is_clangs_object(work, tmp_path, flags):
     assert (work / "again.o").read_bytes() == (work / "one.o").read_bytes()
 
 
+def test_only_llvm_options_can_be_taken_back_for_a_small_unit():
+    from mlcc.one_process import llvm_options
+    assert llvm_options(("-mllvm", "-enable-machine-outliner=always", "-mllvm", "-disable-lsr")) == (
+        "enable-machine-outliner", "disable-lsr")
+    assert llvm_options(()) == ()
+    assert llvm_options(("-mllvm", "-disable-lsr", "-fno-jump-tables")) is None
+    assert llvm_options(("-fno-jump-tables", "-mllvm")) is None
+
+
 @needs_plugin
 def test_the_small_unit_rule_falls_where_the_split_route_puts_it(work, tmp_path):
     """The plugin measures the bitcode the split route's front end writes: at a threshold
