@@ -247,7 +247,7 @@ def _small_unit_output(job: UnitJob) -> Outcome:
 
     output, diagnostics, output_note = fetch_or_build(
         job.cache, key, job.path(".cached" + _suffix(unit)), build)
-    return Outcome(output, diagnostics, one_process.SMALL_UNIT, output_cache=output_note)
+    return Outcome(output, diagnostics, model.SMALL_UNIT, output_cache=output_note)
 
 
 def _compile_unit(index: int, unit: UnitPlan, cmd: Command, tools: Toolchain,

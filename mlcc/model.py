@@ -34,6 +34,10 @@ class Decision:
     trial_sets: tuple[tuple[str, ...], ...] = () # what -fmlcc-trials=K builds, K = 1, 2, ... (trials.py)
 
 
+# a unit under `small_unit` bytes of bitcode: clang's pipeline, the model unasked (both routes)
+SMALL_UNIT = Decision(CLANG, "clang-default: small unit")
+
+
 @dataclass(frozen=True)
 class SizeModel:
     """A loaded model and what its metadata promises (`model_file.Contract`)."""

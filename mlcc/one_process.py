@@ -44,7 +44,6 @@ from mlcc.settings import Settings
 from mlcc.toolchain import Toolchain
 
 ROUTE = "one process"
-SMALL_UNIT = model.Decision(pipeline.CLANG, "clang-default: small unit")  # as on the split route
 
 
 @dataclass(frozen=True)
@@ -178,7 +177,7 @@ def build(route: Route, unit: UnitPlan, opt_level: str, settings: Settings, tool
         return None
     diagnostics, said = done
     if said.get("small") == "1":
-        ran = SMALL_UNIT
+        ran = model.SMALL_UNIT
     else:
         ran = replace(route.decision, pipeline=(bounded if said.get("bounded") == "1" else chosen).name)
     key = said.get("key")
