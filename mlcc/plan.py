@@ -312,8 +312,10 @@ TINY_SOURCE_READ = 256 * 1024  # a longer file is not read: it is not tiny
 
 def tiny_sources(plan: OptimizePlan, settings) -> bool:
     """True when every unit of `plan` is a tiny source and the settings let a tiny source
-    go to clang whole: single-shot, the small-unit rule on, nothing collected or forced."""
-    if (not settings.tiny_source or not settings.small_unit or settings.trials or settings.search
+    go to clang whole: single-shot or trials, the small-unit rule on, nothing searched,
+    collected or forced. Trials would build a configure probe four times over to keep
+    clang's object or one a few bytes smaller (docs/DESIGN.md, "Why trials stay over 2.5×")."""
+    if (not settings.tiny_source or not settings.small_unit or settings.search
             or settings.pipeline or settings.collect):
         return False
     return all(code_bytes(u.source, settings.tiny_source, u.frontend_args) < settings.tiny_source

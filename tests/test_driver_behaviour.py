@@ -553,14 +553,27 @@ def test_a_tiny_source_goes_to_clang_whole_without_its_front_end_run_first(argv,
 
 
 @pytest.mark.parametrize("extra", [{"MLCC_TINY_SOURCE": "0"}, {"MLCC_TINY_SOURCE": "100"},
-                                   {"MLCC_TRIALS": "1"}, {"MLCC_PIPELINE": "clang"}],
-                         ids=["off", "threshold below the source", "trials", "forced pipeline"])
+                                   {"MLCC_SEARCH": "4"}, {"MLCC_PIPELINE": "clang"}],
+                         ids=["off", "threshold below the source", "search", "forced pipeline"])
 def test_a_tiny_source_takes_mlccs_path_when_asked(extra, work: Path, tmp_path: Path):
     log = tmp_path / "log"
     proc = _run([MLCC, "-Oz", "-c", "src/util.c", "-o", "a.o"], work,
                 _env(MLCC_SMALL_UNIT="8192", MLCC_LOG=str(log), **extra))
     assert proc.returncode == 0, proc.stderr
     assert json.loads(log.read_text())["path"] == "optimize"
+
+
+def test_a_tiny_source_goes_to_clang_whole_under_trials_too(work: Path, tmp_path: Path):
+    """Trials would build a configure probe four times; clang's object is what trials
+    could keep at worst, so a tiny source gets it in one clang process."""
+    log = tmp_path / "log"
+    proc = _run([MLCC, "-Oz", "-c", "src/util.c", "-o", "a.o"], work,
+                _env(MLCC_SMALL_UNIT="8192", MLCC_TRIALS="3", MLCC_LOG=str(log)))
+    assert proc.returncode == 0, proc.stderr
+    entry = json.loads(log.read_text())
+    assert (entry["path"], entry["reason"]) == ("clang", "tiny source")
+    subprocess.run(["clang-19", "-Oz", "-c", "src/util.c", "-o", "b.o"], cwd=work, check=True)
+    assert (work / "a.o").read_bytes() == (work / "b.o").read_bytes()
 
 
 def test_code_bytes_leave_out_directives(tmp_path: Path):
