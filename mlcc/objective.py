@@ -19,8 +19,9 @@ def counts(name: str) -> bool:
     return any(name == base or name.startswith(base + ".") for base in COUNTED_SECTIONS)
 
 
-def section_sizes(data: bytes) -> dict[str, int]:
-    """{section name: size} of an ELF relocatable object (32/64-bit, either endianness)."""
+def sections(data: bytes) -> list[tuple[str, int, int, int]]:
+    """(name, type, file offset, size) of each section of an ELF relocatable object
+    (32/64-bit, either endianness), in the section header table's order."""
     if len(data) < 16 or data[:4] != b"\x7fELF":
         raise ValueError("not an ELF file")
     is64 = data[4] == 2
@@ -36,11 +37,18 @@ def section_sizes(data: bytes) -> dict[str, int]:
     headers = [struct.unpack_from(entry, data, shoff + i * shentsize) for i in range(shnum)]
     str_off, str_size = headers[shstrndx][4], headers[shstrndx][5]
     names = data[str_off:str_off + str_size]
-    sizes: dict[str, int] = {}
+    found = []
     for h in headers:
-        name_off, size = h[0], h[5]
+        name_off = h[0]
         end = names.find(b"\0", name_off)
-        name = names[name_off:end].decode("ascii", errors="replace")
+        found.append((names[name_off:end].decode("ascii", errors="replace"), h[1], h[4], h[5]))
+    return found
+
+
+def section_sizes(data: bytes) -> dict[str, int]:
+    """{section name: size} of an ELF relocatable object (32/64-bit, either endianness)."""
+    sizes: dict[str, int] = {}
+    for name, _, _, size in sections(data):
         sizes[name] = sizes.get(name, 0) + size
     return sizes
 

@@ -29,7 +29,6 @@ import argparse
 import dataclasses
 import json
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from pathlib import Path
 from mlcc.learn.corpus import derive
 from mlcc.learn.evaluate import bench_cross
 from mlcc.learn.evaluate.bench_builds import BUILD_TREE
+from mlcc.objective import sections
 
 LEVELS = ("z", "s")
 CROSS_TREES = f"cross/*/{bench_cross.LOGGED_TREE}"
@@ -86,26 +86,20 @@ def _command(unit: bench_cross.Unit, level: str, out: str) -> list[str]:
 
 
 def _without_symbol_names(data: bytes) -> list[tuple[str, bytes]]:
-    """A 64-bit little-endian ELF object's sections, in order, by name and contents,
-    without what names its symbols: no string table, and each symbol's name offset
-    zeroed in the symbol table. Two objects that differ only in their symbols' names
-    (the optimizer's names for private constants: the split route's optimizer numbers
-    them from a module read from bitcode, clang's and the one-process route's from the
-    front end's) compare equal."""
-    shoff, = struct.unpack_from("<Q", data, 0x28)
-    shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
-    headers = [struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)]
-    names_at = headers[shstrndx][4]
-    sections = []
-    for name_offset, kind, _, _, offset, size, *_ in headers:
-        name = data[names_at + name_offset:data.index(b"\0", names_at + name_offset)].decode()
-        content = b"" if kind == 8 else data[offset:offset + size]  # SHT_NOBITS: no bytes
+    """A 64-bit ELF object's sections, in order, by name and contents, without what names
+    its symbols: no string table, and each symbol's name offset zeroed in the symbol
+    table. Two objects that differ only in their symbols' names (the optimizer's names
+    for private constants: the split route's optimizer numbers them from a module read
+    from bitcode, clang's and the one-process route's from the front end's) compare equal."""
+    found = []
+    for name, kind, offset, size in sections(data):
         if name == ".strtab":
             continue
+        content = b"" if kind == 8 else data[offset:offset + size]  # SHT_NOBITS: no bytes
         if kind == 2:  # SHT_SYMTAB: 24-byte entries, the name's offset first
             content = b"".join(b"\0\0\0\0" + content[i + 4:i + 24] for i in range(0, len(content), 24))
-        sections.append((name, content))
-    return sections
+        found.append((name, content))
+    return found
 
 
 def check(route: str, project: str, unit: bench_cross.Unit, level: str, scratch: Path,

@@ -508,7 +508,7 @@ def test_small_units_go_to_clang_whole_and_match_it(mode: str, work: Path, tmp_p
     suffix = ".o" if mode == "-c" else ".s"
     proc = _run([MLCC, "-Oz", mode, "src/util.c", "-o", "a" + suffix], work,
                 _env(MLCC_SMALL_UNIT="8192", MLCC_TINY_SOURCE="0", MLCC_LOG=str(log), MLCC_VERBOSE="1",
-                     MLCC_ONE_PROCESS="0"))  # the split route's rule (one process: the default)
+                     MLCC_ONE_PROCESS="0"))  # the split route, whose stages are checked below
     assert proc.returncode == 0, proc.stderr
     assert "(clang-default: small unit)" in proc.stderr
     subprocess.run(["clang-19", "-Oz", mode, "src/util.c", "-o", "b" + suffix], cwd=work, check=True)
@@ -523,7 +523,7 @@ def test_small_unit_threshold_zero_asks_the_model(work: Path, tmp_path: Path):
     log = tmp_path / "log"
     proc = _run([MLCC, "-Oz", "-c", "src/util.c", "-o", "a.o"], work,
                 _env(MLCC_SMALL_UNIT="0", MLCC_TINY_SOURCE="1000", MLCC_LOG=str(log),
-                     MLCC_ONE_PROCESS="0"))  # the split route's rule
+                     MLCC_ONE_PROCESS="0"))  # the split route: one process asks no model
     assert proc.returncode == 0, proc.stderr
     entry = json.loads(log.read_text())
     assert entry["decision"] != "clang-default: small unit" and "opt" in entry["seconds"]
