@@ -140,6 +140,9 @@ def run(argv, default_driver: str, served: bool = False) -> int:
     try:
         route = decide_route(argv, default_driver, served)
         driver_kind, clang_argv = route.driver, route.clang_argv
+        if not route.settings.fork_server:
+            from mlcc import process
+            process.fork_server = None
         if route.kind == "plain":
             from mlcc.plain import run_plain_clang
             run_plain_clang(route.driver, route.clang_argv, route.reason, route.settings, route.logged)

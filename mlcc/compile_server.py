@@ -58,6 +58,7 @@ LOCK_WAIT = 10.0  # seconds a new server waits for the stale one it replaces to 
 RETRY_AFTER = 300.0  # seconds clients run in process after a server failed to start (the client's)
 START_WAIT = 5.0  # seconds at most a client waits for a starting server to listen (the client's)
 REQUEST_WAIT = 2.0  # seconds the server waits for a connected client's request
+FORK_SERVER_RETRY = 10.0  # seconds before the clang fork server is started again once gone
 
 # Third-party code the server keeps imported: an upgrade restarts it.
 _LIBRARIES = ("numpy", "onnxruntime", "llvmlite")
@@ -84,7 +85,11 @@ _served_by: int | None = None
 def route() -> str:
     """How this command is being run, for `mlcc --version`."""
     if _served_by is not None:
-        return f"native client, compile server pid {_served_by}"
+        from mlcc import process
+        forks = process.fork_server
+        clang = (f", clang from its fork server ({forks.path})" if forks is not None
+                 else ", clang started per command")
+        return f"native client, compile server pid {_served_by}{clang}"
     return "Python entry point, in process"
 
 
@@ -96,7 +101,7 @@ def stamp() -> tuple:
     change means the server runs stale code."""
     here = os.path.dirname(os.path.abspath(__file__))
     paths = [sys.executable]
-    for sub in ("", "data", "models", "plugin"):
+    for sub in ("", "data", "models", "plugin", "client"):
         directory = os.path.join(here, sub)
         try:
             paths.extend(os.path.join(directory, n) for n in sorted(os.listdir(directory))
@@ -162,6 +167,45 @@ class _Server:
         self.hangups = select.epoll()
         self.hung_up: dict[int, int] = {}  # conn fd -> pid
         self.selector.register(self.hangups.fileno(), selectors.EVENT_READ, ("hangup", None))
+        # the clang fork server (fork_server.py), a child of this process
+        self.fork_server = None  # its Popen
+        self.fork_server_clang = ""
+        self.fork_server_pidfd = -1
+        self.fork_server_path = os.path.join(os.path.dirname(path), f"fork-{os.getpid()}.sock")
+        self.fork_server_tried = -FORK_SERVER_RETRY
+
+    def start_fork_server(self) -> None:
+        """Start the clang fork server for the clang mlcc finds in this environment (the
+        one of the client that started this server), if one is built for it."""
+        import selectors
+        from mlcc import fork_server, toolchain
+        from mlcc.errors import ToolchainMissing
+        self.fork_server_tried = time.monotonic()
+        try:
+            clang = toolchain.find("clang")
+        except (ToolchainMissing, OSError):
+            return
+        proc = fork_server.start(clang, self.fork_server_path)
+        if proc is None:
+            return
+        self.fork_server, self.fork_server_clang = proc, clang
+        self.fork_server_pidfd = os.pidfd_open(proc.pid)
+        self.selector.register(self.fork_server_pidfd, selectors.EVENT_READ, ("fork-server", None))
+        self.status["fork_server"] = {"pid": proc.pid, "clang": clang}
+
+    def stop_fork_server(self, *, gone: bool = False) -> None:
+        """Stop the fork server (`gone`: it has exited) and reap it: its CPU, and its
+        commands', become this server's."""
+        if self.fork_server is None:
+            return
+        self.selector.unregister(self.fork_server_pidfd)
+        os.close(self.fork_server_pidfd)
+        if not gone:
+            self.fork_server.terminate()
+        self.fork_server.wait()
+        self.fork_server = None
+        self.status.pop("fork_server", None)
+        _unlink(self.fork_server_path)
 
     def _on_sigterm(self, *_) -> None:
         self.stop_requested = True
@@ -174,6 +218,8 @@ class _Server:
             fds.append(self.lock.fileno())
         for pidfd, conn in self.children.values():
             fds.extend((pidfd, conn.fileno()))
+        if self.fork_server is not None:
+            fds.append(self.fork_server_pidfd)
         return fds
 
     def take_lock(self, wait: float = LOCK_WAIT) -> bool:
@@ -247,6 +293,8 @@ class _Server:
                     self._reap(item)
                 elif kind == "hangup":
                     self._clients_gone()
+                elif kind == "fork-server":
+                    self.stop_fork_server(gone=True)  # stale, or killed: started again when asked
 
     def _wake(self) -> None:
         try:
@@ -282,6 +330,9 @@ class _Server:
             self.status["answered"] += 1
             self.status["answered_unforked"] += 1
             return
+        if (self.fork_server is None and request is not None
+                and time.monotonic() - self.fork_server_tried > FORK_SERVER_RETRY):
+            self.start_fork_server()
         try:
             pid = os.fork()
         except OSError:
@@ -374,6 +425,9 @@ def _child(conn: socket.socket, server: _Server, request: dict | None) -> None:
     notices.build_group = request["pgid"]
     model_server.warm = True
     process._TRACE = os.environ.get("MLCC_TRACE") == "1"
+    if server.fork_server is not None:
+        from mlcc import fork_server
+        process.fork_server = fork_server.Client(server.fork_server_path, server.fork_server_clang)
     if server.exec_in_client:
         def exec_in_client(argv):
             _send(conn, b"E", b"\0".join(os.fsencode(a) for a in argv))
@@ -559,6 +613,12 @@ def _answer_status(conn: socket.socket, server: _Server) -> None:
     request = json.loads(data)
     parent = os.getppid()
     cpu = process_cpu(parent)
+    forks = server.status.get("fork_server")
+    if forks is not None:  # not reaped yet, so not in the server's own figure
+        try:
+            cpu += process_cpu(forks["pid"])
+        except OSError:
+            pass
     if request.get("op") == "stop":
         # before the answer: once the asker has it, it hangs up, and the server then
         # stops this child as it stops any command nobody waits for
@@ -588,6 +648,7 @@ def serve(path: str, idle: float, exec_in_client: bool = True) -> None:
         server.loop()
     finally:
         server.stop_listening()
+        server.stop_fork_server()
 
 
 def _say_failed(marker: str) -> None:

@@ -311,6 +311,8 @@ def _report_unit(unit: UnitPlan, cmd: Command, settings: Settings, timings: Timi
         print(f"mlcc: {unit.source}: {decision.pipeline} ({decision.source}{note})",
               file=sys.stderr)
     if settings.log:
+        from mlcc import process
+        forks = process.fork_server
         record.append_log(settings.log, {
             "path": "optimize", "source": unit.source, "cwd": os.getcwd(),
             "output": unit.output, "opt_level": cmd.opt_level, "argv": list(cmd.argv),
@@ -319,6 +321,8 @@ def _report_unit(unit: UnitPlan, cmd: Command, settings: Settings, timings: Timi
             "decision": decision.source, "scores": decision.scores, "fallback": fallback,
             "model_via": decision.via, "cache": cache, "output_cache": output_cache,
             "route": route, "seconds": timings.rounded(),
+            # the command's clang runs so far that its compile server's fork server ran
+            "clang_forked": forks.forked if forks is not None else 0,
             "size": None if unit.emit_assembly or unit.lto else object_size(output)})
 
 

@@ -24,6 +24,9 @@ _TRACE = os.environ.get("MLCC_TRACE") == "1"
 # Set in a compile server's child: instead of replacing the child, hand `argv` to the
 # native client, which execs it itself (compile_server.py). Never returns either.
 exec_elsewhere = None
+# Set in a compile server's child: a `fork_server.Client`, through which `run_tool` runs
+# the clang it serves, without clang's start-up (fork_server.py).
+fork_server = None
 
 
 def trace(argv) -> None:
@@ -39,12 +42,34 @@ def run_tool(argv, *, timeout=None, capture_stderr=False, capture_stdout=False,
 
     stderr streams through live unless `capture_stderr` (then it is kept for
     the error). A timeout kills the tool and its children and raises
-    ToolFailed(timed_out=<the limit>).
+    ToolFailed(timed_out=<the limit>). In a compile server's child, the clang
+    its fork server serves runs there (`fork_server`), else as a process of its own.
     """
     import subprocess  # here, not above: the pass-through path only execs
 
     argv = [str(a) for a in argv]
     trace(argv)
+    done = None
+    if fork_server is not None and fork_server.serves(argv[0]):
+        done = fork_server.run(argv, env=env, cwd=cwd, capture_stdout=capture_stdout,
+                               capture_stderr=capture_stderr, timeout=timeout)
+    if done is None:
+        done = _run_process(argv, timeout=timeout, capture_stdout=capture_stdout,
+                            capture_stderr=capture_stderr, env=env, cwd=cwd)
+    returncode, out, err = done
+    if returncode is None:
+        raise ToolFailed(argv, None, err.decode(errors="replace") if err else "", timed_out=timeout)
+    if returncode != 0:
+        message = err.decode(errors="replace") if capture_stderr and err else ""
+        raise ToolFailed(argv, returncode, message)
+    return subprocess.CompletedProcess(argv, returncode, out, err)
+
+
+def _run_process(argv: list[str], *, timeout, capture_stdout, capture_stderr, env, cwd):
+    """`run_tool`'s tool as a process of its own: (returncode, stdout, stderr), the
+    returncode None when the timeout killed it."""
+    import subprocess
+
     try:
         proc = subprocess.Popen(
             argv,
@@ -67,16 +92,12 @@ def run_tool(argv, *, timeout=None, capture_stderr=False, capture_stdout=False,
             except subprocess.TimeoutExpired:  # a child of the tool still holds the pipes
                 out, err = b"", b""
             proc.wait()
-            message = err.decode(errors="replace") if err else ""
-            raise ToolFailed(argv, None, message, timed_out=timeout) from None
+            return None, out, err
         except BaseException:  # Ctrl-C, SIGTERM: the tool is not in the terminal's group
             _kill_group(proc)
             proc.wait()
             raise
-    if proc.returncode != 0:
-        message = err.decode(errors="replace") if capture_stderr and err else ""
-        raise ToolFailed(argv, proc.returncode, message)
-    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    return proc.returncode, out, err
 
 
 def spawn_detached(argv) -> None:

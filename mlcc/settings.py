@@ -46,6 +46,7 @@ class Settings:
     server: bool = True          # keep the model loaded in a background process for the build
     server_idle: float = 60.0    # seconds that process (and the compile server) wait idle before exiting
     compile_server: bool = True  # the native client hands commands to a warm compile server
+    fork_server: bool = True     # in the compile server, clang runs forked from a warm clang (mlcc/fork_server.py)
     plugin: bool = True          # run a chosen pipeline inside clang through mlcc's pass plugin, where built (mlcc/plugin_build.py)
     one_process: bool = True     # where the decision reads nothing of the unit, compile it from source in one clang (mlcc/one_process.py)
 

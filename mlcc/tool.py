@@ -191,6 +191,9 @@ def server_status(as_json: bool) -> None:
             click.echo(f"compile server pid {s['pid']}: {s['answered']} commands, {s['cpu']:.2f} s CPU "
                        f"(with their tools), up {up:.0f} s, exits after {s['idle']:g} s idle"
                        f"{other}; {s['socket']}")
+            forks = s.get("fork_server")
+            if forks:
+                click.echo(f"  clang fork server pid {forks['pid']} for {forks['clang']}")
         else:
             click.echo(f"pid {s['pid']}: {s['answered']} units answered, {s['cpu']:.2f} s CPU, up "
                        f"{up:.0f} s, exits after {s['idle']:g} s idle{other}; {s['socket']}")
@@ -214,8 +217,9 @@ def server_stop() -> None:
                    "over the Python console scripts).")
 def install_client(bindir: Path | None) -> None:
     """Build the native client with clang-19 and install it as mlcc and mlcc++; build
-    mlcc's pass plugin for clang-19 (a warning if LLVM's headers are missing)."""
-    from mlcc import client_build, plugin_build
+    mlcc's pass plugin and the clang fork server for clang-19 (a warning if either
+    cannot be built)."""
+    from mlcc import client_build, fork_server_build, plugin_build
     from mlcc.errors import MlccError
     try:
         for path in client_build.build(bindir or client_build.default_bindir()):
@@ -226,6 +230,11 @@ def install_client(bindir: Path | None) -> None:
         click.echo(f"installed {plugin_build.build()}")
     except (MlccError, OSError) as exc:
         click.echo(f"mlcc: warning: cannot build the pass plugin: {exc}; opt and clang run apart", err=True)
+    try:
+        click.echo(f"installed {fork_server_build.build()}")
+    except (MlccError, OSError) as exc:
+        click.echo(f"mlcc: warning: cannot build the clang fork server: {exc}; clang starts per run",
+                   err=True)
 
 
 @main.command()

@@ -44,10 +44,15 @@ from mlcc.objective import sections
 LEVELS = ("z", "s")
 CROSS_TREES = f"cross/*/{bench_cross.LOGGED_TREE}"
 
-# route checked -> (its name in the log, its extra flags, the three-process build's flags)
+# route checked -> (its name in the log, its extra flags, the other build's flags and its route)
 ROUTES = {
-    "plugin": ("plugin", ("-fmlcc-no-one-process",), ("-fmlcc-no-one-process", "-fmlcc-no-plugin")),
-    "one-process": ("one process", (), ("-fmlcc-no-one-process", "-fmlcc-no-plugin")),
+    "plugin": ("plugin", ("-fmlcc-no-one-process",), ("-fmlcc-no-one-process", "-fmlcc-no-plugin"),
+               "opt+clang"),
+    "one-process": ("one process", (), ("-fmlcc-no-one-process", "-fmlcc-no-plugin"), "opt+clang"),
+    # not a route in the log: clang forked from the compile server's fork server, against
+    # clang started as a process, with trials (the most clang runs per unit)
+    "fork-server": ("fork server", ("-fmlcc-trials=3",), ("-fmlcc-trials=3", "-fmlcc-no-fork-server"),
+                    "clang processes"),
 }
 
 
@@ -108,7 +113,7 @@ def check(route: str, project: str, unit: bench_cross.Unit, level: str, scratch:
     the bytes agree."""
     result = {"project": project, "source": unit.source, "level": f"-O{level}"}
     objects = {}
-    _, checked, apart = ROUTES[route]
+    _, checked, apart, _ = ROUTES[route]
     for name, extra in (("checked", checked), ("apart", apart)):
         out = scratch / f"{index}-O{level}.{name}.o"
         log = scratch / f"{index}-O{level}.{name}.log"
@@ -126,6 +131,9 @@ def check(route: str, project: str, unit: bench_cross.Unit, level: str, scratch:
             return result
         entry = json.loads(log.read_text().splitlines()[-1])
         result[name] = entry.get("route")
+        if route == "fork-server":
+            result[name] = "fork server" if entry.get("clang_forked") else "clang processes"
+
         result[f"{name}_pipeline"] = entry.get("pipeline")
         objects[name] = out.read_bytes()
     same_pipeline = result["checked_pipeline"] == result["apart_pipeline"]
@@ -175,7 +183,7 @@ def main(argv=None) -> int:
         "checked_by_another_route": [
             {k: r[k] for k in ("project", "source", "level", "checked", "checked_pipeline")}
             for r in compared if r["checked"] != logged],
-        "three_process_route_taken": sum(r["apart"] == "opt+clang" for r in compared),
+        "other_route_taken": sum(r["apart"] == ROUTES[args.route][3] for r in compared),
         "projects": sorted({r["project"] for r in results}),
     }
     args.out.write_text(json.dumps(summary, indent=1) + "\n")

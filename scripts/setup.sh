@@ -81,6 +81,11 @@ fi
 # objects as opt and then clang (docs/DESIGN.md). Without it mlcc runs opt and clang.
 $PY -m mlcc.plugin_build || echo "setup: the pass plugin was not built; mlcc runs opt and clang apart" >&2
 
+# The clang fork server (mlcc/client/mlcc-fork-server.c, built with clang-19): the compile
+# server starts clang once and forks it for each clang run of a unit, without clang's
+# start-up (docs/DESIGN.md). Without it each clang run is a process of its own.
+$PY -m mlcc.fork_server_build || echo "setup: the clang fork server was not built; clang starts per run" >&2
+
 if [ "${1:-}" = "--demo" ] || [ "${2:-}" = "--demo" ]; then
   PATH="$PWD/.venv/bin:$PATH" $PY scripts/demo.py
 fi

@@ -223,13 +223,36 @@ def _sqlite_amalgamation() -> Path:
 
 
 def _process_cpu(pid: int) -> float | None:
-    """CPU seconds so far of process `pid` and of its children it has waited for; None
-    when it is gone (`compile_server.process_cpu`)."""
+    """CPU seconds so far of process `pid`, of its children it has waited for and of
+    those still running (a compile server's clang fork server, which it reaps only when
+    it stops); None when it is gone (`compile_server.process_cpu`)."""
     from mlcc.compile_server import process_cpu
     try:
-        return process_cpu(pid)
+        total = process_cpu(pid)
     except OSError:
         return None
+    for child in _children(pid):
+        try:
+            total += process_cpu(child)
+        except OSError:  # reaped meanwhile: counted in the parent's next reading
+            pass
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    """The running children of process `pid` (/proc's `children` of each of its threads)."""
+    found = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return found
 
 
 _server_pids: dict[Path, list[int]] = {}
