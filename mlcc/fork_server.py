@@ -28,16 +28,17 @@ import time
 
 SOCKET_VARIABLE = "MLCC_FORK_SERVER_SOCKET"
 MAGIC = b"MLFS"
-CONNECT_WAIT = 1.0  # seconds for the fork server's answer with the command's pid
+CONNECT_WAIT = 1.0  # seconds to connect to the fork server
+ANSWER_WAIT = 5.0  # seconds for its answer with the command's pid (else it kills the command)
 
 
-def start(clang: str, path: str):
+def start(clang: str, path: str, library: str | None = None):
     """Start the fork server for `clang`, listening at `path`, as a child of this process
     (its CPU is the compile server's, once reaped); a Popen, or None without one built
-    for this clang."""
+    for this clang (`library`: the one built, found when not given)."""
     import subprocess
     from mlcc import fork_server_build
-    library = fork_server_build.installed(clang)
+    library = library or fork_server_build.installed(clang)
     if library is None:
         return None
     env = dict(os.environ, LD_PRELOAD=library, LD_BIND_NOW="1")
@@ -70,8 +71,9 @@ class Client:
     def run(self, argv: list[str], *, env=None, cwd=None, capture_stdout=False,
             capture_stderr=False, timeout=None):
         """Run `argv` in a child of the fork server: (returncode, stdout, stderr), the
-        returncode None when `timeout` ran out (the command is killed), negative for a
-        signal as subprocess has it; None when the fork server did not run it."""
+        returncode None when `timeout` ran out (the command is killed and reaped),
+        negative for a signal as subprocess has it; None when the fork server did not
+        run it (refused, or died, killing the command: it may run again elsewhere)."""
         try:
             directory = os.path.abspath(cwd) if cwd is not None else os.getcwd()
         except OSError:
@@ -103,6 +105,7 @@ class Client:
                 else:
                     readers.append(None)
                     streams.append(own)
+            conn.settimeout(ANSWER_WAIT)
             try:
                 socket.send_fds(conn, [MAGIC + struct.pack("<I", len(body))], streams)
                 conn.sendall(body)
@@ -114,7 +117,14 @@ class Client:
             keep = []
             if not pid:
                 return None  # refused (stale, full) or gone
-            done = self._wait(conn, readers, timeout)
+            try:
+                done = self._wait(conn, readers, timeout)
+            except OSError:  # the fork server died, and its children with it
+                self.broken = True
+                return None
+            except BaseException:  # Ctrl-C, SIGTERM: the command goes before this one does
+                _stop(conn)
+                raise
             self.forked += done is not None
             return done
         finally:
@@ -136,13 +146,13 @@ class Client:
             wait = None if deadline is None else max(0.0, deadline - time.monotonic())
             ready, _, _ = select.select(open_readers + ([conn] if len(status) < 4 else []), [], [], wait)
             if not ready and deadline is not None and time.monotonic() >= deadline:
-                break  # timed out: closing the connection kills the command
+                _stop(conn)
+                break
             for fd in ready:
                 if fd is conn:
                     chunk = conn.recv(4 - len(status))
-                    if not chunk:  # the fork server died: its children die with it
-                        self.broken = True
-                        return None
+                    if not chunk:
+                        raise ConnectionError("the fork server hung up")
                     status += chunk
                     continue
                 chunk = os.read(fd, 1 << 16)
@@ -156,6 +166,19 @@ class Client:
         code = struct.unpack("<i", bytes(status))[0]
         returncode = -os.WTERMSIG(code) if os.WIFSIGNALED(code) else os.WEXITSTATUS(code)
         return returncode, *captured
+
+
+def _stop(conn: socket.socket) -> None:
+    """Have the fork server kill the command's process group, and wait until it is reaped
+    (the fork server then hangs up), as `process.run_tool` waits for a tool it kills."""
+    try:
+        conn.setblocking(True)
+        conn.settimeout(10.0)
+        conn.send(b"k")
+        while conn.recv(64):
+            pass
+    except OSError:
+        pass
 
 
 def _read_int(conn: socket.socket) -> int | None:
