@@ -40,7 +40,8 @@ _PROBE_DIR = re.compile(r"^(\d+(\.\d+)+|CMakeScratch|CMakeTmp|CompilerId.*)$")
 # mlcc settings a build runs with; the caller's own MLCC_* variables (other
 # than the model and the toolchain) must not change what is measured.
 KEPT_MLCC_VARIABLES = ("MLCC_MODEL", "MLCC_LLVM_BIN", "MLCC_CLANG", "MLCC_CLANGXX", "MLCC_OPT",
-                       "MLCC_ONE_PROCESS")  # MLCC_ONE_PROCESS=0: the split route, side by side
+                       "MLCC_ONE_PROCESS",  # MLCC_ONE_PROCESS=0: the split route, side by side
+                       "MLCC_FORK_SERVER")  # MLCC_FORK_SERVER=0: clang started per run, side by side
 
 TINY_SOURCE = """\
 /* The driver-speed benchmark's tiny unit: a few functions, no headers. */
