@@ -185,7 +185,9 @@ def choose(bitcode: str, opt_level: str, settings, via: str = "in process",
         return Decision(CLANG, f"clang-default: no model for {target.name} -O{opt_level}")
     from mlcc.errors import MlccError
     try:
-        decision = rank(bitcode, opt_level, path, target.name)
+        decision = (trial_set_only(bitcode, opt_level, path, target.name, settings.trials)
+                    if settings.trials and not settings.search else None)
+        decision = decision or rank(bitcode, opt_level, path, target.name)
     except MlccError as exc:
         warn_once(f"{exc}; using clang's own pipeline")
         return Decision(CLANG, f"clang-default: {exc}", via=via)
@@ -206,6 +208,31 @@ def _forced(bitcode: str, forced: str, opt_level: str) -> Decision:
         return Decision(pipeline=forced, source="forced")  # not counted: as given
     size = passes.slow_pass_size(shape.instructions, shape.largest_function, opt_level)
     return Decision(pipeline=passes.bounded(forced, size), source="forced", slow_size=size)
+
+
+def trial_set_only(bitcode: str, opt_level: str, path: str, target: str, k: int) -> Decision | None:
+    """For `-fmlcc-trials=k`: the model at `path`'s decision without its features and
+    inference, when its set for k, as it runs on this unit (`passes.bounded`), is k
+    pipelines besides clang's: trials then build clang's pipeline and that set, and the
+    model's ranking is never read (`trials.trial_pipelines`). None otherwise (`rank`)."""
+    model = load(path)
+    if model.target != target or model.opt_level != opt_level or not model.trial_sets:
+        return None
+    chosen = model.trial_sets[min(k, len(model.trial_sets)) - 1]
+    if len(chosen) < k:
+        return None
+    from mlcc import ir_reader, passes  # the counts alone: no features, no inference
+    from mlcc.errors import MlccError
+    try:
+        shape = ir_reader.shape(bitcode)
+    except MlccError:
+        return None  # `rank` says what is wrong with it
+    size = passes.slow_pass_size(shape.instructions, shape.largest_function, opt_level)
+    sets = tuple(tuple(dict.fromkeys(passes.bounded(p, size) for p in s)) for s in model.trial_sets)
+    if len(set(sets[min(k, len(sets)) - 1]) - {CLANG}) < k:
+        return None  # the bound made two of them one: the ranking fills the set
+    return Decision(pipeline=passes.bounded(model.candidates[0], size),
+                    source=f"model {model.digest}, its trial set", slow_size=size, trial_sets=sets)
 
 
 def rank(bitcode: str, opt_level: str, path: str, target: str = HOST_TARGET) -> Decision:

@@ -178,6 +178,37 @@ def test_a_slow_candidate_runs_only_on_units_within_the_bound(work: Path, tmp_pa
     assert model.rank(str(bitcode), "z", "m.onnx").trial_sets == ((fast,), (fast,))
 
 
+@pytest.mark.parametrize("level", ["z", "s"])
+def test_trials_skip_the_features_when_the_models_set_is_whole(level, work: Path, tmp_path: Path,
+                                                               monkeypatch):
+    """Under -fmlcc-trials=K with the bundled model's set for K whole on the unit, the
+    decision reads no features and runs no inference, and trials build what the model's
+    ranked decision would have them build."""
+    from mlcc import passes
+    from mlcc.trials import trial_pipelines
+
+    path = str(model.bundled_model_path(level))
+    bitcode = tmp_path / "lib.bc"
+    subprocess.run(["clang-19", f"-O{level}", "-Xclang", "-disable-llvm-passes", "-emit-llvm", "-c",
+                    str(work / "src" / "lib.c"), "-o", str(bitcode)], check=True)
+    ranked = model.rank(str(bitcode), level, path)
+    called = []
+    monkeypatch.setattr(features, "extract_features", lambda *a: called.append(a))
+    for k in (1, 2, 3):
+        quick = model.trial_set_only(str(bitcode), level, path, model.HOST_TARGET, k)
+        assert quick is not None and quick.scores == {} and quick.ranked == ()
+        assert trial_pipelines(quick, k) == trial_pipelines(ranked, k)
+        assert quick.slow_size == ranked.slow_size
+    assert called == []
+    # past the sets' sizes, or a set the bound made smaller: the ranking is needed
+    loaded = model.load(path)
+    assert model.trial_set_only(str(bitcode), level, path, model.HOST_TARGET, len(loaded.trial_sets) + 2) is None
+    slow, fast = "clang[no-licm,iroutliner]", "clang[no-licm]"
+    monkeypatch.setattr(model, "load", lambda p: replace(loaded, trial_sets=((slow,), (slow, fast))))
+    monkeypatch.setattr(passes, "SLOW_BOUND", 0)
+    assert model.trial_set_only(str(bitcode), level, path, model.HOST_TARGET, 2) is None
+
+
 def test_trials_build_the_set_chosen_together_else_the_models_top_k():
     from mlcc.trials import search_start, trial_pipelines
 

@@ -69,17 +69,20 @@ MAX_EXPLORE_BITCODE = 1_500_000  # bytes; huge units would eat the exploration b
 
 
 class Store:
-    """The measurement table: (unit, pipeline) -> bytes (None: the pipeline failed)."""
+    """The measurement table: (unit, pipeline) -> bytes (None: the pipeline failed), and
+    the seconds its opt and code generation took."""
 
     def __init__(self, path: Path = MEASUREMENTS):
         self.path = path
         self.sizes: dict[tuple[str, str], int | None] = {}
+        self.seconds: dict[tuple[str, str], float | None] = {}
         if path.exists():
             with gzip.open(path, "rt") as f:
                 for line in f:
                     if line.strip():
                         row = json.loads(line)
                         self.sizes[(row["unit"], row["pipeline"])] = row["size"]
+                        self.seconds[(row["unit"], row["pipeline"])] = row.get("seconds")
 
     def has(self, unit: str, pipeline: str) -> bool:
         return (unit, pipeline) in self.sizes
@@ -97,6 +100,13 @@ class Store:
                 out[unit] = as_run(sizes, instructions.get(unit), wanted)
         return out
 
+    def seconds_by_unit(self) -> dict[str, dict[str, float | None]]:
+        """unit -> pipeline -> seconds of its opt and code generation, as measured."""
+        out: dict[str, dict[str, float | None]] = defaultdict(dict)
+        for (unit, pipeline), seconds in self.seconds.items():
+            out[unit][pipeline] = seconds
+        return out
+
     def append(self, rows: list[dict]) -> None:
         """Add rows as one gzip member (a crash loses at most this batch)."""
         fresh = [r for r in rows if (r["unit"], r["pipeline"]) not in self.sizes]
@@ -108,9 +118,10 @@ class Store:
             f.write(gzip.compress(data.encode(), mtime=0))
         for r in fresh:
             self.sizes[(r["unit"], r["pipeline"])] = r["size"]
+            self.seconds[(r["unit"], r["pipeline"])] = r.get("seconds")
 
 
-def as_run(sizes: dict[str, int | None], instructions: float | None, wanted=()) -> dict[str, int | None]:
+def as_run(sizes: dict, instructions: float | None, wanted=()) -> dict:
     """One unit's measured sizes as mlcc gets them: a pipeline with a slow pass has, on a
     unit over the bound, the size of what runs instead (`passes.bounded`), or none yet
     when that one is not measured. The table keeps what was measured, under the names
