@@ -37,7 +37,7 @@ def as_processes(clang: str, argv: list[str], runs: int) -> float:
     """CPU seconds per run, each clang a process of its own."""
     before = _children_cpu()
     for _ in range(runs):
-        process.run_tool([clang, *argv])
+        process.run_tool([clang, *argv], capture_stdout=True)
     return (_children_cpu() - before) / runs
 
 
