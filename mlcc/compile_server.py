@@ -34,6 +34,11 @@ Protocol (one connection per command; PROTOCOL in the socket's name):
 A JSON line `{"protocol": 1, "op": "status"|"stop"}` instead gets the answer of the
 model server's protocol (`model_server.servers`, `stop_all`, `mlcc-tool server`).
 
+The server also starts mlcc's clang fork server (fork_server.py) as its child, at its
+first forked command, for the clang it finds in its environment: its commands' clang
+runs are then forks of one clang started once (`process.run_tool`), without clang's
+start-up. Its CPU counts in the server's `status` answer.
+
 The server serves one user: its socket lives in the private runtime directory
 (mode 0700, `user_dirs.py`) and a peer of another uid (SO_PEERCRED) is hung up on
 unanswered. It exits after `server_idle` seconds without a command, and as soon
