@@ -13,22 +13,18 @@ builds it again.
 from __future__ import annotations
 
 import functools
-import hashlib
-import os
 import sys
 from pathlib import Path
+
+from mlcc import clang_library
 
 SOURCE = Path(__file__).parent / "client" / "mlcc-fork-server.c"
 CFLAGS = ("-shared", "-fPIC", "-O2", "-Wall", "-Wextra")
 
 
 def stamp(clang: str) -> str:
-    """The real path, size and time of `clang`'s binary, and the library's source."""
-    real = os.path.realpath(clang)
-    st = os.stat(real)
-    digest = hashlib.sha256(f"{real}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-    digest.update(SOURCE.read_bytes())
-    return digest.hexdigest()[:16]
+    """What the fork server built for `clang` is named by (`clang_library.stamp`)."""
+    return clang_library.stamp(clang, SOURCE)
 
 
 def path_for(clang: str) -> Path:
@@ -50,20 +46,10 @@ def build(clang: str | None = None) -> Path:
     """Compile the fork server for `clang` (default: the one mlcc finds) with that clang;
     returns its path. Ones built for other clangs are removed. Raises ToolFailed or
     ToolchainMissing."""
-    from mlcc.process import run_tool
     from mlcc.toolchain import find
     clang = clang or find("clang")
-    out = path_for(clang)
-    partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        run_tool([clang, *CFLAGS, str(SOURCE), "-o", str(partial)], capture_stderr=True)
-        os.replace(partial, out)
-    finally:
-        if partial.exists():
-            partial.unlink()
-    for old in SOURCE.parent.glob("mlcc-fork-server-*.so"):
-        if old != out:
-            old.unlink(missing_ok=True)
+    out = clang_library.compile_into_place([clang, *CFLAGS, str(SOURCE)], path_for(clang),
+                                           "mlcc-fork-server-*.so")
     installed.cache_clear()
     return out
 
@@ -71,15 +57,9 @@ def build(clang: str | None = None) -> Path:
 def main(argv=None) -> int:
     """`python -m mlcc.fork_server_build` (scripts/setup.sh)."""
     import argparse
-    from mlcc.errors import MlccError
     argparse.ArgumentParser(description="Build mlcc's clang fork server.").parse_args(argv)
-    try:
-        print(f"installed {build()}")
-    except (MlccError, OSError) as exc:
-        print(f"mlcc: error: cannot build the clang fork server: {exc}; "
-              "each clang mlcc runs starts as a process of its own", file=sys.stderr)
-        return 1
-    return 0
+    return clang_library.build_main(build, "the clang fork server",
+                                    "each clang run mlcc makes starts as a process of its own")
 
 
 if __name__ == "__main__":

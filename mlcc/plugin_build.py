@@ -14,24 +14,19 @@ headers: Debian's llvm-19-dev, with its `llvm-config-19`.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import sys
 from pathlib import Path
+
+from mlcc import clang_library
 
 SOURCE = Path(__file__).parent / "plugin" / "mlcc-pipeline.cpp"
 CXXFLAGS = ("-shared", "-fPIC", "-O2", "-Wall")
 
 
 def stamp(clang: str) -> str:
-    """What the plugin built for `clang` is named by: the LLVM binary's real path, size
-    and modification time (a Debian upgrade of LLVM replaces clang's binary too), and
-    the plugin's source."""
-    real = os.path.realpath(clang)
-    st = os.stat(real)
-    digest = hashlib.sha256(f"{real}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
-    digest.update(SOURCE.read_bytes())
-    return digest.hexdigest()[:16]
+    """What the plugin built for `clang` is named by (`clang_library.stamp`)."""
+    return clang_library.stamp(clang, SOURCE)
 
 
 def path_for(clang: str) -> Path:
@@ -75,17 +70,8 @@ def build(clang: str | None = None) -> Path:
     cxx = find("clang++")
     config = _llvm_config(clang)
     cxxflags = run_tool([config, "--cxxflags"], capture_stdout=True).stdout.decode().split()
-    out = path_for(clang)
-    partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        run_tool([cxx, *cxxflags, *CXXFLAGS, str(SOURCE), "-o", str(partial)], capture_stderr=True)
-        os.replace(partial, out)
-    finally:
-        if partial.exists():
-            partial.unlink()
-    for old in SOURCE.parent.glob("mlcc-pipeline-*.so"):
-        if old != out:
-            old.unlink(missing_ok=True)
+    out = clang_library.compile_into_place([cxx, *cxxflags, *CXXFLAGS, str(SOURCE)], path_for(clang),
+                                           "mlcc-pipeline-*.so")
     installed.cache_clear()
     return out
 
@@ -93,15 +79,8 @@ def build(clang: str | None = None) -> Path:
 def main(argv=None) -> int:
     """`python -m mlcc.plugin_build` (scripts/setup.sh)."""
     import argparse
-    from mlcc.errors import MlccError
     argparse.ArgumentParser(description="Build mlcc's pass plugin for the clang it drives.").parse_args(argv)
-    try:
-        print(f"installed {build()}")
-    except (MlccError, OSError) as exc:
-        print(f"mlcc: error: cannot build the pass plugin: {exc}; "
-              "mlcc runs opt and clang as separate processes", file=sys.stderr)
-        return 1
-    return 0
+    return clang_library.build_main(build, "the pass plugin", "mlcc runs opt and clang as separate processes")
 
 
 if __name__ == "__main__":

@@ -48,3 +48,28 @@ def runtime():
     yield base
     model_server.stop_all(str(base / "mlcc"))
     shutil.rmtree(base, ignore_errors=True)
+
+
+def as_user(uid: int, gid: int, talk) -> str:
+    """Run `talk()` in a child process that has become `uid`/`gid`; what it returned (a
+    string), or "refused: ..." when it raised OSError."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read)
+        try:
+            os.setgid(gid)
+            os.setuid(uid)
+            try:
+                what = talk()
+            except OSError as exc:
+                what = f"refused: {exc.strerror}"
+            os.write(write, what.encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    what = b""
+    while chunk := os.read(read, 1 << 16):
+        what += chunk
+    os.waitpid(pid, 0)
+    return what.decode()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import mlcc_env
+from conftest import as_user, mlcc_env
 from mlcc import client_build, compile_server, model_server
 
 FIXTURE = Path(__file__).parent / "data" / "compare"
@@ -369,33 +369,16 @@ def test_the_server_exits_when_idle(client, work: Path, runtime: Path):
 
 
 def _connect_as(uid: int, gid: int, path: str) -> str:
-    """In a child running as `uid`: connect to `path`, send a status request; what
-    happened ("refused: ...", "hung up", or the answer)."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        try:
-            os.setgid(gid)
-            os.setuid(uid)
-            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            conn.settimeout(10)
-            try:
-                conn.connect(path)
-                conn.sendall(b'{"protocol": 1, "op": "status"}\n')
-                answer = conn.recv(1 << 16)
-                what = answer.decode() if answer else "hung up"
-            except OSError as exc:
-                what = f"refused: {exc.strerror}"
-            os.write(write, what.encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    what = b""
-    while chunk := os.read(read, 1 << 16):
-        what += chunk
-    os.waitpid(pid, 0)
-    return what.decode()
+    """As `uid`: connect to `path`, send a status request; what happened ("refused: ...",
+    "hung up", or the answer)."""
+    def talk() -> str:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.settimeout(10)
+        conn.connect(path)
+        conn.sendall(b'{"protocol": 1, "op": "status"}\n')
+        answer = conn.recv(1 << 16)
+        return answer.decode() if answer else "hung up"
+    return as_user(uid, gid, talk)
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to become another user")

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import mlcc_env
+from conftest import as_user, mlcc_env
 from mlcc import client_build, fork_server, fork_server_build, model_server, process
 from mlcc.errors import ToolFailed
 
@@ -190,35 +190,18 @@ def test_only_the_clang_it_was_started_for(served):
 
 
 def _connect_as(uid: int, gid: int, path: str) -> str:
-    """In a child running as `uid`: send a request for `clang -dumpmachine` to the fork
-    server at `path`; what came back."""
-    read, write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read)
-        try:
-            os.setgid(gid)
-            os.setuid(uid)
-            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            conn.settimeout(10)
-            try:
-                conn.connect(path)
-                body = b"\0".join([b"/", b"22", b"2", CLANG.encode(), b"-dumpmachine", b"0"]) + b"\0"
-                socket.send_fds(conn, [b"MLFS" + len(body).to_bytes(4, "little")], [0, 1, 2])
-                conn.sendall(body)
-                answer = conn.recv(4)
-                what = f"pid {int.from_bytes(answer, 'little')}" if answer else "hung up"
-            except OSError as exc:
-                what = f"refused: {exc.strerror}"
-            os.write(write, what.encode())
-        finally:
-            os._exit(0)
-    os.close(write)
-    what = b""
-    while chunk := os.read(read, 1 << 16):
-        what += chunk
-    os.waitpid(pid, 0)
-    return what.decode()
+    """As `uid`: ask the fork server at `path` to run `clang -dumpmachine`; what came back
+    ("pid N", "hung up" or "refused: ...")."""
+    def talk() -> str:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        conn.settimeout(10)
+        conn.connect(path)
+        body = b"\0".join([b"/", b"22", b"2", CLANG.encode(), b"-dumpmachine", b"0"]) + b"\0"
+        socket.send_fds(conn, [b"MLFS" + len(body).to_bytes(4, "little")], [0, 1, 2])
+        conn.sendall(body)
+        answer = conn.recv(4)
+        return f"pid {int.from_bytes(answer, 'little')}" if answer else "hung up"
+    return as_user(uid, gid, talk)
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to become another user")

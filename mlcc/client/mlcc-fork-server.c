@@ -175,49 +175,46 @@ bad:
     return NULL;
 }
 
-/* Split the request's fields; 0 when they are all there. */
+/* The field at *p, moving *p past it; NULL when the request ends before it. */
+static char *next_field(char **p, char *end)
+{
+    if (*p >= end)
+        return NULL;
+    char *field = *p;
+    *p += strlen(field) + 1;
+    return field;
+}
+
+/* A count field, then that many fields, as a NULL-terminated array (the count in
+   *count when asked); NULL for a count under `least` or fields missing. */
+static char **field_list(char **p, char *end, long least, int *count)
+{
+    char *text = next_field(p, end);
+    long n = text ? strtol(text, NULL, 10) : -1;
+    if (n < least || n > 100000)
+        return NULL;
+    char **list = calloc((size_t)n + 1, sizeof(char *));
+    for (long i = 0; list && i < n; i++)
+        if (!(list[i] = next_field(p, end))) {
+            free(list);
+            return NULL;
+        }
+    if (count)
+        *count = (int)n;
+    return list;
+}
+
+/* Split the request's fields (the body ends with a NUL); 0 when they are all there. */
 static int parse_fields(char *body, uint32_t length, char **cwd, mode_t *umask_value,
                         char ***argv, int *argc, char ***envp)
 {
-    char *p = body, *end = body + length;
-    char *field[3];
-    for (int i = 0; i < 3; i++) {
-        if (p >= end)
-            return -1;
-        field[i] = p;
-        p += strlen(p) + 1;
-    }
-    *cwd = field[0];
-    *umask_value = (mode_t)strtoul(field[1], NULL, 8);
-    long count = strtol(field[2], NULL, 10);
-    if (count < 1 || count > 100000)
+    char *p = body, *end = body + length, *umask_text;
+    if (!(*cwd = next_field(&p, end)) || !(umask_text = next_field(&p, end)))
         return -1;
-    *argv = calloc((size_t)count + 1, sizeof(char *));
-    if (!*argv)
-        return -1;
-    for (long i = 0; i < count; i++) {
-        if (p >= end)
-            return -1;
-        (*argv)[i] = p;
-        p += strlen(p) + 1;
-    }
-    *argc = (int)count;
-    if (p >= end)
-        return -1;
-    long env_count = strtol(p, NULL, 10);
-    p += strlen(p) + 1;
-    if (env_count < 0 || env_count > 100000)
-        return -1;
-    *envp = calloc((size_t)env_count + 1, sizeof(char *));
-    if (!*envp)
-        return -1;
-    for (long i = 0; i < env_count; i++) {
-        if (p >= end)
-            return -1;
-        (*envp)[i] = p;
-        p += strlen(p) + 1;
-    }
-    return 0;
+    *umask_value = (mode_t)strtoul(umask_text, NULL, 8);
+    *argv = field_list(&p, end, 1, argc);
+    *envp = *argv ? field_list(&p, end, 0, NULL) : NULL;
+    return *argv && *envp ? 0 : -1;
 }
 
 /* In the forked child: become the command and run clang; never returns. */
