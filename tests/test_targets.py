@@ -316,8 +316,9 @@ def test_single_shot_asks_the_bundled_model_only_when_it_beats_its_default(level
 
 def test_single_shot_runs_the_default_without_reading_the_unit(tmp_path, monkeypatch):
     """Where single-shot runs the default alone: no features, no inference, and the
-    slow passes bounded as for the model's choice. Trials, search and a model the
-    settings name still ask the model."""
+    slow passes bounded as for the model's choice. Search and a model the settings name
+    still ask the model; trials read its trial set (and its ranking only when the set
+    is not whole: tests/test_model.py)."""
     from mlcc import features
     from mlcc.settings import Settings
 
@@ -329,8 +330,11 @@ def test_single_shot_runs_the_default_without_reading_the_unit(tmp_path, monkeyp
     bitcode = tmp_path / "u.bc"
     subprocess.run(["clang-19", f"-O{level}", "-Xclang", "-disable-llvm-passes", "-emit-llvm",
                     "-c", SOURCE, "-o", str(bitcode)], cwd=work, check=True)
-    asked = model.choose(str(bitcode), level, Settings(server=False, trials=2))
+    asked = model.choose(str(bitcode), level, Settings(server=False, search=4))
     assert asked.source.startswith("model ") and asked.scores
+    trials = model.choose(str(bitcode), level, Settings(server=False, trials=2))
+    assert trials.source.startswith("model ") and trials.source.endswith("its trial set")
+    assert len(trials.trial_sets[1]) == 2
 
     def unread(*_a, **_k):
         raise AssertionError("single-shot read the unit's features")
