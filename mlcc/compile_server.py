@@ -64,6 +64,7 @@ RETRY_AFTER = 300.0  # seconds clients run in process after a server failed to s
 START_WAIT = 5.0  # seconds at most a client waits for a starting server to listen (the client's)
 REQUEST_WAIT = 2.0  # seconds the server waits for a connected client's request
 FORK_SERVER_RETRY = 10.0  # seconds before the clang fork server is started again once gone
+EXITED_PREFIX = "exited-"  # <prefix><pid>.cpu: the CPU of a server that exited on its own
 
 # Third-party code the server keeps imported: an upgrade restarts it.
 _LIBRARIES = ("numpy", "onnxruntime", "llvmlite")
@@ -654,6 +655,20 @@ def serve(path: str, idle: float, exec_in_client: bool = True) -> None:
     finally:
         server.stop_listening()
         server.stop_fork_server()
+        if not server.stop_requested and server.status["answered"]:
+            _record_exit_cpu(os.path.dirname(path))
+
+
+def _record_exit_cpu(directory: str) -> None:
+    """A server that exits on its own (idle, or its code changed) leaves its CPU seconds,
+    its commands' and fork server's included, in `directory`: a benchmark that stops the
+    servers at the end of a build counts them there (`model_server.stop_all`); a server
+    stopped by a request was counted in its answer, and leaves none."""
+    try:
+        with open(os.path.join(directory, f"{EXITED_PREFIX}{os.getpid()}.cpu"), "w") as f:
+            f.write(f"{process_cpu(os.getpid())}\n")
+    except OSError:
+        pass
 
 
 def _say_failed(marker: str) -> None:

@@ -172,8 +172,18 @@ def stop_all(directory: str) -> dict:
     """Stop every server with a socket in `directory` (a runtime directory's mlcc/), the
     compile servers (compile_server.py) among them; return {"servers": how many
     answered, "compile": how many of them were compile servers, "cpu": their CPU
-    seconds}. For benchmarks, which must count the servers' CPU time with the build's."""
-    found = {"servers": 0, "compile": 0, "cpu": 0.0}
+    seconds, those that exited on their own since the last call included, and "exited":
+    how many of those}. For benchmarks, which must count the servers' CPU time with the
+    build's."""
+    found = {"servers": 0, "compile": 0, "cpu": 0.0, "exited": 0}
+    # compile servers that exited on their own meanwhile (idle, stale) left their CPU
+    for name, cpu in exited_cpu(directory).items():
+        found["cpu"] += cpu
+        found["exited"] += 1
+        try:
+            os.unlink(os.path.join(directory, name))  # counted once
+        except OSError:
+            pass
     for path, answer in _ask_each(directory, "stop"):
         found["cpu"] += float(answer["cpu"])
         found["servers"] += 1
@@ -181,6 +191,25 @@ def stop_all(directory: str) -> dict:
         deadline = time.monotonic() + 5.0  # stopped means gone: it removes its socket last
         while os.path.exists(path) and time.monotonic() < deadline:
             time.sleep(0.01)
+    return found
+
+
+def exited_cpu(directory: str) -> dict[str, float]:
+    """{file name: CPU seconds} of the compile servers in `directory` that exited on
+    their own (`compile_server._record_exit_cpu`)."""
+    from mlcc.compile_server import EXITED_PREFIX
+    found = {}
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return found
+    for name in names:
+        if name.startswith(EXITED_PREFIX) and name.endswith(".cpu"):
+            try:
+                with open(os.path.join(directory, name)) as f:
+                    found[name] = float(f.read())
+            except (OSError, ValueError):
+                pass
     return found
 
 

@@ -368,6 +368,29 @@ def test_the_server_exits_when_idle(client, work: Path, runtime: Path):
     assert not _sock(runtime).exists()
 
 
+def test_a_server_that_exits_on_its_own_leaves_its_cpu_for_the_benchmarks(client, work: Path,
+                                                                          runtime: Path):
+    """A benchmark counts the servers' CPU when it stops them at the end of a build; one
+    that went idle (or stale) before that leaves its CPU behind, counted once."""
+    env = _env(runtime, MLCC_SERVER_IDLE="1")
+    assert _run([client, "-Oz", "-c", "src/util.c", "-o", "util.o"], work, env).returncode == 0
+    _wait_server(runtime)
+    directory = str(runtime / "mlcc")
+    deadline = time.monotonic() + 30
+    while not model_server.exited_cpu(directory) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = model_server.exited_cpu(directory)
+    assert len(left) == 1 and list(left.values())[0] > 0
+    found = model_server.stop_all(directory)
+    assert found["exited"] == 1 and found["cpu"] >= list(left.values())[0]
+    assert model_server.stop_all(directory)["exited"] == 0
+    # a server stopped by a request was counted in its answer: it leaves nothing
+    _start(client, work, runtime)
+    assert model_server.stop_all(directory)["compile"] == 1
+    time.sleep(1.0)
+    assert model_server.exited_cpu(directory) == {}
+
+
 def _connect_as(uid: int, gid: int, path: str) -> str:
     """As `uid`: connect to `path`, send a status request; what happened ("refused: ...",
     "hung up", or the answer)."""

@@ -261,18 +261,19 @@ _server_pids: dict[Path, list[int]] = {}
 
 def _servers_cpu(runtime: Path | None) -> float:
     """CPU seconds so far of the servers in `runtime`'s mlcc/ (their finished children
-    included): what the native client's compiles cost outside the client's process.
+    included, and the servers that exited on their own): what the native client's
+    compiles cost outside the client's process.
     Read from /proc, the servers asked for their pids only when one is new or gone (an
     answer costs the server a fork, which would be counted)."""
     if runtime is None:
         return 0.0
     pids = _server_pids.get(runtime, [])
     cpu = [_process_cpu(pid) for pid in pids]
+    from mlcc import model_server
     if not pids or None in cpu:
-        from mlcc import model_server
         pids = _server_pids[runtime] = [int(s["pid"]) for s in model_server.servers(str(runtime / "mlcc"))]
         cpu = [_process_cpu(pid) for pid in pids]
-    return sum(c for c in cpu if c is not None)
+    return sum(c for c in cpu if c is not None) + sum(model_server.exited_cpu(str(runtime / "mlcc")).values())
 
 
 def _timed(argv: list[str], env: dict[str, str], cwd: Path,
