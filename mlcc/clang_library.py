@@ -21,11 +21,27 @@ def stamp(clang: str, source: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def compile_into_place(command: list[str], out: Path, others: str) -> Path:
-    """Run `command` (a compile, without its `-o`) into `out`, replaced whole by a rename;
-    then remove the files beside it matching `others` (built for other clangs). Raises
-    ToolFailed."""
+def path_for(clang: str, source: Path, name: str) -> Path:
+    """Where the library `name` built from `source` for `clang` is (or would be): beside
+    its source, named by `stamp`."""
+    return source.parent / f"{name}-{stamp(clang, source)}.so"
+
+
+def found(clang: str, source: Path, name: str) -> str | None:
+    """`path_for`'s file when it is there (built for this very clang), else None."""
+    try:
+        path = path_for(clang, source, name)
+    except OSError:
+        return None
+    return str(path) if path.is_file() else None
+
+
+def compile_into_place(command: list[str], clang: str, source: Path, name: str) -> Path:
+    """Run `command` (a compile of `source`, without its `-o`) into `path_for`'s file,
+    replaced whole by a rename; then remove the ones beside it built for other clangs.
+    Returns the path; raises ToolFailed."""
     from mlcc.process import run_tool
+    out = path_for(clang, source, name)
     partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
         run_tool([*command, "-o", str(partial)], capture_stderr=True)
@@ -33,7 +49,7 @@ def compile_into_place(command: list[str], out: Path, others: str) -> Path:
     finally:
         if partial.exists():
             partial.unlink()
-    for old in out.parent.glob(others):
+    for old in out.parent.glob(f"{name}-*.so"):
         if old != out:
             old.unlink(missing_ok=True)
     return out

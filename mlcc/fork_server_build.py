@@ -5,7 +5,7 @@ The fork server is a small library that clang loads with LD_PRELOAD: clang then
 starts once, in the compile server, and forks itself for each command mlcc runs,
 without the 40 ms of start-up each clang process costs (mlcc/fork_server.py). Its
 file name carries a stamp of the clang it was built for, as the pass plugin's does
-(`plugin_build.stamp`): a clang upgraded since finds none, and mlcc starts clang
+(`clang_library.stamp`): a clang upgraded since finds none, and mlcc starts clang
 as a process of its own until `mlcc-tool install-client` (or scripts/setup.sh)
 builds it again.
 """
@@ -20,26 +20,18 @@ from mlcc import clang_library
 
 SOURCE = Path(__file__).parent / "client" / "mlcc-fork-server.c"
 CFLAGS = ("-shared", "-fPIC", "-O2", "-Wall", "-Wextra")
-
-
-def stamp(clang: str) -> str:
-    """What the fork server built for `clang` is named by (`clang_library.stamp`)."""
-    return clang_library.stamp(clang, SOURCE)
+NAME = "mlcc-fork-server"
 
 
 def path_for(clang: str) -> Path:
-    """Where the fork server for `clang` is (or would be) installed."""
-    return SOURCE.parent / f"mlcc-fork-server-{stamp(clang)}.so"
+    """Where the fork server for `clang` is (or would be) installed (`clang_library.path_for`)."""
+    return clang_library.path_for(clang, SOURCE, NAME)
 
 
 @functools.lru_cache(maxsize=8)
 def installed(clang: str) -> str | None:
     """The fork server built for `clang`, or None (not built, or for another clang)."""
-    try:
-        found = path_for(clang)
-    except OSError:
-        return None
-    return str(found) if found.is_file() else None
+    return clang_library.found(clang, SOURCE, NAME)
 
 
 def build(clang: str | None = None) -> Path:
@@ -48,8 +40,7 @@ def build(clang: str | None = None) -> Path:
     ToolchainMissing."""
     from mlcc.toolchain import find
     clang = clang or find("clang")
-    out = clang_library.compile_into_place([clang, *CFLAGS, str(SOURCE)], path_for(clang),
-                                           "mlcc-fork-server-*.so")
+    out = clang_library.compile_into_place([clang, *CFLAGS, str(SOURCE)], clang, SOURCE, NAME)
     installed.cache_clear()
     return out
 

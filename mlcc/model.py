@@ -218,8 +218,8 @@ def trial_set_only(bitcode: str, opt_level: str, path: str, target: str, k: int)
     model = load(path)
     if model.target != target or model.opt_level != opt_level or not model.trial_sets:
         return None
-    chosen = model.trial_sets[min(k, len(model.trial_sets)) - 1]
-    if len(chosen) < k:
+    which = min(k, len(model.trial_sets)) - 1  # the set trials.trial_pipelines takes
+    if len(model.trial_sets[which]) < k:
         return None
     from mlcc import ir_reader, passes  # the counts alone: no features, no inference
     from mlcc.errors import MlccError
@@ -229,7 +229,7 @@ def trial_set_only(bitcode: str, opt_level: str, path: str, target: str, k: int)
         return None  # `rank` says what is wrong with it
     size = passes.slow_pass_size(shape.instructions, shape.largest_function, opt_level)
     sets = tuple(tuple(dict.fromkeys(passes.bounded(p, size) for p in s)) for s in model.trial_sets)
-    if len(set(sets[min(k, len(sets)) - 1]) - {CLANG}) < k:
+    if len(set(sets[which]) - {CLANG}) < k:
         return None  # the bound made two of them one: the ranking fills the set
     return Decision(pipeline=passes.bounded(model.candidates[0], size),
                     source=f"model {model.digest}, its trial set", slow_size=size, trial_sets=sets)

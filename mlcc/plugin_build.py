@@ -22,27 +22,19 @@ from mlcc import clang_library
 
 SOURCE = Path(__file__).parent / "plugin" / "mlcc-pipeline.cpp"
 CXXFLAGS = ("-shared", "-fPIC", "-O2", "-Wall")
-
-
-def stamp(clang: str) -> str:
-    """What the plugin built for `clang` is named by (`clang_library.stamp`)."""
-    return clang_library.stamp(clang, SOURCE)
+NAME = "mlcc-pipeline"
 
 
 def path_for(clang: str) -> Path:
-    """Where the plugin for `clang` is (or would be) installed."""
-    return SOURCE.parent / f"mlcc-pipeline-{stamp(clang)}.so"
+    """Where the plugin for `clang` is (or would be) installed (`clang_library.path_for`)."""
+    return clang_library.path_for(clang, SOURCE, NAME)
 
 
 @functools.lru_cache(maxsize=8)
 def installed(clang: str) -> str | None:
     """The plugin built for `clang`, or None (not built, or built for another LLVM).
     Asked once per process and clang: a compile server restarts when LLVM changes."""
-    try:
-        found = path_for(clang)
-    except OSError:
-        return None
-    return str(found) if found.is_file() else None
+    return clang_library.found(clang, SOURCE, NAME)
 
 
 def _llvm_config(clang: str) -> str:
@@ -70,8 +62,7 @@ def build(clang: str | None = None) -> Path:
     cxx = find("clang++")
     config = _llvm_config(clang)
     cxxflags = run_tool([config, "--cxxflags"], capture_stdout=True).stdout.decode().split()
-    out = clang_library.compile_into_place([cxx, *cxxflags, *CXXFLAGS, str(SOURCE)], path_for(clang),
-                                           "mlcc-pipeline-*.so")
+    out = clang_library.compile_into_place([cxx, *cxxflags, *CXXFLAGS, str(SOURCE)], clang, SOURCE, NAME)
     installed.cache_clear()
     return out
 
