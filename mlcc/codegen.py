@@ -118,16 +118,24 @@ _BEFORE_PIPELINE_START = ("annotation2metadata", "forceattrs")
 
 
 def optimize_and_generate(clang: str, plugin: str, unit: UnitPlan, bitcode: str, passes: str,
-                          out: str, *, extra_args=(), timeout=None) -> str:
+                          out: str, *, extra_args=(), timeout=None, plugin_env=None) -> str:
     """`passes` (opt's syntax) on `bitcode`, then code generation into `out`, in one clang
     process through mlcc's pass plugin (mlcc/plugin/mlcc-pipeline.cpp): the object opt
     and `generate` make, without opt's process and a bitcode round trip. Objects only,
-    not LTO. Returns clang's stderr; raises ToolFailed, also when the plugin refuses."""
+    not LTO. `plugin_env` adds the plugin's other variables. Returns clang's stderr;
+    raises ToolFailed, also when the plugin refuses."""
     args = [*unit.codegen_args, *extra_args, f"-fpass-plugin={plugin}"]
     argv = [clang, *args, *terminal_args(args), "-c", bitcode, "-o", out]
-    env = dict(os.environ, MLCC_PLUGIN_PASSES=plugin_passes(passes))
+    env = dict(os.environ, **(plugin_env or {}), MLCC_PLUGIN_PASSES=plugin_passes(passes))
     proc = run_tool(argv, timeout=timeout, capture_stderr=True, env=env)
     return proc.stderr.decode(errors="replace") if proc.stderr else ""
+
+
+def plugin_report(path: str) -> dict[str, str]:
+    """The `name=value` lines the pass plugin wrote to `path` (MLCC_PLUGIN_REPORT,
+    MLCC_PLUGIN_OPTIMIZED); raises OSError, ValueError."""
+    with open(path) as f:
+        return dict(line.split("=", 1) for line in f.read().split())
 
 
 def plugin_passes(passes: str) -> str:

@@ -108,6 +108,12 @@ def _builds_note(built: int, left_out: int, also: tuple[str, ...]) -> str:
     return f", smallest of {built} builds: the default's code generations{unchanged} and {others}"
 
 
+def _reused_note(builder: UnitBuilder) -> str:
+    """The decision's note on builds that optimized the unit to an earlier one's module
+    and took its object (`UnitBuilder._once`), for the log."""
+    return f" ({builder.reused} optimized to an earlier build's module)" if builder.reused else ""
+
+
 def decide(job: UnitJob, builder: UnitBuilder,
            key: str | None) -> tuple[model.Decision, Built | None, str]:
     """The pipeline for a unit: from the cache under `key`, else the model (and trials or
@@ -124,7 +130,8 @@ def decide(job: UnitJob, builder: UnitBuilder,
     sizes = {}
     if settings.search and not settings.pipeline:
         built, sizes = builder.search(search_start(decision), settings.search, decision.slow_size)
-        decision = model.Decision(built.pipeline.name, decision.source + f", search of {len(sizes)}",
+        decision = model.Decision(built.pipeline.name,
+                                  decision.source + f", search of {len(sizes)}" + _reused_note(builder),
                                   decision.ranked, decision.scores, decision.via)
     elif settings.trials and not settings.pipeline:
         names = trial_pipelines(decision, settings.trials)
@@ -140,7 +147,7 @@ def decide(job: UnitJob, builder: UnitBuilder,
         else:
             built, sizes = builder.best_of([job.pipeline(name) for name in names])
             note = f", best of {len(sizes)} trials"
-        decision = model.Decision(built.pipeline.name, decision.source + note,
+        decision = model.Decision(built.pipeline.name, decision.source + note + _reused_note(builder),
                                   decision.ranked, decision.scores, decision.via)
     elif not settings.pipeline and not job.plan.lto and any(extra := single_shot_builds(decision, job)):
         variants, also = extra

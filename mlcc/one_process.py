@@ -166,8 +166,7 @@ def build(route: Route, unit: UnitPlan, opt_level: str, settings: Settings, tool
         try:
             with timings.stage("whole"):
                 proc = run_tool(argv, timeout=settings.timeout, capture_stderr=True, env=env)
-            with open(report) as f:
-                said = dict(line.split("=", 1) for line in f.read().split())
+            said = codegen.plugin_report(report)
         except (ToolFailed, OSError, ValueError):
             return None
         return (proc.stderr.decode(errors="replace") if proc.stderr else ""), said

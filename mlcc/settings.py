@@ -49,6 +49,7 @@ class Settings:
     fork_server: bool = True     # in the compile server, clang runs forked from a warm clang (mlcc/fork_server.py)
     plugin: bool = True          # run a chosen pipeline inside clang through mlcc's pass plugin, where built (mlcc/plugin_build.py)
     one_process: bool = True     # where the decision reads nothing of the unit, compile it from source in one clang (mlcc/one_process.py)
+    reuse_builds: bool = True    # trials and search: a build that optimizes the unit to an earlier one's module takes its object (mlcc/trials.py)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -4,12 +4,17 @@
 smallest object (`-fmlcc-trials`); `search` spends a budget of builds on the
 model's candidates and then local edits of the best (`-fmlcc-search`). Pipelines
 whose opt part is the same (they differ in `codegen` knobs only) share one opt run.
+In trials and search, a pipeline that optimizes the unit to the very module an
+earlier one did (the same bitcode, the same code generation arguments) has that
+one's object: its code generation is skipped (`optimized_key`).
 The learning side measures with this builder too (`mlcc/learn/measure.py`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+
+import hashlib
 
 from mlcc import codegen, pipeline
 from mlcc.errors import ToolFailed
@@ -39,39 +44,61 @@ class UnitBuilder:
         self.timeout = job.settings.timeout if job.timeout is None else job.timeout
         self._count = 0
         self._optimized: dict[str, str | ToolFailed] = {}  # opt's -passes= text -> its output
+        self._objects: dict[str, Built] = {}  # `optimized_key` -> the first object built from it
+        self.reused = 0  # builds that took an earlier build's object (`_once`)
         # the log shows opt's and code generation's seconds for every unit built here,
         # 0 when the output cache had its object
         job.timings.add("opt", 0.0)
         job.timings.add("codegen", 0.0)
 
-    def build(self, pipe: Pipeline, *, assembly: bool | None = None) -> Built:
-        """opt with `pipe`, then code generation; raises ToolFailed."""
-        return self.generate(pipe, self.optimize(pipe), assembly=assembly)
+    def build(self, pipe: Pipeline, *, assembly: bool | None = None, reuse: bool = False) -> Built:
+        """opt with `pipe`, then code generation; raises ToolFailed. With `reuse`, an
+        object whose optimized module an earlier `reuse` build had is that build's."""
+        return self.generate(pipe, self.optimize(pipe), assembly=assembly, reuse=reuse)
 
-    def build_in_one(self, pipe: Pipeline, *, assembly: bool | None = None) -> Built:
+    def build_in_one(self, pipe: Pipeline, *, assembly: bool | None = None,
+                     reuse: bool = False) -> Built:
         """`build`'s object from one clang process, where mlcc's pass plugin is built for
         this clang (mlcc/plugin_build.py), the `plugin` setting is on and the output is an
         object outside LTO; else, or when that clang fails or refuses (its pipeline would
         run more than the chosen one), `build` itself. The object is the same
-        (tests/test_plugin_route.py); the plugin's build has no optimized bitcode."""
+        (tests/test_plugin_route.py); the plugin's build has no optimized bitcode.
+        `reuse` as for `build`: the plugin hashes the optimized module and, when an
+        earlier build had it, skips code generation."""
         from mlcc import plugin_build
         plan = self.job.plan
         to_object = not (plan.emit_assembly if assembly is None else assembly)
         plugin = (plugin_build.installed(self.job.tools.clang)
                   if self.job.settings.plugin and to_object and not plan.lto else None)
         if plugin is None:
-            return self.build(pipe, assembly=assembly)
+            return self.build(pipe, assembly=assembly, reuse=reuse)
         out = self._path(".o")
+        report = self._path(".optimized") if reuse else None
+        env = None if report is None else {
+            "MLCC_PLUGIN_OPTIMIZED": report,
+            "MLCC_PLUGIN_OPTIMIZED_PREFIX": _prefix(pipe.codegen_args),
+            "MLCC_PLUGIN_OPTIMIZED_SEEN": ",".join(self._objects)}
         try:
             with self.job.timings.stage("codegen"):  # opt's work included
                 diagnostics = codegen.optimize_and_generate(
                     self.job.tools.clang, plugin, plan, self.job.bitcode, pipe.passes, out,
-                    extra_args=pipe.codegen_args, timeout=self.timeout)
+                    extra_args=pipe.codegen_args, timeout=self.timeout, plugin_env=env)
         except ToolFailed as exc:
             if exc.timed_out:  # opt and clang would take as long
                 raise
-            return self.build(pipe, assembly=assembly)
-        return Built(pipe, "", out, diagnostics, object_size(out), route="plugin")
+            return self.build(pipe, assembly=assembly, reuse=reuse)
+        if report is None:
+            return Built(pipe, "", out, diagnostics, object_size(out), route="plugin")
+        try:
+            said = codegen.plugin_report(report)
+        except (OSError, ValueError):
+            said = {}
+        key = said.get("optimized", "")
+        if said.get("same") != "0" and key not in self._objects:
+            # no report, or one naming no earlier build: its object may be the emptied one
+            return self.build(pipe, assembly=assembly, reuse=reuse)
+        return self._once(key, pipe, lambda: Built(
+            pipe, "", out, diagnostics, object_size(out), route="plugin"))
 
     def optimize(self, pipe: Pipeline) -> str:
         """opt's output for `pipe`: run once per opt text, so that pipelines that differ
@@ -96,11 +123,17 @@ class UnitBuilder:
         self._count += 1
         return self.job.path(f"-{self._count}{suffix}")
 
-    def generate(self, pipe: Pipeline, optimized: str, *, assembly: bool | None = None) -> Built:
+    def generate(self, pipe: Pipeline, optimized: str, *, assembly: bool | None = None,
+                 reuse: bool = False) -> Built:
         """Code generation of `optimized` with `pipe`'s arguments, as an object (or assembly
-        for -S, or when asked)."""
+        for -S, or when asked). With `reuse`, an object an earlier `reuse` build made from
+        the same module with the same arguments is that build's."""
         plan = self.job.plan
         assembly = plan.emit_assembly if assembly is None else assembly
+        if reuse and not assembly and not plan.lto:
+            with open(optimized, "rb") as f:
+                key = optimized_key(pipe.codegen_args, f.read())
+            return self._once(key, pipe, lambda: self.generate(pipe, optimized, assembly=False))
         out = self._path(".s" if assembly else ".o")
         unit = plan if assembly == plan.emit_assembly else replace(plan, emit_assembly=assembly)
         with self.job.timings.stage("codegen"):
@@ -109,20 +142,35 @@ class UnitBuilder:
         return Built(pipe, optimized, out, diagnostics,
                      None if assembly or plan.lto else object_size(out))
 
+    def _once(self, key: str, pipe: Pipeline, make) -> Built:
+        """The object an earlier build under `key` (`optimized_key`) made, as `pipe`'s;
+        else `make()`'s, kept under `key` ("": none known)."""
+        earlier = self._objects.get(key) if key else None
+        if earlier is not None:
+            self.reused += 1
+            return replace(earlier, pipeline=pipe)
+        built = make()
+        if key:
+            self._objects[key] = built
+        return built
+
     def best_of(self, pipelines: list[Pipeline]) -> tuple[Built, dict[str, int | None]]:
         """Build every pipeline as an object; the smallest wins (ties: the earlier one).
         Also returns each pipeline's size by name (None: failed). A pipeline whose opt
         part no other one here shares, and that no earlier build ran, is built in one
-        clang process where the plugin allows (`build_in_one`)."""
+        clang process where the plugin allows (`build_in_one`). A pipeline that optimizes
+        the unit to an earlier one's module has its object (`_once`), so it never wins
+        (unless the `reuse_builds` setting is off)."""
         from collections import Counter
         results: list[Built] = []
         sizes: dict[str, int | None] = {}
         shared = Counter(p.passes for p in pipelines)
+        reuse = self.job.settings.reuse_builds
         for p in pipelines:
             alone = shared[p.passes] == 1 and p.passes not in self._optimized
             try:
-                built = (self.build_in_one(p, assembly=False) if alone
-                         else self.build(p, assembly=False))
+                built = (self.build_in_one(p, assembly=False, reuse=reuse) if alone
+                         else self.build(p, assembly=False, reuse=reuse))
             except ToolFailed:
                 sizes[p.name] = None
                 continue
@@ -194,7 +242,7 @@ class UnitBuilder:
         def evaluate(name: str) -> None:
             sizes[name] = None
             try:
-                built = self.build(job.pipeline(name), assembly=False)
+                built = self.build(job.pipeline(name), assembly=False, reuse=job.settings.reuse_builds)
             except ToolFailed:
                 return
             sizes[name] = built.size
@@ -218,6 +266,17 @@ class UnitBuilder:
         if not results:
             raise ToolFailed([job.tools.opt], 1, "every searched pipeline failed")
         return self._finish(results), sizes
+
+
+def optimized_key(codegen_args, bitcode: bytes) -> str:
+    """What decides a build's object once its module is optimized: the sha256 of its code
+    generation arguments (`_prefix`), a NUL and the optimized bitcode; the pass plugin
+    hashes its optimized module the same way (MLCC_PLUGIN_OPTIMIZED)."""
+    return hashlib.sha256(_prefix(codegen_args).encode() + b"\0" + bitcode).hexdigest()
+
+
+def _prefix(codegen_args) -> str:
+    return "\x1f".join(codegen_args)
 
 
 def trial_pipelines(decision, k: int) -> list[str]:

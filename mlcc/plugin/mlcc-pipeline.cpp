@@ -34,7 +34,18 @@
 //   separated) back to their defaults before clang's passes or code generation read them.
 // What was done goes to the file MLCC_PLUGIN_REPORT names: key, hit, bounded, small,
 // the instruction count and the bitcode's bytes, one `name=value` a line.
+//
+// Trials and search (mlcc/trials.py) build one unit with several pipelines, and two of
+// them often optimize it to the same module; its object is then the same too. With
+// MLCC_PLUGIN_OPTIMIZED set to a file name, the plugin writes there, after the chosen
+// pipeline, `optimized=` the sha256 of MLCC_PLUGIN_OPTIMIZED_PREFIX (the build's code
+// generation arguments), a NUL and the optimized module's bitcode without its local
+// names (`bitcodeWithoutLocalNames`), and `same=1` when
+// that is one of the comma-separated hashes in MLCC_PLUGIN_OPTIMIZED_SEEN (the unit's
+// earlier builds): then the module is emptied, code generation has nothing to do, and
+// mlcc takes the earlier build's object.
 
+#include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
 #include "llvm/Analysis/LazyCallGraph.h"
 #include "llvm/Analysis/LoopInfo.h"
@@ -56,6 +67,8 @@
 
 #include <cstdlib>
 #include <string>
+#include <utility>
+#include <vector>
 
 using namespace llvm;
 
@@ -133,7 +146,35 @@ SmallVector<char, 0> bitcodeOf(const Module &M) {
   return Bitcode;
 }
 
-// The output cache's key for a module of this bitcode (see the top of this file).
+// The module's bitcode as `bitcodeOf` writes it, but without the names of its local
+// values (arguments, blocks, instructions): two pipelines that optimize a unit to the
+// same code often name the values they made differently, and code generation does not
+// read those names into an object. The names are put back afterwards.
+SmallVector<char, 0> bitcodeWithoutLocalNames(Module &M) {
+  std::vector<std::pair<Value *, std::string>> Names;
+  auto Unname = [&Names](Value &V) {
+    if (V.hasName()) {
+      Names.emplace_back(&V, V.getName().str());
+      V.setName("");
+    }
+  };
+  for (Function &F : M) {
+    for (Argument &A : F.args())
+      Unname(A);
+    for (BasicBlock &B : F) {
+      Unname(B);
+      for (Instruction &I : B)
+        Unname(I);
+    }
+  }
+  SmallVector<char, 0> Bitcode = bitcodeOf(M);
+  for (auto &[V, Name] : Names)
+    V->setName(Name);
+  return Bitcode;
+}
+
+// The sha256 of `Prefix`, a NUL and `Bitcode`: the output cache's key for a module of
+// this bitcode, and an optimized module's hash (see the top of this file).
 std::string cacheKey(const SmallVector<char, 0> &Bitcode, const std::string &Prefix) {
   SHA256 Hash;
   Hash.update(Prefix);
@@ -233,10 +274,38 @@ public:
     PreservedAnalyses PA = PreservedAnalyses::none();
     if (Hit)
       emptyModule(M);
-    else
+    else {
       PA = (UseBounded ? Bounded : Chosen).run(M, MAM);
+      if (reportOptimized(M))
+        PA = PreservedAnalyses::none(); // the module was emptied
+    }
     ChosenPipelineDone = true; // not before: the chosen passes ask whether they may run
     return PA;
+  }
+
+  // The optimized module's hash to MLCC_PLUGIN_OPTIMIZED, and the module emptied when an
+  // earlier build of the unit had the same (see the top of this file). A report that
+  // cannot be written is an error on the module's context: the compile fails. True when
+  // the module was emptied.
+  static bool reportOptimized(Module &M) {
+    std::string Path = env("MLCC_PLUGIN_OPTIMIZED");
+    if (Path.empty())
+      return false;
+    std::string Hash = cacheKey(bitcodeWithoutLocalNames(M), env("MLCC_PLUGIN_OPTIMIZED_PREFIX"));
+    SmallVector<StringRef, 8> Seen;
+    std::string SeenText = env("MLCC_PLUGIN_OPTIMIZED_SEEN");
+    StringRef(SeenText).split(Seen, ',', -1, /*KeepEmpty=*/false);
+    bool Same = is_contained(Seen, Hash);
+    std::error_code EC;
+    raw_fd_ostream Out(Path, EC);
+    if (EC) {
+      M.getContext().emitError("mlcc-pipeline: cannot write " + Path + ": " + EC.message());
+      return false;
+    }
+    Out << "optimized=" << Hash << "\nsame=" << (Same ? 1 : 0) << "\n";
+    if (Same)
+      emptyModule(M);
+    return Same;
   }
 
   static bool isRequired() { return true; }
