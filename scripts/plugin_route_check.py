@@ -16,6 +16,12 @@ and clang; the objects go to a directory of their own.
   against `-fmlcc-no-one-process -fmlcc-no-plugin`; each build with a cache of its own
   (the route needs one) and the small-unit rule off unless `--small-unit` sets it: a
   small unit gets clang's pipeline on both routes, the others the default.
+- `--route fork-server`: `-fmlcc-trials=3` with clang forked from the compile server's
+  fork server, against `-fmlcc-no-fork-server`.
+- `--route reuse-builds`: `-fmlcc-trials=3` with builds that optimize a unit to an
+  earlier build's module taking its object, against `-fmlcc-no-reuse-builds`; each
+  command in its own process (no compile server), so that the CPU of its process and
+  children is the build's, summed per side (`cpu_seconds`).
 
     python scripts/plugin_route_check.py --workdir /work/bench-cross-s39b \
         --out docs/plugin-route-check.json
@@ -53,6 +59,9 @@ ROUTES = {
     # clang started as a process, with trials (the most clang runs per unit)
     "fork-server": ("fork server", ("-fmlcc-trials=3",), ("-fmlcc-trials=3", "-fmlcc-no-fork-server"),
                     "clang processes"),
+    # not a route either: trials whose builds of an earlier build's module take its object
+    "reuse-builds": ("reused", ("-fmlcc-trials=3",), ("-fmlcc-trials=3", "-fmlcc-no-reuse-builds"),
+                     "none reused"),
 }
 
 
@@ -107,6 +116,17 @@ def _without_symbol_names(data: bytes) -> list[tuple[str, bytes]]:
     return found
 
 
+def _run(argv: list[str], cwd: str, env: dict) -> tuple[subprocess.CompletedProcess, float]:
+    """`argv` run to its end, and the CPU seconds of it and the children it waited for."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        done = subprocess.CompletedProcess(argv, proc.returncode, "", err.read().decode(errors="replace"))
+    return done, usage.ru_utime + usage.ru_stime
+
+
 def check(route: str, project: str, unit: bench_cross.Unit, level: str, scratch: Path,
           index: int, small_unit: str = "0") -> dict:
     """One unit at one level, both routes: the routes taken, the pipelines and whether
@@ -124,15 +144,19 @@ def check(route: str, project: str, unit: bench_cross.Unit, level: str, scratch:
                        MLCC_SMALL_UNIT=small_unit)
         else:
             env["MLCC_NO_CACHE"] = "1"
-        done = subprocess.run([*_command(unit, level, str(out)), *extra], cwd=unit.cwd, env=env,
-                              capture_output=True, text=True, timeout=1200)
+        if route == "reuse-builds":
+            env["MLCC_COMPILE_SERVER"] = "0"
+        done, cpu = _run([*_command(unit, level, str(out)), *extra], unit.cwd, env)
         if done.returncode != 0 or not log.exists():
             result[name] = f"failed: {done.stderr.strip()[-300:]}"
             return result
+        result[f"{name}_cpu"] = cpu
         entry = json.loads(log.read_text().splitlines()[-1])
         result[name] = entry.get("route")
         if route == "fork-server":
             result[name] = "fork server" if entry.get("clang_forked") else "clang processes"
+        if route == "reuse-builds":
+            result[name] = "reused" if "earlier build's module" in entry.get("decision", "") else "none reused"
 
         result[f"{name}_pipeline"] = entry.get("pipeline")
         objects[name] = out.read_bytes()
@@ -185,6 +209,8 @@ def main(argv=None) -> int:
             for r in compared if r["checked"] != logged],
         "other_route_taken": sum(r["apart"] == ROUTES[args.route][3] for r in compared),
         "projects": sorted({r["project"] for r in results}),
+        "cpu_seconds": {side: round(sum(r.get(f"{side}_cpu", 0.0) for r in compared), 1)
+                        for side in ("checked", "apart")},
     }
     args.out.write_text(json.dumps(summary, indent=1) + "\n")
     print(json.dumps({k: v for k, v in summary.items() if k not in ("different", "failed", "symbol_names_differ",
