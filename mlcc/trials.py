@@ -35,6 +35,16 @@ class Built:
     route: str = "opt+clang"  # or "plugin": opt's work and code generation in one clang
 
 
+# The pass plugin hashes an optimized module of at most this many instructions only.
+# On the training units (instructions before opt), builds of trials' set that came out
+# the same size as an earlier build's were 52 % (-Os) and 36 % (-Oz) of the set's
+# seconds under 500 instructions, 15 % and 4 % from 500 to 2,000, 4 % and 0.6 % from
+# 2,000 to 5,000, 0.4 % above; hashing costs about 1.5 % of a build, and a reused one
+# saves its code generation, about half (scripts/reuse_share.py; docs/DESIGN.md,
+# "Builds of the same module").
+REUSE_LIMIT = 2_000
+
+
 class UnitBuilder:
     """Runs opt and code generation for one unit, under names private to it."""
 
@@ -77,6 +87,7 @@ class UnitBuilder:
         env = None if report is None else {
             "MLCC_PLUGIN_OPTIMIZED": report,
             "MLCC_PLUGIN_OPTIMIZED_PREFIX": _prefix(pipe.codegen_args),
+            "MLCC_PLUGIN_OPTIMIZED_LIMIT": str(REUSE_LIMIT),
             "MLCC_PLUGIN_OPTIMIZED_SEEN": ",".join(self._objects)}
         try:
             with self.job.timings.stage("codegen"):  # opt's work included

@@ -209,8 +209,12 @@ def main(argv=None) -> int:
             for r in compared if r["checked"] != logged],
         "other_route_taken": sum(r["apart"] == ROUTES[args.route][3] for r in compared),
         "projects": sorted({r["project"] for r in results}),
-        "cpu_seconds": {side: round(sum(r.get(f"{side}_cpu", 0.0) for r in compared), 1)
-                        for side in ("checked", "apart")},
+        "cpu_seconds": {level: {side: round(sum(r.get(f"{side}_cpu", 0.0) for r in compared
+                                                if r["level"] == level), 1)
+                                for side in ("checked", "apart")}
+                        for level in sorted({r["level"] for r in compared})},
+        "checked_taken_per_level": {level: sum(r["checked"] == logged for r in compared if r["level"] == level)
+                                    for level in sorted({r["level"] for r in compared})},
     }
     args.out.write_text(json.dumps(summary, indent=1) + "\n")
     print(json.dumps({k: v for k, v in summary.items() if k not in ("different", "failed", "symbol_names_differ",

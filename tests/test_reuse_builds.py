@@ -164,3 +164,14 @@ def test_the_driver_says_so_and_gives_the_same_object(tmp_path: Path):
     assert "earlier build" not in entries["off"]["decision"]
     assert entries["on"]["pipeline"] == entries["off"]["pipeline"]
     assert (tmp_path / "on.o").read_bytes() == (tmp_path / "off.o").read_bytes()
+
+
+def test_the_plugin_hashes_no_module_over_the_limit(unit, tmp_path: Path, monkeypatch):
+    if plugin_build.installed(CLANG) is None:
+        pytest.skip("mlcc's pass plugin is not built for this clang")
+    from mlcc import trials
+    monkeypatch.setattr(trials, "REUSE_LIMIT", 3)  # every function here has more
+    b = _builder(unit, tmp_path, "limited")
+    _, sizes = b.best_of([b.job.pipeline(p) for p in ("clang", SAME)])
+    assert b.reused == 0
+    assert sizes["clang"] == sizes[SAME]

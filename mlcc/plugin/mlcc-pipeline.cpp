@@ -43,7 +43,9 @@
 // names (`bitcodeWithoutLocalNames`), and `same=1` when
 // that is one of the comma-separated hashes in MLCC_PLUGIN_OPTIMIZED_SEEN (the unit's
 // earlier builds): then the module is emptied, code generation has nothing to do, and
-// mlcc takes the earlier build's object.
+// mlcc takes the earlier build's object. A module of more instructions than
+// MLCC_PLUGIN_OPTIMIZED_LIMIT is not hashed (`optimized=` empty): two pipelines seldom
+// make the same large module, and hashing it costs more than that saves.
 
 #include "llvm/ADT/STLExtras.h"
 #include "llvm/ADT/StringExtras.h"
@@ -291,11 +293,19 @@ public:
     std::string Path = env("MLCC_PLUGIN_OPTIMIZED");
     if (Path.empty())
       return false;
-    std::string Hash = cacheKey(bitcodeWithoutLocalNames(M), env("MLCC_PLUGIN_OPTIMIZED_PREFIX"));
+    uint64_t Limit = UINT64_MAX;
+    std::string LimitText = env("MLCC_PLUGIN_OPTIMIZED_LIMIT");
+    if (!LimitText.empty() && !to_integer(LimitText, Limit, 10)) {
+      M.getContext().emitError("mlcc-pipeline: MLCC_PLUGIN_OPTIMIZED_LIMIT needs a number");
+      return false;
+    }
+    std::string Hash = instructionCount(M) > Limit
+        ? std::string()
+        : cacheKey(bitcodeWithoutLocalNames(M), env("MLCC_PLUGIN_OPTIMIZED_PREFIX"));
     SmallVector<StringRef, 8> Seen;
     std::string SeenText = env("MLCC_PLUGIN_OPTIMIZED_SEEN");
     StringRef(SeenText).split(Seen, ',', -1, /*KeepEmpty=*/false);
-    bool Same = is_contained(Seen, Hash);
+    bool Same = !Hash.empty() && is_contained(Seen, Hash);
     std::error_code EC;
     raw_fd_ostream Out(Path, EC);
     if (EC) {
