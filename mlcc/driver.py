@@ -131,9 +131,10 @@ def stage_timeout(settings: Settings, frontend_seconds: float) -> float:
 
 
 def _small_unit(bitcode: str, settings: Settings) -> bool:
-    """A single-shot build of a unit whose bitcode is under `settings.small_unit` bytes:
-    about half of all units, holding about 1% of what the candidates can save (docs/DESIGN.md)."""
-    return (settings.small_unit > 0 and not (settings.trials or settings.search or settings.pipeline)
+    """A single-shot or trials build of a unit whose bitcode is under `settings.small_unit`
+    bytes: about half of all units, holding about 1% of what the candidates can save
+    (docs/DESIGN.md); trials would build it four times for next to nothing."""
+    return (settings.small_unit > 0 and not (settings.search or settings.pipeline)
             and os.path.getsize(bitcode) < settings.small_unit)
 
 

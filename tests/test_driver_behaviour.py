@@ -24,6 +24,8 @@ CLANG = shutil.which("clang-19")
 
 from conftest import mlcc_env as _env
 
+from mlcc.objective import object_size
+
 
 def _run(argv, cwd, env=None, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(argv, cwd=cwd, env=env or _env(), capture_output=True,
@@ -574,6 +576,23 @@ def test_a_tiny_source_goes_to_clang_whole_under_trials_too(work: Path, tmp_path
     assert (entry["path"], entry["reason"]) == ("clang", "tiny source")
     subprocess.run(["clang-19", "-Oz", "-c", "src/util.c", "-o", "b.o"], cwd=work, check=True)
     assert (work / "a.o").read_bytes() == (work / "b.o").read_bytes()
+
+
+def test_a_small_unit_gets_clangs_pipeline_under_trials_too(work: Path, tmp_path: Path):
+    """Past the front end, a unit of under `small_unit` bytes of bitcode is built once with
+    clang's pipeline under trials as in single-shot; with the rule off, trials build it."""
+    objects = {}
+    for rule, expected in (("100000", "small unit"), ("0", "best of 4 trials")):
+        log = tmp_path / f"log-{rule}"
+        proc = _run([MLCC, "-Oz", "-c", "src/util.c", "-o", f"{rule}.o"], work,
+                    _env(MLCC_SMALL_UNIT=rule, MLCC_TINY_SOURCE="0", MLCC_TRIALS="3", MLCC_LOG=str(log)))
+        assert proc.returncode == 0, proc.stderr
+        entry = json.loads(log.read_text())
+        assert entry["path"] == "optimize" and expected in entry["decision"], entry["decision"]
+        objects[rule] = work / f"{rule}.o"
+    subprocess.run(["clang-19", "-Oz", "-c", "src/util.c", "-o", "b.o"], cwd=work, check=True)
+    assert objects["100000"].read_bytes() == (work / "b.o").read_bytes()
+    assert object_size(objects["0"]) <= object_size(work / "b.o")
 
 
 def test_code_bytes_leave_out_directives(tmp_path: Path):
