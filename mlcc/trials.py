@@ -12,9 +12,8 @@ The learning side measures with this builder too (`mlcc/learn/measure.py`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-
 import hashlib
+from dataclasses import dataclass, replace
 
 from mlcc import codegen, pipeline
 from mlcc.errors import ToolFailed
@@ -39,7 +38,7 @@ class Built:
 # On the training units (instructions before opt), builds of trials' set that came out
 # the same size as an earlier build's were 52 % (-Os) and 36 % (-Oz) of the set's
 # seconds under 500 instructions, 15 % and 4 % from 500 to 2,000, 4 % and 0.6 % from
-# 2,000 to 5,000, 0.4 % above; hashing costs about 1.5 % of a build, and a reused one
+# 2,000 to 5,000, 0.4 % above; hashing costs about 1.2 % of a build, and a reused one
 # saves its code generation, about half (scripts/reuse_share.py; docs/DESIGN.md,
 # "Builds of the same module").
 REUSE_LIMIT = 2_000
@@ -170,8 +169,8 @@ class UnitBuilder:
         Also returns each pipeline's size by name (None: failed). A pipeline whose opt
         part no other one here shares, and that no earlier build ran, is built in one
         clang process where the plugin allows (`build_in_one`). A pipeline that optimizes
-        the unit to an earlier one's module has its object (`_once`), so it never wins
-        (unless the `reuse_builds` setting is off)."""
+        the unit to an earlier one's module takes its object (`_once`, unless the
+        `reuse_builds` setting is off): the same size, so the earlier one wins."""
         from collections import Counter
         results: list[Built] = []
         sizes: dict[str, int | None] = {}
