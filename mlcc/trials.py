@@ -280,8 +280,10 @@ class UnitBuilder:
 
 def optimized_key(codegen_args, bitcode: bytes) -> str:
     """What decides a build's object once its module is optimized: the sha256 of its code
-    generation arguments (`_prefix`), a NUL and the optimized bitcode; the pass plugin
-    hashes its optimized module the same way (MLCC_PLUGIN_OPTIMIZED)."""
+    generation arguments (`_prefix`), a NUL and opt's optimized bitcode, names and all.
+    The pass plugin (MLCC_PLUGIN_OPTIMIZED) hashes its module the same way but without
+    the local value names, so the two routes' keys seldom meet; when they do, the bytes
+    hashed were the same."""
     return hashlib.sha256(_prefix(codegen_args).encode() + b"\0" + bitcode).hexdigest()
 
 
