@@ -498,6 +498,10 @@ def retrain(directories, out, work, level, explore_units, n_random, greedy, k_ma
 @click.option("--redo", multiple=True, metavar="CONFIG",
               help="Build this configuration again even if the results file has it, e.g. "
                    "'mlcc -Oz warm' or 'clang -Oz' (repeatable).")
+@click.option("--repeat", default=1, show_default=True, metavar="N", type=click.IntRange(min=1),
+              help="Build each configuration N times, round by round, and report the median "
+                   "CPU and wall time of its runs. A configuration the results file holds with "
+                   "fewer runs gets the ones it lacks; one named by --redo gets N new ones.")
 @click.option("--driver-speed", is_flag=True,
               help="Instead of building projects: time the driver alone on a tiny file and sqlite3.c.")
 @click.option("--report", "report_only", is_flag=True,
@@ -518,8 +522,8 @@ def retrain(directories, out, work, level, explore_units, n_random, greedy, k_ma
                    "the native client and its compile server).")
 @click.option("--cross-target", "cross_targets", multiple=True, metavar="TARGET",
               help="--profile cross: only these targets (repeatable; default: all of them).")
-def bench(profile, only, json_path, fresh, redo, driver_speed, report_only, markdown, plots_dir, no_docs,
-          workdir, jobs, cross_suites, cross_targets) -> None:
+def bench(profile, only, json_path, fresh, redo, repeat, driver_speed, report_only, markdown, plots_dir,
+          no_docs, workdir, jobs, cross_suites, cross_targets) -> None:
     """Code size and build time of real projects built with mlcc against clang-19.
 
     Writes a table, the results file, docs/BENCHMARKS.md, plots in docs/img/ and the
@@ -531,13 +535,15 @@ def bench(profile, only, json_path, fresh, redo, driver_speed, report_only, mark
     from mlcc.learn.evaluate import bench as bench_lib
 
     command = shlex.join(["mlcc-tool", *sys.argv[1:]])
+    if repeat > 1 and (driver_speed or report_only):
+        raise click.UsageError("--repeat goes with builds, not with --driver-speed or --report")
     if (cross_suites or cross_targets) and profile != "cross":
         raise click.UsageError("--cross-suite and --cross-target go with --profile cross")
     if profile == "cross":
         from mlcc.learn.evaluate import bench_cross
 
-        if driver_speed or redo or plots_dir:
-            raise click.UsageError("--profile cross takes neither --driver-speed, --redo nor --plots")
+        if driver_speed or redo or plots_dir or repeat > 1:
+            raise click.UsageError("--profile cross takes neither --driver-speed, --redo, --repeat nor --plots")
         known = (*bench_cross.OBJECT_TARGETS, *bench_cross.LINKED_TARGETS)
         unknown = [t for t in cross_targets if t not in known]
         if unknown:
@@ -560,7 +566,8 @@ def bench(profile, only, json_path, fresh, redo, driver_speed, report_only, mark
         status = bench_lib.run(profile_name=profile, only=only,
                                json_path=json_path or bench_lib.DEFAULT_RESULTS,
                                markdown=markdown, plots_dir=plots_dir, workdir=workdir, jobs=jobs,
-                               fresh=fresh, redo=redo, speed=driver_speed, report_only=report_only,
+                               fresh=fresh, redo=redo, repeat=repeat, speed=driver_speed,
+                               report_only=report_only,
                                write_docs=not no_docs, command=command)
     except MlccError as exc:
         raise click.ClickException(str(exc))

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mlcc.errors import MlccError
-from mlcc.learn.evaluate import bench, bench_builds, bench_measure, bench_report
+from mlcc.learn.evaluate import bench, bench_builds, bench_measure, bench_repeats, bench_report
 
 
 def _log_line(**entry) -> str:
@@ -240,6 +240,78 @@ def test_redo_names_a_configuration_of_the_profile(tmp_path: Path) -> None:
     with pytest.raises(MlccError, match="no configuration mlcc -Oz lukewarm"):
         bench.run(profile_name="quick", redo=["mlcc -Oz lukewarm"], json_path=tmp_path / "r.json",
                   workdir=tmp_path / "w", write_docs=False)
+
+
+def _timed_run(cpu: float, wall: float, objects: dict, ok: bool = True) -> dict:
+    return {"ok": ok, "cpu": cpu, "wall": wall, "date": f"d{cpu}", "objects": objects,
+            "breakdown": {"codegen": cpu / 2, "overhead": cpu / 4}, "model_servers": {"count": 1, "cpu": cpu / 10}}
+
+
+def test_repeated_builds_fold_into_their_medians_and_keep_every_run() -> None:
+    first = bench_repeats.fold(None, _timed_run(30.0, 9.0, {"a.o": 10}))
+    assert bench_repeats.count(first) == 1 and first["cpu"] == 30.0
+    second = bench_repeats.fold(first, _timed_run(10.0, 5.0, {"a.o": 10}))
+    third = bench_repeats.fold(second, _timed_run(20.0, 7.0, {"a.o": 10}))
+    assert bench_repeats.count(third) == 3
+    assert [r["cpu"] for r in third["repeats"]] == [30.0, 10.0, 20.0]
+    assert (third["cpu"], third["wall"]) == (20.0, 7.0)
+    assert third["breakdown"] == {"codegen": 10.0, "overhead": 5.0}
+    assert third["model_servers"]["cpu"] == 2.0
+    assert "sizes_differ" not in third
+    # a plain result from an earlier invocation counts as one run
+    topped = bench_repeats.fold(_timed_run(12.0, 4.0, {"a.o": 10}), _timed_run(14.0, 6.0, {"a.o": 10}))
+    assert bench_repeats.count(topped) == 2 and topped["cpu"] == 13.0
+
+
+def test_a_repeated_build_whose_sizes_change_says_which_files() -> None:
+    first = bench_repeats.fold(None, _timed_run(10.0, 5.0, {"a.o": 10, "b.o": 20}))
+    second = bench_repeats.fold(first, _timed_run(11.0, 5.0, {"a.o": 10, "b.o": 21}))
+    assert second["sizes_differ"] == ["b.o"]
+    assert second["objects"]["b.o"] == 21
+    third = bench_repeats.fold(second, _timed_run(12.0, 5.0, {"a.o": 10, "b.o": 21}))
+    assert third["sizes_differ"] == ["b.o"]  # once changed, still said
+
+
+def test_a_failed_repeat_is_kept_as_the_failure_it_is() -> None:
+    first = bench_repeats.fold(None, _timed_run(10.0, 5.0, {"a.o": 10}))
+    failed = bench_repeats.fold(first, {"ok": False, "cpu": 1.0, "wall": 1.0, "error": "boom"})
+    assert failed["ok"] is False and bench_repeats.count(failed) == 0
+
+
+def test_repeat_builds_round_by_round_tops_up_and_redo_starts_over(tmp_path: Path, monkeypatch) -> None:
+    order = []
+    cpu = iter(range(1, 100))
+
+    def build(project, config, tree, jobs):
+        # the scheduling alone is under test here: a record the report can read
+        order.append(f"{project.name}|{config.label}")
+        return {"ok": True, "cpu": float(next(cpu)), "wall": 1.0, "objects": {"x.o": 1}, "artifacts": {}}
+
+    monkeypatch.setattr(bench, "build", build)
+    monkeypatch.setattr(bench, "print_tables", lambda *a, **k: None)
+    monkeypatch.setattr(bench, "summarize", lambda *a, **k: [])
+    results = tmp_path / "r.json"
+    kw = dict(profile_name="quick", only=["zlib"], json_path=results, workdir=tmp_path / "w", write_docs=False)
+    bench.run(**kw, repeat=2)
+    labels = [c.label for c in bench_builds.configs_for(bench.PROFILES["quick"].levels, bench.PROFILES["quick"].modes)]
+    assert order == [f"zlib|{label}" for label in labels] * 2  # round by round
+    runs = json.loads(results.read_text())["runs"]
+    assert all(bench_repeats.count(r) == 2 for r in runs.values())
+    order.clear()
+    bench.run(**kw, repeat=3)  # each lacks one run
+    assert order == [f"zlib|{label}" for label in labels]
+    runs = json.loads(results.read_text())["runs"]
+    assert all(bench_repeats.count(r) == 3 for r in runs.values())
+    order.clear()
+    bench.run(**kw, repeat=2, redo=[labels[0]])  # its three runs are dropped for two new ones
+    assert order == [f"zlib|{labels[0]}"] * 2
+    runs = json.loads(results.read_text())["runs"]
+    counts = {k: bench_repeats.count(r) for k, r in runs.items()}
+    assert sorted(counts.values()) == [2, *[3] * (len(labels) - 1)]
+    assert bench_report._repeat_lines(runs) == [
+        "- times: each configuration's CPU and wall seconds are the median of 2 to 3 builds "
+        "(`--repeat`; every build's are under `repeats` in the results file)"]
+    assert bench_report._repeat_lines({"a": {"ok": True, "cpu": 1.0}}) == []
 
 
 def test_time_verdict_of_a_warm_rebuild_counts_objects_from_the_cache() -> None:

@@ -45,7 +45,7 @@ from pathlib import Path
 import mlcc
 from mlcc import __version__
 from mlcc.errors import MlccError
-from mlcc.learn.evaluate import readme_headline
+from mlcc.learn.evaluate import bench_repeats, readme_headline
 from mlcc.learn.evaluate.bench_builds import (BUILD_TREE, LEVELS, MODE_TITLES, PROFILES, build,
                                               check_not_in_corpus,
                                               configs_for, corpus_packages, load_projects,
@@ -242,7 +242,7 @@ def report_profile(results: dict) -> str:
 
 def run(*, profile_name: str | None = None, only: Sequence[str] = (), json_path: Path = DEFAULT_RESULTS,
         markdown: Path | None = None, plots_dir: Path | None = None, workdir: Path | None = None,
-        jobs: int = 2, fresh: bool = False, redo: Sequence[str] = (), speed: bool = False,
+        jobs: int = 2, fresh: bool = False, redo: Sequence[str] = (), repeat: int = 1, speed: bool = False,
         report_only: bool = False, write_docs: bool = True, command: str = "") -> int:
     """The `mlcc-tool bench` command; returns 1 if a build failed, else 0."""
     from rich.console import Console
@@ -280,12 +280,21 @@ def run(*, profile_name: str | None = None, only: Sequence[str] = (), json_path:
         if unknown:
             raise MlccError(f"--redo: no configuration {', '.join(sorted(unknown))} in the "
                             f"{profile.name} profile ({', '.join(c.label for c in configs)})")
-        todo = [(p, c) for p in selected for c in configs
-                if c.label in redo or not results["runs"].get(c.key(p.name), {}).get("ok")]
-        done_before = len(selected) * len(configs) - len(todo)
+        # how many builds each (project, configuration) gets: a configuration in `redo`
+        # `repeat` new ones, any other as many as it lacks of `repeat` (bench_repeats)
+        pairs = [(p, c) for p in selected for c in configs]
+        plan = [repeat if c.label in redo
+                else max(0, repeat - bench_repeats.count(results["runs"].get(c.key(p.name))))
+                for p, c in pairs]
+        # round by round, so that the runs of one configuration are spread over the whole
+        # invocation and clang's and mlcc's builds of a project stay side by side
+        todo = [pair for r in range(max(plan, default=0)) for pair, n in zip(pairs, plan) if n > r]
+        done_before = plan.count(0)
         console.print(f"{len(selected)} projects × {len(configs)} builds "
                       f"({', '.join(c.label for c in configs)}): {len(todo)} to build"
+                      + (f", {repeat} runs each" if repeat > 1 else "")
                       + (f", {done_before} from {json_path}" if done_before else ""))
+        fresh_here: set[str] = set()  # keys whose earlier runs `redo` discards
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(),
                       MofNCompleteColumn(), TimeElapsedColumn(), _UnitsColumn(), console=console,
                       refresh_per_second=2) as bar:
@@ -304,12 +313,24 @@ def run(*, profile_name: str | None = None, only: Sequence[str] = (), json_path:
                 if tree.exists():
                     tree.rename(target)
                     record["workdir"] = str(target)
-                results["runs"][config.key(project.name)] = record
+                key = config.key(project.name)
+                earlier = results["runs"].get(key)
+                if config.label in redo and key not in fresh_here:
+                    earlier = None
+                fresh_here.add(key)
+                if repeat > 1:
+                    record = bench_repeats.fold(earlier, record)
+                results["runs"][key] = record
                 save_results(json_path, results)
                 status = ("[green]ok[/]" if record["ok"] else "[red]failed[/]")
+                runs = record.get("repeats", [])
                 bar.console.print(f"{project.name:14} {config.label:22} {status} "
-                                  f"{fmt_seconds(record.get('wall'))} wall, "
-                                  f"{fmt_seconds(record.get('cpu'))} CPU")
+                                  f"{fmt_seconds(runs[-1]['wall'] if runs else record.get('wall'))} wall, "
+                                  f"{fmt_seconds(runs[-1]['cpu'] if runs else record.get('cpu'))} CPU"
+                                  + (f" (run {len(runs)}; median {fmt_seconds(record['cpu'])} CPU)"
+                                     if len(runs) > 1 else "")
+                                  + (f" [yellow]sizes changed: {', '.join(record['sizes_differ'][:3])}[/]"
+                                     if record.get("sizes_differ") else ""))
                 bar.advance(task)
     if speed:
         with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),

@@ -366,6 +366,16 @@ def _since_fresh(builds: list[dict]) -> list[dict]:
     return builds[starts[-1] if starts else 0:]
 
 
+def _repeat_lines(runs: dict) -> list[str]:
+    """The line saying how many builds a time is the median of (`--repeat`), if any is."""
+    counts = sorted({len(r.get("repeats", [None])) for r in runs.values() if r.get("ok")})
+    if counts[-1:] in ([], [1]):
+        return []
+    say = " to ".join(str(n) for n in (counts[0], counts[-1]) if n) if len(counts) > 1 else str(counts[0])
+    return [f"- times: each configuration's CPU and wall seconds are the median of {say} builds "
+            "(`--repeat`; every build's are under `repeats` in the results file)"]
+
+
 def render_markdown(results: dict, sections: list[dict], plots: dict[str, str],
                     cross: list[str] | None = None) -> str:
     """docs/BENCHMARKS.md from the results file and its summary (`plots`: title -> relative path;
@@ -381,6 +391,7 @@ def render_markdown(results: dict, sections: list[dict], plots: dict[str, str],
              f"`make -j{b.get('jobs', '?')}`), {b.get('date', '?')}"
              + (": the configurations it names" if "--redo" in b.get("command", "") else "")
              for b in _since_fresh(builds) or [inv]),
+           *_repeat_lines(results.get("runs", {})),
            f"- machine: {m.get('nproc', '?')} CPUs ({m.get('cpu') or '?'}), {m.get('system', '?')}, "
            f"load average {' / '.join(str(x) for x in m.get('loadavg', []))} at the start"
            + (f", {' / '.join(str(x) for x in inv['loadavg_end'])} at the end" if inv.get("loadavg_end") else ""),
