@@ -113,6 +113,28 @@ def test_summary_pairs_objects_by_path_and_totals_the_projects() -> None:
     assert "not met" in bench_report.time_verdict(total)
 
 
+def test_time_verdict_gives_the_geometric_mean_of_the_projects_cpu_ratios() -> None:
+    runs = _results()["runs"]
+    # beta built: 16 s against clang's 4 s (4x), alpha 18 s against 12 s (1.5x)
+    runs["beta|mlcc|-Oz|single"] = _run("mlcc", "single", {"c.o": 290}, {"libbeta.so": 390}, wall=6.0, cpu=16.0)
+    [section] = bench_report.summarize(runs, PROJECTS, ["-Oz"], ["single"])
+    total = section["total"]
+    assert total["cpu_ratio"] == pytest.approx(34.0 / 16.0)
+    assert total["cpu_ratio_geomean"] == pytest.approx((4.0 * 1.5) ** 0.5, abs=1e-3)
+    text = bench_report.time_verdict(total)
+    assert "2.12× clang's (wall: 1.33×; per project, geometric mean 2.45×); target ≤ 1.25×: not met" in text
+    [one] = bench_report.summarize(_results()["runs"], PROJECTS, ["-Oz"], ["single"])
+    assert "geometric mean" not in bench_report.time_verdict(one["total"])
+    # built twice each (--repeat 2): the totals of the first builds and of the second
+    for key, cpus in {"alpha|clang|-Oz|-": (10.0, 14.0), "alpha|mlcc|-Oz|single": (20.0, 16.0),
+                      "beta|clang|-Oz|-": (4.0, 4.0), "beta|mlcc|-Oz|single": (16.0, 16.0)}.items():
+        runs[key]["repeats"] = [{"cpu": c, "wall": 1.0} for c in cpus]
+    [twice] = bench_report.summarize(runs, PROJECTS, ["-Oz"], ["single"])
+    assert twice["total"]["cpu_ratio_runs"] == [pytest.approx(36 / 14, abs=1e-3), pytest.approx(32 / 18, abs=1e-3)]
+    assert "; run by run 2.57×, 1.78×)" in bench_report.time_verdict(twice["total"])
+    assert total["cpu_ratio_runs"] == []
+
+
 def test_markdown_shows_the_numbers_the_terminal_prints() -> None:
     results = _results()
     sections = bench_report.summarize(results["runs"], PROJECTS, ["-Oz"], ["single"])
@@ -370,7 +392,12 @@ def test_readme_headline_comes_from_the_sections_and_replaces_only_its_block(tmp
     lines = readme_headline.render(sections, bench_builds.MODE_TITLES, results["invocations"][0],
                                    "docs/img/bench-gain.png")
     text = "\n".join(lines)
-    assert "| `-Oz`, single-shot | +12.50 % | +31.08 % | 1 of 3 | 1.44× |" in text
+    # CPU: 23 s against 16 s in total; per project 1.5x and 1.25x, geomean sqrt(1.875)
+    assert "| `-Oz`, single-shot | +12.50 % | +31.08 % | 1 of 3 | 1.44× (1.37×) |" in text
+    assert "median of" not in text
+    repeated = "\n".join(readme_headline.render(sections, bench_builds.MODE_TITLES,
+                                                 results["invocations"][0], None, repeats=3))
+    assert "build CPU is the median of 3 builds of each" in repeated
     assert "warm" not in text  # the headline shows single-shot and trials only
     assert "`mlcc-tool bench --profile quick`" in text and "git abc1234" in text
     assert "![Linked size gain per project](docs/img/bench-gain.png)" in text

@@ -229,7 +229,8 @@ def write_readme_headline(results: dict, sections: list[dict], written: dict[str
     builds = [i for i in results.get("invocations", []) if i.get("kind") == "build"]
     gain_plot = next((p for p in written.values() if p.name == PLOT_FILES["gain"]), None)
     plot = os.path.relpath(gain_plot, REPO) if gain_plot else None
-    lines = readme_headline.render(sections, MODE_TITLES, builds[-1] if builds else {}, plot)
+    repeats = max((bench_repeats.count(r) for r in results.get("runs", {}).values()), default=1)
+    lines = readme_headline.render(sections, MODE_TITLES, builds[-1] if builds else {}, plot, repeats)
     return readme_headline.update(REPO / "README.md", lines)
 
 

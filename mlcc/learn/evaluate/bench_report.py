@@ -8,6 +8,7 @@ Markdown.
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 from collections.abc import Iterable, Sequence
@@ -69,6 +70,9 @@ def summarize_pair(clang: dict | None, mlcc: dict | None) -> dict:
     for key in ("wall", "cpu"):
         row[f"clang_{key}"], row[f"mlcc_{key}"] = clang[key], mlcc[key]
         row[f"{key}_ratio"] = _ratio(mlcc[key], clang[key])
+    # each build's CPU when the times are medians (`--repeat`), in the order they ran
+    row["clang_cpu_runs"] = [r["cpu"] for r in clang.get("repeats", [])]
+    row["mlcc_cpu_runs"] = [r["cpu"] for r in mlcc.get("repeats", [])]
     row["units"] = mlcc["mlcc"]["units"]
     row["plain_commands"] = mlcc["mlcc"]["plain_commands"]
     row["fallbacks"] = mlcc["mlcc"]["fallbacks"]
@@ -136,6 +140,15 @@ def _totals(rows: list[dict]) -> dict:
     total["median_file_gain"] = statistics.median(total["file_gains"]) if total["file_gains"] else None
     total["wall_ratio"] = _ratio(total["mlcc_wall"], total["clang_wall"])
     total["cpu_ratio"] = _ratio(total["mlcc_cpu"], total["clang_cpu"])
+    # one long project must not decide a time either: the per-project ratios' geometric mean
+    ratios = [r["cpu_ratio"] for r in rows if r.get("cpu_ratio")]
+    total["cpu_ratio_geomean"] = (round(math.exp(statistics.fmean(math.log(x) for x in ratios)), 3)
+                                  if ratios else None)
+    # with `--repeat`: the total ratio of the first builds, of the second ..., as far as every project has them
+    n = min((min(len(r.get("clang_cpu_runs", [])), len(r.get("mlcc_cpu_runs", []))) for r in rows), default=0)
+    total["cpu_ratio_runs"] = [round(sum(r["mlcc_cpu_runs"][i] for r in rows)
+                                     / sum(r["clang_cpu_runs"][i] for r in rows), 3)
+                               for i in range(n)] if n > 1 else []
     total["breakdown"] = {k: round(sum(r["breakdown"][k] for r in rows), 3)
                           for k in (*STAGES, "overhead")}
     entries = {r.get("entry", "python") for r in rows}
@@ -178,7 +191,11 @@ def time_verdict(total: dict, startup: float | None = None, mode: str = "single"
         return "No build finished in both configurations."
     target = TIME_TARGETS.get(mode)
     text = (f"mlcc's build CPU time is {fmt_ratio(ratio)} clang's (wall: "
-            f"{fmt_ratio(total['wall_ratio'])})")
+            f"{fmt_ratio(total['wall_ratio'])}"
+            + (f"; per project, geometric mean {fmt_ratio(total['cpu_ratio_geomean'])}"
+               if total.get("cpu_ratio_geomean") and total.get("projects", 0) > 1 else "")
+            + (f"; run by run {', '.join(fmt_ratio(x) for x in total['cpu_ratio_runs'])}"
+               if total.get("cpu_ratio_runs") else "") + ")")
     if mode == "fixed":
         return text + "; no target: this build is the yardstick for the model's choice, not a way to build."
     if target is None:

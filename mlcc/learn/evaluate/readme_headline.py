@@ -30,26 +30,33 @@ def _pct(value: float | None) -> str:
 
 
 def render(sections: list[dict], mode_titles: dict[str, str], invocation: dict,
-           plot: str | None) -> list[str]:
-    """The lines between the markers: a row per level and mode, the plot, where they came from."""
+           plot: str | None, repeats: int = 1) -> list[str]:
+    """The lines between the markers: a row per level and mode, the plot, where they came from
+    (`repeats`: how many builds of each configuration its times are the median of)."""
     shown = [s for s in sections if s["mode"] in SHOWN_MODES and s["total"].get("projects")]
     if not shown:
         return ["No benchmark results yet: `make bench` writes them here."]
     lines = ["| build | linked size vs clang-19, total | geometric mean per project | "
-             "object files larger than clang's | build CPU vs clang |",
+             "object files larger than clang's | build CPU vs clang, total (per project) |",
              "| --- | ---: | ---: | ---: | ---: |"]
     for s in shown:
         total = s["total"]
         rows = [r for r in s["rows"].values() if r.get("ok")]
         lines.append(f"| `{s['level']}`, {mode_titles[s['mode']]} | {_pct(total['artifact_gain'])} | "
                      f"{_pct(geomean_gain(rows))} | {total['files_larger']} of {total['files']} | "
-                     f"{total['cpu_ratio']:.2f}× |")
+                     f"{total['cpu_ratio']:.2f}×"
+                     + (f" ({total['cpu_ratio_geomean']:.2f}×)" if total.get("cpu_ratio_geomean") else "")
+                     + " |")
     projects = max(s["total"]["projects"] for s in shown)
     lines += ["", f"Positive: mlcc's output is smaller. {projects} real projects that are not in "
               "the model's training data, each built with its own build system by clang-19 and by "
               f"mlcc at the same level (`{invocation.get('command') or 'mlcc-tool bench'}`, "
               f"{invocation.get('date', '?')}, git {invocation.get('git', '?')}); sizes are "
-              "`.text`+`.data`+`.rodata` of the programs and libraries they link. Every table: "
+              "`.text`+`.data`+`.rodata` of the programs and libraries they link"
+              + (f"; build CPU is the median of {repeats} builds of each, and *per project* the "
+                 "geometric mean of the projects' ratios" if repeats > 1 else
+                 "; *per project* is the geometric mean of the projects' CPU ratios")
+              + ". Every table: "
               "[docs/BENCHMARKS.md](docs/BENCHMARKS.md)."]
     if plot:
         lines += ["", f"![Linked size gain per project]({plot})"]
