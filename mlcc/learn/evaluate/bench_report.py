@@ -144,8 +144,9 @@ def _totals(rows: list[dict]) -> dict:
     ratios = [r["cpu_ratio"] for r in rows if r.get("cpu_ratio")]
     total["cpu_ratio_geomean"] = (round(math.exp(statistics.fmean(math.log(x) for x in ratios)), 3)
                                   if ratios else None)
-    # with `--repeat`: the total ratio of the first builds, of the second ..., as far as every project has them
-    n = min((min(len(r.get("clang_cpu_runs", [])), len(r.get("mlcc_cpu_runs", []))) for r in rows), default=0)
+    # with `--repeat`: the total ratio of the first builds, of the second ..., as far as
+    # every project has them
+    n = min((min(len(r["clang_cpu_runs"]), len(r["mlcc_cpu_runs"])) for r in rows), default=0)
     total["cpu_ratio_runs"] = [round(sum(r["mlcc_cpu_runs"][i] for r in rows)
                                      / sum(r["clang_cpu_runs"][i] for r in rows), 3)
                                for i in range(n)] if n > 1 else []
