@@ -11,15 +11,15 @@ give those units clang's pipeline too).
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
+
+from mlcc.learn.evaluate.bench_measure import parse_log
 
 
 def optimized(log: Path):
     """(project, source, output) and the log entry of each unit mlcc optimized."""
     project = log.parent.parent.name
-    for line in log.read_text().splitlines():
-        entry = json.loads(line)
+    for entry in parse_log(log.read_text().splitlines()):
         if entry.get("path") == "optimize" and "conftest" not in str(entry.get("source")):
             yield (project, entry.get("source"), entry.get("output")), entry
 
@@ -29,11 +29,13 @@ def main(argv=None) -> int:
     parser.add_argument("--workdir", type=Path, required=True)
     args = parser.parse_args(argv)
     for level in ("Os", "Oz"):
-        small = {key: e["size"] for log in args.workdir.glob(f"*/mlcc-{level}-single/mlcc.log")
-                 for key, e in optimized(log) if "small unit" in e.get("decision", "")}
-        single_seconds = sum(sum(e["seconds"].values())
-                             for log in args.workdir.glob(f"*/mlcc-{level}-single/mlcc.log")
-                             for key, e in optimized(log) if key in small)
+        small: dict = {}  # (project, source, output) -> single-shot's size
+        single_seconds = 0.0
+        for log in args.workdir.glob(f"*/mlcc-{level}-single/mlcc.log"):
+            for key, e in optimized(log):
+                if "small unit" in e.get("decision", ""):
+                    small[key] = e["size"]
+                    single_seconds += sum(e["seconds"].values())
         saved = smaller = 0
         seconds = all_seconds = all_bytes = 0.0
         for log in args.workdir.glob(f"*/mlcc-{level}-trials/mlcc.log"):
