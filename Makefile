@@ -60,7 +60,8 @@ endif
 # The -Os model: the same steps on an -Os corpus derived from the -Oz one (each unit's
 # front end rerun at -Os: mlcc/learn/corpus/derive.py), walks started from the -Oz
 # candidate curves (so after `make model`); candidates only among pipelines that
-# wrap default<Os>, so that -Os keeps -Os's inlining (docs/MODEL.md).
+# wrap default<Os>, so that -Os keeps -Os's inlining (docs/MODEL.md); then the code
+# generation twins of the trial candidates (mlcc/learn/candidates/codegen_twins.py), labeled too.
 # Bundled since 2026-11-29 (docs/MODEL.md, docs/RELIABILITY.md campaign 11).
 OS_MODEL ?= mlcc/models/size-Os.onnx
 .PHONY: model-Os
@@ -74,6 +75,9 @@ model-Os: corpus
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.candidates choose --wrapped-only
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.candidates tune-default
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.candidates choose --wrapped-only
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split validation
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split train
+	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.candidates codegen-twins
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split validation
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.search label --split train
 	MLCC_LEARN_LEVEL=s $(PYTHON) -m mlcc.learn.train model --out $(OS_MODEL)

@@ -114,6 +114,17 @@ def expand(pipeline_text: str, clang_text: str) -> str:
     return _ELEMENT.sub(lambda m: apply(clang_text, knobs_of(m.group(0))), pipeline_text)
 
 
+def opt_part(pipeline_text: str) -> str:
+    """`pipeline_text` without its `codegen` knobs: two pipelines with the same opt part
+    differ in code generation only, and trials build them from one opt run."""
+    table_ = table()
+
+    def kept(m) -> str:
+        return name([k for k in knobs_of(m.group(0)) if not table_.get(k, {}).get("codegen")])
+
+    return _ELEMENT.sub(kept, pipeline_text)
+
+
 def codegen_args(pipeline_text: str, unit_args=()) -> tuple[str, ...]:
     """The code generation arguments the `codegen` knobs of `pipeline_text` add, in the
     table's order (none for a pipeline without such knobs). A knob whose `unless`

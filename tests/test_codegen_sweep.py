@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from mlcc import knobs, targets
-from mlcc.learn.candidates import codegen_sweep, codegen_variants
+from mlcc.learn.candidates import codegen_sweep, codegen_twins, codegen_variants
 
 CLANG19 = shutil.which("clang-19")
 BASE = ("-mllvm", "-enable-machine-outliner=always", "-mllvm", "-min-jump-table-entries=16")
@@ -132,3 +132,30 @@ def test_the_project_rule_keeps_one_data_heavy_project_from_deciding_the_variant
     # each step must save MIN_STEP_PCT by the same rule: x adds a third of a point
     assert codegen_variants.shipped(["y", "x"], units, rule="project") == ["y", "x"]
     assert codegen_variants.shipped(["y", "x"], units) == []  # y saves 0.02 % of the total bytes
+
+
+def test_at_os_the_sweep_adds_the_oz_code_generation_knobs_one_by_one_and_together():
+    """At -Os the searches may not add the `codegen` knobs (`levels`); the sweep measures
+    what each would save there (`with-<knob>`, unless an option set is the same) and what
+    all of -Oz's default's save together."""
+    os_default = targets.named(targets.HOST).default("s")
+    sets = codegen_sweep.option_sets(targets.HOST, os_default, "s")
+    added = {n: v for n, v in sets.items() if n.startswith(codegen_sweep.WITH)}
+    assert "with-machine-outliner" in added and "with-no-machine-licm" not in added  # a set already
+    oz = codegen_twins.twin_knobs(targets.HOST)
+    assert added[codegen_sweep.ALL_OF] == [a for k in oz for a in knobs.table()[k]["codegen"] if a != "-mllvm"]
+    # at -Oz the default has them: nothing is added
+    oz_default = targets.named(targets.HOST).default("z")
+    assert not any(n.startswith(codegen_sweep.WITH) for n in codegen_sweep.option_sets(targets.HOST, oz_default, "z"))
+
+
+def test_a_code_generation_twin_is_its_base_with_the_oz_knobs_and_the_same_opt_part():
+    oz = codegen_twins.twin_knobs(targets.HOST)
+    assert "machine-outliner" in oz and all(knobs.table()[k].get("codegen") for k in oz)
+    base = "function(bdce),clang[gvn-no-pre,iroutliner],function(tailcallelim)"
+    twin = codegen_twins.twin(base, oz)
+    grown = knobs.name(["gvn-no-pre", "iroutliner", *oz])
+    assert twin == f"function(bdce),{grown},function(tailcallelim)" and knobs.opt_part(twin) == base
+    assert codegen_twins.twin("default<Os>", oz) is None  # no clang[...] element to add them to
+    assert codegen_twins.twin(codegen_twins.twin(base, oz), oz) is None  # has them all already
+    assert codegen_twins.twin("clang", oz) == knobs.name(oz)

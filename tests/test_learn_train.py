@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mlcc import knobs
 from mlcc.learn.report import report
 from mlcc.learn.train import train, variants
 from mlcc.pipeline import CLANG
@@ -103,3 +104,28 @@ def test_trial_sets_weigh_what_their_builds_cost():
     untimed = train.Dataset(data.units, data.X, R, data.clang, data.candidates)
     assert train.set_cost(untimed, (1,)) == 0.0
     assert train.best_fixed_set(untimed, 1) == (1,)
+
+
+def test_candidates_that_share_an_opt_run_cost_it_once():
+    # "base" and its code generation twin (the same opt part, `knobs.opt_part`): the twin's
+    # rows recorded its code generation's seconds (1.0 of 3.0), the base's did not. Both in
+    # a set cost the base's 3.0 and the twin's code generation, 1.0.
+    base = "function(sroa),clang[mergefunc]"
+    twin = "function(sroa),clang[mergefunc,machine-outliner]"
+    other = "clang[mergefunc,no-lsr,jump-tables-16]"  # its own opt part: clang[mergefunc]
+    assert knobs.opt_part(twin) == base and knobs.opt_part(other) == "clang[mergefunc]"
+    R = np.array([[1.0, 0.95, 0.94, 0.96]] * 2)
+    T = np.array([[2.0, 3.0, 3.0, 2.5]] * 2)
+    C = np.array([[np.nan, np.nan, 1.0, 1.5]] * 2)
+    data = train.Dataset([{"project": "p", "id": "u"}, {"project": "q", "id": "v"}], np.ones((2, 3)), R,
+                         np.array([100.0, 100.0]), [CLANG, base, twin, other], T=T, C=C)
+    assert train.set_cost(data, (1, 2)) == 2.0  # (3 + 1) / 2
+    assert train.set_cost(data, (2,)) == 1.5 and train.set_cost(data, (1, 3)) == 2.75
+    # both recorded (opt 1.0 and 2.0): one opt run of their mean, 1.5, whatever the order
+    data.C[:, 1] = 2.0
+    assert train.set_cost(data, (1, 2)) == 2.25 and train.set_cost(data, (2, 1)) == 2.25
+    # neither recorded: no saving is assumed
+    data.C[:] = np.nan
+    assert train.set_cost(data, (1, 2)) == 3.0
+    # the searches' default is never a twin with knobs its level may not add
+    assert not train.barred_knobs(base)

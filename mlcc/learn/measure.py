@@ -89,6 +89,10 @@ class Measurer:
                       triple=prep.triple)
         self.builder = UnitBuilder(job)
 
+    def codegen_seconds(self) -> float:
+        """The seconds this unit's code generation runs took so far."""
+        return self.builder.job.timings.get("codegen")
+
     def size(self, pipeline: str, *, timeout: float = 300) -> int | None:
         """The objective after `pipeline`; None when opt or code generation fails."""
         self.builder.timeout = timeout

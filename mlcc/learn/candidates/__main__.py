@@ -6,6 +6,7 @@
     MLCC_LEARN_TARGET=thumbv7m python -m mlcc.learn.candidates for-target  # candidates-thumbv7m-Oz.json
     python -m mlcc.learn.candidates codegen-sweep --sample walk --count 120
     MLCC_LEARN_TARGET=thumbv7m python -m mlcc.learn.candidates codegen-variants  # from its sweeps
+    MLCC_LEARN_LEVEL=s python -m mlcc.learn.candidates codegen-twins  # trial candidates sharing an opt run
     python -m mlcc.learn.candidates slow-bound [--time 20]
     python -m mlcc.learn.candidates ship-targets               # mlcc/data/targets.toml from the targets' searches
 """
@@ -17,7 +18,7 @@ import sys
 import click
 
 from mlcc.learn import entry
-from mlcc.learn.candidates import (candidates, codegen_sweep, codegen_variants, for_target,
+from mlcc.learn.candidates import (candidates, codegen_sweep, codegen_twins, codegen_variants, for_target,
                                    prune_default, ship_targets, slow_bound, tune_default)
 
 
@@ -32,6 +33,7 @@ main.add_command(prune_default.main, "prune-default")
 main.add_command(for_target.main, "for-target")
 main.add_command(codegen_sweep.main, "codegen-sweep")
 main.add_command(codegen_variants.main, "codegen-variants")
+main.add_command(codegen_twins.main, "codegen-twins")
 main.add_command(slow_bound.main, "slow-bound")
 main.add_command(ship_targets.main, "ship-targets")
 

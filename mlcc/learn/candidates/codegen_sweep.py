@@ -125,16 +125,43 @@ _X86_ONLY = ("early-ifcvt", "no-machine-combiner", "no-lea-opt", "no-avoid-sfb",
              "no-anyext-load-promotion", "no-call-frame-opt", "no-domain-reassignment", "fsrm-memcpy")
 
 
-def option_sets(target: str, default: str) -> dict[str, list[str]]:
+def option_sets(target: str, default: str, level: str = "z") -> dict[str, list[str]]:
     """The option sets swept on `target`'s units on top of `default`; a set named
-    `without-<knob>` (an empty list) leaves that knob of the default out."""
+    `without-<knob>` (an empty list) leaves that knob of the default out, and one named
+    `with-<knob>` adds a `codegen` knob that `level`'s search may not add (`levels`)."""
     table = knobs.table()
     undo = {WITHOUT + k: [] for k in knobs.knobs_of(default) if table[k].get("codegen")}
+    undo.update(other_level_knobs(target, default, level))
     if target == targets.HOST:
         return {**OPTION_SETS, **undo, **{k: v for k, v in TARGET_SETS.items() if k not in _NOT_X86}}
     own = {"thumbv7m": ARM_SETS, "thumbv6m": ARM_SETS, "riscv32": RISCV_SETS}.get(target, {})
     neutral = {k: v for k, v in OPTION_SETS.items() if k not in _X86_ONLY}
     return {**neutral, **undo, **TARGET_SETS, **own}
+
+
+WITH = "with-"
+ALL_OF = "with-all-Oz-codegen-knobs"
+
+
+def other_level_knobs(target: str, default: str, level: str) -> dict[str, list[str]]:
+    """`with-<knob>` for each `codegen` knob of `target` that `level`'s search may not add
+    and `default` lacks (the -Oz knobs, swept at -Os), and `ALL_OF` for all of them
+    together that -Oz's default on `target` has: what they would save at `level`."""
+    table = knobs.table()
+
+    def options(knob: str) -> list[str]:
+        return [a for a in table[knob]["codegen"] if a != "-mllvm"]
+
+    mine = set(knobs.knobs_of(default))
+    barred = [k for k, edit in table.items() if edit.get("codegen") and k not in mine
+              and level not in edit.get("levels", level) and target in edit.get("targets", (target,))]
+    swept = list(OPTION_SETS.values())  # a knob that is one of them is swept under its name
+    sets = {WITH + k: options(k) for k in barred if options(k) not in swept}
+    used = knobs.used_in([targets.named(target).default("z")])
+    oz = [k for k in barred if k in used]
+    if len(oz) > 1:
+        sets[ALL_OF] = [o for k in oz for o in options(k)]
+    return sets
 
 
 def swept_default() -> str | None:
@@ -163,7 +190,7 @@ def _sweep_unit(job: tuple[Unit, str, dict, list[str]], files: dict[str, str]) -
     """Worker: one unit's baseline and option-set sizes (None for a failure), its
     bitcode where the engine put it (`files`)."""
     unit, default, known, names = job
-    sets = option_sets(search.TARGET, default)
+    sets = option_sets(search.TARGET, default, search.OPT_LEVEL)
     unit = replace(unit, bitcode=files[unit.bitcode])
     with tempfile.TemporaryDirectory(prefix="mlcc-sweep-") as tmp:
         try:
@@ -212,8 +239,10 @@ def summary(results: dict, names: list[str]) -> dict[str, dict]:
               "units `label` measures (--count 0: all); validation: the validation units.")
 @click.option("--count", default=120, show_default=True)
 @click.option("--jobs", default=os.cpu_count() or 2, show_default=True)
+@click.option("--set", "only", multiple=True, help="Sweep only this option set (repeatable; "
+              "the others keep what was measured).")
 @engine_option
-def main(sample: str, count: int, jobs: int, backend: str) -> None:
+def main(sample: str, count: int, jobs: int, only: tuple[str, ...], backend: str) -> None:
     """Measure every option set of `option_sets` on top of `swept_default()`."""
     default = swept_default()
     if not default:
@@ -231,14 +260,19 @@ def main(sample: str, count: int, jobs: int, backend: str) -> None:
     # each default's measurements are kept: the knobs were chosen on an earlier one
     by_default = saved.get("by_default", {})
     results = by_default.get(default, {}).get("units", {})
-    sets = option_sets(search.TARGET, default)
+    sets = option_sets(search.TARGET, default, search.OPT_LEVEL)
+    unknown = set(only) - set(sets)
+    if unknown:
+        raise click.UsageError(f"no option set {', '.join(sorted(unknown))} here; "
+                               f"they are: {', '.join(sets)}")
     names = list(sets)
+    wanted = list(only) or names
     jobs_left = []
     for u in units:
         unit_dir = search.unit_dir(layout, u["project"])
         known = results.get(u["id"], {}).get("sizes", {})
-        if (unit_dir / f"{u['id']}.json").exists() and any(n not in known for n in ["baseline", *names]):
-            jobs_left.append((Unit.load(unit_dir, u["id"]), default, known, names))
+        if (unit_dir / f"{u['id']}.json").exists() and any(n not in known for n in ["baseline", *wanted]):
+            jobs_left.append((Unit.load(unit_dir, u["id"]), default, known, wanted))
     project_of = {u["id"]: u["project"] for u in units}
     known_of = {job[0].id: job[2] for job in jobs_left}
 

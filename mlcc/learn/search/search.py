@@ -69,20 +69,28 @@ MAX_EXPLORE_BITCODE = 1_500_000  # bytes; huge units would eat the exploration b
 
 
 class Store:
-    """The measurement table: (unit, pipeline) -> bytes (None: the pipeline failed), and
-    the seconds its opt and code generation took."""
+    """The measurement table: (unit, pipeline) -> bytes (None: the pipeline failed), the
+    seconds its opt and code generation took, and (rows since 2026-12-07) the seconds of
+    its code generation alone (`codegen_seconds`; 0 after an opt run an earlier
+    pipeline of the same job made, whose seconds were then code generation's alone)."""
 
     def __init__(self, path: Path = MEASUREMENTS):
         self.path = path
         self.sizes: dict[tuple[str, str], int | None] = {}
         self.seconds: dict[tuple[str, str], float | None] = {}
+        self.codegen_seconds: dict[tuple[str, str], float] = {}
         if path.exists():
             with gzip.open(path, "rt") as f:
                 for line in f:
                     if line.strip():
-                        row = json.loads(line)
-                        self.sizes[(row["unit"], row["pipeline"])] = row["size"]
-                        self.seconds[(row["unit"], row["pipeline"])] = row.get("seconds")
+                        self._keep(json.loads(line))
+
+    def _keep(self, row: dict) -> None:
+        key = (row["unit"], row["pipeline"])
+        self.sizes[key] = row["size"]
+        self.seconds[key] = row.get("seconds")
+        if row.get("codegen_seconds") is not None:
+            self.codegen_seconds[key] = row["codegen_seconds"]
 
     def has(self, unit: str, pipeline: str) -> bool:
         return (unit, pipeline) in self.sizes
@@ -100,10 +108,11 @@ class Store:
                 out[unit] = as_run(sizes, instructions.get(unit), wanted)
         return out
 
-    def seconds_by_unit(self) -> dict[str, dict[str, float | None]]:
-        """unit -> pipeline -> seconds of its opt and code generation, as measured."""
+    def seconds_by_unit(self, codegen_only: bool = False) -> dict[str, dict[str, float | None]]:
+        """unit -> pipeline -> seconds of its opt and code generation, as measured (with
+        `codegen_only`, of its code generation alone, where the row has them)."""
         out: dict[str, dict[str, float | None]] = defaultdict(dict)
-        for (unit, pipeline), seconds in self.seconds.items():
+        for (unit, pipeline), seconds in (self.codegen_seconds if codegen_only else self.seconds).items():
             out[unit][pipeline] = seconds
         return out
 
@@ -117,8 +126,7 @@ class Store:
         with open(self.path, "ab") as f:
             f.write(gzip.compress(data.encode(), mtime=0))
         for r in fresh:
-            self.sizes[(r["unit"], r["pipeline"])] = r["size"]
-            self.seconds[(r["unit"], r["pipeline"])] = r.get("seconds")
+            self._keep(r)
 
 
 def as_run(sizes: dict, instructions: float | None, wanted=()) -> dict:
@@ -312,10 +320,12 @@ def _measure_unit(job: Job, files: dict[str, str]) -> list[dict]:
 
         def run(pipeline: str) -> None:
             start = time.perf_counter()  # a shared opt run counts for the first pipeline only
+            codegen = measurer.codegen_seconds()
             size = measurer.size(pipeline, timeout=240)
             sizes[pipeline] = size
             rows.append({"unit": unit.id, "pipeline": pipeline, "size": size,
-                         "seconds": round(time.perf_counter() - start, 3)})
+                         "seconds": round(time.perf_counter() - start, 3),
+                         "codegen_seconds": round(measurer.codegen_seconds() - codegen, 3)})
 
         for p in pipelines:
             if p not in sizes:

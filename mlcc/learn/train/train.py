@@ -50,12 +50,13 @@ class Dataset:
     candidates: list[str]
     code: np.ndarray | None = None  # of clang's bytes, those not initialized data (data_share)
     T: np.ndarray | None = None     # seconds of opt and code generation, per candidate (NaN: none measured)
+    C: np.ndarray | None = None     # of those, code generation's alone (NaN: not recorded)
 
     def subset(self, mask) -> "Dataset":
         idx = np.flatnonzero(mask)
         return Dataset([self.units[i] for i in idx], self.X[idx], self.R[idx],
                        self.clang[idx], self.candidates, None if self.code is None else self.code[idx],
-                       None if self.T is None else self.T[idx])
+                       None if self.T is None else self.T[idx], None if self.C is None else self.C[idx])
 
     @property
     def groups(self) -> np.ndarray:
@@ -95,15 +96,20 @@ def build_dataset(units: list[dict], candidates: list[str], store: search.Store,
     by_unit = {unit: search.as_run(by_unit[unit], size) for unit, size in slow_size.items()}
     seconds = store.seconds_by_unit()
     seconds = {unit: search.as_run(seconds[unit], size) for unit, size in slow_size.items()}
+    codegen = store.seconds_by_unit(codegen_only=True)
+    codegen = {unit: search.as_run(codegen[unit], size) for unit, size in slow_size.items()}
     labeled = [u for u in measured if u["id"] in by_unit and all(p in by_unit[u["id"]] for p in candidates)]
     X = np.stack([feats[u["id"]] for u in labeled]) if labeled else np.zeros((0, len(features.FEATURE_NAMES)))
     clang = np.array([by_unit[u["id"]][search.CLANG_PIPELINE] for u in labeled], dtype=np.float64)
     R = np.array([[(by_unit[u["id"]][p] / by_unit[u["id"]][search.CLANG_PIPELINE])
                    if by_unit[u["id"]][p] else FAILED_RATIO for p in candidates]
                   for u in labeled], dtype=np.float64).reshape(len(labeled), len(candidates))
-    T = np.array([[seconds[u["id"]].get(p) if seconds[u["id"]].get(p) is not None else np.nan
-                   for p in candidates] for u in labeled], dtype=np.float64).reshape(len(labeled), len(candidates))
-    return Dataset(labeled, X, R, clang, candidates, T=T)
+    def table(of: dict) -> np.ndarray:
+        return np.array([[of[u["id"]].get(p) if of[u["id"]].get(p) is not None else np.nan
+                          for p in candidates] for u in labeled],
+                        dtype=np.float64).reshape(len(labeled), len(candidates))
+
+    return Dataset(labeled, X, R, clang, candidates, T=table(seconds), C=table(codegen))
 
 
 def labeled_splits(units: list[dict], candidates: list[str], store: search.Store, bitcode_of,
@@ -206,12 +212,22 @@ def default_candidate(data: Dataset, tuned_only: bool = False) -> int:
     """The best single fixed candidate: the best mean over training projects of the
     project's total gain. Each project weighs the same: a total over units lets one huge
     unit pick a pipeline that does nothing elsewhere (docs/MODEL.md, "The default").
-    `tuned_only`: among clang's own pipeline and its tuned forms (`clang[...]` alone)."""
+    `tuned_only`: among clang's own pipeline and its tuned forms (`clang[...]` alone)
+    with knobs the level's searches may add (not the trials' code generation twins at
+    -Os, mlcc/learn/candidates/codegen_twins.py)."""
     gains = mean_project_gain(data.R * data.clang[:, None], data.clang, data.groups)
     if tuned_only:
-        tuned = [i for i, p in enumerate(data.candidates) if knobs.is_element(p)]
+        tuned = [i for i, p in enumerate(data.candidates)
+                 if knobs.is_element(p) and not barred_knobs(p)]
         return max(tuned, key=lambda i: (gains[i], -i))
     return int(np.argmax(gains))
+
+
+def barred_knobs(pipeline: str) -> list[str]:
+    """The knobs of `pipeline` that the level's searches may not add (`levels`)."""
+    table = knobs.table()
+    return [k for k in knobs.used_in([pipeline])
+            if search.OPT_LEVEL not in table.get(k, {}).get("levels", search.OPT_LEVEL)]
 
 
 def mean_project_gain(sizes: np.ndarray, clang: np.ndarray, groups: np.ndarray) -> np.ndarray:
@@ -315,14 +331,42 @@ TRIAL_BUILD_PRICE = 0.005
 def set_cost(data: Dataset, cols: tuple[int, ...]) -> float:
     """The seconds of opt and code generation of `cols` on the units of `data` measured
     with them all and with clang's pipeline, per second of clang's pipeline on those
-    units: how many builds of clang's pipeline the set costs (0 when nothing is timed)."""
+    units: how many builds of clang's pipeline the set costs (0 when nothing is timed).
+    Candidates with the same opt part (`knobs.opt_part`) share one opt run, as trials
+    build them: each but one costs its code generation alone (`opt_shared_seconds`)."""
     clang = data.candidates.index(search.CLANG_PIPELINE)
     if data.T is None:
         return 0.0
     times = data.T[:, [clang, *cols]]
     whole = ~np.isnan(times).any(axis=1)
     base = times[whole, 0].sum()
-    return float(times[whole, 1:].sum() / base) if base > 0 else 0.0
+    if base <= 0:
+        return 0.0
+    shared = opt_shared_seconds(data, (clang, *cols))
+    return float((times[whole, 1:].sum() - shared[whole].sum()) / base)
+
+
+def opt_shared_seconds(data: Dataset, cols: tuple[int, ...]) -> np.ndarray:
+    """Per unit, the opt seconds trials do not spend on `cols` because candidates with the
+    same opt part share one opt run. A member's opt seconds are its seconds less its code
+    generation's, where its rows recorded those. In each group of two or more, every
+    member with a record saves its opt seconds; a member without one runs the opt (its
+    seconds hold it), and when all have records, one opt run of their mean is spent."""
+    saved = np.zeros(len(data.units))
+    if data.C is None:
+        return saved
+    groups: dict[str, list[int]] = {}
+    for c in cols:
+        groups.setdefault(knobs.opt_part(data.candidates[c]), []).append(c)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        opt = data.T[:, members] - data.C[:, members]  # NaN where code generation's were not recorded
+        known = ~np.isnan(opt)
+        recorded = np.where(known, opt, 0.0).sum(axis=1)
+        everyone = known.all(axis=1)
+        saved += recorded - np.where(everyone, recorded / len(members), 0.0)
+    return saved
 
 
 def best_fixed_set(data: Dataset, k: int, price: float = TRIAL_BUILD_PRICE) -> tuple[int, ...]:
