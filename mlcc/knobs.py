@@ -114,6 +114,11 @@ def expand(pipeline_text: str, clang_text: str) -> str:
     return _ELEMENT.sub(lambda m: apply(clang_text, knobs_of(m.group(0))), pipeline_text)
 
 
+def with_knobs(pipeline_text: str, added) -> str:
+    """`pipeline_text` with the knobs `added` in each of its `clang[...]` elements."""
+    return _ELEMENT.sub(lambda m: name([*knobs_of(m.group(0)), *added]), pipeline_text)
+
+
 def opt_part(pipeline_text: str) -> str:
     """`pipeline_text` without its `codegen` knobs: two pipelines with the same opt part
     differ in code generation only, and trials build them from one opt run."""

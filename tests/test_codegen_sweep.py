@@ -142,7 +142,7 @@ def test_at_os_the_sweep_adds_the_oz_code_generation_knobs_one_by_one_and_togeth
     sets = codegen_sweep.option_sets(targets.HOST, os_default, "s")
     added = {n: v for n, v in sets.items() if n.startswith(codegen_sweep.WITH)}
     assert "with-machine-outliner" in added and "with-no-machine-licm" not in added  # a set already
-    oz = codegen_twins.twin_knobs(targets.HOST)
+    oz = codegen_sweep.oz_codegen_knobs(targets.HOST)
     assert added[codegen_sweep.ALL_OF] == [a for k in oz for a in knobs.table()[k]["codegen"] if a != "-mllvm"]
     # at -Oz the default has them: nothing is added
     oz_default = targets.named(targets.HOST).default("z")
@@ -150,7 +150,7 @@ def test_at_os_the_sweep_adds_the_oz_code_generation_knobs_one_by_one_and_togeth
 
 
 def test_a_code_generation_twin_is_its_base_with_the_oz_knobs_and_the_same_opt_part():
-    oz = codegen_twins.twin_knobs(targets.HOST)
+    oz = codegen_sweep.oz_codegen_knobs(targets.HOST)
     assert "machine-outliner" in oz and all(knobs.table()[k].get("codegen") for k in oz)
     base = "function(bdce),clang[gvn-no-pre,iroutliner],function(tailcallelim)"
     twin = codegen_twins.twin(base, oz)

@@ -130,13 +130,13 @@ def option_sets(target: str, default: str, level: str = "z") -> dict[str, list[s
     `without-<knob>` (an empty list) leaves that knob of the default out, and one named
     `with-<knob>` adds a `codegen` knob that `level`'s search may not add (`levels`)."""
     table = knobs.table()
-    undo = {WITHOUT + k: [] for k in knobs.knobs_of(default) if table[k].get("codegen")}
-    undo.update(other_level_knobs(target, default, level))
+    knob_sets = {WITHOUT + k: [] for k in knobs.knobs_of(default) if table[k].get("codegen")}
+    knob_sets.update(other_level_knobs(target, default, level))
     if target == targets.HOST:
-        return {**OPTION_SETS, **undo, **{k: v for k, v in TARGET_SETS.items() if k not in _NOT_X86}}
+        return {**OPTION_SETS, **knob_sets, **{k: v for k, v in TARGET_SETS.items() if k not in _NOT_X86}}
     own = {"thumbv7m": ARM_SETS, "thumbv6m": ARM_SETS, "riscv32": RISCV_SETS}.get(target, {})
     neutral = {k: v for k, v in OPTION_SETS.items() if k not in _X86_ONLY}
-    return {**neutral, **undo, **TARGET_SETS, **own}
+    return {**neutral, **knob_sets, **TARGET_SETS, **own}
 
 
 WITH = "with-"
@@ -157,11 +157,17 @@ def other_level_knobs(target: str, default: str, level: str) -> dict[str, list[s
               and level not in edit.get("levels", level) and target in edit.get("targets", (target,))]
     swept = list(OPTION_SETS.values())  # a knob that is one of them is swept under its name
     sets = {WITH + k: options(k) for k in barred if options(k) not in swept}
-    used = knobs.used_in([targets.named(target).default("z")])
-    oz = [k for k in barred if k in used]
+    oz = [k for k in oz_codegen_knobs(target) if k in barred]
     if len(oz) > 1:
         sets[ALL_OF] = [o for k in oz for o in options(k)]
     return sets
+
+
+def oz_codegen_knobs(target: str) -> tuple[str, ...]:
+    """The `codegen` knobs of `target`'s -Oz default, in the table's order."""
+    table = knobs.table()
+    used = knobs.used_in([targets.named(target).default("z")])
+    return tuple(k for k in table if k in used and table[k].get("codegen"))
 
 
 def swept_default() -> str | None:

@@ -23,11 +23,11 @@ after it to measure them. Rerunning it gives the same file.
 from __future__ import annotations
 
 import json
-import re
 
 import click
 
-from mlcc import knobs, targets
+from mlcc import knobs
+from mlcc.learn.candidates import codegen_sweep
 from mlcc.learn.corpus.layout import Layout
 from mlcc.learn.corpus.manifest import MANIFEST_FILE
 from mlcc.learn.search import search
@@ -35,23 +35,10 @@ from mlcc.learn.search import search
 TWINS_UP_TO_K = 3  # the trial sets whose candidates get twins
 
 
-def twin_knobs(target: str) -> tuple[str, ...]:
-    """The `codegen` knobs of `target`'s -Oz default, in the table's order."""
-    table = knobs.table()
-    used = knobs.used_in([targets.named(target).default("z")])
-    return tuple(k for k in table if k in used and table[k].get("codegen"))
-
-
 def twin(pipeline: str, added: tuple[str, ...]) -> str | None:
     """`pipeline` with the knobs `added` in each of its `clang[...]` elements; None when it
     has no such element or already has them all."""
-    if not knobs.names_clang(pipeline):
-        return None
-
-    def grown(m: re.Match) -> str:
-        return knobs.name([*knobs.knobs_of(m.group(0)), *added])
-
-    out = knobs._ELEMENT.sub(grown, pipeline)
+    out = knobs.with_knobs(pipeline, added)
     return None if out == pipeline else out
 
 
@@ -79,7 +66,7 @@ def main() -> None:
     chosen = json.loads(path.read_text())
     twins = chosen.get("codegen_twins", {})
     own = [p for p in chosen["pipelines"] if p not in twins]
-    added = twin_knobs(search.TARGET)
+    added = codegen_sweep.oz_codegen_knobs(search.TARGET)
     if not added:
         raise click.ClickException(f"{search.TARGET}'s -Oz default has no code generation knobs to add")
     twins = {t: b for b in bases(own, chosen.get("default")) if (t := twin(b, added)) and t not in own}
