@@ -114,6 +114,13 @@ def expand(pipeline_text: str, clang_text: str) -> str:
     return _ELEMENT.sub(lambda m: apply(clang_text, knobs_of(m.group(0))), pipeline_text)
 
 
+def barred(pipeline_text: str, level: str) -> list[str]:
+    """The knobs of `pipeline_text` whose `levels` leave `level` out: the searches at that
+    level may not add them (at -Os, the code generation twins' knobs)."""
+    return [k for k in used_in([pipeline_text])
+            if level not in table().get(k, {}).get("levels", level)]
+
+
 def with_knobs(pipeline_text: str, added) -> str:
     """`pipeline_text` with the knobs `added` in each of its `clang[...]` elements."""
     return _ELEMENT.sub(lambda m: name([*knobs_of(m.group(0)), *added]), pipeline_text)

@@ -128,4 +128,4 @@ def test_candidates_that_share_an_opt_run_cost_it_once():
     data.C[:] = np.nan
     assert train.set_cost(data, (1, 2)) == 3.0
     # the searches' default is never a twin with knobs its level may not add
-    assert not train.barred_knobs(base)
+    assert not knobs.barred(base, "z")

@@ -312,9 +312,7 @@ def test_single_shot_asks_the_bundled_model_only_when_it_beats_its_default(level
     validation = json.loads(bundled.metadata()["mlcc.validation"])
     beats = (validation["model"]["total_gain_pct"] - validation["best_single_fixed"]["total_gain_pct"]
              >= TARGET_MODEL_MIN_POINTS)
-    table = knobs.table()
-    trial_only = [c for c in bundled.candidates
-                  if any(level not in table[k].get("levels", level) for k in knobs.used_in([c]))]
+    trial_only = [c for c in bundled.candidates if knobs.barred(c, level)]
     assert host.asks_model(level) == (beats and not trial_only)
     if not host.asks_model(level):
         assert host.default(level) == bundled.candidates[0]

@@ -154,7 +154,7 @@ def other_level_knobs(target: str, default: str, level: str) -> dict[str, list[s
 
     mine = set(knobs.knobs_of(default))
     barred = [k for k, edit in table.items() if edit.get("codegen") and k not in mine
-              and level not in edit.get("levels", level) and target in edit.get("targets", (target,))]
+              and knobs.barred(knobs.name([k]), level) and target in edit.get("targets", (target,))]
     swept = list(OPTION_SETS.values())  # a knob that is one of them is swept under its name
     sets = {WITH + k: options(k) for k in barred if options(k) not in swept}
     oz = [k for k in oz_codegen_knobs(target) if k in barred]

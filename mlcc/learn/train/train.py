@@ -218,16 +218,9 @@ def default_candidate(data: Dataset, tuned_only: bool = False) -> int:
     gains = mean_project_gain(data.R * data.clang[:, None], data.clang, data.groups)
     if tuned_only:
         tuned = [i for i, p in enumerate(data.candidates)
-                 if knobs.is_element(p) and not barred_knobs(p)]
+                 if knobs.is_element(p) and not knobs.barred(p, search.OPT_LEVEL)]
         return max(tuned, key=lambda i: (gains[i], -i))
     return int(np.argmax(gains))
-
-
-def barred_knobs(pipeline: str) -> list[str]:
-    """The knobs of `pipeline` that the level's searches may not add (`levels`)."""
-    table = knobs.table()
-    return [k for k in knobs.used_in([pipeline])
-            if search.OPT_LEVEL not in table.get(k, {}).get("levels", search.OPT_LEVEL)]
 
 
 def mean_project_gain(sizes: np.ndarray, clang: np.ndarray, groups: np.ndarray) -> np.ndarray:
